@@ -286,10 +286,7 @@ mod tests {
             database_url("postgres://u:p@h:5/postgres?sslmode=disable", "x"),
             "postgres://u:p@h:5/x?sslmode=disable"
         );
-        assert_eq!(
-            database_url("postgres://u@h:5", "x").unwrap(),
-            "postgres://u@h:5/x"
-        );
+        assert_eq!(database_url("postgres://u@h:5", "x"), "postgres://u@h:5/x");
     }
 
     #[test]
