@@ -1,0 +1,315 @@
+//! The client: one connection pool, the configured headers, and the retry loop every call uses.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::batches::Batches;
+use crate::config::Config;
+use crate::error::{ApiError, Error, Result};
+use crate::messages::Messages;
+use crate::retry::RetryPolicy;
+use crate::types::{ErrorObject, ErrorResponse, ErrorType};
+
+/// A client of the Messages and Message Batches APIs. Cheap to clone (shared pool).
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tenantry_batch::Error> {
+/// let client = tenantry_batch::Client::from_env()?;
+/// let page = client.batches().list(&Default::default()).await?;
+/// println!("{} batches", page.data.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: Config,
+}
+
+/// Whether an attempt's outcome can be unknown and the call therefore must not be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// Repeating the call is harmless (reads, cancel, delete) or the SDKs repeat it anyway.
+    Safe,
+    /// Repeating the call after its body may have arrived could do it twice (batch create).
+    Never,
+}
+
+/// One HTTP call to make.
+#[derive(Debug)]
+pub(crate) struct Call<'a> {
+    pub(crate) method: Method,
+    pub(crate) url: String,
+    pub(crate) query: &'a [(&'static str, String)],
+    pub(crate) body: Option<Bytes>,
+    pub(crate) repeat: Repeat,
+    pub(crate) stream: bool,
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// It definitely did not take effect, or the server said how it failed.
+    Known(Error),
+    /// The body may have arrived and the response was lost ([`Repeat::Never`] calls only).
+    Unknown(Error),
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Known(e) | Failure::Unknown(e) => e,
+        }
+    }
+}
+
+/// A successful response: fully read, or still streaming.
+pub(crate) enum Received {
+    Full(Bytes),
+    Streaming(reqwest::Response),
+}
+
+impl Client {
+    /// A client with this configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if a header value (key, version, beta) is not a valid header value, or
+    /// the HTTP client cannot be built.
+    pub fn new(config: Config) -> Result<Self> {
+        let mut headers = HeaderMap::new();
+        let mut key = HeaderValue::from_str(config.api_key.expose())
+            .map_err(|_| Error::Config("the API key is not a valid header value".to_owned()))?;
+        key.set_sensitive(true);
+        headers.insert("x-api-key", key);
+        headers.insert(
+            "anthropic-version",
+            header_value("anthropic-version", &config.version)?,
+        );
+        if !config.betas.is_empty() {
+            headers.insert(
+                "anthropic-beta",
+                header_value("anthropic-beta", &config.betas.join(","))?,
+            );
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("tenantry-batch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|_| Error::Config("the HTTP client could not be built".to_owned()))?;
+        Ok(Self {
+            inner: Arc::new(Inner { http, config }),
+        })
+    }
+
+    /// A client configured from the environment (see [`Config::from_env`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::from_env`] and [`Client::new`].
+    pub fn from_env() -> Result<Self> {
+        Self::new(Config::from_env()?)
+    }
+
+    /// The Messages API.
+    #[must_use]
+    pub fn messages(&self) -> Messages<'_> {
+        Messages::new(self)
+    }
+
+    /// The Message Batches API.
+    #[must_use]
+    pub fn batches(&self) -> Batches<'_> {
+        Batches::new(self)
+    }
+
+    /// The configuration in use.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.inner.config.base_url)
+    }
+
+    /// Makes a call returning JSON and decodes it.
+    pub(crate) async fn json<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        what: &'static str,
+    ) -> Result<T, Failure> {
+        match self.execute(call).await? {
+            Received::Full(body) => serde_json::from_slice(&body)
+                .map_err(|source| Failure::Known(Error::Decode { what, source })),
+            Received::Streaming(_) => unreachable!("JSON calls read their body"),
+        }
+    }
+
+    /// Makes a call with the configured retries and overall timeout.
+    pub(crate) async fn execute(&self, call: Call<'_>) -> Result<Received, Failure> {
+        match self.inner.config.overall_timeout {
+            None => self.retry_loop(&call).await,
+            Some(limit) => tokio::time::timeout(limit, self.retry_loop(&call))
+                .await
+                .unwrap_or(Err(Failure::Known(Error::Timeout(limit)))),
+        }
+    }
+
+    async fn retry_loop(&self, call: &Call<'_>) -> Result<Received, Failure> {
+        let policy = &self.inner.config.retry;
+        let per_attempt = self.inner.config.request_timeout;
+        let mut retry = 0u32;
+        loop {
+            let attempt = tokio::time::timeout(per_attempt, self.attempt(call)).await;
+            let (error, headers, unknown) = match attempt {
+                Ok(Ok(received)) => return Ok(received),
+                Ok(Err(Attempt::Api(api, headers))) => {
+                    let retryable = api.retryable;
+                    let error = Error::Api(api);
+                    if !retryable {
+                        return Err(Failure::Known(error));
+                    }
+                    (error, headers, false)
+                }
+                Ok(Err(Attempt::Transport(e))) => {
+                    // A connect error means nothing was sent; anything later may have arrived.
+                    let unknown = !e.is_connect();
+                    (Error::Transport(e), HeaderMap::new(), unknown)
+                }
+                Err(_) => (Error::Timeout(per_attempt), HeaderMap::new(), true),
+            };
+            if unknown && call.repeat == Repeat::Never {
+                return Err(Failure::Unknown(error));
+            }
+            if retry >= policy.retries() {
+                return Err(Failure::Known(error));
+            }
+            let delay = policy.delay(retry, &headers, SystemTime::now());
+            tracing::debug!(retry, ?delay, url = %call.url, "retrying after {error}");
+            tokio::time::sleep(delay).await;
+            retry += 1;
+        }
+    }
+
+    async fn attempt(&self, call: &Call<'_>) -> Result<Received, Attempt> {
+        let mut request = self.inner.http.request(call.method.clone(), &call.url);
+        if !call.query.is_empty() {
+            request = request.query(call.query);
+        }
+        if let Some(body) = &call.body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.clone());
+        }
+        if call.stream {
+            request = request.header("accept", "application/binary");
+        }
+        let response = request.send().await.map_err(Attempt::Transport)?;
+        let status = response.status();
+        if status.is_success() {
+            if call.stream {
+                return Ok(Received::Streaming(response));
+            }
+            return response
+                .bytes()
+                .await
+                .map(Received::Full)
+                .map_err(Attempt::Transport);
+        }
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(Attempt::Transport)?;
+        Err(Attempt::Api(
+            Box::new(api_error(status, &headers, &body)),
+            headers,
+        ))
+    }
+}
+
+enum Attempt {
+    Api(Box<ApiError>, HeaderMap),
+    Transport(reqwest::Error),
+}
+
+fn header_value(name: &str, value: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(value)
+        .map_err(|_| Error::Config(format!("{name} is not a valid header value")))
+}
+
+/// Builds the error of a non-success response, and decides whether it is retryable.
+fn api_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiError {
+    let request_id_header = headers
+        .get(HeaderName::from_static("request-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (error, body_request_id) = match serde_json::from_slice::<ErrorResponse>(body) {
+        Ok(parsed) => (parsed.error, parsed.request_id),
+        Err(_) => (
+            ErrorObject {
+                kind: ErrorType::Unknown(format!("http_{}", status.as_u16())),
+                message: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+                details: None,
+            },
+            None,
+        ),
+    };
+    let retryable = RetryPolicy::should_retry(status.as_u16(), headers, error.error_code());
+    ApiError {
+        status: status.as_u16(),
+        error,
+        request_id: request_id_header.or(body_request_id),
+        retryable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_error_reads_type_message_request_id_and_spend_limit() {
+        let mut headers = HeaderMap::new();
+        headers.insert("request-id", HeaderValue::from_static("req_1"));
+        let body = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down","details":{"error_code":"enforced_spend_limit_reached"}},"request_id":"req_body"}"#;
+        let e = api_error(StatusCode::TOO_MANY_REQUESTS, &headers, body);
+        assert_eq!(e.status, 429);
+        assert_eq!(e.error.kind, ErrorType::RateLimit);
+        assert_eq!(e.request_id.as_deref(), Some("req_1"));
+        assert!(!e.retryable);
+        let err = Error::Api(Box::new(e));
+        assert!(err.is_rate_limited() && err.is_spend_limit() && !err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            "API error 429 rate_limit_error: slow down (request-id req_1)"
+        );
+    }
+
+    #[test]
+    fn api_error_of_a_non_json_body() {
+        let e = api_error(
+            StatusCode::BAD_GATEWAY,
+            &HeaderMap::new(),
+            b"<html>bad gateway</html>",
+        );
+        assert_eq!(e.error.kind.as_str(), "http_502");
+        assert!(e.retryable);
+    }
+
+    #[test]
+    fn debug_of_client_hides_the_key() {
+        let client = Client::new(Config::new("sk-ant-hidden-value")).unwrap();
+        assert!(!format!("{client:?}").contains("hidden-value"));
+    }
+}

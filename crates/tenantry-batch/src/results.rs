@@ -1,0 +1,384 @@
+//! The results of a batch as a `Stream`, decoded straight off the HTTP body, resumable.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use crate::error::{Error, Result};
+use crate::jsonl::ResultDecoder;
+use crate::types::BatchResult;
+
+/// A body: chunks of bytes, or why reading stopped.
+pub(crate) type Body = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+/// Opens the results file again (after a truncated read).
+pub(crate) type Reopen =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Body>> + Send>> + Send + Sync>;
+
+/// The results of a batch, one [`BatchResult`] per item, in the order the file has them.
+///
+/// Decoded as the body arrives: memory is bounded by the longest line, not by the file. A
+/// malformed line is yielded as [`Error::MalformedResult`] (line number, custom_id if readable)
+/// and the stream goes on, so the caller chooses to skip it or stop.
+///
+/// A truncated file (connection lost, body cut short, fewer results than the batch's
+/// `request_counts` say) is detected. The stream then re-downloads the file, up to the retry
+/// policy's count, and skips every `custom_id` it already handed out: no result is yielded
+/// twice. If resuming is not possible it yields [`Error::TruncatedResults`] and ends.
+pub struct ResultStream {
+    inner: Pin<Box<dyn Stream<Item = Result<BatchResult>> + Send>>,
+}
+
+impl fmt::Debug for ResultStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResultStream").finish_non_exhaustive()
+    }
+}
+
+impl Stream for ResultStream {
+    type Item = Result<BatchResult>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl ResultStream {
+    /// Decodes a results file from any byte stream (a saved file, another client's body).
+    /// Without a way to re-open the source, a cut-short file ends with [`Error::Io`] or, when
+    /// `expected` results were promised and fewer came, [`Error::TruncatedResults`].
+    pub fn from_bytes<S>(bytes: S, expected: Option<u64>) -> Self
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let body: Body = Box::pin(bytes.map(|chunk| chunk.map_err(Error::Io)));
+        Self::new(body, expected, None, 0, Duration::MAX)
+    }
+
+    pub(crate) fn new(
+        body: Body,
+        expected: Option<u64>,
+        reopen: Option<Reopen>,
+        resumes: u32,
+        idle: Duration,
+    ) -> Self {
+        let state = State {
+            body: Some(body),
+            decoder: ResultDecoder::new(),
+            queue: VecDeque::new(),
+            seen: HashSet::new(),
+            delivered: 0,
+            expected,
+            reopen,
+            resumes_left: resumes,
+            idle,
+            done: false,
+        };
+        let inner = futures_util::stream::unfold(state, |mut state| async move {
+            let item = state.next().await?;
+            Some((item, state))
+        });
+        Self {
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+struct State {
+    body: Option<Body>,
+    decoder: ResultDecoder,
+    queue: VecDeque<(u64, Result<BatchResult>)>,
+    seen: HashSet<Box<str>>,
+    delivered: u64,
+    expected: Option<u64>,
+    reopen: Option<Reopen>,
+    resumes_left: u32,
+    idle: Duration,
+    done: bool,
+}
+
+enum Read {
+    Chunk(Bytes),
+    End,
+    Lost(Error),
+}
+
+impl State {
+    async fn next(&mut self) -> Option<Result<BatchResult>> {
+        loop {
+            while let Some((_, item)) = self.queue.pop_front() {
+                let id = match &item {
+                    Ok(result) => Some(result.custom_id.as_str()),
+                    Err(Error::MalformedResult { custom_id, .. }) => custom_id.as_deref(),
+                    Err(_) => None,
+                };
+                if let Some(id) = id
+                    && !self.seen.insert(id.into())
+                {
+                    continue; // handed out before the file was re-opened
+                }
+                self.delivered += 1;
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+            let body = self.body.as_mut()?;
+            let read = match tokio::time::timeout(self.idle, body.next()).await {
+                Ok(Some(Ok(chunk))) => Read::Chunk(chunk),
+                Ok(Some(Err(e))) => Read::Lost(e),
+                Ok(None) => Read::End,
+                Err(_) => Read::Lost(Error::Timeout(self.idle)),
+            };
+            match read {
+                Read::Chunk(chunk) => self.decoder.feed(&chunk, &mut self.queue),
+                Read::End => {
+                    if self.is_short() && self.decoder.has_partial() {
+                        // The last line is cut short: the file was truncated, not malformed.
+                        self.decoder.discard_partial();
+                    } else {
+                        self.decoder.finish(&mut self.queue);
+                    }
+                    if self.is_short() {
+                        let cause = Error::TruncatedResults {
+                            received: self.received(),
+                            expected: self.expected,
+                        };
+                        self.lost(cause).await;
+                    } else {
+                        self.done = true;
+                    }
+                }
+                Read::Lost(cause) => {
+                    self.decoder.discard_partial();
+                    self.lost(cause).await;
+                }
+            }
+        }
+    }
+
+    /// Distinct results received so far: handed out, or decoded and not yet handed out.
+    fn received(&self) -> u64 {
+        let mut fresh: HashSet<&str> = HashSet::new();
+        let mut anonymous = 0;
+        for (_, item) in &self.queue {
+            match item {
+                Ok(result) => {
+                    if !self.seen.contains(result.custom_id.as_str()) {
+                        fresh.insert(&result.custom_id);
+                    }
+                }
+                Err(Error::MalformedResult {
+                    custom_id: Some(id),
+                    ..
+                }) => {
+                    if !self.seen.contains(id.as_str()) {
+                        fresh.insert(id);
+                    }
+                }
+                Err(_) => anonymous += 1,
+            }
+        }
+        self.delivered + fresh.len() as u64 + anonymous
+    }
+
+    fn is_short(&self) -> bool {
+        self.expected.is_some_and(|n| self.received() < n)
+    }
+
+    /// The body was lost or cut short: re-open it, or queue the error that ends the stream.
+    async fn lost(&mut self, cause: Error) {
+        tracing::debug!("results stream lost: {cause}");
+        self.body = None;
+        let reopen = match &self.reopen {
+            Some(reopen) if self.resumes_left > 0 => reopen.clone(),
+            _ => {
+                let error = match cause {
+                    e @ Error::Io(_) if self.reopen.is_none() && self.expected.is_none() => e,
+                    _ => Error::TruncatedResults {
+                        received: self.received(),
+                        expected: self.expected,
+                    },
+                };
+                self.queue.push_back((0, Err(error)));
+                self.done = true;
+                return;
+            }
+        };
+        self.resumes_left -= 1;
+        match reopen().await {
+            Ok(body) => {
+                // Already decoded results stay queued; their second copies are skipped.
+                self.body = Some(body);
+                self.decoder.reset();
+            }
+            Err(e) => {
+                self.queue.push_back((0, Err(e)));
+                self.done = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn line(id: &str) -> String {
+        format!("{{\"custom_id\":\"{id}\",\"result\":{{\"type\":\"canceled\"}}}}\n")
+    }
+
+    fn file(n: usize) -> String {
+        (0..n).map(|i| line(&format!("r{i}"))).collect()
+    }
+
+    fn body_of(chunks: Vec<Result<Bytes>>) -> Body {
+        Box::pin(futures_util::stream::iter(chunks))
+    }
+
+    async fn collect(stream: ResultStream) -> Vec<std::result::Result<String, String>> {
+        stream
+            .map(|r| r.map(|r| r.custom_id).map_err(|e| e.to_string()))
+            .collect()
+            .await
+    }
+
+    fn ids(range: std::ops::Range<usize>) -> Vec<std::result::Result<String, String>> {
+        range.map(|i| Ok(format!("r{i}"))).collect()
+    }
+
+    #[tokio::test]
+    async fn whole_file_in_odd_chunks() {
+        let text = file(50);
+        let chunks: Vec<_> = text
+            .as_bytes()
+            .chunks(7)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let stream = ResultStream::new(body_of(chunks), Some(50), None, 0, Duration::MAX);
+        assert_eq!(collect(stream).await, ids(0..50));
+    }
+
+    #[tokio::test]
+    async fn truncated_without_resume_is_reported() {
+        let text = file(10);
+        let cut = &text[..text.len() - 20];
+        let stream = ResultStream::new(
+            body_of(vec![Ok(Bytes::copy_from_slice(cut.as_bytes()))]),
+            Some(10),
+            None,
+            0,
+            Duration::MAX,
+        );
+        let mut got = collect(stream).await;
+        assert_eq!(
+            got.pop(),
+            Some(Err(
+                "results stream truncated after 9 result(s) of 10".to_owned()
+            ))
+        );
+        assert_eq!(got, ids(0..9));
+    }
+
+    #[tokio::test]
+    async fn lost_connection_is_resumed_without_duplicates() {
+        let text = file(30);
+        let opened = Arc::new(AtomicU32::new(0));
+        let full = Bytes::from(text.clone());
+        let counter = opened.clone();
+        let reopen: Reopen = Arc::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let full = full.clone();
+            Box::pin(async move { Ok(body_of(vec![Ok(full)])) })
+        });
+        let cut = text.len() / 2 + 3; // mid-line
+        let first = body_of(vec![
+            Ok(Bytes::copy_from_slice(&text.as_bytes()[..cut])),
+            Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            ))),
+        ]);
+        let stream = ResultStream::new(first, Some(30), Some(reopen), 2, Duration::MAX);
+        assert_eq!(collect(stream).await, ids(0..30));
+        assert_eq!(opened.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn clean_eof_short_of_the_count_is_resumed() {
+        let text = file(12);
+        let full = Bytes::from(text.clone());
+        let reopen: Reopen = Arc::new(move || {
+            let full = full.clone();
+            Box::pin(async move { Ok(body_of(vec![Ok(full)])) })
+        });
+        let first = body_of(vec![Ok(Bytes::copy_from_slice(
+            &text.as_bytes()[..text.len() - 5],
+        ))]);
+        let stream = ResultStream::new(first, Some(12), Some(reopen), 1, Duration::MAX);
+        assert_eq!(collect(stream).await, ids(0..12));
+    }
+
+    #[tokio::test]
+    async fn resumes_are_bounded() {
+        let text = file(4);
+        let short = Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 2]);
+        let again = short.clone();
+        let reopen: Reopen = Arc::new(move || {
+            let s = again.clone();
+            Box::pin(async move { Ok(body_of(vec![Ok(s)])) })
+        });
+        let stream = ResultStream::new(
+            body_of(vec![Ok(short)]),
+            Some(4),
+            Some(reopen),
+            2,
+            Duration::MAX,
+        );
+        let got = collect(stream).await;
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            got[2],
+            Err("results stream truncated after 2 result(s) of 4".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_line_can_be_skipped() {
+        let text = format!("{}garbage\n{}", line("a"), line("b"));
+        let stream = ResultStream::from_bytes(
+            futures_util::stream::iter(vec![Ok(Bytes::from(text))]),
+            None,
+        );
+        let got = collect(stream).await;
+        assert_eq!(got[0], Ok("a".to_owned()));
+        assert!(got[1].as_ref().unwrap_err().contains("line 2"));
+        assert_eq!(got[2], Ok("b".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn io_error_without_resume_surfaces() {
+        let stream = ResultStream::from_bytes(
+            futures_util::stream::iter(vec![
+                Ok(Bytes::from(line("a"))),
+                Err(std::io::Error::other("boom")),
+            ]),
+            None,
+        );
+        let got = collect(stream).await;
+        assert_eq!(
+            got,
+            vec![
+                Ok("a".to_owned()),
+                Err("reading the results failed".to_owned())
+            ]
+        );
+    }
+}
