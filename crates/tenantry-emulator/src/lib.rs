@@ -1,5 +1,81 @@
-//! A faithful local Anthropic API server with fault injection.
+//! A faithful local Anthropic API server with fault injection, for tests, examples and benchmarks.
 //!
-//! This crate is not built yet: its work is tracked as issue 3. It compiles so that the
-//! workspace layout is in place, and it exports nothing.
+//! It serves the Message Batches API (create, retrieve, list, cancel, delete, results) and
+//! the Messages API (`POST /v1/messages`, `POST /v1/messages/count_tokens`) on loopback,
+//! with the real API's objects, ids, headers, limits and error shapes, so a client that
+//! works against it works against the real API, including the official SDKs.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use tenantry_emulator::{Emulator, Endpoint, Fault, FaultPlan};
+//!
+//! let emu = Emulator::builder()
+//!     .batch_latency(Duration::from_millis(200)) // create → ended; default 1 s
+//!     .seed(7)
+//!     .api_key("sk-test")
+//!     .faults(FaultPlan::new().script(Endpoint::CreateBatch, Fault::overloaded(), 2))
+//!     .start()
+//!     .await?;
+//! println!("point your client at {}", emu.base_url());
+//! // A day passes in an instant: every batch created so far has ended.
+//! emu.clock().advance(Duration::from_secs(24 * 3600));
+//! emu.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Behaviour
+//!
+//! - **Lifecycle.** A batch is `in_progress` until `created_at + batch_latency`, its
+//!   requests finishing evenly over that span; counts stay hidden (`processing = n`) until
+//!   it ends. Cancel moves it to `canceling`; requests already started finish, the others
+//!   become `canceled`. At `expires_at` (created + 24 h) unfinished requests become
+//!   `expired`. After 29 days `archived_at` is set and results answer 404. Delete works
+//!   only on ended batches; afterwards the id answers 404.
+//! - **Time.** Every time above is on the [`Clock`], which tests speed up or advance.
+//! - **Validation.** Envelope problems fail the create with 400 and pydantic-style messages
+//!   (`requests.3.custom_id: …`); bodies over the limit get 413 `request_too_large`.
+//!   Problems inside `params` (unknown model → `not_found_error`, `max_tokens` out of
+//!   range, `stream: true`, batch-only restrictions, extra fields) become `errored` lines.
+//! - **Content.** A [`Responder`] decides each message's content ([`EchoResponder`] by
+//!   default). `usage.input_tokens` is counted as `count_tokens` counts (4 characters per
+//!   token plus framing); `cache_control` breakpoints write and then read the prompt cache
+//!   within its TTL (5 minutes or 1 hour); batch messages carry `service_tier: "batch"`.
+//! - **Results.** `application/x-jsonl`, `\n` line endings, no blank lines, shuffled
+//!   (deterministically per seed), built lazily from compact per-request results.
+//! - **Auth and headers.** `x-api-key` or `Authorization: Bearer`, `anthropic-version`
+//!   required, `request-id` on every response, unknown beta headers, `?beta=true` and
+//!   `x-stainless-*` ignored; batches are scoped to the key's workspace.
+//! - **Faults.** A [`FaultPlan`] injects 429/529/500/404 answers (with `retry-after`,
+//!   `retry-after-ms`, `x-should-retry`), connection resets, truncated or slow bodies,
+//!   CRLF results and retryable `errored` results, scripted or by probability; every
+//!   request and fault is counted in [`FaultCounts`].
 #![deny(missing_docs)]
+
+mod batch;
+mod cache;
+mod clock;
+mod conn;
+mod emulator;
+mod envelope;
+mod error;
+mod faults;
+mod ids;
+mod message;
+mod params;
+mod responder;
+mod results;
+mod server;
+mod tokens;
+mod wire;
+
+pub use clock::Clock;
+pub use emulator::{Emulator, EmulatorBuilder, MAX_BATCH_BODY_BYTES};
+pub use error::{Error, Result};
+pub use faults::{Endpoint, Fault, FaultCounts, FaultKind, FaultPlan};
+pub use responder::{EchoResponder, MessageRequest, Reply, Responder};
+pub use wire::ErrorType;

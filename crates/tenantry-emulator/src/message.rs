@@ -1,0 +1,154 @@
+//! Builds `Message` objects: runs the responder, counts usage, applies the prompt cache.
+
+use std::sync::{Mutex, PoisonError};
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::cache::PromptCache;
+use crate::ids::IdGen;
+use crate::params::Checked;
+use crate::responder::{MessageRequest, Reply, Responder};
+use crate::tokens::{measure, text_tokens};
+use crate::wire::ApiError;
+
+/// Everything needed to answer requests for one workspace.
+pub(crate) struct Generator<'a> {
+    pub(crate) responder: &'a dyn Responder,
+    pub(crate) cache: &'a PromptCache,
+    pub(crate) ids: &'a Mutex<IdGen>,
+    pub(crate) workspace: &'a str,
+}
+
+impl std::fmt::Debug for Generator<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator")
+            .field("workspace", &self.workspace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cuts `text` to at most `max_tokens` tokens; returns whether it was cut.
+fn truncate_to_tokens(text: &mut String, max_tokens: u32) -> bool {
+    let max_chars = usize::try_from(max_tokens)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(4);
+    match text.char_indices().nth(max_chars) {
+        Some((byte, _)) => {
+            text.truncate(byte);
+            true
+        }
+        None => false,
+    }
+}
+
+impl Generator<'_> {
+    /// The message for one validated request, processed at virtual time `at`.
+    pub(crate) fn generate(
+        &self,
+        params: &Value,
+        checked: &Checked<'_>,
+        custom_id: Option<&str>,
+        at: OffsetDateTime,
+        service_tier: &str,
+    ) -> Result<Value, ApiError> {
+        let measured = measure(params);
+        let request = MessageRequest {
+            params,
+            model: checked.model,
+            max_tokens: checked.max_tokens,
+            custom_id,
+            input_tokens: measured.total,
+        };
+        let (content, stop_reason, output_tokens) = match self.responder.respond(&request) {
+            Reply::Text(mut text) => {
+                let cut = truncate_to_tokens(&mut text, checked.max_tokens);
+                let tokens = text_tokens(&text);
+                let stop = if cut { "max_tokens" } else { "end_turn" };
+                (
+                    vec![json!({"type": "text", "text": text})],
+                    stop.to_owned(),
+                    tokens,
+                )
+            }
+            Reply::Content {
+                content,
+                stop_reason,
+            } => {
+                let tokens = content
+                    .iter()
+                    .map(|block| text_tokens(&block.to_string()))
+                    .sum::<u64>()
+                    .min(u64::from(checked.max_tokens));
+                (content, stop_reason, tokens)
+            }
+            Reply::Error {
+                error_type,
+                message,
+            } => return Err(ApiError::new(error_type, message)),
+        };
+        let cache = self.cache.apply(self.workspace, &measured, at);
+        let input_tokens = measured.total - cache.read - cache.created();
+        let id = self
+            .ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .message();
+        Ok(json!({
+            "id": id,
+            "type": "message",
+            "role": "assistant",
+            "model": checked.model,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": null,
+            "usage": {
+                "input_tokens": input_tokens,
+                "cache_creation_input_tokens": cache.created(),
+                "cache_read_input_tokens": cache.read,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": cache.created_5m,
+                    "ephemeral_1h_input_tokens": cache.created_1h,
+                },
+                "output_tokens": output_tokens,
+                "service_tier": service_tier,
+            },
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{Mode, check, default_models};
+    use crate::responder::EchoResponder;
+
+    #[test]
+    fn usage_matches_count_and_max_tokens() {
+        let cache = PromptCache::default();
+        let ids = Mutex::new(IdGen::new(1));
+        let generator = Generator {
+            responder: &EchoResponder,
+            cache: &cache,
+            ids: &ids,
+            workspace: "w",
+        };
+        let params = json!({"model": "claude-opus-4-8", "max_tokens": 3, "messages": [{"role": "user", "content": "Hello there, how are you?"}]});
+        let models = default_models();
+        let checked = check(&params, Mode::Messages, &models).unwrap();
+        let message = generator
+            .generate(
+                &params,
+                &checked,
+                None,
+                OffsetDateTime::UNIX_EPOCH,
+                "standard",
+            )
+            .unwrap();
+        assert_eq!(message["usage"]["input_tokens"], measure(&params).total);
+        assert_eq!(message["usage"]["output_tokens"], 3);
+        assert_eq!(message["stop_reason"], "max_tokens");
+        assert_eq!(message["content"][0]["text"], "Echo: Hello ");
+        assert!(message["id"].as_str().unwrap().starts_with("msg_01"));
+    }
+}

@@ -1,0 +1,599 @@
+//! The HTTP layer: routes, authentication, fault injection and the handlers of every endpoint.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::batch::{Batch, BatchStore, Item, Outcome, Status, start_time};
+use crate::cache::PromptCache;
+use crate::clock::Clock;
+use crate::conn::ConnHandle;
+use crate::faults::{Endpoint, Fault, Injector};
+use crate::ids::IdGen;
+use crate::message::Generator;
+use crate::params::{Mode, check};
+use crate::responder::Responder;
+use crate::results::{LineEnding, stream};
+use crate::tokens::measure;
+use crate::wire::{ApiError, ErrorType, error_body};
+
+/// Body limit of `/v1/messages` and `count_tokens` (the real API's 32 MB).
+const MESSAGE_BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// The organization id every response carries.
+const ORGANIZATION_ID: &str = "00000000-0000-4000-8000-00000000e4a1";
+
+/// State shared by all handlers of one emulator.
+pub(crate) struct Shared {
+    pub(crate) clock: Clock,
+    pub(crate) latency: Duration,
+    /// Accepted keys → workspace; `None` accepts any non-empty key (its own workspace).
+    pub(crate) keys: Option<HashMap<String, String>>,
+    pub(crate) models: Vec<(String, u32)>,
+    pub(crate) ids: Mutex<IdGen>,
+    pub(crate) responder: Arc<dyn Responder>,
+    pub(crate) cache: PromptCache,
+    pub(crate) faults: Injector,
+    pub(crate) batches: BatchStore,
+    pub(crate) base_url: String,
+    pub(crate) max_batch_bytes: usize,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("base_url", &self.base_url)
+            .field("latency", &self.latency)
+            .field("responder", &self.responder)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The router with every route and the outer layer.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/messages/batches", post(create_batch).get(list_batches))
+        .route(
+            "/v1/messages/batches/{id}",
+            get(retrieve_batch).delete(delete_batch),
+        )
+        .route("/v1/messages/batches/{id}/cancel", post(cancel_batch))
+        .route("/v1/messages/batches/{id}/results", get(batch_results))
+        .route("/v1/messages", post(create_message))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .fallback(|| async { ApiError::not_found("Not Found") })
+        .method_not_allowed_fallback(|| async {
+            let mut error = ApiError::invalid("Method Not Allowed");
+            error.status = 405;
+            error
+        })
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), outer))
+        .with_state(shared)
+}
+
+/// Adds `request-id` to every response and renders error bodies (which carry it too).
+async fn outer(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let request_id = shared
+        .ids
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .request();
+    let mut response = next.run(request).await;
+    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+        let body = error.body(Some(&request_id)).to_string();
+        *response.body_mut() = Body::from(body);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("request-id", value);
+    }
+    headers.insert(
+        "anthropic-organization-id",
+        HeaderValue::from_static(ORGANIZATION_ID),
+    );
+    response
+}
+
+/// What a handler knows after the common checks.
+#[derive(Debug)]
+struct Ctx {
+    workspace: String,
+    body_fault: Option<Fault>,
+}
+
+impl Ctx {
+    /// Applies the body fault, if any, and the workspace header.
+    fn finish(&self, mut response: Response) -> Response {
+        if let Ok(value) = HeaderValue::from_str(&self.workspace) {
+            response
+                .headers_mut()
+                .insert("anthropic-workspace-id", value);
+        }
+        match &self.body_fault {
+            Some(Fault::Truncate { after_bytes }) => {
+                response.headers_mut().remove(header::CONTENT_LENGTH);
+                let (parts, body) = response.into_parts();
+                Response::from_parts(parts, truncate(body, *after_bytes))
+            }
+            Some(Fault::Slow { chunk_bytes, delay }) => {
+                response.headers_mut().remove(header::CONTENT_LENGTH);
+                let (parts, body) = response.into_parts();
+                Response::from_parts(parts, slow(body, *chunk_bytes, *delay))
+            }
+            _ => response,
+        }
+    }
+
+    fn line_ending(&self) -> LineEnding {
+        if self.body_fault == Some(Fault::CrlfLines) {
+            LineEnding::CrLf
+        } else {
+            LineEnding::Lf
+        }
+    }
+}
+
+fn truncate(body: Body, after_bytes: u64) -> Body {
+    let inner = body.into_data_stream();
+    let stream = futures_util::stream::unfold(
+        (inner, after_bytes, false),
+        |(mut inner, remaining, done)| async move {
+            if done {
+                return None;
+            }
+            if remaining == 0 {
+                let err = std::io::Error::other("response truncated by fault injection");
+                return Some((Err(err), (inner, 0, true)));
+            }
+            match inner.next().await {
+                Some(Ok(mut chunk)) => {
+                    let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+                    if len > remaining {
+                        chunk.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
+                        Some((Ok(chunk), (inner, 0, false)))
+                    } else {
+                        Some((Ok(chunk), (inner, remaining - len, false)))
+                    }
+                }
+                Some(Err(e)) => Some((Err(std::io::Error::other(e)), (inner, 0, true))),
+                None => None,
+            }
+        },
+    );
+    Body::from_stream(stream)
+}
+
+fn slow(body: Body, chunk_bytes: usize, delay: Duration) -> Body {
+    let inner = body.into_data_stream();
+    let chunk_bytes = chunk_bytes.max(1);
+    let stream = futures_util::stream::unfold(
+        (inner, Bytes::new()),
+        move |(mut inner, mut buffer)| async move {
+            while buffer.is_empty() {
+                match inner.next().await {
+                    Some(Ok(chunk)) => buffer = chunk,
+                    Some(Err(e)) => {
+                        return Some((Err(std::io::Error::other(e)), (inner, Bytes::new())));
+                    }
+                    None => return None,
+                }
+            }
+            tokio::time::sleep(delay).await;
+            let piece = buffer.split_to(chunk_bytes.min(buffer.len()));
+            Some((Ok(piece), (inner, buffer)))
+        },
+    );
+    Body::from_stream(stream)
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    let mut response = (status, value.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn workspace_of_key(key: &str) -> String {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    format!("wrkspc_01{:016x}", hasher.finish())
+}
+
+impl Shared {
+    /// Authentication, version check, request counting and fault decision.
+    fn begin(
+        &self,
+        endpoint: Endpoint,
+        headers: &HeaderMap,
+        conn: &ConnHandle,
+    ) -> Result<Ctx, ApiError> {
+        let key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| {
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+            })
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(ErrorType::Authentication, "x-api-key header is required")
+            })?;
+        let workspace = match &self.keys {
+            Some(keys) => keys
+                .get(key)
+                .cloned()
+                .ok_or_else(|| ApiError::new(ErrorType::Authentication, "invalid x-api-key"))?,
+            None => workspace_of_key(key),
+        };
+        match headers
+            .get("anthropic-version")
+            .and_then(|v| v.to_str().ok())
+        {
+            None => return Err(ApiError::invalid("anthropic-version: header is required")),
+            Some("2023-06-01" | "2023-01-01") => {}
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "anthropic-version: unknown version {other:?}"
+                )));
+            }
+        }
+        let fault = self.faults.on_request(endpoint);
+        match fault {
+            Some(Fault::ConnectionReset) => {
+                conn.reset();
+                Err(ApiError::new(ErrorType::Api, "connection reset"))
+            }
+            Some(fault @ Fault::Error { .. }) => Err(fault.as_api_error().unwrap_or_else(|| {
+                ApiError::new(ErrorType::Api, ErrorType::Api.default_message())
+            })),
+            body_fault => Ok(Ctx {
+                workspace,
+                body_fault,
+            }),
+        }
+    }
+
+    /// The base of `results_url`: the address the client used, else the bound address.
+    fn public_base(&self, headers: &HeaderMap) -> String {
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(|| self.base_url.clone(), |host| format!("http://{host}"))
+    }
+}
+
+/// Reads a JSON body of at most `limit` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(ApiError::too_large());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let capacity = declared
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(0)
+        .min(limit);
+    let mut buffer = BytesMut::with_capacity(capacity);
+    let mut data = body.into_data_stream();
+    while let Some(chunk) = data.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid("The request body could not be read."))?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(ApiError::too_large());
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    if !buffer.is_empty()
+        && !content_type
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    {
+        return Err(ApiError::invalid(format!(
+            "Unsupported content type {content_type:?}: the body must be application/json"
+        )));
+    }
+    Ok(buffer.freeze())
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(format!(
+            "There was an error parsing the body of your request: {e}"
+        ))
+    })
+}
+
+type Handled = Result<Response, ApiError>;
+
+async fn create_batch(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    headers: HeaderMap,
+    body: Body,
+) -> Handled {
+    let ctx = shared.begin(Endpoint::CreateBatch, &headers, &conn)?;
+    let body = read_body(&headers, body, shared.max_batch_bytes).await?;
+    let created_at = shared.clock.now();
+    let worker = shared.clone();
+    let workspace = ctx.workspace.clone();
+    let batch =
+        tokio::task::spawn_blocking(move || build_batch(&worker, workspace, &body, created_at))
+            .await
+            .map_err(|_| ApiError::new(ErrorType::Api, ErrorType::Api.default_message()))??;
+    let batch = Arc::new(batch);
+    shared.batches.insert(batch.clone());
+    let value = batch.to_json(shared.clock.now(), &shared.public_base(&headers));
+    Ok(ctx.finish(json_response(StatusCode::OK, &value)))
+}
+
+/// Validates the envelope and answers every request (see [`crate::batch`]).
+fn build_batch(
+    shared: &Shared,
+    workspace: String,
+    body: &[u8],
+    created_at: time::OffsetDateTime,
+) -> Result<Batch, ApiError> {
+    let requests = crate::envelope::parse(body)?;
+    let n = requests.len();
+    let generator = Generator {
+        responder: shared.responder.as_ref(),
+        cache: &shared.cache,
+        ids: &shared.ids,
+        workspace: &workspace,
+    };
+    let mut items = Vec::with_capacity(n);
+    for (i, request) in requests.into_iter().enumerate() {
+        let at = start_time(created_at, shared.latency, n, i);
+        let outcome = match serde_json::from_str::<Value>(request.params.get()) {
+            Err(e) => Outcome::Errored(
+                error_body(
+                    ErrorType::InvalidRequest.as_str(),
+                    &format!("params: {e}"),
+                    None,
+                )
+                .to_string()
+                .into(),
+            ),
+            Ok(params) => match check(&params, Mode::Batch, &shared.models) {
+                Err(e) => Outcome::Errored(
+                    error_body(e.error_type.as_str(), &e.message, None)
+                        .to_string()
+                        .into(),
+                ),
+                Ok(checked) => match shared.faults.errored_result() {
+                    Some(error_type) => {
+                        let request_id = shared
+                            .ids
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .request();
+                        let body = error_body(
+                            error_type.as_str(),
+                            error_type.default_message(),
+                            Some(&request_id),
+                        );
+                        Outcome::Errored(body.to_string().into())
+                    }
+                    None => match generator.generate(
+                        &params,
+                        &checked,
+                        Some(&request.custom_id),
+                        at,
+                        "batch",
+                    ) {
+                        Ok(message) => Outcome::Succeeded(message.to_string().into()),
+                        Err(e) => Outcome::Errored(
+                            error_body(e.error_type.as_str(), &e.message, None)
+                                .to_string()
+                                .into(),
+                        ),
+                    },
+                },
+            },
+        };
+        items.push(Item {
+            custom_id: request.custom_id.as_ref().into(),
+            outcome,
+        });
+    }
+    let (id, order_seed) = {
+        let mut ids = shared.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        (ids.batch(), ids.next_u64())
+    };
+    Ok(Batch::new(
+        id,
+        workspace,
+        created_at,
+        shared.latency,
+        items,
+        order_seed,
+    ))
+}
+
+async fn retrieve_batch(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Handled {
+    let ctx = shared.begin(Endpoint::RetrieveBatch, &headers, &conn)?;
+    let batch = shared.batches.get(&ctx.workspace, &id)?;
+    let value = batch.to_json(shared.clock.now(), &shared.public_base(&headers));
+    Ok(ctx.finish(json_response(StatusCode::OK, &value)))
+}
+
+fn parse_limit(value: &str) -> Result<usize, ApiError> {
+    let limit: i64 = value.parse().map_err(|_| {
+        ApiError::invalid(
+            "limit: Input should be a valid integer, unable to parse string as an integer",
+        )
+    })?;
+    if limit < 1 {
+        return Err(ApiError::invalid(
+            "limit: Input should be greater than or equal to 1",
+        ));
+    }
+    if limit > 1000 {
+        return Err(ApiError::invalid(
+            "limit: Input should be less than or equal to 1000",
+        ));
+    }
+    usize::try_from(limit).map_err(|_| ApiError::invalid("limit: Input should be a valid integer"))
+}
+
+async fn list_batches(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Handled {
+    let ctx = shared.begin(Endpoint::ListBatches, &headers, &conn)?;
+    let mut before_id = None;
+    let mut after_id = None;
+    let mut limit = 20;
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "before_id" => before_id = Some(value.into_owned()),
+            "after_id" => after_id = Some(value.into_owned()),
+            "limit" => limit = parse_limit(&value)?,
+            _ => {}
+        }
+    }
+    let page = shared.batches.list(
+        &ctx.workspace,
+        before_id.as_deref(),
+        after_id.as_deref(),
+        limit,
+    )?;
+    let now = shared.clock.now();
+    let base = shared.public_base(&headers);
+    let data: Vec<Value> = page.data.iter().map(|b| b.to_json(now, &base)).collect();
+    let value = json!({
+        "data": data,
+        "has_more": page.has_more,
+        "first_id": page.data.first().map(|b| b.id.clone()),
+        "last_id": page.data.last().map(|b| b.id.clone()),
+    });
+    Ok(ctx.finish(json_response(StatusCode::OK, &value)))
+}
+
+async fn cancel_batch(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Handled {
+    let ctx = shared.begin(Endpoint::CancelBatch, &headers, &conn)?;
+    let batch = shared.batches.get(&ctx.workspace, &id)?;
+    let now = shared.clock.now();
+    batch.cancel(now)?;
+    let value = batch.to_json(now, &shared.public_base(&headers));
+    Ok(ctx.finish(json_response(StatusCode::OK, &value)))
+}
+
+async fn delete_batch(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Handled {
+    let ctx = shared.begin(Endpoint::DeleteBatch, &headers, &conn)?;
+    let batch = shared.batches.get(&ctx.workspace, &id)?;
+    if batch.view(shared.clock.now()).status != Status::Ended {
+        return Err(ApiError::invalid(format!(
+            "Message Batch {id} cannot be deleted while it is still processing. Cancel it first."
+        )));
+    }
+    shared.batches.remove(&batch);
+    let value = json!({"id": batch.id, "type": "message_batch_deleted"});
+    Ok(ctx.finish(json_response(StatusCode::OK, &value)))
+}
+
+async fn batch_results(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Handled {
+    let ctx = shared.begin(Endpoint::BatchResults, &headers, &conn)?;
+    let batch = shared.batches.get(&ctx.workspace, &id)?;
+    let view = batch.view(shared.clock.now());
+    if view.status != Status::Ended {
+        return Err(ApiError::invalid(format!(
+            "Message Batch {id} has not finished processing; its results are not available yet."
+        )));
+    }
+    if view.archived {
+        return Err(ApiError::not_found(format!(
+            "The results of Message Batch {id} have been archived and are no longer available."
+        )));
+    }
+    let mut response =
+        Body::from_stream(stream(batch.clone(), view, ctx.line_ending())).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-jsonl"),
+    );
+    Ok(ctx.finish(response))
+}
+
+async fn create_message(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    headers: HeaderMap,
+    body: Body,
+) -> Handled {
+    let ctx = shared.begin(Endpoint::CreateMessage, &headers, &conn)?;
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let params = parse_json(&body)?;
+    let checked = check(&params, Mode::Messages, &shared.models)?;
+    let generator = Generator {
+        responder: shared.responder.as_ref(),
+        cache: &shared.cache,
+        ids: &shared.ids,
+        workspace: &ctx.workspace,
+    };
+    let message = generator.generate(&params, &checked, None, shared.clock.now(), "standard")?;
+    Ok(ctx.finish(json_response(StatusCode::OK, &message)))
+}
+
+async fn count_tokens(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    headers: HeaderMap,
+    body: Body,
+) -> Handled {
+    let ctx = shared.begin(Endpoint::CountTokens, &headers, &conn)?;
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let params = parse_json(&body)?;
+    check(&params, Mode::CountTokens, &shared.models)?;
+    let value = json!({"input_tokens": measure(&params).total});
+    Ok(ctx.finish(json_response(StatusCode::OK, &value)))
+}
