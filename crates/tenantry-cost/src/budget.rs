@@ -1,0 +1,569 @@
+//! Budgets: effective-dated policies, windows derived from the ledger, and atomic reservations.
+//!
+//! A budget never has a counter to reset. Its spend in a window is `SUM(cost_nanos)` of the
+//! ledger lines whose `occurred_at` falls in the window, plus the live reservations; the window
+//! is computed from the policy (calendar month or day in UTC, or a custom length anchored at
+//! the policy's start), so there is no reset job to race, and a new policy starts a new window.
+//!
+//! Reserving takes the tenant's budget rows `FOR UPDATE` on PostgreSQL (SQLite serializes
+//! writers with `BEGIN IMMEDIATE`), then checks `spent + reserved + requested ≤ limit` for the
+//! tenant-wide budget and the feature's budget, and inserts the reservation, in one
+//! transaction. Settling records the actual line and closes the reservation in one
+//! transaction under the same lock, so no admission can see neither of them.
+
+use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement, UpdateStatement};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use time::{Date, Month};
+
+use crate::clock::UnixMicros;
+use crate::db::{on_pool, query, transaction};
+use crate::error::{Error, Result};
+use crate::formula::{self, TokenBuckets};
+use crate::ledger::{Ledger, Recorded, UsageRecord};
+use crate::money::Nanos;
+use crate::schema::{Budget, Reservation, Usage};
+use crate::usage::Lane;
+
+/// How a budget's windows are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Period {
+    /// Calendar months, UTC.
+    Month,
+    /// Calendar days, UTC.
+    Day,
+    /// Fixed-length windows anchored at the policy's `effective_from`.
+    Custom {
+        /// Window length in microseconds (> 0).
+        length_micros: i64,
+    },
+}
+
+/// A budget policy: a limit per window for a tenant, or for one feature of a tenant, from
+/// `effective_from` until a later policy for the same scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetPolicy {
+    /// The tenant.
+    pub tenant_id: String,
+    /// `None` for the tenant-wide budget, or the feature it limits.
+    pub feature: Option<String>,
+    /// How windows are cut.
+    pub period: Period,
+    /// The limit per window.
+    pub limit: Nanos,
+    /// When the policy starts. The first window of a policy starts here, never earlier.
+    pub effective_from: UnixMicros,
+}
+
+/// A request about to be dispatched, to reserve its worst-case cost for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationRequest {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The feature.
+    pub feature: String,
+    /// The model the request names.
+    pub model: String,
+    /// Batch or synchronous.
+    pub lane: Lane,
+    /// The data-residency the request asks for, if any.
+    pub inference_geo: Option<String>,
+    /// The feature tier whose multiplier will apply.
+    pub feature_tier: Option<String>,
+    /// The region whose multiplier will apply.
+    pub region: Option<String>,
+    /// Counted input tokens (e.g. from the count-tokens endpoint).
+    pub input_tokens: i64,
+    /// The request's `max_tokens`.
+    pub max_tokens: i64,
+    /// When the request is made.
+    pub at: UnixMicros,
+    /// How long the reservation holds before it stops counting.
+    pub ttl_micros: i64,
+}
+
+/// A held reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserved {
+    /// Reservation id, to pass to [`Ledger::settle`] or [`Ledger::release`].
+    pub id: i64,
+    /// The worst-case amount held.
+    pub amount: Nanos,
+    /// When it stops counting if neither settled nor released.
+    pub expires_at: UnixMicros,
+}
+
+/// A budget's state in its current window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    /// The policy in force.
+    pub policy: BudgetPolicy,
+    /// Window start (inclusive).
+    pub window_start: UnixMicros,
+    /// Window end (exclusive).
+    pub window_end: UnixMicros,
+    /// Spent in the window, from the ledger.
+    pub spent: Nanos,
+    /// Held by live reservations.
+    pub reserved: Nanos,
+}
+
+impl Period {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Month => "month",
+            Self::Day => "day",
+            Self::Custom { .. } => "custom",
+        }
+    }
+
+    fn length(self) -> Option<i64> {
+        match self {
+            Self::Custom { length_micros } => Some(length_micros),
+            _ => None,
+        }
+    }
+
+    fn parse(kind: &str, length: Option<i64>) -> Result<Self> {
+        match (kind, length) {
+            ("month", _) => Ok(Self::Month),
+            ("day", _) => Ok(Self::Day),
+            ("custom", Some(length_micros)) if length_micros > 0 => {
+                Ok(Self::Custom { length_micros })
+            }
+            _ => Err(Error::InvalidBudget(format!(
+                "stored period `{kind}` is invalid"
+            ))),
+        }
+    }
+}
+
+/// The window of `period` containing `at`, never starting before `effective_from`.
+///
+/// # Errors
+///
+/// [`Error::TimeRange`] outside the calendar range, [`Error::InvalidBudget`] for a custom
+/// period that is not positive.
+pub fn window(
+    period: Period,
+    effective_from: UnixMicros,
+    at: UnixMicros,
+) -> Result<(UnixMicros, UnixMicros)> {
+    let (start, end) = match period {
+        Period::Month => {
+            let d = at.to_datetime()?.date();
+            let first = first_of_month(d.year(), d.month())?;
+            let next = match d.month() {
+                Month::December => first_of_month(d.year() + 1, Month::January)?,
+                m => first_of_month(d.year(), m.next())?,
+            };
+            (UnixMicros::from_date(first), UnixMicros::from_date(next))
+        }
+        Period::Day => {
+            let d = at.to_datetime()?.date();
+            let next = d.next_day().ok_or(Error::TimeRange(at.0))?;
+            (UnixMicros::from_date(d), UnixMicros::from_date(next))
+        }
+        Period::Custom { length_micros } => {
+            if length_micros <= 0 {
+                return Err(Error::InvalidBudget(
+                    "custom period must be positive".into(),
+                ));
+            }
+            let n = (at.0 - effective_from.0).div_euclid(length_micros);
+            let start = effective_from.0 + n * length_micros;
+            (UnixMicros(start), UnixMicros(start + length_micros))
+        }
+    };
+    Ok((start.max(effective_from), end))
+}
+
+fn first_of_month(year: i32, month: Month) -> Result<Date> {
+    Date::from_calendar_date(year, month, 1).map_err(|_| Error::TimeRange(0))
+}
+
+/// `SELECT … FROM tenantry_budgets WHERE tenant_id = ? FOR UPDATE` (the lock clause renders
+/// only on PostgreSQL).
+pub(crate) fn lock_budgets(tenant_id: &str) -> SelectStatement {
+    Query::select()
+        .columns([
+            Budget::Id,
+            Budget::Feature,
+            Budget::Period,
+            Budget::PeriodMicros,
+            Budget::LimitNanos,
+            Budget::EffectiveFrom,
+        ])
+        .from(Budget::Table)
+        .and_where(Expr::col(Budget::TenantId).eq(tenant_id))
+        .order_by(Budget::Id, Order::Asc)
+        .lock(LockType::Update)
+        .to_owned()
+}
+
+/// Moves a held reservation to `state`, linking the line that settled it.
+pub(crate) fn close_reservation(id: i64, state: &str, line_id: Option<i64>) -> UpdateStatement {
+    Query::update()
+        .table(Reservation::Table)
+        .value(Reservation::State, state)
+        .value(Reservation::LineId, line_id)
+        .and_where(Expr::col(Reservation::Id).eq(id))
+        .and_where(Expr::col(Reservation::State).eq("held"))
+        .to_owned()
+}
+
+fn sum_bigint<T: sea_query::IntoColumnRef>(col: T) -> Expr {
+    // SUM(bigint) is numeric on PostgreSQL: cast back so both backends return an i64.
+    Expr::expr(Func::coalesce([Expr::col(col).sum(), Expr::val(0_i64)])).cast_as("bigint")
+}
+
+fn spent_select(
+    tenant_id: &str,
+    feature: Option<&str>,
+    start: UnixMicros,
+    end: UnixMicros,
+) -> SelectStatement {
+    let mut q = Query::select();
+    q.expr(sum_bigint(Usage::CostNanos))
+        .from(Usage::Table)
+        .and_where(Expr::col(Usage::TenantId).eq(tenant_id))
+        .and_where(Expr::col(Usage::OccurredAt).gte(start.0))
+        .and_where(Expr::col(Usage::OccurredAt).lt(end.0));
+    if let Some(f) = feature {
+        q.and_where(Expr::col(Usage::Feature).eq(f));
+    }
+    q
+}
+
+fn reserved_select(tenant_id: &str, feature: Option<&str>, at: UnixMicros) -> SelectStatement {
+    let mut q = Query::select();
+    q.expr(sum_bigint(Reservation::AmountNanos))
+        .from(Reservation::Table)
+        .and_where(Expr::col(Reservation::TenantId).eq(tenant_id))
+        .and_where(Expr::col(Reservation::State).eq("held"))
+        .and_where(Expr::col(Reservation::ExpiresAt).gt(at.0));
+    if let Some(f) = feature {
+        q.and_where(Expr::col(Reservation::Feature).eq(f));
+    }
+    q
+}
+
+struct PolicyRow {
+    feature: Option<String>,
+    period: Period,
+    limit: i64,
+    effective_from: i64,
+}
+
+/// The policies in force at `at` for the tenant scope and the `feature` scope.
+fn in_force(rows: Vec<PolicyRow>, feature: &str, at: UnixMicros) -> Vec<PolicyRow> {
+    let mut tenant: Option<PolicyRow> = None;
+    let mut feat: Option<PolicyRow> = None;
+    for r in rows {
+        if r.effective_from > at.0 {
+            continue;
+        }
+        let slot = match r.feature.as_deref() {
+            None => &mut tenant,
+            Some(f) if f == feature => &mut feat,
+            Some(_) => continue,
+        };
+        if slot
+            .as_ref()
+            .is_none_or(|s| s.effective_from <= r.effective_from)
+        {
+            *slot = Some(r);
+        }
+    }
+    tenant.into_iter().chain(feat).collect()
+}
+
+macro_rules! load_status {
+    ($tx:expr, $qb:ident, $tenant:expr, $feature:expr, $at:expr) => {{
+        let lock = lock_budgets($tenant);
+        let rows = query!(lock, $qb).fetch_all(&mut *$tx).await?;
+        let mut policies = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kind: String = r.try_get(2)?;
+            policies.push(PolicyRow {
+                feature: r.try_get(1)?,
+                period: Period::parse(&kind, r.try_get(3)?)?,
+                limit: r.try_get(4)?,
+                effective_from: r.try_get(5)?,
+            });
+        }
+        let mut out = Vec::new();
+        for p in in_force(policies, $feature, $at) {
+            let (start, end) = window(p.period, UnixMicros(p.effective_from), $at)?;
+            let spent_q = spent_select($tenant, p.feature.as_deref(), start, end);
+            let spent: i64 = query!(spent_q, $qb)
+                .fetch_one(&mut *$tx)
+                .await?
+                .try_get(0)?;
+            let reserved_q = reserved_select($tenant, p.feature.as_deref(), $at);
+            let reserved: i64 = query!(reserved_q, $qb)
+                .fetch_one(&mut *$tx)
+                .await?
+                .try_get(0)?;
+            out.push(BudgetStatus {
+                policy: BudgetPolicy {
+                    tenant_id: $tenant.to_owned(),
+                    feature: p.feature,
+                    period: p.period,
+                    limit: Nanos(p.limit),
+                    effective_from: UnixMicros(p.effective_from),
+                },
+                window_start: start,
+                window_end: end,
+                spent: Nanos(spent),
+                reserved: Nanos(reserved),
+            });
+        }
+        out
+    }};
+}
+
+impl Ledger {
+    /// Adds a budget policy. Policies are effective-dated rows: a change is a new policy with
+    /// a later `effective_from`, and its first window starts there.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBudget`] for a negative limit or a non-positive custom period,
+    /// [`Error::Database`].
+    pub async fn set_budget(&self, policy: &BudgetPolicy) -> Result<()> {
+        if policy.limit.0 < 0 {
+            return Err(Error::InvalidBudget("limit must not be negative".into()));
+        }
+        if policy.period.length().is_some_and(|l| l <= 0) {
+            return Err(Error::InvalidBudget(
+                "custom period must be positive".into(),
+            ));
+        }
+        let stmt = Query::insert()
+            .into_table(Budget::Table)
+            .columns([
+                Budget::TenantId,
+                Budget::Feature,
+                Budget::Period,
+                Budget::PeriodMicros,
+                Budget::LimitNanos,
+                Budget::EffectiveFrom,
+            ])
+            .values([
+                policy.tenant_id.as_str().into(),
+                policy.feature.clone().into(),
+                policy.period.as_str().into(),
+                policy.period.length().into(),
+                policy.limit.0.into(),
+                policy.effective_from.0.into(),
+            ])?
+            .to_owned();
+        on_pool!(&self.pool, |pool, qb| {
+            query!(stmt, qb).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// The worst-case cost of a request: counted input tokens at the input rate plus
+    /// `max_tokens` at the output rate, after long-context selection and every multiplier the
+    /// request will get (batch, data residency, feature tier, region).
+    ///
+    /// Cache writes cost more than plain input (1.25× or 2×); a request that writes the cache
+    /// can therefore settle above its estimate, and settling records the actual cost anyway.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ledger::record`]'s pricing: an unpriceable request fails closed.
+    pub async fn estimate(&self, req: &ReservationRequest) -> Result<Nanos> {
+        let probe = UsageRecord {
+            source: String::new(),
+            request_id: String::new(),
+            tenant_id: req.tenant_id.clone(),
+            user_id: None,
+            feature: req.feature.clone(),
+            model: req.model.clone(),
+            lane: req.lane,
+            occurred_at: req.at,
+            job_id: None,
+            batch_id: None,
+            tokens: TokenBuckets {
+                input: req.input_tokens,
+                output: req.max_tokens,
+                ..TokenBuckets::default()
+            },
+            inference_geo: req.inference_geo.clone(),
+            feature_tier: req.feature_tier.clone(),
+            region: req.region.clone(),
+        };
+        let snapshot = self
+            .full_snapshot(&probe, &mut std::collections::HashMap::new())
+            .await?;
+        Ok(formula::line_cost(&probe.tokens, &snapshot)?.cost)
+    }
+
+    /// Reserves the request's worst-case cost against the tenant's budget and the feature's
+    /// budget, atomically. Without any budget policy the reservation is still recorded (it
+    /// simply cannot fail on a limit).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Period, PriceBook,
+    ///     ReservationRequest, UnixMicros};
+    /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
+    ///     .connect("sqlite::memory:").await?;
+    /// let ledger = Ledger::sqlite(pool,
+    ///     PriceBook::anthropic_default());
+    /// ledger.migrate().await?;
+    /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
+    /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
+    ///     period: Period::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
+    /// let req = ReservationRequest { tenant_id: "acme".into(), feature: "chat".into(),
+    ///     model: "claude-haiku-4-5".into(), lane: Lane::Sync, inference_geo: None,
+    ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
+    ///     at, ttl_micros: 600_000_000 };
+    /// let held = ledger.reserve(&req).await?; // $0.006 of $0.01
+    /// assert_eq!(held.amount, Nanos(6_000_000));
+    /// let err = ledger.reserve(&req).await.unwrap_err();
+    /// assert!(err.is_budget_exceeded());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BudgetExceeded`] with the limit, spent, reserved and requested amounts;
+    /// pricing errors as [`Ledger::estimate`]; [`Error::Database`].
+    pub async fn reserve(&self, req: &ReservationRequest) -> Result<Reserved> {
+        let amount = self.estimate(req).await?;
+        let expires_at = UnixMicros(req.at.0.saturating_add(Ord::max(req.ttl_micros, 0)));
+        let insert = Query::insert()
+            .into_table(Reservation::Table)
+            .columns([
+                Reservation::TenantId,
+                Reservation::Feature,
+                Reservation::AmountNanos,
+                Reservation::CreatedAt,
+                Reservation::ExpiresAt,
+                Reservation::State,
+            ])
+            .values([
+                req.tenant_id.as_str().into(),
+                req.feature.as_str().into(),
+                amount.0.into(),
+                req.at.0.into(),
+                expires_at.0.into(),
+                "held".into(),
+            ])?
+            .returning_col(Reservation::Id)
+            .to_owned();
+        transaction!(&self.pool, |tx, qb, _is_pg| {
+            let statuses = load_status!(tx, qb, &req.tenant_id, &req.feature, req.at);
+            for s in statuses {
+                let total = s
+                    .spent
+                    .0
+                    .saturating_add(s.reserved.0)
+                    .saturating_add(amount.0);
+                if total > s.policy.limit.0 {
+                    return Err(Error::BudgetExceeded {
+                        tenant_id: req.tenant_id.clone(),
+                        feature: s.policy.feature,
+                        limit: s.policy.limit,
+                        spent: s.spent,
+                        reserved: s.reserved,
+                        requested: amount,
+                        window_start: s.window_start.0,
+                        window_end: s.window_end.0,
+                    });
+                }
+            }
+            let id: i64 = query!(insert, qb).fetch_one(&mut *tx).await?.try_get(0)?;
+            Ok::<Reserved, Error>(Reserved {
+                id,
+                amount,
+                expires_at,
+            })
+        })
+    }
+
+    /// Records the actual usage of a reserved request and closes the reservation, in one
+    /// transaction: the actual cost lands, the rest of the hold is released. If the usage was
+    /// already recorded (a duplicate delivery), the reservation is released and nothing is
+    /// charged twice.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ledger::record`].
+    pub async fn settle(&self, reservation_id: i64, record: &UsageRecord) -> Result<Recorded> {
+        let snapshot = self
+            .full_snapshot(record, &mut std::collections::HashMap::new())
+            .await?;
+        self.insert_one(record, &snapshot, None, Some(reservation_id))
+            .await
+    }
+
+    /// Releases a held reservation (the request failed or was canceled). Returns `false` when
+    /// it was no longer held.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn release(&self, reservation_id: i64) -> Result<bool> {
+        let stmt = close_reservation(reservation_id, "released", None);
+        on_pool!(&self.pool, |pool, qb| {
+            Ok(query!(stmt, qb).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+
+    /// The budgets in force for a tenant's feature at `at`, with their current window's spend.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn budget_status(
+        &self,
+        tenant_id: &str,
+        feature: &str,
+        at: UnixMicros,
+    ) -> Result<Vec<BudgetStatus>> {
+        transaction!(&self.pool, |tx, qb, _is_pg| {
+            let statuses = load_status!(tx, qb, tenant_id, feature, at);
+            Ok::<Vec<BudgetStatus>, Error>(statuses)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_windows_are_calendar_months_cut_at_policy_start() {
+        let eff = UnixMicros::from_ymd(2026, 1, 15).unwrap();
+        let at = UnixMicros::from_ymd(2026, 1, 20).unwrap();
+        let (s, e) = window(Period::Month, eff, at).unwrap();
+        assert_eq!(s, eff);
+        assert_eq!(e, UnixMicros::from_ymd(2026, 2, 1).unwrap());
+        let at = UnixMicros::from_ymd(2026, 12, 31).unwrap();
+        let (s, e) = window(Period::Month, eff, at).unwrap();
+        assert_eq!(s, UnixMicros::from_ymd(2026, 12, 1).unwrap());
+        assert_eq!(e, UnixMicros::from_ymd(2027, 1, 1).unwrap());
+    }
+
+    #[test]
+    fn custom_windows_are_anchored_at_policy_start() {
+        let eff = UnixMicros(1_000);
+        let (s, e) = window(
+            Period::Custom { length_micros: 100 },
+            eff,
+            UnixMicros(1_250),
+        )
+        .unwrap();
+        assert_eq!((s.0, e.0), (1_200, 1_300));
+        let (s, _) = window(Period::Day, eff, UnixMicros(1_250)).unwrap();
+        assert_eq!(s, eff);
+    }
+}

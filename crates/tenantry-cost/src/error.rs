@@ -1,0 +1,157 @@
+//! The crate's one error type.
+
+use crate::money::Nanos;
+
+/// Everything that can go wrong while pricing, recording or budgeting usage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The model is not in the price book (neither as id, alias nor dated id). Never priced at $0.
+    #[error("model `{model}` is not in the price book")]
+    UnknownModel {
+        /// The model id as given.
+        model: String,
+    },
+    /// The price book has the model, but no rate row effective at that time.
+    #[error("model `{model}` has no rate effective at {at_micros} µs after the Unix epoch")]
+    NoRateAt {
+        /// The canonical model id.
+        model: String,
+        /// The time asked for, Unix microseconds.
+        at_micros: i64,
+    },
+    /// The usage asks for a modifier the model's rate row does not offer.
+    #[error("model `{model}` has no price for {modifier}")]
+    UnsupportedModifier {
+        /// The canonical model id.
+        model: String,
+        /// The modifier, e.g. `inference_geo "us"`.
+        modifier: String,
+    },
+    /// A value is outside the range the formula is proved exact for.
+    #[error("{field} = {value} is outside {min}..={max}")]
+    OutOfRange {
+        /// The field or column name.
+        field: &'static str,
+        /// The offending value.
+        value: i64,
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+    },
+    /// Provider usage that cannot be split into exclusive buckets.
+    #[error("inconsistent usage: {0}")]
+    InconsistentUsage(String),
+    /// A price book (JSON or TOML) that does not parse or breaks a rule.
+    #[error("invalid price book: {0}")]
+    InvalidPriceBook(String),
+    /// A price-book file could not be parsed as JSON.
+    #[error("price book is not valid JSON")]
+    PriceBookJson(#[source] serde_json::Error),
+    /// A price-book file could not be parsed as TOML.
+    #[error("price book is not valid TOML")]
+    PriceBookToml(#[source] toml::de::Error),
+    /// A named feature tier or region has no multiplier effective at the usage time.
+    #[error("no {kind} named `{name}` is effective at {at_micros}")]
+    UnknownMultiplier {
+        /// `feature tier` or `region`.
+        kind: &'static str,
+        /// The name looked up.
+        name: String,
+        /// The time asked for, Unix microseconds.
+        at_micros: i64,
+    },
+    /// A reservation would take a budget past its limit.
+    #[error(
+        "budget of tenant `{tenant_id}`{} exceeded: limit {limit}, spent {spent}, reserved {reserved}, requested {requested}",
+        feature.as_ref().map(|f| format!(" feature `{f}`")).unwrap_or_default()
+    )]
+    BudgetExceeded {
+        /// The tenant.
+        tenant_id: String,
+        /// The feature, for a per-feature budget; `None` for the tenant-wide budget.
+        feature: Option<String>,
+        /// The budget's limit for the current window.
+        limit: Nanos,
+        /// Spent in the window so far, from the ledger.
+        spent: Nanos,
+        /// Held by live reservations.
+        reserved: Nanos,
+        /// The amount this request asked to reserve.
+        requested: Nanos,
+        /// Window start, Unix microseconds.
+        window_start: i64,
+        /// Window end (exclusive), Unix microseconds.
+        window_end: i64,
+    },
+    /// A budget policy that breaks a rule (negative limit, empty custom period, …).
+    #[error("invalid budget: {0}")]
+    InvalidBudget(String),
+    /// A line or reservation id that does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// `line` or `reservation`.
+        kind: &'static str,
+        /// The id.
+        id: i64,
+    },
+    /// A time outside the calendar range.
+    #[error("time {0} µs is outside the supported calendar range")]
+    TimeRange(i64),
+    /// The database failed.
+    #[error("database error")]
+    Database(
+        #[from]
+        #[source]
+        sqlx::Error,
+    ),
+    /// sea-query could not build a statement.
+    #[error("could not build SQL")]
+    Sql(
+        #[from]
+        #[source]
+        sea_query::error::Error,
+    ),
+}
+
+impl Error {
+    /// `true` for [`Error::BudgetExceeded`].
+    #[must_use]
+    pub const fn is_budget_exceeded(&self) -> bool {
+        matches!(self, Self::BudgetExceeded { .. })
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: Send + Sync + 'static + std::error::Error>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn budget_error_carries_the_numbers() {
+        let e = Error::BudgetExceeded {
+            tenant_id: "t1".into(),
+            feature: Some("summaries".into()),
+            limit: Nanos(10),
+            spent: Nanos(4),
+            reserved: Nanos(5),
+            requested: Nanos(2),
+            window_start: 0,
+            window_end: 1,
+        };
+        assert!(e.is_budget_exceeded());
+        assert_eq!(
+            e.to_string(),
+            "budget of tenant `t1` feature `summaries` exceeded: limit $0.000000010, spent $0.000000004, reserved $0.000000005, requested $0.000000002"
+        );
+    }
+}

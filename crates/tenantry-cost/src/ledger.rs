@@ -1,0 +1,742 @@
+//! The usage ledger: idempotent, append-only recording of priced usage lines.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Query};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Row, SqlitePool};
+
+use crate::clock::UnixMicros;
+use crate::db::{Pool, ddl, on_pool, query, transaction};
+use crate::error::{Error, Result};
+use crate::formula::{
+    self, ContextTier, LineCost, MAX_TENANT_BP, RateSnapshot, Rates, TokenBuckets,
+};
+use crate::price_book::{PriceBook, PriceQuery};
+use crate::schema::{self, Migrations, Multiplier, MultiplierTable, Reservation, Usage};
+use crate::usage::Lane;
+
+/// One usage event to record: who, what, when, and the exclusive token buckets.
+///
+/// `(source, request_id)` is the idempotency key: recording the same pair twice yields one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Who reports the usage (e.g. `anthropic-batch`, `anthropic-messages`).
+    pub source: String,
+    /// The provider's request id (or batch custom id), unique within `source`.
+    pub request_id: String,
+    /// The tenant charged.
+    pub tenant_id: String,
+    /// The end user, when known.
+    pub user_id: Option<String>,
+    /// The product feature that made the call.
+    pub feature: String,
+    /// The model as the provider reported it (id, alias or dated id).
+    pub model: String,
+    /// Batch or synchronous.
+    pub lane: Lane,
+    /// When the usage happened; prices effective then apply.
+    pub occurred_at: UnixMicros,
+    /// The job that made the call, if any.
+    pub job_id: Option<String>,
+    /// The provider batch id, for batch usage.
+    pub batch_id: Option<String>,
+    /// Exclusive token buckets.
+    pub tokens: TokenBuckets,
+    /// `usage.inference_geo`, if reported.
+    pub inference_geo: Option<String>,
+    /// Name of the host's feature tier whose multiplier applies (none = 1×).
+    pub feature_tier: Option<String>,
+    /// Name of the host's region whose multiplier applies (none = 1×).
+    pub region: Option<String>,
+}
+
+/// The answer to [`Ledger::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// The ledger line (the existing one for a duplicate).
+    pub line_id: i64,
+    /// `true` when `(source, request_id)` was already recorded; nothing was added.
+    pub duplicate: bool,
+    /// The line's cost, as stored.
+    pub cost: LineCost,
+}
+
+/// A ledger line read back, with everything needed to re-derive its cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerLine {
+    /// Line id.
+    pub id: i64,
+    /// The usage as recorded (tokens negated on a reversal).
+    pub record: UsageRecord,
+    /// The rate snapshot stored on the row.
+    pub snapshot: RateSnapshot,
+    /// The costs stored by the generated columns.
+    pub stored: LineCost,
+    /// The line this one corrects, for correction rows.
+    pub corrects_id: Option<i64>,
+}
+
+impl LedgerLine {
+    /// Recomputes the cost from the row alone, with [`formula::line_cost`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] only if the row breaks the ranges the database's `CHECK`s enforce.
+    pub fn rederive(&self) -> Result<LineCost> {
+        formula::line_cost(&self.record.tokens, &self.snapshot)
+    }
+}
+
+/// The usage ledger on PostgreSQL or SQLite.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tenantry_cost::{Lane, Ledger, PriceBook, TokenBuckets, UnixMicros, UsageRecord};
+/// // One connection: every connection to `sqlite::memory:` is its own database.
+/// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
+///     .connect("sqlite::memory:").await?;
+/// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
+/// ledger.migrate().await?;
+/// let usage = UsageRecord {
+///     source: "anthropic-batch".into(),
+///     request_id: "msgbatch_01:req-1".into(),
+///     tenant_id: "acme".into(),
+///     user_id: None,
+///     feature: "summaries".into(),
+///     model: "claude-haiku-4-5".into(),
+///     lane: Lane::Batch,
+///     occurred_at: UnixMicros::from_ymd(2026, 3, 1)?,
+///     job_id: None,
+///     batch_id: Some("msgbatch_01".into()),
+///     tokens: TokenBuckets { input: 2_000, output: 500, ..Default::default() },
+///     inference_geo: None,
+///     feature_tier: None,
+///     region: None,
+/// };
+/// let first = ledger.record(&usage).await?;
+/// assert_eq!(first.cost.cost.get(), 2_250_000); // (2000 × $1 + 500 × $5) / 1M × 0.5
+/// let again = ledger.record(&usage).await?;
+/// assert!(again.duplicate && again.line_id == first.line_id);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pub(crate) pool: Pool,
+    pub(crate) book: Arc<PriceBook>,
+}
+
+/// The PostgreSQL advisory-lock key that serializes concurrent migrators.
+const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74_7279; // "tenantry"
+
+impl Ledger {
+    /// A ledger on PostgreSQL.
+    #[must_use]
+    pub fn postgres(pool: PgPool, book: PriceBook) -> Self {
+        Self {
+            pool: Pool::Postgres(pool),
+            book: Arc::new(book),
+        }
+    }
+
+    /// A ledger on SQLite.
+    #[must_use]
+    pub fn sqlite(pool: SqlitePool, book: PriceBook) -> Self {
+        Self {
+            pool: Pool::Sqlite(pool),
+            book: Arc::new(book),
+        }
+    }
+
+    /// The price book used to price new lines.
+    #[must_use]
+    pub fn price_book(&self) -> &PriceBook {
+        &self.book
+    }
+
+    /// Creates or upgrades the schema. Idempotent, and safe to run from several processes at
+    /// once (PostgreSQL: an advisory lock; SQLite: `BEGIN IMMEDIATE`). Applied versions are
+    /// kept in `tenantry_cost_migrations`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when a statement fails.
+    pub async fn migrate(&self) -> Result<()> {
+        let backend = self.pool.backend();
+        transaction!(&self.pool, |tx, qb, is_pg| {
+            if is_pg {
+                // Raw statement: sea-query has no advisory-lock builder; the key is a constant.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            ddl!(schema::migrations_table(backend))
+                .execute(&mut *tx)
+                .await?;
+            for (version, name, statements) in schema::migrations(backend) {
+                let applied = Query::select()
+                    .column(Migrations::Version)
+                    .from(Migrations::Table)
+                    .and_where(Expr::col(Migrations::Version).eq(version))
+                    .to_owned();
+                if query!(applied, qb)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some()
+                {
+                    continue;
+                }
+                for sql in statements {
+                    ddl!(sql).execute(&mut *tx).await?;
+                }
+                let mark = Query::insert()
+                    .into_table(Migrations::Table)
+                    .columns([Migrations::Version, Migrations::Name, Migrations::AppliedAt])
+                    .values([version.into(), name.into(), UnixMicros::now().0.into()])?
+                    .to_owned();
+                query!(mark, qb).execute(&mut *tx).await?;
+            }
+            Ok::<(), Error>(())
+        })
+    }
+
+    /// Sets the multiplier of a feature tier from `effective_from` on (basis points,
+    /// `10_000` = 1×). Earlier lines keep the multiplier they copied.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] above 10×, [`Error::Database`].
+    pub async fn set_feature_tier(
+        &self,
+        name: &str,
+        multiplier_bp: i64,
+        effective_from: UnixMicros,
+    ) -> Result<()> {
+        self.set_multiplier(
+            MultiplierTable::FeatureTiers,
+            name,
+            multiplier_bp,
+            effective_from,
+        )
+        .await
+    }
+
+    /// Sets the multiplier of a region from `effective_from` on (basis points, `10_000` = 1×).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] above 10×, [`Error::Database`].
+    pub async fn set_region(
+        &self,
+        name: &str,
+        multiplier_bp: i64,
+        effective_from: UnixMicros,
+    ) -> Result<()> {
+        self.set_multiplier(
+            MultiplierTable::Regions,
+            name,
+            multiplier_bp,
+            effective_from,
+        )
+        .await
+    }
+
+    async fn set_multiplier(
+        &self,
+        table: MultiplierTable,
+        name: &str,
+        multiplier_bp: i64,
+        effective_from: UnixMicros,
+    ) -> Result<()> {
+        formula::check_range("multiplier_bp", multiplier_bp, 0, MAX_TENANT_BP)?;
+        let stmt = Query::insert()
+            .into_table(table)
+            .columns([
+                Multiplier::Name,
+                Multiplier::EffectiveFrom,
+                Multiplier::MultiplierBp,
+            ])
+            .values([name.into(), effective_from.0.into(), multiplier_bp.into()])?
+            .to_owned();
+        on_pool!(&self.pool, |pool, qb| {
+            query!(stmt, qb).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Prices a record with the price book alone (tier and region at 1×).
+    ///
+    /// # Errors
+    ///
+    /// As [`PriceBook::snapshot`] and [`formula::line_cost`].
+    pub fn snapshot(&self, record: &UsageRecord) -> Result<RateSnapshot> {
+        record.tokens.validate()?;
+        self.book.snapshot(&PriceQuery {
+            model: &record.model,
+            at: record.occurred_at,
+            lane: record.lane,
+            inference_geo: record.inference_geo.as_deref(),
+            prompt_tokens: record.tokens.prompt_tokens(),
+        })
+    }
+
+    /// Records one usage line, idempotently on `(source, request_id)`.
+    ///
+    /// The rate snapshot (price-book row, rates, batch and data-residency multipliers, and the
+    /// feature-tier and region multipliers effective at `occurred_at`) is copied into the row;
+    /// the generated columns compute the cost from it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownModel`], [`Error::NoRateAt`], [`Error::UnsupportedModifier`],
+    /// [`Error::UnknownMultiplier`], [`Error::OutOfRange`], [`Error::Database`].
+    pub async fn record(&self, record: &UsageRecord) -> Result<Recorded> {
+        self.record_inner(record, None, None).await
+    }
+
+    /// Records a reversal of `line_id`: a new row with every token negated, the original's rate
+    /// snapshot and `corrects_id = line_id`, so it cancels the original exactly. Idempotent on
+    /// `(source, request_id)` like [`Ledger::record`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown line, [`Error::Database`].
+    pub async fn reverse(&self, line_id: i64, source: &str, request_id: &str) -> Result<Recorded> {
+        let original = self.line(line_id).await?;
+        let mut rec = original.record.clone();
+        rec.source = source.to_owned();
+        rec.request_id = request_id.to_owned();
+        rec.tokens = rec.tokens.negated();
+        self.record_inner(&rec, Some(original.snapshot), Some(line_id))
+            .await
+    }
+
+    pub(crate) async fn record_inner(
+        &self,
+        record: &UsageRecord,
+        fixed_snapshot: Option<RateSnapshot>,
+        corrects: Option<i64>,
+    ) -> Result<Recorded> {
+        let snapshot = match fixed_snapshot {
+            Some(s) => s,
+            None => self.full_snapshot(record, &mut HashMap::new()).await?,
+        };
+        self.insert_one(record, &snapshot, corrects, None).await
+    }
+
+    /// The price-book snapshot plus the feature-tier and region multipliers effective at
+    /// `occurred_at` (looked up once per name and time in `cache`).
+    pub(crate) async fn full_snapshot(
+        &self,
+        record: &UsageRecord,
+        cache: &mut HashMap<(&'static str, String, UnixMicros), i64>,
+    ) -> Result<RateSnapshot> {
+        let mut snapshot = self.snapshot(record)?;
+        for (kind, table, name) in [
+            (
+                "feature tier",
+                MultiplierTable::FeatureTiers,
+                &record.feature_tier,
+            ),
+            ("region", MultiplierTable::Regions, &record.region),
+        ] {
+            let Some(name) = name else { continue };
+            let key = (kind, name.clone(), record.occurred_at);
+            let bp = match cache.get(&key) {
+                Some(bp) => *bp,
+                None => {
+                    let sel = multiplier_select(table, name, record.occurred_at);
+                    let found: Option<i64> = on_pool!(&self.pool, |pool, qb| {
+                        query!(sel, qb)
+                            .fetch_optional(pool)
+                            .await?
+                            .map(|r| r.try_get::<i64, _>(0))
+                            .transpose()?
+                    });
+                    let bp = found.ok_or_else(|| Error::UnknownMultiplier {
+                        kind,
+                        name: name.clone(),
+                        at_micros: record.occurred_at.0,
+                    })?;
+                    cache.insert(key, bp);
+                    bp
+                }
+            };
+            match kind {
+                "region" => snapshot.region_bp = bp,
+                _ => snapshot.tier_bp = bp,
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// Records a line priced with a snapshot the caller supplies (imported lines, contract
+    /// prices, audits), idempotently like [`Ledger::record`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] for tokens, rates or multipliers outside the formula's ranges;
+    /// [`Error::Database`].
+    pub async fn record_priced(
+        &self,
+        record: &UsageRecord,
+        snapshot: &RateSnapshot,
+    ) -> Result<Recorded> {
+        self.insert_one(record, snapshot, None, None).await
+    }
+
+    /// Inserts one priced line (and, when `settle` is given, settles that reservation in the
+    /// same transaction, under the tenant's budget lock).
+    pub(crate) async fn insert_one(
+        &self,
+        record: &UsageRecord,
+        snapshot: &RateSnapshot,
+        corrects: Option<i64>,
+        settle: Option<i64>,
+    ) -> Result<Recorded> {
+        let cost = formula::line_cost(&record.tokens, snapshot)?;
+        let mut insert = insert_usage(&[(record, snapshot, corrects)], UnixMicros::now())?;
+        insert.returning_col(Usage::Id);
+        let existing = Query::select()
+            .columns([Usage::Id, Usage::CostNanos, Usage::StandardCostNanos])
+            .from(Usage::Table)
+            .and_where(Expr::col(Usage::Source).eq(record.source.as_str()))
+            .and_where(Expr::col(Usage::RequestId).eq(record.request_id.as_str()))
+            .to_owned();
+        transaction!(&self.pool, |tx, qb, is_pg| {
+            if let (Some(_), true) = (settle, is_pg) {
+                let lock = crate::budget::lock_budgets(&record.tenant_id);
+                query!(lock, qb).fetch_all(&mut *tx).await?;
+            }
+            let inserted = query!(insert, qb).fetch_optional(&mut *tx).await?;
+            let recorded = match inserted {
+                Some(row) => Recorded {
+                    line_id: row.try_get(0)?,
+                    duplicate: false,
+                    cost,
+                },
+                None => {
+                    let row = query!(existing, qb).fetch_one(&mut *tx).await?;
+                    Recorded {
+                        line_id: row.try_get(0)?,
+                        duplicate: true,
+                        cost: LineCost {
+                            cost: crate::Nanos(row.try_get(1)?),
+                            standard_cost: crate::Nanos(row.try_get(2)?),
+                        },
+                    }
+                }
+            };
+            if let Some(reservation) = settle {
+                let close = crate::budget::close_reservation(
+                    reservation,
+                    if recorded.duplicate {
+                        "released"
+                    } else {
+                        "settled"
+                    },
+                    Some(recorded.line_id),
+                );
+                query!(close, qb).execute(&mut *tx).await?;
+            }
+            Ok::<Recorded, Error>(recorded)
+        })
+    }
+
+    /// Records many lines in one transaction with multi-row inserts, skipping duplicates.
+    /// Returns how many lines were added. For bulk ingestion (e.g. a batch's results); use
+    /// [`Ledger::record`] to learn each line's id.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ledger::record`]; nothing is recorded when any record fails to price.
+    pub async fn record_batch(&self, records: &[UsageRecord]) -> Result<u64> {
+        let mut cache = HashMap::new();
+        let mut priced = Vec::with_capacity(records.len());
+        for r in records {
+            priced.push((r.clone(), self.full_snapshot(r, &mut cache).await?));
+        }
+        self.record_batch_priced(&priced).await
+    }
+
+    /// [`Ledger::record_batch`] with snapshots the caller supplies, as [`Ledger::record_priced`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] (nothing is recorded), [`Error::Database`].
+    pub async fn record_batch_priced(&self, rows: &[(UsageRecord, RateSnapshot)]) -> Result<u64> {
+        for (r, s) in rows {
+            r.tokens.validate()?;
+            s.validate()?;
+        }
+        let now = UnixMicros::now();
+        // 31 bound values per row; 1,000 rows stay far below PostgreSQL's 65,535 limit.
+        const CHUNK: usize = 1_000;
+        let refs: Vec<_> = rows.iter().map(|(r, s)| (r, s, None)).collect();
+        let mut inserts = Vec::new();
+        for chunk in refs.chunks(CHUNK) {
+            inserts.push(insert_usage(chunk, now)?);
+        }
+        transaction!(&self.pool, |tx, qb, _is_pg| {
+            let mut added = 0;
+            for insert in &inserts {
+                added += query!(*insert, qb).execute(&mut *tx).await?.rows_affected();
+            }
+            Ok::<u64, Error>(added)
+        })
+    }
+
+    /// Reads one line back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Database`].
+    pub async fn line(&self, line_id: i64) -> Result<LedgerLine> {
+        let sel = Query::select()
+            .columns(LINE_COLUMNS)
+            .from(Usage::Table)
+            .and_where(Expr::col(Usage::Id).eq(line_id))
+            .to_owned();
+        on_pool!(&self.pool, |pool, qb| {
+            let row = query!(sel, qb).fetch_optional(pool).await?;
+            let row = row.ok_or(Error::NotFound {
+                kind: "line",
+                id: line_id,
+            })?;
+            line_from_row(&row)
+        })
+    }
+
+    /// Reads every line of a tenant, oldest first (for audits and tests).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn lines(&self, tenant_id: &str) -> Result<Vec<LedgerLine>> {
+        let sel = Query::select()
+            .columns(LINE_COLUMNS)
+            .from(Usage::Table)
+            .and_where(Expr::col(Usage::TenantId).eq(tenant_id))
+            .order_by(Usage::Id, Order::Asc)
+            .to_owned();
+        on_pool!(&self.pool, |pool, qb| {
+            let rows = query!(sel, qb).fetch_all(pool).await?;
+            rows.iter().map(line_from_row).collect()
+        })
+    }
+
+    /// Marks reservations whose time ran out as released (they already stopped counting
+    /// against budgets when they expired; this only tidies their state). Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn release_expired(&self, now: UnixMicros) -> Result<u64> {
+        let stmt = Query::update()
+            .table(Reservation::Table)
+            .value(Reservation::State, "released")
+            .and_where(Expr::col(Reservation::State).eq("held"))
+            .and_where(Expr::col(Reservation::ExpiresAt).lte(now.0))
+            .to_owned();
+        on_pool!(&self.pool, |pool, qb| {
+            Ok(query!(stmt, qb).execute(pool).await?.rows_affected())
+        })
+    }
+}
+
+const LINE_COLUMNS: [Usage; 34] = [
+    Usage::Id,
+    Usage::TenantId,
+    Usage::UserId,
+    Usage::Feature,
+    Usage::Model,
+    Usage::Lane,
+    Usage::OccurredAt,
+    Usage::InputTokens,
+    Usage::CacheWrite5mTokens,
+    Usage::CacheWrite1hTokens,
+    Usage::CacheReadTokens,
+    Usage::OutputTokens,
+    Usage::CostNanos,
+    Usage::StandardCostNanos,
+    Usage::Source,
+    Usage::RequestId,
+    Usage::JobId,
+    Usage::BatchId,
+    Usage::CorrectsId,
+    Usage::PriceId,
+    Usage::ContextTier,
+    Usage::InputRate,
+    Usage::CacheWrite5mRate,
+    Usage::CacheWrite1hRate,
+    Usage::CacheReadRate,
+    Usage::OutputRate,
+    Usage::BatchPermille,
+    Usage::GeoPermille,
+    Usage::TierBp,
+    Usage::RegionBp,
+    Usage::InferenceGeo,
+    Usage::FeatureTier,
+    Usage::Region,
+    Usage::RecordedAt,
+];
+
+fn line_from_row<R: Row>(row: &R) -> Result<LedgerLine>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
+{
+    let lane: String = row.try_get(5)?;
+    let tier: String = row.try_get(20)?;
+    Ok(LedgerLine {
+        id: row.try_get(0)?,
+        record: UsageRecord {
+            tenant_id: row.try_get(1)?,
+            user_id: row.try_get(2)?,
+            feature: row.try_get(3)?,
+            model: row.try_get(4)?,
+            lane: Lane::parse(&lane).ok_or_else(|| {
+                Error::InvalidPriceBook(format!("unknown lane `{lane}` in the ledger"))
+            })?,
+            occurred_at: UnixMicros(row.try_get(6)?),
+            tokens: TokenBuckets {
+                input: row.try_get(7)?,
+                cache_write_5m: row.try_get(8)?,
+                cache_write_1h: row.try_get(9)?,
+                cache_read: row.try_get(10)?,
+                output: row.try_get(11)?,
+            },
+            source: row.try_get(14)?,
+            request_id: row.try_get(15)?,
+            job_id: row.try_get(16)?,
+            batch_id: row.try_get(17)?,
+            inference_geo: row.try_get(30)?,
+            feature_tier: row.try_get(31)?,
+            region: row.try_get(32)?,
+        },
+        stored: LineCost {
+            cost: crate::Nanos(row.try_get(12)?),
+            standard_cost: crate::Nanos(row.try_get(13)?),
+        },
+        corrects_id: row.try_get(18)?,
+        snapshot: RateSnapshot {
+            price_id: row.try_get(19)?,
+            context_tier: ContextTier::parse(&tier)?,
+            rates: Rates {
+                input: row.try_get(21)?,
+                cache_write_5m: row.try_get(22)?,
+                cache_write_1h: row.try_get(23)?,
+                cache_read: row.try_get(24)?,
+                output: row.try_get(25)?,
+            },
+            batch_permille: row.try_get(26)?,
+            geo_permille: row.try_get(27)?,
+            tier_bp: row.try_get(28)?,
+            region_bp: row.try_get(29)?,
+        },
+    })
+}
+
+fn multiplier_select(
+    table: MultiplierTable,
+    name: &str,
+    at: UnixMicros,
+) -> sea_query::SelectStatement {
+    Query::select()
+        .column(Multiplier::MultiplierBp)
+        .from(table)
+        .and_where(Expr::col(Multiplier::Name).eq(name))
+        .and_where(Expr::col(Multiplier::EffectiveFrom).lte(at.0))
+        .order_by(Multiplier::EffectiveFrom, Order::Desc)
+        .limit(1)
+        .to_owned()
+}
+
+/// The insert of priced rows, skipping any `(source, request_id)` already present.
+pub(crate) fn insert_usage(
+    rows: &[(&UsageRecord, &RateSnapshot, Option<i64>)],
+    recorded_at: UnixMicros,
+) -> Result<InsertStatement> {
+    let mut insert = Query::insert();
+    insert.into_table(Usage::Table).columns([
+        Usage::TenantId,
+        Usage::UserId,
+        Usage::Feature,
+        Usage::Model,
+        Usage::Lane,
+        Usage::OccurredAt,
+        Usage::InputTokens,
+        Usage::CacheWrite5mTokens,
+        Usage::CacheWrite1hTokens,
+        Usage::CacheReadTokens,
+        Usage::OutputTokens,
+        Usage::Source,
+        Usage::RequestId,
+        Usage::JobId,
+        Usage::BatchId,
+        Usage::CorrectsId,
+        Usage::PriceId,
+        Usage::ContextTier,
+        Usage::InputRate,
+        Usage::CacheWrite5mRate,
+        Usage::CacheWrite1hRate,
+        Usage::CacheReadRate,
+        Usage::OutputRate,
+        Usage::BatchPermille,
+        Usage::GeoPermille,
+        Usage::TierBp,
+        Usage::RegionBp,
+        Usage::InferenceGeo,
+        Usage::FeatureTier,
+        Usage::Region,
+        Usage::RecordedAt,
+    ]);
+    for (r, s, corrects) in rows {
+        let t = &r.tokens;
+        insert.values([
+            r.tenant_id.as_str().into(),
+            r.user_id.clone().into(),
+            r.feature.as_str().into(),
+            r.model.as_str().into(),
+            r.lane.as_str().into(),
+            r.occurred_at.0.into(),
+            t.input.into(),
+            t.cache_write_5m.into(),
+            t.cache_write_1h.into(),
+            t.cache_read.into(),
+            t.output.into(),
+            r.source.as_str().into(),
+            r.request_id.as_str().into(),
+            r.job_id.clone().into(),
+            r.batch_id.clone().into(),
+            (*corrects).into(),
+            s.price_id.as_str().into(),
+            s.context_tier.as_str().into(),
+            s.rates.input.into(),
+            s.rates.cache_write_5m.into(),
+            s.rates.cache_write_1h.into(),
+            s.rates.cache_read.into(),
+            s.rates.output.into(),
+            s.batch_permille.into(),
+            s.geo_permille.into(),
+            s.tier_bp.into(),
+            s.region_bp.into(),
+            r.inference_geo.clone().into(),
+            r.feature_tier.clone().into(),
+            r.region.clone().into(),
+            recorded_at.0.into(),
+        ])?;
+    }
+    insert.on_conflict(
+        OnConflict::columns([Usage::Source, Usage::RequestId])
+            .do_nothing()
+            .to_owned(),
+    );
+    Ok(insert)
+}

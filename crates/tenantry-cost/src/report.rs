@@ -1,0 +1,156 @@
+//! Spend reports over the ledger: per tenant, feature, user, model or lane, and what batching saved.
+
+use sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::clock::UnixMicros;
+use crate::db::{on_pool, query};
+use crate::error::Result;
+use crate::ledger::Ledger;
+use crate::money::Nanos;
+use crate::schema::Usage;
+
+/// What a spend report groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GroupBy {
+    /// One row per tenant.
+    Tenant,
+    /// One row per feature.
+    Feature,
+    /// One row per end user (`None` key for lines without one).
+    User,
+    /// One row per model.
+    Model,
+    /// One row per lane: batch versus synchronous spend.
+    Lane,
+}
+
+impl GroupBy {
+    const fn column(self) -> Usage {
+        match self {
+            Self::Tenant => Usage::TenantId,
+            Self::Feature => Usage::Feature,
+            Self::User => Usage::UserId,
+            Self::Model => Usage::Model,
+            Self::Lane => Usage::Lane,
+        }
+    }
+}
+
+/// A spend report: lines with `from ≤ occurred_at < to`, optionally for one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendQuery {
+    /// Restrict to one tenant (`None`: every tenant).
+    pub tenant_id: Option<String>,
+    /// Period start (inclusive).
+    pub from: UnixMicros,
+    /// Period end (exclusive).
+    pub to: UnixMicros,
+    /// The grouping.
+    pub group_by: GroupBy,
+}
+
+/// One row of a spend report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendRow {
+    /// The group's key (tenant, feature, user, model or lane); `None` for lines without a user.
+    pub key: Option<String>,
+    /// Charged spend.
+    pub cost: Nanos,
+    /// The same usage at synchronous prices.
+    pub standard_cost: Nanos,
+    /// Number of ledger lines.
+    pub lines: i64,
+}
+
+impl SpendRow {
+    /// What batching saved in this group: `standard_cost − cost`.
+    #[must_use]
+    pub fn saved_by_batching(&self) -> Nanos {
+        self.standard_cost - self.cost
+    }
+}
+
+fn sum(col: Usage) -> Expr {
+    Expr::expr(Func::coalesce([Expr::col(col).sum(), Expr::val(0_i64)])).cast_as("bigint")
+}
+
+/// The report's statement. Values are bound, never spliced.
+///
+/// ```
+/// use sea_query::PostgresQueryBuilder;
+/// use tenantry_cost::{GroupBy, SpendQuery, UnixMicros, report};
+/// let q = SpendQuery { tenant_id: Some("acme".into()), from: UnixMicros(0),
+///     to: UnixMicros(10), group_by: GroupBy::Lane };
+/// let (sql, values) = report::spend_statement(&q).build(PostgresQueryBuilder);
+/// assert_eq!(sql, r#"SELECT "lane", CAST(COALESCE(SUM("cost_nanos"), $1) AS bigint), CAST(COALESCE(SUM("standard_cost_nanos"), $2) AS bigint), COUNT(*) FROM "tenantry_usage" WHERE "occurred_at" >= $3 AND "occurred_at" < $4 AND "tenant_id" = $5 GROUP BY "lane" ORDER BY "lane" ASC"#);
+/// assert_eq!(values.0.len(), 5);
+/// ```
+#[must_use]
+pub fn spend_statement(q: &SpendQuery) -> SelectStatement {
+    let key = q.group_by.column();
+    let mut stmt = Query::select();
+    stmt.column(key)
+        .expr(sum(Usage::CostNanos))
+        .expr(sum(Usage::StandardCostNanos))
+        .expr(Expr::col(sea_query::Asterisk).count())
+        .from(Usage::Table)
+        .and_where(Expr::col(Usage::OccurredAt).gte(q.from.0))
+        .and_where(Expr::col(Usage::OccurredAt).lt(q.to.0));
+    if let Some(t) = &q.tenant_id {
+        stmt.and_where(Expr::col(Usage::TenantId).eq(t.as_str()));
+    }
+    stmt.group_by_col(key).order_by(key, Order::Asc);
+    stmt
+}
+
+impl Ledger {
+    /// Spend over a period, grouped as asked. Group by [`GroupBy::Lane`] for batch versus
+    /// synchronous spend; every row carries what batching saved.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Database`].
+    pub async fn spend(&self, q: &SpendQuery) -> Result<Vec<SpendRow>> {
+        let stmt = spend_statement(q);
+        on_pool!(&self.pool, |pool, qb| {
+            let rows = query!(stmt, qb).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(SpendRow {
+                    key: r.try_get(0)?,
+                    cost: Nanos(r.try_get(1)?),
+                    standard_cost: Nanos(r.try_get(2)?),
+                    lines: r.try_get(3)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// What batching saved over a period (all tenants, or one): the standard-price cost of the
+    /// batch lines minus what they were charged.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Database`].
+    pub async fn saved_by_batching(
+        &self,
+        tenant_id: Option<&str>,
+        from: UnixMicros,
+        to: UnixMicros,
+    ) -> Result<Nanos> {
+        let rows = self
+            .spend(&SpendQuery {
+                tenant_id: tenant_id.map(str::to_owned),
+                from,
+                to,
+                group_by: GroupBy::Lane,
+            })
+            .await?;
+        Ok(rows.iter().map(SpendRow::saved_by_batching).sum())
+    }
+}

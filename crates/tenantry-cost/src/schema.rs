@@ -1,0 +1,409 @@
+//! The ledger schema, built with sea-query, and the versioned migrations that create it.
+
+use sea_query::{
+    ColumnDef, Expr, ExprTrait, Iden, Index, IndexCreateStatement, PostgresQueryBuilder,
+    SqliteQueryBuilder, Table, TableCreateStatement,
+};
+
+use crate::formula::{
+    self, MAX_BATCH_PERMILLE, MAX_GEO_PERMILLE, MAX_RATE, MAX_TENANT_BP, MAX_TOKENS,
+};
+
+/// The two supported databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// `tenantry_usage`, the append-only ledger (its contract with the metrics crate is in the
+/// crate docs).
+#[derive(Debug, Clone, Copy, Iden)]
+pub(crate) enum Usage {
+    #[iden = "tenantry_usage"]
+    Table,
+    Id,
+    TenantId,
+    UserId,
+    Feature,
+    Model,
+    Lane,
+    OccurredAt,
+    InputTokens,
+    #[iden = "cache_write_5m_tokens"]
+    CacheWrite5mTokens,
+    #[iden = "cache_write_1h_tokens"]
+    CacheWrite1hTokens,
+    CacheReadTokens,
+    OutputTokens,
+    CostNanos,
+    StandardCostNanos,
+    Source,
+    RequestId,
+    JobId,
+    BatchId,
+    CorrectsId,
+    PriceId,
+    ContextTier,
+    InputRate,
+    #[iden = "cache_write_5m_rate"]
+    CacheWrite5mRate,
+    #[iden = "cache_write_1h_rate"]
+    CacheWrite1hRate,
+    CacheReadRate,
+    OutputRate,
+    BatchPermille,
+    GeoPermille,
+    TierBp,
+    RegionBp,
+    InferenceGeo,
+    FeatureTier,
+    Region,
+    RecordedAt,
+}
+
+/// `tenantry_feature_tiers` and `tenantry_regions`: effective-dated multipliers by name.
+#[derive(Debug, Clone, Copy, Iden)]
+#[allow(clippy::enum_variant_names)] // the column is named `multiplier_bp`
+pub(crate) enum Multiplier {
+    Name,
+    EffectiveFrom,
+    MultiplierBp,
+}
+
+/// The two multiplier tables.
+#[derive(Debug, Clone, Copy, Iden)]
+pub(crate) enum MultiplierTable {
+    #[iden = "tenantry_feature_tiers"]
+    FeatureTiers,
+    #[iden = "tenantry_regions"]
+    Regions,
+}
+
+/// `tenantry_budgets`: effective-dated budget policies.
+#[derive(Debug, Clone, Copy, Iden)]
+pub(crate) enum Budget {
+    #[iden = "tenantry_budgets"]
+    Table,
+    Id,
+    TenantId,
+    Feature,
+    Period,
+    PeriodMicros,
+    LimitNanos,
+    EffectiveFrom,
+}
+
+/// `tenantry_reservations`: money held for requests in flight.
+#[derive(Debug, Clone, Copy, Iden)]
+pub(crate) enum Reservation {
+    #[iden = "tenantry_reservations"]
+    Table,
+    Id,
+    TenantId,
+    Feature,
+    AmountNanos,
+    CreatedAt,
+    ExpiresAt,
+    State,
+    LineId,
+}
+
+/// `tenantry_cost_migrations`: which migrations ran.
+#[derive(Debug, Clone, Copy, Iden)]
+pub(crate) enum Migrations {
+    #[iden = "tenantry_cost_migrations"]
+    Table,
+    Version,
+    Name,
+    AppliedAt,
+}
+
+fn build_table(backend: Backend, stmt: &TableCreateStatement) -> String {
+    match backend {
+        Backend::Postgres => stmt.build(PostgresQueryBuilder),
+        Backend::Sqlite => stmt.build(SqliteQueryBuilder),
+    }
+}
+
+fn build_index(backend: Backend, stmt: &IndexCreateStatement) -> String {
+    match backend {
+        Backend::Postgres => stmt.build(PostgresQueryBuilder),
+        Backend::Sqlite => stmt.build(SqliteQueryBuilder),
+    }
+}
+
+/// The identity column: `BIGINT GENERATED ALWAYS AS IDENTITY` on PostgreSQL (sea-query's
+/// `auto_increment` renders `BY DEFAULT`, so the clause is spelled out), and SQLite's
+/// `INTEGER PRIMARY KEY` (the rowid alias; `BIGINT PRIMARY KEY` would not be one).
+fn id_column<T: Iden + 'static>(backend: Backend, col: T) -> ColumnDef {
+    let mut def = ColumnDef::new(col);
+    match backend {
+        Backend::Postgres => {
+            def.big_integer()
+                .not_null()
+                .extra("GENERATED ALWAYS AS IDENTITY")
+                .primary_key();
+        }
+        Backend::Sqlite => {
+            def.integer().not_null().primary_key();
+        }
+    }
+    def
+}
+
+fn bounded(col: Usage, min: i64, max: i64) -> ColumnDef {
+    ColumnDef::new(col)
+        .big_integer()
+        .not_null()
+        .default(0)
+        .check(Expr::col(col).between(min, max))
+        .to_owned()
+}
+
+/// The `CREATE TABLE tenantry_usage` statement. With `generated = false` the two cost
+/// columns are plain nullable `BIGINT`s: only the benchmark uses that, to measure what the
+/// generated columns cost.
+pub(crate) fn usage_table(backend: Backend, generated: bool) -> String {
+    let cost_col = |col: Usage, standard: bool| {
+        let mut def = ColumnDef::new(col);
+        def.big_integer();
+        if generated {
+            let expr = match backend {
+                Backend::Postgres => formula::postgres_expr(standard),
+                Backend::Sqlite => formula::sqlite_expr(standard),
+            };
+            def.generated(expr, true);
+        }
+        def
+    };
+    let text = |col: Usage| ColumnDef::new(col).text().not_null().to_owned();
+    let text_null = |col: Usage| ColumnDef::new(col).text().null().to_owned();
+    let stmt = Table::create()
+        .table(Usage::Table)
+        .if_not_exists()
+        .col(id_column(backend, Usage::Id))
+        .col(text(Usage::TenantId))
+        .col(text_null(Usage::UserId))
+        .col(text(Usage::Feature))
+        .col(text(Usage::Model))
+        .col(
+            ColumnDef::new(Usage::Lane)
+                .text()
+                .not_null()
+                .check(Expr::col(Usage::Lane).is_in(["batch", "sync"])),
+        )
+        .col(ColumnDef::new(Usage::OccurredAt).big_integer().not_null())
+        .col(bounded(Usage::InputTokens, -MAX_TOKENS, MAX_TOKENS))
+        .col(bounded(Usage::CacheWrite5mTokens, -MAX_TOKENS, MAX_TOKENS))
+        .col(bounded(Usage::CacheWrite1hTokens, -MAX_TOKENS, MAX_TOKENS))
+        .col(bounded(Usage::CacheReadTokens, -MAX_TOKENS, MAX_TOKENS))
+        .col(bounded(Usage::OutputTokens, -MAX_TOKENS, MAX_TOKENS))
+        .col(cost_col(Usage::CostNanos, false))
+        .col(cost_col(Usage::StandardCostNanos, true))
+        .col(text(Usage::Source))
+        .col(text(Usage::RequestId))
+        .col(text_null(Usage::JobId))
+        .col(text_null(Usage::BatchId))
+        .col(ColumnDef::new(Usage::CorrectsId).big_integer().null())
+        .col(text(Usage::PriceId))
+        .col(text(Usage::ContextTier))
+        .col(bounded(Usage::InputRate, 0, MAX_RATE))
+        .col(bounded(Usage::CacheWrite5mRate, 0, MAX_RATE))
+        .col(bounded(Usage::CacheWrite1hRate, 0, MAX_RATE))
+        .col(bounded(Usage::CacheReadRate, 0, MAX_RATE))
+        .col(bounded(Usage::OutputRate, 0, MAX_RATE))
+        .col(bounded(Usage::BatchPermille, 0, MAX_BATCH_PERMILLE))
+        .col(bounded(Usage::GeoPermille, 0, MAX_GEO_PERMILLE))
+        .col(bounded(Usage::TierBp, 0, MAX_TENANT_BP))
+        .col(bounded(Usage::RegionBp, 0, MAX_TENANT_BP))
+        .col(text_null(Usage::InferenceGeo))
+        .col(text_null(Usage::FeatureTier))
+        .col(text_null(Usage::Region))
+        .col(ColumnDef::new(Usage::RecordedAt).big_integer().not_null())
+        .to_owned();
+    build_table(backend, &stmt)
+}
+
+fn multiplier_table(backend: Backend, table: MultiplierTable) -> String {
+    let stmt = Table::create()
+        .table(table)
+        .if_not_exists()
+        .col(ColumnDef::new(Multiplier::Name).text().not_null())
+        .col(
+            ColumnDef::new(Multiplier::EffectiveFrom)
+                .big_integer()
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(Multiplier::MultiplierBp)
+                .big_integer()
+                .not_null()
+                .check(Expr::col(Multiplier::MultiplierBp).between(0, MAX_TENANT_BP)),
+        )
+        .primary_key(
+            Index::create()
+                .col(Multiplier::Name)
+                .col(Multiplier::EffectiveFrom),
+        )
+        .to_owned();
+    build_table(backend, &stmt)
+}
+
+/// The statements of migration 1, in order.
+pub(crate) fn migration_1(backend: Backend) -> Vec<String> {
+    let budgets = Table::create()
+        .table(Budget::Table)
+        .if_not_exists()
+        .col(id_column(backend, Budget::Id))
+        .col(ColumnDef::new(Budget::TenantId).text().not_null())
+        .col(ColumnDef::new(Budget::Feature).text().null())
+        .col(
+            ColumnDef::new(Budget::Period)
+                .text()
+                .not_null()
+                .check(Expr::col(Budget::Period).is_in(["month", "day", "custom"])),
+        )
+        .col(ColumnDef::new(Budget::PeriodMicros).big_integer().null())
+        .col(
+            ColumnDef::new(Budget::LimitNanos)
+                .big_integer()
+                .not_null()
+                .check(Expr::col(Budget::LimitNanos).gte(0)),
+        )
+        .col(
+            ColumnDef::new(Budget::EffectiveFrom)
+                .big_integer()
+                .not_null(),
+        )
+        .to_owned();
+    let reservations = Table::create()
+        .table(Reservation::Table)
+        .if_not_exists()
+        .col(id_column(backend, Reservation::Id))
+        .col(ColumnDef::new(Reservation::TenantId).text().not_null())
+        .col(ColumnDef::new(Reservation::Feature).text().not_null())
+        .col(
+            ColumnDef::new(Reservation::AmountNanos)
+                .big_integer()
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(Reservation::CreatedAt)
+                .big_integer()
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(Reservation::ExpiresAt)
+                .big_integer()
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(Reservation::State)
+                .text()
+                .not_null()
+                .check(Expr::col(Reservation::State).is_in(["held", "settled", "released"])),
+        )
+        .col(ColumnDef::new(Reservation::LineId).big_integer().null())
+        .to_owned();
+    let indexes = [
+        Index::create()
+            .if_not_exists()
+            .name("tenantry_usage_source_request_key")
+            .table(Usage::Table)
+            .col(Usage::Source)
+            .col(Usage::RequestId)
+            .unique()
+            .to_owned(),
+        Index::create()
+            .if_not_exists()
+            .name("tenantry_usage_tenant_time_idx")
+            .table(Usage::Table)
+            .col(Usage::TenantId)
+            .col(Usage::OccurredAt)
+            .to_owned(),
+        Index::create()
+            .if_not_exists()
+            .name("tenantry_budgets_tenant_idx")
+            .table(Budget::Table)
+            .col(Budget::TenantId)
+            .col(Budget::EffectiveFrom)
+            .to_owned(),
+        Index::create()
+            .if_not_exists()
+            .name("tenantry_reservations_tenant_idx")
+            .table(Reservation::Table)
+            .col(Reservation::TenantId)
+            .col(Reservation::State)
+            .to_owned(),
+    ];
+    let mut out = vec![
+        usage_table(backend, true),
+        multiplier_table(backend, MultiplierTable::FeatureTiers),
+        multiplier_table(backend, MultiplierTable::Regions),
+        build_table(backend, &budgets),
+        build_table(backend, &reservations),
+    ];
+    out.extend(indexes.iter().map(|i| build_index(backend, i)));
+    out
+}
+
+/// The migrations table itself (created before any migration runs).
+pub(crate) fn migrations_table(backend: Backend) -> String {
+    let stmt = Table::create()
+        .table(Migrations::Table)
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Migrations::Version)
+                .big_integer()
+                .not_null()
+                .primary_key(),
+        )
+        .col(ColumnDef::new(Migrations::Name).text().not_null())
+        .col(
+            ColumnDef::new(Migrations::AppliedAt)
+                .big_integer()
+                .not_null(),
+        )
+        .to_owned();
+    build_table(backend, &stmt)
+}
+
+/// Every migration: version, name, statements.
+pub(crate) fn migrations(backend: Backend) -> Vec<(i64, &'static str, Vec<String>)> {
+    vec![(
+        1,
+        "usage ledger, multipliers, budgets, reservations",
+        migration_1(backend),
+    )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_table_renders_contract_columns() {
+        let pg = usage_table(Backend::Postgres, true);
+        assert!(
+            pg.contains(r#""id" bigint NOT NULL GENERATED ALWAYS AS IDENTITY PRIMARY KEY"#)
+                || pg.contains("GENERATED ALWAYS AS IDENTITY"),
+            "{pg}"
+        );
+        assert!(
+            pg.contains(r#""cost_nanos" bigint GENERATED ALWAYS AS (CAST(ROUND("#),
+            "{pg}"
+        );
+        assert!(pg.contains("STORED"));
+        let lite = usage_table(Backend::Sqlite, true);
+        assert!(
+            lite.contains(r#""id" integer NOT NULL PRIMARY KEY"#),
+            "{lite}"
+        );
+        assert!(
+            lite.contains(r#""standard_cost_nanos" integer GENERATED ALWAYS AS ("#),
+            "{lite}"
+        );
+        println!("{pg}");
+    }
+}
