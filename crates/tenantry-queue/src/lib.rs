@@ -1,5 +1,77 @@
-//! Durable multi-tenant queue that turns AI requests into Message Batches and results into events.
+//! Durable multi-tenant queue that turns AI requests into Message Batches and results
+//! into events.
 //!
-//! This crate is not built yet: its work is tracked as issue 7. It compiles so that the
-//! workspace layout is in place, and it exports nothing.
+//! A host submits requests for its tenants; each becomes a *job* row in a [`JobStore`]
+//! (SQLite for one process, PostgreSQL for many). Every state change of a job is appended,
+//! in the same transaction, to an ordered events table, and pushed to the tenant's
+//! [`Subscription`]s. Every call is scoped by [`TenantId`]: another tenant's job is "not
+//! found", and a subscription only ever sees its own tenant's events.
+//!
+//! # Example
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures::StreamExt;
+//! use tenantry_queue::{JobState, JobStore, SqliteStore, SubmitOptions, TenantId};
+//!
+//! let store = SqliteStore::open(sqlx::SqlitePool::connect("sqlite::memory:").await?).await?;
+//! let tenant = TenantId::new("acme")?;
+//! let mut events = store.subscribe(&tenant).await?;
+//!
+//! let params = serde_json::json!({
+//!     "model": "claude-sonnet-4-5", "max_tokens": 256,
+//!     "messages": [{"role": "user", "content": "Summarise this ticket"}]
+//! });
+//! let options = SubmitOptions::new().idempotency_key("ticket-42");
+//! let id = store.submit(&tenant, "triage", "user-7", params, options).await?;
+//!
+//! let event = events.next().await.expect("subscription is live")?;
+//! assert_eq!((event.job_id, event.state), (id.clone(), JobState::Queued));
+//!
+//! let job = store.cancel(&tenant, &id).await?;
+//! assert_eq!(job.state, JobState::Canceled);
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+//!
+//! # Jobs
+//!
+//! States: `queued → batched → submitted → succeeded | failed | canceled | expired`
+//! ([`JobState`]). Submissions are validated before anything is stored
+//! ([`InvalidRequest`] names the problem). An idempotency key returns the first job for
+//! the same key. [`JobStore::submit_many`] stores a whole list in one transaction with
+//! multi-row statements.
+//!
+//! # Events
+//!
+//! [`JobStore::subscribe`] returns a stream of [`JobEvent`]s (job id, new state,
+//! [`Position`]). The events table is the truth; PostgreSQL `NOTIFY` (or an in-process
+//! channel with SQLite) only wakes the subscription up, and a poll timer backs it up, so a
+//! dropped listener connection loses no event: after reconnecting the subscription reads
+//! everything after its last position. See [`PgStore`] for the ordering guarantee.
+//!
+//! # Storage
+//!
+//! All SQL is built with sea-query and bound through sea-query-sqlx. Migrations are
+//! versioned and recorded in `tenantry_queue_migrations`; [`SqliteStore::open`] and
+//! [`PgStore::open`] apply the pending ones.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod event;
+mod ids;
+mod job;
+mod store;
+mod validate;
+
+pub use error::{Error, InvalidRequest, Result};
+pub use event::{DEFAULT_POLL_INTERVAL, JobEvent, Position, Subscription};
+pub use ids::{JobId, ParseJobIdError, TENANT_ID_MAX, TenantId};
+pub use job::{
+    Cursor, DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, Job, JobError, JobFilter,
+    JobState, Lane, MAX_MAX_WAIT, MAX_PAGE_SIZE, Page, ParseStateError, Submission, SubmitOptions,
+};
+pub use store::postgres::LISTENER_APPLICATION_NAME;
+pub use store::{JobStore, PgStore, SqliteStore};
+pub use validate::{MAX_FIELD_BYTES, MAX_REQUEST_BYTES};

@@ -1,0 +1,163 @@
+//! The one error type of the queue crate and its `Result` alias.
+
+use crate::job::JobState;
+
+/// Everything that can go wrong in the queue.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request was rejected at submit time; nothing was stored.
+    #[error("invalid request: {0}")]
+    Invalid(#[from] InvalidRequest),
+    /// No job with this id exists for this tenant (another tenant's job is reported the same way).
+    #[error("job {id} not found")]
+    NotFound {
+        /// The id that was looked up.
+        id: String,
+    },
+    /// The job already reached a terminal state other than `canceled` and cannot be canceled.
+    #[error("job {id} is already {state}")]
+    AlreadyFinished {
+        /// The job.
+        id: String,
+        /// The terminal state it is in.
+        state: JobState,
+    },
+    /// A list cursor that this crate did not produce.
+    #[error("malformed list cursor")]
+    BadCursor,
+    /// The database failed.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// A stored row could not be read back (corrupt or written by an incompatible version).
+    #[error("stored {what} is unreadable: {detail}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why it could not be read.
+        detail: String,
+    },
+    /// A stored JSON value could not be decoded.
+    #[error("stored JSON is unreadable")]
+    Json(#[source] serde_json::Error),
+    /// The store's schema is newer than this version of the crate understands.
+    #[error("database schema version {found} is newer than the {supported} this crate knows")]
+    SchemaTooNew {
+        /// The highest migration version found in the database.
+        found: i64,
+        /// The highest version this crate ships.
+        supported: i64,
+    },
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+impl Error {
+    /// Whether the error is a rejected submission ([`Error::Invalid`]).
+    #[must_use]
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, Self::Invalid(_))
+    }
+
+    /// Whether the error means "no such job for this tenant".
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+/// What exactly is wrong with a submitted request; each variant names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidRequest {
+    /// The tenant id is empty, too long or contains characters outside `[A-Za-z0-9_.:@-]`.
+    #[error("tenant id must be 1..={max} characters of [A-Za-z0-9_.:@-]")]
+    TenantId {
+        /// The maximum length.
+        max: usize,
+    },
+    /// A text field (feature, user, idempotency key) is empty or too long.
+    #[error("{field} must be 1..={max} bytes")]
+    Field {
+        /// Which field.
+        field: &'static str,
+        /// The maximum length in bytes.
+        max: usize,
+    },
+    /// `params` is not a JSON object.
+    #[error("params must be a JSON object")]
+    ParamsNotObject,
+    /// `params.model` is missing or not a non-empty string.
+    #[error("params.model must be a non-empty string")]
+    Model,
+    /// `params.max_tokens` is missing, not an integer or below 1.
+    #[error("params.max_tokens must be an integer >= 1")]
+    MaxTokens,
+    /// `params.messages` is missing or not a non-empty array.
+    #[error("params.messages must be a non-empty array")]
+    Messages,
+    /// `params.stream` is set to true; batched and queued requests are never streamed.
+    #[error("params.stream must be absent or false")]
+    Stream,
+    /// `params.custom_id` was given; the queue assigns custom ids itself.
+    #[error("params must not carry a custom_id; the queue assigns it")]
+    CustomId,
+    /// The serialized request is larger than the per-request limit.
+    #[error("request is {size} bytes, more than the {max}-byte limit")]
+    TooLarge {
+        /// The request's size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// `metadata` is not a JSON object.
+    #[error("metadata must be a JSON object")]
+    MetadataNotObject,
+    /// A max wait of zero or beyond the limit.
+    #[error("max_wait must be between 1 ms and {max_secs} s")]
+    MaxWait {
+        /// The maximum in seconds.
+        max_secs: u64,
+    },
+    /// Two requests in one `submit_many` call share an idempotency key.
+    #[error("idempotency key repeated within one submit_many call at index {index}")]
+    DuplicateKey {
+        /// The index of the second occurrence.
+        index: usize,
+    },
+    /// A `submit_many` item is invalid; the whole call is rejected.
+    #[error("item {index} is invalid")]
+    Item {
+        /// The index of the invalid item.
+        index: usize,
+        /// What is wrong with it.
+        #[source]
+        reason: Box<InvalidRequest>,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: std::error::Error + Send + Sync + 'static>() {}
+        check::<Error>();
+        check::<InvalidRequest>();
+    }
+
+    #[test]
+    fn cause_is_not_repeated_in_message() {
+        let e = Error::Database(sqlx::Error::PoolTimedOut);
+        assert_eq!(e.to_string(), "database error");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+}

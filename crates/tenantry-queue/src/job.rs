@@ -1,0 +1,429 @@
+//! What a job is: its states, lanes, submit options and the stored record.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{JobId, TenantId};
+
+/// Where a job is in its life.
+///
+/// `queued → batched → submitted → succeeded | failed | canceled | expired`; an urgent job
+/// goes `queued → submitted → …` without a batch. The last four are terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobState {
+    /// Stored and waiting to be planned into a batch (or sent, on the urgent lane).
+    Queued,
+    /// Planned into a batch that has not been created at the API yet.
+    Batched,
+    /// Sent to the API; waiting for its result.
+    Submitted,
+    /// The API returned a message; it is stored on the job.
+    Succeeded,
+    /// The API returned an error that is final (or retries ran out); it is stored on the job.
+    Failed,
+    /// Canceled by the caller. If it had been billed, its cost was still recorded.
+    Canceled,
+    /// Its deadline passed before it finished.
+    Expired,
+}
+
+impl JobState {
+    /// Every state, in life order.
+    pub const ALL: [Self; 7] = [
+        Self::Queued,
+        Self::Batched,
+        Self::Submitted,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Canceled,
+        Self::Expired,
+    ];
+
+    /// The state's stored and serialized name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Batched => "batched",
+            Self::Submitted => "submitted",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Whether the job can no longer change state.
+    #[must_use]
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Canceled | Self::Expired
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text is not a job state name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown job state {0:?}")]
+pub struct ParseStateError(pub String);
+
+impl FromStr for JobState {
+    type Err = ParseStateError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| ParseStateError(s.to_owned()))
+    }
+}
+
+/// How a job reaches the API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Lane {
+    /// Gathered into a Message Batch (half price, results within 24 h).
+    #[default]
+    Batch,
+    /// Sent at once through the synchronous Messages API (full price).
+    Urgent,
+}
+
+impl Lane {
+    /// The lane's stored name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Batch => "batch",
+            Self::Urgent => "urgent",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "batch" => Some(Self::Batch),
+            "urgent" => Some(Self::Urgent),
+            _ => None,
+        }
+    }
+}
+
+/// What happens to a job still unfinished when its deadline passes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeadlinePolicy {
+    /// The job ends as [`JobState::Expired`].
+    #[default]
+    Expire,
+    /// The job is sent down the urgent lane instead.
+    Urgent,
+}
+
+impl DeadlinePolicy {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Expire => "expire",
+            Self::Urgent => "urgent",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "expire" => Some(Self::Expire),
+            "urgent" => Some(Self::Urgent),
+            _ => None,
+        }
+    }
+}
+
+/// The default time a batch-lane job may wait before a partial batch is flushed for it.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
+/// The longest max wait accepted (a day: the batch API's own processing window).
+pub const MAX_MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Options of one submission. Built with owned setters; every setter states its default.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub struct SubmitOptions {
+    pub(crate) lane: Lane,
+    pub(crate) max_wait: Duration,
+    pub(crate) deadline: Option<OffsetDateTime>,
+    pub(crate) on_deadline: DeadlinePolicy,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) metadata: serde_json::Value,
+}
+
+impl Default for SubmitOptions {
+    fn default() -> Self {
+        Self {
+            lane: Lane::Batch,
+            max_wait: DEFAULT_MAX_WAIT,
+            deadline: None,
+            on_deadline: DeadlinePolicy::Expire,
+            idempotency_key: None,
+            metadata: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+}
+
+impl SubmitOptions {
+    /// Default options: batch lane, 60 s max wait, no deadline, no idempotency key, empty metadata.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The lane. Default [`Lane::Batch`].
+    pub fn lane(mut self, lane: Lane) -> Self {
+        self.lane = lane;
+        self
+    }
+
+    /// The longest the job waits before a partial batch is flushed for it. Default 60 s;
+    /// between 1 ms and 24 h.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// A deadline after which an unfinished job is handled by `policy`. Default: none.
+    pub fn deadline(mut self, deadline: OffsetDateTime, policy: DeadlinePolicy) -> Self {
+        self.deadline = Some(deadline);
+        self.on_deadline = policy;
+        self
+    }
+
+    /// An idempotency key: submitting again with the same key (same tenant) returns the
+    /// first job and stores nothing. Default: none. 1 to 255 bytes.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Caller data stored with the job, a JSON object. Default `{}`.
+    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// One request of a [`submit_many`](crate::JobStore::submit_many) call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// The product feature the request serves (for cost reports).
+    pub feature: String,
+    /// The end user the request serves (for cost reports).
+    pub user: String,
+    /// The Messages API request body (`model`, `max_tokens`, `messages`, …) as JSON.
+    pub params: serde_json::Value,
+    /// Lane, wait, deadline, idempotency key and metadata.
+    pub options: SubmitOptions,
+}
+
+impl Submission {
+    /// A submission with default options.
+    #[must_use]
+    pub fn new(
+        feature: impl Into<String>,
+        user: impl Into<String>,
+        params: serde_json::Value,
+    ) -> Self {
+        Self {
+            feature: feature.into(),
+            user: user.into(),
+            params,
+            options: SubmitOptions::default(),
+        }
+    }
+
+    /// The same submission with other options.
+    #[must_use]
+    pub fn with_options(mut self, options: SubmitOptions) -> Self {
+        self.options = options;
+        self
+    }
+}
+
+/// An API error stored on a failed job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// The error `type` (`invalid_request_error`, `overloaded_error`, `expired`, …).
+    pub kind: String,
+    /// The human-readable message.
+    pub message: String,
+}
+
+/// A stored job, as returned by [`job`](crate::JobStore::job) and [`list`](crate::JobStore::list).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Job {
+    /// The id, also the batch request's `custom_id`.
+    pub id: JobId,
+    /// The owning tenant.
+    pub tenant: TenantId,
+    /// The product feature.
+    pub feature: String,
+    /// The end user.
+    pub user: String,
+    /// The lane.
+    pub lane: Lane,
+    /// The current state.
+    pub state: JobState,
+    /// The request body.
+    pub params: serde_json::Value,
+    /// The caller's metadata.
+    pub metadata: serde_json::Value,
+    /// The idempotency key, if one was given.
+    pub idempotency_key: Option<String>,
+    /// The max wait before a partial batch is flushed.
+    pub max_wait: Duration,
+    /// The deadline, if any.
+    pub deadline: Option<OffsetDateTime>,
+    /// What happens at the deadline.
+    pub on_deadline: DeadlinePolicy,
+    /// How many times the request was sent to the API.
+    pub attempts: u32,
+    /// The batch the job is (or was last) part of.
+    pub batch_id: Option<String>,
+    /// The Message returned by the API, when succeeded.
+    pub result: Option<serde_json::Value>,
+    /// The error, when failed.
+    pub error: Option<JobError>,
+    /// The billed usage reported by the API, when it billed the request.
+    pub usage: Option<serde_json::Value>,
+    /// When the job was stored.
+    pub created_at: OffsetDateTime,
+    /// When the job last changed.
+    pub updated_at: OffsetDateTime,
+    /// When the job reached its terminal state.
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// Which jobs [`list`](crate::JobStore::list) returns. Empty means all of the tenant's jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
+pub struct JobFilter {
+    pub(crate) states: Vec<JobState>,
+    pub(crate) feature: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) limit: u32,
+}
+
+/// The default and largest page size of [`list`](crate::JobStore::list).
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// The largest page size of [`list`](crate::JobStore::list).
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+impl JobFilter {
+    /// All jobs, 100 per page.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only jobs in one of these states. Default: any state.
+    pub fn states(mut self, states: impl IntoIterator<Item = JobState>) -> Self {
+        self.states = states.into_iter().collect();
+        self
+    }
+
+    /// Only jobs of this feature. Default: any.
+    pub fn feature(mut self, feature: impl Into<String>) -> Self {
+        self.feature = Some(feature.into());
+        self
+    }
+
+    /// Only jobs of this user. Default: any.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Page size. Default 100; clamped to 1..=1000.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub(crate) fn page_size(&self) -> u32 {
+        if self.limit == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            self.limit.min(MAX_PAGE_SIZE)
+        }
+    }
+}
+
+/// An opaque position in a job listing, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cursor(pub(crate) JobId);
+
+impl Cursor {
+    /// The cursor as text, for an HTTP query string.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self).map_err(|_| crate::Error::BadCursor)
+    }
+}
+
+/// One page of jobs, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The jobs.
+    pub jobs: Vec<Job>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_by_name() {
+        for st in JobState::ALL {
+            assert_eq!(st.as_str().parse::<JobState>(), Ok(st));
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+        }
+        assert!("running".parse::<JobState>().is_err());
+        let terminal: Vec<_> = JobState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                JobState::Succeeded,
+                JobState::Failed,
+                JobState::Canceled,
+                JobState::Expired
+            ]
+        );
+    }
+
+    #[test]
+    fn page_size_is_clamped() {
+        assert_eq!(JobFilter::new().page_size(), DEFAULT_PAGE_SIZE);
+        assert_eq!(JobFilter::new().limit(5).page_size(), 5);
+        assert_eq!(JobFilter::new().limit(50_000).page_size(), MAX_PAGE_SIZE);
+    }
+}

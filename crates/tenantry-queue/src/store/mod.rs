@@ -1,0 +1,175 @@
+//! The `JobStore` trait and its two implementations, SQLite and PostgreSQL.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::event::{JobEvent, Position, Subscription};
+use crate::ids::{JobId, TenantId};
+use crate::job::{Cursor, Job, JobFilter, Page, Submission, SubmitOptions};
+
+pub(crate) mod postgres;
+mod row;
+pub(crate) mod schema;
+mod sql;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Durable storage of jobs and their events, scoped by tenant on every call.
+///
+/// Both implementations pass the same behaviour suite. A job of another tenant is reported
+/// exactly like a missing job ([`Error::NotFound`](crate::Error::NotFound)).
+#[async_trait]
+pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Validates and stores one request; returns its id.
+    ///
+    /// With an idempotency key that the tenant already used, returns the earlier job's id
+    /// and stores nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`](crate::Error::Invalid) naming the problem (nothing is stored), or
+    /// a database error.
+    async fn submit(
+        &self,
+        tenant: &TenantId,
+        feature: &str,
+        user: &str,
+        params: serde_json::Value,
+        options: SubmitOptions,
+    ) -> Result<JobId> {
+        let submission = Submission {
+            feature: feature.to_owned(),
+            user: user.to_owned(),
+            params,
+            options,
+        };
+        let mut ids = self
+            .submit_many(tenant, std::slice::from_ref(&submission))
+            .await
+            .map_err(|e| match e {
+                // One request: name the problem itself, not "item 0".
+                crate::Error::Invalid(crate::InvalidRequest::Item { reason, .. }) => {
+                    crate::Error::Invalid(*reason)
+                }
+                other => other,
+            })?;
+        ids.pop().ok_or_else(|| crate::Error::Corrupt {
+            what: "submit result",
+            detail: "no id returned for one submission".to_owned(),
+        })
+    }
+
+    /// Validates and stores many requests in one transaction with a constant number of
+    /// statements; returns their ids in input order.
+    ///
+    /// All or nothing: one invalid item rejects the call. Items whose idempotency key was
+    /// already used get the earlier job's id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`](crate::Error::Invalid) with the index of the first invalid item,
+    /// or a database error.
+    async fn submit_many(
+        &self,
+        tenant: &TenantId,
+        submissions: &[Submission],
+    ) -> Result<Vec<JobId>>;
+
+    /// Reads one job.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`](crate::Error::NotFound) when the tenant has no such job, or a
+    /// database error.
+    async fn job(&self, tenant: &TenantId, id: &JobId) -> Result<Job>;
+
+    /// Cancels a job and returns it.
+    ///
+    /// A job not yet sent (queued, or planned into a batch not yet created) will never be
+    /// sent. A job already sent is marked canceled: its result is ignored when it arrives,
+    /// but its cost is still recorded if the API billed it. Canceling a canceled job
+    /// returns it unchanged.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`](crate::Error::NotFound),
+    /// [`Error::AlreadyFinished`](crate::Error::AlreadyFinished) when it succeeded, failed or
+    /// expired, or a database error.
+    async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<Job>;
+
+    /// Lists the tenant's jobs, newest first, one page at a time.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &JobFilter,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page>;
+
+    /// The tenant's events after `after`, in order, at most `limit` of them.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn events_after(
+        &self,
+        tenant: &TenantId,
+        after: Position,
+        limit: u32,
+    ) -> Result<Vec<JobEvent>>;
+
+    /// The position of the tenant's latest event ([`Position::START`] when there is none).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn latest_position(&self, tenant: &TenantId) -> Result<Position>;
+
+    /// Subscribes to the tenant's events from now on.
+    ///
+    /// # Errors
+    ///
+    /// A database error while setting up the wake-up channel or reading the position.
+    async fn subscribe(&self, tenant: &TenantId) -> Result<Subscription>;
+
+    /// Subscribes to the tenant's events after a position seen earlier (resume after a
+    /// restart), then on to new ones.
+    ///
+    /// # Errors
+    ///
+    /// A database error while setting up the wake-up channel.
+    async fn subscribe_after(&self, tenant: &TenantId, after: Position) -> Result<Subscription>;
+}
+
+/// What `cancel` returns once the update ran: the job, or why it could not be canceled.
+fn cancel_outcome(job: Job) -> Result<Job> {
+    match job.state {
+        crate::job::JobState::Canceled => Ok(job),
+        state if state.is_terminal() => Err(crate::Error::AlreadyFinished {
+            id: job.id.to_string(),
+            state,
+        }),
+        _ => Ok(job),
+    }
+}
+
+/// Turns `page size + 1` rows into a page and the cursor of the next one.
+fn page(rows: Vec<row::JobRow>, filter: &JobFilter) -> Result<Page> {
+    let size = usize::try_from(filter.page_size()).unwrap_or(usize::MAX);
+    let mut jobs = rows
+        .into_iter()
+        .map(Job::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    let next = if jobs.len() > size {
+        jobs.truncate(size);
+        jobs.last().map(|j| Cursor(j.id.clone()))
+    } else {
+        None
+    };
+    Ok(Page { jobs, next })
+}

@@ -1,0 +1,274 @@
+//! Table and column names, and the versioned migrations that create them.
+//!
+//! Every table is prefixed `tenantry_queue_` so the queue can share a database with the
+//! host's own tables. Times are stored as microseconds since the Unix epoch (`BIGINT`) and
+//! JSON as text, so both backends store identical values.
+
+use sea_query::{
+    ColumnDef, Iden, Index, PostgresQueryBuilder, SchemaBuilder, SqliteQueryBuilder, Table,
+};
+
+/// The jobs table: one row per request, the source of truth for its state and result.
+#[derive(Debug, Clone, Copy, Iden)]
+#[iden(rename = "tenantry_queue_jobs")]
+pub(crate) enum Jobs {
+    Table,
+    Id,
+    Tenant,
+    Feature,
+    UserId,
+    Lane,
+    State,
+    Params,
+    RequestBytes,
+    Metadata,
+    IdempotencyKey,
+    MaxWaitMs,
+    Deadline,
+    OnDeadline,
+    Attempts,
+    BatchId,
+    Result,
+    Error,
+    Usage,
+    CreatedAt,
+    UpdatedAt,
+    FlushAt,
+    FinishedAt,
+    LeaseOwner,
+    LeaseExpiresAt,
+}
+
+/// The events table: an append-only, ordered log of state changes.
+#[derive(Debug, Clone, Copy, Iden)]
+#[iden(rename = "tenantry_queue_events")]
+pub(crate) enum Events {
+    Table,
+    Seq,
+    Tenant,
+    JobId,
+    State,
+    At,
+}
+
+/// The migrations table: which schema versions are applied.
+#[derive(Debug, Clone, Copy, Iden)]
+#[iden(rename = "tenantry_queue_migrations")]
+pub(crate) enum Migrations {
+    Table,
+    Version,
+    Name,
+    AppliedAt,
+}
+
+/// Which SQL dialect to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    fn render(self, stmt: &impl SchemaStatement) -> String {
+        match self {
+            Self::Postgres => stmt.render(PostgresQueryBuilder),
+            Self::Sqlite => stmt.render(SqliteQueryBuilder),
+        }
+    }
+}
+
+trait SchemaStatement {
+    fn render<B: SchemaBuilder>(&self, builder: B) -> String;
+}
+
+impl SchemaStatement for sea_query::TableCreateStatement {
+    fn render<B: SchemaBuilder>(&self, builder: B) -> String {
+        self.to_string(builder)
+    }
+}
+
+impl SchemaStatement for sea_query::IndexCreateStatement {
+    fn render<B: SchemaBuilder>(&self, builder: B) -> String {
+        self.to_string(builder)
+    }
+}
+
+/// One schema version: its number, a name, and its statements in order.
+#[derive(Debug, Clone)]
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) statements: Vec<String>,
+}
+
+/// The migrations table itself, created before anything else (idempotent).
+pub(crate) fn migrations_table(dialect: Dialect) -> String {
+    dialect.render(
+        Table::create()
+            .table(Migrations::Table)
+            .if_not_exists()
+            .col(
+                ColumnDef::new(Migrations::Version)
+                    .big_integer()
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Migrations::Name).text().not_null())
+            .col(
+                ColumnDef::new(Migrations::AppliedAt)
+                    .big_integer()
+                    .not_null(),
+            ),
+    )
+}
+
+fn text(col: impl sea_query::IntoIden) -> ColumnDef {
+    ColumnDef::new(col).text().not_null().to_owned()
+}
+
+fn big(col: impl sea_query::IntoIden) -> ColumnDef {
+    ColumnDef::new(col).big_integer().not_null().to_owned()
+}
+
+fn v1_jobs_and_events(dialect: Dialect) -> Vec<String> {
+    let jobs = Table::create()
+        .table(Jobs::Table)
+        .if_not_exists()
+        .col(text(Jobs::Id).primary_key())
+        .col(text(Jobs::Tenant))
+        .col(text(Jobs::Feature))
+        .col(text(Jobs::UserId))
+        .col(text(Jobs::Lane))
+        .col(text(Jobs::State))
+        .col(text(Jobs::Params))
+        .col(big(Jobs::RequestBytes))
+        .col(text(Jobs::Metadata))
+        .col(ColumnDef::new(Jobs::IdempotencyKey).text().null())
+        .col(big(Jobs::MaxWaitMs))
+        .col(ColumnDef::new(Jobs::Deadline).big_integer().null())
+        .col(text(Jobs::OnDeadline))
+        .col(big(Jobs::Attempts).default(0))
+        .col(ColumnDef::new(Jobs::BatchId).text().null())
+        .col(ColumnDef::new(Jobs::Result).text().null())
+        .col(ColumnDef::new(Jobs::Error).text().null())
+        .col(ColumnDef::new(Jobs::Usage).text().null())
+        .col(big(Jobs::CreatedAt))
+        .col(big(Jobs::UpdatedAt))
+        .col(big(Jobs::FlushAt))
+        .col(ColumnDef::new(Jobs::FinishedAt).big_integer().null())
+        .col(ColumnDef::new(Jobs::LeaseOwner).text().null())
+        .col(ColumnDef::new(Jobs::LeaseExpiresAt).big_integer().null())
+        .to_owned();
+    // NULL keys are distinct in both backends, so only keyed jobs are deduplicated.
+    let idempotency = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_jobs_idempotency")
+        .table(Jobs::Table)
+        .col(Jobs::Tenant)
+        .col(Jobs::IdempotencyKey)
+        .unique()
+        .to_owned();
+    let by_tenant = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_jobs_tenant_id")
+        .table(Jobs::Table)
+        .col(Jobs::Tenant)
+        .col(Jobs::Id)
+        .to_owned();
+    // The planner's scan: open jobs of a lane in flush order.
+    let claimable = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_jobs_claim")
+        .table(Jobs::Table)
+        .col(Jobs::State)
+        .col(Jobs::Lane)
+        .col(Jobs::FlushAt)
+        .to_owned();
+    let by_batch = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_jobs_batch")
+        .table(Jobs::Table)
+        .col(Jobs::BatchId)
+        .to_owned();
+    let seq = match dialect {
+        // SQLite only auto-increments an `INTEGER PRIMARY KEY` (a 64-bit rowid).
+        Dialect::Sqlite => ColumnDef::new(Events::Seq)
+            .integer()
+            .not_null()
+            .primary_key()
+            .auto_increment()
+            .to_owned(),
+        Dialect::Postgres => ColumnDef::new(Events::Seq)
+            .big_integer()
+            .not_null()
+            .primary_key()
+            .auto_increment()
+            .to_owned(),
+    };
+    let events = Table::create()
+        .table(Events::Table)
+        .if_not_exists()
+        .col(seq)
+        .col(text(Events::Tenant))
+        .col(text(Events::JobId))
+        .col(text(Events::State))
+        .col(big(Events::At))
+        .to_owned();
+    let events_by_tenant = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_events_tenant_seq")
+        .table(Events::Table)
+        .col(Events::Tenant)
+        .col(Events::Seq)
+        .to_owned();
+    vec![
+        dialect.render(&jobs),
+        dialect.render(&idempotency),
+        dialect.render(&by_tenant),
+        dialect.render(&claimable),
+        dialect.render(&by_batch),
+        dialect.render(&events),
+        dialect.render(&events_by_tenant),
+    ]
+}
+
+/// Every migration this version of the crate ships, in order.
+pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
+    vec![Migration {
+        version: 1,
+        name: "jobs and events",
+        statements: v1_jobs_and_events(dialect),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_are_rendered_per_dialect() {
+        let pg = v1_jobs_and_events(Dialect::Postgres).join(";\n");
+        let lite = v1_jobs_and_events(Dialect::Sqlite).join(";\n");
+        assert!(
+            pg.contains(r#""seq" bigint GENERATED BY DEFAULT AS IDENTITY NOT NULL PRIMARY KEY"#),
+            "{pg}"
+        );
+        assert!(
+            lite.contains(r#""seq" integer NOT NULL PRIMARY KEY AUTOINCREMENT"#),
+            "{lite}"
+        );
+        assert!(pg.contains(
+            r#"CREATE UNIQUE INDEX IF NOT EXISTS "tenantry_queue_jobs_idempotency" ON "tenantry_queue_jobs" ("tenant", "idempotency_key")"#
+        ), "{pg}");
+    }
+
+    #[test]
+    fn versions_are_increasing() {
+        let versions: Vec<_> = migrations(Dialect::Sqlite)
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(versions.first(), Some(&1));
+    }
+}

@@ -1,0 +1,430 @@
+//! The store behaviour suite: every behaviour is one generic async fn, run against SQLite
+//! and PostgreSQL.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use pretty_assertions::assert_eq;
+use support::{params, take, tenant};
+use tenantry_queue::{
+    Error, InvalidRequest, JobFilter, JobState, JobStore, Lane, Position, Submission, SubmitOptions,
+};
+
+async fn submit_stores_the_request<S: JobStore>(store: S) {
+    let t = tenant("acme");
+    let options = SubmitOptions::new()
+        .lane(Lane::Urgent)
+        .max_wait(Duration::from_secs(5))
+        .metadata(serde_json::json!({"ticket": 42}));
+    let id = store
+        .submit(&t, "triage", "u1", params("hi"), options)
+        .await
+        .unwrap();
+    let job = store.job(&t, &id).await.unwrap();
+    assert_eq!(job.id, id);
+    assert_eq!(job.tenant, t);
+    assert_eq!((job.feature.as_str(), job.user.as_str()), ("triage", "u1"));
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.lane, Lane::Urgent);
+    assert_eq!(job.params, params("hi"));
+    assert_eq!(job.metadata, serde_json::json!({"ticket": 42}));
+    assert_eq!(job.max_wait, Duration::from_secs(5));
+    assert_eq!(job.attempts, 0);
+    assert!(job.result.is_none() && job.error.is_none() && job.finished_at.is_none());
+}
+
+async fn invalid_submission_stores_nothing<S: JobStore>(store: S) {
+    let t = tenant("acme");
+    let mut bad = params("hi");
+    bad["max_tokens"] = 0.into();
+    let err = store
+        .submit(&t, "f", "u", bad.clone(), SubmitOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid(InvalidRequest::MaxTokens)),
+        "{err:?}"
+    );
+    let many = [
+        Submission::new("f", "u", params("ok")),
+        Submission::new("f", "u", bad),
+    ];
+    let err = store.submit_many(&t, &many).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid(InvalidRequest::Item { index: 1, .. })),
+        "{err:?}"
+    );
+    let page = store.list(&t, &JobFilter::new(), None).await.unwrap();
+    assert!(
+        page.jobs.is_empty(),
+        "rejected requests were stored: {:?}",
+        page.jobs
+    );
+    assert_eq!(store.latest_position(&t).await.unwrap(), Position::START);
+}
+
+async fn idempotency_key_returns_the_same_job<S: JobStore>(store: S) {
+    let (a, b) = (tenant("a"), tenant("b"));
+    let keyed = || SubmitOptions::new().idempotency_key("k1");
+    let first = store
+        .submit(&a, "f", "u", params("1"), keyed())
+        .await
+        .unwrap();
+    let again = store
+        .submit(&a, "f", "u", params("2"), keyed())
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    // The same key of another tenant is another job.
+    let other = store
+        .submit(&b, "f", "u", params("1"), keyed())
+        .await
+        .unwrap();
+    assert_ne!(first, other);
+    // In bulk: known keys map to their jobs, new ones are stored.
+    let many = [
+        Submission::new("f", "u", params("x"))
+            .with_options(SubmitOptions::new().idempotency_key("k2")),
+        Submission::new("f", "u", params("y")).with_options(keyed()),
+        Submission::new("f", "u", params("z")),
+    ];
+    let ids = store.submit_many(&a, &many).await.unwrap();
+    assert_eq!(ids[1], first);
+    assert_ne!(ids[0], ids[2]);
+    let page = store.list(&a, &JobFilter::new(), None).await.unwrap();
+    assert_eq!(
+        page.jobs.len(),
+        3,
+        "one keyed job, one new keyed job, one unkeyed job"
+    );
+    assert_eq!(store.job(&a, &first).await.unwrap().params, params("1"));
+}
+
+async fn submit_many_keeps_input_order<S: JobStore>(store: S) {
+    let t = tenant("bulk");
+    let many: Vec<_> = (0..2500)
+        .map(|i| Submission::new("f", format!("u{i}"), params("x")))
+        .collect();
+    let ids = store.submit_many(&t, &many).await.unwrap();
+    assert_eq!(ids.len(), 2500);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 2500);
+    for i in [0, 1234, 2499] {
+        assert_eq!(store.job(&t, &ids[i]).await.unwrap().user, format!("u{i}"));
+    }
+    assert!(store.submit_many(&t, &[]).await.unwrap().is_empty());
+}
+
+async fn another_tenants_job_is_not_found<S: JobStore>(store: S) {
+    let (a, b) = (tenant("a"), tenant("b"));
+    let id = store
+        .submit(&a, "f", "u", params("secret"), SubmitOptions::new())
+        .await
+        .unwrap();
+    assert!(store.job(&b, &id).await.unwrap_err().is_not_found());
+    assert!(store.cancel(&b, &id).await.unwrap_err().is_not_found());
+    assert!(
+        store
+            .list(&b, &JobFilter::new(), None)
+            .await
+            .unwrap()
+            .jobs
+            .is_empty()
+    );
+    assert_eq!(
+        store.job(&a, &id).await.unwrap().state,
+        JobState::Queued,
+        "b's cancel did nothing"
+    );
+    assert_eq!(store.latest_position(&b).await.unwrap(), Position::START);
+}
+
+async fn cancel_a_queued_job<S: JobStore>(store: S) {
+    let t = tenant("acme");
+    let id = store
+        .submit(&t, "f", "u", params("x"), SubmitOptions::new())
+        .await
+        .unwrap();
+    let job = store.cancel(&t, &id).await.unwrap();
+    assert_eq!(job.state, JobState::Canceled);
+    assert!(job.finished_at.is_some());
+    // Idempotent, and no second event.
+    assert_eq!(
+        store.cancel(&t, &id).await.unwrap().state,
+        JobState::Canceled
+    );
+    let events = store.events_after(&t, Position::START, 10).await.unwrap();
+    let states: Vec<_> = events.iter().map(|e| (e.job_id.clone(), e.state)).collect();
+    assert_eq!(
+        states,
+        [(id.clone(), JobState::Queued), (id, JobState::Canceled)]
+    );
+    assert!(events[0].position < events[1].position);
+}
+
+async fn list_pages_with_a_cursor_and_filters<S: JobStore>(store: S) {
+    let t = tenant("acme");
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let feature = if i % 2 == 0 { "even" } else { "odd" };
+        ids.push(
+            store
+                .submit(&t, feature, "u", params("x"), SubmitOptions::new())
+                .await
+                .unwrap(),
+        );
+    }
+    store.cancel(&t, &ids[6]).await.unwrap();
+    let filter = JobFilter::new().limit(3);
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list(&t, &filter, cursor.as_ref()).await.unwrap();
+        assert!(page.jobs.len() <= 3);
+        seen.extend(page.jobs.iter().map(|j| j.id.clone()));
+        match page.next {
+            Some(next) => cursor = Some(next.as_str().parse().unwrap()),
+            None => break,
+        }
+    }
+    let newest_first: Vec<_> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    let even = store
+        .list(&t, &JobFilter::new().feature("even"), None)
+        .await
+        .unwrap();
+    assert_eq!(even.jobs.len(), 4);
+    let canceled = store
+        .list(&t, &JobFilter::new().states([JobState::Canceled]), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        canceled.jobs.iter().map(|j| &j.id).collect::<Vec<_>>(),
+        [&ids[6]]
+    );
+    assert!("nonsense".parse::<tenantry_queue::Cursor>().is_err());
+}
+
+async fn subscriptions_see_only_their_tenant_in_order<S: JobStore>(store: S) {
+    let (a, b) = (tenant("a"), tenant("b"));
+    let mut sub_a = store.subscribe(&a).await.unwrap();
+    let mut sub_b = store.subscribe(&b).await.unwrap();
+    let a1 = store
+        .submit(&a, "f", "u", params("1"), SubmitOptions::new())
+        .await
+        .unwrap();
+    let b1 = store
+        .submit(&b, "f", "u", params("1"), SubmitOptions::new())
+        .await
+        .unwrap();
+    let a2 = store
+        .submit(&a, "f", "u", params("2"), SubmitOptions::new())
+        .await
+        .unwrap();
+    store.cancel(&a, &a1).await.unwrap();
+    let got: Vec<_> = take(&mut sub_a, 3)
+        .await
+        .into_iter()
+        .map(|e| (e.job_id, e.state, e.tenant))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (a1.clone(), JobState::Queued, a.clone()),
+            (a2, JobState::Queued, a.clone()),
+            (a1, JobState::Canceled, a.clone())
+        ]
+    );
+    let got_b = take(&mut sub_b, 1).await;
+    assert_eq!((got_b[0].job_id.clone(), got_b[0].tenant.clone()), (b1, b));
+    support::assert_quiet(&mut sub_b, Duration::from_millis(300)).await;
+}
+
+async fn subscribe_after_replays_from_a_position<S: JobStore>(store: S) {
+    let t = tenant("acme");
+    let ids = store
+        .submit_many(
+            &t,
+            &[
+                Submission::new("f", "u", params("1")),
+                Submission::new("f", "u", params("2")),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut all = store.subscribe_after(&t, Position::START).await.unwrap();
+    let replay = take(&mut all, 2).await;
+    assert_eq!(
+        replay.iter().map(|e| e.job_id.clone()).collect::<Vec<_>>(),
+        ids
+    );
+    let mut rest = store.subscribe_after(&t, replay[0].position).await.unwrap();
+    assert_eq!(take(&mut rest, 1).await[0].job_id, ids[1]);
+    assert_eq!(store.latest_position(&t).await.unwrap(), replay[1].position);
+}
+
+async fn concurrent_writers_never_leave_a_gap<S: JobStore + Clone>(store: S) {
+    let t = tenant("busy");
+    let mut sub = store.subscribe(&t).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..15 {
+                let id = store
+                    .submit(
+                        &t,
+                        "f",
+                        &format!("w{w}-{i}"),
+                        params("x"),
+                        SubmitOptions::new(),
+                    )
+                    .await
+                    .unwrap();
+                if i % 5 == 0 {
+                    store.cancel(&t, &id).await.unwrap();
+                }
+                ids.push(id);
+            }
+            ids
+        }));
+    }
+    let mut expected = 0;
+    for task in tasks {
+        expected += task.await.unwrap().len();
+    }
+    let cancels = 8 * 3;
+    let events = take(&mut sub, expected + cancels).await;
+    assert!(
+        events.windows(2).all(|w| w[0].position < w[1].position),
+        "positions in order"
+    );
+    let from_table = store
+        .events_after(&t, Position::START, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(events, from_table, "the stream delivered exactly the log");
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _db) = crate::support::sqlite().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _db) = crate::support::postgres().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    submit_stores_the_request,
+    invalid_submission_stores_nothing,
+    idempotency_key_returns_the_same_job,
+    submit_many_keeps_input_order,
+    another_tenants_job_is_not_found,
+    cancel_a_queued_job,
+    list_pages_with_a_cursor_and_filters,
+    subscriptions_see_only_their_tenant_in_order,
+    subscribe_after_replays_from_a_position,
+    concurrent_writers_never_leave_a_gap,
+);
+
+/// Backend-specific checks that need raw SQL.
+mod raw {
+    use super::{Error, JobState, JobStore, SubmitOptions, params, tenant};
+    use pretty_assertions::assert_eq;
+
+    #[tokio::test]
+    async fn sqlite_finished_jobs_cannot_be_canceled_and_migrations_are_idempotent() {
+        let (store, db) = crate::support::sqlite().await;
+        let t = tenant("acme");
+        let id = store
+            .submit(&t, "f", "u", params("x"), SubmitOptions::new())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE tenantry_queue_jobs SET state = 'succeeded' WHERE id = ?")
+            .bind(id.as_str())
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let err = store.cancel(&t, &id).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::AlreadyFinished {
+                    state: JobState::Succeeded,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        tenantry_queue::SqliteStore::open(db.pool().clone())
+            .await
+            .unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM tenantry_queue_migrations")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(versions, [1]);
+        sqlx::query("INSERT INTO tenantry_queue_migrations VALUES (99, 'future', 0)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let err = tenantry_queue::SqliteStore::open(db.pool().clone())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::SchemaTooNew {
+                    found: 99,
+                    supported: 1
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn postgres_finished_jobs_cannot_be_canceled() {
+        let (store, db) = crate::support::postgres().await;
+        let t = tenant("acme");
+        let id = store
+            .submit(&t, "f", "u", params("x"), SubmitOptions::new())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE tenantry_queue_jobs SET state = 'expired' WHERE id = $1")
+            .bind(id.as_str())
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let err = store.cancel(&t, &id).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::AlreadyFinished {
+                    state: JobState::Expired,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}
