@@ -1,0 +1,273 @@
+//! Budgets: atomic reservations, settlement, release, expiry, windows and policy changes.
+
+mod support;
+
+use std::sync::Arc;
+
+use support::{at, tokens, usage};
+use tenantry_cost::{
+    BudgetPolicy, Error, Lane, Ledger, Nanos, Period, ReservationRequest, UnixMicros,
+};
+
+fn request(feature: &str, when: UnixMicros) -> ReservationRequest {
+    ReservationRequest {
+        tenant_id: "acme".into(),
+        feature: feature.into(),
+        model: "claude-haiku-4-5".into(),
+        lane: Lane::Sync,
+        inference_geo: None,
+        feature_tier: None,
+        region: None,
+        input_tokens: 1_000,
+        max_tokens: 1_000,
+        at: when,
+        ttl_micros: 3_600_000_000,
+    }
+}
+
+/// $0.006 per reservation: 1000 × $1/MTok + 1000 × $5/MTok.
+const EACH: Nanos = Nanos(6_000_000);
+
+async fn monthly(ledger: &Ledger, feature: Option<&str>, limit: Nanos, from: UnixMicros) {
+    ledger
+        .set_budget(&BudgetPolicy {
+            tenant_id: "acme".into(),
+            feature: feature.map(str::to_owned),
+            period: Period::Month,
+            limit,
+            effective_from: from,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn fifty_concurrent_reservations_admit_exactly_ten_on_postgres() {
+    let (ledger, _db) = support::pg_ledger().await;
+    let start = at(2026, 3, 1);
+    monthly(&ledger, None, Nanos(EACH.0 * 10), start).await;
+    let ledger = Arc::new(ledger);
+    let when = at(2026, 3, 10);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let l = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            l.reserve(&request("chat", when)).await
+        }));
+    }
+    let (mut admitted, mut refused) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => admitted.push(r),
+            Err(e) if e.is_budget_exceeded() => refused += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(admitted.len(), 10);
+    assert_eq!(refused, 40);
+    // Settle half of them at a lower actual cost; reserved + settled never exceeds the limit.
+    for (i, r) in admitted.iter().enumerate().take(5) {
+        let u = usage(
+            &format!("s{i}"),
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(1_000, 0, 0, 0, 200),
+        );
+        let mut u = u;
+        u.feature = "chat".into();
+        ledger.settle(r.id, &u).await.unwrap();
+    }
+    let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+    assert_eq!(status.len(), 1);
+    let s = &status[0];
+    assert_eq!(s.spent, Nanos(5 * 2_000_000));
+    assert_eq!(s.reserved, Nanos(5 * EACH.0));
+    assert!(s.spent.0 + s.reserved.0 <= s.policy.limit.0);
+    // The released headroom admits new work again: $0.02 left → 3 more reservations.
+    let mut more = 0;
+    while ledger.reserve(&request("chat", when)).await.is_ok() {
+        more += 1;
+    }
+    assert_eq!(more, 3);
+}
+
+#[tokio::test]
+async fn over_budget_error_carries_the_numbers() {
+    for (name, ledger, _db) in support::both().await {
+        monthly(&ledger, Some("chat"), Nanos(10_000_000), at(2026, 3, 1)).await;
+        let when = at(2026, 3, 2);
+        ledger.reserve(&request("chat", when)).await.unwrap();
+        match ledger.reserve(&request("chat", when)).await {
+            Err(Error::BudgetExceeded {
+                limit,
+                spent,
+                reserved,
+                requested,
+                feature,
+                window_start,
+                window_end,
+                ..
+            }) => {
+                assert_eq!(limit, Nanos(10_000_000), "{name}");
+                assert_eq!(spent, Nanos::ZERO);
+                assert_eq!(reserved, EACH);
+                assert_eq!(requested, EACH);
+                assert_eq!(feature.as_deref(), Some("chat"));
+                assert_eq!(window_start, at(2026, 3, 1).0);
+                assert_eq!(window_end, at(2026, 4, 1).0);
+            }
+            other => panic!("{name}: expected BudgetExceeded, got {other:?}"),
+        }
+        // Another feature has no per-feature budget and no tenant budget: admitted.
+        ledger.reserve(&request("search", when)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn release_and_expiry_free_the_hold() {
+    for (name, ledger, _db) in support::both().await {
+        monthly(&ledger, None, EACH, at(2026, 3, 1)).await;
+        let when = at(2026, 3, 2);
+        let r = ledger.reserve(&request("chat", when)).await.unwrap();
+        assert!(
+            ledger.reserve(&request("chat", when)).await.is_err(),
+            "{name}"
+        );
+        assert!(ledger.release(r.id).await.unwrap());
+        assert!(!ledger.release(r.id).await.unwrap());
+        let r2 = ledger.reserve(&request("chat", when)).await.unwrap();
+        // After its TTL the hold stops counting, even before any cleanup runs.
+        let later = UnixMicros(r2.expires_at.0 + 1);
+        ledger.reserve(&request("chat", later)).await.unwrap();
+        assert_eq!(
+            ledger
+                .release_expired(UnixMicros(later.0 + 3_600_000_000))
+                .await
+                .unwrap(),
+            2
+        ); // r2 and the last one; r was released by hand
+    }
+}
+
+#[tokio::test]
+async fn windows_come_from_the_ledger_and_policies_are_effective_dated() {
+    for (name, ledger, _db) in support::both().await {
+        monthly(&ledger, None, Nanos(1_000_000_000), at(2026, 1, 1)).await;
+        // $0.995 spent in March (unreserved usage counts too).
+        let mut u = usage(
+            "m1",
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(995_000, 0, 0, 0, 0),
+        );
+        u.occurred_at = at(2026, 3, 5);
+        ledger.record(&u).await.unwrap();
+        assert!(
+            ledger
+                .reserve(&request("chat", at(2026, 3, 20)))
+                .await
+                .is_err(),
+            "{name}"
+        );
+        // April is a new window: no reset job, the sum simply starts again.
+        ledger
+            .reserve(&request("chat", at(2026, 4, 1)))
+            .await
+            .unwrap();
+        // A policy change mid-month starts a new window at its effective date (no old spend).
+        monthly(&ledger, None, Nanos(1_000_000_000), at(2026, 3, 21)).await;
+        let status = ledger
+            .budget_status("acme", "chat", at(2026, 3, 22))
+            .await
+            .unwrap();
+        assert_eq!(status[0].window_start, at(2026, 3, 21));
+        assert_eq!(status[0].spent, Nanos::ZERO);
+        ledger
+            .reserve(&request("chat", at(2026, 3, 22)))
+            .await
+            .unwrap();
+        // Asking about the earlier part of March still sees the old policy and its spend.
+        let before = ledger
+            .budget_status("acme", "chat", at(2026, 3, 20))
+            .await
+            .unwrap();
+        assert_eq!(before[0].spent, Nanos(995_000_000));
+    }
+}
+
+#[tokio::test]
+async fn settling_a_duplicate_releases_instead_of_charging_twice() {
+    for (name, ledger, _db) in support::both().await {
+        monthly(&ledger, None, Nanos(100_000_000), at(2026, 3, 1)).await;
+        let when = at(2026, 3, 10);
+        let u = usage(
+            "dup",
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(1_000, 0, 0, 0, 1_000),
+        );
+        let r1 = ledger.reserve(&request("summaries", when)).await.unwrap();
+        let first = ledger.settle(r1.id, &u).await.unwrap();
+        let r2 = ledger.reserve(&request("summaries", when)).await.unwrap();
+        let again = ledger.settle(r2.id, &u).await.unwrap();
+        assert!(again.duplicate, "{name}");
+        assert_eq!(again.line_id, first.line_id);
+        let s = &ledger
+            .budget_status("acme", "summaries", when)
+            .await
+            .unwrap()[0];
+        assert_eq!(s.spent, EACH);
+        assert_eq!(s.reserved, Nanos::ZERO);
+    }
+}
+
+#[tokio::test]
+async fn unpriceable_requests_fail_closed() {
+    for (name, ledger, _db) in support::both().await {
+        let mut req = request("chat", at(2026, 3, 1));
+        req.model = "not-a-model".into();
+        assert!(
+            matches!(ledger.reserve(&req).await, Err(Error::UnknownModel { .. })),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn custom_and_daily_periods() {
+    for (name, ledger, _db) in support::both().await {
+        ledger
+            .set_budget(&BudgetPolicy {
+                tenant_id: "acme".into(),
+                feature: Some("chat".into()),
+                period: Period::Day,
+                limit: EACH,
+                effective_from: at(2026, 3, 1),
+            })
+            .await
+            .unwrap();
+        ledger
+            .reserve(&request("chat", at(2026, 3, 2)))
+            .await
+            .unwrap();
+        assert!(
+            ledger
+                .reserve(&request("chat", UnixMicros(at(2026, 3, 2).0 + 1)))
+                .await
+                .is_err(),
+            "{name}"
+        );
+        assert!(
+            ledger
+                .set_budget(&BudgetPolicy {
+                    tenant_id: "acme".into(),
+                    feature: None,
+                    period: Period::Custom { length_micros: 0 },
+                    limit: EACH,
+                    effective_from: at(2026, 3, 1),
+                })
+                .await
+                .is_err()
+        );
+    }
+}

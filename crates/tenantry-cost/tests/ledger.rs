@@ -1,0 +1,310 @@
+//! The ledger on real PostgreSQL and SQLite: idempotency, snapshots, corrections, reports.
+
+mod support;
+
+use std::sync::Arc;
+
+use support::{at, tokens, usage};
+use tenantry_cost::{Error, GroupBy, Lane, Nanos, SpendQuery, UnixMicros};
+
+#[tokio::test]
+async fn same_request_twice_is_one_line() {
+    for (name, ledger, _db) in support::both().await {
+        let u = usage(
+            "req-1",
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(1_000, 0, 0, 0, 1_000),
+        );
+        let first = ledger.record(&u).await.unwrap();
+        assert!(!first.duplicate, "{name}");
+        assert_eq!(first.cost.cost, Nanos(6_000_000)); // $1/MTok × 1000 + $5/MTok × 1000
+        let second = ledger.record(&u).await.unwrap();
+        assert!(second.duplicate, "{name}");
+        assert_eq!(second.line_id, first.line_id);
+        assert_eq!(second.cost, first.cost);
+        // A different source with the same request id is a different line.
+        let mut other = u.clone();
+        other.source = "anthropic-messages".into();
+        assert!(!ledger.record(&other).await.unwrap().duplicate);
+        assert_eq!(ledger.lines("acme").await.unwrap().len(), 2, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_recorders_on_postgres_cannot_double_a_line() {
+    let (ledger, _db) = support::pg_ledger().await;
+    let ledger = Arc::new(ledger);
+    let u = usage(
+        "req-race",
+        "claude-sonnet-4-5",
+        Lane::Batch,
+        tokens(5_000, 100, 0, 2_000, 700),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (l, u) = (ledger.clone(), u.clone());
+        tasks.push(tokio::spawn(async move { l.record(&u).await.unwrap() }));
+    }
+    let mut fresh = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        fresh += usize::from(!r.duplicate);
+        ids.insert(r.line_id);
+    }
+    assert_eq!(fresh, 1);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ledger.lines("acme").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn record_batch_skips_duplicates() {
+    for (name, ledger, _db) in support::both().await {
+        let batch: Vec<_> = (0..50)
+            .map(|i| {
+                usage(
+                    &format!("b-{i}"),
+                    "claude-haiku-4-5",
+                    Lane::Batch,
+                    tokens(i, 0, 0, 0, i),
+                )
+            })
+            .collect();
+        assert_eq!(ledger.record_batch(&batch).await.unwrap(), 50, "{name}");
+        assert_eq!(
+            ledger.record_batch(&batch[..10]).await.unwrap(),
+            0,
+            "{name}"
+        );
+        assert_eq!(ledger.lines("acme").await.unwrap().len(), 50);
+    }
+}
+
+#[tokio::test]
+async fn a_line_keeps_its_snapshot_and_can_be_rederived() {
+    for (name, ledger, _db) in support::both().await {
+        let mut u = usage(
+            "snap",
+            "claude-sonnet-4-6",
+            Lane::Batch,
+            tokens(300_000, 1_000, 2_000, 4_000, 9_000),
+        );
+        u.inference_geo = Some("us".into());
+        let rec = ledger.record(&u).await.unwrap();
+        let line = ledger.line(rec.line_id).await.unwrap();
+        assert_eq!(
+            line.snapshot.price_id, "claude-sonnet-4-6@2026-02-17",
+            "{name}"
+        );
+        assert_eq!(line.snapshot.batch_permille, 500);
+        assert_eq!(line.snapshot.geo_permille, 1_100);
+        assert_eq!(line.snapshot.rates.cache_write_1h, 6_000_000);
+        assert_eq!(line.rederive().unwrap(), line.stored);
+        assert_eq!(line.stored, rec.cost);
+        // 300000×$3 + 1000×$3.75 + 2000×$6 + 4000×$0.30 + 9000×$15 per MTok
+        // = 1_051_950 µUSD = 1_051_950_000 nano-USD, × 0.5 × 1.1
+        assert_eq!(line.stored.cost, Nanos(578_572_500), "{name}");
+        assert_eq!(line.stored.standard_cost, Nanos(1_157_145_000), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn tier_and_region_multipliers_are_copied_at_insert() {
+    for (name, ledger, _db) in support::both().await {
+        ledger
+            .set_feature_tier("premium", 15_000, at(2026, 1, 1))
+            .await
+            .unwrap();
+        ledger
+            .set_region("eu", 11_000, at(2026, 1, 1))
+            .await
+            .unwrap();
+        let mut u = usage(
+            "tiered",
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(1_000_000, 0, 0, 0, 0),
+        );
+        u.feature_tier = Some("premium".into());
+        u.region = Some("eu".into());
+        let first = ledger.record(&u).await.unwrap();
+        assert_eq!(first.cost.cost, Nanos(1_650_000_000), "{name}"); // $1 × 1.5 × 1.1
+        // A later multiplier change does not touch the recorded line.
+        ledger
+            .set_feature_tier("premium", 20_000, at(2026, 3, 5))
+            .await
+            .unwrap();
+        let line = ledger.line(first.line_id).await.unwrap();
+        assert_eq!(line.snapshot.tier_bp, 15_000);
+        assert_eq!(line.stored.cost, Nanos(1_650_000_000));
+        // New usage after the change gets the new multiplier.
+        u.request_id = "tiered-2".into();
+        assert_eq!(
+            ledger.record(&u).await.unwrap().cost.cost,
+            Nanos(2_200_000_000)
+        );
+        u.request_id = "tiered-3".into();
+        u.feature_tier = Some("gold".into());
+        assert!(matches!(
+            ledger.record(&u).await,
+            Err(Error::UnknownMultiplier { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn reversal_cancels_exactly_and_never_updates() {
+    for (name, ledger, _db) in support::both().await {
+        let u = usage(
+            "orig",
+            "claude-opus-4-5",
+            Lane::Batch,
+            tokens(12_345, 67, 89, 1_011, 1_213),
+        );
+        let orig = ledger.record(&u).await.unwrap();
+        let rev = ledger
+            .reverse(orig.line_id, "corrections", "orig-reversal")
+            .await
+            .unwrap();
+        assert_eq!(rev.cost.cost, -orig.cost.cost, "{name}");
+        assert_eq!(rev.cost.standard_cost, -orig.cost.standard_cost);
+        let again = ledger
+            .reverse(orig.line_id, "corrections", "orig-reversal")
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        let lines = ledger.lines("acme").await.unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].corrects_id, Some(orig.line_id));
+        assert_eq!(lines[0].stored, orig.cost, "the original row is untouched");
+        let total: Nanos = lines.iter().map(|l| l.stored.cost).sum();
+        assert_eq!(total, Nanos::ZERO);
+    }
+}
+
+#[tokio::test]
+async fn unknown_model_and_dates_before_any_rate_are_errors_not_zero() {
+    for (name, ledger, _db) in support::both().await {
+        let u = usage("x", "claude-unknown-9", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        assert!(
+            matches!(ledger.record(&u).await, Err(Error::UnknownModel { .. })),
+            "{name}"
+        );
+        let mut early = usage("y", "claude-haiku-4-5", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        early.occurred_at = at(2025, 1, 1);
+        assert!(matches!(
+            ledger.record(&early).await,
+            Err(Error::NoRateAt { .. })
+        ));
+        let mut geo = usage("z", "claude-opus-4-5", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        geo.inference_geo = Some("us".into());
+        assert!(matches!(
+            ledger.record(&geo).await,
+            Err(Error::UnsupportedModifier { .. })
+        ));
+        assert!(ledger.lines("acme").await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn reports_group_spend_and_show_batch_savings() {
+    for (name, ledger, _db) in support::both().await {
+        let mut rows = vec![
+            usage(
+                "r1",
+                "claude-haiku-4-5",
+                Lane::Batch,
+                tokens(1_000_000, 0, 0, 0, 0),
+            ),
+            usage(
+                "r2",
+                "claude-haiku-4-5",
+                Lane::Sync,
+                tokens(1_000_000, 0, 0, 0, 0),
+            ),
+            usage(
+                "r3",
+                "claude-sonnet-4-5",
+                Lane::Batch,
+                tokens(0, 0, 0, 0, 1_000_000),
+            ),
+        ];
+        rows[1].feature = "chat".into();
+        rows[2].user_id = None;
+        let mut other = usage(
+            "r4",
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(1_000_000, 0, 0, 0, 0),
+        );
+        other.tenant_id = "globex".into();
+        rows.push(other);
+        let mut late = usage(
+            "r5",
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(1_000_000, 0, 0, 0, 0),
+        );
+        late.occurred_at = at(2026, 4, 2);
+        rows.push(late);
+        ledger.record_batch(&rows).await.unwrap();
+
+        let (from, to) = (at(2026, 3, 1), at(2026, 4, 1));
+        let q = |tenant: Option<&str>, group_by| SpendQuery {
+            tenant_id: tenant.map(str::to_owned),
+            from,
+            to,
+            group_by,
+        };
+        let by_lane = ledger.spend(&q(Some("acme"), GroupBy::Lane)).await.unwrap();
+        assert_eq!(by_lane.len(), 2, "{name}");
+        assert_eq!(by_lane[0].key.as_deref(), Some("batch"));
+        assert_eq!(by_lane[0].cost, Nanos(500_000_000 + 7_500_000_000));
+        assert_eq!(
+            by_lane[0].standard_cost,
+            Nanos(1_000_000_000 + 15_000_000_000)
+        );
+        assert_eq!(by_lane[1].cost, Nanos(1_000_000_000));
+        assert_eq!(by_lane[1].saved_by_batching(), Nanos::ZERO);
+        let saved = ledger
+            .saved_by_batching(Some("acme"), from, to)
+            .await
+            .unwrap();
+        assert_eq!(saved, Nanos(8_000_000_000));
+
+        let by_tenant = ledger.spend(&q(None, GroupBy::Tenant)).await.unwrap();
+        assert_eq!(by_tenant.len(), 2);
+        assert_eq!(by_tenant[1].key.as_deref(), Some("globex"));
+        assert_eq!(by_tenant[1].cost, Nanos(1_000_000_000));
+        let by_feature = ledger
+            .spend(&q(Some("acme"), GroupBy::Feature))
+            .await
+            .unwrap();
+        assert_eq!(by_feature.iter().map(|r| r.lines).sum::<i64>(), 3);
+        let by_user = ledger.spend(&q(Some("acme"), GroupBy::User)).await.unwrap();
+        assert!(by_user.iter().any(|r| r.key.is_none()));
+        let by_model = ledger
+            .spend(&q(Some("acme"), GroupBy::Model))
+            .await
+            .unwrap();
+        assert_eq!(by_model.len(), 2);
+        // A tenant id carrying SQL is a bound value, not spliced.
+        let evil = ledger
+            .spend(&q(Some("acme' OR '1'='1"), GroupBy::Tenant))
+            .await
+            .unwrap();
+        assert!(evil.is_empty());
+        let _ = UnixMicros::now();
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_recorded() {
+    for (name, ledger, _db) in support::both().await {
+        ledger.migrate().await.unwrap();
+        ledger.migrate().await.unwrap();
+        let u = usage("m", "claude-haiku-4-5", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        assert!(!ledger.record(&u).await.unwrap().duplicate, "{name}");
+    }
+}
