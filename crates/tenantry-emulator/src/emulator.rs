@@ -157,7 +157,7 @@ impl EmulatorBuilder {
         clock.set_scale(self.time_scale);
         let shared = Arc::new(Shared {
             clock,
-            latency: self.latency,
+            latency: Mutex::new(self.latency),
             keys,
             models: self.models,
             ids: Mutex::new(IdGen::new(self.seed)),
@@ -249,6 +249,11 @@ impl Emulator {
     #[must_use]
     pub fn clock(&self) -> &Clock {
         &self.shared.clock
+    }
+
+    /// Changes the batch latency for batches created from now on.
+    pub fn set_batch_latency(&self, latency: Duration) {
+        self.shared.set_latency(latency);
     }
 
     /// Replaces the fault plan; scripted rules count calls from now on. Counters are kept.

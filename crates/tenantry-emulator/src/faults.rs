@@ -474,12 +474,54 @@ impl FaultCounts {
     }
 }
 
+impl FaultKind {
+    /// The counter's name in JSON and text output (`rate_limited`, `overloaded`, …).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::ApiError => "api_error",
+            Self::NotFound => "not_found",
+            Self::OtherError => "other_error",
+            Self::ConnectionReset => "connection_reset",
+            Self::Truncated => "truncated",
+            Self::Slow => "slow",
+            Self::CrlfLines => "crlf_lines",
+            Self::ErroredResult => "errored_result",
+        }
+    }
+}
+
+impl FaultCounts {
+    /// The counters as JSON: `{"create": {"requests": 3, "injected": {"overloaded": 2}}, …}`.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .endpoints
+            .iter()
+            .map(|(endpoint, counts)| {
+                let injected: serde_json::Map<String, serde_json::Value> = counts
+                    .injected
+                    .iter()
+                    .map(|(kind, n)| (kind.name().to_owned(), serde_json::Value::from(*n)))
+                    .collect();
+                (
+                    endpoint.name().to_owned(),
+                    serde_json::json!({"requests": counts.requests, "injected": injected}),
+                )
+            })
+            .collect();
+        serde_json::Value::Object(map)
+    }
+}
+
 impl fmt::Display for FaultCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (endpoint, counts) in &self.endpoints {
             write!(f, "{}: {} requests", endpoint.name(), counts.requests)?;
             for (kind, n) in &counts.injected {
-                write!(f, ", {kind:?} {n}")?;
+                write!(f, ", {} {n}", kind.name())?;
             }
             writeln!(f)?;
         }

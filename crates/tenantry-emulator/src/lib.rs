@@ -54,6 +54,24 @@
 //!   `retry-after-ms`, `x-should-retry`), connection resets, truncated or slow bodies,
 //!   CRLF results and retryable `errored` results, scripted or by probability; every
 //!   request and fault is counted in [`FaultCounts`].
+//!
+//! # Control routes
+//!
+//! Hosts that cannot call the Rust API (the binary, tests in other languages) steer the
+//! emulator over HTTP under `/_emulator/`, a prefix the real API never uses (no key needed):
+//!
+//! | route | body | effect |
+//! |---|---|---|
+//! | `POST /_emulator/clock` | `{"advance_ms": N, "scale": S}` (both optional) | [`Clock::advance`], [`Clock::set_scale`] |
+//! | `POST /_emulator/config` | `{"batch_latency_ms": N}` | [`Emulator::set_batch_latency`] |
+//! | `POST /_emulator/faults` | `{"specs": ["create:529:2", …]}` | [`Emulator::set_faults`] with [`FaultPlan::with_spec`] rules |
+//! | `GET /_emulator/fault_counts` | — | [`FaultCounts::to_json`] |
+//!
+//! # Known models
+//!
+//! The current Claude models (`claude-opus-4-8`, `claude-sonnet-4-6`, `claude-haiku-4-5`, …)
+//! with their output limits; [`EmulatorBuilder::model`] adds others. Any other model name
+//! gets `not_found_error` (`model: NAME`), as the real API answers.
 #![deny(missing_docs)]
 
 mod batch;

@@ -37,7 +37,8 @@ const ORGANIZATION_ID: &str = "00000000-0000-4000-8000-00000000e4a1";
 /// State shared by all handlers of one emulator.
 pub(crate) struct Shared {
     pub(crate) clock: Clock,
-    pub(crate) latency: Duration,
+    /// Batch latency for batches created from now on.
+    pub(crate) latency: Mutex<Duration>,
     /// Accepted keys → workspace; `None` accepts any non-empty key (its own workspace).
     pub(crate) keys: Option<HashMap<String, String>>,
     pub(crate) models: Vec<(String, u32)>,
@@ -54,7 +55,7 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("base_url", &self.base_url)
-            .field("latency", &self.latency)
+            .field("latency", &self.latency())
             .field("responder", &self.responder)
             .finish_non_exhaustive()
     }
@@ -72,6 +73,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/messages/batches/{id}/results", get(batch_results))
         .route("/v1/messages", post(create_message))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/_emulator/clock", post(control_clock))
+        .route("/_emulator/config", post(control_config))
+        .route("/_emulator/faults", post(control_faults))
+        .route("/_emulator/fault_counts", get(control_counts))
         .fallback(|| async { ApiError::not_found("Not Found") })
         .method_not_allowed_fallback(|| async {
             let mut error = ApiError::invalid("Method Not Allowed");
@@ -157,6 +162,9 @@ fn truncate(body: Body, after_bytes: u64) -> Body {
                 return None;
             }
             if remaining == 0 {
+                // Let the server flush the headers and the partial data first, so the client
+                // sees a response that stops mid-body rather than no response at all.
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 let err = std::io::Error::other("response truncated by fault injection");
                 return Some((Err(err), (inner, 0, true)));
             }
@@ -217,6 +225,14 @@ fn workspace_of_key(key: &str) -> String {
 }
 
 impl Shared {
+    pub(crate) fn latency(&self) -> Duration {
+        *self.latency.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap_or_else(PoisonError::into_inner) = latency;
+    }
+
     /// Authentication, version check, request counting and fault decision.
     fn begin(
         &self,
@@ -250,7 +266,7 @@ impl Shared {
             .and_then(|v| v.to_str().ok())
         {
             None => return Err(ApiError::invalid("anthropic-version: header is required")),
-            Some("2023-06-01" | "2023-01-01") => {}
+            Some(version) if is_api_version(version) => {}
             Some(other) => {
                 return Err(ApiError::invalid(format!(
                     "anthropic-version: unknown version {other:?}"
@@ -283,6 +299,21 @@ impl Shared {
     }
 }
 
+/// Whether a header value looks like an API version (`YYYY-MM-DD`, e.g. `2023-06-01`;
+/// newer SDKs send newer dates).
+fn is_api_version(version: &str) -> bool {
+    let bytes = version.as_bytes();
+    bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+        && version >= "2023-01-01"
+}
+
 /// Reads a JSON body of at most `limit` bytes.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
@@ -290,6 +321,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        drain(body).await;
         return Err(ApiError::too_large());
     }
     let content_type = headers
@@ -305,6 +337,8 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     while let Some(chunk) = data.next().await {
         let chunk = chunk.map_err(|_| ApiError::invalid("The request body could not be read."))?;
         if buffer.len() + chunk.len() > limit {
+            drop(buffer);
+            drain_stream(data).await;
             return Err(ApiError::too_large());
         }
         buffer.extend_from_slice(&chunk);
@@ -320,6 +354,24 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         )));
     }
     Ok(buffer.freeze())
+}
+
+/// Most bytes read and discarded from a rejected body, so that a client that sends its
+/// whole body before reading the answer still sees the 413 (beyond it the connection closes).
+const DRAIN_LIMIT: usize = 1024 * 1024 * 1024;
+
+async fn drain(body: Body) {
+    drain_stream(body.into_data_stream()).await;
+}
+
+async fn drain_stream(mut data: axum::body::BodyDataStream) {
+    let mut seen = 0_usize;
+    while let Some(Ok(chunk)) = data.next().await {
+        seen += chunk.len();
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -362,6 +414,7 @@ fn build_batch(
 ) -> Result<Batch, ApiError> {
     let requests = crate::envelope::parse(body)?;
     let n = requests.len();
+    let latency = shared.latency();
     let generator = Generator {
         responder: shared.responder.as_ref(),
         cache: &shared.cache,
@@ -370,7 +423,7 @@ fn build_batch(
     };
     let mut items = Vec::with_capacity(n);
     for (i, request) in requests.into_iter().enumerate() {
-        let at = start_time(created_at, shared.latency, n, i);
+        let at = start_time(created_at, latency, n, i);
         let outcome = match serde_json::from_str::<Value>(request.params.get()) {
             Err(e) => Outcome::Errored(
                 error_body(
@@ -428,12 +481,7 @@ fn build_batch(
         (ids.batch(), ids.next_u64())
     };
     Ok(Batch::new(
-        id,
-        workspace,
-        created_at,
-        shared.latency,
-        items,
-        order_seed,
+        id, workspace, created_at, latency, items, order_seed,
     ))
 }
 
@@ -596,4 +644,84 @@ async fn count_tokens(
     check(&params, Mode::CountTokens, &shared.models)?;
     let value = json!({"input_tokens": measure(&params).total});
     Ok(ctx.finish(json_response(StatusCode::OK, &value)))
+}
+
+/// Control routes for hosts that cannot call the Rust API (the binary, other languages).
+/// They live under `/_emulator/`, a prefix the real API never uses, and need no key.
+async fn control_clock(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Handled {
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let value = parse_json(&body)?;
+    if let Some(ms) = value.get("advance_ms") {
+        let ms = ms
+            .as_u64()
+            .ok_or_else(|| ApiError::invalid("advance_ms: Input should be a valid integer"))?;
+        shared.clock.advance(Duration::from_millis(ms));
+    }
+    if let Some(scale) = value.get("scale") {
+        let scale = scale
+            .as_u64()
+            .and_then(|s| u32::try_from(s).ok())
+            .ok_or_else(|| ApiError::invalid("scale: Input should be a valid integer"))?;
+        shared.clock.set_scale(scale);
+    }
+    let now = crate::wire::timestamp(shared.clock.now());
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"now": now, "scale": shared.clock.scale()}),
+    ))
+}
+
+async fn control_config(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Handled {
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let value = parse_json(&body)?;
+    if let Some(ms) = value.get("batch_latency_ms") {
+        let ms = ms.as_u64().ok_or_else(|| {
+            ApiError::invalid("batch_latency_ms: Input should be a valid integer")
+        })?;
+        shared.set_latency(Duration::from_millis(ms));
+    }
+    let latency = u64::try_from(shared.latency().as_millis()).unwrap_or(u64::MAX);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"batch_latency_ms": latency}),
+    ))
+}
+
+async fn control_faults(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Handled {
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let value = parse_json(&body)?;
+    let specs = value
+        .get("specs")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid("specs: Field required"))?;
+    let mut plan = crate::faults::FaultPlan::new();
+    for spec in specs {
+        let spec = spec
+            .as_str()
+            .ok_or_else(|| ApiError::invalid("specs: Input should be a list of strings"))?;
+        plan = plan
+            .with_spec(spec)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
+    shared.faults.replace(plan);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"installed": specs.len()}),
+    ))
+}
+
+async fn control_counts(State(shared): State<Arc<Shared>>) -> Response {
+    json_response(StatusCode::OK, &shared.faults.counts().to_json())
 }
