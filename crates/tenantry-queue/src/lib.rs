@@ -58,13 +58,16 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub(crate) mod claim;
 mod error;
 mod event;
 mod ids;
 mod job;
+pub mod planner;
 mod store;
 mod validate;
 
+pub use claim::{BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, WorkerId};
 pub use error::{Error, InvalidRequest, Result};
 pub use event::{DEFAULT_POLL_INTERVAL, JobEvent, Position, Subscription};
 pub use ids::{JobId, ParseJobIdError, TENANT_ID_MAX, TenantId};

@@ -7,11 +7,14 @@ use crate::event::{JobEvent, Position, Subscription};
 use crate::ids::{JobId, TenantId};
 use crate::job::{Cursor, Job, JobFilter, Page, Submission, SubmitOptions};
 
+mod claiming;
 pub(crate) mod postgres;
+mod postgres_claim;
 mod row;
 pub(crate) mod schema;
 mod sql;
 mod sqlite;
+mod sqlite_claim;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -172,4 +175,24 @@ fn page(rows: Vec<row::JobRow>, filter: &JobFilter) -> Result<Page> {
         None
     };
     Ok(Page { jobs, next })
+}
+
+/// Backlog rows `(tenant, jobs, params bytes, oldest flush_at)` with the per-request overhead added.
+fn backlog_rows(rows: Vec<(String, i64, i64, i64)>) -> Result<Vec<crate::planner::TenantBacklog>> {
+    rows.into_iter()
+        .map(|(tenant, jobs, bytes, oldest)| {
+            let jobs = u64::try_from(jobs).unwrap_or(0);
+            Ok(crate::planner::TenantBacklog {
+                tenant: TenantId::new(tenant).map_err(|e| crate::Error::Corrupt {
+                    what: "tenant",
+                    detail: e.to_string(),
+                })?,
+                jobs,
+                bytes: u64::try_from(bytes)
+                    .unwrap_or(0)
+                    .saturating_add(jobs.saturating_mul(crate::planner::REQUEST_OVERHEAD_BYTES)),
+                oldest_flush_at: oldest,
+            })
+        })
+        .collect()
 }

@@ -33,9 +33,9 @@ use crate::store::schema::{self, Dialect, Migrations};
 use crate::store::sql::{self, NewEvent, render};
 use crate::validate::{micros, prepare_many};
 
-const D: Dialect = Dialect::Postgres;
+pub(super) const D: Dialect = Dialect::Postgres;
 /// Rows per multi-row insert, within PostgreSQL's 65,535 bind parameters.
-const CHUNK: usize = 2000;
+pub(super) const CHUNK: usize = 2000;
 /// The notification channel.
 pub(crate) const CHANNEL: &str = "tenantry_queue_events";
 /// The application name of the listener connection (to find it in `pg_stat_activity`).
@@ -71,12 +71,12 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    pool: PgPool,
+pub(super) struct Inner {
+    pub(super) pool: PgPool,
     hub: OnceCell<Hub>,
     poll: Duration,
 }
@@ -259,7 +259,7 @@ async fn migrate(pool: &PgPool) -> Result<()> {
 
 /// Appends events as the last step of a transaction: tenant locks in sorted order, the
 /// rows, then one wake-up per tenant.
-async fn append_events(conn: &mut PgConnection, events: &[NewEvent]) -> Result<()> {
+pub(super) async fn append_events(conn: &mut PgConnection, events: &[NewEvent]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }

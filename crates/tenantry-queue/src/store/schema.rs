@@ -51,6 +51,24 @@ pub(crate) enum Events {
     At,
 }
 
+/// The batches table: one record per batch, written before and after the create call.
+#[derive(Debug, Clone, Copy, Iden)]
+#[iden(rename = "tenantry_queue_batches")]
+pub(crate) enum Batches {
+    Table,
+    Id,
+    State,
+    ApiBatchId,
+    Owner,
+    LeaseExpiresAt,
+    RequestCount,
+    RequestBytes,
+    CreatedAt,
+    UpdatedAt,
+    CreateStartedAt,
+    SubmittedAt,
+}
+
 /// The migrations table: which schema versions are applied.
 #[derive(Debug, Clone, Copy, Iden)]
 #[iden(rename = "tenantry_queue_migrations")]
@@ -232,13 +250,50 @@ fn v1_jobs_and_events(dialect: Dialect) -> Vec<String> {
     ]
 }
 
+fn v2_batches(dialect: Dialect) -> Vec<String> {
+    let batches = Table::create()
+        .table(Batches::Table)
+        .if_not_exists()
+        .col(text(Batches::Id).primary_key())
+        .col(text(Batches::State))
+        .col(ColumnDef::new(Batches::ApiBatchId).text().null())
+        .col(ColumnDef::new(Batches::Owner).text().null())
+        .col(ColumnDef::new(Batches::LeaseExpiresAt).big_integer().null())
+        .col(big(Batches::RequestCount))
+        .col(big(Batches::RequestBytes))
+        .col(big(Batches::CreatedAt))
+        .col(big(Batches::UpdatedAt))
+        .col(
+            ColumnDef::new(Batches::CreateStartedAt)
+                .big_integer()
+                .null(),
+        )
+        .col(ColumnDef::new(Batches::SubmittedAt).big_integer().null())
+        .to_owned();
+    let by_state = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_batches_state_lease")
+        .table(Batches::Table)
+        .col(Batches::State)
+        .col(Batches::LeaseExpiresAt)
+        .to_owned();
+    vec![dialect.render(&batches), dialect.render(&by_state)]
+}
+
 /// Every migration this version of the crate ships, in order.
 pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
-    vec![Migration {
-        version: 1,
-        name: "jobs and events",
-        statements: v1_jobs_and_events(dialect),
-    }]
+    vec![
+        Migration {
+            version: 1,
+            name: "jobs and events",
+            statements: v1_jobs_and_events(dialect),
+        },
+        Migration {
+            version: 2,
+            name: "batch records",
+            statements: v2_batches(dialect),
+        },
+    ]
 }
 
 #[cfg(test)]

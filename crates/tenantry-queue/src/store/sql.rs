@@ -1,16 +1,17 @@
 //! The queue's statements, built once with sea-query for both dialects.
 
 use sea_query::{
-    Expr, ExprTrait, OnConflict, Order, PostgresQueryBuilder, Query, SelectStatement,
-    SqliteQueryBuilder, UpdateStatement,
+    CommonTableExpression, Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order,
+    PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, UpdateStatement, WithClause,
 };
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 use sqlx::AssertSqlSafe;
 
+use crate::claim::{BatchId, BatchState, WorkerId};
 use crate::event::Position;
 use crate::ids::{JobId, TenantId};
-use crate::job::{Cursor, JobFilter, JobState};
-use crate::store::schema::{Dialect, Events, Jobs};
+use crate::job::{Cursor, JobFilter, JobState, Lane};
+use crate::store::schema::{Batches, Dialect, Events, Jobs};
 use crate::validate::NewJob;
 
 /// Renders a statement with bound values: the single hand-off of SQL text to sqlx. Every
@@ -226,6 +227,256 @@ pub(crate) fn latest_position(tenant: &TenantId) -> SelectStatement {
         .to_owned()
 }
 
+// ---------------------------------------------------------------------------------------
+// Claims and batch records.
+
+fn lock_skip(select: &mut SelectStatement, dialect: Dialect) {
+    // SQLite has a single writer (`BEGIN IMMEDIATE`), so there is nothing to skip.
+    if dialect == Dialect::Postgres {
+        select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+}
+
+/// The open batch-lane backlog per tenant: jobs, params bytes, oldest flush time.
+pub(crate) fn backlog() -> SelectStatement {
+    Query::select()
+        .column(Jobs::Tenant)
+        .expr(Expr::col(Jobs::Id).count())
+        .expr(Expr::col(Jobs::RequestBytes).sum().cast_as("BIGINT"))
+        .expr(Expr::col(Jobs::FlushAt).min())
+        .from(Jobs::Table)
+        .and_where(Expr::col(Jobs::State).eq(JobState::Queued.as_str()))
+        .and_where(Expr::col(Jobs::Lane).eq(Lane::Batch.as_str()))
+        .group_by_col(Jobs::Tenant)
+        .to_owned()
+}
+
+/// The name of the claim's common table expression.
+#[derive(Debug, Clone, Copy, sea_query::Iden)]
+#[iden(rename = "picked")]
+struct Picked;
+
+/// Claims up to `limit` of a tenant's oldest queued batch-lane jobs into a batch; rows
+/// locked by another claimer are skipped inside this very statement.
+///
+/// The pick is a `MATERIALIZED` CTE: as a plain `IN (SELECT … LIMIT n FOR UPDATE)` the
+/// planner may re-run the subquery per row, and rows this statement already changed then
+/// drop out of it, so the limit would not hold.
+pub(crate) fn claim_jobs(
+    dialect: Dialect,
+    tenant: &TenantId,
+    limit: usize,
+    batch: &BatchId,
+    now: i64,
+) -> sea_query::WithQuery {
+    let mut pick = Query::select();
+    pick.column(Jobs::Id)
+        .from(Jobs::Table)
+        .and_where(Expr::col(Jobs::Tenant).eq(tenant.as_str()))
+        .and_where(Expr::col(Jobs::State).eq(JobState::Queued.as_str()))
+        .and_where(Expr::col(Jobs::Lane).eq(Lane::Batch.as_str()))
+        .order_by(Jobs::FlushAt, Order::Asc)
+        .order_by(Jobs::Id, Order::Asc)
+        .limit(u64::try_from(limit).unwrap_or(u64::MAX));
+    lock_skip(&mut pick, dialect);
+    let cte = CommonTableExpression::new()
+        .query(pick)
+        .column(Jobs::Id)
+        .table_name(Picked)
+        .materialized(true)
+        .to_owned();
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::State, JobState::Batched.as_str().into()),
+            (Jobs::BatchId, batch.as_str().into()),
+            (Jobs::UpdatedAt, now.into()),
+        ])
+        .and_where(
+            Expr::col(Jobs::Id)
+                .in_subquery(Query::select().column(Jobs::Id).from(Picked).to_owned()),
+        )
+        .and_where(Expr::col(Jobs::State).eq(JobState::Queued.as_str()))
+        .returning(Query::returning().columns([Jobs::Id, Jobs::RequestBytes, Jobs::FlushAt]))
+        .to_owned()
+        .with(WithClause::new().cte(cte).to_owned())
+}
+
+/// Puts claimed jobs that did not fit back to `queued`, inside the claiming transaction.
+pub(crate) fn unclaim_jobs(batch: &BatchId, ids: Vec<String>) -> UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::State, JobState::Queued.as_str().into()),
+            (Jobs::BatchId, Option::<String>::None.into()),
+        ])
+        .and_where(Expr::col(Jobs::BatchId).eq(batch.as_str()))
+        .and_where(Expr::col(Jobs::Id).is_in(ids))
+        .to_owned()
+}
+
+/// The new batch record, leased to its claimer.
+pub(crate) fn insert_batch(
+    batch: &BatchId,
+    worker: &WorkerId,
+    lease_until: i64,
+    count: usize,
+    bytes: u64,
+    now: i64,
+) -> sea_query::InsertStatement {
+    Query::insert()
+        .into_table(Batches::Table)
+        .columns([
+            Batches::Id,
+            Batches::State,
+            Batches::Owner,
+            Batches::LeaseExpiresAt,
+            Batches::RequestCount,
+            Batches::RequestBytes,
+            Batches::CreatedAt,
+            Batches::UpdatedAt,
+        ])
+        .values_panic([
+            batch.as_str().into(),
+            BatchState::Planned.as_str().into(),
+            worker.as_str().into(),
+            lease_until.into(),
+            i64::try_from(count).unwrap_or(i64::MAX).into(),
+            i64::try_from(bytes).unwrap_or(i64::MAX).into(),
+            now.into(),
+            now.into(),
+        ])
+        .to_owned()
+}
+
+/// The requests of a batch: its jobs still `batched`.
+pub(crate) fn batch_requests(batch: &BatchId) -> SelectStatement {
+    Query::select()
+        .columns([Jobs::Id, Jobs::Tenant, Jobs::Params])
+        .from(Jobs::Table)
+        .and_where(Expr::col(Jobs::BatchId).eq(batch.as_str()))
+        .and_where(Expr::col(Jobs::State).eq(JobState::Batched.as_str()))
+        .order_by(Jobs::Id, Order::Asc)
+        .to_owned()
+}
+
+/// Moves a batch record from one state to another, fenced by owner and state.
+pub(crate) fn advance_batch(
+    batch: &BatchId,
+    worker: &WorkerId,
+    from: BatchState,
+    to: BatchState,
+    extra: Vec<(Batches, sea_query::Expr)>,
+    now: i64,
+) -> UpdateStatement {
+    let mut values: Vec<(Batches, sea_query::Expr)> = vec![
+        (Batches::State, Expr::val(to.as_str())),
+        (Batches::UpdatedAt, Expr::val(now)),
+    ];
+    values.extend(extra);
+    Query::update()
+        .table(Batches::Table)
+        .values(values)
+        .and_where(Expr::col(Batches::Id).eq(batch.as_str()))
+        .and_where(Expr::col(Batches::Owner).eq(worker.as_str()))
+        .and_where(Expr::col(Batches::State).eq(from.as_str()))
+        .returning_col(Batches::Id)
+        .to_owned()
+}
+
+/// Moves a batch's `batched` jobs to `submitted`, counting the attempt.
+pub(crate) fn submit_batch_jobs(batch: &BatchId, now: i64) -> UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::State, Expr::val(JobState::Submitted.as_str())),
+            (Jobs::Attempts, Expr::col(Jobs::Attempts).add(1)),
+            (Jobs::UpdatedAt, Expr::val(now)),
+        ])
+        .and_where(Expr::col(Jobs::BatchId).eq(batch.as_str()))
+        .and_where(Expr::col(Jobs::State).eq(JobState::Batched.as_str()))
+        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]))
+        .to_owned()
+}
+
+/// Takes over `planned`/`creating` batches whose lease expired; rows another worker is
+/// taking over right now are skipped inside this statement.
+pub(crate) fn take_over_batches(
+    dialect: Dialect,
+    worker: &WorkerId,
+    lease_until: i64,
+    now: i64,
+) -> UpdateStatement {
+    let mut pick = Query::select();
+    pick.column(Batches::Id)
+        .from(Batches::Table)
+        .and_where(
+            Expr::col(Batches::State)
+                .is_in([BatchState::Planned.as_str(), BatchState::Creating.as_str()]),
+        )
+        .and_where(Expr::col(Batches::LeaseExpiresAt).lt(now));
+    lock_skip(&mut pick, dialect);
+    Query::update()
+        .table(Batches::Table)
+        .values([
+            (Batches::Owner, worker.as_str().into()),
+            (Batches::LeaseExpiresAt, lease_until.into()),
+            (Batches::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Batches::Id).in_subquery(pick))
+        .and_where(Expr::col(Batches::LeaseExpiresAt).lt(now))
+        .returning(Query::returning().columns([
+            Batches::Id,
+            Batches::State,
+            Batches::CreateStartedAt,
+        ]))
+        .to_owned()
+}
+
+/// Releases a worker's `planned` batches (graceful shutdown).
+pub(crate) fn release_planned(worker: &WorkerId, now: i64) -> UpdateStatement {
+    Query::update()
+        .table(Batches::Table)
+        .values([
+            (Batches::State, BatchState::Released.as_str().into()),
+            (Batches::Owner, Option::<String>::None.into()),
+            (Batches::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Batches::Owner).eq(worker.as_str()))
+        .and_where(Expr::col(Batches::State).eq(BatchState::Planned.as_str()))
+        .returning_col(Batches::Id)
+        .to_owned()
+}
+
+/// Sends released batches' jobs back to `queued`.
+pub(crate) fn requeue_batches(batches: Vec<String>, now: i64) -> UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::State, JobState::Queued.as_str().into()),
+            (Jobs::BatchId, Option::<String>::None.into()),
+            (Jobs::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Jobs::BatchId).is_in(batches))
+        .and_where(Expr::col(Jobs::State).eq(JobState::Batched.as_str()))
+        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]))
+        .to_owned()
+}
+
+/// Expires the lease of a worker's `creating` batches so another worker reconciles them.
+pub(crate) fn expire_creating(worker: &WorkerId, now: i64) -> UpdateStatement {
+    Query::update()
+        .table(Batches::Table)
+        .values([
+            (Batches::LeaseExpiresAt, 0_i64.into()),
+            (Batches::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Batches::Owner).eq(worker.as_str()))
+        .and_where(Expr::col(Batches::State).eq(BatchState::Creating.as_str()))
+        .returning_col(Batches::Id)
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +502,49 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains(r#"WHERE "tenant" = 't1' AND "id" = 'job_0190b2c3d4e5f60718293a4b5c6d7e8f' AND "state" IN ('queued', 'batched', 'submitted') RETURNING "id""#), "{sql}");
+    }
+
+    #[test]
+    fn postgres_claims_skip_locked_rows_in_the_updating_statement() {
+        let batch = BatchId("qb_1".to_owned());
+        let pg =
+            claim_jobs(Dialect::Postgres, &tenant(), 10, &batch, 5).to_string(PostgresQueryBuilder);
+        assert_eq!(
+            pg,
+            r#"WITH "picked" ("id") AS  MATERIALIZED (SELECT "id" FROM "tenantry_queue_jobs" WHERE "tenant" = 't1' AND "state" = 'queued' AND "lane" = 'batch' ORDER BY "flush_at" ASC, "id" ASC LIMIT 10 FOR UPDATE SKIP LOCKED) UPDATE "tenantry_queue_jobs" SET "state" = 'batched', "batch_id" = 'qb_1', "updated_at" = 5 WHERE "id" IN (SELECT "id" FROM "picked") AND "state" = 'queued' RETURNING "id", "request_bytes", "flush_at""#
+        );
+        let lite =
+            claim_jobs(Dialect::Sqlite, &tenant(), 10, &batch, 5).to_string(SqliteQueryBuilder);
+        assert!(!lite.contains("FOR UPDATE"), "{lite}");
+        let take = take_over_batches(Dialect::Postgres, &WorkerId("w_1".to_owned()), 9, 5)
+            .to_string(PostgresQueryBuilder);
+        assert!(take.contains(r#"WHERE "state" IN ('planned', 'creating') AND "lease_expires_at" < 5 FOR UPDATE SKIP LOCKED)"#), "{take}");
+    }
+
+    #[test]
+    fn batch_steps_are_fenced_by_owner_and_state() {
+        let sql = advance_batch(
+            &BatchId("qb_1".to_owned()),
+            &WorkerId("w_1".to_owned()),
+            BatchState::Planned,
+            BatchState::Creating,
+            vec![],
+            5,
+        )
+        .to_string(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"UPDATE "tenantry_queue_batches" SET "state" = 'creating', "updated_at" = 5 WHERE "id" = 'qb_1' AND "owner" = 'w_1' AND "state" = 'planned' RETURNING "id""#
+        );
+    }
+
+    #[test]
+    fn backlog_sums_as_bigint_on_both_backends() {
+        let sql = backlog().to_string(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT "tenant", COUNT("id"), CAST(SUM("request_bytes") AS BIGINT), MIN("flush_at") FROM "tenantry_queue_jobs" WHERE "state" = 'queued' AND "lane" = 'batch' GROUP BY "tenant""#
+        );
     }
 
     #[test]

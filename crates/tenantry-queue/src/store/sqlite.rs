@@ -24,9 +24,9 @@ use crate::store::schema::{self, Dialect, Migrations};
 use crate::store::sql::{self, NewEvent, render};
 use crate::validate::{micros, prepare_many};
 
-const D: Dialect = Dialect::Sqlite;
+pub(super) const D: Dialect = Dialect::Sqlite;
 /// Rows per multi-row insert, within SQLite's 32,766 bind parameters.
-const CHUNK: usize = 1000;
+pub(super) const CHUNK: usize = 1000;
 
 /// A [`JobStore`] on SQLite: the embedded default for a single process.
 ///
@@ -50,12 +50,12 @@ const CHUNK: usize = 1000;
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    pool: SqlitePool,
+pub(super) struct Inner {
+    pub(super) pool: SqlitePool,
     wake: broadcast::Sender<Wake>,
     poll: Duration,
 }
@@ -97,7 +97,7 @@ impl SqliteStore {
         }
     }
 
-    fn notify(&self, tenants: impl IntoIterator<Item = String>) {
+    pub(super) fn notify(&self, tenants: impl IntoIterator<Item = String>) {
         for t in tenants {
             // No receiver is fine: nobody is subscribed.
             let _ = self.inner.wake.send(Wake::Tenant(t));

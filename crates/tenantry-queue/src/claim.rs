@@ -1,0 +1,247 @@
+//! The engine's side of the store: claiming jobs into batches, and the batch record that
+//! makes a crash around "create batch" recoverable.
+//!
+//! # Batch records
+//!
+//! Claiming a batch writes a row to `tenantry_queue_batches` in the same transaction as the
+//! jobs' move to `batched`, leased to the claiming worker. Before calling the API, the worker
+//! records `creating` ([`ClaimStore::begin_create`]); after it, `submitted` with the API's
+//! batch id ([`ClaimStore::finish_create`]). Every step is fenced by owner and state, so a
+//! worker whose lease was taken over cannot move the batch on. A batch left in `planned` or
+//! `creating` by a dead worker is taken over when its lease expires
+//! ([`ClaimStore::take_over_expired`]); one left in `creating` must be reconciled with the
+//! API (the create may or may not have happened), never created again blindly.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ids::{JobId, TenantId};
+use crate::planner::{FlushPolicy, Plan, TenantBacklog};
+use crate::store::JobStore;
+
+fn prefixed(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::now_v7().simple())
+}
+
+/// One engine instance, the owner of its claims and leases.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkerId(pub(crate) String);
+
+impl WorkerId {
+    /// A fresh worker id (`w_` + UUIDv7).
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(prefixed("w_"))
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A batch as the queue knows it (`qb_` + UUIDv7), before and after the API knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(pub(crate) String);
+
+impl BatchId {
+    pub(crate) fn generate() -> Self {
+        Self(prefixed("qb_"))
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a batch record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BatchState {
+    /// Jobs claimed; the API has not been called.
+    Planned,
+    /// The create call is (or was, if the worker died) in flight: reconcile before retrying.
+    Creating,
+    /// The API accepted the batch; its id is recorded.
+    Submitted,
+    /// Given up before creation (graceful shutdown); its jobs went back to `queued`.
+    Released,
+}
+
+impl BatchState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Creating => "creating",
+            Self::Submitted => "submitted",
+            Self::Released => "released",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Planned,
+            Self::Creating,
+            Self::Submitted,
+            Self::Released,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// A batch just claimed by [`ClaimStore::claim_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchClaim {
+    /// The new batch record.
+    pub batch: BatchId,
+    /// Its jobs, in fair claim order.
+    pub jobs: Vec<JobId>,
+    /// Their body bytes, overhead included.
+    pub bytes: u64,
+}
+
+/// A batch record taken over from a worker whose lease expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// The batch.
+    pub batch: BatchId,
+    /// Its state when taken over ([`BatchState::Planned`] or [`BatchState::Creating`]).
+    pub state: BatchState,
+    /// When the create call was started (microseconds since the epoch), if it was.
+    pub create_started_at: Option<i64>,
+}
+
+/// One request of a batch to create: the job id is the `custom_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRequest {
+    /// The job, also the request's `custom_id`.
+    pub job: JobId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// The Messages API request body.
+    pub params: serde_json::Value,
+}
+
+/// Claiming and batch bookkeeping for the engine, on top of [`JobStore`].
+///
+/// On PostgreSQL every claim takes its rows with `FOR UPDATE SKIP LOCKED` inside the
+/// statement that changes their state, so concurrent engines never claim the same job.
+#[async_trait]
+pub trait ClaimStore: JobStore {
+    /// The open batch-lane backlog, per tenant (what [`planner::plan`](crate::planner::plan) needs).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn backlog(&self) -> Result<Vec<TenantBacklog>>;
+
+    /// Claims the planned jobs into a new batch record leased to `worker`, trimmed to the
+    /// policy's byte limit; jobs locked by another worker are skipped. `None` when nothing
+    /// could be claimed.
+    ///
+    /// # Errors
+    ///
+    /// A database error; nothing is claimed then.
+    async fn claim_batch(
+        &self,
+        worker: &WorkerId,
+        plan: &Plan,
+        policy: FlushPolicy,
+        lease: Duration,
+    ) -> Result<Option<BatchClaim>>;
+
+    /// The requests of a batch: its jobs still `batched` (a job canceled since the claim is
+    /// left out).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn batch_requests(&self, batch: &BatchId) -> Result<Vec<BatchRequest>>;
+
+    /// Records that the create call is about to start (`planned → creating`), extending the
+    /// lease. `false` when `worker` no longer owns the batch in `planned`.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn begin_create(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> Result<bool>;
+
+    /// Records the API's batch id (`creating → submitted`) and moves the batch's `batched`
+    /// jobs to `submitted` with one more attempt. `false` when `worker` no longer owns the
+    /// batch in `creating`.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn finish_create(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        api_batch_id: &str,
+    ) -> Result<bool>;
+
+    /// Takes over `planned` and `creating` batches whose lease expired, leasing them to
+    /// `worker`.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn take_over_expired(
+        &self,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> Result<Vec<BatchRecord>>;
+
+    /// Graceful shutdown: `worker`'s `planned` batches are released and their jobs go back to
+    /// `queued`; its `creating` batches get an expired lease so another worker reconciles
+    /// them at once. Returns the number of batches handed back.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn release(&self, worker: &WorkerId) -> Result<u64>;
+
+    /// Plans and claims the next batch if one is due now: [`backlog`](Self::backlog), then
+    /// [`planner::plan`](crate::planner::plan), then [`claim_batch`](Self::claim_batch).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn claim_due(
+        &self,
+        worker: &WorkerId,
+        policy: FlushPolicy,
+        lease: Duration,
+    ) -> Result<Option<BatchClaim>> {
+        let backlog = self.backlog().await?;
+        let now = crate::validate::micros(time::OffsetDateTime::now_utc());
+        match crate::planner::plan(&backlog, policy, now) {
+            Some(plan) => self.claim_batch(worker, &plan, policy, lease).await,
+            None => Ok(None),
+        }
+    }
+}
