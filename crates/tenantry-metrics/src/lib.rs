@@ -1,5 +1,72 @@
-//! Tenant metrics defined once, evaluated in Rust and rendered as SQL with sea-query.
+//! Tenant metrics defined once, evaluated in Rust and rendered as SQL with sea-query, rolled up
+//! over the tenant tree in one query.
 //!
-//! This crate is not built yet: its work is tracked as issue 6. It compiles so that the
-//! workspace layout is in place, and it exports nothing.
+//! SQLAlchemy's `hybrid_property` has two hand-written halves, a Python getter and a SQL
+//! expression, that nobody proves agree. Here a metric is one typed expression tree with two
+//! interpreters: [`MetricsQuery::evaluate`] computes it in Rust from rows in memory, and
+//! [`MetricsQuery::build`] / [`MetricsQuery::fetch_postgres`] / [`MetricsQuery::fetch_sqlite`]
+//! render it with sea-query for PostgreSQL and SQLite. Property tests run both on random tenant
+//! forests and require the same integers, row for row.
+//!
+//! # Example
+//! ```
+//! use tenantry_metrics::{builtin, count_distinct, usage, Dialect, Metric, MetricsQuery, Period, Scope};
+//!
+//! let june = Period::new(1_780_272_000_000_000, 1_782_864_000_000_000)?;
+//! // A metric of your own: distinct models used in batches.
+//! let batch_models: Metric = count_distinct(usage::model())
+//!     .filter(june.contains().and(usage::lane().equals("batch")))
+//!     .into();
+//!
+//! let mut q = MetricsQuery::new();
+//! q.scope(Scope::Subtree("acme".into())).level(1); // every workspace of acme
+//! q.select("cost_per_user", builtin::cost_per_active_user(june))?;
+//! q.select("batch_models", batch_models)?;
+//! let (sql, values) = q.build(Dialect::Sqlite)?;
+//! assert!(sql.starts_with("WITH RECURSIVE"));
+//! assert!(values.0.len() > 4);
+//! # Ok::<(), tenantry_metrics::Error>(())
+//! ```
+//!
+//! # Semantics
+//!
+//! Values are `Option<i64>`: integer counts, integer nano-USD, ratios scaled to parts per
+//! million and truncated toward zero. `NULL` propagates; `SUM`/`MIN`/`MAX` of no rows are `NULL`,
+//! `COUNT` of no rows is 0; division is only safe division (`NULL` on a zero divisor); overflow is
+//! an error everywhere. The dialect table is on [`Dialect`].
+//!
+//! # Roll-up
+//!
+//! Each result group is a tenant; its values are recomputed from the base rows of its whole
+//! subtree (never summed from children), so ratios and distinct counts are right at every level.
+//! Each fact source is aggregated in its own subquery before joining, so rows never fan out.
+//! The recursive walks carry a depth guard ([`MetricsQuery::max_depth`]) that ends them on cyclic
+//! data the same way on both backends and in Rust (SQLite has no `CYCLE` clause).
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod builtin;
+mod data;
+mod error;
+mod eval;
+mod expr;
+pub mod fixture;
+mod metric;
+pub mod migrate;
+mod query;
+mod render;
+mod schema;
+
+pub use builtin::Period;
+pub use data::{Dataset, GrantRow, MembershipRow, TenantRow, UsageRow};
+pub use error::{Error, Result};
+pub use expr::{
+    Access, Bool, Expr, Int, Members, Source, Text, Usage, ValueType, access, case_when, lit,
+    members, null, text, usage,
+};
+pub use metric::{
+    Aggregate, Metric, MetricFilter, Order, avg, count, count_distinct, count_rows, max, min, sum,
+};
+pub use query::{Column, DEFAULT_MAX_DEPTH, MetricRow, MetricsQuery, Scope};
+pub use render::Dialect;
+pub use schema::{Ident, Schema, Table};

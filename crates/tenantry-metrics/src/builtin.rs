@@ -1,0 +1,234 @@
+//! The built-in metrics, each a small example of the API.
+//!
+//! Money is integer nano-USD (1e-9 USD); ratios are parts per million ([`PPM`]), truncated
+//! toward zero; periods are half-open `[start, end)` ranges of Unix microseconds.
+
+use crate::error::{Error, Result};
+use crate::expr::{Access, Expr, Int, Usage, access, members, usage};
+use crate::metric::{Metric, count_distinct, count_rows, max, sum};
+
+/// The scale of ratio metrics: parts per million (`1_000_000` = 100 %).
+pub const PPM: i64 = 1_000_000;
+
+/// A half-open time range `[start, end)` in Unix microseconds (UTC), compared on
+/// `occurred_at`. Bound as two parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Period {
+    start: i64,
+    end: i64,
+}
+
+impl Period {
+    /// The range `[start_micros, end_micros)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPeriod`] when `end_micros < start_micros`.
+    pub fn new(start_micros: i64, end_micros: i64) -> Result<Self> {
+        if end_micros < start_micros {
+            return Err(Error::InvalidPeriod {
+                start: start_micros,
+                end: end_micros,
+            });
+        }
+        Ok(Self {
+            start: start_micros,
+            end: end_micros,
+        })
+    }
+
+    /// `[i64::MIN, i64::MAX)`: all of time.
+    #[must_use]
+    pub fn all_time() -> Self {
+        Self {
+            start: i64::MIN,
+            end: i64::MAX,
+        }
+    }
+
+    /// `occurred_at` falls in the period.
+    #[must_use]
+    pub fn contains(self) -> Expr<crate::Bool, Usage> {
+        usage::occurred_at().in_range(self.start, self.end)
+    }
+}
+
+/// Users of a tenant (distinct members of its subtree).
+pub fn users() -> Metric {
+    count_distinct(members::user_id()).into()
+}
+
+/// Distinct users with usage in the period.
+pub fn active_users(period: Period) -> Metric {
+    count_distinct(usage::user_id())
+        .filter(period.contains())
+        .into()
+}
+
+/// Distinct users who used `feature` in the period.
+pub fn feature_active_users(feature: &str, period: Period) -> Metric {
+    count_distinct(usage::user_id())
+        .filter(period.contains().and(usage::feature().equals(feature)))
+        .into()
+}
+
+/// Feature adoption rate, in [`PPM`]: users of `feature` in the period / users of the tenant.
+/// `NULL` for a tenant without users.
+///
+/// # Example
+/// ```
+/// use tenantry_metrics::{builtin, Dialect, MetricsQuery, Period, Scope};
+/// let mut q = MetricsQuery::new();
+/// q.scope(Scope::Ids(vec!["acme".into()]));
+/// q.select("adoption", builtin::adoption_rate("summarize", Period::new(0, 10)?))?;
+/// let (sql, _) = q.build(Dialect::Sqlite)?;
+/// assert!(sql.contains(r#"COUNT(DISTINCT "f"."user_id") FILTER (WHERE "f"."occurred_at" >= ? AND "f"."occurred_at" < ? AND "f"."feature" = ?)"#));
+/// assert!(sql.contains(r#"(COALESCE("s0"."a0", ?) * ?) / NULLIF(COALESCE("s1"."a1", ?), ?)"#));
+/// # Ok::<(), tenantry_metrics::Error>(())
+/// ```
+pub fn adoption_rate(feature: &str, period: Period) -> Metric {
+    feature_active_users(feature, period)
+        .ratio(users(), PPM)
+        .unwrap_or_else(|_| unreachable!("PPM is positive"))
+}
+
+/// Requests (ledger rows) in the period.
+pub fn requests(period: Period) -> Metric {
+    count_rows::<Usage>().filter(period.contains()).into()
+}
+
+/// All tokens of a request: the five exclusive buckets added up.
+#[must_use]
+pub fn total_tokens() -> Expr<Int, Usage> {
+    usage::input_tokens()
+        + usage::cache_write_5m_tokens()
+        + usage::cache_write_1h_tokens()
+        + usage::cache_read_tokens()
+        + usage::output_tokens()
+}
+
+/// Tokens in the period (`NULL` without usage).
+pub fn tokens(period: Period) -> Metric {
+    sum(total_tokens()).filter(period.contains()).into()
+}
+
+/// Charged cost in the period, nano-USD (`NULL` without usage).
+///
+/// # Example
+/// ```
+/// use tenantry_metrics::{builtin, Dialect, MetricsQuery, Period};
+/// let mut q = MetricsQuery::new();
+/// q.select("cost", builtin::cost(Period::new(0, 10)?))?;
+/// let (sql, _) = q.build(Dialect::Postgres)?;
+/// assert!(sql.contains(r#"CAST(SUM("f"."cost_nanos") FILTER (WHERE "f"."occurred_at" >= $"#));
+/// # Ok::<(), tenantry_metrics::Error>(())
+/// ```
+pub fn cost(period: Period) -> Metric {
+    sum(usage::cost_nanos()).filter(period.contains()).into()
+}
+
+/// AI inference cost per active user in the period, nano-USD, truncated; `NULL` without active
+/// users.
+pub fn cost_per_active_user(period: Period) -> Metric {
+    cost(period).per(active_users(period))
+}
+
+/// A slice of the ledger: one feature and/or one model (`None` = any).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Slice {
+    /// Only this feature.
+    pub feature: Option<String>,
+    /// Only this model.
+    pub model: Option<String>,
+}
+
+impl Slice {
+    fn condition(&self, period: Period) -> Expr<crate::Bool, Usage> {
+        let mut c = period.contains();
+        if let Some(f) = &self.feature {
+            c = c.and(usage::feature().equals(f.as_str()));
+        }
+        if let Some(m) = &self.model {
+            c = c.and(usage::model().equals(m.as_str()));
+        }
+        c
+    }
+}
+
+/// Requests of one feature/model slice in the period.
+pub fn requests_in(slice: &Slice, period: Period) -> Metric {
+    count_rows::<Usage>().filter(slice.condition(period)).into()
+}
+
+/// Tokens of one feature/model slice in the period.
+pub fn tokens_in(slice: &Slice, period: Period) -> Metric {
+    sum(total_tokens()).filter(slice.condition(period)).into()
+}
+
+/// Charged cost of one feature/model slice in the period, nano-USD.
+pub fn cost_in(slice: &Slice, period: Period) -> Metric {
+    sum(usage::cost_nanos())
+        .filter(slice.condition(period))
+        .into()
+}
+
+/// Requests that went through Message Batches in the period.
+pub fn batch_requests(period: Period) -> Metric {
+    count_rows::<Usage>()
+        .filter(period.contains().and(usage::lane().equals("batch")))
+        .into()
+}
+
+/// Share of requests that went through batches, in [`PPM`]; `NULL` without requests.
+pub fn batch_share(period: Period) -> Metric {
+    batch_requests(period)
+        .ratio(requests(period), PPM)
+        .unwrap_or_else(|_| unreachable!("PPM is positive"))
+}
+
+/// Money saved by batching in the period, nano-USD: standard (synchronous) price minus the
+/// charged price, summed.
+pub fn batch_savings(period: Period) -> Metric {
+    sum(usage::standard_cost_nanos() - usage::cost_nanos())
+        .filter(period.contains())
+        .into()
+}
+
+/// The change of a metric between two periods: `metric(current) - metric(previous)`.
+///
+/// ```
+/// use tenantry_metrics::{builtin, Period};
+/// let growth = builtin::delta(builtin::requests, Period::new(10, 20)?, Period::new(0, 10)?);
+/// # let _ = growth;
+/// # Ok::<(), tenantry_metrics::Error>(())
+/// ```
+pub fn delta(metric: impl Fn(Period) -> Metric, current: Period, previous: Period) -> Metric {
+    metric(current).minus(metric(previous))
+}
+
+fn permission_is(permission: &str) -> Expr<crate::Bool, Access> {
+    access::permission().equals(permission)
+}
+
+/// Permission inheritance depth, the maximum over a tenant's subtree: for each member and
+/// `permission`, how many levels above the membership tenant the nearest grant sits; `NULL` when
+/// nobody holds it.
+pub fn max_inheritance_depth(permission: &str) -> Metric {
+    max(access::depth())
+        .filter(permission_is(permission))
+        .into()
+}
+
+/// Permission inheritance depth distribution: memberships holding `permission` through a grant
+/// exactly `depth` levels up.
+pub fn inheritance_depth_count(permission: &str, depth: i64) -> Metric {
+    count_rows::<Access>()
+        .filter(permission_is(permission).and(access::depth().equals(depth)))
+        .into()
+}
+
+/// Memberships holding `permission` (directly or inherited).
+pub fn permission_holders(permission: &str) -> Metric {
+    count_rows::<Access>()
+        .filter(permission_is(permission))
+        .into()
+}

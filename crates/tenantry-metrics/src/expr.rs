@@ -1,0 +1,402 @@
+//! Typed row-level expressions over one fact source: columns, literals, arithmetic, comparisons,
+//! CASE and COALESCE.
+//!
+//! An [`Expr<T, S>`] carries its SQL type `T` ([`Int`], [`Text`] or [`Bool`]) and its fact source
+//! `S` ([`Usage`], [`Members`] or [`Access`]) as type parameters, so mixing sources in one
+//! aggregate, summing text or filtering by an integer does not compile:
+//!
+//! ```compile_fail
+//! use tenantry_metrics::{sum, usage};
+//! let m = sum(usage::feature()); // text cannot be summed
+//! ```
+//!
+//! ```compile_fail
+//! use tenantry_metrics::{count, members, usage};
+//! // a filter over the ledger cannot apply to memberships
+//! let m = count(members::user_id()).filter(usage::lane().equals("batch"));
+//! ```
+
+use std::marker::PhantomData;
+
+/// SQL/Rust type marker: 64-bit integer (`BIGINT`, `i64`). Integers are the only numbers: money
+/// is integer nano-USD, ratios are scaled integers.
+#[derive(Debug)]
+pub enum Int {}
+/// SQL/Rust type marker: text. Text can be compared for equality only, never ordered, because
+/// PostgreSQL collations and SQLite's byte order disagree.
+#[derive(Debug)]
+pub enum Text {}
+/// SQL/Rust type marker: a three-valued (`TRUE` / `FALSE` / `NULL`) condition.
+#[derive(Debug)]
+pub enum Bool {}
+
+/// Fact source marker: the usage ledger (`tenantry_usage`), one row per charged request.
+#[derive(Debug)]
+pub enum Usage {}
+/// Fact source marker: memberships, one row per (user, tenant).
+#[derive(Debug)]
+pub enum Members {}
+/// Fact source marker: effective access, one row per (membership tenant, user, permission) with
+/// the distance to the nearest ancestor tenant (or the tenant itself) that grants the permission.
+#[derive(Debug)]
+pub enum Access {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Int {}
+    impl Sealed for super::Text {}
+    impl Sealed for super::Bool {}
+    impl Sealed for super::Usage {}
+    impl Sealed for super::Members {}
+    impl Sealed for super::Access {}
+}
+
+/// A value type a metric can aggregate or compare for equality: [`Int`] or [`Text`]. Sealed.
+pub trait ValueType: sealed::Sealed {
+    #[doc(hidden)]
+    const KIND: ValueKind;
+}
+impl ValueType for Int {
+    const KIND: ValueKind = ValueKind::Int;
+}
+impl ValueType for Text {
+    const KIND: ValueKind = ValueKind::Text;
+}
+
+/// A fact source: [`Usage`], [`Members`] or [`Access`]. Sealed.
+pub trait Source: sealed::Sealed {
+    #[doc(hidden)]
+    const KIND: SourceKind;
+}
+impl Source for Usage {
+    const KIND: SourceKind = SourceKind::Usage;
+}
+impl Source for Members {
+    const KIND: SourceKind = SourceKind::Members;
+}
+impl Source for Access {
+    const KIND: SourceKind = SourceKind::Access;
+}
+
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    Int,
+    Text,
+}
+
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    Usage,
+    Members,
+    Access,
+}
+
+/// Arithmetic operators of the expression tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    /// Truncating division; `NULL` when the divisor is zero (rendered `a / NULLIF(b, 0)`).
+    SafeDiv,
+}
+
+/// Comparison operators of the expression tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// The untyped tree behind [`Expr`]; both interpreters walk it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Node {
+    Col(SourceKind, &'static str),
+    Int(i64),
+    Text(String),
+    Null(ValueKind),
+    Arith(ArithOp, Box<Node>, Box<Node>),
+    Cmp(CmpOp, Box<Node>, Box<Node>),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+    IsNull(Box<Node>),
+    Case(Box<Node>, Box<Node>, Box<Node>),
+    Coalesce(Box<Node>, Box<Node>),
+}
+
+/// A typed expression over one row of fact source `S`, of SQL type `T`.
+///
+/// Build one from the column functions of [`usage`](crate::usage), [`members`](crate::members)
+/// and [`access`](crate::access), literals ([`lit`], [`text`], `i64` and `&str` convert), and the
+/// methods below. `+`, `-` and `*` work on integer expressions; `!` negates a condition.
+///
+/// # Example
+/// ```
+/// use tenantry_metrics::{lit, usage, Expr, Int, Usage};
+/// let tokens: Expr<Int, Usage> = usage::input_tokens() + usage::output_tokens();
+/// let big = tokens.clone().gt(1_000).and(usage::lane().equals("batch"));
+/// let per_input = usage::cost_nanos().safe_div(usage::input_tokens());
+/// let capped = usage::cost_nanos().coalesce(lit(0));
+/// # let _ = (big, per_input, capped);
+/// ```
+pub struct Expr<T, S> {
+    pub(crate) node: Node,
+    _types: PhantomData<fn() -> (T, S)>,
+}
+
+impl<T, S> Clone for Expr<T, S> {
+    fn clone(&self) -> Self {
+        Self::from_node(self.node.clone())
+    }
+}
+
+impl<T, S> std::fmt::Debug for Expr<T, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Expr").field(&self.node).finish()
+    }
+}
+
+impl<T, S> Expr<T, S> {
+    pub(crate) fn from_node(node: Node) -> Self {
+        Self {
+            node,
+            _types: PhantomData,
+        }
+    }
+
+    fn boxed(self) -> Box<Node> {
+        Box::new(self.node)
+    }
+
+    /// `self IS NULL`.
+    #[must_use]
+    pub fn is_null(self) -> Expr<Bool, S> {
+        Expr::from_node(Node::IsNull(self.boxed()))
+    }
+
+    /// `self IS NOT NULL`.
+    #[must_use]
+    pub fn is_not_null(self) -> Expr<Bool, S> {
+        Expr::from_node(Node::Not(Box::new(Node::IsNull(self.boxed()))))
+    }
+}
+
+impl<T: ValueType, S> Expr<T, S> {
+    /// `self = other`; `NULL` when either side is `NULL`.
+    #[must_use]
+    pub fn equals(self, other: impl Into<Expr<T, S>>) -> Expr<Bool, S> {
+        self.cmp_with(CmpOp::Eq, other.into())
+    }
+
+    /// `self <> other`; `NULL` when either side is `NULL`.
+    #[must_use]
+    pub fn not_equals(self, other: impl Into<Expr<T, S>>) -> Expr<Bool, S> {
+        self.cmp_with(CmpOp::Ne, other.into())
+    }
+
+    /// `COALESCE(self, other)`: the first non-`NULL` of the two.
+    #[must_use]
+    pub fn coalesce(self, other: impl Into<Expr<T, S>>) -> Expr<T, S> {
+        Expr::from_node(Node::Coalesce(self.boxed(), other.into().boxed()))
+    }
+
+    fn cmp_with(self, op: CmpOp, other: Expr<T, S>) -> Expr<Bool, S> {
+        Expr::from_node(Node::Cmp(op, self.boxed(), other.boxed()))
+    }
+}
+
+impl<S> Expr<Int, S> {
+    /// `self < other`.
+    #[must_use]
+    pub fn lt(self, other: impl Into<Expr<Int, S>>) -> Expr<Bool, S> {
+        self.cmp_with(CmpOp::Lt, other.into())
+    }
+    /// `self <= other`.
+    #[must_use]
+    pub fn le(self, other: impl Into<Expr<Int, S>>) -> Expr<Bool, S> {
+        self.cmp_with(CmpOp::Le, other.into())
+    }
+    /// `self > other`.
+    #[must_use]
+    pub fn gt(self, other: impl Into<Expr<Int, S>>) -> Expr<Bool, S> {
+        self.cmp_with(CmpOp::Gt, other.into())
+    }
+    /// `self >= other`.
+    #[must_use]
+    pub fn ge(self, other: impl Into<Expr<Int, S>>) -> Expr<Bool, S> {
+        self.cmp_with(CmpOp::Ge, other.into())
+    }
+    /// `self >= start AND self < end`: a half-open range, the way periods are compared.
+    #[must_use]
+    pub fn in_range(self, start: i64, end: i64) -> Expr<Bool, S> {
+        self.clone().ge(start).and(self.lt(end))
+    }
+
+    /// Integer division truncating toward zero, `NULL` when `other` is zero or `NULL`
+    /// (rendered `self / NULLIF(other, 0)`; PostgreSQL would raise an error, SQLite return
+    /// `NULL`, Rust panic: safe division makes all three agree).
+    #[must_use]
+    pub fn safe_div(self, other: impl Into<Expr<Int, S>>) -> Expr<Int, S> {
+        Expr::from_node(Node::Arith(
+            ArithOp::SafeDiv,
+            self.boxed(),
+            other.into().boxed(),
+        ))
+    }
+}
+
+impl<S> Expr<Bool, S> {
+    /// `self AND other` (three-valued: `FALSE AND NULL` is `FALSE`).
+    #[must_use]
+    pub fn and(self, other: Expr<Bool, S>) -> Expr<Bool, S> {
+        Expr::from_node(Node::And(self.boxed(), other.boxed()))
+    }
+    /// `self OR other` (three-valued: `TRUE OR NULL` is `TRUE`).
+    #[must_use]
+    pub fn or(self, other: Expr<Bool, S>) -> Expr<Bool, S> {
+        Expr::from_node(Node::Or(self.boxed(), other.boxed()))
+    }
+}
+
+impl<S> std::ops::Not for Expr<Bool, S> {
+    type Output = Expr<Bool, S>;
+    fn not(self) -> Self::Output {
+        Expr::from_node(Node::Not(self.boxed()))
+    }
+}
+
+macro_rules! arith {
+    ($tr:ident, $f:ident, $op:ident) => {
+        impl<S, R: Into<Expr<Int, S>>> std::ops::$tr<R> for Expr<Int, S> {
+            type Output = Expr<Int, S>;
+            fn $f(self, rhs: R) -> Self::Output {
+                Expr::from_node(Node::Arith(ArithOp::$op, self.boxed(), rhs.into().boxed()))
+            }
+        }
+    };
+}
+arith!(Add, add, Add);
+arith!(Sub, sub, Sub);
+arith!(Mul, mul, Mul);
+
+impl<S> From<i64> for Expr<Int, S> {
+    fn from(v: i64) -> Self {
+        lit(v)
+    }
+}
+
+impl<S> From<&str> for Expr<Text, S> {
+    fn from(v: &str) -> Self {
+        text(v)
+    }
+}
+
+/// An integer literal, always sent as a bound parameter.
+#[must_use]
+pub fn lit<S>(value: i64) -> Expr<Int, S> {
+    Expr::from_node(Node::Int(value))
+}
+
+/// A text literal, always sent as a bound parameter.
+#[must_use]
+pub fn text<S>(value: &str) -> Expr<Text, S> {
+    Expr::from_node(Node::Text(value.to_owned()))
+}
+
+/// A typed `NULL`.
+#[must_use]
+pub fn null<T: ValueType, S>() -> Expr<T, S> {
+    Expr::from_node(Node::Null(T::KIND))
+}
+
+/// `CASE WHEN condition THEN then ELSE otherwise END`. A `NULL` condition takes the `ELSE` branch.
+#[must_use]
+pub fn case_when<T: ValueType, S>(
+    condition: Expr<Bool, S>,
+    then: impl Into<Expr<T, S>>,
+    otherwise: impl Into<Expr<T, S>>,
+) -> Expr<T, S> {
+    Expr::from_node(Node::Case(
+        condition.boxed(),
+        then.into().boxed(),
+        otherwise.into().boxed(),
+    ))
+}
+
+macro_rules! columns {
+    ($(#[$m:meta])* $module:ident, $src:ident, $kind:ident: $($(#[$d:meta])* $name:ident : $ty:ident),* $(,)?) => {
+        $(#[$m])*
+        pub mod $module {
+            #[allow(unused_imports)]
+            use super::{Bool, Expr, Int, Node, SourceKind, Text, $src};
+            $(
+                $(#[$d])*
+                #[must_use]
+                pub fn $name() -> Expr<$ty, $src> {
+                    Expr::from_node(Node::Col(SourceKind::$kind, stringify!($name)))
+                }
+            )*
+        }
+    };
+}
+
+columns!(
+    /// Columns of the usage ledger (`tenantry_usage`, the contract shared with `tenantry-cost`).
+    usage, Usage, Usage:
+    /// The tenant that was charged.
+    tenant_id: Text,
+    /// The user who made the request; `NULL` for system work.
+    user_id: Text,
+    /// The product feature that made the request.
+    feature: Text,
+    /// The model that served it.
+    model: Text,
+    /// `'batch'` (Message Batches, discounted) or `'sync'` (Messages API).
+    lane: Text,
+    /// When it happened: Unix time in microseconds, UTC.
+    occurred_at: Int,
+    /// Uncached input tokens.
+    input_tokens: Int,
+    /// Tokens written to the 5-minute cache.
+    cache_write_5m_tokens: Int,
+    /// Tokens written to the 1-hour cache.
+    cache_write_1h_tokens: Int,
+    /// Tokens read from the cache.
+    cache_read_tokens: Int,
+    /// Output tokens.
+    output_tokens: Int,
+    /// The charged cost, integer nano-USD.
+    cost_nanos: Int,
+    /// The same usage priced without the batch discount, integer nano-USD.
+    standard_cost_nanos: Int,
+);
+
+columns!(
+    /// Columns of the memberships table.
+    members, Members, Members:
+    /// The member.
+    user_id: Text,
+    /// The tenant the user belongs to.
+    tenant_id: Text,
+);
+
+columns!(
+    /// Columns of the effective-access rows derived from memberships, the tenant tree and grants.
+    access, Access, Access:
+    /// The tenant of the membership.
+    tenant_id: Text,
+    /// The member.
+    user_id: Text,
+    /// The permission granted.
+    permission: Text,
+    /// Levels between the membership tenant and the nearest tenant granting the permission
+    /// (0: granted on the membership tenant itself).
+    depth: Int,
+);

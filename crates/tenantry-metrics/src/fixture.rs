@@ -1,0 +1,258 @@
+//! Test and benchmark fixtures: the usage ledger table of the contract with `tenantry-cost`
+//! (with plain, non-generated cost columns), and loading a [`Dataset`] into a database.
+//!
+//! Until `tenantry-cost` ships its ledger migration, tests and benchmarks create the ledger with
+//! [`USAGE_TABLE_POSTGRES`] / [`USAGE_TABLE_SQLITE`]: the contract's names and types, the
+//! `(tenant_id, occurred_at)` index, and `cost_nanos` / `standard_cost_nanos` written directly.
+
+use sea_query::{InsertStatement, PostgresQueryBuilder, Query, SqliteQueryBuilder, Value};
+use sea_query_sqlx::SqlxBinder;
+use sqlx::AssertSqlSafe;
+
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::render::ident;
+use crate::schema::USAGE_COLUMNS;
+
+/// The ledger table of the contract on PostgreSQL (cost columns plain instead of generated).
+pub const USAGE_TABLE_POSTGRES: &str = r"
+CREATE TABLE IF NOT EXISTS tenantry_usage (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NULL,
+    feature TEXT NOT NULL,
+    model TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    occurred_at BIGINT NOT NULL,
+    input_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_write_5m_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_write_1h_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+    output_tokens BIGINT NOT NULL DEFAULT 0,
+    cost_nanos BIGINT NOT NULL DEFAULT 0,
+    standard_cost_nanos BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tenantry_usage_tenant_time ON tenantry_usage (tenant_id, occurred_at);
+";
+
+/// The ledger table of the contract on SQLite (cost columns plain instead of generated).
+pub const USAGE_TABLE_SQLITE: &str = r"
+CREATE TABLE IF NOT EXISTS tenantry_usage (
+    id INTEGER PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NULL,
+    feature TEXT NOT NULL,
+    model TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    occurred_at BIGINT NOT NULL,
+    input_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_write_5m_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_write_1h_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+    output_tokens BIGINT NOT NULL DEFAULT 0,
+    cost_nanos BIGINT NOT NULL DEFAULT 0,
+    standard_cost_nanos BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tenantry_usage_tenant_time ON tenantry_usage (tenant_id, occurred_at);
+";
+
+/// Deletes every row of the default tables (ledger included), children first.
+pub const CLEAR: &str = "DELETE FROM tenantry_usage; DELETE FROM tenantry_grants; \
+DELETE FROM tenantry_memberships; DELETE FROM tenantry_users; \
+UPDATE tenantry_tenants SET parent_id = NULL; DELETE FROM tenantry_tenants;";
+
+const CHUNK: usize = 500;
+
+const ANALYZE: &str = "ANALYZE tenantry_tenants; ANALYZE tenantry_users; \
+ANALYZE tenantry_memberships; ANALYZE tenantry_grants; ANALYZE tenantry_usage;";
+
+fn inserts(data: &Dataset) -> Result<Vec<InsertStatement>, sea_query::error::Error> {
+    let mut out = Vec::new();
+    for chunk in data.tenants.chunks(CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(ident("tenantry_tenants")).columns([
+            ident("id"),
+            ident("parent_id"),
+            ident("level"),
+        ]);
+        for t in chunk {
+            q.values([
+                t.id.clone().into(),
+                t.parent_id.clone().into(),
+                t.level.into(),
+            ])?;
+        }
+        out.push(q);
+    }
+    let mut users: Vec<&str> = data
+        .memberships
+        .iter()
+        .map(|m| m.user_id.as_str())
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    for chunk in users.chunks(CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(ident("tenantry_users")).columns([ident("id")]);
+        for u in chunk {
+            q.values([(*u).into()])?;
+        }
+        out.push(q);
+    }
+    for chunk in data.memberships.chunks(CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(ident("tenantry_memberships"))
+            .columns([ident("user_id"), ident("tenant_id")]);
+        for m in chunk {
+            q.values([m.user_id.clone().into(), m.tenant_id.clone().into()])?;
+        }
+        out.push(q);
+    }
+    for chunk in data.grants.chunks(CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(ident("tenantry_grants"))
+            .columns([ident("tenant_id"), ident("permission")]);
+        for g in chunk {
+            q.values([g.tenant_id.clone().into(), g.permission.clone().into()])?;
+        }
+        out.push(q);
+    }
+    for chunk in data.usage.chunks(CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(ident("tenantry_usage"))
+            .columns(USAGE_COLUMNS.iter().map(|c| ident(c)));
+        for u in chunk {
+            let row: [Value; 13] = [
+                u.tenant_id.clone().into(),
+                u.user_id.clone().into(),
+                u.feature.clone().into(),
+                u.model.clone().into(),
+                u.lane.clone().into(),
+                u.occurred_at.into(),
+                u.input_tokens.into(),
+                u.cache_write_5m_tokens.into(),
+                u.cache_write_1h_tokens.into(),
+                u.cache_read_tokens.into(),
+                u.output_tokens.into(),
+                u.cost_nanos.into(),
+                u.standard_cost_nanos.into(),
+            ];
+            q.values(row.map(Into::into))?;
+        }
+        out.push(q);
+    }
+    Ok(out)
+}
+
+/// Creates the default tables and the ledger on PostgreSQL (idempotent).
+///
+/// # Errors
+/// [`Error::Database`](crate::Error::Database) when a statement fails.
+pub async fn setup_postgres(pool: &sqlx::PgPool) -> Result<()> {
+    crate::migrate::run_postgres(pool).await?;
+    sqlx::raw_sql(USAGE_TABLE_POSTGRES).execute(pool).await?;
+    Ok(())
+}
+
+/// Creates the default tables and the ledger on SQLite (idempotent).
+///
+/// # Errors
+/// [`Error::Database`](crate::Error::Database) when a statement fails.
+pub async fn setup_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
+    crate::migrate::run_sqlite(pool).await?;
+    sqlx::raw_sql(USAGE_TABLE_SQLITE).execute(pool).await?;
+    Ok(())
+}
+
+/// Replaces the contents of the default tables with `data`, in one transaction. Tenants must
+/// come parents first.
+///
+/// # Errors
+/// [`Error::Database`](crate::Error::Database) when a statement fails.
+pub async fn load_postgres(pool: &sqlx::PgPool, data: &Dataset) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    // Fixture data need not survive a crash: skip the commit's WAL flush.
+    sqlx::raw_sql("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(CLEAR).execute(&mut *tx).await?;
+    for stmt in inserts(data).map_err(crate::Error::Fixture)? {
+        let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
+        sqlx::query_with(AssertSqlSafe(sql), values)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    // Fresh statistics, so the planner sees the real (small) sizes.
+    sqlx::raw_sql(ANALYZE).execute(pool).await?;
+    Ok(())
+}
+
+/// Replaces the contents of the default tables with `data`, in one transaction. Tenants must
+/// come parents first.
+///
+/// # Errors
+/// [`Error::Database`](crate::Error::Database) when a statement fails.
+pub async fn load_sqlite(pool: &sqlx::SqlitePool, data: &Dataset) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::raw_sql(CLEAR).execute(&mut *tx).await?;
+    for stmt in inserts(data).map_err(crate::Error::Fixture)? {
+        let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
+        sqlx::query_with(AssertSqlSafe(sql), values)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Fills the default tables on PostgreSQL with a synthetic 4-level hierarchy of 10,000
+/// tenants (10 organizations × 9 workspaces × 10 teams × 10 units), 20,000 users (one
+/// membership each, in a unit), grants on organizations, teams and units, and `usage_rows`
+/// ledger rows spread over the units, all generated server-side with `generate_series`.
+///
+/// Tenant ids: organizations `o0`–`o9`, workspaces `w0`–`w89`, teams `m0`–`m899`, units
+/// `n0`–`n8999`. Replaces existing rows.
+///
+/// # Errors
+/// [`Error::Database`](crate::Error::Database) when a statement fails.
+pub async fn seed_postgres(pool: &sqlx::PgPool, usage_rows: i64) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::raw_sql(CLEAR).execute(&mut *tx).await?;
+    sqlx::raw_sql(
+        r"
+INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'o' || i, NULL, 0 FROM generate_series(0, 9) i;
+INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'w' || i, 'o' || (i / 9), 1 FROM generate_series(0, 89) i;
+INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'm' || i, 'w' || (i / 10), 2 FROM generate_series(0, 899) i;
+INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'n' || i, 'm' || (i / 10), 3 FROM generate_series(0, 8999) i;
+INSERT INTO tenantry_users (id) SELECT 'u' || i FROM generate_series(0, 19999) i;
+INSERT INTO tenantry_memberships (user_id, tenant_id) SELECT 'u' || i, 'n' || (i % 9000) FROM generate_series(0, 19999) i;
+INSERT INTO tenantry_grants (tenant_id, permission) SELECT 'o' || i, 'read' FROM generate_series(0, 9) i;
+INSERT INTO tenantry_grants (tenant_id, permission) SELECT 'm' || i, 'admin' FROM generate_series(0, 899, 3) i;
+INSERT INTO tenantry_grants (tenant_id, permission) SELECT 'n' || i, 'admin' FROM generate_series(0, 8999, 7) i;
+",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        r"
+INSERT INTO tenantry_usage (tenant_id, user_id, feature, model, lane, occurred_at,
+    input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens,
+    cost_nanos, standard_cost_nanos)
+SELECT 'n' || ((i * 7919) % 9000),
+       CASE WHEN i % 50 = 0 THEN NULL ELSE 'u' || (((i * 7919) % 9000) + 9000 * (i % 2)) END,
+       'feature' || (i % 5), 'model' || (i % 3),
+       CASE WHEN i % 3 = 0 THEN 'batch' ELSE 'sync' END,
+       1767225600000000 + i * 1000,
+       i % 1000, i % 7, 0, i % 13, i % 500,
+       (i % 1000) * 1000,
+       CASE WHEN i % 3 = 0 THEN (i % 1000) * 2000 ELSE (i % 1000) * 1000 END
+FROM generate_series(0, $1 - 1) i",
+    )
+    .bind(usage_rows)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sqlx::raw_sql(ANALYZE).execute(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,674 @@
+//! `MetricsQuery`: metrics for many tenant groups, rolled up over the tenant tree in one query.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sea_query::{
+    CommonTableExpression, Expr as Sql, ExprTrait, JoinType, NullOrdering, Order as SqlOrder,
+    PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, UnionType, Values,
+    WithClause,
+};
+use sea_query_sqlx::{SqlxBinder, SqlxValues};
+use sqlx::AssertSqlSafe;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::eval;
+use crate::expr::SourceKind;
+use crate::metric::{AggCall, FilterOp, Metric, MetricFilter, Order};
+use crate::render::{self, Dialect, col, ident};
+use crate::schema::Schema;
+
+/// Which tenants become result groups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scope {
+    /// Every tenant.
+    All,
+    /// The tenants with these ids (bound as values).
+    Ids(Vec<String>),
+    /// This tenant and every tenant below it.
+    Subtree(String),
+}
+
+/// The handle of a selected metric, to read its value from a [`MetricRow`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Column(usize);
+
+/// One result group: a tenant and the value of each selected metric over its whole subtree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricRow {
+    tenant_id: String,
+    values: Vec<Option<i64>>,
+    names: Arc<[String]>,
+}
+
+impl MetricRow {
+    /// The tenant this row is for.
+    #[must_use]
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// The value of a selected metric (`None` is SQL `NULL`).
+    #[must_use]
+    pub fn get(&self, column: Column) -> Option<i64> {
+        self.values.get(column.0).copied().flatten()
+    }
+
+    /// The value of the metric selected under `name`; `None` when it is `NULL` or not selected.
+    #[must_use]
+    pub fn value(&self, name: &str) -> Option<i64> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.values[i]
+    }
+
+    /// All values in selection order.
+    #[must_use]
+    pub fn values(&self) -> &[Option<i64>] {
+        &self.values
+    }
+}
+
+/// The default depth guard of the recursive walks.
+pub const DEFAULT_MAX_DEPTH: u32 = 32;
+
+const GROUPS: &str = "mq_groups";
+const SCOPE: &str = "mq_scope";
+const TREE: &str = "mq_tree";
+const UP: &str = "mq_up";
+const ACCESS: &str = "mq_access";
+
+/// A dashboard query: several metrics for many tenant groups, each group's values recomputed
+/// from the base rows of its subtree, in one SQL statement (one round trip) whatever the number
+/// of tenants.
+///
+/// The same query evaluates in Rust on a [`Dataset`] ([`MetricsQuery::evaluate`]) with the same
+/// result, row for row.
+///
+/// # Example
+/// ```
+/// use tenantry_metrics::{builtin, Dialect, MetricsQuery, Order, Period, Scope};
+/// let may = Period::new(1_777_593_600_000_000, 1_780_272_000_000_000)?;
+/// let mut q = MetricsQuery::new();
+/// q.scope(Scope::All).level(0);
+/// let cost = q.select("cost", builtin::cost(may))?;
+/// q.select("adoption_ppm", builtin::adoption_rate("summarize", may))?;
+/// q.filter(builtin::cost(may).gt(0)).order_by(builtin::cost(may), Order::Desc).limit(10);
+/// let (sql, values) = q.build(Dialect::Postgres)?;
+/// assert!(sql.starts_with("WITH RECURSIVE"));
+/// assert!(!values.0.is_empty());
+/// # let _ = cost;
+/// # Ok::<(), tenantry_metrics::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct MetricsQuery {
+    schema: Schema,
+    scope: Scope,
+    level: Option<i32>,
+    names: Vec<String>,
+    metrics: Vec<Metric>,
+    filters: Vec<MetricFilter>,
+    order: Vec<(Metric, Order)>,
+    limit: Option<u64>,
+    max_depth: u32,
+}
+
+impl Default for MetricsQuery {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetricsQuery {
+    /// A query over the default schema, scope [`Scope::All`], every level, no limit.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_schema(Schema::default())
+    }
+
+    /// A query over the host's own table and column names.
+    #[must_use]
+    pub fn with_schema(schema: Schema) -> Self {
+        Self {
+            schema,
+            scope: Scope::All,
+            level: None,
+            names: Vec::new(),
+            metrics: Vec::new(),
+            filters: Vec::new(),
+            order: Vec::new(),
+            limit: None,
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+
+    /// Which tenants are groups (default [`Scope::All`]).
+    pub fn scope(&mut self, scope: Scope) -> &mut Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Only tenants at this level are groups (default: every level). Each group still rolls up
+    /// its whole subtree.
+    pub fn level(&mut self, level: i32) -> &mut Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// The depth guard of the recursive tree walks (default [`DEFAULT_MAX_DEPTH`]). It ends the
+    /// walk on cyclic data identically on PostgreSQL, SQLite and in Rust.
+    pub fn max_depth(&mut self, depth: u32) -> &mut Self {
+        self.max_depth = depth;
+        self
+    }
+
+    /// Selects `metric` under `name` and returns its column handle.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateName`] when `name` is already selected.
+    pub fn select(&mut self, name: &str, metric: impl Into<Metric>) -> Result<Column> {
+        if self.names.iter().any(|n| n == name) {
+            return Err(Error::DuplicateName(name.to_owned()));
+        }
+        self.names.push(name.to_owned());
+        self.metrics.push(metric.into());
+        Ok(Column(self.metrics.len() - 1))
+    }
+
+    /// Keeps only groups for which `filter` holds (`NULL` never holds). Several filters combine
+    /// with `AND`.
+    pub fn filter(&mut self, filter: MetricFilter) -> &mut Self {
+        self.filters.push(filter);
+        self
+    }
+
+    /// Orders groups by a metric (`NULL` last). Ties, and groups when no order is given, are
+    /// ordered by tenant id, byte-wise.
+    pub fn order_by(&mut self, metric: impl Into<Metric>, order: Order) -> &mut Self {
+        self.order.push((metric.into(), order));
+        self
+    }
+
+    /// Returns at most `limit` groups.
+    pub fn limit(&mut self, limit: u64) -> &mut Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    fn aggregates(&self) -> Vec<AggCall> {
+        let mut out = Vec::new();
+        let all = self
+            .metrics
+            .iter()
+            .chain(self.filters.iter().map(|f| &f.metric))
+            .chain(self.order.iter().map(|(m, _)| m));
+        for m in all {
+            m.aggregates(&mut out);
+        }
+        out
+    }
+
+    /// Renders the query as one `SELECT` statement for `dialect`.
+    ///
+    /// # Errors
+    /// [`Error::NoMetrics`] when nothing is selected.
+    pub fn statement(&self, dialect: Dialect) -> Result<SelectStatement> {
+        if self.metrics.is_empty() {
+            return Err(Error::NoMetrics);
+        }
+        let schema = &self.schema;
+        let tenants = schema.tenants.name.as_str();
+        let t_id = schema.tenants.col("id").as_str();
+        let t_parent = schema.tenants.col("parent_id").as_str();
+        let t_level = schema.tenants.col("level").as_str();
+        let depth_guard = i64::from(self.max_depth);
+        let mut with = WithClause::new();
+        with.recursive(true);
+
+        // Groups: the tenants in scope (at the chosen level).
+        let mut groups = Query::select();
+        groups
+            .expr_as(col("t", t_id), ident("id"))
+            .from_as(ident(tenants), ident("t"));
+        match &self.scope {
+            Scope::All => {}
+            Scope::Ids(ids) => {
+                groups.and_where(col("t", t_id).is_in(ids.iter().cloned()));
+            }
+            Scope::Subtree(root) => {
+                let mut anchor = Query::select();
+                anchor
+                    .expr(col("t", t_id))
+                    .expr(Sql::val(0i64))
+                    .from_as(ident(tenants), ident("t"))
+                    .and_where(col("t", t_id).eq(root.clone()));
+                let mut step = Query::select();
+                step.expr(col("t", t_id))
+                    .expr(col("s", "depth").add(Sql::val(1i64)))
+                    .from_as(ident(SCOPE), ident("s"))
+                    .join_as(
+                        JoinType::InnerJoin,
+                        ident(tenants),
+                        ident("t"),
+                        col("t", t_parent).equals((ident("s"), ident("id"))),
+                    )
+                    .and_where(col("t", t_id).ne(root.clone()))
+                    .and_where(col("s", "depth").lt(Sql::val(depth_guard)));
+                anchor.union(UnionType::All, step);
+                with.cte(
+                    CommonTableExpression::new()
+                        .table_name(ident(SCOPE))
+                        .columns([ident("id"), ident("depth")])
+                        .query(anchor)
+                        .to_owned(),
+                );
+                // Start from the walked subtree (small, and estimated small) and look tenants
+                // up by key.
+                groups
+                    .from_clear()
+                    .from_as(ident(SCOPE), ident("s"))
+                    .join_as(
+                        JoinType::InnerJoin,
+                        ident(tenants),
+                        ident("t"),
+                        col("t", t_id).equals((ident("s"), ident("id"))),
+                    );
+            }
+        }
+        if let Some(level) = self.level {
+            groups.and_where(col("t", t_level).eq(level));
+        }
+        with.cte(
+            CommonTableExpression::new()
+                .table_name(ident(GROUPS))
+                .columns([ident("id")])
+                .query(groups)
+                .to_owned(),
+        );
+
+        let aggs = self.aggregates();
+        let mut sources: Vec<SourceKind> = aggs.iter().map(|a| a.source).collect();
+        sources.sort();
+        sources.dedup();
+
+        if !aggs.is_empty() {
+            // Ancestor/descendant pairs of each group's subtree. Each tenant has one parent, so a
+            // downward walk can only come back to where it started (when the group sits on a
+            // cycle): stopping there keeps every pair unique without DISTINCT, which would hide
+            // the walk's size from the planner. The depth guard bounds the walk as well.
+            let mut anchor = Query::select();
+            anchor
+                .expr(col("g", "id"))
+                .expr(col("g", "id"))
+                .expr(Sql::val(0i64))
+                .from_as(ident(GROUPS), ident("g"));
+            let mut step = Query::select();
+            step.expr(col("tr", "ancestor_id"))
+                .expr(col("t", t_id))
+                .expr(col("tr", "depth").add(Sql::val(1i64)))
+                .from_as(ident(TREE), ident("tr"))
+                .join_as(
+                    JoinType::InnerJoin,
+                    ident(tenants),
+                    ident("t"),
+                    col("t", t_parent).equals((ident("tr"), ident("descendant_id"))),
+                )
+                .and_where(col("t", t_id).ne(col("tr", "ancestor_id")))
+                .and_where(col("tr", "depth").lt(Sql::val(depth_guard)));
+            anchor.union(UnionType::All, step);
+            with.cte(
+                CommonTableExpression::new()
+                    .table_name(ident(TREE))
+                    .columns([ident("ancestor_id"), ident("descendant_id"), ident("depth")])
+                    .query(anchor)
+                    .to_owned(),
+            );
+        }
+        if sources.contains(&SourceKind::Access) {
+            self.access_ctes(&mut with, depth_guard);
+        }
+
+        let mut outer = Query::select();
+        outer
+            .expr_as(col("g", "id"), ident("tenant_id"))
+            .from_as(ident(GROUPS), ident("g"));
+        let mut located: HashMap<&AggCall, (String, String)> = HashMap::new();
+        for source in &sources {
+            let alias = format!("s{}", *source as u8);
+            let (table, tenant_col) = match source {
+                SourceKind::Usage => (
+                    schema.usage.name.as_str(),
+                    schema.usage.col("tenant_id").as_str(),
+                ),
+                SourceKind::Members => (
+                    schema.memberships.name.as_str(),
+                    schema.memberships.col("tenant_id").as_str(),
+                ),
+                SourceKind::Access => (ACCESS, "tenant_id"),
+            };
+            let mut sub = Query::select();
+            sub.expr_as(col("p", "ancestor_id"), ident("group_id"));
+            for (i, call) in aggs.iter().enumerate().filter(|(_, c)| c.source == *source) {
+                let name = format!("a{i}");
+                sub.expr_as(render::aggregate(call, schema, dialect, "f"), ident(&name));
+                located.insert(call, (alias.clone(), name));
+            }
+            sub.from_as(ident(TREE), ident("p"))
+                .join_as(
+                    JoinType::InnerJoin,
+                    ident(table),
+                    ident("f"),
+                    col("f", tenant_col).equals((ident("p"), ident("descendant_id"))),
+                )
+                .group_by_col((ident("p"), ident("ancestor_id")));
+            outer.join_subquery(
+                JoinType::LeftJoin,
+                sub,
+                ident(&alias),
+                col(&alias, "group_id").equals((ident("g"), ident("id"))),
+            );
+        }
+        let locate = |call: &AggCall| located[call].clone();
+        for (i, m) in self.metrics.iter().enumerate() {
+            outer.expr_as(render::metric(&m.node, &locate), ident(&format!("m{i}")));
+        }
+        for f in &self.filters {
+            let m = render::metric(&f.metric.node, &locate);
+            let v = Sql::val(f.value);
+            outer.and_where(match f.op {
+                FilterOp::Eq => m.eq(v),
+                FilterOp::Lt => m.lt(v),
+                FilterOp::Le => m.lte(v),
+                FilterOp::Gt => m.gt(v),
+                FilterOp::Ge => m.gte(v),
+            });
+        }
+        for (m, order) in &self.order {
+            let dir = match order {
+                Order::Asc => SqlOrder::Asc,
+                Order::Desc => SqlOrder::Desc,
+            };
+            outer.order_by_expr_with_nulls(
+                render::metric(&m.node, &locate),
+                dir,
+                NullOrdering::Last,
+            );
+        }
+        let tie = match dialect {
+            Dialect::Postgres => Sql::cust(r#""g"."id" COLLATE "C""#),
+            Dialect::Sqlite => col("g", "id"),
+        };
+        outer.order_by_expr(tie, SqlOrder::Asc);
+        if let Some(limit) = self.limit {
+            outer.limit(limit);
+        }
+        outer.with_cte(with);
+        Ok(outer)
+    }
+
+    fn access_ctes(&self, with: &mut WithClause, depth_guard: i64) {
+        let schema = &self.schema;
+        let tenants = schema.tenants.name.as_str();
+        let t_id = schema.tenants.col("id").as_str();
+        let t_parent = schema.tenants.col("parent_id").as_str();
+        let mut anchor = Query::select();
+        anchor
+            .expr(col("t", t_id))
+            .expr(col("t", t_id))
+            .expr(Sql::val(0i64))
+            .from_as(ident(tenants), ident("t"))
+            .and_where(
+                col("t", t_id).in_subquery(
+                    Query::select()
+                        .column(ident("descendant_id"))
+                        .from(ident(TREE))
+                        .to_owned(),
+                ),
+            );
+        let mut step = Query::select();
+        step.expr(col("u", "node_id"))
+            .expr(col("t", t_parent))
+            .expr(col("u", "depth").add(Sql::val(1i64)))
+            .from_as(ident(UP), ident("u"))
+            .join_as(
+                JoinType::InnerJoin,
+                ident(tenants),
+                ident("t"),
+                col("t", t_id).equals((ident("u"), ident("ancestor_id"))),
+            )
+            .and_where(col("t", t_parent).is_not_null())
+            .and_where(col("u", "depth").lt(Sql::val(depth_guard)));
+        anchor.union(UnionType::All, step);
+        with.cte(
+            CommonTableExpression::new()
+                .table_name(ident(UP))
+                .columns([ident("node_id"), ident("ancestor_id"), ident("depth")])
+                .query(anchor)
+                .to_owned(),
+        );
+        let m_table = schema.memberships.name.as_str();
+        let m_user = schema.memberships.col("user_id").as_str();
+        let m_tenant = schema.memberships.col("tenant_id").as_str();
+        let g_table = schema.grants.name.as_str();
+        let g_tenant = schema.grants.col("tenant_id").as_str();
+        let g_perm = schema.grants.col("permission").as_str();
+        let mut access = Query::select();
+        access
+            .expr(col("m", m_tenant))
+            .expr(col("m", m_user))
+            .expr(col("gr", g_perm))
+            .expr(sea_query::Func::min(col("u", "depth")))
+            .from_as(ident(m_table), ident("m"))
+            .join_as(
+                JoinType::InnerJoin,
+                ident(UP),
+                ident("u"),
+                col("u", "node_id").equals((ident("m"), ident(m_tenant))),
+            )
+            .join_as(
+                JoinType::InnerJoin,
+                ident(g_table),
+                ident("gr"),
+                col("gr", g_tenant).equals((ident("u"), ident("ancestor_id"))),
+            )
+            .group_by_col((ident("m"), ident(m_tenant)))
+            .group_by_col((ident("m"), ident(m_user)))
+            .group_by_col((ident("gr"), ident(g_perm)));
+        with.cte(
+            CommonTableExpression::new()
+                .table_name(ident(ACCESS))
+                .columns([
+                    ident("tenant_id"),
+                    ident("user_id"),
+                    ident("permission"),
+                    ident("depth"),
+                ])
+                .query(access)
+                .to_owned(),
+        );
+    }
+
+    /// Renders the query for `dialect`: SQL text with placeholders and the values to bind.
+    ///
+    /// # Errors
+    /// [`Error::NoMetrics`] when nothing is selected.
+    pub fn build(&self, dialect: Dialect) -> Result<(String, Values)> {
+        let stmt = self.statement(dialect)?;
+        Ok(match dialect {
+            Dialect::Postgres => stmt.build(PostgresQueryBuilder),
+            Dialect::Sqlite => stmt.build(SqliteQueryBuilder),
+        })
+    }
+
+    fn build_sqlx(&self, dialect: Dialect) -> Result<(String, SqlxValues)> {
+        let stmt = self.statement(dialect)?;
+        Ok(match dialect {
+            Dialect::Postgres => stmt.build_sqlx(PostgresQueryBuilder),
+            Dialect::Sqlite => stmt.build_sqlx(SqliteQueryBuilder),
+        })
+    }
+
+    fn names(&self) -> Arc<[String]> {
+        self.names.clone().into()
+    }
+
+    fn decode<R: sqlx::Row>(&self, rows: &[R]) -> Result<Vec<MetricRow>>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let names = self.names();
+        rows.iter()
+            .map(|row| {
+                let tenant_id: String = row.try_get(0)?;
+                let values = (0..self.metrics.len())
+                    .map(|i| row.try_get::<Option<i64>, _>(i + 1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(MetricRow {
+                    tenant_id,
+                    values,
+                    names: names.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs the query on PostgreSQL: one statement, one round trip.
+    ///
+    /// # Errors
+    /// [`Error::NoMetrics`] when nothing is selected, [`Error::Database`] when the database
+    /// fails (including a `SUM` outside `i64`).
+    pub async fn fetch_postgres<'c, E>(&self, executor: E) -> Result<Vec<MetricRow>>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+    {
+        let (sql, values) = self.build_sqlx(Dialect::Postgres)?;
+        let rows = sqlx::query_with(AssertSqlSafe(sql), values)
+            .fetch_all(executor)
+            .await?;
+        self.decode(&rows)
+    }
+
+    /// Runs the query on SQLite: one statement.
+    ///
+    /// # Errors
+    /// [`Error::NoMetrics`] when nothing is selected, [`Error::Database`] when the database
+    /// fails (including `integer overflow` in a `SUM`).
+    pub async fn fetch_sqlite<'c, E>(&self, executor: E) -> Result<Vec<MetricRow>>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    {
+        let (sql, values) = self.build_sqlx(Dialect::Sqlite)?;
+        let rows = sqlx::query_with(AssertSqlSafe(sql), values)
+            .fetch_all(executor)
+            .await?;
+        self.decode(&rows)
+    }
+
+    /// Evaluates the query in Rust on rows already in memory. The result equals what
+    /// [`fetch_postgres`](Self::fetch_postgres) and [`fetch_sqlite`](Self::fetch_sqlite) return
+    /// for the same rows, in the same order.
+    ///
+    /// # Errors
+    /// [`Error::NoMetrics`] when nothing is selected, [`Error::Overflow`] where the databases
+    /// would fail with an integer overflow.
+    pub fn evaluate(&self, data: &Dataset) -> Result<Vec<MetricRow>> {
+        if self.metrics.is_empty() {
+            return Err(Error::NoMetrics);
+        }
+        let tree = eval::Tree::new(&data.tenants, self.max_depth);
+        let mut groups: Vec<&str> = match &self.scope {
+            Scope::All => data.tenants.iter().map(|t| t.id.as_str()).collect(),
+            Scope::Ids(ids) => data
+                .tenants
+                .iter()
+                .map(|t| t.id.as_str())
+                .filter(|id| ids.iter().any(|i| i == id))
+                .collect(),
+            Scope::Subtree(root) => match tree.get(root) {
+                None => Vec::new(),
+                Some(r) => {
+                    let sub = tree.subtree(&r.id);
+                    data.tenants
+                        .iter()
+                        .map(|t| t.id.as_str())
+                        .filter(|id| sub.contains(id))
+                        .collect()
+                }
+            },
+        };
+        if let Some(level) = self.level {
+            groups.retain(|id| tree.get(id).is_some_and(|t| t.level == level));
+        }
+        let aggs = self.aggregates();
+        let access = if aggs.iter().any(|a| a.source == SourceKind::Access) {
+            eval::access_rows(data, &tree)
+        } else {
+            Vec::new()
+        };
+        let mut by_source = HashMap::new();
+        for a in &aggs {
+            by_source
+                .entry(a.source)
+                .or_insert_with(|| eval::fact_rows(data, &access, a.source));
+        }
+        let names = self.names();
+        let mut out = Vec::new();
+        for g in groups {
+            let subtree = tree.subtree(g);
+            let values = eval::eval_aggregates(&aggs, &by_source, &subtree)?;
+            let mut passes = true;
+            for f in &self.filters {
+                let v = eval::eval_metric(&f.metric.node, &values)?;
+                passes &= eval::filter_passes(f.op, v, f.value);
+            }
+            if !passes {
+                continue;
+            }
+            let keys = self
+                .order
+                .iter()
+                .map(|(m, _)| eval::eval_metric(&m.node, &values))
+                .collect::<Result<Vec<_>>>()?;
+            let metrics = self
+                .metrics
+                .iter()
+                .map(|m| eval::eval_metric(&m.node, &values))
+                .collect::<Result<Vec<_>>>()?;
+            out.push((
+                keys,
+                MetricRow {
+                    tenant_id: g.to_owned(),
+                    values: metrics,
+                    names: names.clone(),
+                },
+            ));
+        }
+        out.sort_by(|(ka, ra), (kb, rb)| {
+            for ((a, b), (_, order)) in ka.iter().zip(kb).zip(&self.order) {
+                let o = match (a, b) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (Some(x), Some(y)) => match order {
+                        Order::Asc => x.cmp(y),
+                        Order::Desc => y.cmp(x),
+                    },
+                };
+                if o.is_ne() {
+                    return o;
+                }
+            }
+            ra.tenant_id.as_bytes().cmp(rb.tenant_id.as_bytes())
+        });
+        let rows = out.into_iter().map(|(_, r)| r);
+        Ok(match self.limit {
+            Some(l) => rows
+                .take(usize::try_from(l).unwrap_or(usize::MAX))
+                .collect(),
+            None => rows.collect(),
+        })
+    }
+}

@@ -1,0 +1,333 @@
+//! Worked examples with hand-computed values, the same on Rust, PostgreSQL and SQLite: roll-up,
+//! ratios, NULL and empty-set rules, cyclic trees and overflow.
+
+use tenantry_metrics::builtin::{self, Period};
+use tenantry_metrics::{
+    Dataset, Error, GrantRow, MembershipRow, MetricRow, MetricsQuery, Order, Scope, TenantRow,
+    UsageRow, fixture,
+};
+use tenantry_testkit::{PgDatabase, SqliteDatabase};
+
+fn tenant(id: &str, parent: Option<&str>, level: i32) -> TenantRow {
+    TenantRow {
+        id: id.into(),
+        parent_id: parent.map(Into::into),
+        level,
+    }
+}
+
+fn member(user: &str, tenant: &str) -> MembershipRow {
+    MembershipRow {
+        user_id: user.into(),
+        tenant_id: tenant.into(),
+    }
+}
+
+fn grant(tenant: &str, permission: &str) -> GrantRow {
+    GrantRow {
+        tenant_id: tenant.into(),
+        permission: permission.into(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn used(
+    tenant: &str,
+    user: Option<&str>,
+    feature: &str,
+    lane: &str,
+    at: i64,
+    cost: i64,
+    standard: i64,
+) -> UsageRow {
+    UsageRow {
+        tenant_id: tenant.into(),
+        user_id: user.map(Into::into),
+        feature: feature.into(),
+        model: "claude-a".into(),
+        lane: lane.into(),
+        occurred_at: at,
+        input_tokens: 10,
+        cache_write_5m_tokens: 0,
+        cache_write_1h_tokens: 0,
+        cache_read_tokens: 0,
+        output_tokens: 5,
+        cost_nanos: cost,
+        standard_cost_nanos: standard,
+    }
+}
+
+fn org_chart() -> Dataset {
+    Dataset {
+        tenants: vec![
+            tenant("org", None, 0),
+            tenant("lonely", None, 0),
+            tenant("ws1", Some("org"), 1),
+            tenant("ws2", Some("org"), 1),
+            tenant("team1", Some("ws1"), 2),
+            tenant("team2", Some("ws1"), 2),
+        ],
+        memberships: vec![
+            member("u1", "team1"),
+            member("u2", "team1"),
+            member("u3", "team2"),
+            member("u4", "ws2"),
+        ],
+        grants: vec![
+            grant("org", "read"),
+            grant("ws1", "admin"),
+            grant("team2", "read"),
+        ],
+        usage: vec![
+            used("team1", Some("u1"), "summarize", "batch", 150, 100, 200),
+            used("team1", Some("u2"), "classify", "sync", 150, 50, 50),
+            used("team2", Some("u3"), "summarize", "sync", 50, 30, 30),
+            used("ws2", None, "summarize", "batch", 120, 7, 14),
+            used("team2", Some("u3"), "summarize", "batch", 199, 0, 1),
+        ],
+    }
+}
+
+const NAMES: [&str; 14] = [
+    "users",
+    "active",
+    "adoption",
+    "requests",
+    "cost",
+    "per_user",
+    "batch_share",
+    "savings",
+    "requests_delta",
+    "max_read_depth",
+    "read_at_0",
+    "read_at_1",
+    "read_at_2",
+    "tokens",
+];
+
+fn dashboard(scope: Scope, level: Option<i32>) -> MetricsQuery {
+    let now = Period::new(100, 200).expect("period");
+    let before = Period::new(0, 100).expect("period");
+    let mut q = MetricsQuery::new();
+    q.scope(scope);
+    if let Some(l) = level {
+        q.level(l);
+    }
+    let metrics = [
+        builtin::users(),
+        builtin::active_users(now),
+        builtin::adoption_rate("summarize", now),
+        builtin::requests(now),
+        builtin::cost(now),
+        builtin::cost_per_active_user(now),
+        builtin::batch_share(now),
+        builtin::batch_savings(now),
+        builtin::delta(builtin::requests, now, before),
+        builtin::max_inheritance_depth("read"),
+        builtin::inheritance_depth_count("read", 0),
+        builtin::inheritance_depth_count("read", 1),
+        builtin::inheritance_depth_count("read", 2),
+        builtin::tokens(now),
+    ];
+    for (name, m) in NAMES.iter().zip(metrics) {
+        q.select(name, m).expect("select");
+    }
+    q
+}
+
+async fn on_every_backend(data: &Dataset, q: &MetricsQuery) -> Vec<MetricRow> {
+    let expected = q.evaluate(data).expect("rust");
+    let pg = PgDatabase::create().await;
+    fixture::setup_postgres(pg.pool()).await.expect("pg schema");
+    fixture::load_postgres(pg.pool(), data)
+        .await
+        .expect("pg load");
+    assert_eq!(q.fetch_postgres(pg.pool()).await.expect("pg"), expected);
+    let lite = SqliteDatabase::create().await;
+    fixture::setup_sqlite(lite.pool())
+        .await
+        .expect("sqlite schema");
+    fixture::load_sqlite(lite.pool(), data)
+        .await
+        .expect("sqlite load");
+    assert_eq!(q.fetch_sqlite(lite.pool()).await.expect("sqlite"), expected);
+    expected
+}
+
+fn values(row: &MetricRow) -> Vec<(&'static str, Option<i64>)> {
+    NAMES.iter().map(|n| (*n, row.value(n))).collect()
+}
+
+#[tokio::test]
+async fn organizations_roll_up_their_whole_subtree() {
+    let rows = on_every_backend(&org_chart(), &dashboard(Scope::All, Some(0))).await;
+    let ids: Vec<&str> = rows.iter().map(MetricRow::tenant_id).collect();
+    assert_eq!(ids, ["lonely", "org"]);
+    assert_eq!(
+        values(&rows[1]),
+        [
+            ("users", Some(4)),
+            ("active", Some(3)),
+            ("adoption", Some(500_000)),
+            ("requests", Some(4)),
+            ("cost", Some(157)),
+            ("per_user", Some(52)),
+            ("batch_share", Some(750_000)),
+            ("savings", Some(108)),
+            ("requests_delta", Some(3)),
+            ("max_read_depth", Some(2)),
+            ("read_at_0", Some(1)),
+            ("read_at_1", Some(1)),
+            ("read_at_2", Some(2)),
+            ("tokens", Some(60)),
+        ]
+    );
+    // No rows at all: counts are 0, sums and ratios NULL.
+    assert_eq!(
+        values(&rows[0]),
+        [
+            ("users", Some(0)),
+            ("active", Some(0)),
+            ("adoption", None),
+            ("requests", Some(0)),
+            ("cost", None),
+            ("per_user", None),
+            ("batch_share", None),
+            ("savings", None),
+            ("requests_delta", Some(0)),
+            ("max_read_depth", None),
+            ("read_at_0", Some(0)),
+            ("read_at_1", Some(0)),
+            ("read_at_2", Some(0)),
+            ("tokens", None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ratios_are_recomputed_per_level_not_summed() {
+    let rows = on_every_backend(
+        &org_chart(),
+        &dashboard(Scope::Subtree("org".into()), Some(1)),
+    )
+    .await;
+    let ids: Vec<&str> = rows.iter().map(MetricRow::tenant_id).collect();
+    assert_eq!(ids, ["ws1", "ws2"]);
+    // ws1: 2 of 3 users used summarize: 666_666 ppm (truncated), batch 2 of 3 requests.
+    assert_eq!(rows[0].value("adoption"), Some(666_666));
+    assert_eq!(rows[0].value("batch_share"), Some(666_666));
+    assert_eq!(rows[0].value("per_user"), Some(50));
+    // ws2: one user, no active user (the only request has no user): per-user cost is NULL.
+    assert_eq!(rows[1].value("users"), Some(1));
+    assert_eq!(rows[1].value("active"), Some(0));
+    assert_eq!(rows[1].value("adoption"), Some(0));
+    assert_eq!(rows[1].value("cost"), Some(7));
+    assert_eq!(rows[1].value("per_user"), None);
+}
+
+#[tokio::test]
+async fn filter_order_and_limit_by_metric_value() {
+    let now = Period::new(100, 200).expect("period");
+    let mut q = dashboard(Scope::All, None);
+    q.filter(builtin::users().ge(1))
+        .order_by(builtin::cost(now), Order::Desc)
+        .limit(3);
+    let rows = on_every_backend(&org_chart(), &q).await;
+    let ids: Vec<&str> = rows.iter().map(MetricRow::tenant_id).collect();
+    // cost: org 157, ws1 150, team1 150, ws2 7, team2 0; ties by id bytes.
+    assert_eq!(ids, ["org", "team1", "ws1"]);
+
+    let mut nulls_last = dashboard(Scope::All, None);
+    nulls_last.order_by(builtin::cost_per_active_user(now), Order::Asc);
+    let rows = on_every_backend(&org_chart(), &nulls_last).await;
+    let ids: Vec<&str> = rows.iter().map(MetricRow::tenant_id).collect();
+    assert_eq!(ids, ["team2", "ws1", "org", "team1", "lonely", "ws2"]);
+}
+
+#[tokio::test]
+async fn cyclic_trees_end_at_the_depth_guard_everywhere() {
+    let data = Dataset {
+        tenants: vec![
+            tenant("c1", Some("c2"), 0),
+            tenant("c2", Some("c1"), 1),
+            tenant("c3", Some("c2"), 2),
+        ],
+        memberships: vec![member("u1", "c3")],
+        grants: vec![grant("c1", "read")],
+        usage: vec![
+            used("c1", Some("u1"), "summarize", "sync", 150, 1, 1),
+            used("c3", Some("u1"), "summarize", "sync", 150, 10, 10),
+        ],
+    };
+    let mut q = dashboard(Scope::All, None);
+    q.max_depth(5);
+    let rows = on_every_backend(&data, &q).await;
+    assert_eq!(rows.len(), 3);
+    // Every tenant of the cycle reaches the others: c3 hangs below c2.
+    assert_eq!(rows[0].value("cost"), Some(11));
+    assert_eq!(rows[2].value("cost"), Some(10));
+    // u1 in c3: c3 -> c2 -> c1 (grant) is 2 levels up.
+    assert_eq!(rows[0].value("max_read_depth"), Some(2));
+}
+
+#[tokio::test]
+async fn sum_overflow_is_an_error_on_every_backend() {
+    let mut data = org_chart();
+    data.usage = vec![
+        used("team1", Some("u1"), "summarize", "sync", 150, i64::MAX, 0),
+        used("team1", Some("u2"), "summarize", "sync", 150, i64::MAX, 0),
+    ];
+    let mut q = MetricsQuery::new();
+    q.scope(Scope::Ids(vec!["team1".into()]));
+    q.select("cost", builtin::cost(Period::all_time()))
+        .expect("select");
+    assert!(matches!(q.evaluate(&data), Err(Error::Overflow(_))));
+    let pg = PgDatabase::create().await;
+    fixture::setup_postgres(pg.pool()).await.expect("pg schema");
+    fixture::load_postgres(pg.pool(), &data)
+        .await
+        .expect("pg load");
+    assert!(matches!(
+        q.fetch_postgres(pg.pool()).await,
+        Err(Error::Database(_))
+    ));
+    let lite = SqliteDatabase::create().await;
+    fixture::setup_sqlite(lite.pool())
+        .await
+        .expect("sqlite schema");
+    fixture::load_sqlite(lite.pool(), &data)
+        .await
+        .expect("sqlite load");
+    assert!(matches!(
+        q.fetch_sqlite(lite.pool()).await,
+        Err(Error::Database(_))
+    ));
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let pg = PgDatabase::create().await;
+    tenantry_metrics::migrate::run_postgres(pg.pool())
+        .await
+        .expect("first");
+    tenantry_metrics::migrate::run_postgres(pg.pool())
+        .await
+        .expect("second");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenantry_metrics_migrations")
+        .fetch_one(pg.pool())
+        .await
+        .expect("count");
+    assert_eq!(n, 1);
+    let lite = SqliteDatabase::create().await;
+    tenantry_metrics::migrate::run_sqlite(lite.pool())
+        .await
+        .expect("first");
+    tenantry_metrics::migrate::run_sqlite(lite.pool())
+        .await
+        .expect("second");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenantry_metrics_migrations")
+        .fetch_one(lite.pool())
+        .await
+        .expect("count");
+    assert_eq!(n, 1);
+}
