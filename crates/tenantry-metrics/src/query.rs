@@ -70,6 +70,23 @@ impl MetricRow {
     }
 }
 
+/// `ARRAY((SELECT descendant_id FROM mq_tree))`, PostgreSQL only.
+fn descendants() -> Sql {
+    use sea_query::QueryStatementBuilder as _;
+    sea_query::Func::cust("ARRAY")
+        .arg(Sql::SubQuery(
+            None,
+            Box::new(
+                Query::select()
+                    .column(ident("descendant_id"))
+                    .from(ident(TREE))
+                    .to_owned()
+                    .into_sub_query_statement(),
+            ),
+        ))
+        .into()
+}
+
 /// The default depth guard of the recursive walks.
 pub const DEFAULT_MAX_DEPTH: u32 = 32;
 
@@ -292,41 +309,24 @@ impl MetricsQuery {
         sources.sort();
         sources.dedup();
 
-        if !aggs.is_empty() {
-            // Ancestor/descendant pairs of each group's subtree. Each tenant has one parent, so a
-            // downward walk can only come back to where it started (when the group sits on a
-            // cycle): stopping there keeps every pair unique without DISTINCT, which would hide
-            // the walk's size from the planner. The depth guard bounds the walk as well.
+        // Shape of the per-source aggregation. Scoped queries on PostgreSQL aggregate each
+        // group in a LATERAL subquery with its own walk down from the group, so the planner sees
+        // a handful of tenants per group and probes the indexes; whole-table dashboards (and
+        // SQLite, which has no LATERAL) walk all groups once and aggregate them in one GROUP BY,
+        // which reads the ledger once. Both shapes compute the same values (a group without rows
+        // gets COUNT 0, SUM NULL).
+        let lateral = dialect == Dialect::Postgres && !matches!(self.scope, Scope::All);
+        if !aggs.is_empty() && !lateral {
             let mut anchor = Query::select();
             anchor
                 .expr(col("g", "id"))
                 .expr(col("g", "id"))
                 .expr(Sql::val(0i64))
                 .from_as(ident(GROUPS), ident("g"));
-            let mut step = Query::select();
-            step.expr(col("tr", "ancestor_id"))
-                .expr(col("t", t_id))
-                .expr(col("tr", "depth").add(Sql::val(1i64)))
-                .from_as(ident(TREE), ident("tr"))
-                .join_as(
-                    JoinType::InnerJoin,
-                    ident(tenants),
-                    ident("t"),
-                    col("t", t_parent).equals((ident("tr"), ident("descendant_id"))),
-                )
-                .and_where(col("t", t_id).ne(col("tr", "ancestor_id")))
-                .and_where(col("tr", "depth").lt(Sql::val(depth_guard)));
-            anchor.union(UnionType::All, step);
-            with.cte(
-                CommonTableExpression::new()
-                    .table_name(ident(TREE))
-                    .columns([ident("ancestor_id"), ident("descendant_id"), ident("depth")])
-                    .query(anchor)
-                    .to_owned(),
-            );
-        }
-        if sources.contains(&SourceKind::Access) {
-            self.access_ctes(&mut with, depth_guard);
+            with.cte(self.tree_cte(anchor, depth_guard));
+            if sources.contains(&SourceKind::Access) {
+                self.access_ctes(&mut with, depth_guard);
+            }
         }
 
         let mut outer = Query::select();
@@ -348,26 +348,51 @@ impl MetricsQuery {
                 SourceKind::Access => (ACCESS, "tenant_id"),
             };
             let mut sub = Query::select();
-            sub.expr_as(col("p", "ancestor_id"), ident("group_id"));
+            if !lateral {
+                sub.expr_as(col("p", "ancestor_id"), ident("group_id"));
+            }
             for (i, call) in aggs.iter().enumerate().filter(|(_, c)| c.source == *source) {
                 let name = format!("a{i}");
                 sub.expr_as(render::aggregate(call, schema, dialect, "f"), ident(&name));
                 located.insert(call, (alias.clone(), name));
             }
-            sub.from_as(ident(TREE), ident("p"))
-                .join_as(
+            if lateral {
+                // One group: the walk holds each of its tenants once, so the facts are the rows
+                // whose tenant is in that list. `= ANY(ARRAY(..))` makes the list an index
+                // condition instead of a join the planner would size from a guess.
+                sub.from_as(ident(table), ident("f"))
+                    .and_where(col("f", tenant_col).eq(sea_query::PgFunc::any(descendants())));
+            } else {
+                sub.from_as(ident(TREE), ident("p")).join_as(
                     JoinType::InnerJoin,
                     ident(table),
                     ident("f"),
                     col("f", tenant_col).equals((ident("p"), ident("descendant_id"))),
-                )
-                .group_by_col((ident("p"), ident("ancestor_id")));
-            outer.join_subquery(
-                JoinType::LeftJoin,
-                sub,
-                ident(&alias),
-                col(&alias, "group_id").equals((ident("g"), ident("id"))),
-            );
+                );
+            }
+            if lateral {
+                let mut inner = WithClause::new();
+                inner.recursive(true);
+                let mut anchor = Query::select();
+                anchor
+                    .expr(col("g", "id"))
+                    .expr(col("g", "id"))
+                    .expr(Sql::val(0i64));
+                inner.cte(self.tree_cte(anchor, depth_guard));
+                if *source == SourceKind::Access {
+                    self.access_ctes(&mut inner, depth_guard);
+                }
+                sub.with_cte(inner);
+                outer.join_lateral(JoinType::LeftJoin, sub, ident(&alias), Sql::cust("TRUE"));
+            } else {
+                sub.group_by_col((ident("p"), ident("ancestor_id")));
+                outer.join_subquery(
+                    JoinType::LeftJoin,
+                    sub,
+                    ident(&alias),
+                    col(&alias, "group_id").equals((ident("g"), ident("id"))),
+                );
+            }
         }
         let locate = |call: &AggCall| located[call].clone();
         for (i, m) in self.metrics.iter().enumerate() {
@@ -405,6 +430,36 @@ impl MetricsQuery {
         }
         outer.with_cte(with);
         Ok(outer)
+    }
+
+    /// Ancestor/descendant pairs of each group's subtree, walking down from `anchor`
+    /// (`ancestor_id, descendant_id, 0` rows). Each tenant has one parent, so a downward walk
+    /// can only come back to where it started (when the group sits on a cycle): stopping there
+    /// keeps every pair unique without DISTINCT, which would hide the walk's size from the
+    /// planner. The depth guard bounds the walk as well.
+    fn tree_cte(&self, mut anchor: SelectStatement, depth_guard: i64) -> CommonTableExpression {
+        let tenants = self.schema.tenants.name.as_str();
+        let t_id = self.schema.tenants.col("id").as_str();
+        let t_parent = self.schema.tenants.col("parent_id").as_str();
+        let mut step = Query::select();
+        step.expr(col("tr", "ancestor_id"))
+            .expr(col("t", t_id))
+            .expr(col("tr", "depth").add(Sql::val(1i64)))
+            .from_as(ident(TREE), ident("tr"))
+            .join_as(
+                JoinType::InnerJoin,
+                ident(tenants),
+                ident("t"),
+                col("t", t_parent).equals((ident("tr"), ident("descendant_id"))),
+            )
+            .and_where(col("t", t_id).ne(col("tr", "ancestor_id")))
+            .and_where(col("tr", "depth").lt(Sql::val(depth_guard)));
+        anchor.union(UnionType::All, step);
+        CommonTableExpression::new()
+            .table_name(ident(TREE))
+            .columns([ident("ancestor_id"), ident("descendant_id"), ident("depth")])
+            .query(anchor)
+            .to_owned()
     }
 
     fn access_ctes(&self, with: &mut WithClause, depth_guard: i64) {
