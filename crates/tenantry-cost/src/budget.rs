@@ -146,7 +146,7 @@ impl Period {
 ///
 /// [`Error::TimeRange`] outside the calendar range, [`Error::InvalidBudget`] for a custom
 /// period that is not positive.
-pub fn window(
+pub fn budget_window(
     period: Period,
     effective_from: UnixMicros,
     at: UnixMicros,
@@ -203,15 +203,24 @@ pub(crate) fn lock_budgets(tenant_id: &str) -> SelectStatement {
         .to_owned()
 }
 
-/// Moves a held reservation to `state`, linking the line that settled it.
-pub(crate) fn close_reservation(id: i64, state: &str, line_id: Option<i64>) -> UpdateStatement {
-    Query::update()
-        .table(Reservation::Table)
+/// Moves a held reservation to `state`, linking the line that settled it. With `tenant_id`,
+/// only that tenant's reservation matches (a line never settles another tenant's hold).
+pub(crate) fn close_reservation(
+    id: i64,
+    state: &str,
+    line_id: Option<i64>,
+    tenant_id: Option<&str>,
+) -> UpdateStatement {
+    let mut q = Query::update();
+    q.table(Reservation::Table)
         .value(Reservation::State, state)
         .value(Reservation::LineId, line_id)
         .and_where(Expr::col(Reservation::Id).eq(id))
-        .and_where(Expr::col(Reservation::State).eq("held"))
-        .to_owned()
+        .and_where(Expr::col(Reservation::State).eq("held"));
+    if let Some(t) = tenant_id {
+        q.and_where(Expr::col(Reservation::TenantId).eq(t));
+    }
+    q
 }
 
 fn sum_bigint<T: sea_query::IntoColumnRef>(col: T) -> Expr {
@@ -296,7 +305,7 @@ macro_rules! load_status {
         }
         let mut out = Vec::new();
         for p in in_force(policies, $feature, $at) {
-            let (start, end) = window(p.period, UnixMicros(p.effective_from), $at)?;
+            let (start, end) = budget_window(p.period, UnixMicros(p.effective_from), $at)?;
             let spent_q = spent_select($tenant, p.feature.as_deref(), start, end);
             let spent: i64 = query!(spent_q, $qb)
                 .fetch_one(&mut *$tx)
@@ -512,7 +521,7 @@ impl Ledger {
     ///
     /// [`Error::Database`].
     pub async fn release(&self, reservation_id: i64) -> Result<bool> {
-        let stmt = close_reservation(reservation_id, "released", None);
+        let stmt = close_reservation(reservation_id, "released", None, None);
         on_pool!(&self.pool, |pool, qb| {
             Ok(query!(stmt, qb).execute(pool).await?.rows_affected() == 1)
         })
@@ -544,11 +553,11 @@ mod tests {
     fn month_windows_are_calendar_months_cut_at_policy_start() {
         let eff = UnixMicros::from_ymd(2026, 1, 15).unwrap();
         let at = UnixMicros::from_ymd(2026, 1, 20).unwrap();
-        let (s, e) = window(Period::Month, eff, at).unwrap();
+        let (s, e) = budget_window(Period::Month, eff, at).unwrap();
         assert_eq!(s, eff);
         assert_eq!(e, UnixMicros::from_ymd(2026, 2, 1).unwrap());
         let at = UnixMicros::from_ymd(2026, 12, 31).unwrap();
-        let (s, e) = window(Period::Month, eff, at).unwrap();
+        let (s, e) = budget_window(Period::Month, eff, at).unwrap();
         assert_eq!(s, UnixMicros::from_ymd(2026, 12, 1).unwrap());
         assert_eq!(e, UnixMicros::from_ymd(2027, 1, 1).unwrap());
     }
@@ -556,14 +565,14 @@ mod tests {
     #[test]
     fn custom_windows_are_anchored_at_policy_start() {
         let eff = UnixMicros(1_000);
-        let (s, e) = window(
+        let (s, e) = budget_window(
             Period::Custom { length_micros: 100 },
             eff,
             UnixMicros(1_250),
         )
         .unwrap();
         assert_eq!((s.0, e.0), (1_200, 1_300));
-        let (s, _) = window(Period::Day, eff, UnixMicros(1_250)).unwrap();
+        let (s, _) = budget_window(Period::Day, eff, UnixMicros(1_250)).unwrap();
         assert_eq!(s, eff);
     }
 }

@@ -43,15 +43,31 @@
 //!
 //! # The same formula in each engine
 //!
-//! * **Rust**: `i128` product, then [`div_round_half_away`](crate::money) by 10¹⁷.
-//! * **PostgreSQL**: the product in `numeric` (exact; its scale is the sum of the scales),
-//!   multiplied by the literal `0.00000000000000001` (exact, unlike numeric division), then
-//!   `round(numeric)`, which rounds half away from zero.
+//! * **Rust**: `i128` product, then one division by 10¹⁷ rounding half away from zero.
+//! * **PostgreSQL**: `pico` and the multiplier product in `bigint` (both proved to fit above;
+//!   PostgreSQL raises an error on overflow rather than wrapping), their product in `numeric`
+//!   (exact; its scale is the sum of the scales), multiplied by the literal
+//!   `0.00000000000000001` (exact, unlike numeric division), then `round(numeric)`, which
+//!   rounds half away from zero. Keeping `numeric` to the last two operations keeps the
+//!   generated columns cheap on insert.
 //! * **SQLite** has no decimal type and turns an overflowing integer into a float, so the
-//!   product is done in base-10⁹ limbs on `abs(pico)`: with `a = a₁·10⁹ + a₀` and
-//!   `p = p₁·10⁹ + p₀`, every partial product stays below `5.1 × 10¹⁸` (proved in
-//!   [`sqlite_limbs`]'s comments), division by 10¹⁷ is a shift of decimal limbs, and the
-//!   remainder is compared with `5 × 10¹⁶` to round half away from zero.
+//!   product is done exactly in base-10⁹ limbs of `i64`, on `a = abs(pico)` and the
+//!   multiplier product `p` (`B = 10⁹`):
+//!
+//!   ```text
+//!   a1 = a / B   (≤ 5·10⁹)      a0 = a % B  (< 10⁹)
+//!   p1 = p / B   (≤ 10⁸)        p0 = p % B  (< 10⁹)
+//!   lo = a0·p0                                   < 10¹⁸
+//!   m  = a1·p0 + a0·p1 + lo / B                  < 5·10¹⁸ + 10¹⁷ + 10⁹
+//!   hi = a1·p1 + m / B                           ≤ 5·10¹⁷ + 5.1·10⁹
+//!        (so a·p = hi·10¹⁸ + (m % B)·10⁹ + lo % B)
+//!   q  = hi·10 + (m % B) / 10⁸                   = ⌊a·p / 10¹⁷⌋ ≤ 5·10¹⁸
+//!   r  = ((m % B) % 10⁸)·10⁹ + lo % B            = a·p mod 10¹⁷ < 10¹⁷
+//!   cost = sign(pico) · (q + (r ≥ 5·10¹⁶ ? 1 : 0))
+//!   ```
+//!
+//!   Every intermediate stays below `2⁶³`; a crate-private Rust twin of this expression is
+//!   property-tested against the `i128` path without a database.
 //!
 //! The property test in `tests/parity.rs` inserts ≥ 10,000 random rows (zeros, bounds,
 //! negative corrections, every multiplier) into real PostgreSQL and SQLite and compares every
@@ -300,14 +316,27 @@ pub fn line_cost(tokens: &TokenBuckets, snapshot: &RateSnapshot) -> Result<LineC
     Ok(line_cost_unchecked(tokens, snapshot))
 }
 
-/// [`line_cost`] on values already known to be in range (the hot path of the ledger).
+/// [`line_cost`] on values already known to be in range.
 pub(crate) fn line_cost_unchecked(tokens: &TokenBuckets, snapshot: &RateSnapshot) -> LineCost {
-    let pico = pico_usd(tokens, &snapshot.rates);
-    let rest = i128::from(snapshot.geo_permille)
-        * i128::from(snapshot.tier_bp)
-        * i128::from(snapshot.region_bp);
+    cost_parts(
+        tokens,
+        &snapshot.rates,
+        [
+            snapshot.batch_permille,
+            snapshot.geo_permille,
+            snapshot.tier_bp,
+            snapshot.region_bp,
+        ],
+    )
+}
+
+/// The formula on its parts: `[batch ‰, geo ‰, tier bp, region bp]`, all in range.
+pub(crate) fn cost_parts(tokens: &TokenBuckets, rates: &Rates, mults: [i64; 4]) -> LineCost {
+    let [batch, geo, tier, region] = mults;
+    let pico = pico_usd(tokens, rates);
+    let rest = i128::from(geo) * i128::from(tier) * i128::from(region);
     let standard = pico * (i128::from(ONE_PERMILLE) * rest);
-    let charged = pico * (i128::from(snapshot.batch_permille) * rest);
+    let charged = pico * (i128::from(batch) * rest);
     LineCost {
         cost: Nanos(narrow(div_round_half_away(charged, DENOMINATOR))),
         standard_cost: Nanos(narrow(div_round_half_away(standard, DENOMINATOR))),
@@ -366,15 +395,8 @@ fn col(c: Usage) -> Expr {
     Expr::col(c)
 }
 
-fn pico_expr(numeric: bool) -> Expr {
-    let term = |t: Usage, r: Usage| {
-        let tokens = if numeric {
-            col(t).cast_as("numeric")
-        } else {
-            col(t)
-        };
-        tokens.mul(col(r))
-    };
+fn pico_expr() -> Expr {
+    let term = |t: Usage, r: Usage| col(t).mul(col(r));
     term(Usage::InputTokens, Usage::InputRate)
         .add(term(Usage::CacheWrite5mTokens, Usage::CacheWrite5mRate))
         .add(term(Usage::CacheWrite1hTokens, Usage::CacheWrite1hRate))
@@ -399,13 +421,16 @@ pub(crate) fn postgres_expr(standard: bool) -> Expr {
     // A numeric literal, not a bound value: DDL has no parameters, and 10^-17 as a numeric
     // literal is exact (a float would not be).
     let scale = Expr::cust("0.00000000000000001");
-    Func::round(pico_expr(true).mul(mult_expr(standard)).mul(scale)).cast_as("bigint")
+    let exact = Expr::expr(pico_expr())
+        .cast_as("numeric")
+        .mul(mult_expr(standard));
+    Func::round(exact.mul(scale)).cast_as("bigint")
 }
 
 /// The SQLite generated-column expression: [`sqlite_limbs`] written as SQL.
 pub(crate) fn sqlite_expr(standard: bool) -> Expr {
     let b = || Expr::val(1_000_000_000_i64);
-    let a = || Expr::expr(Func::abs(pico_expr(false)));
+    let a = || Expr::expr(Func::abs(pico_expr()));
     let a1 = || a().div(b());
     let a0 = || a().modulo(b());
     let p1 = || mult_expr(standard).div(b());
@@ -427,7 +452,7 @@ pub(crate) fn sqlite_expr(standard: bool) -> Expr {
         .finally(0_i64)
         .into();
     let mag = || q().add(up.clone());
-    Expr::case(pico_expr(false).lt(0_i64), Expr::val(0_i64).sub(mag()))
+    Expr::case(pico_expr().lt(0_i64), Expr::val(0_i64).sub(mag()))
         .finally(mag())
         .into()
 }

@@ -164,6 +164,22 @@ impl Ledger {
     ///
     /// [`Error::Database`] when a statement fails.
     pub async fn migrate(&self) -> Result<()> {
+        self.migrate_with(true).await
+    }
+
+    /// Benchmark support only: the same schema with `cost_nanos` and `standard_cost_nanos` as
+    /// plain nullable columns instead of generated ones, to measure what generation costs.
+    /// Never use it for a real ledger.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ledger::migrate`].
+    #[doc(hidden)]
+    pub async fn migrate_without_generated_columns_for_benchmarks(&self) -> Result<()> {
+        self.migrate_with(false).await
+    }
+
+    async fn migrate_with(&self, generated: bool) -> Result<()> {
         let backend = self.pool.backend();
         transaction!(&self.pool, |tx, qb, is_pg| {
             if is_pg {
@@ -176,7 +192,7 @@ impl Ledger {
             ddl!(schema::migrations_table(backend))
                 .execute(&mut *tx)
                 .await?;
-            for (version, name, statements) in schema::migrations(backend) {
+            for (version, name, statements) in schema::migrations(backend, generated) {
                 let applied = Query::select()
                     .column(Migrations::Version)
                     .from(Migrations::Table)
@@ -439,6 +455,7 @@ impl Ledger {
                         "settled"
                     },
                     Some(recorded.line_id),
+                    Some(&record.tenant_id),
                 );
                 query!(close, qb).execute(&mut *tx).await?;
             }

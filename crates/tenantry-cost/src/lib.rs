@@ -1,24 +1,30 @@
-//! Price book, exact cost attribution, and a usage ledger with generated cost columns.
+#![doc = include_str!("lib.md")]
 #![deny(missing_docs)]
+// Money is integer arithmetic only: no float may creep onto a money path.
+#![deny(
+    clippy::float_arithmetic,
+    clippy::float_cmp,
+    clippy::cast_precision_loss
+)]
 
+mod budget;
 mod clock;
+mod db;
 mod error;
 pub mod formula;
+mod ledger;
 mod money;
 mod price_book;
+pub mod report;
 mod schema;
 mod usage;
 
+pub use budget::{BudgetPolicy, BudgetStatus, Period, ReservationRequest, Reserved, budget_window};
 pub use clock::UnixMicros;
 pub use error::{Error, Result};
 pub use formula::{ContextTier, LineCost, RateSnapshot, Rates, TokenBuckets};
+pub use ledger::{Ledger, LedgerLine, Recorded, UsageRecord};
 pub use money::Nanos;
 pub use price_book::{LongContext, PriceBook, PriceQuery, RateRow};
-pub use usage::{AnthropicUsage, CacheCreation, Lane};
-mod db;
-mod ledger;
-pub use ledger::{Ledger, LedgerLine, Recorded, UsageRecord};
-mod budget;
-pub use budget::{BudgetPolicy, BudgetStatus, Period, ReservationRequest, Reserved, window};
-pub mod report;
 pub use report::{GroupBy, SpendQuery, SpendRow};
+pub use usage::{AnthropicUsage, CacheCreation, Lane};

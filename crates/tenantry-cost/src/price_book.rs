@@ -345,6 +345,20 @@ impl PriceBook {
     /// As [`PriceBook::rate_at`], plus [`Error::UnsupportedModifier`] for an `inference_geo`
     /// the row has no multiplier for.
     pub fn snapshot(&self, query: &PriceQuery<'_>) -> Result<RateSnapshot> {
+        let (row, context_tier, rates, batch_permille, geo_permille) = self.select(query)?;
+        Ok(RateSnapshot {
+            price_id: row.price_id(),
+            context_tier,
+            rates,
+            batch_permille,
+            geo_permille,
+            tier_bp: ONE_BP,
+            region_bp: ONE_BP,
+        })
+    }
+
+    /// The rate row, rate set and provider multipliers a query gets.
+    fn select(&self, query: &PriceQuery<'_>) -> Result<(&RateRow, ContextTier, Rates, i64, i64)> {
         let row = self.rate_at(query.model, query.at)?;
         let geo_permille =
             match query.inference_geo {
@@ -362,27 +376,28 @@ impl PriceBook {
             }
             _ => (ContextTier::Standard, row.rates),
         };
-        Ok(RateSnapshot {
-            price_id: row.price_id(),
-            context_tier,
-            rates,
-            batch_permille: match query.lane {
-                Lane::Batch => row.batch_permille,
-                Lane::Sync => ONE_PERMILLE,
-            },
-            geo_permille,
-            tier_bp: ONE_BP,
-            region_bp: ONE_BP,
-        })
+        let batch_permille = match query.lane {
+            Lane::Batch => row.batch_permille,
+            Lane::Sync => ONE_PERMILLE,
+        };
+        Ok((row, context_tier, rates, batch_permille, geo_permille))
     }
 
-    /// Prices tokens with [`PriceBook::snapshot`] and [`formula::line_cost`].
+    /// Prices tokens as [`PriceBook::snapshot`] then [`formula::line_cost`] would, without
+    /// building the snapshot (tier and region at 1×).
     ///
     /// # Errors
     ///
-    /// As [`PriceBook::snapshot`] and [`formula::line_cost`].
+    /// As [`PriceBook::snapshot`], and [`Error::OutOfRange`] for token counts.
     pub fn price(&self, query: &PriceQuery<'_>, tokens: &TokenBuckets) -> Result<LineCost> {
-        formula::line_cost(tokens, &self.snapshot(query)?)
+        tokens.validate()?;
+        let (_, _, rates, batch, geo) = self.select(query)?;
+        // Rates and multipliers were range-checked when the row was added.
+        Ok(formula::cost_parts(
+            tokens,
+            &rates,
+            [batch, geo, ONE_BP, ONE_BP],
+        ))
     }
 }
 

@@ -251,7 +251,7 @@ fn multiplier_table(backend: Backend, table: MultiplierTable) -> String {
 }
 
 /// The statements of migration 1, in order.
-pub(crate) fn migration_1(backend: Backend) -> Vec<String> {
+pub(crate) fn migration_1(backend: Backend, generated: bool) -> Vec<String> {
     let budgets = Table::create()
         .table(Budget::Table)
         .if_not_exists()
@@ -338,7 +338,7 @@ pub(crate) fn migration_1(backend: Backend) -> Vec<String> {
             .to_owned(),
     ];
     let mut out = vec![
-        usage_table(backend, true),
+        usage_table(backend, generated),
         multiplier_table(backend, MultiplierTable::FeatureTiers),
         multiplier_table(backend, MultiplierTable::Regions),
         build_table(backend, &budgets),
@@ -370,11 +370,14 @@ pub(crate) fn migrations_table(backend: Backend) -> String {
 }
 
 /// Every migration: version, name, statements.
-pub(crate) fn migrations(backend: Backend) -> Vec<(i64, &'static str, Vec<String>)> {
+pub(crate) fn migrations(
+    backend: Backend,
+    generated: bool,
+) -> Vec<(i64, &'static str, Vec<String>)> {
     vec![(
         1,
         "usage ledger, multipliers, budgets, reservations",
-        migration_1(backend),
+        migration_1(backend, generated),
     )]
 }
 
