@@ -170,8 +170,11 @@ impl<'c> Batches<'c> {
             .await
         {
             Ok(batch) => Ok(batch),
+            // A success whose body cannot be read still created a batch: find it.
+            Err(Failure::Known(cause @ Error::Decode { .. }) | Failure::Unknown(cause)) => {
+                self.reconcile(started, count, cause).await
+            }
             Err(Failure::Known(e)) => Err(e),
-            Err(Failure::Unknown(cause)) => self.reconcile(started, count, cause).await,
         }
     }
 

@@ -101,17 +101,20 @@ impl Config {
     ///
     /// [`Error::Config`] when `ANTHROPIC_API_KEY` is unset or empty.
     pub fn from_env() -> Result<Self> {
-        let key = std::env::var("ANTHROPIC_API_KEY")
-            .ok()
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let key = var("ANTHROPIC_API_KEY")
             .filter(|k| !k.trim().is_empty())
             .ok_or_else(|| Error::Config("ANTHROPIC_API_KEY is not set".to_owned()))?;
-        let mut config = Self::new(key);
-        if let Ok(url) = std::env::var("ANTHROPIC_BASE_URL")
+        let mut config = Self::new(key.trim());
+        if let Some(url) = var("ANTHROPIC_BASE_URL")
             && !url.trim().is_empty()
         {
             config = config.base_url(url.trim());
         }
-        if let Ok(betas) = std::env::var("ANTHROPIC_BETA") {
+        if let Some(betas) = var("ANTHROPIC_BETA") {
             for beta in betas.split(',').map(str::trim).filter(|b| !b.is_empty()) {
                 config = config.beta(beta);
             }
@@ -202,6 +205,36 @@ mod tests {
         assert!(!format!("{config:?}").contains("very-secret"));
         assert!(!format!("{:?}", config.api_key).contains("very-secret"));
         assert_eq!(config.api_key.expose(), "sk-ant-very-secret");
+    }
+
+    #[test]
+    fn from_vars_reads_key_url_and_betas() {
+        let config = Config::from_vars(|name| match name {
+            "ANTHROPIC_API_KEY" => Some(" sk-ant-env-secret ".to_owned()),
+            "ANTHROPIC_BASE_URL" => Some("http://127.0.0.1:4010/".to_owned()),
+            "ANTHROPIC_BETA" => Some("a-1, b-2,".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.api_key.expose(), "sk-ant-env-secret");
+        assert_eq!(config.base_url_str(), "http://127.0.0.1:4010");
+        assert_eq!(config.betas, ["a-1", "b-2"]);
+        let defaults =
+            Config::from_vars(|name| (name == "ANTHROPIC_API_KEY").then(|| "k".to_owned()))
+                .unwrap();
+        assert_eq!(defaults.base_url_str(), DEFAULT_BASE_URL);
+        assert_eq!(defaults.version, API_VERSION);
+    }
+
+    #[test]
+    fn missing_key_names_the_variable_not_a_value() {
+        let err = Config::from_vars(|_| None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: ANTHROPIC_API_KEY is not set"
+        );
+        let blank = Config::from_vars(|_| Some("  ".to_owned())).unwrap_err();
+        assert!(matches!(blank, Error::Config(_)));
     }
 
     #[test]
