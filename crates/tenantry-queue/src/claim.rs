@@ -19,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::ids::{JobId, TenantId};
+use crate::ingest::{IngestCounts, ResultItem, UsageRecord};
 use crate::planner::{FlushPolicy, Plan, TenantBacklog};
 use crate::store::JobStore;
 
@@ -66,6 +67,23 @@ impl BatchId {
     }
 }
 
+/// The text is not a queue batch id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a queue batch id (expected `qb_` and 32 hex digits)")]
+pub struct ParseBatchIdError;
+
+impl std::str::FromStr for BatchId {
+    type Err = ParseBatchIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s.strip_prefix("qb_").ok_or(ParseBatchIdError)?;
+        if hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ParseBatchIdError)
+        }
+    }
+}
+
 impl fmt::Display for BatchId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -84,6 +102,8 @@ pub enum BatchState {
     Submitted,
     /// Given up before creation (graceful shutdown); its jobs went back to `queued`.
     Released,
+    /// The API ended the batch and its results were ingested.
+    Ended,
 }
 
 impl BatchState {
@@ -93,6 +113,7 @@ impl BatchState {
             Self::Creating => "creating",
             Self::Submitted => "submitted",
             Self::Released => "released",
+            Self::Ended => "ended",
         }
     }
 
@@ -128,6 +149,17 @@ pub struct BatchRecord {
     pub state: BatchState,
     /// When the create call was started (microseconds since the epoch), if it was.
     pub create_started_at: Option<i64>,
+}
+
+/// A submitted batch this worker may poll now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollClaim {
+    /// The batch.
+    pub batch: BatchId,
+    /// The API's id for it.
+    pub api_batch_id: String,
+    /// When the API accepted it (microseconds since the epoch).
+    pub submitted_at: i64,
 }
 
 /// One request of a batch to create: the job id is the `custom_id`.
@@ -204,6 +236,17 @@ pub trait ClaimStore: JobStore {
         api_batch_id: &str,
     ) -> Result<bool>;
 
+    /// Records that the create call certainly did not happen (the API refused it), moving
+    /// the batch back to `planned` with its lease ending at `retry_at` (microseconds since
+    /// the epoch), when it may be taken over and tried again. `false` when `worker` no
+    /// longer owns the batch in `creating`.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn abort_create(&self, batch: &BatchId, worker: &WorkerId, retry_at: i64)
+    -> Result<bool>;
+
     /// Takes over `planned` and `creating` batches whose lease expired, leasing them to
     /// `worker`.
     ///
@@ -224,6 +267,61 @@ pub trait ClaimStore: JobStore {
     ///
     /// A database error.
     async fn release(&self, worker: &WorkerId) -> Result<u64>;
+
+    /// Claims the submitted batch whose poll is most overdue, so that one worker at a time
+    /// polls it; the claim lasts `lease`.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn claim_poll(&self, worker: &WorkerId, lease: Duration) -> Result<Option<PollClaim>>;
+
+    /// Hands a polled batch back until `next_poll_at` (microseconds since the epoch).
+    /// `false` when `worker` no longer holds the poll.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn defer_poll(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        next_poll_at: i64,
+    ) -> Result<bool>;
+
+    /// Stores one chunk of a batch's results in one transaction, idempotently: a result
+    /// seen twice changes nothing. See [`ResultItem`] for what each outcome does.
+    ///
+    /// # Errors
+    ///
+    /// A database error; nothing of the chunk is stored then.
+    async fn ingest(
+        &self,
+        batch: &BatchId,
+        items: &[ResultItem],
+        max_attempts: u32,
+    ) -> Result<IngestCounts>;
+
+    /// Marks a fully ingested batch `ended`. `false` when `worker` no longer holds it.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn end_batch(&self, batch: &BatchId, worker: &WorkerId) -> Result<bool>;
+
+    /// Billed usage stored on jobs but not yet handed to the [`UsageSink`](crate::UsageSink).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn pending_usage(&self, limit: u32) -> Result<Vec<UsageRecord>>;
+
+    /// Marks usage as handed to the sink.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn mark_usage_recorded(&self, jobs: &[JobId]) -> Result<()>;
 
     /// Plans and claims the next batch if one is due now: [`backlog`](Self::backlog), then
     /// [`planner::plan`](crate::planner::plan), then [`claim_batch`](Self::claim_batch).

@@ -59,18 +59,25 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub(crate) mod claim;
+mod engine;
 mod error;
 mod event;
 mod ids;
+mod ingest;
 mod job;
 pub mod planner;
 mod store;
 mod validate;
 
-pub use claim::{BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, WorkerId};
+pub use claim::{
+    BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, ParseBatchIdError,
+    PollClaim, WorkerId,
+};
+pub use engine::{Engine, EngineConfig, StepReport};
 pub use error::{Error, InvalidRequest, Result};
 pub use event::{DEFAULT_POLL_INTERVAL, JobEvent, Position, Subscription};
 pub use ids::{JobId, ParseJobIdError, TENANT_ID_MAX, TenantId};
+pub use ingest::{IngestCounts, ItemOutcome, ResultItem, UsageRecord, UsageSink};
 pub use job::{
     Cursor, DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, Job, JobError, JobFilter,
     JobState, Lane, MAX_MAX_WAIT, MAX_PAGE_SIZE, Page, ParseStateError, Submission, SubmitOptions,

@@ -382,7 +382,7 @@ mod raw {
                 .fetch_all(db.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, [1, 2, 3]);
         sqlx::query("INSERT INTO tenantry_queue_migrations VALUES (99, 'future', 0)")
             .execute(db.pool())
             .await
@@ -395,7 +395,7 @@ mod raw {
                 err,
                 Error::SchemaTooNew {
                     found: 99,
-                    supported: 2
+                    supported: 3
                 }
             ),
             "{err:?}"

@@ -37,6 +37,7 @@ pub(crate) enum Jobs {
     FinishedAt,
     LeaseOwner,
     LeaseExpiresAt,
+    UsageState,
 }
 
 /// The events table: an append-only, ordered log of state changes.
@@ -280,6 +281,24 @@ fn v2_batches(dialect: Dialect) -> Vec<String> {
     vec![dialect.render(&batches), dialect.render(&by_state)]
 }
 
+fn v3_usage_outbox(dialect: Dialect) -> Vec<String> {
+    let column = Table::alter()
+        .table(Jobs::Table)
+        .add_column(ColumnDef::new(Jobs::UsageState).text().null())
+        .to_owned();
+    let pending = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_jobs_usage_state")
+        .table(Jobs::Table)
+        .col(Jobs::UsageState)
+        .to_owned();
+    let column = match dialect {
+        Dialect::Postgres => column.to_string(PostgresQueryBuilder),
+        Dialect::Sqlite => column.to_string(SqliteQueryBuilder),
+    };
+    vec![column, dialect.render(&pending)]
+}
+
 /// Every migration this version of the crate ships, in order.
 pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
     vec![
@@ -292,6 +311,11 @@ pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
             version: 2,
             name: "batch records",
             statements: v2_batches(dialect),
+        },
+        Migration {
+            version: 3,
+            name: "usage outbox",
+            statements: v3_usage_outbox(dialect),
         },
     ]
 }

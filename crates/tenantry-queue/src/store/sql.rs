@@ -477,6 +477,190 @@ pub(crate) fn expire_creating(worker: &WorkerId, now: i64) -> UpdateStatement {
         .to_owned()
 }
 
+// ---------------------------------------------------------------------------------------
+// Polling, results and usage.
+
+/// Claims the most overdue submitted batch for polling; a batch another worker is claiming
+/// right now is skipped inside this statement.
+pub(crate) fn claim_poll(
+    dialect: Dialect,
+    worker: &WorkerId,
+    lease_until: i64,
+    now: i64,
+) -> sea_query::WithQuery {
+    let mut pick = Query::select();
+    pick.column(Batches::Id)
+        .from(Batches::Table)
+        .and_where(Expr::col(Batches::State).eq(BatchState::Submitted.as_str()))
+        .and_where(Expr::col(Batches::LeaseExpiresAt).lt(now))
+        .order_by(Batches::LeaseExpiresAt, Order::Asc)
+        .limit(1);
+    lock_skip(&mut pick, dialect);
+    let cte = CommonTableExpression::new()
+        .query(pick)
+        .column(Batches::Id)
+        .table_name(Picked)
+        .materialized(true)
+        .to_owned();
+    Query::update()
+        .table(Batches::Table)
+        .values([
+            (Batches::Owner, worker.as_str().into()),
+            (Batches::LeaseExpiresAt, lease_until.into()),
+        ])
+        .and_where(
+            Expr::col(Batches::Id)
+                .in_subquery(Query::select().column(Batches::Id).from(Picked).to_owned()),
+        )
+        .and_where(Expr::col(Batches::LeaseExpiresAt).lt(now))
+        .returning(Query::returning().columns([
+            Batches::Id,
+            Batches::ApiBatchId,
+            Batches::SubmittedAt,
+        ]))
+        .to_owned()
+        .with(WithClause::new().cte(cte).to_owned())
+}
+
+/// Hands a polled batch back until its next poll, fenced by the poller.
+pub(crate) fn defer_poll(
+    batch: &BatchId,
+    worker: &WorkerId,
+    next_at: i64,
+    now: i64,
+) -> UpdateStatement {
+    Query::update()
+        .table(Batches::Table)
+        .values([
+            (Batches::Owner, Option::<String>::None.into()),
+            (Batches::LeaseExpiresAt, next_at.into()),
+            (Batches::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Batches::Id).eq(batch.as_str()))
+        .and_where(Expr::col(Batches::Owner).eq(worker.as_str()))
+        .and_where(Expr::col(Batches::State).eq(BatchState::Submitted.as_str()))
+        .returning_col(Batches::Id)
+        .to_owned()
+}
+
+fn job_in_batch(update: &mut UpdateStatement, job: &JobId, batch: &BatchId, state: JobState) {
+    update
+        .and_where(Expr::col(Jobs::Id).eq(job.as_str()))
+        .and_where(Expr::col(Jobs::BatchId).eq(batch.as_str()))
+        .and_where(Expr::col(Jobs::State).eq(state.as_str()));
+}
+
+/// A submitted job succeeds with its message and usage.
+pub(crate) fn succeed_job(
+    job: &JobId,
+    batch: &BatchId,
+    message: String,
+    usage: String,
+    now: i64,
+) -> UpdateStatement {
+    let mut u = Query::update();
+    u.table(Jobs::Table).values([
+        (Jobs::State, JobState::Succeeded.as_str().into()),
+        (Jobs::Result, message.into()),
+        (Jobs::Usage, usage.into()),
+        (Jobs::UsageState, USAGE_PENDING.into()),
+        (Jobs::FinishedAt, now.into()),
+        (Jobs::UpdatedAt, now.into()),
+    ]);
+    job_in_batch(&mut u, job, batch, JobState::Submitted);
+    u.returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
+    u
+}
+
+/// A job canceled after submission keeps its state; its billed usage is stored once.
+pub(crate) fn bill_canceled_job(
+    job: &JobId,
+    batch: &BatchId,
+    usage: String,
+    now: i64,
+) -> UpdateStatement {
+    let mut u = Query::update();
+    u.table(Jobs::Table).values([
+        (Jobs::Usage, usage.into()),
+        (Jobs::UsageState, USAGE_PENDING.into()),
+        (Jobs::UpdatedAt, now.into()),
+    ]);
+    job_in_batch(&mut u, job, batch, JobState::Canceled);
+    u.and_where(Expr::col(Jobs::Usage).is_null());
+    u.returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
+    u
+}
+
+/// A submitted job with attempts left goes back to `queued`, due at once.
+pub(crate) fn retry_job(
+    job: &JobId,
+    batch: &BatchId,
+    error: String,
+    max_attempts: u32,
+    now: i64,
+) -> UpdateStatement {
+    let mut u = Query::update();
+    u.table(Jobs::Table).values([
+        (Jobs::State, JobState::Queued.as_str().into()),
+        (Jobs::BatchId, Option::<String>::None.into()),
+        (Jobs::Error, error.into()),
+        (Jobs::FlushAt, now.into()),
+        (Jobs::UpdatedAt, now.into()),
+    ]);
+    job_in_batch(&mut u, job, batch, JobState::Submitted);
+    u.and_where(Expr::col(Jobs::Attempts).lt(i64::from(max_attempts)));
+    u.returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
+    u
+}
+
+/// A submitted job fails for good with its error.
+pub(crate) fn fail_job(job: &JobId, batch: &BatchId, error: String, now: i64) -> UpdateStatement {
+    let mut u = Query::update();
+    u.table(Jobs::Table).values([
+        (Jobs::State, JobState::Failed.as_str().into()),
+        (Jobs::Error, error.into()),
+        (Jobs::FinishedAt, now.into()),
+        (Jobs::UpdatedAt, now.into()),
+    ]);
+    job_in_batch(&mut u, job, batch, JobState::Submitted);
+    u.returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
+    u
+}
+
+/// Stored `usage_state` of usage not yet handed to the sink.
+pub(crate) const USAGE_PENDING: &str = "pending";
+const USAGE_RECORDED: &str = "recorded";
+
+/// Usage waiting for the sink, with what the ledger needs.
+pub(crate) fn pending_usage(limit: u32) -> SelectStatement {
+    Query::select()
+        .columns([
+            Jobs::Id,
+            Jobs::Tenant,
+            Jobs::Feature,
+            Jobs::UserId,
+            Jobs::Lane,
+            Jobs::Params,
+            Jobs::BatchId,
+            Jobs::Usage,
+        ])
+        .from(Jobs::Table)
+        .and_where(Expr::col(Jobs::UsageState).eq(USAGE_PENDING))
+        .order_by(Jobs::Id, Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned()
+}
+
+/// Marks usage as handed to the sink.
+pub(crate) fn mark_usage_recorded(jobs: Vec<String>) -> UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .value(Jobs::UsageState, USAGE_RECORDED)
+        .and_where(Expr::col(Jobs::Id).is_in(jobs))
+        .and_where(Expr::col(Jobs::UsageState).eq(USAGE_PENDING))
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::claim::{
-    BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, WorkerId,
+    BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, PollClaim, WorkerId,
 };
 use crate::error::Result;
+use crate::ids::JobId;
+use crate::ingest::{IngestCounts, ResultItem, UsageRecord};
 use crate::job::JobState;
 use crate::planner::{FlushPolicy, Plan, TenantBacklog};
 use crate::store::claiming::{self, lease_until};
@@ -147,6 +149,8 @@ impl ClaimStore for SqliteStore {
         let extra = vec![
             (Batches::ApiBatchId, api_batch_id.into()),
             (Batches::SubmittedAt, now.into()),
+            // Due for its first poll at once; the poller spaces the next ones.
+            (Batches::LeaseExpiresAt, now.into()),
         ];
         let (q, v) = render(
             &sql::advance_batch(
@@ -173,6 +177,34 @@ impl ClaimStore for SqliteStore {
         tx.commit().await?;
         self.notify(tenants(&events));
         Ok(true)
+    }
+
+    async fn abort_create(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        retry_at: i64,
+    ) -> Result<bool> {
+        let now = micros(OffsetDateTime::now_utc());
+        let extra = vec![
+            (Batches::LeaseExpiresAt, retry_at.into()),
+            (Batches::CreateStartedAt, Option::<i64>::None.into()),
+        ];
+        let (q, v) = render(
+            &sql::advance_batch(
+                batch,
+                worker,
+                BatchState::Creating,
+                BatchState::Planned,
+                extra,
+                now,
+            ),
+            D,
+        );
+        let changed: Option<String> = sqlx::query_scalar_with(q, v)
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        Ok(changed.is_some())
     }
 
     async fn take_over_expired(
@@ -208,5 +240,109 @@ impl ClaimStore for SqliteStore {
         tx.commit().await?;
         self.notify(tenants(&events));
         Ok(u64::try_from(released.len() + expired.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn claim_poll(&self, worker: &WorkerId, lease: Duration) -> Result<Option<PollClaim>> {
+        let now = micros(OffsetDateTime::now_utc());
+        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (q, v) = render(&sql::claim_poll(D, worker, lease_until(now, lease), now), D);
+        let row: Option<(String, Option<String>, Option<i64>)> =
+            sqlx::query_as_with(q, v).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row.map(|(id, api, at)| PollClaim {
+            batch: BatchId(id),
+            api_batch_id: api.unwrap_or_default(),
+            submitted_at: at.unwrap_or(now),
+        }))
+    }
+
+    async fn defer_poll(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        next_poll_at: i64,
+    ) -> Result<bool> {
+        let now = micros(OffsetDateTime::now_utc());
+        let (q, v) = render(&sql::defer_poll(batch, worker, next_poll_at, now), D);
+        let changed: Option<String> = sqlx::query_scalar_with(q, v)
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    async fn ingest(
+        &self,
+        batch: &BatchId,
+        items: &[ResultItem],
+        max_attempts: u32,
+    ) -> Result<IngestCounts> {
+        let now = micros(OffsetDateTime::now_utc());
+        let mut counts = IngestCounts::default();
+        let mut events = Vec::new();
+        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for item in items {
+            let mut matched = false;
+            for (step, stmt) in claiming::ingest_steps(item, batch, max_attempts, now)? {
+                let (q, v) = render(&stmt, D);
+                let row: Option<(String, String)> =
+                    sqlx::query_as_with(q, v).fetch_optional(&mut *tx).await?;
+                if let Some((id, tenant)) = row {
+                    step.count(&mut counts);
+                    if let Some(state) = step.entered() {
+                        events.push(NewEvent {
+                            tenant,
+                            job_id: id,
+                            state,
+                            at: now,
+                        });
+                    }
+                    matched = true;
+                    break;
+                }
+            }
+            if !matched {
+                counts.unchanged += 1;
+            }
+        }
+        insert_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        self.notify(tenants(&events));
+        Ok(counts)
+    }
+
+    async fn end_batch(&self, batch: &BatchId, worker: &WorkerId) -> Result<bool> {
+        let now = micros(OffsetDateTime::now_utc());
+        let (q, v) = render(
+            &sql::advance_batch(
+                batch,
+                worker,
+                BatchState::Submitted,
+                BatchState::Ended,
+                vec![],
+                now,
+            ),
+            D,
+        );
+        let changed: Option<String> = sqlx::query_scalar_with(q, v)
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    async fn pending_usage(&self, limit: u32) -> Result<Vec<UsageRecord>> {
+        let (q, v) = render(&sql::pending_usage(limit), D);
+        let rows = sqlx::query_as_with(q, v)
+            .fetch_all(&self.inner.pool)
+            .await?;
+        claiming::usage_records(rows)
+    }
+
+    async fn mark_usage_recorded(&self, jobs: &[JobId]) -> Result<()> {
+        for ids in jobs.chunks(CHUNK) {
+            let ids = ids.iter().map(|j| j.as_str().to_owned()).collect();
+            let (q, v) = render(&sql::mark_usage_recorded(ids), D);
+            sqlx::query_with(q, v).execute(&self.inner.pool).await?;
+        }
+        Ok(())
     }
 }

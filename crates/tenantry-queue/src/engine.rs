@@ -1,0 +1,493 @@
+//! The engine: turns queued jobs into Message Batches and their results into job states.
+//!
+//! Each [`Engine::step`] does, in order:
+//!
+//! 1. **Recover**: take over `planned`/`creating` batches whose owner's lease expired. A
+//!    `planned` batch is created; a `creating` one is reconciled with the API's batch list
+//!    (one batch with the same request count created since shortly before the attempt is
+//!    adopted; none means the create never happened and the batch is planned again; more
+//!    than one is left for an operator, never created again blindly).
+//! 2. **Create**: while a batch is due ([`planner`](crate::planner)), claim it, record
+//!    `creating`, call the API, record `submitted` (or `planned` again when the API refused).
+//! 3. **Poll**: claim submitted batches whose next poll is due (one worker per batch at a
+//!    time); an ended batch has its results streamed and stored chunk by chunk
+//!    ([`ClaimStore::ingest`]), otherwise its next poll is scheduled later the older it is.
+//! 4. **Usage**: hand stored billed usage to the [`UsageSink`] and mark it recorded.
+//!
+//! [`Engine::run`] repeats this until told to stop, then releases what it holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tenantry_batch::types::{MessageParams, ResultOutcome};
+use tenantry_batch::{BatchRequests, Client, Direction, ListParams};
+use time::OffsetDateTime;
+
+use crate::claim::{BatchId, ClaimStore, WorkerId};
+use crate::error::Result;
+use crate::ids::JobId;
+use crate::ingest::{IngestCounts, ItemOutcome, ResultItem, UsageSink};
+use crate::job::JobError;
+use crate::planner::FlushPolicy;
+use crate::validate::micros;
+
+/// How the engine paces itself. Built with owned setters; every setter states its default.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct EngineConfig {
+    flush: FlushPolicy,
+    lease: Duration,
+    poll_min: Duration,
+    poll_max: Duration,
+    max_attempts: u32,
+    chunk: usize,
+    idle: Duration,
+    reconcile_window: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            flush: FlushPolicy::default(),
+            lease: Duration::from_secs(120),
+            poll_min: Duration::from_secs(5),
+            poll_max: Duration::from_secs(300),
+            max_attempts: 3,
+            chunk: 500,
+            idle: Duration::from_secs(1),
+            reconcile_window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The defaults: API batch limits, 120 s leases, polls every 5 s to 5 min, 3 attempts,
+    /// 500 results per transaction, 1 s idle sleep.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// When batches close. Default [`FlushPolicy::default`].
+    pub fn flush(mut self, policy: FlushPolicy) -> Self {
+        self.flush = policy;
+        self
+    }
+
+    /// How long a claim on a batch lasts before another engine may take it over. Default 120 s.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The poll interval grows from `min` with the batch's age (a tenth of it) up to `max`.
+    /// Default 5 s to 300 s.
+    pub fn poll_interval(mut self, min: Duration, max: Duration) -> Self {
+        self.poll_min = min;
+        self.poll_max = max.max(min);
+        self
+    }
+
+    /// Attempts per job before a retryable error becomes final. Default 3.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Results stored per transaction. Default 500.
+    pub fn chunk(mut self, n: usize) -> Self {
+        self.chunk = n.max(1);
+        self
+    }
+
+    /// Sleep between steps that found nothing to do. Default 1 s.
+    pub fn idle(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
+    }
+}
+
+/// What one [`Engine::step`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepReport {
+    /// Batches created at the API.
+    pub created: u64,
+    /// Batches whose results were ingested.
+    pub ended: u64,
+    /// Batches polled and still running.
+    pub polled: u64,
+    /// What ingesting changed.
+    pub results: IngestCounts,
+    /// Usage records handed to the sink.
+    pub usage_recorded: u64,
+}
+
+impl StepReport {
+    /// Whether the step did anything.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.created == 0
+            && self.ended == 0
+            && self.results == IngestCounts::default()
+            && self.usage_recorded == 0
+    }
+}
+
+/// One engine instance; many may share a PostgreSQL store.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use tenantry_queue::{Engine, EngineConfig, PgStore};
+///
+/// # #[derive(Debug)] struct Ledger;
+/// # #[async_trait::async_trait]
+/// # impl tenantry_queue::UsageSink for Ledger {
+/// #     async fn record(&self, _: &tenantry_queue::UsageRecord)
+/// #         -> Result<(), Box<dyn std::error::Error + Send + Sync>> { Ok(()) }
+/// # }
+/// let store = PgStore::open(sqlx::PgPool::connect("postgres://localhost/app").await?).await?;
+/// let client = tenantry_batch::Client::from_env()?;
+/// let engine = Engine::new(store, client, Arc::new(Ledger), EngineConfig::new());
+/// engine.run(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Engine<S> {
+    store: S,
+    client: Client,
+    sink: Arc<dyn UsageSink>,
+    config: EngineConfig,
+    worker: WorkerId,
+}
+
+fn now() -> i64 {
+    micros(OffsetDateTime::now_utc())
+}
+
+fn as_micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Error types worth sending again.
+fn retryable_kind(kind: &str) -> bool {
+    matches!(
+        kind,
+        "rate_limit_error" | "api_error" | "overloaded_error" | "timeout_error"
+    )
+}
+
+fn outcome(result: ResultOutcome) -> ItemOutcome {
+    let failed = |kind: &str, message: String, retryable: bool| ItemOutcome::Failed {
+        error: JobError {
+            kind: kind.to_owned(),
+            message,
+        },
+        retryable,
+    };
+    match result {
+        ResultOutcome::Succeeded { message } => ItemOutcome::Succeeded {
+            usage: serde_json::to_value(&message.usage).unwrap_or_default(),
+            message: serde_json::to_value(&message).unwrap_or_default(),
+        },
+        ResultOutcome::Errored { error } => {
+            let kind = error.error.kind.as_str().to_owned();
+            let retryable = retryable_kind(&kind);
+            failed(&kind, error.error.message, retryable)
+        }
+        ResultOutcome::Canceled => failed("canceled", "the batch was canceled".to_owned(), true),
+        ResultOutcome::Expired => failed("expired", "the batch expired".to_owned(), true),
+        _ => failed("unknown", "unknown result type".to_owned(), false),
+    }
+}
+
+impl<S: ClaimStore> Engine<S> {
+    /// An engine with a fresh [`WorkerId`].
+    pub fn new(store: S, client: Client, sink: Arc<dyn UsageSink>, config: EngineConfig) -> Self {
+        Self {
+            store,
+            client,
+            sink,
+            config,
+            worker: WorkerId::generate(),
+        }
+    }
+
+    /// This engine's worker id.
+    pub fn worker(&self) -> &WorkerId {
+        &self.worker
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Runs steps until `shutdown` completes, then stops claiming and releases what it
+    /// holds ([`ClaimStore::release`]).
+    ///
+    /// # Errors
+    ///
+    /// Only a failure to release at shutdown; a failing step is logged and retried.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let idle = match self.step().await {
+                Ok(report) => report.is_idle(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "queue engine step failed");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(self.config.idle) => {}
+                }
+            } else if futures::FutureExt::now_or_never(&mut shutdown).is_some() {
+                break;
+            }
+        }
+        self.store.release(&self.worker).await?;
+        Ok(())
+    }
+
+    /// One pass of recover, create, poll and usage.
+    ///
+    /// # Errors
+    ///
+    /// A database error. API errors are handled in place (a refused create is planned
+    /// again, a failed poll or results stream is retried at the next poll).
+    pub async fn step(&self) -> Result<StepReport> {
+        let mut report = StepReport::default();
+        for record in self
+            .store
+            .take_over_expired(&self.worker, self.config.lease)
+            .await?
+        {
+            match record.state {
+                crate::claim::BatchState::Creating => {
+                    self.reconcile(&record.batch, record.create_started_at)
+                        .await?;
+                }
+                _ => report.created += u64::from(self.create(&record.batch).await?),
+            }
+        }
+        while let Some(claim) = self
+            .store
+            .claim_due(&self.worker, self.config.flush, self.config.lease)
+            .await?
+        {
+            report.created += u64::from(self.create(&claim.batch).await?);
+        }
+        while let Some(poll) = self
+            .store
+            .claim_poll(&self.worker, self.config.lease)
+            .await?
+        {
+            match self.poll(&poll).await {
+                Ok(Some(counts)) => {
+                    report.ended += 1;
+                    report.results.add(counts);
+                }
+                Ok(None) => report.polled += 1,
+                Err(e) => {
+                    tracing::warn!(batch = %poll.batch, error = %e, "polling a batch failed");
+                    let retry = now().saturating_add(as_micros(self.config.poll_min));
+                    self.store
+                        .defer_poll(&poll.batch, &self.worker, retry)
+                        .await?;
+                }
+            }
+        }
+        report.usage_recorded = self.flush_usage().await?;
+        Ok(report)
+    }
+
+    /// Creates a claimed batch at the API. Returns whether it was created.
+    async fn create(&self, batch: &BatchId) -> Result<bool> {
+        let requests = self.store.batch_requests(batch).await?;
+        let mut body = BatchRequests::new();
+        let mut rejected = Vec::new();
+        for r in &requests {
+            let params: std::result::Result<MessageParams, _> =
+                serde_json::from_value(r.params.clone());
+            let pushed = match params {
+                Ok(params) => body
+                    .push(r.job.as_str(), &params)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(message) = pushed {
+                rejected.push(ResultItem {
+                    job: r.job.clone(),
+                    outcome: ItemOutcome::Failed {
+                        error: JobError {
+                            kind: "invalid_request_error".to_owned(),
+                            message,
+                        },
+                        retryable: false,
+                    },
+                });
+            }
+        }
+        if !self
+            .store
+            .begin_create(batch, &self.worker, self.config.lease)
+            .await?
+        {
+            return Ok(false);
+        }
+        if body.is_empty() {
+            // Everything was canceled or rejected: close the record without an API call.
+            self.store.finish_create(batch, &self.worker, "").await?;
+            self.store
+                .ingest(batch, &rejected, self.config.max_attempts)
+                .await?;
+            self.store.end_batch(batch, &self.worker).await?;
+            return Ok(false);
+        }
+        match self.client.batches().create(body).await {
+            Ok(created) => {
+                self.store
+                    .finish_create(batch, &self.worker, &created.id)
+                    .await?;
+                self.store
+                    .ingest(batch, &rejected, self.config.max_attempts)
+                    .await?;
+                Ok(true)
+            }
+            Err(tenantry_batch::Error::CreateOutcomeUnknown { candidates, .. }) => {
+                // Left in `creating`: whoever takes it over after the lease reconciles it.
+                tracing::warn!(%batch, candidates = candidates.len(), "batch create outcome unknown");
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::warn!(%batch, error = %e, "batch create refused; planning it again");
+                let retry_at = now().saturating_add(as_micros(self.config.poll_min));
+                self.store
+                    .abort_create(batch, &self.worker, retry_at)
+                    .await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Finds out whether an interrupted create happened.
+    async fn reconcile(&self, batch: &BatchId, started: Option<i64>) -> Result<()> {
+        let count = u64::try_from(self.store.batch_requests(batch).await?.len()).unwrap_or(0);
+        let since = started
+            .unwrap_or(0)
+            .saturating_sub(as_micros(self.config.reconcile_window));
+        let mut candidates = Vec::new();
+        let mut pages = Box::pin(
+            self.client
+                .batches()
+                .list_all(ListParams::default().limit(100), Direction::Older),
+        );
+        while let Some(page) = pages.next().await {
+            let b = match page {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(%batch, error = %e, "reconciling: listing batches failed");
+                    return Ok(());
+                }
+            };
+            if micros(b.created_at) < since {
+                break;
+            }
+            if b.request_counts.total() == count {
+                candidates.push(b.id);
+            }
+        }
+        match candidates.as_slice() {
+            [] => {
+                self.store.abort_create(batch, &self.worker, now()).await?;
+            }
+            [one] => {
+                self.store.finish_create(batch, &self.worker, one).await?;
+            }
+            many => {
+                tracing::error!(%batch, ?many, "reconciling: several batches match; left for an operator");
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls one batch; ingests its results when it has ended.
+    async fn poll(&self, poll: &crate::claim::PollClaim) -> Result<Option<IngestCounts>, BoxError> {
+        let batch = self.client.batches().retrieve(&poll.api_batch_id).await?;
+        if !batch.is_ended() {
+            let age = Duration::from_micros(
+                u64::try_from(now().saturating_sub(poll.submitted_at)).unwrap_or(0),
+            );
+            let interval = (age / 10).clamp(self.config.poll_min, self.config.poll_max);
+            let next = now().saturating_add(as_micros(interval));
+            self.store
+                .defer_poll(&poll.batch, &self.worker, next)
+                .await?;
+            return Ok(None);
+        }
+        let mut results = self.client.batches().results(&poll.api_batch_id).await?;
+        let mut counts = IngestCounts::default();
+        let mut chunk = Vec::with_capacity(self.config.chunk);
+        while let Some(line) = results.next().await {
+            let line = line?;
+            match line.custom_id.parse::<JobId>() {
+                Ok(job) => chunk.push(ResultItem {
+                    job,
+                    outcome: outcome(line.result),
+                }),
+                Err(_) => {
+                    tracing::warn!(custom_id = %line.custom_id, "result for an unknown custom_id")
+                }
+            }
+            if chunk.len() >= self.config.chunk {
+                counts.add(
+                    self.store
+                        .ingest(&poll.batch, &chunk, self.config.max_attempts)
+                        .await?,
+                );
+                chunk.clear();
+            }
+        }
+        counts.add(
+            self.store
+                .ingest(&poll.batch, &chunk, self.config.max_attempts)
+                .await?,
+        );
+        self.store.end_batch(&poll.batch, &self.worker).await?;
+        Ok(Some(counts))
+    }
+
+    /// Hands pending usage to the sink; returns how many records it took.
+    async fn flush_usage(&self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let pending = self.store.pending_usage(500).await?;
+            if pending.is_empty() {
+                return Ok(total);
+            }
+            let mut done = Vec::with_capacity(pending.len());
+            for record in &pending {
+                match self.sink.record(record).await {
+                    Ok(()) => done.push(record.job.clone()),
+                    Err(e) => {
+                        tracing::warn!(job = %record.job, error = %e, "usage sink failed; will retry")
+                    }
+                }
+            }
+            self.store.mark_usage_recorded(&done).await?;
+            total += u64::try_from(done.len()).unwrap_or(0);
+            if done.len() < pending.len() {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;

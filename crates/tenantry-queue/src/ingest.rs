@@ -1,0 +1,119 @@
+//! Results coming back: what each outcome does to its job, and the usage handed to the
+//! cost ledger.
+//!
+//! Usage goes through an outbox: it is stored on the job in the same transaction as the
+//! result, then handed to the [`UsageSink`] and marked recorded. A crash in between hands it
+//! over again, so the sink sees each billed request at least once and must deduplicate on
+//! [`UsageRecord::key`]; it never misses one.
+
+use async_trait::async_trait;
+
+use crate::ids::{JobId, TenantId};
+use crate::job::{JobError, Lane};
+
+/// What the API returned for one job.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ItemOutcome {
+    /// A message. A `submitted` job becomes `succeeded` with it; a job canceled after
+    /// submission keeps its state but its usage is still recorded.
+    Succeeded {
+        /// The Message, as JSON.
+        message: serde_json::Value,
+        /// Its `usage`, as JSON.
+        usage: serde_json::Value,
+    },
+    /// No message. Retryable errors (and expired or canceled requests) send the job back to
+    /// `queued` until it has been attempted `max_attempts` times, then it fails with this
+    /// error; other errors fail it at once.
+    Failed {
+        /// The error.
+        error: JobError,
+        /// Whether sending it again may succeed.
+        retryable: bool,
+    },
+}
+
+/// One result line, matched to its job by `custom_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultItem {
+    /// The job (the request's `custom_id`).
+    pub job: JobId,
+    /// What became of it.
+    pub outcome: ItemOutcome,
+}
+
+/// What one [`ingest`](crate::ClaimStore::ingest) call changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    /// Jobs that succeeded.
+    pub succeeded: u64,
+    /// Jobs that failed for good.
+    pub failed: u64,
+    /// Jobs sent back to `queued` for another attempt.
+    pub retried: u64,
+    /// Canceled jobs whose billed usage was stored.
+    pub billed_after_cancel: u64,
+    /// Results that changed nothing (seen before, or for a job no longer in this batch).
+    pub unchanged: u64,
+}
+
+impl IngestCounts {
+    pub(crate) fn add(&mut self, other: Self) {
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.billed_after_cancel += other.billed_after_cancel;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// The billed usage of one request, for the cost ledger.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct UsageRecord {
+    /// The job; with [`batch`](Self::batch) it is the record's idempotency key.
+    pub job: JobId,
+    /// The tenant billed.
+    pub tenant: TenantId,
+    /// The product feature.
+    pub feature: String,
+    /// The end user.
+    pub user: String,
+    /// The lane (batch requests are billed at the batch discount).
+    pub lane: Lane,
+    /// The model that was asked.
+    pub model: String,
+    /// The batch the request was billed in (`None` on the urgent lane).
+    pub batch: Option<String>,
+    /// The API's `usage` object.
+    pub usage: serde_json::Value,
+}
+
+impl UsageRecord {
+    /// A key unique per billed request: the sink deduplicates on it.
+    #[must_use]
+    pub fn key(&self) -> String {
+        match &self.batch {
+            Some(b) => format!("{}:{b}", self.job),
+            None => self.job.to_string(),
+        }
+    }
+}
+
+/// Where billed usage goes (the cost crate's ledger implements this).
+///
+/// Called at least once per billed request, after the result is stored; implementations
+/// must deduplicate on [`UsageRecord::key`].
+#[async_trait]
+pub trait UsageSink: Send + Sync + std::fmt::Debug + 'static {
+    /// Records one billed request.
+    ///
+    /// # Errors
+    ///
+    /// Any failure; the record stays pending and is handed over again later.
+    async fn record(
+        &self,
+        usage: &UsageRecord,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}

@@ -1,0 +1,303 @@
+//! The engine against the in-process emulator, on SQLite and PostgreSQL.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pretty_assertions::assert_eq;
+use support::tenant;
+use tenantry_emulator::{Emulator, Endpoint, ErrorType, Fault, FaultPlan};
+use tenantry_queue::planner::FlushPolicy;
+use tenantry_queue::{
+    ClaimStore, Engine, EngineConfig, ItemOutcome, JobFilter, JobId, JobState, ResultItem,
+    Submission, SubmitOptions, TenantId, UsageRecord, UsageSink, WorkerId,
+};
+
+/// A ledger stand-in that keeps every record it is handed.
+#[derive(Debug, Default)]
+struct Ledger(Mutex<Vec<UsageRecord>>);
+
+#[async_trait::async_trait]
+impl UsageSink for Ledger {
+    async fn record(
+        &self,
+        usage: &UsageRecord,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.lock().unwrap().push(usage.clone());
+        Ok(())
+    }
+}
+
+impl Ledger {
+    fn by_key(&self) -> HashMap<String, usize> {
+        let mut m = HashMap::new();
+        for r in self.0.lock().unwrap().iter() {
+            *m.entry(r.key()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+fn params(text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "model": "claude-haiku-4-5",
+        "max_tokens": 32,
+        "messages": [{"role": "user", "content": text}]
+    })
+}
+
+fn quick() -> SubmitOptions {
+    SubmitOptions::new().max_wait(Duration::from_millis(1))
+}
+
+async fn emulator(faults: FaultPlan) -> Emulator {
+    Emulator::builder()
+        .api_key("sk-test")
+        .batch_latency(Duration::from_millis(150))
+        .seed(11)
+        .faults(faults)
+        .start()
+        .await
+        .unwrap()
+}
+
+fn client(emu: &Emulator) -> tenantry_batch::Client {
+    let retry = tenantry_batch::RetryPolicy::default()
+        .initial_delay(Duration::from_millis(10))
+        .max_delay(Duration::from_millis(50))
+        .max_retry_after(Duration::from_millis(50));
+    tenantry_batch::Client::new(
+        tenantry_batch::Config::new("sk-test")
+            .base_url(emu.base_url())
+            .retry(retry),
+    )
+    .unwrap()
+}
+
+fn config() -> EngineConfig {
+    EngineConfig::new()
+        .poll_interval(Duration::from_millis(30), Duration::from_millis(100))
+        .max_attempts(6)
+        .chunk(7)
+        .flush(FlushPolicy::new().max_requests(25))
+}
+
+/// Steps until every listed job of every tenant is terminal.
+async fn drive<S: ClaimStore>(engine: &Engine<S>, tenants: &[TenantId], jobs: usize) {
+    for _ in 0..400 {
+        engine.step().await.unwrap();
+        let mut done = 0;
+        for t in tenants {
+            let page = engine
+                .store()
+                .list(t, &JobFilter::new().limit(1000), None)
+                .await
+                .unwrap();
+            done += page.jobs.iter().filter(|j| j.state.is_terminal()).count();
+        }
+        if done == jobs {
+            // One more step hands over the last usage.
+            engine.step().await.unwrap();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for t in tenants {
+        let page = engine
+            .store()
+            .list(t, &JobFilter::new().limit(1000), None)
+            .await
+            .unwrap();
+        eprintln!(
+            "{:?}",
+            page.jobs
+                .iter()
+                .map(|j| (j.state, j.attempts, j.error.clone()))
+                .collect::<Vec<_>>()
+        );
+    }
+    panic!("jobs did not finish");
+}
+
+async fn every_job_ends_once_and_is_billed_once_under_faults<S: ClaimStore + Clone>(store: S) {
+    let faults = FaultPlan::new()
+        .script(Endpoint::CreateBatch, Fault::overloaded(), 1)
+        .script(
+            Endpoint::RetrieveBatch,
+            Fault::rate_limited(Duration::from_millis(20)),
+            2,
+        )
+        .script(Endpoint::BatchResults, Fault::api_error(), 1)
+        .errored_results(0.3, ErrorType::Api);
+    let emu = emulator(faults).await;
+    let ledger = Arc::new(Ledger::default());
+    let engine = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
+    let tenants: Vec<_> = (0..3).map(|i| tenant(&format!("t{i}"))).collect();
+    let mut ids = Vec::new();
+    for t in &tenants {
+        let batch: Vec<_> = (0..20)
+            .map(|i| Submission::new("f", "u", params(&format!("{t}-{i}"))).with_options(quick()))
+            .collect();
+        ids.extend(
+            store
+                .submit_many(t, &batch)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|id| (t.clone(), id)),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    drive(&engine, &tenants, ids.len()).await;
+
+    let mut succeeded = 0;
+    for (t, id) in &ids {
+        let job = store.job(t, id).await.unwrap();
+        match job.state {
+            JobState::Succeeded => {
+                succeeded += 1;
+                assert!(job.result.is_some() && job.usage.is_some());
+            }
+            JobState::Failed => {
+                assert_eq!(job.attempts, 6, "failed only after its attempts ran out");
+                assert_eq!(job.error.unwrap().kind, "api_error");
+            }
+            other => panic!("{id} ended {other}"),
+        }
+        // Exactly one terminal event per job.
+        let terminal = store
+            .events_after(t, tenantry_queue::Position::START, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| &e.job_id == id && e.state.is_terminal())
+            .count();
+        assert_eq!(terminal, 1, "{id}");
+    }
+    let keys = ledger.by_key();
+    assert_eq!(keys.len(), succeeded, "one ledger line per billed request");
+    assert!(
+        keys.values().all(|&n| n == 1),
+        "no request billed twice: {keys:?}"
+    );
+    assert!(emu.fault_counts().total_injected() >= 4);
+    assert!(succeeded >= 55, "{succeeded} of 60 succeeded");
+}
+
+async fn a_job_canceled_after_submission_is_still_billed<S: ClaimStore + Clone>(store: S) {
+    let emu = emulator(FaultPlan::new()).await;
+    let ledger = Arc::new(Ledger::default());
+    let engine = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
+    let t = tenant("acme");
+    let batch: Vec<_> = (0..5)
+        .map(|i| Submission::new("f", "u", params(&format!("{i}"))).with_options(quick()))
+        .collect();
+    let ids = store.submit_many(&t, &batch).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    engine.step().await.unwrap();
+    assert_eq!(
+        store.job(&t, &ids[0]).await.unwrap().state,
+        JobState::Submitted
+    );
+    store.cancel(&t, &ids[0]).await.unwrap();
+    drive(&engine, std::slice::from_ref(&t), 5).await;
+    let canceled = store.job(&t, &ids[0]).await.unwrap();
+    assert_eq!(canceled.state, JobState::Canceled, "its result is ignored");
+    assert!(canceled.result.is_none());
+    assert!(canceled.usage.is_some(), "but what it billed is kept");
+    assert_eq!(ledger.by_key().len(), 5);
+    // Seeing a result again changes nothing.
+    let again = ResultItem {
+        job: ids[1].clone(),
+        outcome: ItemOutcome::Succeeded {
+            message: serde_json::json!({}),
+            usage: serde_json::json!({}),
+        },
+    };
+    let batch_id: tenantry_queue::BatchId = store
+        .job(&t, &ids[1])
+        .await
+        .unwrap()
+        .batch_id
+        .unwrap()
+        .parse()
+        .unwrap();
+    let counts = store.ingest(&batch_id, &[again], 6).await.unwrap();
+    assert_eq!(counts.unchanged, 1);
+    engine.step().await.unwrap();
+    assert_eq!(ledger.by_key().len(), 5, "nothing billed twice");
+}
+
+async fn an_interrupted_create_is_reconciled_not_resent<S: ClaimStore + Clone>(store: S) {
+    let emu = emulator(FaultPlan::new()).await;
+    let ledger = Arc::new(Ledger::default());
+    let t = tenant("acme");
+    let batch: Vec<_> = (0..4)
+        .map(|i| Submission::new("f", "u", params(&format!("{i}"))).with_options(quick()))
+        .collect();
+    let ids: Vec<JobId> = store.submit_many(&t, &batch).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // A worker claims, records `creating`, sends the batch, and dies before recording it.
+    let dead = WorkerId::generate();
+    let claim = store
+        .claim_due(&dead, FlushPolicy::new(), Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .begin_create(&claim.batch, &dead, Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    let mut body = tenantry_batch::BatchRequests::new();
+    for r in store.batch_requests(&claim.batch).await.unwrap() {
+        body.push(r.job.as_str(), &serde_json::from_value(r.params).unwrap())
+            .unwrap();
+    }
+    client(&emu).batches().create(body).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    let engine = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
+    drive(&engine, std::slice::from_ref(&t), 4).await;
+    assert_eq!(
+        emu.fault_counts().requests(Endpoint::CreateBatch),
+        1,
+        "never created twice"
+    );
+    for id in &ids {
+        assert_eq!(store.job(&t, id).await.unwrap().state, JobState::Succeeded);
+    }
+    assert_eq!(ledger.by_key().len(), 4);
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _db) = crate::support::sqlite().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _db) = crate::support::postgres().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    every_job_ends_once_and_is_billed_once_under_faults,
+    a_job_canceled_after_submission_is_still_billed,
+    an_interrupted_create_is_reconciled_not_resent,
+);
