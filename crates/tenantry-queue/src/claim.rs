@@ -60,6 +60,10 @@ impl BatchId {
         Self(prefixed("qb_"))
     }
 
+    pub(crate) fn urgent() -> Self {
+        Self(prefixed("qu_"))
+    }
+
     /// The id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -160,6 +164,15 @@ pub struct PollClaim {
     pub api_batch_id: String,
     /// When the API accepted it (microseconds since the epoch).
     pub submitted_at: i64,
+}
+
+/// Urgent jobs claimed for one wave of Messages API calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrgentClaim {
+    /// The claim token that fences their results (pass it to [`ClaimStore::ingest`]).
+    pub token: BatchId,
+    /// The requests.
+    pub requests: Vec<BatchRequest>,
 }
 
 /// One request of a batch to create: the job id is the `custom_id`.
@@ -322,6 +335,29 @@ pub trait ClaimStore: JobStore {
     ///
     /// A database error.
     async fn mark_usage_recorded(&self, jobs: &[JobId]) -> Result<()>;
+
+    /// Claims up to `limit` queued urgent-lane jobs for Messages API calls: they become
+    /// `submitted` (one more attempt) under a fresh claim token, leased to `worker`. Their
+    /// results are stored with [`ingest`](Self::ingest) under that token.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn claim_urgent(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<UrgentClaim>;
+
+    /// Sends urgent calls whose worker's lease expired back to `queued`, and applies
+    /// deadlines to queued jobs (`expire`: the job ends `expired`; `urgent`: it moves to the
+    /// urgent lane). Returns how many jobs changed.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn sweep(&self) -> Result<u64>;
 
     /// Plans and claims the next batch if one is due now: [`backlog`](Self::backlog), then
     /// [`planner::plan`](crate::planner::plan), then [`claim_batch`](Self::claim_batch).

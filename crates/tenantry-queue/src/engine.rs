@@ -2,6 +2,8 @@
 //!
 //! Each [`Engine::step`] does, in order:
 //!
+//! 0. **Sweep**: urgent calls whose worker's lease expired go back to `queued`; queued jobs
+//!    past their deadline expire or move to the urgent lane, by their policy.
 //! 1. **Recover**: take over `planned`/`creating` batches whose owner's lease expired. A
 //!    `planned` batch is created; a `creating` one is reconciled with the API's batch list
 //!    (one batch with the same request count created since shortly before the attempt is
@@ -12,7 +14,10 @@
 //! 3. **Poll**: claim submitted batches whose next poll is due (one worker per batch at a
 //!    time); an ended batch has its results streamed and stored chunk by chunk
 //!    ([`ClaimStore::ingest`]), otherwise its next poll is scheduled later the older it is.
-//! 4. **Usage**: hand stored billed usage to the [`UsageSink`] and mark it recorded.
+//! 4. **Urgent lane**: claim up to `urgent_concurrency` urgent jobs, call the Messages API
+//!    for them concurrently, store the answers like batch results (same rows, same retries,
+//!    same usage path); repeated a few waves per step.
+//! 5. **Usage**: hand stored billed usage to the [`UsageSink`] and mark it recorded.
 //!
 //! [`Engine::run`] repeats this until told to stop, then releases what it holds.
 
@@ -44,6 +49,7 @@ pub struct EngineConfig {
     chunk: usize,
     idle: Duration,
     reconcile_window: Duration,
+    urgent_concurrency: usize,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +63,7 @@ impl Default for EngineConfig {
             chunk: 500,
             idle: Duration::from_secs(1),
             reconcile_window: Duration::from_secs(60),
+            urgent_concurrency: 8,
         }
     }
 }
@@ -100,6 +107,12 @@ impl EngineConfig {
         self
     }
 
+    /// Messages API calls in flight at once for urgent-lane jobs, per engine. Default 8.
+    pub fn urgent_concurrency(mut self, n: usize) -> Self {
+        self.urgent_concurrency = n.max(1);
+        self
+    }
+
     /// Sleep between steps that found nothing to do. Default 1 s.
     pub fn idle(mut self, idle: Duration) -> Self {
         self.idle = idle;
@@ -121,6 +134,10 @@ pub struct StepReport {
     pub results: IngestCounts,
     /// Usage records handed to the sink.
     pub usage_recorded: u64,
+    /// Urgent-lane calls made.
+    pub urgent_calls: u64,
+    /// Jobs changed by the sweep (stale urgent calls requeued, deadlines applied).
+    pub swept: u64,
 }
 
 impl StepReport {
@@ -131,6 +148,8 @@ impl StepReport {
             && self.ended == 0
             && self.results == IngestCounts::default()
             && self.usage_recorded == 0
+            && self.urgent_calls == 0
+            && self.swept == 0
     }
 }
 
@@ -262,7 +281,10 @@ impl<S: ClaimStore> Engine<S> {
     /// A database error. API errors are handled in place (a refused create is planned
     /// again, a failed poll or results stream is retried at the next poll).
     pub async fn step(&self) -> Result<StepReport> {
-        let mut report = StepReport::default();
+        let mut report = StepReport {
+            swept: self.store.sweep().await?,
+            ..StepReport::default()
+        };
         for record in self
             .store
             .take_over_expired(&self.worker, self.config.lease)
@@ -303,8 +325,70 @@ impl<S: ClaimStore> Engine<S> {
                 }
             }
         }
+        for _ in 0..4 {
+            let calls = self.urgent_wave(&mut report.results).await?;
+            if calls == 0 {
+                break;
+            }
+            report.urgent_calls += calls;
+        }
         report.usage_recorded = self.flush_usage().await?;
         Ok(report)
+    }
+
+    /// Claims up to `urgent_concurrency` urgent jobs, calls the Messages API for them
+    /// concurrently, and stores the answers. Returns the number of calls.
+    async fn urgent_wave(&self, counts: &mut IngestCounts) -> Result<u64> {
+        let claim = self
+            .store
+            .claim_urgent(
+                &self.worker,
+                self.config.urgent_concurrency,
+                self.config.lease,
+            )
+            .await?;
+        if claim.requests.is_empty() {
+            return Ok(0);
+        }
+        let calls = u64::try_from(claim.requests.len()).unwrap_or(u64::MAX);
+        let items: Vec<ResultItem> = futures::stream::iter(claim.requests)
+            .map(|r| async move {
+                let outcome = match serde_json::from_value::<MessageParams>(r.params) {
+                    Err(e) => ItemOutcome::Failed {
+                        error: JobError {
+                            kind: "invalid_request_error".to_owned(),
+                            message: e.to_string(),
+                        },
+                        retryable: false,
+                    },
+                    Ok(params) => match self.client.messages().create(&params).await {
+                        Ok(message) => outcome(ResultOutcome::Succeeded { message }),
+                        Err(e) => ItemOutcome::Failed {
+                            error: JobError {
+                                kind: e.api_error().map_or_else(
+                                    || "transport_error".to_owned(),
+                                    |a| a.error.kind.as_str().to_owned(),
+                                ),
+                                message: e.to_string(),
+                            },
+                            retryable: e.is_retryable(),
+                        },
+                    },
+                };
+                ResultItem {
+                    job: r.job,
+                    outcome,
+                }
+            })
+            .buffer_unordered(self.config.urgent_concurrency)
+            .collect()
+            .await;
+        counts.add(
+            self.store
+                .ingest(&claim.token, &items, self.config.max_attempts)
+                .await?,
+        );
+        Ok(calls)
     }
 
     /// Creates a claimed batch at the API. Returns whether it was created.

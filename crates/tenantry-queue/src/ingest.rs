@@ -84,7 +84,8 @@ pub struct UsageRecord {
     pub lane: Lane,
     /// The model that was asked.
     pub model: String,
-    /// The batch the request was billed in (`None` on the urgent lane).
+    /// The queue's batch id (`qb_…`) the request was billed in, or the claim token
+    /// (`qu_…`) of the urgent-lane call.
     pub batch: Option<String>,
     /// The API's `usage` object.
     pub usage: serde_json::Value,

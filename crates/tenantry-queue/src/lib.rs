@@ -71,7 +71,7 @@ mod validate;
 
 pub use claim::{
     BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, ParseBatchIdError,
-    PollClaim, WorkerId,
+    PollClaim, UrgentClaim, WorkerId,
 };
 pub use engine::{Engine, EngineConfig, StepReport};
 pub use error::{Error, InvalidRequest, Result};

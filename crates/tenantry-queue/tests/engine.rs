@@ -273,6 +273,76 @@ async fn an_interrupted_create_is_reconciled_not_resent<S: ClaimStore + Clone>(s
     assert_eq!(ledger.by_key().len(), 4);
 }
 
+async fn urgent_jobs_use_the_messages_api_and_deadlines_apply<S: ClaimStore + Clone>(store: S) {
+    let emu =
+        emulator(FaultPlan::new().script(Endpoint::CreateMessage, Fault::overloaded(), 2)).await;
+    let ledger = Arc::new(Ledger::default());
+    let engine = Engine::new(
+        store.clone(),
+        client(&emu),
+        ledger.clone(),
+        config().urgent_concurrency(3),
+    );
+    let t = tenant("acme");
+    let urgent: Vec<_> = (0..6)
+        .map(|i| {
+            Submission::new("f", "u", params(&format!("{i}")))
+                .with_options(SubmitOptions::new().lane(tenantry_queue::Lane::Urgent))
+        })
+        .collect();
+    let urgent = store.submit_many(&t, &urgent).await.unwrap();
+    let past = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
+    let slow = SubmitOptions::new().max_wait(Duration::from_secs(3600));
+    let expire = store
+        .submit(
+            &t,
+            "f",
+            "u",
+            params("late"),
+            slow.clone()
+                .deadline(past, tenantry_queue::DeadlinePolicy::Expire),
+        )
+        .await
+        .unwrap();
+    let promote = store
+        .submit(
+            &t,
+            "f",
+            "u",
+            params("late"),
+            slow.deadline(past, tenantry_queue::DeadlinePolicy::Urgent),
+        )
+        .await
+        .unwrap();
+    drive(&engine, std::slice::from_ref(&t), 8).await;
+    for id in urgent.iter().chain([&promote]) {
+        let job = store.job(&t, id).await.unwrap();
+        assert_eq!(
+            (job.state, job.lane),
+            (JobState::Succeeded, tenantry_queue::Lane::Urgent),
+            "{id}"
+        );
+        assert!(job.batch_id.unwrap().starts_with("qu_"));
+    }
+    assert_eq!(
+        store.job(&t, &expire).await.unwrap().state,
+        JobState::Expired
+    );
+    assert_eq!(
+        emu.fault_counts().requests(Endpoint::CreateBatch),
+        0,
+        "no batch was needed"
+    );
+    let records = ledger.0.lock().unwrap().clone();
+    assert_eq!(records.len(), 7);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.lane == tenantry_queue::Lane::Urgent && r.model == "claude-haiku-4-5")
+    );
+    assert_eq!(ledger.by_key().len(), 7);
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -300,4 +370,5 @@ on_both_stores!(
     every_job_ends_once_and_is_billed_once_under_faults,
     a_job_canceled_after_submission_is_still_billed,
     an_interrupted_create_is_reconciled_not_resent,
+    urgent_jobs_use_the_messages_api_and_deadlines_apply,
 );

@@ -10,7 +10,7 @@ use sqlx::AssertSqlSafe;
 use crate::claim::{BatchId, BatchState, WorkerId};
 use crate::event::Position;
 use crate::ids::{JobId, TenantId};
-use crate::job::{Cursor, JobFilter, JobState, Lane};
+use crate::job::{Cursor, DeadlinePolicy, JobFilter, JobState, Lane};
 use crate::store::schema::{Batches, Dialect, Events, Jobs};
 use crate::validate::NewJob;
 
@@ -658,6 +658,104 @@ pub(crate) fn mark_usage_recorded(jobs: Vec<String>) -> UpdateStatement {
         .value(Jobs::UsageState, USAGE_RECORDED)
         .and_where(Expr::col(Jobs::Id).is_in(jobs))
         .and_where(Expr::col(Jobs::UsageState).eq(USAGE_PENDING))
+        .to_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// Urgent lane and deadlines.
+
+/// Claims up to `limit` queued urgent jobs for one wave of Messages API calls, under a
+/// claim token that fences their results; locked rows are skipped inside this statement.
+pub(crate) fn claim_urgent(
+    dialect: Dialect,
+    worker: &WorkerId,
+    token: &BatchId,
+    limit: usize,
+    lease_until: i64,
+    now: i64,
+) -> sea_query::WithQuery {
+    let mut pick = Query::select();
+    pick.column(Jobs::Id)
+        .from(Jobs::Table)
+        .and_where(Expr::col(Jobs::State).eq(JobState::Queued.as_str()))
+        .and_where(Expr::col(Jobs::Lane).eq(Lane::Urgent.as_str()))
+        .order_by(Jobs::Id, Order::Asc)
+        .limit(u64::try_from(limit).unwrap_or(u64::MAX));
+    lock_skip(&mut pick, dialect);
+    let cte = CommonTableExpression::new()
+        .query(pick)
+        .column(Jobs::Id)
+        .table_name(Picked)
+        .materialized(true)
+        .to_owned();
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::State, Expr::val(JobState::Submitted.as_str())),
+            (Jobs::BatchId, Expr::val(token.as_str())),
+            (Jobs::Attempts, Expr::col(Jobs::Attempts).add(1)),
+            (Jobs::LeaseOwner, Expr::val(worker.as_str())),
+            (Jobs::LeaseExpiresAt, Expr::val(lease_until)),
+            (Jobs::UpdatedAt, Expr::val(now)),
+        ])
+        .and_where(
+            Expr::col(Jobs::Id)
+                .in_subquery(Query::select().column(Jobs::Id).from(Picked).to_owned()),
+        )
+        .and_where(Expr::col(Jobs::State).eq(JobState::Queued.as_str()))
+        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant, Jobs::Params]))
+        .to_owned()
+        .with(WithClause::new().cte(cte).to_owned())
+}
+
+/// Urgent calls whose worker's lease expired go back to `queued` (the call may or may not
+/// have happened; the attempt stays counted).
+pub(crate) fn requeue_stale_urgent(now: i64) -> UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::State, JobState::Queued.as_str().into()),
+            (Jobs::BatchId, Option::<String>::None.into()),
+            (Jobs::LeaseOwner, Option::<String>::None.into()),
+            (Jobs::LeaseExpiresAt, Option::<i64>::None.into()),
+            (Jobs::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Jobs::Lane).eq(Lane::Urgent.as_str()))
+        .and_where(Expr::col(Jobs::State).eq(JobState::Submitted.as_str()))
+        .and_where(Expr::col(Jobs::LeaseExpiresAt).lt(now))
+        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]))
+        .to_owned()
+}
+
+/// Queued jobs past their deadline with the `expire` policy end as `expired`.
+pub(crate) fn expire_overdue(now: i64) -> UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::State, JobState::Expired.as_str().into()),
+            (Jobs::FinishedAt, now.into()),
+            (Jobs::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Jobs::State).eq(JobState::Queued.as_str()))
+        .and_where(Expr::col(Jobs::Deadline).lt(now))
+        .and_where(Expr::col(Jobs::OnDeadline).eq(DeadlinePolicy::Expire.as_str()))
+        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]))
+        .to_owned()
+}
+
+/// Queued batch-lane jobs past their deadline with the `urgent` policy move to the urgent lane.
+pub(crate) fn promote_overdue(now: i64) -> UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::Lane, Lane::Urgent.as_str().into()),
+            (Jobs::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Jobs::State).eq(JobState::Queued.as_str()))
+        .and_where(Expr::col(Jobs::Lane).eq(Lane::Batch.as_str()))
+        .and_where(Expr::col(Jobs::Deadline).lt(now))
+        .and_where(Expr::col(Jobs::OnDeadline).eq(DeadlinePolicy::Urgent.as_str()))
+        .returning_col(Jobs::Id)
         .to_owned()
 }
 

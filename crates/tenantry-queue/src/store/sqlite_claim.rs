@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::claim::{
-    BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, PollClaim, WorkerId,
+    BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, PollClaim, UrgentClaim,
+    WorkerId,
 };
 use crate::error::Result;
 use crate::ids::JobId;
@@ -344,5 +345,53 @@ impl ClaimStore for SqliteStore {
             sqlx::query_with(q, v).execute(&self.inner.pool).await?;
         }
         Ok(())
+    }
+
+    async fn claim_urgent(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<UrgentClaim> {
+        let now = micros(OffsetDateTime::now_utc());
+        let token = BatchId::urgent();
+        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (q, v) = render(
+            &sql::claim_urgent(D, worker, &token, limit, lease_until(now, lease), now),
+            D,
+        );
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as_with(q, v).fetch_all(&mut *tx).await?;
+        let events = claiming::events(
+            rows.iter()
+                .map(|(id, tenant, _)| (id.clone(), tenant.clone())),
+            JobState::Submitted,
+            now,
+        );
+        insert_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        self.notify(tenants(&events));
+        Ok(UrgentClaim {
+            token,
+            requests: claiming::requests(rows)?,
+        })
+    }
+
+    async fn sweep(&self) -> Result<u64> {
+        let now = micros(OffsetDateTime::now_utc());
+        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (q, v) = render(&sql::requeue_stale_urgent(now), D);
+        let requeued: Vec<(String, String)> = sqlx::query_as_with(q, v).fetch_all(&mut *tx).await?;
+        let (q, v) = render(&sql::expire_overdue(now), D);
+        let expired: Vec<(String, String)> = sqlx::query_as_with(q, v).fetch_all(&mut *tx).await?;
+        let (q, v) = render(&sql::promote_overdue(now), D);
+        let promoted: Vec<String> = sqlx::query_scalar_with(q, v).fetch_all(&mut *tx).await?;
+        let changed = requeued.len() + expired.len() + promoted.len();
+        let mut events = claiming::events(requeued, JobState::Queued, now);
+        events.extend(claiming::events(expired, JobState::Expired, now));
+        insert_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        self.notify(tenants(&events));
+        Ok(u64::try_from(changed).unwrap_or(u64::MAX))
     }
 }
