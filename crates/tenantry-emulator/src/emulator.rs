@@ -35,6 +35,7 @@ pub struct EmulatorBuilder {
     time_scale: u32,
     max_batch_bytes: usize,
     models: Vec<(String, u32)>,
+    body_timeout: Duration,
 }
 
 impl Default for EmulatorBuilder {
@@ -49,6 +50,7 @@ impl Default for EmulatorBuilder {
             time_scale: 1,
             max_batch_bytes: MAX_BATCH_BODY_BYTES,
             models: default_models(),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -116,6 +118,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Longest pause while receiving a request body; a client that stalls longer gets
+    /// 408 `timeout_error` instead of holding the request open. Default 30 seconds.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
     /// Adds (or changes) a model the emulator accepts, with its maximum output tokens.
     /// Default: the current Claude models (see the crate docs).
     pub fn model(mut self, name: impl Into<String>, max_output_tokens: u32) -> Self {
@@ -167,6 +176,7 @@ impl EmulatorBuilder {
             batches: BatchStore::default(),
             base_url: base_url.clone(),
             max_batch_bytes: self.max_batch_bytes,
+            body_timeout: self.body_timeout,
         });
         let app = router(shared.clone()).into_make_service_with_connect_info::<ConnHandle>();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -257,6 +257,7 @@ struct Rule {
 pub struct FaultPlan {
     rules: Vec<Rule>,
     errored: Option<(f64, ErrorType)>,
+    fresh_not_found: Option<Duration>,
 }
 
 impl FaultPlan {
@@ -313,6 +314,15 @@ impl FaultPlan {
         self
     }
 
+    /// For `window` (virtual time) after a batch is created, retrieve, results, cancel and
+    /// delete of that batch answer 404 `not_found_error`, as the real API transiently does
+    /// right after a create (counted as [`FaultKind::NotFound`] on the endpoint).
+    #[must_use]
+    pub fn not_found_after_create(mut self, window: Duration) -> Self {
+        self.fresh_not_found = Some(window);
+        self
+    }
+
     /// Adds a rule written as text, the form the `--fault` command-line flag takes:
     /// `ENDPOINT:FAULT[:TIMES]` or `ENDPOINT:FAULT@PROBABILITY`.
     ///
@@ -320,7 +330,8 @@ impl FaultPlan {
     /// default 1000), `529`, `500`, `404`, `reset`, `truncate=BYTES`, `slow=CHUNK/MS`,
     /// `crlf`; a suffix `+retry` / `+noretry` on an error adds `x-should-retry`. `TIMES`
     /// scripts the next N calls (default 1); `@P` fires with probability P instead.
-    /// `errored=SHARE[/TYPE]` (no endpoint) sets [`errored_results`](Self::errored_results).
+    /// `errored=SHARE[/TYPE]` (no endpoint) sets [`errored_results`](Self::errored_results);
+    /// `fresh404=MS` sets [`not_found_after_create`](Self::not_found_after_create).
     ///
     /// # Errors
     ///
@@ -330,6 +341,10 @@ impl FaultPlan {
             spec: spec.to_owned(),
             reason: reason.to_owned(),
         };
+        if let Some(ms) = spec.strip_prefix("fresh404=") {
+            let ms: u64 = ms.parse().map_err(|_| bad("fresh404 needs milliseconds"))?;
+            return Ok(self.not_found_after_create(Duration::from_millis(ms)));
+        }
         if let Some(rest) = spec.strip_prefix("errored=") {
             let (share, kind) = rest.split_once('/').unwrap_or((rest, "api_error"));
             let share: f64 = share
@@ -605,6 +620,22 @@ impl Injector {
             Some(error_type)
         } else {
             None
+        }
+    }
+
+    /// Whether a request for a batch of age `age` (virtual) falls in the transient-404
+    /// window; counts the fault when it does.
+    pub(crate) fn fresh_not_found(&self, endpoint: Endpoint, age: time::Duration) -> bool {
+        let mut state = self.lock();
+        let Some(window) = state.plan.fresh_not_found else {
+            return false;
+        };
+        if age < window {
+            let counts = state.counts.endpoints.entry(endpoint).or_default();
+            *counts.injected.entry(FaultKind::NotFound).or_default() += 1;
+            true
+        } else {
+            false
         }
     }
 

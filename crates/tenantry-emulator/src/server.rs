@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) batches: BatchStore,
     pub(crate) base_url: String,
     pub(crate) max_batch_bytes: usize,
+    /// Longest pause between two pieces of a request body before the request is abandoned.
+    pub(crate) body_timeout: Duration,
 }
 
 impl std::fmt::Debug for Shared {
@@ -289,6 +291,20 @@ impl Shared {
         }
     }
 
+    /// The batch `id` of the caller's workspace, unless the transient-404 fault hides it.
+    fn batch(&self, ctx: &Ctx, endpoint: Endpoint, id: &str) -> Result<Arc<Batch>, ApiError> {
+        let batch = self.batches.get(&ctx.workspace, id)?;
+        if self
+            .faults
+            .fresh_not_found(endpoint, self.clock.now() - batch.created_at)
+        {
+            return Err(ApiError::not_found(
+                "The requested resource could not be found.",
+            ));
+        }
+        Ok(batch)
+    }
+
     /// The base of `results_url`: the address the client used, else the bound address.
     fn public_base(&self, headers: &HeaderMap) -> String {
         headers
@@ -315,13 +331,18 @@ fn is_api_version(version: &str) -> bool {
 }
 
 /// Reads a JSON body of at most `limit` bytes.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    idle: Duration,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        drain(body).await;
+        drain(body, idle).await;
         return Err(ApiError::too_large());
     }
     let content_type = headers
@@ -334,11 +355,23 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         .min(limit);
     let mut buffer = BytesMut::with_capacity(capacity);
     let mut data = body.into_data_stream();
-    while let Some(chunk) = data.next().await {
+    loop {
+        let chunk = match tokio::time::timeout(idle, data.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) => {
+                let mut error = ApiError::new(
+                    ErrorType::Timeout,
+                    "Timed out waiting for the request body.",
+                );
+                error.status = 408;
+                return Err(error);
+            }
+        };
         let chunk = chunk.map_err(|_| ApiError::invalid("The request body could not be read."))?;
         if buffer.len() + chunk.len() > limit {
             drop(buffer);
-            drain_stream(data).await;
+            drain_stream(data, idle).await;
             return Err(ApiError::too_large());
         }
         buffer.extend_from_slice(&chunk);
@@ -360,13 +393,13 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
 /// whole body before reading the answer still sees the 413 (beyond it the connection closes).
 const DRAIN_LIMIT: usize = 1024 * 1024 * 1024;
 
-async fn drain(body: Body) {
-    drain_stream(body.into_data_stream()).await;
+async fn drain(body: Body, idle: Duration) {
+    drain_stream(body.into_data_stream(), idle).await;
 }
 
-async fn drain_stream(mut data: axum::body::BodyDataStream) {
+async fn drain_stream(mut data: axum::body::BodyDataStream, idle: Duration) {
     let mut seen = 0_usize;
-    while let Some(Ok(chunk)) = data.next().await {
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, data.next()).await {
         seen += chunk.len();
         if seen > DRAIN_LIMIT {
             break;
@@ -391,7 +424,7 @@ async fn create_batch(
     body: Body,
 ) -> Handled {
     let ctx = shared.begin(Endpoint::CreateBatch, &headers, &conn)?;
-    let body = read_body(&headers, body, shared.max_batch_bytes).await?;
+    let body = read_body(&headers, body, shared.max_batch_bytes, shared.body_timeout).await?;
     let created_at = shared.clock.now();
     let worker = shared.clone();
     let workspace = ctx.workspace.clone();
@@ -492,7 +525,7 @@ async fn retrieve_batch(
     headers: HeaderMap,
 ) -> Handled {
     let ctx = shared.begin(Endpoint::RetrieveBatch, &headers, &conn)?;
-    let batch = shared.batches.get(&ctx.workspace, &id)?;
+    let batch = shared.batch(&ctx, Endpoint::RetrieveBatch, &id)?;
     let value = batch.to_json(shared.clock.now(), &shared.public_base(&headers));
     Ok(ctx.finish(json_response(StatusCode::OK, &value)))
 }
@@ -559,7 +592,7 @@ async fn cancel_batch(
     headers: HeaderMap,
 ) -> Handled {
     let ctx = shared.begin(Endpoint::CancelBatch, &headers, &conn)?;
-    let batch = shared.batches.get(&ctx.workspace, &id)?;
+    let batch = shared.batch(&ctx, Endpoint::CancelBatch, &id)?;
     let now = shared.clock.now();
     batch.cancel(now)?;
     let value = batch.to_json(now, &shared.public_base(&headers));
@@ -573,7 +606,7 @@ async fn delete_batch(
     headers: HeaderMap,
 ) -> Handled {
     let ctx = shared.begin(Endpoint::DeleteBatch, &headers, &conn)?;
-    let batch = shared.batches.get(&ctx.workspace, &id)?;
+    let batch = shared.batch(&ctx, Endpoint::DeleteBatch, &id)?;
     if batch.view(shared.clock.now()).status != Status::Ended {
         return Err(ApiError::invalid(format!(
             "Message Batch {id} cannot be deleted while it is still processing. Cancel it first."
@@ -591,7 +624,7 @@ async fn batch_results(
     headers: HeaderMap,
 ) -> Handled {
     let ctx = shared.begin(Endpoint::BatchResults, &headers, &conn)?;
-    let batch = shared.batches.get(&ctx.workspace, &id)?;
+    let batch = shared.batch(&ctx, Endpoint::BatchResults, &id)?;
     let view = batch.view(shared.clock.now());
     if view.status != Status::Ended {
         return Err(ApiError::invalid(format!(
@@ -619,7 +652,7 @@ async fn create_message(
     body: Body,
 ) -> Handled {
     let ctx = shared.begin(Endpoint::CreateMessage, &headers, &conn)?;
-    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT, shared.body_timeout).await?;
     let params = parse_json(&body)?;
     let checked = check(&params, Mode::Messages, &shared.models)?;
     let generator = Generator {
@@ -639,7 +672,7 @@ async fn count_tokens(
     body: Body,
 ) -> Handled {
     let ctx = shared.begin(Endpoint::CountTokens, &headers, &conn)?;
-    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT, shared.body_timeout).await?;
     let params = parse_json(&body)?;
     check(&params, Mode::CountTokens, &shared.models)?;
     let value = json!({"input_tokens": measure(&params).total});
@@ -653,7 +686,7 @@ async fn control_clock(
     headers: HeaderMap,
     body: Body,
 ) -> Handled {
-    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT, shared.body_timeout).await?;
     let value = parse_json(&body)?;
     if let Some(ms) = value.get("advance_ms") {
         let ms = ms
@@ -680,7 +713,7 @@ async fn control_config(
     headers: HeaderMap,
     body: Body,
 ) -> Handled {
-    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT, shared.body_timeout).await?;
     let value = parse_json(&body)?;
     if let Some(ms) = value.get("batch_latency_ms") {
         let ms = ms.as_u64().ok_or_else(|| {
@@ -700,7 +733,7 @@ async fn control_faults(
     headers: HeaderMap,
     body: Body,
 ) -> Handled {
-    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT).await?;
+    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT, shared.body_timeout).await?;
     let value = parse_json(&body)?;
     let specs = value
         .get("specs")

@@ -265,3 +265,26 @@ async fn probabilistic_faults_follow_the_seed_and_plans_can_change() {
     assert_eq!(first, run(5).await);
     assert!(first.contains(&529) && first.contains(&200), "{first:?}");
 }
+
+#[tokio::test]
+async fn not_found_for_a_while_after_create() {
+    let emu = with_faults(FaultPlan::new().not_found_after_create(Duration::from_secs(2))).await;
+    emu.clock().set_scale(0);
+    let client = Client::new(&emu);
+    let id = ended_batch(&client).await;
+    let path = format!("/v1/messages/batches/{id}");
+    assert_eq!(client.get(&path).await.status, 404);
+    assert_eq!(client.get(&format!("{path}/results")).await.status, 404);
+    emu.clock().advance(Duration::from_secs(2));
+    assert_eq!(client.get(&path).await.status, 200);
+    assert_eq!(client.get(&format!("{path}/results")).await.status, 200);
+    let counts = emu.fault_counts();
+    assert_eq!(
+        counts.injected(Endpoint::RetrieveBatch, FaultKind::NotFound),
+        1
+    );
+    assert_eq!(
+        counts.injected(Endpoint::BatchResults, FaultKind::NotFound),
+        1
+    );
+}

@@ -290,3 +290,32 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn a_stalled_body_times_out_instead_of_hanging() {
+    let emu = Emulator::builder()
+        .body_timeout(std::time::Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tx.send(Ok(b"{\"requests\":[".to_vec())).await.unwrap();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/messages/batches", emu.base_url()))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), response)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 408);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "timeout_error");
+    drop(tx);
+}
