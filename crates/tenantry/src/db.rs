@@ -1,0 +1,179 @@
+//! The database a handle runs on: one pool shared by the queue, the ledger and the metrics.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use tenantry_cost::{Ledger, PriceBook};
+use tenantry_queue::JobStore;
+
+use crate::error::{Error, Result};
+
+/// Where a [`Tenantry`](crate::Tenantry) keeps its jobs, events, ledger and budgets.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Database {
+    /// An SQLite database: one process, events through an in-process channel.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    Sqlite(sqlx::SqlitePool),
+    /// A PostgreSQL database: any number of instances, events through `LISTEN/NOTIFY`.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    Postgres(sqlx::PgPool),
+}
+
+impl Database {
+    /// Connects to a database URL: `sqlite://PATH` (created if missing; `sqlite::memory:` is
+    /// refused because each connection would see its own database) or `postgres://…`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unsupported or malformed URL (or a backend whose feature is off),
+    /// [`Error::Database`] when connecting fails.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            #[cfg(feature = "sqlite")]
+            {
+                if url.contains(":memory:") || url.contains("mode=memory") {
+                    return Err(Error::Config(
+                        "in-memory SQLite is not supported: every connection would see its own database"
+                            .into(),
+                    ));
+                }
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .map_err(|e| Error::Config(format!("bad SQLite URL: {e}")))?
+                    .create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30));
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await?;
+                return Ok(Self::Sqlite(pool));
+            }
+            #[cfg(not(feature = "sqlite"))]
+            return Err(Error::Config("the `sqlite` feature is off".into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            {
+                let options = sqlx::postgres::PgConnectOptions::from_str(url)
+                    .map_err(|e| Error::Config(format!("bad PostgreSQL URL: {e}")))?;
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(10)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                return Ok(Self::Postgres(pool));
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(Error::Config("the `postgres` feature is off".into()));
+        }
+        Err(Error::Config(
+            "database URL must start with sqlite: or postgres://".into(),
+        ))
+    }
+}
+
+/// The queue store, opened (and migrated) on the database.
+#[derive(Debug, Clone)]
+pub(crate) enum Store {
+    #[cfg(feature = "sqlite")]
+    Sqlite(tenantry_queue::SqliteStore),
+    #[cfg(feature = "postgres")]
+    Postgres(tenantry_queue::PgStore),
+}
+
+impl Store {
+    /// Opens the queue and the ledger (with the metrics tables) on one database, migrating all.
+    pub(crate) async fn open(
+        db: Database,
+        book: PriceBook,
+        poll: Option<Duration>,
+    ) -> Result<(Self, Ledger)> {
+        match db {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite(pool) => {
+                let mut store = tenantry_queue::SqliteStore::open(pool.clone()).await?;
+                if let Some(p) = poll {
+                    store = store.with_poll_interval(p);
+                }
+                let ledger = Ledger::sqlite(pool.clone(), book);
+                ledger.migrate().await?;
+                #[cfg(feature = "metrics")]
+                tenantry_metrics::migrate::run_sqlite(&pool).await?;
+                Ok((Self::Sqlite(store), ledger))
+            }
+            #[cfg(feature = "postgres")]
+            Database::Postgres(pool) => {
+                let mut store = tenantry_queue::PgStore::open(pool.clone()).await?;
+                if let Some(p) = poll {
+                    store = store.with_poll_interval(p);
+                }
+                let ledger = Ledger::postgres(pool.clone(), book);
+                ledger.migrate().await?;
+                #[cfg(feature = "metrics")]
+                tenantry_metrics::migrate::run_postgres(&pool).await?;
+                Ok((Self::Postgres(store), ledger))
+            }
+        }
+    }
+
+    pub(crate) fn jobs(&self) -> &dyn JobStore {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s,
+        }
+    }
+
+    /// Records a tenant, a user and the membership for the metrics (idempotent).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) async fn register(&self, tenant: &str, user: &str) -> Result<()> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => {
+                let mut tx = s.pool().begin().await?;
+                sqlx::query("INSERT INTO tenantry_tenants (id) VALUES (?1) ON CONFLICT DO NOTHING")
+                    .bind(tenant)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO tenantry_users (id) VALUES (?1) ON CONFLICT DO NOTHING")
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO tenantry_memberships (user_id, tenant_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                )
+                .bind(user)
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => {
+                let mut tx = s.pool().begin().await?;
+                sqlx::query("INSERT INTO tenantry_tenants (id) VALUES ($1) ON CONFLICT DO NOTHING")
+                    .bind(tenant)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO tenantry_users (id) VALUES ($1) ON CONFLICT DO NOTHING")
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO tenantry_memberships (user_id, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(user)
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+}

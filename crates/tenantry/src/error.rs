@@ -1,0 +1,253 @@
+//! The facade's one error type, and how each error becomes an envelope problem with a stable code.
+
+use http::StatusCode;
+use tenantry_envelope::{Code, CustomCode, Envelope, Limit, Problem};
+
+/// The job was canceled before it finished (`409`).
+pub const JOB_CANCELED: CustomCode = CustomCode::new("JOB_CANCELED", StatusCode::CONFLICT);
+/// The job's deadline passed before it finished (`410`).
+pub const JOB_EXPIRED: CustomCode = CustomCode::new("JOB_EXPIRED", StatusCode::GONE);
+/// The model refused or failed the request for good (`422`).
+pub const JOB_FAILED: CustomCode = CustomCode::new("JOB_FAILED", StatusCode::UNPROCESSABLE_ENTITY);
+
+/// Everything that can go wrong in a [`Tenantry`](crate::Tenantry) call.
+///
+/// Every error converts into a [`Problem`] with a stable code ([`Error::code`]), so a handler
+/// can answer with an error envelope: `Err(e) => Envelope::from(e)`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The builder was given an unusable setting (which one is in the message).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The queue refused or failed: an invalid request, an unknown job, a finished job, or its database.
+    #[error("job queue error")]
+    Queue(#[source] tenantry_queue::Error),
+    /// The cost ledger refused or failed: a spent budget, an unpriceable model, or its database.
+    #[error("cost ledger error")]
+    Cost(#[source] tenantry_cost::Error),
+    /// The API client could not be set up.
+    #[error("API client error")]
+    Client(#[source] tenantry_batch::Error),
+    /// The database could not be reached or a statement failed.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// A metrics query could not be built or run.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    #[error("metrics error")]
+    Metrics(#[source] tenantry_metrics::Error),
+    /// The engine task panicked or was aborted.
+    #[error("engine task failed")]
+    Engine(#[source] tokio::task::JoinError),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<tenantry_queue::Error> for Error {
+    fn from(e: tenantry_queue::Error) -> Self {
+        Self::Queue(e)
+    }
+}
+
+impl From<tenantry_queue::InvalidRequest> for Error {
+    fn from(e: tenantry_queue::InvalidRequest) -> Self {
+        Self::Queue(tenantry_queue::Error::Invalid(e))
+    }
+}
+
+impl From<tenantry_cost::Error> for Error {
+    fn from(e: tenantry_cost::Error) -> Self {
+        Self::Cost(e)
+    }
+}
+
+impl From<tenantry_batch::Error> for Error {
+    fn from(e: tenantry_batch::Error) -> Self {
+        Self::Client(e)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl From<tenantry_metrics::Error> for Error {
+    fn from(e: tenantry_metrics::Error) -> Self {
+        Self::Metrics(e)
+    }
+}
+
+impl Error {
+    /// The stable problem code a client sees for this error.
+    ///
+    /// | error | code |
+    /// |---|---|
+    /// | invalid request or tenant id | `VALIDATION_FAILED` (422) |
+    /// | unknown job (also another tenant's) | `NOT_FOUND` (404) |
+    /// | job already finished | `CONFLICT` (409) |
+    /// | budget exceeded | `BUDGET_EXCEEDED` (402) |
+    /// | model not in the price book | `INVALID_REQUEST` (400) |
+    /// | database unreachable | `UNAVAILABLE` (503) |
+    /// | anything else | `INTERNAL` (500) |
+    #[must_use]
+    pub fn code(&self) -> Code {
+        use tenantry_cost::Error as C;
+        use tenantry_queue::Error as Q;
+        match self {
+            Self::Queue(Q::Invalid(_)) => Code::ValidationFailed,
+            Self::Queue(Q::NotFound { .. }) => Code::NotFound,
+            Self::Queue(Q::AlreadyFinished { .. }) => Code::Conflict,
+            Self::Queue(Q::Database(e)) | Self::Database(e) if is_unavailable(e) => {
+                Code::Unavailable
+            }
+            Self::Cost(C::BudgetExceeded { .. }) => Code::BudgetExceeded,
+            Self::Cost(
+                C::UnknownModel { .. } | C::NoRateAt { .. } | C::UnsupportedModifier { .. },
+            ) => Code::InvalidRequest,
+            Self::Cost(C::Database(e)) if is_unavailable(e) => Code::Unavailable,
+            _ => Code::Internal,
+        }
+    }
+
+    /// Whether the error is a spent budget.
+    #[must_use]
+    pub fn is_budget_exceeded(&self) -> bool {
+        matches!(self, Self::Cost(e) if e.is_budget_exceeded())
+    }
+
+    /// Whether the error means "no such job for this tenant".
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Queue(e) if e.is_not_found())
+    }
+
+    /// The problem a client sees. Internal errors keep their details out of the message.
+    #[must_use]
+    pub fn to_problem(&self) -> Problem {
+        let code = self.code();
+        match self {
+            Self::Cost(tenantry_cost::Error::BudgetExceeded {
+                limit,
+                spent,
+                reserved,
+                requested,
+                ..
+            }) => {
+                let reached = spent
+                    .0
+                    .saturating_add(reserved.0)
+                    .saturating_add(requested.0);
+                let limit = Limit::new("budget", "usd_nanos", u64::try_from(limit.0).unwrap_or(0))
+                    .with_actual(u64::try_from(reached).unwrap_or(0));
+                Problem::budget_exceeded(chain(self), limit)
+            }
+            _ if matches!(code, Code::Internal | Code::Unavailable) => {
+                Problem::new(code, "the request could not be completed; try again later")
+            }
+            _ => Problem::new(code, chain(self)),
+        }
+    }
+}
+
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
+}
+
+/// The message of an error and of its causes, without the wrapper's own words.
+fn chain(e: &Error) -> String {
+    let mut source = std::error::Error::source(e);
+    let mut parts = Vec::new();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Some causes repeat their own cause in their message: show each text once.
+        if !parts
+            .last()
+            .is_some_and(|last: &String| last.contains(&text))
+        {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        e.to_problem()
+    }
+}
+
+impl<T> From<Error> for Envelope<T> {
+    fn from(e: Error) -> Self {
+        Envelope::error(e.to_problem())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: std::error::Error + Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        let e = Error::from(tenantry_queue::Error::NotFound { id: "j".into() });
+        assert_eq!(e.code(), Code::NotFound);
+        assert!(e.is_not_found());
+        assert_eq!(Problem::from(e).http_status(), StatusCode::NOT_FOUND);
+
+        let e = Error::from(tenantry_queue::InvalidRequest::Model);
+        assert_eq!(e.code(), Code::ValidationFailed);
+        assert_eq!(
+            e.to_problem().message(),
+            "invalid request: params.model must be a non-empty string"
+        );
+
+        let e = Error::Database(sqlx::Error::PoolTimedOut);
+        assert_eq!(e.code(), Code::Unavailable);
+        assert!(e.to_problem().is_retryable());
+    }
+
+    #[test]
+    fn budget_problem_carries_the_limit() {
+        let e = Error::from(tenantry_cost::Error::BudgetExceeded {
+            tenant_id: "acme".into(),
+            feature: None,
+            limit: tenantry_cost::Nanos(100),
+            spent: tenantry_cost::Nanos(60),
+            reserved: tenantry_cost::Nanos(30),
+            requested: tenantry_cost::Nanos(20),
+            window_start: 0,
+            window_end: 1,
+        });
+        assert!(e.is_budget_exceeded());
+        let p = e.to_problem();
+        assert_eq!(p.code(), &Code::BudgetExceeded);
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["details"]["limits"][0]["max"], "100");
+        assert_eq!(json["details"]["limits"][0]["actual"], "110");
+    }
+
+    #[test]
+    fn internal_errors_hide_details() {
+        let e = Error::Config("secret detail".into());
+        assert_eq!(e.code(), Code::Internal);
+        assert!(!e.to_problem().message().contains("secret"));
+    }
+}

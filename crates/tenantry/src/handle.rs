@@ -1,0 +1,415 @@
+//! [`Tenantry`]: the handle a host keeps, with the few calls it needs.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tenantry_batch::Client;
+use tenantry_cost::{Ledger, ReservationRequest, SpendQuery, SpendRow, UnixMicros};
+use tenantry_envelope::{Envelope, OperationState};
+use tenantry_queue::{
+    Engine, EngineConfig, JobId, JobState, Lane, Position, Subscription, TenantId,
+};
+
+use crate::builder::TenantryBuilder;
+use crate::db::Store;
+use crate::engine::EngineTask;
+use crate::error::{Error, Result};
+use crate::output::{JobOutput, envelope, operation};
+use crate::request::{Request, reservation_of};
+use crate::sink::{Assignments, LedgerSink};
+
+/// How often the engine task releases budget holds whose time ran out.
+const HOLD_SWEEP: Duration = Duration::from_secs(60);
+
+/// The handle a host keeps: submit AI requests for tenants, read their results as envelopes,
+/// follow their events, and report their cost. Cheap to clone.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("app.db");
+/// use futures::StreamExt;
+/// use tenantry::{Envelope, Request, Tenantry, batch::Config, emulator::Emulator};
+///
+/// let emulator = Emulator::builder().api_key("sk-test").start().await?;
+/// let tenantry = Tenantry::builder()
+///     .database(format!("sqlite://{}", path.display()))
+///     .api(Config::new("sk-test").base_url(emulator.base_url()))
+///     .engine(tenantry::queue::EngineConfig::new()
+///         .poll_interval(std::time::Duration::from_millis(50), std::time::Duration::from_millis(200))
+///         .idle(std::time::Duration::from_millis(20)))
+///     .build()
+///     .await?;
+/// let engine = tenantry.spawn();
+/// let mut events = tenantry.subscribe("acme").await?;
+///
+/// let request = Request::new("summaries", "user-7", serde_json::json!({
+///     "model": "claude-haiku-4-5", "max_tokens": 100,
+///     "messages": [{"role": "user", "content": "Summarise: the parcel arrived late."}]
+/// }))
+/// .max_wait(std::time::Duration::from_millis(10));
+/// let Envelope::Pending { operation } = tenantry.submit("acme", request).await? else {
+///     panic!("a new job is pending");
+/// };
+/// let id = operation.id().to_string();
+///
+/// while let Some(event) = events.next().await {
+///     if event?.state.is_terminal() { break; }
+/// }
+/// let output = tenantry.job("acme", &id).await?.into_result().expect("succeeded");
+/// assert!(output.text.contains("parcel"));
+/// engine.shutdown().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tenantry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) ledger: Ledger,
+    pub(crate) client: Client,
+    pub(crate) engine: EngineConfig,
+    pub(crate) status_path: String,
+    pub(crate) reservation_ttl: Duration,
+    pub(crate) assignments: Arc<Assignments>,
+    /// `(tenant, user)` pairs already recorded for the metrics by this process.
+    pub(crate) registered: Mutex<HashSet<(String, String)>>,
+}
+
+fn tenant_id(tenant: &str) -> Result<TenantId> {
+    Ok(TenantId::new(tenant)?)
+}
+
+fn job_id(id: &str) -> Result<JobId> {
+    id.parse()
+        .map_err(|_| Error::Queue(tenantry_queue::Error::NotFound { id: id.to_owned() }))
+}
+
+impl Tenantry {
+    /// A builder with every default; see [`TenantryBuilder`].
+    pub fn builder() -> TenantryBuilder {
+        TenantryBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Submits one request for a tenant: holds its worst-case cost against the tenant's
+    /// budgets, then queues the job. Returns a pending envelope whose operation carries the job
+    /// id and its status URL (`202 Accepted` with `Location` when returned from an axum handler).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] with [`InvalidRequest`](tenantry_queue::InvalidRequest) for a bad tenant
+    /// id or request (nothing is held or stored), [`Error::Cost`] when a budget would be exceeded
+    /// ([`Error::is_budget_exceeded`]) or the model is not in the price book, or a database
+    /// error.
+    pub async fn submit(&self, tenant: &str, request: Request) -> Result<Envelope<JobOutput>> {
+        let mut all = self.submit_many(tenant, vec![request]).await?;
+        all.pop()
+            .ok_or_else(|| Error::Config("the queue returned no job for one request".into()))
+    }
+
+    /// Submits many requests for a tenant, all or nothing: every budget hold is taken first
+    /// (and given back if one is refused), then every job is stored in one transaction.
+    /// Returns one pending envelope per request, in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit); nothing is held or stored when any request is refused.
+    pub async fn submit_many(
+        &self,
+        tenant: &str,
+        requests: Vec<Request>,
+    ) -> Result<Vec<Envelope<JobOutput>>> {
+        let tenant = tenant_id(tenant)?;
+        let mut holds = Vec::with_capacity(requests.len());
+        for r in &requests {
+            match self.hold(&tenant, r).await {
+                Ok(id) => holds.push(id),
+                Err(e) => {
+                    self.release_all(&holds).await;
+                    return Err(e);
+                }
+            }
+        }
+        for r in &requests {
+            self.register(tenant.as_str(), r.user()).await?;
+        }
+        let keyed: Vec<bool> = requests.iter().map(|r| r.key().is_some()).collect();
+        let submissions: Vec<_> = requests
+            .into_iter()
+            .zip(&holds)
+            .map(|(r, hold)| r.into_submission(Some(*hold)))
+            .collect();
+        let ids = match self.jobs().submit_many(&tenant, &submissions).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                self.release_all(&holds).await;
+                return Err(e.into());
+            }
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for ((id, hold), keyed) in ids.iter().zip(&holds).zip(keyed) {
+            let mut state = OperationState::Queued;
+            if keyed {
+                // An idempotency key may have returned an earlier job: its own hold stands.
+                let job = self.jobs().job(&tenant, id).await?;
+                if reservation_of(&job.metadata) != Some(*hold) {
+                    self.inner.ledger.release(*hold).await?;
+                }
+                if job.state == JobState::Submitted {
+                    state = OperationState::Running;
+                }
+                if job.state.is_terminal() {
+                    out.push(envelope(&self.inner.status_path, job)?);
+                    continue;
+                }
+            }
+            out.push(Envelope::pending(operation(
+                &self.inner.status_path,
+                id.as_str(),
+                state,
+            )?));
+        }
+        Ok(out)
+    }
+
+    async fn hold(&self, tenant: &TenantId, r: &Request) -> Result<i64> {
+        let lane = match r.lane() {
+            Lane::Urgent => tenantry_cost::Lane::Sync,
+            _ => tenantry_cost::Lane::Batch,
+        };
+        let ttl = i64::try_from(self.inner.reservation_ttl.as_micros()).unwrap_or(i64::MAX);
+        let held = self
+            .inner
+            .ledger
+            .reserve(&ReservationRequest {
+                tenant_id: tenant.as_str().to_owned(),
+                feature: r.feature().to_owned(),
+                model: r.model().to_owned(),
+                lane,
+                inference_geo: r
+                    .params()
+                    .get("inference_geo")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
+                feature_tier: self.inner.assignments.tier(tenant.as_str()),
+                region: self.inner.assignments.region(tenant.as_str()),
+                input_tokens: r.input_token_estimate(),
+                max_tokens: r.max_tokens().max(0),
+                at: UnixMicros::now(),
+                ttl_micros: ttl,
+            })
+            .await
+            .map_err(|e| match e {
+                // A request the queue would refuse anyway: report the queue's reason.
+                tenantry_cost::Error::UnknownModel { .. } if r.model().is_empty() => {
+                    Error::from(tenantry_queue::InvalidRequest::Model)
+                }
+                other => Error::Cost(other),
+            })?;
+        Ok(held.id)
+    }
+
+    async fn release_all(&self, holds: &[i64]) {
+        for id in holds {
+            if let Err(e) = self.inner.ledger.release(*id).await {
+                tracing::warn!(reservation = id, error = %e, "releasing a budget hold failed; it lapses at its TTL");
+            }
+        }
+    }
+
+    async fn register(&self, tenant: &str, user: &str) -> Result<()> {
+        let key = (tenant.to_owned(), user.to_owned());
+        let known = self
+            .inner
+            .registered
+            .lock()
+            .map(|set| set.contains(&key))
+            .unwrap_or(false);
+        if !known {
+            self.inner.store.register(tenant, user).await?;
+            if let Ok(mut set) = self.inner.registered.lock() {
+                set.insert(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The job's envelope: pending while it waits or runs, success with the model's output
+    /// ([`JobOutput`]), or an error with a stable code (`JOB_FAILED`, `JOB_CANCELED`,
+    /// `JOB_EXPIRED`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] not found ([`Error::is_not_found`]) when the tenant has no such job
+    /// (also when it is another tenant's), or a database error.
+    pub async fn job(&self, tenant: &str, id: &str) -> Result<Envelope<JobOutput>> {
+        let job = self.jobs().job(&tenant_id(tenant)?, &job_id(id)?).await?;
+        envelope(&self.inner.status_path, job)
+    }
+
+    /// Cancels a job and returns its state afterwards (`canceled`). A job not yet sent is never
+    /// sent and its budget hold is given back; a job already sent is billed if the API billed it.
+    ///
+    /// # Errors
+    ///
+    /// Not found as [`job`](Self::job); [`Error::Queue`] with `AlreadyFinished` (code
+    /// `CONFLICT`) when it already succeeded, failed or expired; a database error.
+    pub async fn cancel(&self, tenant: &str, id: &str) -> Result<JobState> {
+        let tenant = tenant_id(tenant)?;
+        let id = job_id(id)?;
+        let before = self.jobs().job(&tenant, &id).await?;
+        let after = self.jobs().cancel(&tenant, &id).await?;
+        if matches!(before.state, JobState::Queued | JobState::Batched)
+            && let Some(hold) = reservation_of(&after.metadata)
+        {
+            self.inner.ledger.release(hold).await?;
+        }
+        Ok(after.state)
+    }
+
+    /// The tenant's job events from now on: a stream of [`JobEvent`](tenantry_queue::JobEvent)s
+    /// in order, without gaps, never another tenant's.
+    ///
+    /// # Errors
+    ///
+    /// A bad tenant id, or a database error while setting up.
+    pub async fn subscribe(&self, tenant: &str) -> Result<Subscription> {
+        Ok(self.jobs().subscribe(&tenant_id(tenant)?).await?)
+    }
+
+    /// The tenant's events after a position seen earlier, then on to new ones (resume).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    pub async fn subscribe_after(&self, tenant: &str, after: Position) -> Result<Subscription> {
+        Ok(self
+            .jobs()
+            .subscribe_after(&tenant_id(tenant)?, after)
+            .await?)
+    }
+
+    /// A spend report from the ledger: cost and the synchronous-price cost of the same usage
+    /// (`standard_cost`), grouped by tenant, feature, user, model or lane.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub async fn spend(&self, query: &SpendQuery) -> Result<Vec<SpendRow>> {
+        Ok(self.inner.ledger.spend(query).await?)
+    }
+
+    /// Runs a metrics query on the same database (tenants and users are recorded as they
+    /// submit; usage comes from the ledger).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Metrics`] when the query cannot be built or run.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub async fn metrics(
+        &self,
+        query: &tenantry_metrics::MetricsQuery,
+    ) -> Result<Vec<tenantry_metrics::MetricRow>> {
+        Ok(match &self.inner.store {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(s) => query.fetch_sqlite(s.pool()).await?,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => query.fetch_postgres(s.pool()).await?,
+        })
+    }
+
+    /// The cost ledger, for budgets, reports and corrections beyond the calls above.
+    #[must_use]
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
+    }
+
+    /// The job store, for listing jobs and reading events.
+    #[must_use]
+    pub fn jobs(&self) -> &dyn tenantry_queue::JobStore {
+        self.inner.store.jobs()
+    }
+
+    /// The API client.
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// Runs the engine until `shutdown` completes: flushes queued jobs into batches, polls them,
+    /// stores results, records their cost in the ledger (settling budget holds), and releases
+    /// holds whose time ran out. Any number of engines may share a PostgreSQL database.
+    ///
+    /// # Errors
+    ///
+    /// A database error when releasing its claims at shutdown; failing steps are logged and
+    /// retried.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let sink = Arc::new(LedgerSink {
+            ledger: self.inner.ledger.clone(),
+            store: self.inner.store.clone(),
+            assignments: self.inner.assignments.clone(),
+        });
+        let client = self.inner.client.clone();
+        let config = self.inner.engine;
+        let ledger = self.inner.ledger.clone();
+        let sweep = async move {
+            loop {
+                if let Err(e) = ledger.release_expired(UnixMicros::now()).await {
+                    tracing::warn!(error = %e, "releasing expired budget holds failed");
+                }
+                tokio::time::sleep(HOLD_SWEEP).await;
+            }
+        };
+        let engine = async {
+            match &self.inner.store {
+                #[cfg(feature = "sqlite")]
+                Store::Sqlite(s) => {
+                    Engine::new(s.clone(), client, sink, config)
+                        .run(shutdown)
+                        .await
+                }
+                #[cfg(feature = "postgres")]
+                Store::Postgres(s) => {
+                    Engine::new(s.clone(), client, sink, config)
+                        .run(shutdown)
+                        .await
+                }
+            }
+        };
+        tokio::select! {
+            r = engine => Ok(r?),
+            () = sweep => Ok(()),
+        }
+    }
+
+    /// Spawns [`run`](Self::run) on the current tokio runtime; stop it with
+    /// [`EngineTask::shutdown`].
+    #[must_use]
+    pub fn spawn(&self) -> EngineTask {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            this.run(async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        EngineTask::new(tx, task)
+    }
+}
