@@ -126,6 +126,8 @@ impl LedgerLine {
 pub struct Ledger {
     pub(crate) pool: Pool,
     pub(crate) book: Arc<PriceBook>,
+    /// Benchmark baseline only: the cost columns are plain and the ledger writes Rust's values.
+    plain_cost_columns: bool,
 }
 
 /// The PostgreSQL advisory-lock key that serializes concurrent migrators.
@@ -138,6 +140,7 @@ impl Ledger {
         Self {
             pool: Pool::Postgres(pool),
             book: Arc::new(book),
+            plain_cost_columns: false,
         }
     }
 
@@ -147,6 +150,7 @@ impl Ledger {
         Self {
             pool: Pool::Sqlite(pool),
             book: Arc::new(book),
+            plain_cost_columns: false,
         }
     }
 
@@ -164,19 +168,23 @@ impl Ledger {
     ///
     /// [`Error::Database`] when a statement fails.
     pub async fn migrate(&self) -> Result<()> {
-        self.migrate_with(true).await
+        self.migrate_with(!self.plain_cost_columns).await
     }
 
-    /// Benchmark support only: the same schema with `cost_nanos` and `standard_cost_nanos` as
-    /// plain nullable columns instead of generated ones, to measure what generation costs.
-    /// Never use it for a real ledger.
-    ///
-    /// # Errors
-    ///
-    /// As [`Ledger::migrate`].
+    /// Benchmark baseline only: a ledger whose `migrate` creates `cost_nanos` and
+    /// `standard_cost_nanos` as plain columns, and whose inserts write the values computed in
+    /// Rust, so a benchmark can compare the generated columns with an application-computed
+    /// cost of the same row width. Never use it for a real ledger.
     #[doc(hidden)]
-    pub async fn migrate_without_generated_columns_for_benchmarks(&self) -> Result<()> {
-        self.migrate_with(false).await
+    #[must_use]
+    pub fn postgres_without_generated_columns_for_benchmarks(
+        pool: PgPool,
+        book: PriceBook,
+    ) -> Self {
+        Self {
+            plain_cost_columns: true,
+            ..Self::postgres(pool, book)
+        }
     }
 
     async fn migrate_with(&self, generated: bool) -> Result<()> {
@@ -414,7 +422,11 @@ impl Ledger {
         settle: Option<i64>,
     ) -> Result<Recorded> {
         let cost = formula::line_cost(&record.tokens, snapshot)?;
-        let mut insert = insert_usage(&[(record, snapshot, corrects)], UnixMicros::now())?;
+        let mut insert = insert_usage(
+            &[(record, snapshot, corrects)],
+            UnixMicros::now(),
+            self.plain_cost_columns,
+        )?;
         insert.returning_col(Usage::Id);
         let existing = Query::select()
             .columns([Usage::Id, Usage::CostNanos, Usage::StandardCostNanos])
@@ -495,7 +507,7 @@ impl Ledger {
         let refs: Vec<_> = rows.iter().map(|(r, s)| (r, s, None)).collect();
         let mut inserts = Vec::new();
         for chunk in refs.chunks(CHUNK) {
-            inserts.push(insert_usage(chunk, now)?);
+            inserts.push(insert_usage(chunk, now, self.plain_cost_columns)?);
         }
         transaction!(&self.pool, |tx, qb, _is_pg| {
             let mut added = 0;
@@ -679,9 +691,9 @@ fn multiplier_select(
 pub(crate) fn insert_usage(
     rows: &[(&UsageRecord, &RateSnapshot, Option<i64>)],
     recorded_at: UnixMicros,
+    write_costs: bool,
 ) -> Result<InsertStatement> {
-    let mut insert = Query::insert();
-    insert.into_table(Usage::Table).columns([
+    let mut columns = vec![
         Usage::TenantId,
         Usage::UserId,
         Usage::Feature,
@@ -713,10 +725,15 @@ pub(crate) fn insert_usage(
         Usage::FeatureTier,
         Usage::Region,
         Usage::RecordedAt,
-    ]);
+    ];
+    if write_costs {
+        columns.extend([Usage::CostNanos, Usage::StandardCostNanos]);
+    }
+    let mut insert = Query::insert();
+    insert.into_table(Usage::Table).columns(columns);
     for (r, s, corrects) in rows {
         let t = &r.tokens;
-        insert.values([
+        let mut values: Vec<Expr> = vec![
             r.tenant_id.as_str().into(),
             r.user_id.clone().into(),
             r.feature.as_str().into(),
@@ -748,7 +765,13 @@ pub(crate) fn insert_usage(
             r.feature_tier.clone().into(),
             r.region.clone().into(),
             recorded_at.0.into(),
-        ])?;
+        ];
+        if write_costs {
+            let cost = formula::line_cost(&r.tokens, s)?;
+            values.push(cost.cost.get().into());
+            values.push(cost.standard_cost.get().into());
+        }
+        insert.values(values)?;
     }
     insert.on_conflict(
         OnConflict::columns([Usage::Source, Usage::RequestId])

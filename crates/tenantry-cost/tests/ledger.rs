@@ -308,3 +308,18 @@ async fn migrations_are_idempotent_and_recorded() {
         assert!(!ledger.record(&u).await.unwrap().duplicate, "{name}");
     }
 }
+
+#[tokio::test]
+async fn benchmark_baseline_stores_the_same_costs_in_plain_columns() {
+    let db = tenantry_testkit::PgDatabase::create().await;
+    let ledger = tenantry_cost::Ledger::postgres_without_generated_columns_for_benchmarks(
+        db.pool().clone(),
+        tenantry_cost::PriceBook::anthropic_default(),
+    );
+    ledger.migrate().await.unwrap();
+    let u = usage("base", "claude-sonnet-4-5", Lane::Batch, tokens(123_456, 7, 8, 9, 1_011));
+    let rec = ledger.record(&u).await.unwrap();
+    let line = ledger.line(rec.line_id).await.unwrap();
+    assert_eq!(line.stored, rec.cost);
+    assert_eq!(line.rederive().unwrap(), line.stored);
+}
