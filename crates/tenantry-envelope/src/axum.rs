@@ -220,21 +220,42 @@ fn bytes_problem(rejection: BytesRejection) -> Problem {
 
 /// Deserializes a JSON body, turning serde's errors into problems that point at the bad member.
 ///
-/// Syntax is checked first (without building anything), so a body that is not JSON at all is
-/// always `INVALID_REQUEST`, even when its valid prefix already has the wrong shape.
+/// The success path is one plain `serde_json` pass. Only a failed body is read again: once to
+/// tell "not JSON at all" (`INVALID_REQUEST`, even when a valid prefix already had the wrong
+/// shape) from "JSON of the wrong shape", and once with path tracking to find the bad member.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|err| {
+    let first = match serde_json::from_slice::<T>(bytes) {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    let not_json = |err: serde_json::Error| {
         Problem::new(
             Code::InvalidRequest,
             format!("the request body is not valid JSON: {err}"),
         )
-    })?;
+    };
+    if !first.is_data() {
+        return Err(not_json(first));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(not_json)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().clone();
-        let message = without_position(err.inner());
-        Problem::validation_failed([FieldError::new(pointer_to(&path, &message), message)])
-    })
+    let err = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Err(err) => err,
+        // Unreachable for deterministic `Deserialize` impls; report the first error without a path.
+        Ok(_) => {
+            let message = without_position(&first);
+            return Err(Problem::validation_failed([FieldError::new(
+                JsonPointer::root(),
+                message,
+            )]));
+        }
+    };
+    let path = err.path().clone();
+    let message = without_position(err.inner());
+    Err(Problem::validation_failed([FieldError::new(
+        pointer_to(&path, &message),
+        message,
+    )]))
 }
 
 /// serde_json's message without its " at line L column C" suffix (the pointer says where).
