@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::wire::{ApiError, timestamp};
@@ -72,13 +72,29 @@ pub(crate) enum Status {
 }
 
 /// `request_counts`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct Counts {
     pub(crate) processing: u64,
     pub(crate) succeeded: u64,
     pub(crate) errored: u64,
     pub(crate) canceled: u64,
     pub(crate) expired: u64,
+}
+
+/// The `MessageBatch` wire object: all ten keys, nulls present, in the real API's order.
+#[derive(Debug, Serialize)]
+pub(crate) struct WireBatch<'a> {
+    pub(crate) id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    processing_status: &'static str,
+    request_counts: Counts,
+    ended_at: Option<String>,
+    created_at: String,
+    expires_at: String,
+    archived_at: Option<String>,
+    cancel_initiated_at: Option<String>,
+    results_url: Option<String>,
 }
 
 /// A batch as seen at one instant.
@@ -222,7 +238,7 @@ impl Batch {
     }
 
     /// The `MessageBatch` object at `now`, with `results_url` under `base_url`.
-    pub(crate) fn to_json(&self, now: OffsetDateTime, base_url: &str) -> Value {
+    pub(crate) fn to_wire(&self, now: OffsetDateTime, base_url: &str) -> WireBatch<'_> {
         let view = self.view(now);
         let counts = self.counts(&view);
         let status = match view.status {
@@ -230,25 +246,21 @@ impl Batch {
             Status::Canceling => "canceling",
             Status::Ended => "ended",
         };
-        json!({
-            "id": self.id,
-            "type": "message_batch",
-            "processing_status": status,
-            "request_counts": {
-                "processing": counts.processing,
-                "succeeded": counts.succeeded,
-                "errored": counts.errored,
-                "canceled": counts.canceled,
-                "expired": counts.expired,
-            },
-            "ended_at": view.ended_at.map(timestamp),
-            "created_at": timestamp(self.created_at),
-            "expires_at": timestamp(self.expires_at()),
-            "archived_at": view.archived.then(|| timestamp(self.created_at + ARCHIVE_AFTER)),
-            "cancel_initiated_at": view.cancel_initiated_at.map(timestamp),
-            "results_url": (view.status == Status::Ended)
+        WireBatch {
+            id: &self.id,
+            kind: "message_batch",
+            processing_status: status,
+            request_counts: counts,
+            ended_at: view.ended_at.map(timestamp),
+            created_at: timestamp(self.created_at),
+            expires_at: timestamp(self.expires_at()),
+            archived_at: view
+                .archived
+                .then(|| timestamp(self.created_at + ARCHIVE_AFTER)),
+            cancel_initiated_at: view.cancel_initiated_at.map(timestamp),
+            results_url: (view.status == Status::Ended)
                 .then(|| format!("{base_url}/v1/messages/batches/{}/results", self.id)),
-        })
+        }
     }
 
     /// Starts cancellation at `now`.
@@ -484,7 +496,8 @@ mod tests {
             !b.view(b.created_at + Duration::from_secs(28 * 86_400))
                 .archived
         );
-        let json = b.to_json(b.created_at + ARCHIVE_AFTER, "http://h");
+        let json =
+            serde_json::to_value(b.to_wire(b.created_at + ARCHIVE_AFTER, "http://h")).unwrap();
         assert_eq!(json["archived_at"], "1970-01-30T00:00:00.000000Z");
         assert_eq!(
             json["results_url"],

@@ -2,7 +2,8 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::cache::PromptCache;
@@ -43,7 +44,7 @@ fn truncate_to_tokens(text: &mut String, max_tokens: u32) -> bool {
 }
 
 impl Generator<'_> {
-    /// The message for one validated request, processed at virtual time `at`.
+    /// The message (serialized JSON) for one validated request, processed at virtual time `at`.
     pub(crate) fn generate(
         &self,
         params: &Value,
@@ -51,7 +52,7 @@ impl Generator<'_> {
         custom_id: Option<&str>,
         at: OffsetDateTime,
         service_tier: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<String, ApiError> {
         let measured = measure(params);
         let request = MessageRequest {
             params,
@@ -65,11 +66,8 @@ impl Generator<'_> {
                 let cut = truncate_to_tokens(&mut text, checked.max_tokens);
                 let tokens = text_tokens(&text);
                 let stop = if cut { "max_tokens" } else { "end_turn" };
-                (
-                    vec![json!({"type": "text", "text": text})],
-                    stop.to_owned(),
-                    tokens,
-                )
+                let block = TextBlock { kind: "text", text };
+                (Content::Text([block]), stop.to_owned(), tokens)
             }
             Reply::Content {
                 content,
@@ -80,7 +78,7 @@ impl Generator<'_> {
                     .map(|block| text_tokens(&block.to_string()))
                     .sum::<u64>()
                     .min(u64::from(checked.max_tokens));
-                (content, stop_reason, tokens)
+                (Content::Blocks(content), stop_reason, tokens)
             }
             Reply::Error {
                 error_type,
@@ -94,27 +92,77 @@ impl Generator<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .message();
-        Ok(json!({
-            "id": id,
-            "type": "message",
-            "role": "assistant",
-            "model": checked.model,
-            "content": content,
-            "stop_reason": stop_reason,
-            "stop_sequence": null,
-            "usage": {
-                "input_tokens": input_tokens,
-                "cache_creation_input_tokens": cache.created(),
-                "cache_read_input_tokens": cache.read,
-                "cache_creation": {
-                    "ephemeral_5m_input_tokens": cache.created_5m,
-                    "ephemeral_1h_input_tokens": cache.created_1h,
+        let message = WireMessage {
+            id,
+            kind: "message",
+            role: "assistant",
+            model: checked.model,
+            content,
+            stop_reason,
+            stop_sequence: None,
+            usage: WireUsage {
+                input_tokens,
+                cache_creation_input_tokens: cache.created(),
+                cache_read_input_tokens: cache.read,
+                cache_creation: WireCacheCreation {
+                    ephemeral_5m_input_tokens: cache.created_5m,
+                    ephemeral_1h_input_tokens: cache.created_1h,
                 },
-                "output_tokens": output_tokens,
-                "service_tier": service_tier,
+                output_tokens,
+                service_tier,
             },
-        }))
+        };
+        serde_json::to_string(&message).map_err(|e| {
+            ApiError::new(
+                crate::wire::ErrorType::Api,
+                format!("cannot encode the message: {e}"),
+            )
+        })
     }
+}
+
+/// A `Message` with its keys in the real API's order.
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: &'a str,
+    content: Content,
+    stop_reason: String,
+    stop_sequence: Option<String>,
+    usage: WireUsage<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content {
+    Text([TextBlock; 1]),
+    Blocks(Vec<Value>),
+}
+
+#[derive(Serialize)]
+struct TextBlock {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct WireUsage<'a> {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    cache_creation: WireCacheCreation,
+    output_tokens: u64,
+    service_tier: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireCacheCreation {
+    ephemeral_5m_input_tokens: u64,
+    ephemeral_1h_input_tokens: u64,
 }
 
 #[cfg(test)]
@@ -122,6 +170,7 @@ mod tests {
     use super::*;
     use crate::params::{Mode, check, default_models};
     use crate::responder::EchoResponder;
+    use serde_json::json;
 
     #[test]
     fn usage_matches_count_and_max_tokens() {
@@ -145,6 +194,9 @@ mod tests {
                 "standard",
             )
             .unwrap();
+        assert!(message.starts_with(r#"{"id":"msg_01"#), "{message}");
+        assert!(message.contains(r#""type":"message","role":"assistant","model":"claude-opus-4-8","content":[{"type":"text","#));
+        let message: Value = serde_json::from_str(&message).unwrap();
         assert_eq!(message["usage"]["input_tokens"], measure(&params).total);
         assert_eq!(message["usage"]["output_tokens"], 3);
         assert_eq!(message["stop_reason"], "max_tokens");

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::batch::{Batch, BatchStore, Item, Outcome, Status, start_time};
+use crate::batch::{Batch, BatchStore, Item, Outcome, Status, WireBatch, start_time};
 use crate::cache::PromptCache;
 use crate::clock::Clock;
 use crate::conn::ConnHandle;
@@ -98,7 +98,7 @@ async fn outer(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         .request();
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
-        let body = error.body(Some(&request_id)).to_string();
+        let body = error.body(Some(&request_id));
         *response.body_mut() = Body::from(body);
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -211,8 +211,19 @@ fn slow(body: Body, chunk_bytes: usize, delay: Duration) -> Body {
     Body::from_stream(stream)
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response {
-    let mut response = (status, value.to_string()).into_response();
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    let text = match serde_json::to_string(value) {
+        Ok(text) => text,
+        Err(e) => {
+            return ApiError::new(ErrorType::Api, format!("cannot encode the response: {e}"))
+                .into_response();
+        }
+    };
+    json_text(status, text)
+}
+
+fn json_text(status: StatusCode, text: String) -> Response {
+    let mut response = (status, text).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -434,7 +445,7 @@ async fn create_batch(
             .map_err(|_| ApiError::new(ErrorType::Api, ErrorType::Api.default_message()))??;
     let batch = Arc::new(batch);
     shared.batches.insert(batch.clone());
-    let value = batch.to_json(shared.clock.now(), &shared.public_base(&headers));
+    let value = batch.to_wire(shared.clock.now(), &shared.public_base(&headers));
     Ok(ctx.finish(json_response(StatusCode::OK, &value)))
 }
 
@@ -464,15 +475,12 @@ fn build_batch(
                     &format!("params: {e}"),
                     None,
                 )
-                .to_string()
                 .into(),
             ),
             Ok(params) => match check(&params, Mode::Batch, &shared.models) {
-                Err(e) => Outcome::Errored(
-                    error_body(e.error_type.as_str(), &e.message, None)
-                        .to_string()
-                        .into(),
-                ),
+                Err(e) => {
+                    Outcome::Errored(error_body(e.error_type.as_str(), &e.message, None).into())
+                }
                 Ok(checked) => match shared.faults.errored_result() {
                     Some(error_type) => {
                         let request_id = shared
@@ -485,7 +493,7 @@ fn build_batch(
                             error_type.default_message(),
                             Some(&request_id),
                         );
-                        Outcome::Errored(body.to_string().into())
+                        Outcome::Errored(body.into())
                     }
                     None => match generator.generate(
                         &params,
@@ -494,11 +502,9 @@ fn build_batch(
                         at,
                         "batch",
                     ) {
-                        Ok(message) => Outcome::Succeeded(message.to_string().into()),
+                        Ok(message) => Outcome::Succeeded(message.into()),
                         Err(e) => Outcome::Errored(
-                            error_body(e.error_type.as_str(), &e.message, None)
-                                .to_string()
-                                .into(),
+                            error_body(e.error_type.as_str(), &e.message, None).into(),
                         ),
                     },
                 },
@@ -526,7 +532,7 @@ async fn retrieve_batch(
 ) -> Handled {
     let ctx = shared.begin(Endpoint::RetrieveBatch, &headers, &conn)?;
     let batch = shared.batch(&ctx, Endpoint::RetrieveBatch, &id)?;
-    let value = batch.to_json(shared.clock.now(), &shared.public_base(&headers));
+    let value = batch.to_wire(shared.clock.now(), &shared.public_base(&headers));
     Ok(ctx.finish(json_response(StatusCode::OK, &value)))
 }
 
@@ -547,6 +553,15 @@ fn parse_limit(value: &str) -> Result<usize, ApiError> {
         ));
     }
     usize::try_from(limit).map_err(|_| ApiError::invalid("limit: Input should be a valid integer"))
+}
+
+/// A page of `list`.
+#[derive(serde::Serialize)]
+struct ListPage<'a> {
+    data: Vec<WireBatch<'a>>,
+    has_more: bool,
+    first_id: Option<&'a str>,
+    last_id: Option<&'a str>,
 }
 
 async fn list_batches(
@@ -575,13 +590,13 @@ async fn list_batches(
     )?;
     let now = shared.clock.now();
     let base = shared.public_base(&headers);
-    let data: Vec<Value> = page.data.iter().map(|b| b.to_json(now, &base)).collect();
-    let value = json!({
-        "data": data,
-        "has_more": page.has_more,
-        "first_id": page.data.first().map(|b| b.id.clone()),
-        "last_id": page.data.last().map(|b| b.id.clone()),
-    });
+    let data: Vec<WireBatch<'_>> = page.data.iter().map(|b| b.to_wire(now, &base)).collect();
+    let value = ListPage {
+        first_id: data.first().map(|b| b.id),
+        last_id: data.last().map(|b| b.id),
+        has_more: page.has_more,
+        data,
+    };
     Ok(ctx.finish(json_response(StatusCode::OK, &value)))
 }
 
@@ -595,7 +610,7 @@ async fn cancel_batch(
     let batch = shared.batch(&ctx, Endpoint::CancelBatch, &id)?;
     let now = shared.clock.now();
     batch.cancel(now)?;
-    let value = batch.to_json(now, &shared.public_base(&headers));
+    let value = batch.to_wire(now, &shared.public_base(&headers));
     Ok(ctx.finish(json_response(StatusCode::OK, &value)))
 }
 
@@ -662,7 +677,7 @@ async fn create_message(
         workspace: &ctx.workspace,
     };
     let message = generator.generate(&params, &checked, None, shared.clock.now(), "standard")?;
-    Ok(ctx.finish(json_response(StatusCode::OK, &message)))
+    Ok(ctx.finish(json_text(StatusCode::OK, message)))
 }
 
 async fn count_tokens(

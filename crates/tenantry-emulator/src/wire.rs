@@ -136,22 +136,37 @@ impl ApiError {
     }
 
     /// The JSON body with the given request id.
-    pub(crate) fn body(&self, request_id: Option<&str>) -> serde_json::Value {
+    pub(crate) fn body(&self, request_id: Option<&str>) -> String {
         error_body(self.error_type.as_str(), &self.message, request_id)
     }
 }
 
-/// `{"type":"error","error":{"type":…,"message":…},"request_id":…}`.
-pub(crate) fn error_body(
-    error_type: &str,
-    message: &str,
-    request_id: Option<&str>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "type": "error",
-        "error": {"type": error_type, "message": message},
-        "request_id": request_id,
-    })
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: ErrorDetail<'a>,
+    request_id: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorDetail<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+}
+
+/// `{"type":"error","error":{"type":…,"message":…},"request_id":…}`, keys in the real API's order.
+pub(crate) fn error_body(error_type: &str, message: &str, request_id: Option<&str>) -> String {
+    let body = ErrorBody {
+        kind: "error",
+        error: ErrorDetail {
+            kind: error_type,
+            message,
+        },
+        request_id,
+    };
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 impl IntoResponse for ApiError {
@@ -213,7 +228,12 @@ mod tests {
 
     #[test]
     fn error_body_has_the_real_shape() {
-        let body = ApiError::not_found("x").body(Some("req_1"));
+        let text = ApiError::not_found("x").body(Some("req_1"));
+        assert_eq!(
+            text,
+            r#"{"type":"error","error":{"type":"not_found_error","message":"x"},"request_id":"req_1"}"#
+        );
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(body["type"], "error");
         assert_eq!(body["error"]["type"], "not_found_error");
         assert_eq!(body["error"]["message"], "x");
