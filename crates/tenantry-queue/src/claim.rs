@@ -260,6 +260,23 @@ pub trait ClaimStore: JobStore {
     async fn abort_create(&self, batch: &BatchId, worker: &WorkerId, retry_at: i64)
     -> Result<bool>;
 
+    /// Keeps a `creating` batch whose reconciliation must wait (a candidate is still
+    /// running) until `at` (microseconds since the epoch), when it may be taken over and
+    /// reconciled again. `false` when `worker` no longer owns it.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn defer_reconcile(&self, batch: &BatchId, worker: &WorkerId, at: i64) -> Result<bool>;
+
+    /// Which of these API batch ids are already recorded on a batch (so a reconciliation
+    /// does not adopt another batch's).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn known_api_batches(&self, api_ids: &[String]) -> Result<Vec<String>>;
+
     /// Takes over `planned` and `creating` batches whose lease expired, leasing them to
     /// `worker`.
     ///

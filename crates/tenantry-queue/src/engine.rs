@@ -5,10 +5,11 @@
 //! 0. **Sweep**: urgent calls whose worker's lease expired go back to `queued`; queued jobs
 //!    past their deadline expire or move to the urgent lane, by their policy.
 //! 1. **Recover**: take over `planned`/`creating` batches whose owner's lease expired. A
-//!    `planned` batch is created; a `creating` one is reconciled with the API's batch list
-//!    (one batch with the same request count created since shortly before the attempt is
-//!    adopted; none means the create never happened and the batch is planned again; more
-//!    than one is left for an operator, never created again blindly).
+//!    `planned` batch is created; a `creating` one is reconciled with the API's batch list:
+//!    an unrecorded batch with the same request count whose results carry one of our
+//!    `custom_id`s is adopted; if there is none (and none still running that could be it),
+//!    the create never happened and the batch is planned again. It is never created again
+//!    blindly.
 //! 2. **Create**: while a batch is due ([`planner`](crate::planner)), claim it, record
 //!    `creating`, call the API, record `submitted` (or `planned` again when the API refused).
 //! 3. **Poll**: claim submitted batches whose next poll is due (one worker per batch at a
@@ -462,8 +463,22 @@ impl<S: ClaimStore> Engine<S> {
     }
 
     /// Finds out whether an interrupted create happened.
+    ///
+    /// Candidates are the API's batches with the same request count, created since shortly
+    /// before the attempt and not recorded on another batch. A candidate that has ended is
+    /// ours when a `custom_id` of its results is one of our jobs; one still running is
+    /// waited for (the batch stays `creating` and is looked at again after the lease).
+    /// When no candidate is ours and none is running, the create never happened and the
+    /// batch is planned again.
     async fn reconcile(&self, batch: &BatchId, started: Option<i64>) -> Result<()> {
-        let count = u64::try_from(self.store.batch_requests(batch).await?.len()).unwrap_or(0);
+        let ours: std::collections::HashSet<String> = self
+            .store
+            .batch_requests(batch)
+            .await?
+            .into_iter()
+            .map(|r| r.job.to_string())
+            .collect();
+        let count = u64::try_from(ours.len()).unwrap_or(0);
         let since = started
             .unwrap_or(0)
             .saturating_sub(as_micros(self.config.reconcile_window));
@@ -478,6 +493,10 @@ impl<S: ClaimStore> Engine<S> {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(%batch, error = %e, "reconciling: listing batches failed");
+                    let again = now().saturating_add(as_micros(self.config.poll_min));
+                    self.store
+                        .defer_reconcile(batch, &self.worker, again)
+                        .await?;
                     return Ok(());
                 }
             };
@@ -485,19 +504,53 @@ impl<S: ClaimStore> Engine<S> {
                 break;
             }
             if b.request_counts.total() == count {
-                candidates.push(b.id);
+                candidates.push(b);
             }
         }
-        match candidates.as_slice() {
-            [] => {
-                self.store.abort_create(batch, &self.worker, now()).await?;
+        let ids: Vec<String> = candidates.iter().map(|b| b.id.clone()).collect();
+        let known = self.store.known_api_batches(&ids).await?;
+        let mut running = false;
+        for candidate in candidates.into_iter().filter(|b| !known.contains(&b.id)) {
+            if !candidate.is_ended() {
+                running = true;
+                continue;
             }
-            [one] => {
-                self.store.finish_create(batch, &self.worker, one).await?;
+            let first = match self.client.batches().results(&candidate.id).await {
+                Ok(mut lines) => lines.next().await,
+                Err(e) => {
+                    tracing::warn!(%batch, error = %e, "reconciling: reading results failed");
+                    let again = now().saturating_add(as_micros(self.config.poll_min));
+                    self.store
+                        .defer_reconcile(batch, &self.worker, again)
+                        .await?;
+                    return Ok(());
+                }
+            };
+            match first {
+                Some(Ok(line)) if ours.contains(&line.custom_id) => {
+                    self.store
+                        .finish_create(batch, &self.worker, &candidate.id)
+                        .await?;
+                    return Ok(());
+                }
+                Some(Ok(_)) | None => {}
+                Some(Err(e)) => {
+                    tracing::warn!(%batch, error = %e, "reconciling: reading results failed");
+                    let again = now().saturating_add(as_micros(self.config.poll_min));
+                    self.store
+                        .defer_reconcile(batch, &self.worker, again)
+                        .await?;
+                    return Ok(());
+                }
             }
-            many => {
-                tracing::error!(%batch, ?many, "reconciling: several batches match; left for an operator");
-            }
+        }
+        if running {
+            let again = now().saturating_add(as_micros(self.config.poll_min));
+            self.store
+                .defer_reconcile(batch, &self.worker, again)
+                .await?;
+        } else {
+            self.store.abort_create(batch, &self.worker, now()).await?;
         }
         Ok(())
     }

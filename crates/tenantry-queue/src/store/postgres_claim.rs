@@ -189,6 +189,38 @@ impl ClaimStore for PgStore {
         Ok(changed.is_some())
     }
 
+    async fn defer_reconcile(&self, batch: &BatchId, worker: &WorkerId, at: i64) -> Result<bool> {
+        let now = micros(OffsetDateTime::now_utc());
+        let extra = vec![(Batches::LeaseExpiresAt, at.into())];
+        let (q, v) = render(
+            &sql::advance_batch(
+                batch,
+                worker,
+                BatchState::Creating,
+                BatchState::Creating,
+                extra,
+                now,
+            ),
+            D,
+        );
+        let changed: Option<String> = sqlx::query_scalar_with(q, v)
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    async fn known_api_batches(&self, api_ids: &[String]) -> Result<Vec<String>> {
+        let mut known = Vec::new();
+        for ids in api_ids.chunks(CHUNK) {
+            let (q, v) = render(&sql::known_api_batches(ids.to_vec()), D);
+            let rows: Vec<String> = sqlx::query_scalar_with(q, v)
+                .fetch_all(&self.inner.pool)
+                .await?;
+            known.extend(rows);
+        }
+        Ok(known)
+    }
+
     async fn take_over_expired(
         &self,
         worker: &WorkerId,

@@ -661,6 +661,15 @@ pub(crate) fn mark_usage_recorded(jobs: Vec<String>) -> UpdateStatement {
         .to_owned()
 }
 
+/// The recorded batches among these API ids.
+pub(crate) fn known_api_batches(api_ids: Vec<String>) -> SelectStatement {
+    Query::select()
+        .column(Batches::ApiBatchId)
+        .from(Batches::Table)
+        .and_where(Expr::col(Batches::ApiBatchId).is_in(api_ids))
+        .to_owned()
+}
+
 // ---------------------------------------------------------------------------------------
 // Urgent lane and deadlines.
 
