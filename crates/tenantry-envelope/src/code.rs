@@ -312,6 +312,24 @@ impl CustomCode {
     ///
     /// If `name` breaks the spelling rule or takes a built-in name, or `status` is not in
     /// 400–599. In a `const` item this is a compile error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tenantry_envelope::CustomCode;
+    ///
+    /// const QUOTA_FROZEN: CustomCode = CustomCode::new("QUOTA_FROZEN", StatusCode::LOCKED);
+    /// assert_eq!(QUOTA_FROZEN.http_status(), StatusCode::LOCKED);
+    /// ```
+    ///
+    /// A name that breaks the rule does not compile:
+    ///
+    /// ```compile_fail
+    /// const BAD: tenantry_envelope::CustomCode =
+    ///     tenantry_envelope::CustomCode::new("quota-frozen", http::StatusCode::LOCKED);
+    /// let _ = BAD;
+    /// ```
     #[must_use]
     pub const fn new(name: &'static str, status: StatusCode) -> CustomCode {
         if let Err(reason) = check_spelling(name) {
@@ -359,12 +377,30 @@ impl CustomCode {
     }
 
     /// The wire form of the code.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::CustomCode;
+    ///
+    /// let code = CustomCode::new("QUOTA_FROZEN", http::StatusCode::LOCKED);
+    /// assert_eq!(code.as_str(), "QUOTA_FROZEN");
+    /// ```
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.name
     }
 
     /// The HTTP status a response carrying this code is sent with.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::CustomCode;
+    ///
+    /// let code = CustomCode::new("QUOTA_FROZEN", http::StatusCode::LOCKED);
+    /// assert_eq!(code.http_status(), http::StatusCode::LOCKED);
+    /// ```
     #[must_use]
     pub const fn http_status(&self) -> StatusCode {
         self.status

@@ -105,18 +105,45 @@ impl<T> Envelope<T> {
     }
 
     /// An error carrying `problem`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Envelope, Problem};
+    ///
+    /// let envelope: Envelope<u8> = Envelope::error(Problem::new(Code::Conflict, "already canceled"));
+    /// assert_eq!(envelope.http_status(), http::StatusCode::CONFLICT);
+    /// ```
     #[must_use]
     pub fn error(problem: Problem) -> Envelope<T> {
         Envelope::Error { error: problem }
     }
 
     /// A pending envelope for accepted work.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Envelope, Operation};
+    ///
+    /// let envelope: Envelope<u8> = Envelope::pending(Operation::new("job_1", "/v1/jobs/job_1")?);
+    /// assert_eq!(envelope.status(), "pending");
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     #[must_use]
     pub fn pending(operation: Operation) -> Envelope<T> {
         Envelope::Pending { operation }
     }
 
     /// The wire value of `status`: `"success"`, `"error"` or `"pending"`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Envelope;
+    ///
+    /// assert_eq!(Envelope::success(()).status(), "success");
+    /// ```
     #[must_use]
     pub fn status(&self) -> &'static str {
         match self {
@@ -217,6 +244,18 @@ impl<T, E: Into<Problem>> From<Result<T, E>> for Envelope<T> {
 }
 
 /// Why [`Envelope::into_result`] has no data: the request failed or is still pending.
+///
+/// # Example
+///
+/// ```
+/// use tenantry_envelope::{Code, Envelope, Outcome, Problem};
+///
+/// let envelope: Envelope<u8> = Problem::new(Code::NotFound, "gone").into();
+/// match envelope.into_result() {
+///     Err(Outcome::Failed(problem)) => assert_eq!(problem.code(), &Code::NotFound),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
@@ -258,12 +297,29 @@ pub struct Meta {
 
 impl Meta {
     /// Empty meta.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Meta;
+    ///
+    /// let meta = Meta::new();
+    /// assert!(meta.request_id.is_none() && meta.extra.is_empty());
+    /// ```
     #[must_use]
     pub fn new() -> Meta {
         Meta::default()
     }
 
     /// Sets the request id.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Meta;
+    ///
+    /// assert_eq!(Meta::new().with_request_id("req_1").request_id.as_deref(), Some("req_1"));
+    /// ```
     #[must_use]
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Meta {
         self.request_id = Some(request_id.into());
@@ -271,6 +327,15 @@ impl Meta {
     }
 
     /// Adds a host-defined member.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Meta;
+    ///
+    /// let meta = Meta::new().with_extra("shard", 3);
+    /// assert_eq!(meta.extra["shard"], 3);
+    /// ```
     #[must_use]
     pub fn with_extra(
         mut self,

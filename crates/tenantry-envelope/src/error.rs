@@ -63,6 +63,18 @@ pub enum Error {
 }
 
 /// `Result` with this crate's [`Error`] as the default error type.
+///
+/// # Example
+///
+/// ```
+/// use tenantry_envelope::CustomCode;
+///
+/// fn host_code(name: &str) -> tenantry_envelope::Result<CustomCode> {
+///     CustomCode::parse(name, http::StatusCode::CONFLICT)
+/// }
+/// assert!(host_code("DUPLICATE_NAME").is_ok());
+/// assert!(host_code("duplicate").is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

@@ -52,6 +52,17 @@ impl Operation {
     ///
     /// [`Error::InvalidHeaderValue`] if the id or the URL is empty or holds characters outside
     /// visible ASCII (both travel in headers and URLs).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Operation, OperationState};
+    ///
+    /// let operation = Operation::new("job_1", "/v1/jobs/job_1")?;
+    /// assert_eq!(operation.state(), OperationState::Queued);
+    /// assert!(Operation::new("job 1", "/v1/jobs/job 1").is_err());
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     pub fn new(id: impl Into<String>, status_url: impl Into<String>) -> Result<Operation, Error> {
         Ok(Operation {
             id: OperationId::new(id)?,
@@ -62,6 +73,16 @@ impl Operation {
     }
 
     /// Sets the state (default: [`OperationState::Queued`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Operation, OperationState};
+    ///
+    /// let operation = Operation::new("job_1", "/v1/jobs/job_1")?.with_state(OperationState::Running);
+    /// assert_eq!(operation.state(), OperationState::Running);
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     #[must_use]
     pub fn with_state(mut self, state: OperationState) -> Operation {
         self.state = state;
@@ -69,6 +90,17 @@ impl Operation {
     }
 
     /// Sets how long the client should wait before polling, sent in whole seconds rounded up.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tenantry_envelope::Operation;
+    ///
+    /// let operation = Operation::new("job_1", "/v1/jobs/job_1")?.with_retry_after(Duration::from_millis(200));
+    /// assert_eq!(operation.retry_after(), Some(Duration::from_secs(1)));
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     #[must_use]
     pub fn with_retry_after(mut self, delay: Duration) -> Operation {
         self.retry_after = Some(whole_seconds(delay));
@@ -76,24 +108,60 @@ impl Operation {
     }
 
     /// The operation's id.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Operation;
+    ///
+    /// assert_eq!(Operation::new("job_1", "/v1/jobs/job_1")?.id().as_str(), "job_1");
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     #[must_use]
     pub fn id(&self) -> &OperationId {
         &self.id
     }
 
     /// Where the operation stands.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Operation, OperationState};
+    ///
+    /// assert_eq!(Operation::new("job_1", "/v1/jobs/job_1")?.state(), OperationState::Queued);
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     #[must_use]
     pub fn state(&self) -> OperationState {
         self.state
     }
 
     /// The URL of the status monitor.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Operation;
+    ///
+    /// assert_eq!(Operation::new("job_1", "/v1/jobs/job_1")?.status_url(), "/v1/jobs/job_1");
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     #[must_use]
     pub fn status_url(&self) -> &str {
         &self.status_url
     }
 
     /// How long to wait before polling.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Operation;
+    ///
+    /// assert_eq!(Operation::new("job_1", "/v1/jobs/job_1")?.retry_after(), None);
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
@@ -145,11 +213,30 @@ impl OperationId {
     /// # Errors
     ///
     /// [`Error::InvalidHeaderValue`] if it is empty or holds characters outside visible ASCII.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::OperationId;
+    ///
+    /// assert_eq!(OperationId::new("job_1")?.as_str(), "job_1");
+    /// assert!(OperationId::new("job\n1").is_err());
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     pub fn new(id: impl Into<String>) -> Result<OperationId, Error> {
         visible_ascii("operation id", id.into()).map(OperationId)
     }
 
     /// The id as a string.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::OperationId;
+    ///
+    /// assert_eq!(OperationId::new("job_1")?.as_str(), "job_1");
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0

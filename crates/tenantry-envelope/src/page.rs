@@ -54,36 +54,88 @@ impl<T> Page<T> {
     }
 
     /// The last page: no cursor, `has_more` false.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Page;
+    ///
+    /// let page = Page::last(vec![1, 2]);
+    /// assert!(!page.has_more() && page.next_cursor().is_none());
+    /// ```
     #[must_use]
     pub fn last(items: Vec<T>) -> Page<T> {
         Page::new(items, None)
     }
 
     /// A page followed by more, fetched with `next_cursor`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Cursor, Page};
+    ///
+    /// let page = Page::more(vec![1], Cursor::new("after:1"));
+    /// assert!(page.has_more());
+    /// ```
     #[must_use]
     pub fn more(items: Vec<T>, next_cursor: Cursor) -> Page<T> {
         Page::new(items, Some(next_cursor))
     }
 
     /// The items of this page.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Page;
+    ///
+    /// assert_eq!(Page::last(vec!["a"]).items(), &["a"]);
+    /// ```
     #[must_use]
     pub fn items(&self) -> &[T] {
         &self.items
     }
 
     /// The items, by value.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Page;
+    ///
+    /// assert_eq!(Page::last(vec![1, 2]).into_items(), vec![1, 2]);
+    /// ```
     #[must_use]
     pub fn into_items(self) -> Vec<T> {
         self.items
     }
 
     /// The cursor of the next page, if there is one.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Cursor, Page};
+    ///
+    /// let page = Page::more(vec![1], Cursor::new("after:1"));
+    /// assert_eq!(page.next_cursor().map(Cursor::as_str), Some("after:1"));
+    /// ```
     #[must_use]
     pub fn next_cursor(&self) -> Option<&Cursor> {
         self.next_cursor.as_ref()
     }
 
     /// Whether another page follows.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Cursor, Page};
+    ///
+    /// assert!(Page::more(vec![1], Cursor::new("c")).has_more());
+    /// assert!(!Page::last(vec![1]).has_more());
+    /// ```
     #[must_use]
     pub fn has_more(&self) -> bool {
         self.has_more
@@ -149,12 +201,28 @@ pub struct Cursor(String);
 
 impl Cursor {
     /// A cursor holding `value`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Cursor;
+    ///
+    /// assert_eq!(Cursor::new(String::from("after:9")).to_string(), "after:9");
+    /// ```
     #[must_use]
     pub fn new(value: impl Into<String>) -> Cursor {
         Cursor(value.into())
     }
 
     /// The cursor's string.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Cursor;
+    ///
+    /// assert_eq!(Cursor::new("after:9").as_str(), "after:9");
+    /// ```
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0

@@ -29,12 +29,28 @@ pub struct JsonPointer(String);
 
 impl JsonPointer {
     /// The pointer to the whole document, `""`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::JsonPointer;
+    ///
+    /// assert_eq!(JsonPointer::root().as_str(), "");
+    /// ```
     #[must_use]
     pub fn root() -> JsonPointer {
         JsonPointer(String::new())
     }
 
     /// Builds a pointer from unescaped segments (object keys or array indices).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::JsonPointer;
+    ///
+    /// assert_eq!(JsonPointer::from_segments(["requests", "0", "params"]).as_str(), "/requests/0/params");
+    /// ```
     #[must_use]
     pub fn from_segments<I, S>(segments: I) -> JsonPointer
     where
@@ -61,6 +77,16 @@ impl JsonPointer {
     ///
     /// [`Error::InvalidPointer`] if a non-empty pointer does not start with `/`, or a `~` is not
     /// followed by `0` or `1`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::JsonPointer;
+    ///
+    /// assert_eq!(JsonPointer::parse("/a~1b/0")?.as_str(), "/a~1b/0");
+    /// assert!(JsonPointer::parse("a/b").is_err());
+    /// # Ok::<(), tenantry_envelope::Error>(())
+    /// ```
     pub fn parse(pointer: impl Into<String>) -> Result<JsonPointer, Error> {
         let pointer = pointer.into();
         if !pointer.is_empty() && !pointer.starts_with('/') {
@@ -82,6 +108,14 @@ impl JsonPointer {
     }
 
     /// The escaped pointer string.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::JsonPointer;
+    ///
+    /// assert_eq!(JsonPointer::from_segments(["a"]).as_str(), "/a");
+    /// ```
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0

@@ -151,6 +151,15 @@ impl Problem {
     }
 
     /// Overrides whether retrying can help (the default comes from the code).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// let problem = Problem::new(Code::Internal, "the database restarted").with_retryable(true);
+    /// assert!(problem.is_retryable());
+    /// ```
     #[must_use]
     pub fn with_retryable(mut self, retryable: bool) -> Problem {
         self.retryable = retryable;
@@ -158,6 +167,15 @@ impl Problem {
     }
 
     /// Sets the id of the request this problem answers, for support and log correlation.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// let problem = Problem::new(Code::NotFound, "no job").with_request_id("req_42");
+    /// assert_eq!(problem.request_id(), Some("req_42"));
+    /// ```
     #[must_use]
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Problem {
         self.request_id = Some(request_id.into());
@@ -165,6 +183,16 @@ impl Problem {
     }
 
     /// Adds a field error to the details.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, FieldError, JsonPointer, Problem};
+    ///
+    /// let problem = Problem::new(Code::ValidationFailed, "bad model")
+    ///     .with_field_error(FieldError::new(JsonPointer::from_segments(["model"]), "unknown model"));
+    /// assert_eq!(problem.details().unwrap().fields[0].pointer.as_str(), "/model");
+    /// ```
     #[must_use]
     pub fn with_field_error(mut self, field: FieldError) -> Problem {
         self.details_mut().fields.push(field);
@@ -172,6 +200,16 @@ impl Problem {
     }
 
     /// Adds a limit to the details.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Limit, Problem};
+    ///
+    /// let problem = Problem::new(Code::PayloadTooLarge, "too many requests in one batch")
+    ///     .with_limit(Limit::new("batch_requests", "requests", 100_000).with_actual(100_001));
+    /// assert_eq!(problem.details().unwrap().limits[0].actual, Some(100_001));
+    /// ```
     #[must_use]
     pub fn with_limit(mut self, limit: Limit) -> Problem {
         self.details_mut().limits.push(limit);
@@ -180,6 +218,17 @@ impl Problem {
 
     /// Sets the delay after which a retry may succeed. Sent in whole seconds, rounded up
     /// (and as the `Retry-After` header by the `axum` integration).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// let problem = Problem::new(Code::UpstreamUnavailable, "the provider is overloaded")
+    ///     .with_retry_after(Duration::from_secs(30));
+    /// assert_eq!(problem.retry_after(), Some(Duration::from_secs(30)));
+    /// ```
     #[must_use]
     pub fn with_retry_after(mut self, delay: Duration) -> Problem {
         self.retry_after = Some(whole_seconds(delay));
@@ -187,42 +236,100 @@ impl Problem {
     }
 
     /// The machine-readable code.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// assert_eq!(Problem::new(Code::Conflict, "m").code(), &Code::Conflict);
+    /// ```
     #[must_use]
     pub fn code(&self) -> &Code {
         &self.code
     }
 
     /// The HTTP status this problem is sent with (the code's status).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// assert_eq!(Problem::new(Code::RateLimited, "m").http_status(), http::StatusCode::TOO_MANY_REQUESTS);
+    /// ```
     #[must_use]
     pub fn http_status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The human-readable message.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// assert_eq!(Problem::new(Code::NotFound, "no job 7").message(), "no job 7");
+    /// ```
     #[must_use]
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// Whether retrying the same request later can succeed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// assert!(Problem::new(Code::UpstreamTimeout, "m").is_retryable());
+    /// assert!(!Problem::new(Code::InvalidRequest, "m").is_retryable());
+    /// ```
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }
 
     /// Field errors and limits, if any were attached.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// assert!(Problem::new(Code::NotFound, "m").details().is_none());
+    /// ```
     #[must_use]
     pub fn details(&self) -> Option<&Details> {
         self.details.as_deref()
     }
 
     /// The id of the request this problem answers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// assert_eq!(Problem::new(Code::NotFound, "m").request_id(), None);
+    /// ```
     #[must_use]
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
     }
 
     /// The delay after which a retry may succeed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tenantry_envelope::Problem;
+    ///
+    /// assert_eq!(Problem::rate_limited("m", Duration::from_secs(4)).retry_after(), Some(Duration::from_secs(4)));
+    /// ```
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
@@ -330,6 +437,15 @@ pub struct FieldError {
 
 impl FieldError {
     /// A field error at `pointer`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{FieldError, JsonPointer};
+    ///
+    /// let field = FieldError::new(JsonPointer::from_segments(["tenant"]), "is required");
+    /// assert_eq!(field.message, "is required");
+    /// ```
     #[must_use]
     pub fn new(pointer: JsonPointer, message: impl Into<String>) -> FieldError {
         FieldError {
@@ -381,6 +497,15 @@ pub struct Limit {
 
 impl Limit {
     /// A limit of `max` `unit`s on `name`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Limit;
+    ///
+    /// let limit = Limit::new("monthly_spend", "usd_micros", 50_000_000);
+    /// assert_eq!((limit.max, limit.actual), (50_000_000, None));
+    /// ```
     #[must_use]
     pub fn new(name: impl Into<String>, unit: impl Into<String>, max: u64) -> Limit {
         Limit {
@@ -392,6 +517,14 @@ impl Limit {
     }
 
     /// Sets the value the request reached.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Limit;
+    ///
+    /// assert_eq!(Limit::new("body_size", "bytes", 10).with_actual(11).actual, Some(11));
+    /// ```
     #[must_use]
     pub fn with_actual(mut self, actual: u64) -> Limit {
         self.actual = Some(actual);

@@ -5,6 +5,14 @@ use serde::{Deserialize, Serialize};
 use crate::{Code, FieldError, JsonPointer, Limit, Problem};
 
 /// The media type of [`ProblemDetails`] bodies.
+///
+/// # Example
+///
+/// ```
+/// use tenantry_envelope::PROBLEM_JSON;
+///
+/// assert_eq!(PROBLEM_JSON, "application/problem+json");
+/// ```
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// A [`Problem`] in the shape of RFC 9457 Problem Details, for clients and gateways that
@@ -79,6 +87,15 @@ pub struct ProblemDetails {
 impl ProblemDetails {
     /// Names the problem type `{base}{CODE}` (e.g. a documentation page with one anchor per
     /// code) and uses the code's title.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// let details = Problem::new(Code::RateLimited, "m").to_problem_details().with_type_base("urn:problem:");
+    /// assert_eq!((details.type_uri.as_str(), details.title.as_str()), ("urn:problem:RATE_LIMITED", "Rate limited"));
+    /// ```
     #[must_use]
     pub fn with_type_base(mut self, base: &str) -> ProblemDetails {
         self.type_uri = format!("{base}{}", self.code);
@@ -89,6 +106,15 @@ impl ProblemDetails {
     }
 
     /// Sets the `instance` member.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::{Code, Problem};
+    ///
+    /// let details = Problem::new(Code::NotFound, "m").to_problem_details().with_instance("/v1/jobs/7");
+    /// assert_eq!(details.instance.as_deref(), Some("/v1/jobs/7"));
+    /// ```
     #[must_use]
     pub fn with_instance(mut self, instance: impl Into<String>) -> ProblemDetails {
         self.instance = Some(instance.into());
@@ -97,6 +123,18 @@ impl ProblemDetails {
 }
 
 /// One bad field in RFC 9457 form: `{"detail": ..., "pointer": ...}`.
+///
+/// # Example
+///
+/// ```
+/// use tenantry_envelope::{Code, FieldError, JsonPointer, Problem};
+///
+/// let details = Problem::new(Code::ValidationFailed, "m")
+///     .with_field_error(FieldError::new(JsonPointer::from_segments(["tenant"]), "is required"))
+///     .to_problem_details();
+/// assert_eq!(serde_json::to_value(&details.errors)?, serde_json::json!([{"detail": "is required", "pointer": "/tenant"}]));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[non_exhaustive]
@@ -149,5 +187,59 @@ impl Problem {
             request_id: self.request_id().map(str::to_owned),
             retry_after: self.retry_after().map(crate::problem::whole_seconds),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::StatusCode;
+
+    use super::*;
+    use crate::CustomCode;
+
+    #[test]
+    fn every_member_is_carried_over_and_reads_back() {
+        let problem = Problem::validation_failed([FieldError::new(
+            JsonPointer::from_segments(["a", "0"]),
+            "bad",
+        )])
+        .with_limit(Limit::new("n", "items", 3).with_actual(4))
+        .with_request_id("req_1")
+        .with_retry_after(Duration::from_secs(9));
+        let details = problem.to_problem_details().with_instance("/v1/things");
+        let json = serde_json::to_value(&details).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "about:blank",
+                "title": "Unprocessable Entity",
+                "status": 422,
+                "detail": "the request has 1 invalid field",
+                "instance": "/v1/things",
+                "code": "VALIDATION_FAILED",
+                "retryable": false,
+                "errors": [{"detail": "bad", "pointer": "/a/0"}],
+                "limits": [{"name": "n", "unit": "items", "max": "3", "actual": "4"}],
+                "request_id": "req_1",
+                "retry_after": 9,
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<ProblemDetails>(json).unwrap(),
+            details
+        );
+    }
+
+    #[test]
+    fn custom_codes_keep_the_status_phrase_as_title() {
+        let code = CustomCode::new("QUOTA_FROZEN", StatusCode::LOCKED);
+        let details = Problem::new(code, "m")
+            .to_problem_details()
+            .with_type_base("https://example.com/p/");
+        assert_eq!(details.type_uri, "https://example.com/p/QUOTA_FROZEN");
+        assert_eq!(details.title, "Locked");
+        assert_eq!(details.status, 423);
     }
 }

@@ -35,6 +35,15 @@ use crate::{Code, Envelope, Error, Page, ProblemDetails};
 /// # Errors
 ///
 /// [`Error::TypeScriptExport`] if a file cannot be written.
+///
+/// # Example
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let files = tenantry_envelope::ts::export(dir.path())?;
+/// assert!(files.iter().any(|file| file.ends_with("Problem.ts")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn export(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
     let dir = dir.as_ref();
     let config = Config::new().with_out_dir(dir);
