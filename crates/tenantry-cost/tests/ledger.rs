@@ -317,7 +317,12 @@ async fn benchmark_baseline_stores_the_same_costs_in_plain_columns() {
         tenantry_cost::PriceBook::anthropic_default(),
     );
     ledger.migrate().await.unwrap();
-    let u = usage("base", "claude-sonnet-4-5", Lane::Batch, tokens(123_456, 7, 8, 9, 1_011));
+    let u = usage(
+        "base",
+        "claude-sonnet-4-5",
+        Lane::Batch,
+        tokens(123_456, 7, 8, 9, 1_011),
+    );
     let rec = ledger.record(&u).await.unwrap();
     let line = ledger.line(rec.line_id).await.unwrap();
     assert_eq!(line.stored, rec.cost);

@@ -10,83 +10,104 @@ use tenantry_cost::formula::{
 };
 use tenantry_cost::{ContextTier, Lane, Ledger, RateSnapshot, Rates, TokenBuckets, UsageRecord};
 
-/// Token counts: zeros, the bounds, ±1, rounding-prone small values and anything in range.
-fn token() -> impl Strategy<Value = i64> {
-    prop_oneof![
-        2 => Just(0_i64),
-        1 => Just(MAX_TOKENS),
-        1 => Just(-MAX_TOKENS),
-        1 => Just(1_i64),
-        1 => Just(-1_i64),
-        3 => 0..1_000_000_i64,
-        2 => -MAX_TOKENS..=MAX_TOKENS,
-    ]
+// The random inputs come from proptest (`any::<[u64; 16]>()` per row, deterministic runner);
+// each draw is mapped to a value class — zeros, bounds, ±1, rounding-prone small values,
+// published rates, anything in range — by the pure functions below. Composite `prop_oneof!`
+// trees are far too slow to build 10,000 times in a debug test.
+
+fn pick(seed: u64, classes: &[(u64, &dyn Fn(u64) -> i64)]) -> i64 {
+    let total: u64 = classes.iter().map(|(w, _)| w).sum();
+    let mut roll = seed % total;
+    let rest = seed / total;
+    for (w, f) in classes {
+        if roll < *w {
+            return f(rest);
+        }
+        roll -= w;
+    }
+    unreachable!("weights cover the roll")
 }
 
-fn rate() -> impl Strategy<Value = i64> {
-    prop_oneof![
-        1 => Just(0_i64),
-        1 => Just(MAX_RATE),
-        2 => prop::sample::select(vec![25_000_i64, 30_000, 80_000, 100_000, 250_000, 300_000,
-            1_250_000, 3_000_000, 3_750_000, 6_000_000, 15_000_000, 22_500_000, 75_000_000]),
-        3 => 0..=MAX_RATE,
-        1 => 0..100_i64,
-    ]
+/// `lo..=hi` from a seed (`hi - lo < 2^62`).
+fn in_range(seed: u64, lo: i64, hi: i64) -> i64 {
+    let span = u64::try_from(hi - lo).unwrap() + 1;
+    lo + i64::try_from(seed % span).unwrap()
 }
 
-fn multiplier(max: i64, one: i64) -> impl Strategy<Value = i64> {
-    prop_oneof![
-        2 => Just(one),
-        1 => Just(0_i64),
-        1 => Just(max),
-        3 => 0..=max,
-    ]
-}
-
-fn row() -> impl Strategy<Value = (TokenBuckets, RateSnapshot)> {
-    let tokens =
-        (token(), token(), token(), token(), token()).prop_map(|(a, b, c, d, e)| TokenBuckets {
-            input: a,
-            cache_write_5m: b,
-            cache_write_1h: c,
-            cache_read: d,
-            output: e,
-        });
-    let rates = (rate(), rate(), rate(), rate(), rate()).prop_map(|(a, b, c, d, e)| Rates {
-        input: a,
-        cache_write_5m: b,
-        cache_write_1h: c,
-        cache_read: d,
-        output: e,
-    });
-    let mults = (
-        prop_oneof![Just(500_i64), Just(1_000_i64), 0..=MAX_BATCH_PERMILLE],
-        prop_oneof![
-            Just(1_000_i64),
-            Just(1_100_i64),
-            multiplier(MAX_GEO_PERMILLE, 1_000)
+fn token(seed: u64) -> i64 {
+    pick(
+        seed,
+        &[
+            (2, &|_| 0),
+            (1, &|_| MAX_TOKENS),
+            (1, &|_| -MAX_TOKENS),
+            (1, &|_| 1),
+            (1, &|_| -1),
+            (3, &|s| in_range(s, 0, 999_999)),
+            (2, &|s| in_range(s, -MAX_TOKENS, MAX_TOKENS)),
         ],
-        multiplier(MAX_TENANT_BP, 10_000),
-        multiplier(MAX_TENANT_BP, 10_000),
-    );
-    (tokens, rates, mults, any::<bool>()).prop_map(|(t, r, (b, g, f, rg), long)| {
-        (
-            t,
-            RateSnapshot {
-                price_id: "prop@2026-01-01".into(),
-                context_tier: if long {
-                    ContextTier::Long
-                } else {
-                    ContextTier::Standard
-                },
-                rates: r,
-                batch_permille: b,
-                geo_permille: g,
-                tier_bp: f,
-                region_bp: rg,
-            },
-        )
-    })
+    )
+}
+
+const PUBLISHED: [i64; 13] = [
+    25_000, 30_000, 80_000, 100_000, 250_000, 300_000, 1_250_000, 3_000_000, 3_750_000, 6_000_000,
+    15_000_000, 22_500_000, 75_000_000,
+];
+
+fn rate(seed: u64) -> i64 {
+    pick(
+        seed,
+        &[
+            (1, &|_| 0),
+            (1, &|_| MAX_RATE),
+            (2, &|s| PUBLISHED[usize::try_from(s % 13).unwrap()]),
+            (3, &|s| in_range(s, 0, MAX_RATE)),
+            (1, &|s| in_range(s, 0, 99)),
+        ],
+    )
+}
+
+fn multiplier(seed: u64, max: i64, one: i64, common: i64) -> i64 {
+    pick(
+        seed,
+        &[
+            (2, &|_| one),
+            (1, &|_| common),
+            (1, &|_| 0),
+            (1, &|_| max),
+            (3, &|s| in_range(s, 0, max)),
+        ],
+    )
+}
+
+fn row(seeds: [u64; 16]) -> (TokenBuckets, RateSnapshot) {
+    let t = TokenBuckets {
+        input: token(seeds[0]),
+        cache_write_5m: token(seeds[1]),
+        cache_write_1h: token(seeds[2]),
+        cache_read: token(seeds[3]),
+        output: token(seeds[4]),
+    };
+    let snapshot = RateSnapshot {
+        price_id: "prop@2026-01-01".into(),
+        context_tier: if seeds[5].is_multiple_of(2) {
+            ContextTier::Long
+        } else {
+            ContextTier::Standard
+        },
+        rates: Rates {
+            input: rate(seeds[6]),
+            cache_write_5m: rate(seeds[7]),
+            cache_write_1h: rate(seeds[8]),
+            cache_read: rate(seeds[9]),
+            output: rate(seeds[10]),
+        },
+        batch_permille: multiplier(seeds[11], MAX_BATCH_PERMILLE, 1_000, 500),
+        geo_permille: multiplier(seeds[12], MAX_GEO_PERMILLE, 1_000, 1_100),
+        tier_bp: multiplier(seeds[13], MAX_TENANT_BP, 10_000, 12_500),
+        region_bp: multiplier(seeds[14], MAX_TENANT_BP, 10_000, 11_000),
+    };
+    (t, snapshot)
 }
 
 const CHUNKS: usize = 5;
@@ -94,14 +115,15 @@ const CHUNK: usize = 2_000;
 
 async fn check(ledger: &Ledger, backend: &str) {
     let mut runner = TestRunner::deterministic();
-    let strategy = prop::collection::vec(row(), CHUNK);
+    let strategy = prop::collection::vec(any::<[u64; 16]>(), CHUNK);
     let mut n = 0;
     for chunk in 0..CHUNKS {
         let rows = strategy.new_tree(&mut runner).unwrap().current();
         let records: Vec<(UsageRecord, RateSnapshot)> = rows
             .into_iter()
             .enumerate()
-            .map(|(i, (t, s))| {
+            .map(|(i, seeds)| {
+                let (t, s) = row(seeds);
                 let mut r = support::usage(&format!("{chunk}-{i}"), "prop", Lane::Batch, t);
                 r.tenant_id = "parity".into();
                 (r, s)
