@@ -45,7 +45,7 @@
 
 use ::axum::body::Bytes;
 use ::axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use ::axum::extract::{FromRequest, FromRequestParts, Request};
+use ::axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use ::axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::request::Parts;
@@ -181,6 +181,37 @@ where
             .await
             .map_err(bytes_problem)?;
         parse_json(&bytes).map(Json)
+    }
+}
+
+/// `Option<Json<T>>`: `None` when the request has no `Content-Type` (no body was sent), the
+/// same rejections as [`Json`] otherwise.
+///
+/// # Example
+///
+/// ```
+/// use tenantry_envelope::Envelope;
+/// use tenantry_envelope::axum::Json;
+///
+/// async fn cancel(body: Option<Json<String>>) -> Envelope<String> {
+///     Envelope::success(body.map_or_else(|| "no reason given".to_owned(), |Json(reason)| reason))
+/// }
+/// let app: axum::Router = axum::Router::new().route("/v1/jobs/cancel", axum::routing::post(cancel));
+/// ```
+impl<T, S> OptionalFromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if req.headers().get(CONTENT_TYPE).is_none() {
+            return Ok(None);
+        }
+        <Json<T> as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
     }
 }
 

@@ -72,6 +72,10 @@ async fn created() -> (StatusCode, Envelope<&'static str>) {
     (StatusCode::CREATED, Envelope::success("made"))
 }
 
+async fn reason(body: Option<Json<String>>) -> Envelope<String> {
+    Envelope::success(body.map_or_else(|| "none".to_owned(), |Json(reason)| reason))
+}
+
 async fn unserializable() -> Envelope<HashMap<(u8, u8), u8>> {
     Envelope::success(HashMap::from([((1, 2), 3)]))
 }
@@ -84,6 +88,7 @@ fn app() -> Router {
         .route("/rfc9457", get(rfc9457))
         .route("/created", post(created))
         .route("/unserializable", get(unserializable))
+        .route("/reason", post(reason))
         .layer(DefaultBodyLimit::max(256))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -333,4 +338,32 @@ async fn unserializable_data_becomes_an_internal_error_envelope() {
     let reply = send(get_req("/unserializable")).await;
     let problem = assert_problem(&reply, "INTERNAL", StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(problem["message"], "the response could not be serialized");
+}
+
+#[tokio::test]
+async fn optional_json_body() {
+    let reply = send(
+        Request::post("/reason")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.body, json!({"status":"success","data":"none"}));
+    let reply = send(post_json("/reason", r#""late""#)).await;
+    assert_eq!(reply.body, json!({"status":"success","data":"late"}));
+    let reply = send(post_json("/reason", "7")).await;
+    assert_problem(
+        &reply,
+        "VALIDATION_FAILED",
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let request = Request::post("/reason")
+        .header(CONTENT_TYPE, "text/plain")
+        .body(Body::from("late"))
+        .expect("request");
+    assert_problem(
+        &send(request).await,
+        "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    );
 }
