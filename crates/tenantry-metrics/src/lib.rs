@@ -57,6 +57,11 @@ mod query;
 mod render;
 mod schema;
 
+/// The rendered SQL of every built-in metric, per backend (each example is a test).
+pub mod sql_reference {
+    #![doc = include_str!("sql_reference.md")]
+}
+
 pub use builtin::Period;
 pub use data::{Dataset, GrantRow, MembershipRow, TenantRow, UsageRow};
 pub use error::{Error, Result};

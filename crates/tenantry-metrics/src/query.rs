@@ -15,7 +15,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval;
 use crate::expr::SourceKind;
-use crate::metric::{AggCall, FilterOp, Metric, MetricFilter, Order};
+use crate::metric::{AggCall, AggFunc, FilterOp, Metric, MetricFilter, Order};
 use crate::render::{self, Dialect, col, ident};
 use crate::schema::Schema;
 
@@ -347,50 +347,30 @@ impl MetricsQuery {
                 ),
                 SourceKind::Access => (ACCESS, "tenant_id"),
             };
-            let mut sub = Query::select();
-            if !lateral {
-                sub.expr_as(col("p", "ancestor_id"), ident("group_id"));
-            }
-            for (i, call) in aggs.iter().enumerate().filter(|(_, c)| c.source == *source) {
-                let name = format!("a{i}");
-                sub.expr_as(render::aggregate(call, schema, dialect, "f"), ident(&name));
-                located.insert(call, (alias.clone(), name));
-            }
+            let calls: Vec<(usize, &AggCall)> = aggs
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.source == *source)
+                .collect();
             if lateral {
-                // One group: the walk holds each of its tenants once, so the facts are the rows
-                // whose tenant is in that list. `= ANY(ARRAY(..))` makes the list an index
-                // condition instead of a join the planner would size from a guess.
-                sub.from_as(ident(table), ident("f"))
-                    .and_where(col("f", tenant_col).eq(sea_query::PgFunc::any(descendants())));
-            } else {
-                sub.from_as(ident(TREE), ident("p")).join_as(
-                    JoinType::InnerJoin,
-                    ident(table),
-                    ident("f"),
-                    col("f", tenant_col).equals((ident("p"), ident("descendant_id"))),
+                self.lateral_source(
+                    &mut outer,
+                    &calls,
+                    (table, tenant_col),
+                    &alias,
+                    dialect,
+                    depth_guard,
+                    &mut located,
                 );
-            }
-            if lateral {
-                let mut inner = WithClause::new();
-                inner.recursive(true);
-                let mut anchor = Query::select();
-                anchor
-                    .expr(col("g", "id"))
-                    .expr(col("g", "id"))
-                    .expr(Sql::val(0i64));
-                inner.cte(self.tree_cte(anchor, depth_guard));
-                if *source == SourceKind::Access {
-                    self.access_ctes(&mut inner, depth_guard);
-                }
-                sub.with_cte(inner);
-                outer.join_lateral(JoinType::LeftJoin, sub, ident(&alias), Sql::cust("TRUE"));
             } else {
-                sub.group_by_col((ident("p"), ident("ancestor_id")));
-                outer.join_subquery(
-                    JoinType::LeftJoin,
-                    sub,
-                    ident(&alias),
-                    col(&alias, "group_id").equals((ident("g"), ident("id"))),
+                rollup_source(
+                    &mut outer,
+                    &calls,
+                    (table, tenant_col),
+                    &alias,
+                    schema,
+                    dialect,
+                    &mut located,
                 );
             }
         }
@@ -460,6 +440,46 @@ impl MetricsQuery {
             .columns([ident("ancestor_id"), ident("descendant_id"), ident("depth")])
             .query(anchor)
             .to_owned()
+    }
+
+    /// One group per LATERAL subquery: walk down from the group, then aggregate the facts whose
+    /// tenant is in the walk. `= ANY(ARRAY(..))` makes the tenant list an index condition
+    /// instead of a join the planner would size from a guess.
+    #[allow(clippy::too_many_arguments)]
+    fn lateral_source<'a>(
+        &self,
+        outer: &mut SelectStatement,
+        calls: &[(usize, &'a AggCall)],
+        (table, tenant_col): (&str, &str),
+        alias: &str,
+        dialect: Dialect,
+        depth_guard: i64,
+        located: &mut HashMap<&'a AggCall, (String, String)>,
+    ) {
+        let mut sub = Query::select();
+        for (i, call) in calls {
+            let name = format!("a{i}");
+            sub.expr_as(
+                render::aggregate(call, &self.schema, Some(dialect), "f"),
+                ident(&name),
+            );
+            located.insert(call, (alias.to_owned(), name));
+        }
+        sub.from_as(ident(table), ident("f"))
+            .and_where(col("f", tenant_col).eq(sea_query::PgFunc::any(descendants())));
+        let mut inner = WithClause::new();
+        inner.recursive(true);
+        let mut anchor = Query::select();
+        anchor
+            .expr(col("g", "id"))
+            .expr(col("g", "id"))
+            .expr(Sql::val(0i64));
+        inner.cte(self.tree_cte(anchor, depth_guard));
+        if calls.iter().any(|(_, c)| c.source == SourceKind::Access) {
+            self.access_ctes(&mut inner, depth_guard);
+        }
+        sub.with_cte(inner);
+        outer.join_lateral(JoinType::LeftJoin, sub, ident(alias), Sql::cust("TRUE"));
     }
 
     fn access_ctes(&self, with: &mut WithClause, depth_guard: i64) {
@@ -725,5 +745,92 @@ impl MetricsQuery {
                 .collect(),
             None => rows.collect(),
         })
+    }
+}
+
+/// All groups at once: facts are first reduced per tenant (partial `COUNT`/`SUM`/`MIN`/`MAX`,
+/// or the distinct `(tenant, value)` pairs of a `COUNT(DISTINCT ..)`), then combined over each
+/// group's subtree. The ledger is read once per subquery and never multiplied by the tree's
+/// depth; distinct counts are still recomputed from values, never summed from children.
+fn rollup_source<'a>(
+    outer: &mut SelectStatement,
+    calls: &[(usize, &'a AggCall)],
+    (table, tenant_col): (&str, &str),
+    alias: &str,
+    schema: &Schema,
+    dialect: Dialect,
+    located: &mut HashMap<&'a AggCall, (String, String)>,
+) {
+    let join_group = |outer: &mut SelectStatement, sub: SelectStatement, alias: &str| {
+        outer.join_subquery(
+            JoinType::LeftJoin,
+            sub,
+            ident(alias),
+            col(alias, "group_id").equals((ident("g"), ident("id"))),
+        );
+    };
+    let partial: Vec<&(usize, &AggCall)> = calls
+        .iter()
+        .filter(|(_, c)| c.func != AggFunc::CountDistinct)
+        .collect();
+    if !partial.is_empty() {
+        let mut pre = Query::select();
+        pre.expr_as(col("f", tenant_col), ident("tenant_id"));
+        let mut sub = Query::select();
+        sub.expr_as(col("p", "ancestor_id"), ident("group_id"));
+        for (i, call) in partial {
+            pre.expr_as(
+                render::aggregate(call, schema, None, "f"),
+                ident(&format!("c{i}")),
+            );
+            let name = format!("a{i}");
+            sub.expr_as(
+                render::combine(call.func, dialect, "pre", &format!("c{i}")),
+                ident(&name),
+            );
+            located.insert(call, (alias.to_owned(), name));
+        }
+        pre.from_as(ident(table), ident("f"))
+            .group_by_col((ident("f"), ident(tenant_col)));
+        sub.from_as(ident(TREE), ident("p"))
+            .join_subquery(
+                JoinType::InnerJoin,
+                pre,
+                ident("pre"),
+                col("pre", "tenant_id").equals((ident("p"), ident("descendant_id"))),
+            )
+            .group_by_col((ident("p"), ident("ancestor_id")));
+        join_group(outer, sub, alias);
+    }
+    for (i, call) in calls
+        .iter()
+        .filter(|(_, c)| c.func == AggFunc::CountDistinct)
+    {
+        let mut pairs = Query::select();
+        pairs
+            .distinct()
+            .expr_as(col("f", tenant_col), ident("tenant_id"))
+            .from_as(ident(table), ident("f"));
+        if let Some(arg) = &call.arg {
+            pairs.expr_as(render::node(arg, schema, "f"), ident("v"));
+        }
+        if let Some(filter) = &call.filter {
+            pairs.and_where(render::node(filter, schema, "f"));
+        }
+        let name = format!("a{i}");
+        let sub_alias = format!("{alias}_{i}");
+        let mut sub = Query::select();
+        sub.expr_as(col("p", "ancestor_id"), ident("group_id"))
+            .expr_as(sea_query::Func::count_distinct(col("d", "v")), ident(&name))
+            .from_as(ident(TREE), ident("p"))
+            .join_subquery(
+                JoinType::InnerJoin,
+                pairs,
+                ident("d"),
+                col("d", "tenant_id").equals((ident("p"), ident("descendant_id"))),
+            )
+            .group_by_col((ident("p"), ident("ancestor_id")));
+        join_group(outer, sub, &sub_alias);
+        located.insert(call, (sub_alias, name));
     }
 }

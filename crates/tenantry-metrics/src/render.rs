@@ -81,8 +81,14 @@ pub(crate) fn node(n: &Node, schema: &Schema, alias: &str) -> Sql {
     }
 }
 
-/// Renders one aggregate over the fact table aliased `alias`.
-pub(crate) fn aggregate(call: &AggCall, schema: &Schema, dialect: Dialect, alias: &str) -> Sql {
+/// Renders one aggregate over the fact table aliased `alias`. With `final_sum`, a `SUM` on
+/// PostgreSQL is cast back to `BIGINT` (it is `numeric` there); partial sums stay exact.
+pub(crate) fn aggregate(
+    call: &AggCall,
+    schema: &Schema,
+    final_sum: Option<Dialect>,
+    alias: &str,
+) -> Sql {
     let arg = || {
         call.arg
             .as_ref()
@@ -99,10 +105,30 @@ pub(crate) fn aggregate(call: &AggCall, schema: &Schema, dialect: Dialect, alias
     if let Some(filter) = &call.filter {
         f = f.filter(Cond::all().add(node(filter, schema, alias)));
     }
-    if call.func == AggFunc::Sum && dialect == Dialect::Postgres {
+    if call.func == AggFunc::Sum && final_sum == Some(Dialect::Postgres) {
         Func::cast_as(f, "BIGINT").into()
     } else {
         f.into()
+    }
+}
+
+/// Combines per-tenant partial aggregates (column `column` of `table`) over a subtree:
+/// counts and sums add up, minima and maxima take theirs. On PostgreSQL the result is cast back
+/// to `BIGINT` (`SUM` of `bigint` is `numeric` there), which fails exactly when the total leaves
+/// the `i64` range.
+pub(crate) fn combine(func: AggFunc, dialect: Dialect, table: &str, column: &str) -> Sql {
+    let c = col(table, column);
+    match func {
+        AggFunc::CountRows | AggFunc::Count | AggFunc::Sum | AggFunc::CountDistinct => {
+            let f = Func::sum(c);
+            if dialect == Dialect::Postgres {
+                Func::cast_as(f, "BIGINT").into()
+            } else {
+                f.into()
+            }
+        }
+        AggFunc::Min => Func::min(c).into(),
+        AggFunc::Max => Func::max(c).into(),
     }
 }
 
