@@ -14,6 +14,23 @@ use time::OffsetDateTime;
 ///
 /// Virtual time starts at the real UTC time when the emulator starts and then runs at
 /// `scale` times real speed (default 1), plus every [`advance`](Clock::advance).
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tenantry_emulator::Error> {
+/// use std::time::Duration;
+///
+/// let emu = tenantry_emulator::Emulator::builder().start().await?;
+/// let clock = emu.clock();
+/// clock.set_scale(0); // frozen: only `advance` moves it
+/// let before = clock.now();
+/// clock.advance(Duration::from_secs(25 * 3600)); // every batch so far has expired
+/// assert_eq!(clock.now() - before, time::Duration::hours(25));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Clock {
     inner: Arc<Mutex<ClockState>>,

@@ -30,9 +30,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A configuration value is out of its allowed range.
-    #[error("invalid emulator configuration: {0}")]
-    Config(String),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -416,3 +416,29 @@ async fn batches_are_scoped_to_the_workspace() {
         1
     );
 }
+
+#[tokio::test]
+async fn results_url_follows_the_address_the_client_used() {
+    let emu = emulator(0).await;
+    let client = Client::new(&emu);
+    let id = client.create(requests(1)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let batch: serde_json::Value = client
+        .http
+        .get(format!("{}/v1/messages/batches/{id}", emu.base_url()))
+        .header("x-api-key", support::KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("host", "emulator.internal:8080")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        batch["results_url"],
+        format!("http://emulator.internal:8080/v1/messages/batches/{id}/results")
+    );
+}
