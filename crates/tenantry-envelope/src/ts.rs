@@ -53,7 +53,49 @@ pub fn export(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
     let mut files = Vec::new();
     collect_ts_files(dir, &mut files).map_err(|err| Error::TypeScriptExport(err.into()))?;
     files.sort();
+    for file in &files {
+        let text =
+            std::fs::read_to_string(file).map_err(|err| Error::TypeScriptExport(err.into()))?;
+        let stripped = strip_rust_examples(&text);
+        if stripped != text {
+            std::fs::write(file, stripped).map_err(|err| Error::TypeScriptExport(err.into()))?;
+        }
+    }
     Ok(files)
+}
+
+/// Drops the Rust `# Example` sections (heading and code block) that ts-rs copies from the
+/// doc comments into the JSDoc: they are Rust, not TypeScript.
+fn strip_rust_examples(text: &str) -> String {
+    #[derive(PartialEq)]
+    enum State {
+        Keep,
+        BeforeFence,
+        InFence,
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    let mut state = State::Keep;
+    for line in text.lines() {
+        let comment = line.trim();
+        match state {
+            State::Keep if comment == "* # Example" || comment == "* # Examples" => {
+                if kept.last().is_some_and(|previous| previous.trim() == "*") {
+                    kept.pop();
+                }
+                state = State::BeforeFence;
+            }
+            State::Keep => kept.push(line),
+            State::BeforeFence if comment.starts_with("* ```") => state = State::InFence,
+            State::BeforeFence => {}
+            State::InFence if comment == "* ```" => state = State::Keep,
+            State::InFence => {}
+        }
+    }
+    let mut out = kept.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 fn collect_ts_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -104,5 +146,23 @@ impl TS for Code {
 
     fn output_path() -> Option<PathBuf> {
         Some(PathBuf::from("Code.ts"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_rust_examples;
+
+    #[test]
+    fn rust_examples_are_dropped_and_the_rest_kept() {
+        let jsdoc = "/**\n * One line.\n *\n * ```json\n * {\"a\":1}\n * ```\n *\n * # Example\n *\n * ```\n * let x = 1;\n * ```\n */\nexport type A = number;\n";
+        assert_eq!(
+            strip_rust_examples(jsdoc),
+            "/**\n * One line.\n *\n * ```json\n * {\"a\":1}\n * ```\n */\nexport type A = number;\n"
+        );
+        assert_eq!(
+            strip_rust_examples("export type B = string;"),
+            "export type B = string;"
+        );
     }
 }
