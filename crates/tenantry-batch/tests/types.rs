@@ -247,3 +247,42 @@ fn error_types_include_the_ones_the_sdk_union_lacks() {
         assert_eq!(object.kind, kind);
     }
 }
+
+#[test]
+fn blocks_and_results_decode_whatever_the_field_order() {
+    let text: ContentBlock = serde_json::from_value(json!({"text": "a", "type": "text"})).unwrap();
+    assert_eq!(
+        text,
+        ContentBlock::Text {
+            text: "a".into(),
+            citations: None
+        }
+    );
+    let tool: ContentBlock =
+        serde_json::from_value(json!({"input": {}, "caller": {"type": "direct"}, "name": "f", "id": "t", "type": "tool_use"}))
+            .unwrap();
+    assert!(matches!(tool, ContentBlock::ToolUse { .. }));
+    let unknown = json!({"type": "web_search_tool_result", "tool_use_id": "x", "content": [], "id": "i", "text": "t"});
+    let block: ContentBlock = serde_json::from_value(unknown.clone()).unwrap();
+    assert_eq!(block, ContentBlock::Unknown(unknown.clone()));
+    assert_eq!(serde_json::to_value(&block).unwrap(), unknown);
+    // A known type missing a required field is kept, not lost.
+    let partial = json!({"type": "thinking", "thinking": "t"});
+    let block: ContentBlock = serde_json::from_value(partial.clone()).unwrap();
+    assert_eq!(block, ContentBlock::Unknown(partial));
+
+    let line = r#"{"result":{"message":{"usage":{"output_tokens":2,"input_tokens":1},"stop_reason":"max_tokens","role":"assistant","model":"m","id":"msg_1","content":[{"text":"hi","type":"text"}]},"type":"succeeded"},"custom_id":"late-type"}"#;
+    let result: BatchResult = serde_json::from_str(line).unwrap();
+    let ResultOutcome::Succeeded { message } = result.result else {
+        panic!("succeeded")
+    };
+    assert_eq!(message.stop_reason, Some(StopReason::MaxTokens));
+    let missing: Result<BatchResult, _> =
+        serde_json::from_str(r#"{"custom_id":"x","result":{"type":"succeeded"}}"#);
+    assert!(
+        missing
+            .unwrap_err()
+            .to_string()
+            .contains("missing field `message`")
+    );
+}

@@ -51,7 +51,10 @@ impl Message {
 }
 
 /// A content block of a response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Decoded in one pass whatever the order of its fields; a block of an unknown type (or a known
+/// type missing a field) becomes [`ContentBlock::Unknown`] with every field kept.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ContentBlock {
@@ -96,6 +99,156 @@ pub enum ContentBlock {
     /// Any other block (server tool results, future kinds), kept as raw JSON.
     #[serde(untagged)]
     Unknown(Value),
+}
+
+impl<'de> Deserialize<'de> for ContentBlock {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(BlockVisitor)
+    }
+}
+
+/// The fields of a content block; unknown names are kept for [`ContentBlock::Unknown`].
+enum BlockField {
+    Type,
+    Text,
+    Citations,
+    Thinking,
+    Signature,
+    Data,
+    Id,
+    Name,
+    Input,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for BlockField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl serde::de::Visitor<'_> for FieldVisitor {
+            type Value = BlockField;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<BlockField, E> {
+                Ok(match value {
+                    "type" => BlockField::Type,
+                    "text" => BlockField::Text,
+                    "citations" => BlockField::Citations,
+                    "thinking" => BlockField::Thinking,
+                    "signature" => BlockField::Signature,
+                    "data" => BlockField::Data,
+                    "id" => BlockField::Id,
+                    "name" => BlockField::Name,
+                    "input" => BlockField::Input,
+                    other => BlockField::Other(other.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+struct BlockVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BlockVisitor {
+    type Value = ContentBlock;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a content block object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ContentBlock, A::Error> {
+        let mut kind: Option<String> = None;
+        let mut text: Option<String> = None;
+        let mut citations: Option<Option<Vec<Value>>> = None;
+        let mut thinking: Option<String> = None;
+        let mut signature: Option<String> = None;
+        let mut data: Option<String> = None;
+        let mut id: Option<String> = None;
+        let mut name: Option<String> = None;
+        let mut input: Option<Value> = None;
+        let mut rest = serde_json::Map::new();
+        while let Some(field) = map.next_key::<BlockField>()? {
+            match field {
+                BlockField::Type => kind = Some(map.next_value()?),
+                BlockField::Text => text = Some(map.next_value()?),
+                BlockField::Citations => citations = Some(map.next_value()?),
+                BlockField::Thinking => thinking = Some(map.next_value()?),
+                BlockField::Signature => signature = Some(map.next_value()?),
+                BlockField::Data => data = Some(map.next_value()?),
+                BlockField::Id => id = Some(map.next_value()?),
+                BlockField::Name => name = Some(map.next_value()?),
+                BlockField::Input => input = Some(map.next_value()?),
+                BlockField::Other(key) => {
+                    rest.insert(key, map.next_value()?);
+                }
+            }
+        }
+        let block = match (
+            kind.as_deref(),
+            text,
+            thinking,
+            signature,
+            data,
+            id,
+            name,
+            input,
+        ) {
+            (Some("text"), Some(text), None, None, None, None, None, None) => ContentBlock::Text {
+                text,
+                citations: citations.flatten(),
+            },
+            (Some("thinking"), None, Some(thinking), Some(signature), None, None, None, None) => {
+                ContentBlock::Thinking {
+                    thinking,
+                    signature,
+                }
+            }
+            (Some("redacted_thinking"), None, None, None, Some(data), None, None, None) => {
+                ContentBlock::RedactedThinking { data }
+            }
+            (Some("tool_use"), None, None, None, None, Some(id), Some(name), Some(input)) => {
+                ContentBlock::ToolUse { id, name, input }
+            }
+            (
+                Some("server_tool_use"),
+                None,
+                None,
+                None,
+                None,
+                Some(id),
+                Some(name),
+                Some(input),
+            ) => ContentBlock::ServerToolUse { id, name, input },
+            (_, text, thinking, signature, data, id, name, input) => {
+                let strings = [
+                    ("type", kind),
+                    ("text", text),
+                    ("thinking", thinking),
+                    ("signature", signature),
+                    ("data", data),
+                    ("id", id),
+                    ("name", name),
+                ];
+                for (key, value) in strings {
+                    if let Some(value) = value {
+                        rest.insert(key.to_owned(), Value::String(value));
+                    }
+                }
+                if let Some(citations) = citations {
+                    rest.insert(
+                        "citations".to_owned(),
+                        citations.map_or(Value::Null, Value::Array),
+                    );
+                }
+                if let Some(input) = input {
+                    rest.insert("input".to_owned(), input);
+                }
+                ContentBlock::Unknown(Value::Object(rest))
+            }
+        };
+        Ok(block)
+    }
 }
 
 open_enum! {

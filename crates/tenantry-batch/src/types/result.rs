@@ -17,7 +17,9 @@ pub struct BatchResult {
 }
 
 /// What became of one request of a batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Decoded in one pass whatever the order of its fields (no buffering of the message).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 // Results are streamed one at a time, so an unboxed message saves an allocation per line.
@@ -38,8 +40,114 @@ pub enum ResultOutcome {
     /// The batch expired before this request was sent to the model (not billed).
     Expired,
     /// An outcome this version of the crate does not know.
-    #[serde(other)]
     Unknown,
+}
+
+impl<'de> Deserialize<'de> for ResultOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(OutcomeVisitor)
+    }
+}
+
+/// The fields of a result object, named without allocating.
+enum Field {
+    Type,
+    Message,
+    Error,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl serde::de::Visitor<'_> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Field, E> {
+                Ok(match value {
+                    "type" => Field::Type,
+                    "message" => Field::Message,
+                    "error" => Field::Error,
+                    _ => Field::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+/// The `type` of a result, named without allocating.
+enum Kind {
+    Succeeded,
+    Errored,
+    Canceled,
+    Expired,
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KindVisitor;
+        impl serde::de::Visitor<'_> for KindVisitor {
+            type Value = Kind;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a result type")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Kind, E> {
+                Ok(match value {
+                    "succeeded" => Kind::Succeeded,
+                    "errored" => Kind::Errored,
+                    "canceled" => Kind::Canceled,
+                    "expired" => Kind::Expired,
+                    _ => Kind::Unknown,
+                })
+            }
+        }
+        deserializer.deserialize_str(KindVisitor)
+    }
+}
+
+struct OutcomeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OutcomeVisitor {
+    type Value = ResultOutcome;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a batch result object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<ResultOutcome, A::Error> {
+        use serde::de::Error as _;
+        let mut kind = None;
+        let mut message = None;
+        let mut error = None;
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Type => kind = Some(map.next_value::<Kind>()?),
+                Field::Message => message = Some(map.next_value::<Message>()?),
+                Field::Error => error = Some(map.next_value::<ErrorResponse>()?),
+                Field::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        match kind.ok_or_else(|| A::Error::missing_field("type"))? {
+            Kind::Succeeded => Ok(ResultOutcome::Succeeded {
+                message: message.ok_or_else(|| A::Error::missing_field("message"))?,
+            }),
+            Kind::Errored => Ok(ResultOutcome::Errored {
+                error: error.ok_or_else(|| A::Error::missing_field("error"))?,
+            }),
+            Kind::Canceled => Ok(ResultOutcome::Canceled),
+            Kind::Expired => Ok(ResultOutcome::Expired),
+            Kind::Unknown => Ok(ResultOutcome::Unknown),
+        }
+    }
 }
 
 /// The API's error envelope: `{"type":"error","error":{…},"request_id":…}`.
