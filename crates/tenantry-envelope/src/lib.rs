@@ -57,8 +57,8 @@
 //!
 //! | Name | Description | Default |
 //! |---|---|---|
-//! | `axum` | `IntoResponse` for the wire types; a [`Json`](axum::Json) extractor, plus `Query` and `Path`, whose rejections are error envelopes; fallbacks for unknown routes and methods | no |
-//! | `ts` | TypeScript definitions of the wire types through ts-rs, and [`ts::export`] to write them | no |
+//! | `axum` | `IntoResponse` for the wire types; `axum::Json`, `axum::Query` and `axum::Path` extractors whose rejections are error envelopes; fallbacks for unknown routes and methods | no |
+//! | `ts` | TypeScript definitions of the wire types through ts-rs, and `ts::export` to write them | no |
 //!
 //! Without features the crate depends on serde, serde_json, http and thiserror only.
 #![deny(missing_docs)]
