@@ -37,6 +37,13 @@
 //!   `expired`. After 29 days `archived_at` is set and results answer 404. Delete works
 //!   only on ended batches; afterwards the id answers 404.
 //! - **Time.** Every time above is on the [`Clock`], which tests speed up or advance.
+//! - **Choices where the API documentation is silent.** Results of a batch that has not
+//!   ended: 400 `invalid_request_error`; of an archived batch: 404. Cancel of an ended
+//!   batch: 400; a repeated cancel while `canceling` returns the unchanged batch. Delete of
+//!   an `in_progress` or `canceling` batch: 400. `list` with both `before_id` and
+//!   `after_id`, or with an id unknown in the workspace: 400. Unknown route: 404
+//!   `not_found_error`; known route with the wrong method: 405 `invalid_request_error`. A
+//!   request body that stalls longer than the body timeout: 408 `timeout_error`.
 //! - **Validation.** Envelope problems fail the create with 400 and pydantic-style messages
 //!   (`requests.3.custom_id: …`); bodies over the limit get 413 `request_too_large`.
 //!   Problems inside `params` (unknown model → `not_found_error`, `max_tokens` out of
