@@ -55,7 +55,12 @@ fn compile(files: &[PathBuf]) -> (bool, String) {
         ])
         .args(files)
         .output()
-        .expect("run tsc");
+        .unwrap_or_else(|err| {
+            panic!(
+                "could not run {} (needs Node.js on PATH): {err}",
+                tsc().display()
+            )
+        });
     let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
