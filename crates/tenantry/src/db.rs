@@ -129,6 +129,39 @@ impl Store {
         }
     }
 
+    /// Adds a tenant to the metrics' tenant tree under `parent` (its level is the parent's + 1).
+    /// A tenant already there is left as it is.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) async fn add_tenant(&self, tenant: &str, parent: Option<&str>) -> Result<()> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => {
+                sqlx::query(
+                    "INSERT INTO tenantry_tenants (id, parent_id, level) VALUES (?1, ?2, \
+                     COALESCE((SELECT level + 1 FROM tenantry_tenants WHERE id = ?2), 0)) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(parent)
+                .execute(s.pool())
+                .await?;
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => {
+                sqlx::query(
+                    "INSERT INTO tenantry_tenants (id, parent_id, level) VALUES ($1, $2, \
+                     COALESCE((SELECT level + 1 FROM tenantry_tenants WHERE id = $2), 0)) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(parent)
+                .execute(s.pool())
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Records a tenant, a user and the membership for the metrics (idempotent).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) async fn register(&self, tenant: &str, user: &str) -> Result<()> {

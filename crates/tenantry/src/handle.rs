@@ -333,6 +333,37 @@ impl Tenantry {
         })
     }
 
+    /// Adds a tenant to the tenant tree the metrics roll up over, under `parent` (which must
+    /// have been added first). Tenants that submit are added at the top level automatically;
+    /// add organizations and their workspaces here first to get roll-ups. A tenant already in
+    /// the tree is left where it is.
+    ///
+    /// # Errors
+    ///
+    /// A bad tenant id, or a database error (also when `parent` is unknown).
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub async fn add_tenant(&self, tenant: &str, parent: Option<&str>) -> Result<()> {
+        let tenant = tenant_id(tenant)?;
+        if let Some(p) = parent {
+            tenant_id(p)?;
+        }
+        self.inner.store.add_tenant(tenant.as_str(), parent).await
+    }
+
+    /// Records that `user` is a member of `tenant`, for the user-based metrics (users, adoption).
+    /// Users who submit are recorded automatically. Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// A bad tenant id, or a database error.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub async fn add_member(&self, tenant: &str, user: &str) -> Result<()> {
+        let tenant = tenant_id(tenant)?;
+        self.register(tenant.as_str(), user).await
+    }
+
     /// The cost ledger, for budgets, reports and corrections beyond the calls above.
     #[must_use]
     pub fn ledger(&self) -> &Ledger {

@@ -267,3 +267,65 @@ async fn budgets_are_stored_once_across_restarts() {
     assert_eq!(status.len(), 1);
     assert_eq!(status[0].policy.limit, Nanos(5_000));
 }
+
+#[tokio::test]
+async fn metrics_roll_up_over_added_tenants() {
+    use tenantry::cost::{Lane, TokenBuckets, UsageRecord};
+    let db = tenantry_testkit::SqliteDatabase::create().await;
+    let t = Tenantry::builder()
+        .database_pool(Database::Sqlite(db.pool().clone()))
+        .api(Config::new("k"))
+        .build()
+        .await
+        .unwrap();
+    t.add_tenant("org", None).await.unwrap();
+    t.add_tenant("org-eu", Some("org")).await.unwrap();
+    t.add_tenant("org-us", Some("org")).await.unwrap();
+    let at = UnixMicros::from_ymd(2026, 10, 1).unwrap();
+    for (i, tenant) in ["org-eu", "org-us", "org-us"].iter().enumerate() {
+        t.ledger()
+            .record(&UsageRecord {
+                source: "test".into(),
+                request_id: format!("r{i}"),
+                tenant_id: (*tenant).into(),
+                user_id: Some("u".into()),
+                feature: "f".into(),
+                model: "claude-haiku-4-5".into(),
+                lane: Lane::Batch,
+                occurred_at: at,
+                job_id: None,
+                batch_id: None,
+                tokens: TokenBuckets {
+                    input: 100,
+                    output: 10,
+                    ..TokenBuckets::default()
+                },
+                inference_geo: None,
+                feature_tier: None,
+                region: None,
+            })
+            .await
+            .unwrap();
+    }
+    t.add_member("org-eu", "u").await.unwrap();
+    let mut q = tenantry::metrics::MetricsQuery::new();
+    q.scope(tenantry::metrics::Scope::All);
+    q.select("users", tenantry::metrics::builtin::users())
+        .unwrap();
+    q.select(
+        "requests",
+        tenantry::metrics::builtin::requests(tenantry::metrics::Period::all_time()),
+    )
+    .unwrap();
+    let rows = t.metrics(&q).await.unwrap();
+    let get = |id: &str| {
+        rows.iter()
+            .find(|r| r.tenant_id() == id)
+            .and_then(|r| r.value("requests"))
+    };
+    assert_eq!(
+        (get("org"), get("org-eu"), get("org-us")),
+        (Some(3), Some(1), Some(2))
+    );
+    assert!(t.add_tenant("bad id!", None).await.is_err());
+}
