@@ -506,6 +506,63 @@ mod tests {
         assert_eq!(json.as_object().unwrap().len(), 10);
     }
 
+    proptest::proptest! {
+        /// Walking pages forward (after_id) and backward (before_id) visits every live
+        /// batch of the workspace exactly once, newest first, whatever the page size.
+        #[test]
+        fn paging_covers_everything_once(
+            owners in proptest::collection::vec(proptest::bool::ANY, 1..40),
+            deleted in proptest::collection::vec(proptest::bool::weighted(0.2), 40),
+            limit in 1_usize..7,
+        ) {
+            let store = BatchStore::default();
+            let mut expected = Vec::new();
+            for (i, mine) in owners.iter().enumerate() {
+                let mut b = batch(1, Duration::ZERO);
+                b.id = format!("b{i:02}");
+                b.workspace = if *mine { "w".into() } else { "x".into() };
+                let b = Arc::new(b);
+                store.insert(b.clone());
+                if deleted[i] {
+                    store.remove(&b);
+                } else if *mine {
+                    expected.push(b.id.clone());
+                }
+            }
+            expected.reverse();
+            let mut forward = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = store.list("w", None, cursor.as_deref(), limit).unwrap();
+                proptest::prop_assert!(page.data.len() <= limit);
+                forward.extend(page.data.iter().map(|b| b.id.clone()));
+                match (page.has_more, page.data.last()) {
+                    (true, Some(last)) => cursor = Some(last.id.clone()),
+                    _ => break,
+                }
+            }
+            proptest::prop_assert_eq!(&forward, &expected);
+            if let Some(oldest) = expected.last().cloned() {
+                // Backward from the oldest: pages come newest-first, each newer than the last.
+                let mut backward: Vec<String> = Vec::new();
+                let mut cursor = oldest.clone();
+                loop {
+                    let page = store.list("w", Some(&cursor), None, limit).unwrap();
+                    let ids: Vec<String> = page.data.iter().map(|b| b.id.clone()).collect();
+                    let mut chunk = ids.clone();
+                    chunk.extend(backward);
+                    backward = chunk;
+                    match (page.has_more, page.data.first()) {
+                        (true, Some(first)) => cursor = first.id.clone(),
+                        _ => break,
+                    }
+                }
+                backward.push(oldest);
+                proptest::prop_assert_eq!(&backward, &expected);
+            }
+        }
+    }
+
     #[test]
     fn list_pages_both_ways() {
         let store = BatchStore::default();
