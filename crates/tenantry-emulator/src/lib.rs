@@ -82,9 +82,11 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod body;
 mod cache;
 mod clock;
 mod conn;
+mod control;
 mod emulator;
 mod envelope;
 mod error;

@@ -12,14 +12,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::batch::{Batch, BatchStore, Item, Outcome, Status, WireBatch, start_time};
+use crate::body::{
+    MESSAGE_BODY_LIMIT, json_response, json_text, parse_json, read_body, slow, truncate,
+};
 use crate::cache::PromptCache;
 use crate::clock::Clock;
 use crate::conn::ConnHandle;
+use crate::control;
 use crate::faults::{Endpoint, Fault, Injector};
 use crate::ids::IdGen;
 use crate::message::Generator;
@@ -29,8 +31,6 @@ use crate::results::{LineEnding, stream};
 use crate::tokens::measure;
 use crate::wire::{ApiError, ErrorType, error_body};
 
-/// Body limit of `/v1/messages` and `count_tokens` (the real API's 32 MB).
-const MESSAGE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// The organization id every response carries.
 const ORGANIZATION_ID: &str = "00000000-0000-4000-8000-00000000e4a1";
 
@@ -75,10 +75,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/messages/batches/{id}/results", get(batch_results))
         .route("/v1/messages", post(create_message))
         .route("/v1/messages/count_tokens", post(count_tokens))
-        .route("/_emulator/clock", post(control_clock))
-        .route("/_emulator/config", post(control_config))
-        .route("/_emulator/faults", post(control_faults))
-        .route("/_emulator/fault_counts", get(control_counts))
+        .route("/_emulator/clock", post(control::control_clock))
+        .route("/_emulator/config", post(control::control_config))
+        .route("/_emulator/faults", post(control::control_faults))
+        .route("/_emulator/fault_counts", get(control::control_counts))
         .fallback(|| async { ApiError::not_found("Not Found") })
         .method_not_allowed_fallback(|| async {
             let mut error = ApiError::invalid("Method Not Allowed");
@@ -153,82 +153,6 @@ impl Ctx {
             LineEnding::Lf
         }
     }
-}
-
-fn truncate(body: Body, after_bytes: u64) -> Body {
-    let inner = body.into_data_stream();
-    let stream = futures_util::stream::unfold(
-        (inner, after_bytes, false),
-        |(mut inner, remaining, done)| async move {
-            if done {
-                return None;
-            }
-            if remaining == 0 {
-                // Let the server flush the headers and the partial data first, so the client
-                // sees a response that stops mid-body rather than no response at all.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let err = std::io::Error::other("response truncated by fault injection");
-                return Some((Err(err), (inner, 0, true)));
-            }
-            match inner.next().await {
-                Some(Ok(mut chunk)) => {
-                    let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
-                    if len > remaining {
-                        chunk.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
-                        Some((Ok(chunk), (inner, 0, false)))
-                    } else {
-                        Some((Ok(chunk), (inner, remaining - len, false)))
-                    }
-                }
-                Some(Err(e)) => Some((Err(std::io::Error::other(e)), (inner, 0, true))),
-                None => None,
-            }
-        },
-    );
-    Body::from_stream(stream)
-}
-
-fn slow(body: Body, chunk_bytes: usize, delay: Duration) -> Body {
-    let inner = body.into_data_stream();
-    let chunk_bytes = chunk_bytes.max(1);
-    let stream = futures_util::stream::unfold(
-        (inner, Bytes::new()),
-        move |(mut inner, mut buffer)| async move {
-            while buffer.is_empty() {
-                match inner.next().await {
-                    Some(Ok(chunk)) => buffer = chunk,
-                    Some(Err(e)) => {
-                        return Some((Err(std::io::Error::other(e)), (inner, Bytes::new())));
-                    }
-                    None => return None,
-                }
-            }
-            tokio::time::sleep(delay).await;
-            let piece = buffer.split_to(chunk_bytes.min(buffer.len()));
-            Some((Ok(piece), (inner, buffer)))
-        },
-    );
-    Body::from_stream(stream)
-}
-
-fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
-    let text = match serde_json::to_string(value) {
-        Ok(text) => text,
-        Err(e) => {
-            return ApiError::new(ErrorType::Api, format!("cannot encode the response: {e}"))
-                .into_response();
-        }
-    };
-    json_text(status, text)
-}
-
-fn json_text(status: StatusCode, text: String) -> Response {
-    let mut response = (status, text).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 fn workspace_of_key(key: &str) -> String {
@@ -341,92 +265,7 @@ fn is_api_version(version: &str) -> bool {
         && version >= "2023-01-01"
 }
 
-/// Reads a JSON body of at most `limit` bytes.
-async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    idle: Duration,
-) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        drain(body, idle).await;
-        return Err(ApiError::too_large());
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let capacity = declared
-        .and_then(|len| usize::try_from(len).ok())
-        .unwrap_or(0)
-        .min(limit);
-    let mut buffer = BytesMut::with_capacity(capacity);
-    let mut data = body.into_data_stream();
-    loop {
-        let chunk = match tokio::time::timeout(idle, data.next()).await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(_) => {
-                let mut error = ApiError::new(
-                    ErrorType::Timeout,
-                    "Timed out waiting for the request body.",
-                );
-                error.status = 408;
-                return Err(error);
-            }
-        };
-        let chunk = chunk.map_err(|_| ApiError::invalid("The request body could not be read."))?;
-        if buffer.len() + chunk.len() > limit {
-            drop(buffer);
-            drain_stream(data, idle).await;
-            return Err(ApiError::too_large());
-        }
-        buffer.extend_from_slice(&chunk);
-    }
-    if !buffer.is_empty()
-        && !content_type
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("application/json")
-    {
-        return Err(ApiError::invalid(format!(
-            "Unsupported content type {content_type:?}: the body must be application/json"
-        )));
-    }
-    Ok(buffer.freeze())
-}
-
-/// Most bytes read and discarded from a rejected body, so that a client that sends its
-/// whole body before reading the answer still sees the 413 (beyond it the connection closes).
-const DRAIN_LIMIT: usize = 1024 * 1024 * 1024;
-
-async fn drain(body: Body, idle: Duration) {
-    drain_stream(body.into_data_stream(), idle).await;
-}
-
-async fn drain_stream(mut data: axum::body::BodyDataStream, idle: Duration) {
-    let mut seen = 0_usize;
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, data.next()).await {
-        seen += chunk.len();
-        if seen > DRAIN_LIMIT {
-            break;
-        }
-    }
-}
-
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(format!(
-            "There was an error parsing the body of your request: {e}"
-        ))
-    })
-}
-
-type Handled = Result<Response, ApiError>;
+pub(crate) type Handled = Result<Response, ApiError>;
 
 async fn create_batch(
     State(shared): State<Arc<Shared>>,
@@ -692,84 +531,4 @@ async fn count_tokens(
     check(&params, Mode::CountTokens, &shared.models)?;
     let value = json!({"input_tokens": measure(&params).total});
     Ok(ctx.finish(json_response(StatusCode::OK, &value)))
-}
-
-/// Control routes for hosts that cannot call the Rust API (the binary, other languages).
-/// They live under `/_emulator/`, a prefix the real API never uses, and need no key.
-async fn control_clock(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Handled {
-    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT, shared.body_timeout).await?;
-    let value = parse_json(&body)?;
-    if let Some(ms) = value.get("advance_ms") {
-        let ms = ms
-            .as_u64()
-            .ok_or_else(|| ApiError::invalid("advance_ms: Input should be a valid integer"))?;
-        shared.clock.advance(Duration::from_millis(ms));
-    }
-    if let Some(scale) = value.get("scale") {
-        let scale = scale
-            .as_u64()
-            .and_then(|s| u32::try_from(s).ok())
-            .ok_or_else(|| ApiError::invalid("scale: Input should be a valid integer"))?;
-        shared.clock.set_scale(scale);
-    }
-    let now = crate::wire::timestamp(shared.clock.now());
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"now": now, "scale": shared.clock.scale()}),
-    ))
-}
-
-async fn control_config(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Handled {
-    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT, shared.body_timeout).await?;
-    let value = parse_json(&body)?;
-    if let Some(ms) = value.get("batch_latency_ms") {
-        let ms = ms.as_u64().ok_or_else(|| {
-            ApiError::invalid("batch_latency_ms: Input should be a valid integer")
-        })?;
-        shared.set_latency(Duration::from_millis(ms));
-    }
-    let latency = u64::try_from(shared.latency().as_millis()).unwrap_or(u64::MAX);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"batch_latency_ms": latency}),
-    ))
-}
-
-async fn control_faults(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Handled {
-    let body = read_body(&headers, body, MESSAGE_BODY_LIMIT, shared.body_timeout).await?;
-    let value = parse_json(&body)?;
-    let specs = value
-        .get("specs")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::invalid("specs: Field required"))?;
-    let mut plan = crate::faults::FaultPlan::new();
-    for spec in specs {
-        let spec = spec
-            .as_str()
-            .ok_or_else(|| ApiError::invalid("specs: Input should be a list of strings"))?;
-        plan = plan
-            .with_spec(spec)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
-    }
-    shared.faults.replace(plan);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"installed": specs.len()}),
-    ))
-}
-
-async fn control_counts(State(shared): State<Arc<Shared>>) -> Response {
-    json_response(StatusCode::OK, &shared.faults.counts().to_json())
 }
