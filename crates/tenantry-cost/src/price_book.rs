@@ -296,27 +296,23 @@ impl PriceBook {
     /// # Errors
     ///
     /// [`Error::UnknownModel`]: an unknown model is never priced at $0.
-    pub fn resolve<'a>(&'a self, model: &str) -> Result<&'a str> {
-        let lookup = |m: &str| -> Option<&'a str> {
-            if let Some((k, _)) = self.rows.get_key_value(m) {
-                return Some(k.as_str());
-            }
-            self.aliases
-                .get(m)
-                .and_then(|c| self.rows.get_key_value(c.as_str()))
-                .map(|(k, _)| k.as_str())
+    pub fn resolve(&self, model: &str) -> Result<&str> {
+        self.lookup(model).map(|(canonical, _)| canonical)
+    }
+
+    /// The canonical id and rate rows of a model: two hash lookups for any known name.
+    fn lookup(&self, model: &str) -> Result<(&str, &[RateRow])> {
+        let find = |m: &str| {
+            let canonical = self.aliases.get(m).map_or(m, String::as_str);
+            self.rows
+                .get_key_value(canonical)
+                .map(|(k, rows)| (k.as_str(), rows.as_slice()))
         };
-        if let Some(found) = lookup(model) {
-            return Ok(found);
-        }
-        if let Some(base) = strip_date_suffix(model)
-            && let Some(found) = lookup(base)
-        {
-            return Ok(found);
-        }
-        Err(Error::UnknownModel {
-            model: model.to_owned(),
-        })
+        find(model)
+            .or_else(|| strip_date_suffix(model).and_then(find))
+            .ok_or_else(|| Error::UnknownModel {
+                model: model.to_owned(),
+            })
     }
 
     /// The rate row of `model` effective at `at`.
@@ -325,8 +321,7 @@ impl PriceBook {
     ///
     /// [`Error::UnknownModel`], or [`Error::NoRateAt`] when `at` is before the model's first row.
     pub fn rate_at(&self, model: &str, at: UnixMicros) -> Result<&RateRow> {
-        let canonical = self.resolve(model)?;
-        let rows = &self.rows[canonical];
+        let (canonical, rows) = self.lookup(model)?;
         let idx = rows.partition_point(|r| r.effective_from <= at);
         if idx == 0 {
             return Err(Error::NoRateAt {
