@@ -339,12 +339,19 @@ pub trait ClaimStore: JobStore {
     /// A database error.
     async fn end_batch(&self, batch: &BatchId, worker: &WorkerId) -> Result<bool>;
 
-    /// Billed usage stored on jobs but not yet handed to the [`UsageSink`](crate::UsageSink).
+    /// Claims up to `limit` billed usage records not yet handed to the
+    /// [`UsageSink`](crate::UsageSink), for `lease` (so concurrent engines hand each record
+    /// over once, and a dead engine's claim comes back).
     ///
     /// # Errors
     ///
     /// A database error.
-    async fn pending_usage(&self, limit: u32) -> Result<Vec<UsageRecord>>;
+    async fn claim_usage(
+        &self,
+        worker: &WorkerId,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<UsageRecord>>;
 
     /// Marks usage as handed to the sink.
     ///

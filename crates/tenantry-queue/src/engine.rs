@@ -605,7 +605,10 @@ impl<S: ClaimStore> Engine<S> {
     async fn flush_usage(&self) -> Result<u64> {
         let mut total = 0;
         loop {
-            let pending = self.store.pending_usage(500).await?;
+            let pending = self
+                .store
+                .claim_usage(&self.worker, 100, self.config.lease)
+                .await?;
             if pending.is_empty() {
                 return Ok(total);
             }

@@ -300,7 +300,7 @@ pub struct Job {
     pub batch_id: Option<String>,
     /// The Message returned by the API, when succeeded.
     pub result: Option<serde_json::Value>,
-    /// The error, when failed.
+    /// The error, when failed; a job that succeeded after a retry keeps its last error.
     pub error: Option<JobError>,
     /// The billed usage reported by the API, when it billed the request.
     pub usage: Option<serde_json::Value>,

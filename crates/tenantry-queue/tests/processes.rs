@@ -142,7 +142,7 @@ async fn wait_done(pool: &sqlx::PgPool) {
         let open = scalar(pool, "SELECT count(*) FROM tenantry_queue_jobs WHERE state IN ('queued','batched','submitted')").await;
         let pending = scalar(
             pool,
-            "SELECT count(*) FROM tenantry_queue_jobs WHERE usage_state = 'pending'",
+            "SELECT count(*) FROM tenantry_queue_jobs WHERE usage_state IN ('pending', 'sending')",
         )
         .await;
         if open == 0 && pending == 0 {

@@ -158,7 +158,7 @@ pub(crate) fn ingest_steps(
     })
 }
 
-/// A row of [`sql::pending_usage`].
+/// A row returned by [`sql::claim_usage`].
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct UsageRow {
     id: String,
@@ -171,7 +171,7 @@ pub(crate) struct UsageRow {
     usage: Option<String>,
 }
 
-/// Rows of [`sql::pending_usage`] as records for the sink.
+/// Rows of [`sql::claim_usage`] as records for the sink.
 pub(crate) fn usage_records(rows: Vec<UsageRow>) -> Result<Vec<UsageRecord>> {
     rows.into_iter()
         .map(|row| {

@@ -629,12 +629,51 @@ pub(crate) fn fail_job(job: &JobId, batch: &BatchId, error: String, now: i64) ->
 
 /// Stored `usage_state` of usage not yet handed to the sink.
 pub(crate) const USAGE_PENDING: &str = "pending";
+const USAGE_SENDING: &str = "sending";
 const USAGE_RECORDED: &str = "recorded";
 
-/// Usage waiting for the sink, with what the ledger needs.
-pub(crate) fn pending_usage(limit: u32) -> SelectStatement {
-    Query::select()
-        .columns([
+/// Claims usage waiting for the sink (or claimed by a worker whose lease expired), with
+/// what the ledger needs; rows another worker is claiming are skipped in this statement.
+pub(crate) fn claim_usage(
+    dialect: Dialect,
+    worker: &WorkerId,
+    limit: u32,
+    lease_until: i64,
+    now: i64,
+) -> sea_query::WithQuery {
+    let mut pick = Query::select();
+    pick.column(Jobs::Id)
+        .from(Jobs::Table)
+        .cond_where(
+            sea_query::Cond::any()
+                .add(Expr::col(Jobs::UsageState).eq(USAGE_PENDING))
+                .add(
+                    Expr::col(Jobs::UsageState)
+                        .eq(USAGE_SENDING)
+                        .and(Expr::col(Jobs::LeaseExpiresAt).lt(now)),
+                ),
+        )
+        .order_by(Jobs::Id, Order::Asc)
+        .limit(u64::from(limit));
+    lock_skip(&mut pick, dialect);
+    let cte = CommonTableExpression::new()
+        .query(pick)
+        .column(Jobs::Id)
+        .table_name(Picked)
+        .materialized(true)
+        .to_owned();
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::UsageState, USAGE_SENDING.into()),
+            (Jobs::LeaseOwner, worker.as_str().into()),
+            (Jobs::LeaseExpiresAt, lease_until.into()),
+        ])
+        .and_where(
+            Expr::col(Jobs::Id)
+                .in_subquery(Query::select().column(Jobs::Id).from(Picked).to_owned()),
+        )
+        .returning(Query::returning().columns([
             Jobs::Id,
             Jobs::Tenant,
             Jobs::Feature,
@@ -643,12 +682,9 @@ pub(crate) fn pending_usage(limit: u32) -> SelectStatement {
             Jobs::Params,
             Jobs::BatchId,
             Jobs::Usage,
-        ])
-        .from(Jobs::Table)
-        .and_where(Expr::col(Jobs::UsageState).eq(USAGE_PENDING))
-        .order_by(Jobs::Id, Order::Asc)
-        .limit(u64::from(limit))
+        ]))
         .to_owned()
+        .with(WithClause::new().cte(cte).to_owned())
 }
 
 /// Marks usage as handed to the sink.
@@ -657,7 +693,7 @@ pub(crate) fn mark_usage_recorded(jobs: Vec<String>) -> UpdateStatement {
         .table(Jobs::Table)
         .value(Jobs::UsageState, USAGE_RECORDED)
         .and_where(Expr::col(Jobs::Id).is_in(jobs))
-        .and_where(Expr::col(Jobs::UsageState).eq(USAGE_PENDING))
+        .and_where(Expr::col(Jobs::UsageState).is_in([USAGE_PENDING, USAGE_SENDING]))
         .to_owned()
 }
 

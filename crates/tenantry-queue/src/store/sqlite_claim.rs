@@ -362,11 +362,20 @@ impl ClaimStore for SqliteStore {
         Ok(changed.is_some())
     }
 
-    async fn pending_usage(&self, limit: u32) -> Result<Vec<UsageRecord>> {
-        let (q, v) = render(&sql::pending_usage(limit), D);
-        let rows = sqlx::query_as_with(q, v)
-            .fetch_all(&self.inner.pool)
-            .await?;
+    async fn claim_usage(
+        &self,
+        worker: &WorkerId,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<UsageRecord>> {
+        let now = micros(OffsetDateTime::now_utc());
+        let mut tx = self.inner.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (q, v) = render(
+            &sql::claim_usage(D, worker, limit, lease_until(now, lease), now),
+            D,
+        );
+        let rows = sqlx::query_as_with(q, v).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
         claiming::usage_records(rows)
     }
 
