@@ -70,6 +70,15 @@ impl MetricRow {
     }
 }
 
+/// A common table expression, built without cloning its query.
+fn cte(name: &str, columns: &[&str], query: SelectStatement) -> CommonTableExpression {
+    let mut cte = CommonTableExpression::new();
+    cte.table_name(ident(name))
+        .columns(columns.iter().map(|c| ident(c)))
+        .query(query);
+    cte
+}
+
 /// `ARRAY((SELECT descendant_id FROM mq_tree))`, PostgreSQL only.
 fn descendants() -> Sql {
     use sea_query::QueryStatementBuilder as _;
@@ -80,7 +89,7 @@ fn descendants() -> Sql {
                 Query::select()
                     .column(ident("descendant_id"))
                     .from(ident(TREE))
-                    .to_owned()
+                    .take()
                     .into_sub_query_statement(),
             ),
         ))
@@ -273,13 +282,7 @@ impl MetricsQuery {
                     .and_where(col("t", t_id).ne(root.clone()))
                     .and_where(col("s", "depth").lt(Sql::val(depth_guard)));
                 anchor.union(UnionType::All, step);
-                with.cte(
-                    CommonTableExpression::new()
-                        .table_name(ident(SCOPE))
-                        .columns([ident("id"), ident("depth")])
-                        .query(anchor)
-                        .to_owned(),
-                );
+                with.cte(cte(SCOPE, &["id", "depth"], anchor));
                 // Start from the walked subtree (small, and estimated small) and look tenants
                 // up by key.
                 groups
@@ -296,13 +299,7 @@ impl MetricsQuery {
         if let Some(level) = self.level {
             groups.and_where(col("t", t_level).eq(level));
         }
-        with.cte(
-            CommonTableExpression::new()
-                .table_name(ident(GROUPS))
-                .columns([ident("id")])
-                .query(groups)
-                .to_owned(),
-        );
+        with.cte(cte(GROUPS, &["id"], groups));
 
         let aggs = self.aggregates();
         let mut sources: Vec<SourceKind> = aggs.iter().map(|a| a.source).collect();
@@ -435,11 +432,7 @@ impl MetricsQuery {
             .and_where(col("t", t_id).ne(col("tr", "ancestor_id")))
             .and_where(col("tr", "depth").lt(Sql::val(depth_guard)));
         anchor.union(UnionType::All, step);
-        CommonTableExpression::new()
-            .table_name(ident(TREE))
-            .columns([ident("ancestor_id"), ident("descendant_id"), ident("depth")])
-            .query(anchor)
-            .to_owned()
+        cte(TREE, &["ancestor_id", "descendant_id", "depth"], anchor)
     }
 
     /// One group per LATERAL subquery: walk down from the group, then aggregate the facts whose
@@ -498,7 +491,7 @@ impl MetricsQuery {
                     Query::select()
                         .column(ident("descendant_id"))
                         .from(ident(TREE))
-                        .to_owned(),
+                        .take(),
                 ),
             );
         let mut step = Query::select();
@@ -515,13 +508,7 @@ impl MetricsQuery {
             .and_where(col("t", t_parent).is_not_null())
             .and_where(col("u", "depth").lt(Sql::val(depth_guard)));
         anchor.union(UnionType::All, step);
-        with.cte(
-            CommonTableExpression::new()
-                .table_name(ident(UP))
-                .columns([ident("node_id"), ident("ancestor_id"), ident("depth")])
-                .query(anchor)
-                .to_owned(),
-        );
+        with.cte(cte(UP, &["node_id", "ancestor_id", "depth"], anchor));
         let m_table = schema.memberships.name.as_str();
         let m_user = schema.memberships.col("user_id").as_str();
         let m_tenant = schema.memberships.col("tenant_id").as_str();
@@ -550,18 +537,11 @@ impl MetricsQuery {
             .group_by_col((ident("m"), ident(m_tenant)))
             .group_by_col((ident("m"), ident(m_user)))
             .group_by_col((ident("gr"), ident(g_perm)));
-        with.cte(
-            CommonTableExpression::new()
-                .table_name(ident(ACCESS))
-                .columns([
-                    ident("tenant_id"),
-                    ident("user_id"),
-                    ident("permission"),
-                    ident("depth"),
-                ])
-                .query(access)
-                .to_owned(),
-        );
+        with.cte(cte(
+            ACCESS,
+            &["tenant_id", "user_id", "permission", "depth"],
+            access,
+        ));
     }
 
     /// Renders the query for `dialect`: SQL text with placeholders and the values to bind.
