@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+/// Virtual time never passes this instant, so adding a batch's lifetimes to it cannot overflow.
+const LATEST: OffsetDateTime = time::macros::datetime!(9000-01-01 0:00 UTC);
+
+/// `at + by`, saturating at [`LATEST`].
+fn add_capped(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
+    let by = time::Duration::try_from(by).unwrap_or(time::Duration::MAX);
+    at.saturating_add(by).min(LATEST)
+}
+
 /// A shared, controllable clock. Cloning gives another handle to the same clock.
 ///
 /// Virtual time starts at the real UTC time when the emulator starts and then runs at
@@ -69,11 +78,12 @@ impl Clock {
         state.now()
     }
 
-    /// Moves virtual time forward by `by`, as if that much time had passed.
+    /// Moves virtual time forward by `by`, as if that much time had passed (virtual time
+    /// stops at the year 9000).
     pub fn advance(&self, by: Duration) {
         let mut state = self.lock();
         let now = state.now();
-        state.virtual_at_anchor = now + by;
+        state.virtual_at_anchor = add_capped(now, by);
         state.anchor = Instant::now();
     }
 
@@ -98,7 +108,7 @@ impl ClockState {
     fn now(&self) -> OffsetDateTime {
         let real = self.anchor.elapsed();
         let scaled = real.saturating_mul(self.scale);
-        self.virtual_at_anchor + scaled
+        add_capped(self.virtual_at_anchor, scaled)
     }
 }
 
@@ -114,6 +124,15 @@ mod tests {
         let before = clock.now();
         clock.advance(Duration::from_secs(86_400));
         assert_eq!(clock.now() - before, time::Duration::days(1));
+    }
+
+    #[test]
+    fn huge_jumps_saturate_instead_of_overflowing() {
+        let clock = Clock::new();
+        clock.set_scale(u32::MAX);
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), super::LATEST);
     }
 
     #[test]

@@ -63,9 +63,10 @@ impl EmulatorBuilder {
     }
 
     /// Virtual time from a batch's creation until it ends (requests finish evenly spread
-    /// over it). Default 1 second.
+    /// over it; longer than the 24-hour expiry leaves some `expired`). Default 1 second;
+    /// capped at 365 days.
     pub fn batch_latency(mut self, latency: Duration) -> Self {
-        self.latency = latency;
+        self.latency = latency.min(crate::server::MAX_LATENCY);
         self
     }
 

@@ -31,6 +31,8 @@ use crate::results::{LineEnding, stream};
 use crate::tokens::measure;
 use crate::wire::{ApiError, ErrorType, error_body};
 
+/// Longest batch latency accepted (longer values are capped): 365 days.
+pub(crate) const MAX_LATENCY: Duration = Duration::from_secs(365 * 24 * 3_600);
 /// The organization id every response carries.
 const ORGANIZATION_ID: &str = "00000000-0000-4000-8000-00000000e4a1";
 
@@ -167,7 +169,7 @@ impl Shared {
     }
 
     pub(crate) fn set_latency(&self, latency: Duration) {
-        *self.latency.lock().unwrap_or_else(PoisonError::into_inner) = latency;
+        *self.latency.lock().unwrap_or_else(PoisonError::into_inner) = latency.min(MAX_LATENCY);
     }
 
     /// Authentication, version check, request counting and fault decision.

@@ -319,3 +319,72 @@ async fn a_stalled_body_times_out_instead_of_hanging() {
     assert_eq!(body["error"]["type"], "timeout_error");
     drop(tx);
 }
+
+#[tokio::test]
+async fn control_routes_steer_the_emulator_and_survive_extreme_values() {
+    let emu = support::emulator(0).await;
+    let http = reqwest::Client::new();
+    let control = |path: &str, body: serde_json::Value| {
+        http.post(format!("{}/_emulator/{path}", emu.base_url()))
+            .json(&body)
+            .send()
+    };
+    let config = control("config", json!({"batch_latency_ms": 5_000}))
+        .await
+        .unwrap();
+    assert_eq!(
+        config.json::<serde_json::Value>().await.unwrap()["batch_latency_ms"],
+        5_000
+    );
+    let client = Client::new(&emu);
+    let id = client.create(support::requests(1)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let clock = control("clock", json!({"advance_ms": 5_000}))
+        .await
+        .unwrap();
+    assert_eq!(clock.status(), 200);
+    assert_eq!(
+        client
+            .get(&format!("/v1/messages/batches/{id}"))
+            .await
+            .json()["processing_status"],
+        "ended"
+    );
+    let faults = control("faults", json!({"specs": ["list:500:1"]}))
+        .await
+        .unwrap();
+    assert_eq!(faults.status(), 200);
+    assert_eq!(client.get("/v1/messages/batches").await.status, 500);
+    let bad = control("faults", json!({"specs": ["nowhere:1"]}))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let counts: serde_json::Value = http
+        .get(format!("{}/_emulator/fault_counts", emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counts["list"]["injected"]["api_error"], 1);
+    // Extreme values are capped, never a crash.
+    assert_eq!(
+        control("config", json!({"batch_latency_ms": u64::MAX}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        control("clock", json!({"advance_ms": u64::MAX, "scale": u32::MAX}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(client.create(support::requests(2)).await.status, 200);
+    assert_eq!(client.get("/v1/messages/batches").await.status, 200);
+}
