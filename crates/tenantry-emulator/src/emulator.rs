@@ -149,7 +149,7 @@ impl EmulatorBuilder {
                 source,
             })?;
         let addr = listener.local_addr().map_err(Error::LocalAddr)?;
-        let base_url = format!("http://{addr}");
+        let base_url = base_url_for(addr);
         // Keys without an explicit workspace each get a distinct one.
         let keys = (!self.keys.is_empty()).then(|| {
             self.keys
@@ -197,6 +197,19 @@ impl EmulatorBuilder {
             task: Some(task),
         })
     }
+}
+
+/// The URL clients dial: a wildcard bind (`0.0.0.0`, `::`) is reached through loopback.
+fn base_url_for(addr: SocketAddr) -> String {
+    let mut dial = addr;
+    if addr.ip().is_unspecified() {
+        dial.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{dial}")
 }
 
 /// A running emulator. Dropping it stops the server.
@@ -295,5 +308,23 @@ impl Drop for Emulator {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_url_for;
+
+    #[test]
+    fn wildcard_binds_are_dialed_on_loopback() {
+        assert_eq!(
+            base_url_for("0.0.0.0:80".parse().unwrap()),
+            "http://127.0.0.1:80"
+        );
+        assert_eq!(base_url_for("[::]:81".parse().unwrap()), "http://[::1]:81");
+        assert_eq!(
+            base_url_for("10.1.2.3:82".parse().unwrap()),
+            "http://10.1.2.3:82"
+        );
     }
 }
