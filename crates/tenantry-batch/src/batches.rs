@@ -126,6 +126,35 @@ impl PollPolicy {
 }
 
 /// The Message Batches API (`client.batches()`).
+///
+/// # Example
+///
+/// ```
+/// use futures_util::TryStreamExt;
+/// use tenantry_batch::types::{MessageParam, MessageParams};
+/// use tenantry_batch::{BatchRequests, Client, Config, Direction, ListParams};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let emulator = tenantry_emulator::Emulator::builder().api_key("sk-test").start().await?;
+/// let client = Client::new(Config::new("sk-test").base_url(emulator.base_url()))?;
+/// let params = MessageParams::new("claude-haiku-4-5", 64, vec![MessageParam::user("Hi")]);
+/// for _ in 0..3 {
+///     let mut requests = BatchRequests::new();
+///     requests.push("only", &params)?;
+///     client.batches().create(requests).await?;
+/// }
+/// // Every batch, two per page, newest first.
+/// let all: Vec<_> = client
+///     .batches()
+///     .list_all(ListParams::default().limit(2), Direction::Older)
+///     .try_collect()
+///     .await?;
+/// assert_eq!(all.len(), 3);
+/// let canceled = client.batches().cancel(&all[0].id).await?;
+/// assert!(canceled.cancel_initiated_at.is_some());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Batches<'c> {
     client: &'c Client,

@@ -19,11 +19,17 @@ use crate::types::{ErrorObject, ErrorResponse, ErrorType};
 ///
 /// # Example
 ///
-/// ```no_run
-/// # async fn run() -> Result<(), tenantry_batch::Error> {
-/// let client = tenantry_batch::Client::from_env()?;
-/// let page = client.batches().list(&Default::default()).await?;
-/// println!("{} batches", page.data.len());
+/// ```
+/// use tenantry_batch::{Client, Config, ListParams};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let emulator = tenantry_emulator::Emulator::builder().api_key("sk-test").start().await?;
+/// # let url = emulator.base_url();
+/// // `Client::from_env()` reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL instead.
+/// let client = Client::new(Config::new("sk-test").base_url(url))?;
+/// let page = client.batches().list(&ListParams::default().limit(10)).await?;
+/// assert!(page.data.is_empty());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]

@@ -20,6 +20,24 @@ const NOT_COUNTED: [&str; 8] = [
 ];
 
 /// The Messages API (`client.messages()`).
+///
+/// # Example
+///
+/// ```
+/// use tenantry_batch::types::{MessageParam, MessageParams};
+/// use tenantry_batch::{Client, Config};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let emulator = tenantry_emulator::Emulator::builder().api_key("sk-test").start().await?;
+/// let client = Client::new(Config::new("sk-test").base_url(emulator.base_url()))?;
+/// let params = MessageParams::new("claude-haiku-4-5", 64, vec![MessageParam::user("Hello")]);
+/// let tokens = client.messages().count_tokens(&params).await?;
+/// let message = client.messages().create(&params).await?;
+/// assert_eq!(message.usage.input_tokens, tokens.input_tokens);
+/// println!("{}", message.text());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Messages<'c> {
     client: &'c Client,
