@@ -442,3 +442,28 @@ async fn results_url_follows_the_address_the_client_used() {
         format!("http://emulator.internal:8080/v1/messages/batches/{id}/results")
     );
 }
+
+#[tokio::test]
+async fn a_faster_clock_ends_batches_sooner() {
+    let emu = tenantry_emulator::Emulator::builder()
+        .api_key(support::KEY)
+        .batch_latency(Duration::from_secs(10))
+        .time_scale(1_000)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(emu.clock().scale(), 1_000);
+    let client = Client::new(&emu);
+    let id = client.create(requests(2)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // 10 virtual seconds are 10 real milliseconds at this scale.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let batch = client
+        .get(&format!("/v1/messages/batches/{id}"))
+        .await
+        .json();
+    assert_eq!(batch["processing_status"], "ended");
+    assert_eq!(batch["request_counts"]["succeeded"], 2);
+}
