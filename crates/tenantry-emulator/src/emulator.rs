@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::faults::{FaultCounts, FaultPlan, Injector};
 use crate::ids::IdGen;
 use crate::params::default_models;
+use crate::ratelimit::RateLimiter;
 use crate::responder::{EchoResponder, Responder};
 use crate::server::{Shared, router};
 
@@ -36,6 +37,7 @@ pub struct EmulatorBuilder {
     max_batch_bytes: usize,
     models: Vec<(String, u32)>,
     body_timeout: Duration,
+    requests_per_minute: Option<u64>,
 }
 
 impl Default for EmulatorBuilder {
@@ -51,6 +53,7 @@ impl Default for EmulatorBuilder {
             max_batch_bytes: MAX_BATCH_BODY_BYTES,
             models: default_models(),
             body_timeout: Duration::from_secs(30),
+            requests_per_minute: None,
         }
     }
 }
@@ -126,6 +129,15 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Limits each workspace to `limit` requests per (virtual) minute over all endpoints:
+    /// beyond it the answer is 429 `rate_limit_error` with `retry-after`, and every answer
+    /// carries `anthropic-ratelimit-requests-{limit,remaining,reset}`. Default: no limit
+    /// and no rate-limit headers.
+    pub fn requests_per_minute(mut self, limit: u64) -> Self {
+        self.requests_per_minute = Some(limit);
+        self
+    }
+
     /// Adds (or changes) a model the emulator accepts, with its maximum output tokens.
     /// Default: the current Claude models (see the crate docs).
     pub fn model(mut self, name: impl Into<String>, max_output_tokens: u32) -> Self {
@@ -178,6 +190,7 @@ impl EmulatorBuilder {
             base_url: base_url.clone(),
             max_batch_bytes: self.max_batch_bytes,
             body_timeout: self.body_timeout,
+            rate: self.requests_per_minute.map(RateLimiter::new),
         });
         let app = router(shared.clone()).into_make_service_with_connect_info::<ConnHandle>();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -56,7 +56,9 @@
 //!   (deterministically per seed), built lazily from compact per-request results.
 //! - **Auth and headers.** `x-api-key` or `Authorization: Bearer`, `anthropic-version`
 //!   required, `request-id` on every response, unknown beta headers, `?beta=true` and
-//!   `x-stainless-*` ignored; batches are scoped to the key's workspace.
+//!   `x-stainless-*` ignored; batches are scoped to the key's workspace. An optional
+//!   requests-per-minute limit ([`EmulatorBuilder::requests_per_minute`]) answers 429 with
+//!   `retry-after` and adds `anthropic-ratelimit-requests-*` headers.
 //! - **Faults.** A [`FaultPlan`] injects 429/529/500/404 answers (with `retry-after`,
 //!   `retry-after-ms`, `x-should-retry`), connection resets, truncated or slow bodies,
 //!   CRLF results and retryable `errored` results, scripted or by probability; every
@@ -94,6 +96,7 @@ mod faults;
 mod ids;
 mod message;
 mod params;
+mod ratelimit;
 mod responder;
 mod results;
 mod server;

@@ -38,6 +38,11 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = tenantry_emulator::MAX_BATCH_BODY_BYTES)]
     max_batch_bytes: usize,
 
+    /// Requests per (virtual) minute per workspace; beyond it 429 with retry-after, and
+    /// every answer carries anthropic-ratelimit-requests-* headers. Default: no limit.
+    #[arg(long, value_name = "N")]
+    requests_per_minute: Option<u64>,
+
     /// Fault to inject (repeatable): ENDPOINT:FAULT[:TIMES|@PROBABILITY].
     ///
     /// ENDPOINT: create, retrieve, list, cancel, delete, results, messages, count_tokens.
@@ -81,6 +86,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .time_scale(args.time_scale)
         .max_batch_bytes(args.max_batch_bytes)
         .faults(plan);
+    if let Some(limit) = args.requests_per_minute {
+        builder = builder.requests_per_minute(limit);
+    }
     for key in args.api_keys {
         builder = builder.api_key(key);
     }

@@ -26,6 +26,7 @@ use crate::faults::{Endpoint, Fault, Injector};
 use crate::ids::IdGen;
 use crate::message::Generator;
 use crate::params::{Mode, check};
+use crate::ratelimit::{RateInfo, RateLimiter};
 use crate::responder::Responder;
 use crate::results::{LineEnding, stream};
 use crate::tokens::measure;
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) max_batch_bytes: usize,
     /// Longest pause between two pieces of a request body before the request is abandoned.
     pub(crate) body_timeout: Duration,
+    /// Requests-per-minute limit per workspace, when configured.
+    pub(crate) rate: Option<RateLimiter>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -123,6 +126,7 @@ async fn outer(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
 struct Ctx {
     workspace: String,
     body_fault: Option<Fault>,
+    rate: Option<RateInfo>,
 }
 
 impl Ctx {
@@ -132,6 +136,20 @@ impl Ctx {
             response
                 .headers_mut()
                 .insert("anthropic-workspace-id", value);
+        }
+        if let Some(rate) = self.rate {
+            let headers = response.headers_mut();
+            headers.insert(
+                "anthropic-ratelimit-requests-limit",
+                HeaderValue::from(rate.limit),
+            );
+            headers.insert(
+                "anthropic-ratelimit-requests-remaining",
+                HeaderValue::from(rate.remaining),
+            );
+            if let Ok(reset) = HeaderValue::from_str(&rfc3339_seconds(rate.reset)) {
+                headers.insert("anthropic-ratelimit-requests-reset", reset);
+            }
         }
         match &self.body_fault {
             Some(Fault::Truncate { after_bytes }) => {
@@ -213,6 +231,27 @@ impl Shared {
             }
         }
         let fault = self.faults.on_request(endpoint);
+        let rate = match &self.rate {
+            None => None,
+            Some(limiter) => {
+                let now = self.clock.now();
+                match limiter.check(&workspace, now) {
+                    Ok(info) => Some(info),
+                    Err(info) => {
+                        let wait = (info.reset - now).max(time::Duration::ZERO);
+                        let mut error = ApiError::new(
+                            ErrorType::RateLimit,
+                            format!(
+                                "This request would exceed the rate limit for your organization of {} requests per minute.",
+                                info.limit
+                            ),
+                        );
+                        error.retry_after = Some(Duration::try_from(wait).unwrap_or_default());
+                        return Err(error);
+                    }
+                }
+            }
+        };
         match fault {
             Some(Fault::ConnectionReset) => {
                 conn.reset();
@@ -224,6 +263,7 @@ impl Shared {
             body_fault => Ok(Ctx {
                 workspace,
                 body_fault,
+                rate,
             }),
         }
     }
@@ -250,6 +290,13 @@ impl Shared {
             .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
             .map_or_else(|| self.base_url.clone(), |host| format!("http://{host}"))
     }
+}
+
+/// RFC 3339 with whole seconds, as the rate-limit reset headers are written.
+fn rfc3339_seconds(at: time::OffsetDateTime) -> String {
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Whether a header value looks like an API version (`YYYY-MM-DD`, e.g. `2023-06-01`;

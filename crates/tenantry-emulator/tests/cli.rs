@@ -75,6 +75,7 @@ async fn help_documents_every_flag() {
         "--seed",
         "--time-scale",
         "--max-batch-bytes",
+        "--requests-per-minute",
         "--fault",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");

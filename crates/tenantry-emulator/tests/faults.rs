@@ -288,3 +288,48 @@ async fn not_found_for_a_while_after_create() {
         1
     );
 }
+
+#[tokio::test]
+async fn requests_per_minute_limit_with_headers() {
+    let emu = Emulator::builder()
+        .api_key(KEY)
+        .api_key("sk-other")
+        .requests_per_minute(2)
+        .start()
+        .await
+        .unwrap();
+    emu.clock().set_scale(0);
+    let client = Client::new(&emu);
+    let first = client.get("/v1/messages/batches").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.headers["anthropic-ratelimit-requests-limit"], "2");
+    assert_eq!(first.headers["anthropic-ratelimit-requests-remaining"], "1");
+    let reset = first.headers["anthropic-ratelimit-requests-reset"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        time::OffsetDateTime::parse(&reset, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{reset}"
+    );
+    assert_eq!(
+        client.get("/v1/messages/batches").await.headers["anthropic-ratelimit-requests-remaining"],
+        "0"
+    );
+    let limited = client.get("/v1/messages/batches").await;
+    assert_eq!(
+        (limited.status, limited.error_type().as_str()),
+        (429, "rate_limit_error")
+    );
+    assert_eq!(limited.headers["retry-after"], "60");
+    // Another workspace has its own budget; the next minute resets this one.
+    assert_eq!(
+        Client::with_key(&emu, "sk-other")
+            .get("/v1/messages/batches")
+            .await
+            .status,
+        200
+    );
+    emu.clock().advance(Duration::from_secs(60));
+    assert_eq!(client.get("/v1/messages/batches").await.status, 200);
+}
