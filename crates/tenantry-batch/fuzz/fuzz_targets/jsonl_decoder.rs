@@ -22,7 +22,9 @@ fn decode(chunks: &[&[u8]]) -> Vec<(u64, Result<String, String>)> {
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks a chunk size, the rest is the file.
-    let Some((&size, file)) = data.split_first() else { return };
+    let Some((&size, file)) = data.split_first() else {
+        return;
+    };
     let size = usize::from(size).max(1);
     let whole = decode(&[file]);
     let chunks: Vec<&[u8]> = file.chunks(size).collect();
