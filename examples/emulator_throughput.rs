@@ -5,6 +5,8 @@
 //! Run in release: `cargo run --release --example emulator_throughput`
 //! (optional arguments: number of requests, prompt characters per request).
 //! Prints create time, results throughput, and the process's peak and current RSS.
+//! With `CI` set in the environment (the CI smoke run of every example) it defaults to
+//! 2,000 requests.
 
 use std::time::{Duration, Instant};
 
@@ -84,7 +86,13 @@ fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let requests: usize = args.next().map_or(Ok(100_000), |a| a.parse())?;
+    // CI runs every example in a debug build as a smoke test: a small batch keeps it quick.
+    let smoke = std::env::var_os("CI").is_some();
+    let default_requests = if smoke { 2_000 } else { 100_000 };
+    let requests: usize = args.next().map_or(Ok(default_requests), |a| a.parse())?;
+    if smoke {
+        println!("CI is set: smoke run with {requests} requests (figures are not benchmarks)");
+    }
     let prompt_chars: usize = args.next().map_or(Ok(1_900), |a| a.parse())?;
     let (_, rss_start) = memory_mib();
 
