@@ -84,6 +84,10 @@ pub struct PollPolicy {
     pub max: Duration,
     /// Give up after this long. Default: none (batches end within 24 hours).
     pub deadline: Option<Duration>,
+    /// How long after the watch starts a 404 is taken as "just created, not visible yet"
+    /// and polling goes on (the real API can answer 404 for a few seconds after a create).
+    /// Default: 30 s.
+    pub not_found_grace: Duration,
 }
 
 impl Default for PollPolicy {
@@ -92,6 +96,7 @@ impl Default for PollPolicy {
             initial: Duration::from_secs(1),
             max: Duration::from_secs(60),
             deadline: None,
+            not_found_grace: Duration::from_secs(30),
         }
     }
 }
@@ -115,6 +120,13 @@ impl PollPolicy {
     #[must_use]
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// Grace period for 404s right after a create. Default: 30 s.
+    #[must_use]
+    pub fn not_found_grace(mut self, grace: Duration) -> Self {
+        self.not_found_grace = grace;
         self
     }
 
@@ -390,7 +402,9 @@ impl<'c> Batches<'c> {
     }
 
     /// Polls a batch until it ends, yielding it after every poll (its `request_counts` are the
-    /// progress); the last item is the ended batch. Intervals grow as [`PollPolicy`] says.
+    /// progress); the last item is the ended batch. Intervals grow as [`PollPolicy`] says. A 404
+    /// within [`PollPolicy::not_found_grace`] of the start is polled through, as the real API
+    /// may not show a batch for a few seconds after creating it.
     ///
     /// # Errors
     ///
@@ -409,25 +423,39 @@ impl<'c> Batches<'c> {
             let id = id.clone();
             let policy = policy.clone();
             async move {
-                let Some(poll) = poll else {
+                let Some(mut poll) = poll else {
                     return Ok::<_, Error>(None);
                 };
-                if poll > 0 {
-                    let wait = policy.interval(poll - 1);
-                    if let Some(deadline) = policy.deadline
-                        && started.elapsed() + wait > deadline
-                    {
-                        return Err(Error::Timeout(deadline));
+                loop {
+                    if poll > 0 {
+                        let wait = policy.interval(poll - 1);
+                        if let Some(deadline) = policy.deadline
+                            && started.elapsed() + wait > deadline
+                        {
+                            return Err(Error::Timeout(deadline));
+                        }
+                        tokio::time::sleep(wait).await;
                     }
-                    tokio::time::sleep(wait).await;
+                    match client.batches().retrieve(&id).await {
+                        Ok(batch) => {
+                            let next = if batch.is_ended() {
+                                None
+                            } else {
+                                Some(poll + 1)
+                            };
+                            return Ok(Some((batch, next)));
+                        }
+                        // A batch created moments ago may not be visible yet.
+                        Err(e)
+                            if e.status() == Some(404)
+                                && started.elapsed() < policy.not_found_grace =>
+                        {
+                            tracing::debug!(%id, "batch not visible yet: {e}");
+                            poll += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
-                let batch = client.batches().retrieve(&id).await?;
-                let next = if batch.is_ended() {
-                    None
-                } else {
-                    Some(poll + 1)
-                };
-                Ok(Some((batch, next)))
             }
         })
     }

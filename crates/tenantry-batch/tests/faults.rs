@@ -448,3 +448,29 @@ async fn paging_survives_a_fault_mid_way() {
     assert_eq!(all.len(), 5);
     assert_eq!(emu.fault_counts().requests(Endpoint::ListBatches), 3 + 1);
 }
+
+#[tokio::test]
+async fn wait_polls_through_a_transient_404_after_create() {
+    let emu = emulator(FaultPlan::new()).await;
+    let client = client(&emu);
+    let id = client.batches().create(requests(2)).await.unwrap().id;
+    emu.set_faults(FaultPlan::new().script(Endpoint::RetrieveBatch, Fault::not_found(), 2));
+    let ended = client.batches().wait(&id, poll(), |_| {}).await.unwrap();
+    assert!(ended.is_ended());
+    let counts = emu.fault_counts();
+    assert_eq!(
+        counts.injected(Endpoint::RetrieveBatch, FaultKind::NotFound),
+        2
+    );
+    assert!(counts.requests(Endpoint::RetrieveBatch) >= 3);
+
+    // Outside the grace period a 404 is an answer.
+    emu.set_faults(FaultPlan::new().script(Endpoint::RetrieveBatch, Fault::not_found(), 1));
+    let strict = poll().not_found_grace(Duration::ZERO);
+    let err = client
+        .batches()
+        .wait(&id, strict, |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(404));
+}
