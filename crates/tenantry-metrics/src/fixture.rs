@@ -206,41 +206,41 @@ pub async fn load_sqlite(pool: &sqlx::SqlitePool, data: &Dataset) -> Result<()> 
     Ok(())
 }
 
-/// Fills the default tables on PostgreSQL with a synthetic 4-level hierarchy of 10,000
-/// tenants (10 organizations × 9 workspaces × 10 teams × 10 units), 20,000 users (one
-/// membership each, in a unit), grants on organizations, teams and units, and `usage_rows`
-/// ledger rows spread over the units, all generated server-side with `generate_series`.
+/// Fills the default tables on PostgreSQL with a synthetic 4-level hierarchy of
+/// `1,000 × orgs` tenants (per organization 9 workspaces × 10 teams × 10 units), `2,000 × orgs`
+/// users (one membership each, in a unit), grants on organizations (`read`), every third team and
+/// every seventh unit (`admin`), and `usage_rows` ledger rows spread over the units, all
+/// generated server-side with `generate_series`. `orgs = 10` gives the 10,000-tenant benchmark.
 ///
-/// Tenant ids: organizations `o0`–`o9`, workspaces `w0`–`w89`, teams `m0`–`m899`, units
-/// `n0`–`n8999`. Replaces existing rows.
+/// Tenant ids: organizations `o0`…, workspaces `w0`…, teams `m0`…, units `n0`…. Replaces
+/// existing rows.
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) when a statement fails.
-pub async fn seed_postgres(pool: &sqlx::PgPool, usage_rows: i64) -> Result<()> {
+pub async fn seed_postgres(pool: &sqlx::PgPool, orgs: i64, usage_rows: i64) -> Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::raw_sql(CLEAR).execute(&mut *tx).await?;
-    sqlx::raw_sql(
-        r"
-INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'o' || i, NULL, 0 FROM generate_series(0, 9) i;
-INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'w' || i, 'o' || (i / 9), 1 FROM generate_series(0, 89) i;
-INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'm' || i, 'w' || (i / 10), 2 FROM generate_series(0, 899) i;
-INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'n' || i, 'm' || (i / 10), 3 FROM generate_series(0, 8999) i;
-INSERT INTO tenantry_users (id) SELECT 'u' || i FROM generate_series(0, 19999) i;
-INSERT INTO tenantry_memberships (user_id, tenant_id) SELECT 'u' || i, 'n' || (i % 9000) FROM generate_series(0, 19999) i;
-INSERT INTO tenantry_grants (tenant_id, permission) SELECT 'o' || i, 'read' FROM generate_series(0, 9) i;
-INSERT INTO tenantry_grants (tenant_id, permission) SELECT 'm' || i, 'admin' FROM generate_series(0, 899, 3) i;
-INSERT INTO tenantry_grants (tenant_id, permission) SELECT 'n' || i, 'admin' FROM generate_series(0, 8999, 7) i;
-",
-    )
-    .execute(&mut *tx)
-    .await?;
+    for stmt in [
+        "INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'o' || i, NULL, 0 FROM generate_series(0, $1 - 1) i",
+        "INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'w' || i, 'o' || (i / 9), 1 FROM generate_series(0, 9 * $1 - 1) i",
+        "INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'm' || i, 'w' || (i / 10), 2 FROM generate_series(0, 90 * $1 - 1) i",
+        "INSERT INTO tenantry_tenants (id, parent_id, level) SELECT 'n' || i, 'm' || (i / 10), 3 FROM generate_series(0, 900 * $1 - 1) i",
+        "INSERT INTO tenantry_users (id) SELECT 'u' || i FROM generate_series(0, 2000 * $1 - 1) i",
+        "INSERT INTO tenantry_memberships (user_id, tenant_id) SELECT 'u' || i, 'n' || (i % (900 * $1)) FROM generate_series(0, 2000 * $1 - 1) i",
+        "INSERT INTO tenantry_grants (tenant_id, permission) SELECT 'o' || i, 'read' FROM generate_series(0, $1 - 1) i",
+        "INSERT INTO tenantry_grants (tenant_id, permission) SELECT 'm' || i, 'admin' FROM generate_series(0, 90 * $1 - 1, 3) i",
+        "INSERT INTO tenantry_grants (tenant_id, permission) SELECT 'n' || i, 'admin' FROM generate_series(0, 900 * $1 - 1, 7) i",
+    ] {
+        sqlx::query(stmt).bind(orgs).execute(&mut *tx).await?;
+    }
     sqlx::query(
         r"
 INSERT INTO tenantry_usage (tenant_id, user_id, feature, model, lane, occurred_at,
     input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens,
     cost_nanos, standard_cost_nanos)
-SELECT 'n' || ((i * 7919) % 9000),
-       CASE WHEN i % 50 = 0 THEN NULL ELSE 'u' || (((i * 7919) % 9000) + 9000 * (i % 2)) END,
+SELECT 'n' || ((i * 7919) % (900 * $2)),
+       CASE WHEN i % 50 = 0 THEN NULL
+            ELSE 'u' || (((i * 7919) % (900 * $2)) + 900 * $2 * (i % 2)) END,
        'feature' || (i % 5), 'model' || (i % 3),
        CASE WHEN i % 3 = 0 THEN 'batch' ELSE 'sync' END,
        1767225600000000 + i * 1000,
@@ -250,6 +250,7 @@ SELECT 'n' || ((i * 7919) % 9000),
 FROM generate_series(0, $1 - 1) i",
     )
     .bind(usage_rows)
+    .bind(orgs)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

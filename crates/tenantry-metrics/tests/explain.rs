@@ -10,7 +10,7 @@ use tenantry_testkit::PgDatabase;
 async fn tenant_scoped_query_uses_the_indexes() {
     let db = PgDatabase::create().await;
     fixture::setup_postgres(db.pool()).await.expect("schema");
-    fixture::seed_postgres(db.pool(), 100_000)
+    fixture::seed_postgres(db.pool(), 10, 100_000)
         .await
         .expect("seed");
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenantry_usage")
