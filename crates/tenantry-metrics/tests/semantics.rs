@@ -331,3 +331,96 @@ async fn migrations_are_idempotent() {
         .expect("count");
     assert_eq!(n, 1);
 }
+
+const RENAMED: &str = "
+CREATE TABLE orgs AS SELECT id AS org_id, parent_id AS parent, level AS depth_level FROM tenantry_tenants;
+CREATE TABLE members AS SELECT user_id AS uid, tenant_id AS org FROM tenantry_memberships;
+CREATE TABLE acl AS SELECT tenant_id AS org, permission AS perm FROM tenantry_grants;
+CREATE TABLE events AS SELECT tenant_id AS org, user_id, feature, model, lane, occurred_at AS ts,
+    input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens,
+    cost_nanos, standard_cost_nanos FROM tenantry_usage;
+DELETE FROM tenantry_usage; DELETE FROM tenantry_grants; DELETE FROM tenantry_memberships;
+UPDATE tenantry_tenants SET parent_id = NULL; DELETE FROM tenantry_tenants;
+";
+
+fn renamed_schema() -> tenantry_metrics::Schema {
+    use tenantry_metrics::{Schema, Table};
+    let rename = || -> tenantry_metrics::Result<Schema> {
+        Schema::default()
+            .with_table(Table::Tenants, "orgs")?
+            .with_column(Table::Tenants, "id", "org_id")?
+            .with_column(Table::Tenants, "parent_id", "parent")?
+            .with_column(Table::Tenants, "level", "depth_level")?
+            .with_table(Table::Memberships, "members")?
+            .with_column(Table::Memberships, "user_id", "uid")?
+            .with_column(Table::Memberships, "tenant_id", "org")?
+            .with_table(Table::Grants, "acl")?
+            .with_column(Table::Grants, "tenant_id", "org")?
+            .with_column(Table::Grants, "permission", "perm")?
+            .with_table(Table::Usage, "events")?
+            .with_column(Table::Usage, "tenant_id", "org")?
+            .with_column(Table::Usage, "occurred_at", "ts")
+    };
+    rename().expect("valid names")
+}
+
+#[tokio::test]
+async fn host_table_and_column_names_are_used() {
+    let data = org_chart();
+    let default_q = dashboard(Scope::Subtree("org".into()), None);
+    let expected = default_q.evaluate(&data).expect("rust");
+    let mut q = MetricsQuery::with_schema(renamed_schema());
+    q.scope(Scope::Subtree("org".into()));
+    let now = Period::new(100, 200).expect("period");
+    q.select("cost", builtin::cost(now)).expect("select");
+    q.select("adoption", builtin::adoption_rate("summarize", now))
+        .expect("select");
+    q.select("max_read_depth", builtin::max_inheritance_depth("read"))
+        .expect("select");
+    let want: Vec<(String, Vec<Option<i64>>)> = expected
+        .iter()
+        .map(|r| {
+            (
+                r.tenant_id().to_owned(),
+                vec![
+                    r.value("cost"),
+                    r.value("adoption"),
+                    r.value("max_read_depth"),
+                ],
+            )
+        })
+        .collect();
+    let got = |rows: Vec<MetricRow>| -> Vec<(String, Vec<Option<i64>>)> {
+        rows.into_iter()
+            .map(|r| (r.tenant_id().to_owned(), r.values().to_vec()))
+            .collect()
+    };
+
+    let pg = PgDatabase::create().await;
+    fixture::setup_postgres(pg.pool()).await.expect("pg schema");
+    fixture::load_postgres(pg.pool(), &data)
+        .await
+        .expect("pg load");
+    sqlx::raw_sql(RENAMED)
+        .execute(pg.pool())
+        .await
+        .expect("pg rename");
+    assert_eq!(got(q.fetch_postgres(pg.pool()).await.expect("pg")), want);
+
+    let lite = SqliteDatabase::create().await;
+    fixture::setup_sqlite(lite.pool())
+        .await
+        .expect("sqlite schema");
+    fixture::load_sqlite(lite.pool(), &data)
+        .await
+        .expect("sqlite load");
+    sqlx::raw_sql(RENAMED)
+        .execute(lite.pool())
+        .await
+        .expect("sqlite rename");
+    assert_eq!(
+        got(q.fetch_sqlite(lite.pool()).await.expect("sqlite")),
+        want
+    );
+    assert!(want.iter().any(|(_, v)| v[0].is_some()));
+}
