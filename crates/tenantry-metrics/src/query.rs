@@ -96,6 +96,10 @@ fn descendants() -> Sql {
         .into()
 }
 
+/// Up to this many ids, a [`Scope::Ids`] query on PostgreSQL aggregates group by group
+/// (`LATERAL`, index lookups); with more, it takes the whole-table plan.
+const LATERAL_MAX_IDS: usize = 64;
+
 /// The default depth guard of the recursive walks.
 pub const DEFAULT_MAX_DEPTH: u32 = 32;
 
@@ -306,13 +310,18 @@ impl MetricsQuery {
         sources.sort();
         sources.dedup();
 
-        // Shape of the per-source aggregation. Scoped queries on PostgreSQL aggregate each
-        // group in a LATERAL subquery with its own walk down from the group, so the planner sees
-        // a handful of tenants per group and probes the indexes; whole-table dashboards (and
-        // SQLite, which has no LATERAL) walk all groups once and aggregate them in one GROUP BY,
-        // which reads the ledger once. Both shapes compute the same values (a group without rows
-        // gets COUNT 0, SUM NULL).
-        let lateral = dialect == Dialect::Postgres && !matches!(self.scope, Scope::All);
+        // Shape of the per-source aggregation. Scoped queries (a subtree, or at most
+        // `LATERAL_MAX_IDS` ids) on PostgreSQL aggregate each group in a LATERAL subquery with
+        // its own walk down from the group, so the planner sees a handful of tenants per group
+        // and probes the indexes; whole-table dashboards (and SQLite, which has no LATERAL) walk
+        // all groups once and aggregate them in one GROUP BY, which reads the ledger once. Both
+        // shapes compute the same values (a group without rows gets COUNT 0, SUM NULL).
+        let lateral = dialect == Dialect::Postgres
+            && match &self.scope {
+                Scope::All => false,
+                Scope::Ids(ids) => ids.len() <= LATERAL_MAX_IDS,
+                Scope::Subtree(_) => true,
+            };
         if !aggs.is_empty() && !lateral {
             let mut anchor = Query::select();
             anchor

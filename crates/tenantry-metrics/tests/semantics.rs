@@ -424,3 +424,24 @@ async fn host_table_and_column_names_are_used() {
     );
     assert!(want.iter().any(|(_, v)| v[0].is_some()));
 }
+
+#[tokio::test]
+async fn long_id_lists_take_the_whole_table_plan_with_the_same_values() {
+    let mut ids: Vec<String> = (0..80).map(|i| format!("missing{i}")).collect();
+    ids.extend(["ws1".to_owned(), "org".to_owned(), "team2".to_owned()]);
+    let long = dashboard(Scope::Ids(ids), None);
+    let short = dashboard(
+        Scope::Ids(vec!["ws1".into(), "org".into(), "team2".into()]),
+        None,
+    );
+    let (long_sql, _) = long
+        .build(tenantry_metrics::Dialect::Postgres)
+        .expect("build");
+    let (short_sql, _) = short
+        .build(tenantry_metrics::Dialect::Postgres)
+        .expect("build");
+    assert!(!long_sql.contains("LATERAL") && short_sql.contains("LATERAL"));
+    let rows = on_every_backend(&org_chart(), &long).await;
+    assert_eq!(rows, on_every_backend(&org_chart(), &short).await);
+    assert_eq!(rows.len(), 3);
+}
