@@ -62,7 +62,7 @@ fn cost_in_rust(c: &mut Criterion) {
             black_box(total)
         });
     });
-    g.bench_function("price_book.price (model lookup + snapshot + cost)", |b| {
+    g.bench_function("price_book.price (lookup + rate row + cost)", |b| {
         b.iter(|| {
             let mut total = 0_i64;
             for t in &tokens {
