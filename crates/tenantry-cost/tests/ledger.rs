@@ -328,3 +328,22 @@ async fn benchmark_baseline_stores_the_same_costs_in_plain_columns() {
     assert_eq!(line.stored, rec.cost);
     assert_eq!(line.rederive().unwrap(), line.stored);
 }
+
+#[tokio::test]
+async fn concurrent_migrators_on_postgres_both_succeed() {
+    let db = tenantry_testkit::PgDatabase::create().await;
+    let book = tenantry_cost::PriceBook::anthropic_default();
+    let a = tenantry_cost::Ledger::postgres(db.pool().clone(), book.clone());
+    let b = tenantry_cost::Ledger::postgres(db.pool().clone(), book);
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    ra.unwrap();
+    rb.unwrap();
+    let u = usage(
+        "after-migrate",
+        "claude-haiku-4-5",
+        Lane::Sync,
+        tokens(1, 0, 0, 0, 1),
+    );
+    assert!(!a.record(&u).await.unwrap().duplicate);
+    assert!(b.record(&u).await.unwrap().duplicate);
+}
