@@ -133,8 +133,8 @@ impl Period {
             ("custom", Some(length_micros)) if length_micros > 0 => {
                 Ok(Self::Custom { length_micros })
             }
-            _ => Err(Error::InvalidBudget(format!(
-                "stored period `{kind}` is invalid"
+            _ => Err(Error::InvalidRow(format!(
+                "stored budget period `{kind}` is invalid"
             ))),
         }
     }

@@ -96,6 +96,9 @@ pub enum Error {
         /// The id.
         id: i64,
     },
+    /// A stored row holds a value this version does not know (e.g. an unknown lane).
+    #[error("invalid ledger row: {0}")]
+    InvalidRow(String),
     /// A time outside the calendar range.
     #[error("time {0} µs is outside the supported calendar range")]
     TimeRange(i64),

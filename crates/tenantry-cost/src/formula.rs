@@ -227,9 +227,7 @@ impl ContextTier {
         match s {
             "standard" => Ok(Self::Standard),
             "long" => Ok(Self::Long),
-            other => Err(Error::InvalidPriceBook(format!(
-                "unknown context tier `{other}`"
-            ))),
+            other => Err(Error::InvalidRow(format!("unknown context tier `{other}`"))),
         }
     }
 }

@@ -630,9 +630,8 @@ where
             user_id: row.try_get(2)?,
             feature: row.try_get(3)?,
             model: row.try_get(4)?,
-            lane: Lane::parse(&lane).ok_or_else(|| {
-                Error::InvalidPriceBook(format!("unknown lane `{lane}` in the ledger"))
-            })?,
+            lane: Lane::parse(&lane)
+                .ok_or_else(|| Error::InvalidRow(format!("unknown lane `{lane}`")))?,
             occurred_at: UnixMicros(row.try_get(6)?),
             tokens: TokenBuckets {
                 input: row.try_get(7)?,
