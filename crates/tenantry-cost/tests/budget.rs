@@ -271,3 +271,26 @@ async fn custom_and_daily_periods() {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_reservations_on_sqlite_admit_exactly_what_fits() {
+    let (ledger, _db) = support::sqlite_ledger().await;
+    monthly(&ledger, None, Nanos(EACH.0 * 5), at(2026, 3, 1)).await;
+    let ledger = Arc::new(ledger);
+    let when = at(2026, 3, 10);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let l = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            l.reserve(&request("chat", when)).await
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => admitted += 1,
+            Err(e) => assert!(e.is_budget_exceeded(), "unexpected error: {e}"),
+        }
+    }
+    assert_eq!(admitted, 5);
+}
