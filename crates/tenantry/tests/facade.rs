@@ -329,3 +329,41 @@ async fn metrics_roll_up_over_added_tenants() {
     );
     assert!(t.add_tenant("bad id!", None).await.is_err());
 }
+
+/// Two instances on one PostgreSQL database: the job is submitted on A, run by B's engine, and
+/// A's subscriber sees it finish (LISTEN/NOTIFY across instances).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_instances_share_jobs_and_events() {
+    let db = tenantry_testkit::PgDatabase::create().await;
+    let emulator = Emulator::builder()
+        .api_key("sk-test")
+        .batch_latency(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    let build = || async {
+        Tenantry::builder()
+            .database(db.url())
+            .api(Config::new("sk-test").base_url(emulator.base_url()))
+            .engine(fast())
+            .event_poll_interval(Duration::from_secs(120)) // only NOTIFY can deliver in time
+            .build()
+            .await
+            .unwrap()
+    };
+    let a = build().await;
+    let b = build().await;
+    let engine_b = b.spawn();
+    let mut events = a.subscribe("acme").await.unwrap();
+    let id = pending_id(&a.submit("acme", request("shared instances")).await.unwrap());
+    until_terminal(&mut events, 1).await;
+    let out = b
+        .job("acme", &id)
+        .await
+        .unwrap()
+        .into_result()
+        .expect("succeeded on B");
+    assert!(out.text.contains("shared instances"));
+    engine_b.shutdown().await.unwrap();
+    emulator.shutdown().await;
+}
