@@ -387,6 +387,16 @@ impl Ledger {
     ///
     /// As [`Ledger::record`]'s pricing: an unpriceable request fails closed.
     pub async fn estimate(&self, req: &ReservationRequest) -> Result<Nanos> {
+        self.estimate_cached(req, &mut std::collections::HashMap::new())
+            .await
+    }
+
+    /// [`Ledger::estimate`] with a rate cache shared across requests.
+    async fn estimate_cached(
+        &self,
+        req: &ReservationRequest,
+        cache: &mut std::collections::HashMap<(&'static str, String, UnixMicros), i64>,
+    ) -> Result<Nanos> {
         let probe = UsageRecord {
             source: String::new(),
             request_id: String::new(),
@@ -407,9 +417,7 @@ impl Ledger {
             feature_tier: req.feature_tier.clone(),
             region: req.region.clone(),
         };
-        let snapshot = self
-            .full_snapshot(&probe, &mut std::collections::HashMap::new())
-            .await?;
+        let snapshot = self.full_snapshot(&probe, cache).await?;
         Ok(formula::line_cost(&probe.tokens, &snapshot)?.cost)
     }
 
@@ -495,6 +503,151 @@ impl Ledger {
                 amount,
                 expires_at,
             })
+        })
+    }
+
+    /// Reserves many requests' worst-case costs in one transaction, all or nothing.
+    ///
+    /// Each budget in force for any of the requests (tenant-wide or per feature, in the window
+    /// containing each request's `at`) is locked and read once, and checked once for the sum of
+    /// the requests it covers: `spent + reserved + Σ requested ≤ limit`. Then every hold is
+    /// inserted in one statement. If any budget would be exceeded, nothing is held. Returns one
+    /// [`Reserved`] per request, in order; an empty slice holds nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Period, PriceBook,
+    ///     ReservationRequest, UnixMicros};
+    /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
+    ///     .connect("sqlite::memory:").await?;
+    /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
+    /// ledger.migrate().await?;
+    /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
+    /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
+    ///     period: Period::Month, limit: Nanos(15_000_000), effective_from: at }).await?;
+    /// let req = ReservationRequest { tenant_id: "acme".into(), feature: "chat".into(),
+    ///     model: "claude-haiku-4-5".into(), lane: Lane::Sync, inference_geo: None,
+    ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
+    ///     at, ttl_micros: 600_000_000 };
+    /// let held = ledger.reserve_many(&[req.clone(), req.clone()]).await?; // $0.012 of $0.015
+    /// assert_eq!(held.len(), 2);
+    /// let err = ledger.reserve_many(&[req]).await.unwrap_err();
+    /// assert!(err.is_budget_exceeded());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BudgetExceeded`] for the first budget the batch would exceed, with the limit,
+    /// spent, reserved and the batch's total requested against that budget; pricing errors as
+    /// [`Ledger::estimate`] (nothing is held); [`Error::Database`].
+    pub async fn reserve_many(&self, reqs: &[ReservationRequest]) -> Result<Vec<Reserved>> {
+        if reqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cache = std::collections::HashMap::new();
+        let mut amounts = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            let amount = self.estimate_cached(r, &mut cache).await?;
+            let expires_at = UnixMicros(r.at.0.saturating_add(Ord::max(r.ttl_micros, 0)));
+            amounts.push((amount, expires_at));
+        }
+        let mut insert = Query::insert();
+        insert.into_table(Reservation::Table).columns([
+            Reservation::TenantId,
+            Reservation::Feature,
+            Reservation::AmountNanos,
+            Reservation::CreatedAt,
+            Reservation::ExpiresAt,
+            Reservation::State,
+        ]);
+        for (r, (amount, expires_at)) in reqs.iter().zip(&amounts) {
+            insert.values([
+                r.tenant_id.as_str().into(),
+                r.feature.as_str().into(),
+                amount.0.into(),
+                r.at.0.into(),
+                expires_at.0.into(),
+                "held".into(),
+            ])?;
+        }
+        insert.returning_col(Reservation::Id);
+        transaction!(&self.pool, |tx, qb, _is_pg| {
+            // One entry per budget window: its status and the batch's total against it.
+            let mut checks: Vec<(BudgetStatus, i64)> = Vec::new();
+            let mut loaded: std::collections::HashMap<(&str, &str, UnixMicros), Vec<usize>> =
+                std::collections::HashMap::new();
+            // Lock tenants in one order, so two batches over the same tenants cannot deadlock.
+            let mut order: Vec<usize> = (0..reqs.len()).collect();
+            order.sort_by(|&a, &b| reqs[a].tenant_id.cmp(&reqs[b].tenant_id));
+            for i in order {
+                let (r, (amount, _)) = (&reqs[i], &amounts[i]);
+                let key = (r.tenant_id.as_str(), r.feature.as_str(), r.at);
+                if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(key) {
+                    let statuses = load_status!(tx, qb, &r.tenant_id, &r.feature, r.at);
+                    let mut idx = Vec::with_capacity(statuses.len());
+                    for s in statuses {
+                        let same = checks.iter().position(|(c, _)| {
+                            c.policy.tenant_id == s.policy.tenant_id
+                                && c.policy.feature == s.policy.feature
+                                && c.window_start == s.window_start
+                        });
+                        idx.push(same.unwrap_or_else(|| {
+                            checks.push((s, 0));
+                            checks.len() - 1
+                        }));
+                    }
+                    slot.insert(idx);
+                }
+                for &i in &loaded[&key] {
+                    checks[i].1 = checks[i].1.saturating_add(amount.0);
+                }
+            }
+            for (s, requested) in checks {
+                let total = s
+                    .spent
+                    .0
+                    .saturating_add(s.reserved.0)
+                    .saturating_add(requested);
+                if total > s.policy.limit.0 {
+                    return Err(Error::BudgetExceeded {
+                        tenant_id: s.policy.tenant_id,
+                        feature: s.policy.feature,
+                        limit: s.policy.limit,
+                        spent: s.spent,
+                        reserved: s.reserved,
+                        requested: Nanos(requested),
+                        window_start: s.window_start.0,
+                        window_end: s.window_end.0,
+                    });
+                }
+            }
+            let rows = query!(insert, qb).fetch_all(&mut *tx).await?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in &rows {
+                ids.push(row.try_get::<i64, _>(0)?);
+            }
+            // One statement draws its ids in row order on both backends; RETURNING does not
+            // promise an order, so sort them back into it.
+            ids.sort_unstable();
+            if ids.len() != reqs.len() {
+                return Err(Error::InvalidRow(format!(
+                    "inserted {} holds for {} requests",
+                    ids.len(),
+                    reqs.len()
+                )));
+            }
+            Ok::<Vec<Reserved>, Error>(
+                ids.into_iter()
+                    .zip(&amounts)
+                    .map(|(id, &(amount, expires_at))| Reserved {
+                        id,
+                        amount,
+                        expires_at,
+                    })
+                    .collect(),
+            )
         })
     }
 

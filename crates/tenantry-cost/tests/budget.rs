@@ -294,3 +294,105 @@ async fn concurrent_reservations_on_sqlite_admit_exactly_what_fits() {
     }
     assert_eq!(admitted, 5);
 }
+
+#[tokio::test]
+async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
+    for (name, ledger, _db) in support::both().await {
+        monthly(&ledger, None, Nanos(EACH.0 * 3), at(2026, 3, 1)).await;
+        monthly(&ledger, Some("chat"), Nanos(EACH.0 * 2), at(2026, 3, 1)).await;
+        let when = at(2026, 3, 2);
+        // Three chat holds each fit the tenant budget alone, but not the feature budget together.
+        let three = vec![request("chat", when); 3];
+        match ledger.reserve_many(&three).await {
+            Err(Error::BudgetExceeded {
+                feature, requested, ..
+            }) => {
+                assert_eq!(feature.as_deref(), Some("chat"), "{name}");
+                assert_eq!(requested, Nanos(EACH.0 * 3), "{name}");
+            }
+            other => panic!("{name}: expected BudgetExceeded, got {other:?}"),
+        }
+        let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+        assert!(status.iter().all(|s| s.reserved == Nanos::ZERO), "{name}");
+        // Two chat and one search fit both budgets exactly; ids come back in request order.
+        let batch = vec![
+            request("chat", when),
+            request("search", when),
+            request("chat", when),
+        ];
+        let held = ledger.reserve_many(&batch).await.unwrap();
+        assert_eq!(held.len(), 3, "{name}");
+        assert!(held.windows(2).all(|w| w[0].id < w[1].id), "{name}");
+        assert!(held.iter().all(|r| r.amount == EACH), "{name}");
+        let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+        let tenant = status.iter().find(|s| s.policy.feature.is_none()).unwrap();
+        assert_eq!(tenant.reserved, Nanos(EACH.0 * 3), "{name}");
+        // Full now: one more is refused, and releasing one hold by its id frees room for one.
+        assert!(
+            ledger
+                .reserve_many(&[request("search", when)])
+                .await
+                .unwrap_err()
+                .is_budget_exceeded()
+        );
+        assert!(ledger.release(held[1].id).await.unwrap(), "{name}");
+        ledger
+            .reserve_many(&[request("search", when)])
+            .await
+            .unwrap();
+        assert!(ledger.reserve_many(&[]).await.unwrap().is_empty());
+        // An unpriceable request fails the whole batch closed.
+        let mut bad = request("search", when);
+        bad.model = "no-such-model".into();
+        ledger.release(held[0].id).await.unwrap();
+        let before = ledger.budget_status("acme", "search", when).await.unwrap();
+        assert!(
+            ledger
+                .reserve_many(&[request("search", when), bad])
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            ledger.budget_status("acme", "search", when).await.unwrap(),
+            before,
+            "{name}"
+        );
+    }
+}
+
+async fn concurrent_batches_never_exceed(ledger: Ledger, batches: usize, fit: usize) {
+    monthly(&ledger, None, Nanos(EACH.0 * 10), at(2026, 3, 1)).await;
+    let ledger = Arc::new(ledger);
+    let when = at(2026, 3, 10);
+    let mut tasks = Vec::new();
+    for _ in 0..batches {
+        let l = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            l.reserve_many(&vec![request("chat", when); 3]).await
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(held) => admitted += held.len(),
+            Err(e) => assert!(e.is_budget_exceeded(), "unexpected error: {e}"),
+        }
+    }
+    // Batches of 3 against room for 10: exactly three batches fit, never a fourth.
+    assert_eq!(admitted, fit);
+    let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+    assert_eq!(status[0].reserved, Nanos(EACH.0 * 9));
+    assert!(status[0].spent.0 + status[0].reserved.0 <= status[0].policy.limit.0);
+}
+
+#[tokio::test]
+async fn concurrent_reserve_many_never_exceeds_the_budget_on_postgres() {
+    let (ledger, _db) = support::pg_ledger().await;
+    concurrent_batches_never_exceed(ledger, 20, 9).await;
+}
+
+#[tokio::test]
+async fn concurrent_reserve_many_never_exceeds_the_budget_on_sqlite() {
+    let (ledger, _db) = support::sqlite_ledger().await;
+    concurrent_batches_never_exceed(ledger, 10, 9).await;
+}
