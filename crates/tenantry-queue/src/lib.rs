@@ -50,6 +50,17 @@
 //! dropped listener connection loses no event: after reconnecting the subscription reads
 //! everything after its last position. See [`PgStore`] for the ordering guarantee.
 //!
+//! # Batching
+//!
+//! [`planner`] decides when a batch closes (max requests, max bytes, or the oldest job's
+//! max wait) and shares its slots fairly between tenants. [`ClaimStore`] claims the planned
+//! jobs (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so engines sharing a database never claim
+//! the same job), and records each batch before and after the create call so a crash in
+//! between is reconciled rather than resent. [`Engine`] drives it all against the
+//! `tenantry-batch` client: create, poll, ingest results idempotently, retry what is
+//! retryable, serve the urgent lane through the Messages API, and hand billed usage to a
+//! [`UsageSink`] (the cost ledger).
+//!
 //! # Storage
 //!
 //! All SQL is built with sea-query and bound through sea-query-sqlx. Migrations are

@@ -53,9 +53,13 @@ fn quick() -> SubmitOptions {
 }
 
 async fn emulator(faults: FaultPlan) -> Emulator {
+    emulator_with_latency(faults, Duration::from_millis(150)).await
+}
+
+async fn emulator_with_latency(faults: FaultPlan, latency: Duration) -> Emulator {
     Emulator::builder()
         .api_key("sk-test")
-        .batch_latency(Duration::from_millis(150))
+        .batch_latency(latency)
         .seed(11)
         .faults(faults)
         .start()
@@ -187,7 +191,8 @@ async fn every_job_ends_once_and_is_billed_once_under_faults<S: ClaimStore + Clo
 }
 
 async fn a_job_canceled_after_submission_is_still_billed<S: ClaimStore + Clone>(store: S) {
-    let emu = emulator(FaultPlan::new()).await;
+    // Long enough that the batch is certainly still running when the job is canceled.
+    let emu = emulator_with_latency(FaultPlan::new(), Duration::from_secs(2)).await;
     let ledger = Arc::new(Ledger::default());
     let engine = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
     let t = tenant("acme");

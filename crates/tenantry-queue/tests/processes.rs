@@ -138,7 +138,7 @@ async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
 
 /// Waits until every job is terminal and all usage is handed over.
 async fn wait_done(pool: &sqlx::PgPool) {
-    for _ in 0..300 {
+    for _ in 0..1200 {
         let open = scalar(pool, "SELECT count(*) FROM tenantry_queue_jobs WHERE state IN ('queued','batched','submitted')").await;
         let pending = scalar(
             pool,
@@ -160,7 +160,7 @@ async fn wait_done(pool: &sqlx::PgPool) {
             .fetch_all(pool)
             .await
             .unwrap();
-    panic!("the engines did not finish the jobs within 30 s: jobs {jobs:?}, batches {batches:?}");
+    panic!("the engines did not finish the jobs within 120 s: jobs {jobs:?}, batches {batches:?}");
 }
 
 async fn verify(db: &tenantry_testkit::PgDatabase, emu: &Emulator, jobs: usize, label: &str) {
