@@ -680,6 +680,31 @@ impl Ledger {
         })
     }
 
+    /// The tenants that have at least one live hold at `at` (held and not yet expired), in
+    /// order: the tenants whose holds a caller may have to give back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn held_tenants(&self, at: UnixMicros) -> Result<Vec<String>> {
+        let stmt = Query::select()
+            .distinct()
+            .column(Reservation::TenantId)
+            .from(Reservation::Table)
+            .and_where(Expr::col(Reservation::State).eq("held"))
+            .and_where(Expr::col(Reservation::ExpiresAt).gt(at.0))
+            .order_by(Reservation::TenantId, Order::Asc)
+            .to_owned();
+        on_pool!(&self.pool, |pool, qb| {
+            let rows = query!(stmt, qb).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(r.try_get::<String, _>(0)?);
+            }
+            Ok(out)
+        })
+    }
+
     /// The budgets in force for a tenant's feature at `at`, with their current window's spend.
     ///
     /// # Errors

@@ -335,6 +335,9 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
                 .unwrap_err()
                 .is_budget_exceeded()
         );
+        assert_eq!(ledger.held_tenants(when).await.unwrap(), ["acme"], "{name}");
+        let after_ttl = UnixMicros(held[0].expires_at.0 + 1);
+        assert!(ledger.held_tenants(after_ttl).await.unwrap().is_empty());
         assert!(ledger.release(held[1].id).await.unwrap(), "{name}");
         ledger
             .reserve_many(&[request("search", when)])
@@ -395,4 +398,35 @@ async fn concurrent_reserve_many_never_exceeds_the_budget_on_postgres() {
 async fn concurrent_reserve_many_never_exceeds_the_budget_on_sqlite() {
     let (ledger, _db) = support::sqlite_ledger().await;
     concurrent_batches_never_exceed(ledger, 10, 9).await;
+}
+
+#[tokio::test]
+async fn a_released_hold_settled_late_is_charged_once_and_closed_once() {
+    for (name, ledger, _db) in support::both().await {
+        monthly(&ledger, None, Nanos(100_000_000), at(2026, 3, 1)).await;
+        let when = at(2026, 3, 10);
+        let u = usage(
+            "late",
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(1_000, 0, 0, 0, 1_000),
+        );
+        let held = ledger
+            .reserve_many(&[request("summaries", when)])
+            .await
+            .unwrap();
+        assert!(ledger.release(held[0].id).await.unwrap(), "{name}");
+        // Usage reported after the release (twice): one line, and the hold stays released.
+        let first = ledger.settle(held[0].id, &u).await.unwrap();
+        let again = ledger.settle(held[0].id, &u).await.unwrap();
+        assert!(!first.duplicate && again.duplicate, "{name}");
+        assert_eq!(again.line_id, first.line_id);
+        assert!(!ledger.release(held[0].id).await.unwrap(), "{name}");
+        let s = &ledger
+            .budget_status("acme", "summaries", when)
+            .await
+            .unwrap()[0];
+        assert_eq!(s.spent, EACH, "{name}");
+        assert_eq!(s.reserved, Nanos::ZERO, "{name}");
+    }
 }

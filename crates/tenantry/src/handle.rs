@@ -16,12 +16,15 @@ use crate::builder::TenantryBuilder;
 use crate::db::Store;
 use crate::engine::EngineTask;
 use crate::error::{Error, Result};
+use crate::holds::HoldReleaser;
 use crate::output::{JobOutput, envelope, operation};
 use crate::request::{Request, reservation_of};
 use crate::sink::{Assignments, LedgerSink};
 
 /// How often the engine task releases budget holds whose time ran out.
 const HOLD_SWEEP: Duration = Duration::from_secs(60);
+/// How often the engine task gives back the holds of jobs that ended without usage.
+const HOLD_RELEASE: Duration = Duration::from_millis(500);
 
 /// The handle a host keeps: submit AI requests for tenants, read their results as envelopes,
 /// follow their events, and report their cost. Cheap to clone.
@@ -121,8 +124,9 @@ impl Tenantry {
             .ok_or_else(|| Error::Config("the queue returned no job for one request".into()))
     }
 
-    /// Submits many requests for a tenant, all or nothing: every budget hold is taken first
-    /// (and given back if one is refused), then every job is stored in one transaction.
+    /// Submits many requests for a tenant, all or nothing: every budget hold is taken first in
+    /// one ledger transaction (each budget checked once for the sum), then every job is stored
+    /// in one transaction; if storing fails, the holds are given back.
     /// Returns one pending envelope per request, in order.
     ///
     /// # Errors
@@ -134,16 +138,7 @@ impl Tenantry {
         requests: Vec<Request>,
     ) -> Result<Vec<Envelope<JobOutput>>> {
         let tenant = tenant_id(tenant)?;
-        let mut holds = Vec::with_capacity(requests.len());
-        for r in &requests {
-            match self.hold(&tenant, r).await {
-                Ok(id) => holds.push(id),
-                Err(e) => {
-                    self.release_all(&holds).await;
-                    return Err(e);
-                }
-            }
-        }
+        let holds = self.hold_all(&tenant, &requests).await?;
         for r in &requests {
             self.register(tenant.as_str(), r.user()).await?;
         }
@@ -186,20 +181,20 @@ impl Tenantry {
         Ok(out)
     }
 
-    async fn hold(&self, tenant: &TenantId, r: &Request) -> Result<i64> {
-        let lane = match r.lane() {
-            Lane::Urgent => tenantry_cost::Lane::Sync,
-            _ => tenantry_cost::Lane::Batch,
-        };
+    /// Takes every request's budget hold in one ledger transaction, all or nothing.
+    async fn hold_all(&self, tenant: &TenantId, requests: &[Request]) -> Result<Vec<i64>> {
         let ttl = i64::try_from(self.inner.reservation_ttl.as_micros()).unwrap_or(i64::MAX);
-        let held = self
-            .inner
-            .ledger
-            .reserve(&ReservationRequest {
+        let at = UnixMicros::now();
+        let reqs: Vec<ReservationRequest> = requests
+            .iter()
+            .map(|r| ReservationRequest {
                 tenant_id: tenant.as_str().to_owned(),
                 feature: r.feature().to_owned(),
                 model: r.model().to_owned(),
-                lane,
+                lane: match r.lane() {
+                    Lane::Urgent => tenantry_cost::Lane::Sync,
+                    _ => tenantry_cost::Lane::Batch,
+                },
                 inference_geo: r
                     .params()
                     .get("inference_geo")
@@ -209,18 +204,25 @@ impl Tenantry {
                 region: self.inner.assignments.region(tenant.as_str()),
                 input_tokens: r.input_token_estimate(),
                 max_tokens: r.max_tokens().max(0),
-                at: UnixMicros::now(),
+                at,
                 ttl_micros: ttl,
             })
+            .collect();
+        let held = self
+            .inner
+            .ledger
+            .reserve_many(&reqs)
             .await
             .map_err(|e| match e {
                 // A request the queue would refuse anyway: report the queue's reason.
-                tenantry_cost::Error::UnknownModel { .. } if r.model().is_empty() => {
+                tenantry_cost::Error::UnknownModel { .. }
+                    if requests.iter().any(|r| r.model().is_empty()) =>
+                {
                     Error::from(tenantry_queue::InvalidRequest::Model)
                 }
                 other => Error::Cost(other),
             })?;
-        Ok(held.id)
+        Ok(held.into_iter().map(|h| h.id).collect())
     }
 
     async fn release_all(&self, holds: &[i64]) {
@@ -383,7 +385,8 @@ impl Tenantry {
     }
 
     /// Runs the engine until `shutdown` completes: flushes queued jobs into batches, polls them,
-    /// stores results, records their cost in the ledger (settling budget holds), and releases
+    /// stores results, records their cost in the ledger (settling budget holds), gives back the
+    /// holds of jobs that end failed, canceled or expired (within about a second), and releases
     /// holds whose time ran out. Any number of engines may share a PostgreSQL database.
     ///
     /// # Errors
@@ -399,12 +402,21 @@ impl Tenantry {
         let client = self.inner.client.clone();
         let config = self.inner.engine;
         let ledger = self.inner.ledger.clone();
+        let jobs = self.inner.store.clone();
         let sweep = async move {
+            let mut releaser = HoldReleaser::default();
+            let mut swept: Option<tokio::time::Instant> = None;
             loop {
-                if let Err(e) = ledger.release_expired(UnixMicros::now()).await {
-                    tracing::warn!(error = %e, "releasing expired budget holds failed");
+                if swept.is_none_or(|t| t.elapsed() >= HOLD_SWEEP) {
+                    if let Err(e) = ledger.release_expired(UnixMicros::now()).await {
+                        tracing::warn!(error = %e, "releasing expired budget holds failed");
+                    }
+                    swept = Some(tokio::time::Instant::now());
                 }
-                tokio::time::sleep(HOLD_SWEEP).await;
+                if let Err(e) = releaser.step(&ledger, jobs.jobs()).await {
+                    tracing::warn!(error = %e, "releasing the holds of unbilled jobs failed");
+                }
+                tokio::time::sleep(HOLD_RELEASE).await;
             }
         };
         let engine = async {

@@ -12,6 +12,8 @@ mod engine;
 mod error;
 #[cfg(feature = "_handle")]
 mod handle;
+
+mod holds;
 #[cfg(feature = "_handle")]
 mod output;
 #[cfg(feature = "_handle")]
