@@ -16,8 +16,10 @@ use crate::sink::Assignments;
 
 /// The default path clients poll a job at; the job id is appended.
 pub const DEFAULT_STATUS_PATH: &str = "/v1/jobs/";
-/// How long a budget hold lasts when its job never reports usage (failed, expired). Default 25 h:
-/// longer than the batch API's 24 h processing window.
+/// How long a budget hold lasts when nothing settles or releases it. Default 25 h: longer than
+/// the batch API's 24 h processing window. A running engine gives back the holds of jobs that
+/// end failed, canceled or expired within about a second; the TTL is the backstop when no
+/// engine runs.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(25 * 3600);
 
 #[derive(Debug, Clone)]
@@ -193,7 +195,7 @@ impl TenantryBuilder {
         self
     }
 
-    /// How long a budget hold lasts when its job never reports usage. Default
+    /// How long a budget hold lasts when nothing settles or releases it. Default
     /// [`DEFAULT_RESERVATION_TTL`].
     pub fn reservation_ttl(mut self, ttl: Duration) -> Self {
         self.reservation_ttl = ttl;
