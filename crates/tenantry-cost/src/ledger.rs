@@ -692,39 +692,11 @@ pub(crate) fn insert_usage(
     recorded_at: UnixMicros,
     write_costs: bool,
 ) -> Result<InsertStatement> {
-    let mut columns = vec![
-        Usage::TenantId,
-        Usage::UserId,
-        Usage::Feature,
-        Usage::Model,
-        Usage::Lane,
-        Usage::OccurredAt,
-        Usage::InputTokens,
-        Usage::CacheWrite5mTokens,
-        Usage::CacheWrite1hTokens,
-        Usage::CacheReadTokens,
-        Usage::OutputTokens,
-        Usage::Source,
-        Usage::RequestId,
-        Usage::JobId,
-        Usage::BatchId,
-        Usage::CorrectsId,
-        Usage::PriceId,
-        Usage::ContextTier,
-        Usage::InputRate,
-        Usage::CacheWrite5mRate,
-        Usage::CacheWrite1hRate,
-        Usage::CacheReadRate,
-        Usage::OutputRate,
-        Usage::BatchPermille,
-        Usage::GeoPermille,
-        Usage::TierBp,
-        Usage::RegionBp,
-        Usage::InferenceGeo,
-        Usage::FeatureTier,
-        Usage::Region,
-        Usage::RecordedAt,
-    ];
+    // The line's own columns in the same order, less the ones the database fills in.
+    let mut columns: Vec<Usage> = LINE_COLUMNS
+        .into_iter()
+        .filter(|c| !matches!(c, Usage::Id | Usage::CostNanos | Usage::StandardCostNanos))
+        .collect();
     if write_costs {
         columns.extend([Usage::CostNanos, Usage::StandardCostNanos]);
     }
