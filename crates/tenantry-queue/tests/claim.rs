@@ -1,5 +1,6 @@
 //! Claiming jobs into batches and the batch record's life, on SQLite and PostgreSQL.
 
+#[macro_use]
 mod support;
 
 use std::collections::HashSet;
@@ -335,29 +336,6 @@ async fn release_hands_planned_work_back<S: ClaimStore>(store: S) {
         first.jobs.iter().collect::<HashSet<_>>()
     );
     assert_eq!(ids.len(), 4);
-}
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, _db) = crate::support::sqlite().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, _db) = crate::support::postgres().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_stores!(

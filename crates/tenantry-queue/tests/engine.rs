@@ -1,5 +1,6 @@
 //! The engine against the in-process emulator, on SQLite and PostgreSQL.
 
+#[macro_use]
 mod support;
 
 use std::collections::HashMap;
@@ -346,29 +347,6 @@ async fn urgent_jobs_use_the_messages_api_and_deadlines_apply<S: ClaimStore + Cl
             .all(|r| r.lane == tenantry_queue::Lane::Urgent && r.model == "claude-haiku-4-5")
     );
     assert_eq!(ledger.by_key().len(), 7);
-}
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, _db) = crate::support::sqlite().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, _db) = crate::support::postgres().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_stores!(

@@ -1,6 +1,7 @@
 //! The store behaviour suite: every behaviour is one generic async fn, run against SQLite
 //! and PostgreSQL.
 
+#[macro_use]
 mod support;
 
 use std::collections::HashSet;
@@ -307,29 +308,6 @@ async fn concurrent_writers_never_leave_a_gap<S: JobStore + Clone>(store: S) {
         .await
         .unwrap();
     assert_eq!(events, from_table, "the stream delivered exactly the log");
-}
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, _db) = crate::support::sqlite().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, _db) = crate::support::postgres().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_stores!(

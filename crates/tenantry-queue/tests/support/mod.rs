@@ -56,3 +56,29 @@ pub async fn assert_quiet(sub: &mut Subscription, wait: Duration) {
         panic!("unexpected event {extra:?}");
     }
 }
+
+/// Runs each named behaviour (an `async fn(store)`) once on SQLite and once on PostgreSQL.
+// Not every test file that shares this module runs behaviours on both stores.
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _db) = crate::support::sqlite().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _db) = crate::support::postgres().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
