@@ -50,6 +50,7 @@ mod data;
 mod error;
 mod eval;
 mod expr;
+mod fetch;
 pub mod fixture;
 mod metric;
 pub mod migrate;

@@ -8,8 +8,6 @@ use sea_query::{
     PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, UnionType, Values,
     WithClause,
 };
-use sea_query_sqlx::{SqlxBinder, SqlxValues};
-use sqlx::AssertSqlSafe;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -38,9 +36,9 @@ pub struct Column(usize);
 /// One result group: a tenant and the value of each selected metric over its whole subtree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricRow {
-    tenant_id: String,
-    values: Vec<Option<i64>>,
-    names: Arc<[String]>,
+    pub(crate) tenant_id: String,
+    pub(crate) values: Vec<Option<i64>>,
+    pub(crate) names: Arc<[String]>,
 }
 
 impl MetricRow {
@@ -110,7 +108,7 @@ const UP: &str = "mq_up";
 const ACCESS: &str = "mq_access";
 
 /// A dashboard query: several metrics for many tenant groups, each group's values recomputed
-/// from the base rows of its subtree, in one SQL statement (one round trip) whatever the number
+/// from the base rows of its subtree, in one SQL statement whatever the number
 /// of tenants.
 ///
 /// The same query evaluates in Rust on a [`Dataset`] ([`MetricsQuery::evaluate`]) with the same
@@ -136,8 +134,8 @@ pub struct MetricsQuery {
     schema: Schema,
     scope: Scope,
     level: Option<i32>,
-    names: Vec<String>,
-    metrics: Vec<Metric>,
+    pub(crate) names: Vec<String>,
+    pub(crate) metrics: Vec<Metric>,
     filters: Vec<MetricFilter>,
     order: Vec<(Metric, Order)>,
     limit: Option<u64>,
@@ -553,6 +551,10 @@ impl MetricsQuery {
         ));
     }
 
+    pub(crate) fn names(&self) -> Arc<[String]> {
+        self.names.clone().into()
+    }
+
     /// Renders the query for `dialect`: SQL text with placeholders and the values to bind.
     ///
     /// # Errors
@@ -563,72 +565,6 @@ impl MetricsQuery {
             Dialect::Postgres => stmt.build(PostgresQueryBuilder),
             Dialect::Sqlite => stmt.build(SqliteQueryBuilder),
         })
-    }
-
-    fn build_sqlx(&self, dialect: Dialect) -> Result<(String, SqlxValues)> {
-        let stmt = self.statement(dialect)?;
-        Ok(match dialect {
-            Dialect::Postgres => stmt.build_sqlx(PostgresQueryBuilder),
-            Dialect::Sqlite => stmt.build_sqlx(SqliteQueryBuilder),
-        })
-    }
-
-    fn names(&self) -> Arc<[String]> {
-        self.names.clone().into()
-    }
-
-    fn decode<R: sqlx::Row>(&self, rows: &[R]) -> Result<Vec<MetricRow>>
-    where
-        usize: sqlx::ColumnIndex<R>,
-        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    {
-        let names = self.names();
-        rows.iter()
-            .map(|row| {
-                let tenant_id: String = row.try_get(0)?;
-                let values = (0..self.metrics.len())
-                    .map(|i| row.try_get::<Option<i64>, _>(i + 1))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(MetricRow {
-                    tenant_id,
-                    values,
-                    names: names.clone(),
-                })
-            })
-            .collect()
-    }
-
-    /// Runs the query on PostgreSQL: one statement, one round trip.
-    ///
-    /// # Errors
-    /// [`Error::NoMetrics`] when nothing is selected, [`Error::Database`] when the database
-    /// fails (including a `SUM` outside `i64`).
-    pub async fn fetch_postgres<'c, E>(&self, executor: E) -> Result<Vec<MetricRow>>
-    where
-        E: sqlx::Executor<'c, Database = sqlx::Postgres>,
-    {
-        let (sql, values) = self.build_sqlx(Dialect::Postgres)?;
-        let rows = sqlx::query_with(AssertSqlSafe(sql), values)
-            .fetch_all(executor)
-            .await?;
-        self.decode(&rows)
-    }
-
-    /// Runs the query on SQLite: one statement.
-    ///
-    /// # Errors
-    /// [`Error::NoMetrics`] when nothing is selected, [`Error::Database`] when the database
-    /// fails (including `integer overflow` in a `SUM`).
-    pub async fn fetch_sqlite<'c, E>(&self, executor: E) -> Result<Vec<MetricRow>>
-    where
-        E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-    {
-        let (sql, values) = self.build_sqlx(Dialect::Sqlite)?;
-        let rows = sqlx::query_with(AssertSqlSafe(sql), values)
-            .fetch_all(executor)
-            .await?;
-        self.decode(&rows)
     }
 
     /// Evaluates the query in Rust on rows already in memory. The result equals what
