@@ -12,7 +12,7 @@ mod engine;
 mod error;
 #[cfg(feature = "_handle")]
 mod handle;
-
+#[cfg(feature = "_handle")]
 mod holds;
 #[cfg(feature = "_handle")]
 mod output;
@@ -20,6 +20,9 @@ mod output;
 mod request;
 #[cfg(feature = "_handle")]
 mod sink;
+#[cfg(feature = "ts")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ts")))]
+pub mod ts;
 
 #[cfg(feature = "batch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "batch")))]

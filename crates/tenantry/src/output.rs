@@ -10,6 +10,7 @@ use crate::error::{Error, JOB_CANCELED, JOB_EXPIRED, JOB_FAILED};
 
 /// The result of a finished job, the `data` of its success envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[non_exhaustive]
 pub struct JobOutput {
     /// The job id.
