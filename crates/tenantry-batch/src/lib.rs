@@ -79,6 +79,6 @@ pub use client::Client;
 pub use config::{API_VERSION, ApiKey, Config, DEFAULT_BASE_URL};
 pub use error::{ApiError, Error, Result, ValidationRule};
 pub use messages::Messages;
-pub use requests::{BatchLimits, BatchRequests, BatchSplitter};
+pub use requests::{BatchLimits, BatchRequests, BatchSplitter, validate_request};
 pub use results::ResultStream;
 pub use retry::RetryPolicy;

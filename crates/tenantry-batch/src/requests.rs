@@ -226,34 +226,55 @@ impl BatchRequests {
 
 /// The per-request rules that do not depend on the rest of the batch.
 fn check_item(index: usize, custom_id: &str, params: &MessageParams) -> Result<()> {
+    validate_request(custom_id, params).map_err(|rule| Error::validation(Some(index), rule))
+}
+
+/// Checks one request against the batch rules that do not depend on the rest of the batch:
+/// the `custom_id` pattern, `stream` unset and `max_tokens` ≥ 1.
+///
+/// These are the checks [`BatchRequests::push`] and [`BatchSplitter::push`] make on each
+/// request before the batch-wide ones (uniqueness, count, size), for a caller that accepts
+/// requests long before it builds a batch (a queue checking them at submit time).
+///
+/// # Errors
+///
+/// The first [`ValidationRule`] the request breaks.
+///
+/// # Example
+///
+/// ```
+/// use tenantry_batch::{ValidationRule, validate_request};
+/// use tenantry_batch::types::{MessageParam, MessageParams};
+///
+/// let params = MessageParams::new("claude-haiku-4-5", 0, vec![MessageParam::user("Hi")]);
+/// assert_eq!(validate_request("req-1", &params), Err(ValidationRule::MaxTokensZero));
+/// ```
+pub fn validate_request(
+    custom_id: &str,
+    params: &MessageParams,
+) -> std::result::Result<(), ValidationRule> {
     let valid_id = (1..=64).contains(&custom_id.len())
         && custom_id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !valid_id {
-        return Err(Error::validation(
-            Some(index),
-            ValidationRule::CustomIdPattern {
-                custom_id: custom_id.to_owned(),
-            },
-        ));
+        return Err(ValidationRule::CustomIdPattern {
+            custom_id: custom_id.to_owned(),
+        });
     }
     let extra_stream = params
         .extra
         .get("stream")
         .is_some_and(|v| v.as_bool() == Some(true));
     if params.stream == Some(true) || extra_stream {
-        return Err(Error::validation(Some(index), ValidationRule::StreamSet));
+        return Err(ValidationRule::StreamSet);
     }
     let extra_zero = params
         .extra
         .get("max_tokens")
         .is_some_and(|v| v.as_u64() == Some(0));
     if params.max_tokens == 0 || extra_zero {
-        return Err(Error::validation(
-            Some(index),
-            ValidationRule::MaxTokensZero,
-        ));
+        return Err(ValidationRule::MaxTokensZero);
     }
     Ok(())
 }
