@@ -64,6 +64,11 @@ impl BatchId {
         Self(prefixed("qu_"))
     }
 
+    /// The record of a duplicate API batch (`qd_` + the API's id): one per API batch.
+    pub(crate) fn duplicate(api_batch_id: &str) -> Self {
+        Self(format!("qd_{api_batch_id}"))
+    }
+
     /// The id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -353,12 +358,31 @@ pub trait ClaimStore: JobStore {
         lease: Duration,
     ) -> Result<Vec<UsageRecord>>;
 
-    /// Marks usage as handed to the sink.
+    /// Marks the usage stored on these jobs' rows as handed to the sink (usage billed off
+    /// a job row is marked with [`mark_recorded`](Self::mark_recorded)).
     ///
     /// # Errors
     ///
     /// A database error.
     async fn mark_usage_recorded(&self, jobs: &[JobId]) -> Result<()>;
+
+    /// Marks these records, as returned by [`claim_usage`](Self::claim_usage), as handed
+    /// to the sink, wherever each one waits.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn mark_recorded(&self, records: &[UsageRecord]) -> Result<()>;
+
+    /// Records an API batch that no batch record points to but that holds our requests (a
+    /// duplicate create), so it is polled like any submitted batch and every billed
+    /// result in it is recorded (as extra usage: its jobs belong to another batch).
+    /// Returns its record's id, or `None` when it was already recorded.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn record_duplicate(&self, api_batch_id: &str) -> Result<Option<BatchId>>;
 
     /// Claims up to `limit` queued urgent-lane jobs for Messages API calls: they become
     /// `submitted` (one more attempt) under a fresh claim token, leased to `worker`. Their
@@ -374,14 +398,28 @@ pub trait ClaimStore: JobStore {
         lease: Duration,
     ) -> Result<UrgentClaim>;
 
-    /// Sends urgent calls whose worker's lease expired back to `queued`, and applies
-    /// deadlines to queued jobs (`expire`: the job ends `expired`; `urgent`: it moves to the
-    /// urgent lane). Returns how many jobs changed.
+    /// [`sweep_capped`](Self::sweep_capped) with the engine's default of
+    /// [`DEFAULT_MAX_ATTEMPTS`](crate::DEFAULT_MAX_ATTEMPTS) attempts.
     ///
     /// # Errors
     ///
     /// A database error.
-    async fn sweep(&self) -> Result<u64>;
+    async fn sweep(&self) -> Result<u64> {
+        self.sweep_capped(crate::engine::DEFAULT_MAX_ATTEMPTS).await
+    }
+
+    /// Sends urgent calls whose worker's lease expired back to `queued` while they have
+    /// attempts left (of `max_attempts`), failing them with their last error otherwise,
+    /// and applies deadlines to unfinished jobs: `expire` ends the job `expired` (if its
+    /// request is out, a billed result is still recorded, as after a cancel); `urgent`
+    /// moves a batch-lane job to the urgent lane, out of its batch if it was in one (the
+    /// batch copy's billed result, if any, is recorded as extra usage). Returns how many
+    /// jobs changed.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn sweep_capped(&self, max_attempts: u32) -> Result<u64>;
 
     /// Plans and claims the next batch if one is due now: [`backlog`](Self::backlog), then
     /// [`planner::plan`](crate::planner::plan), then [`claim_batch`](Self::claim_batch).

@@ -38,6 +38,9 @@ use crate::job::JobError;
 use crate::planner::FlushPolicy;
 use crate::validate::micros;
 
+/// Attempts per job unless [`EngineConfig::max_attempts`] says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
 /// How the engine paces itself. Built with owned setters; every setter states its default.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
@@ -60,7 +63,7 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(120),
             poll_min: Duration::from_secs(5),
             poll_max: Duration::from_secs(300),
-            max_attempts: 3,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             chunk: 500,
             idle: Duration::from_secs(1),
             reconcile_window: Duration::from_secs(60),
@@ -283,7 +286,7 @@ impl<S: ClaimStore> Engine<S> {
     /// again, a failed poll or results stream is retried at the next poll).
     pub async fn step(&self) -> Result<StepReport> {
         let mut report = StepReport {
-            swept: self.store.sweep().await?,
+            swept: self.store.sweep_capped(self.config.max_attempts).await?,
             ..StepReport::default()
         };
         for record in self
@@ -438,9 +441,16 @@ impl<S: ClaimStore> Engine<S> {
         }
         match self.client.batches().create(body).await {
             Ok(created) => {
-                self.store
+                if !self
+                    .store
                     .finish_create(batch, &self.worker, &created.id)
-                    .await?;
+                    .await?
+                {
+                    // Our lease ran out during the call and the batch was taken over (and
+                    // is being reconciled or created again): this one is a duplicate.
+                    self.drop_duplicate(&created.id).await?;
+                    return Ok(false);
+                }
                 self.store
                     .ingest(batch, &rejected, self.config.max_attempts)
                     .await?;
@@ -465,11 +475,12 @@ impl<S: ClaimStore> Engine<S> {
     /// Finds out whether an interrupted create happened.
     ///
     /// Candidates are the API's batches with the same request count, created since shortly
-    /// before the attempt and not recorded on another batch. A candidate that has ended is
-    /// ours when a `custom_id` of its results is one of our jobs; one still running is
-    /// waited for (the batch stays `creating` and is looked at again after the lease).
-    /// When no candidate is ours and none is running, the create never happened and the
-    /// batch is planned again.
+    /// before the attempt and not recorded on another batch. While one is still running
+    /// the decision waits (the batch stays `creating` and is looked at again after the
+    /// lease), because a running batch cannot be told apart. Then a candidate is ours when
+    /// a `custom_id` of its results is one of our jobs: the first one is adopted, any
+    /// other is a duplicate create, recorded so that what it billed is recorded too. When
+    /// no candidate is ours, the create never happened and the batch is planned again.
     async fn reconcile(&self, batch: &BatchId, started: Option<i64>) -> Result<()> {
         let ours: std::collections::HashSet<String> = self
             .store
@@ -509,49 +520,70 @@ impl<S: ClaimStore> Engine<S> {
         }
         let ids: Vec<String> = candidates.iter().map(|b| b.id.clone()).collect();
         let known = self.store.known_api_batches(&ids).await?;
-        let mut running = false;
-        for candidate in candidates.into_iter().filter(|b| !known.contains(&b.id)) {
-            if !candidate.is_ended() {
-                running = true;
-                continue;
-            }
-            let first = match self.client.batches().results(&candidate.id).await {
-                Ok(mut lines) => lines.next().await,
-                Err(e) => {
-                    tracing::warn!(%batch, error = %e, "reconciling: reading results failed");
-                    let again = now().saturating_add(as_micros(self.config.poll_min));
-                    self.store
-                        .defer_reconcile(batch, &self.worker, again)
-                        .await?;
-                    return Ok(());
-                }
-            };
-            match first {
-                Some(Ok(line)) if ours.contains(&line.custom_id) => {
-                    self.store
-                        .finish_create(batch, &self.worker, &candidate.id)
-                        .await?;
-                    return Ok(());
-                }
-                Some(Ok(_)) | None => {}
-                Some(Err(e)) => {
-                    tracing::warn!(%batch, error = %e, "reconciling: reading results failed");
-                    let again = now().saturating_add(as_micros(self.config.poll_min));
-                    self.store
-                        .defer_reconcile(batch, &self.worker, again)
-                        .await?;
-                    return Ok(());
-                }
-            }
-        }
-        if running {
-            let again = now().saturating_add(as_micros(self.config.poll_min));
+        let candidates: Vec<_> = candidates
+            .into_iter()
+            .filter(|b| !known.contains(&b.id))
+            .collect();
+        let again = now().saturating_add(as_micros(self.config.poll_min));
+        if candidates.iter().any(|b| !b.is_ended()) {
+            // A running candidate cannot be told apart yet, and it may be a second copy of
+            // this very create: decide once every candidate has ended.
             self.store
                 .defer_reconcile(batch, &self.worker, again)
                 .await?;
-        } else {
+            return Ok(());
+        }
+        let mut adopted = false;
+        for candidate in candidates {
+            let first = match self.client.batches().results(&candidate.id).await {
+                Ok(mut lines) => lines.next().await.transpose(),
+                Err(e) => Err(e),
+            };
+            match first {
+                Ok(Some(line)) if ours.contains(&line.custom_id) => {
+                    if adopted {
+                        // The create happened more than once: keep one, bill the others.
+                        self.drop_duplicate(&candidate.id).await?;
+                    } else {
+                        adopted = self
+                            .store
+                            .finish_create(batch, &self.worker, &candidate.id)
+                            .await?;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if !adopted => {
+                    tracing::warn!(%batch, error = %e, "reconciling: reading results failed");
+                    self.store
+                        .defer_reconcile(batch, &self.worker, again)
+                        .await?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    // Already adopted: a duplicate that cannot be read now is found by no
+                    // one later, so say so loudly.
+                    tracing::error!(%batch, api_batch_id = %candidate.id, error = %e,
+                        "reconciling: could not check a possible duplicate batch");
+                }
+            }
+        }
+        if !adopted {
+            // No candidate holds our requests: the create never happened.
             self.store.abort_create(batch, &self.worker, now()).await?;
         }
+        Ok(())
+    }
+
+    /// An API batch holding our requests that no batch record points to: cancels it (the
+    /// API ends it soon, with whatever it already processed) and records it, so it is
+    /// polled like ours and every billed result in it is recorded as extra usage.
+    async fn drop_duplicate(&self, api_batch_id: &str) -> Result<()> {
+        tracing::warn!(api_batch_id, "duplicate batch at the API; canceling it");
+        if let Err(e) = self.client.batches().cancel(api_batch_id).await {
+            // Recorded anyway: its results are read when it ends on its own.
+            tracing::warn!(api_batch_id, error = %e, "canceling a duplicate batch failed");
+        }
+        self.store.record_duplicate(api_batch_id).await?;
         Ok(())
     }
 
@@ -615,13 +647,13 @@ impl<S: ClaimStore> Engine<S> {
             let mut done = Vec::with_capacity(pending.len());
             for record in &pending {
                 match self.sink.record(record).await {
-                    Ok(()) => done.push(record.job.clone()),
+                    Ok(()) => done.push(record.clone()),
                     Err(e) => {
                         tracing::warn!(job = %record.job, error = %e, "usage sink failed; will retry")
                     }
                 }
             }
-            self.store.mark_usage_recorded(&done).await?;
+            self.store.mark_recorded(&done).await?;
             total += u64::try_from(done.len()).unwrap_or(0);
             if done.len() < pending.len() {
                 return Ok(total);

@@ -114,6 +114,17 @@ pub enum InvalidRequest {
         /// The limit in bytes.
         max: usize,
     },
+    /// `params` is not a Messages API request the client can send (a field of the wrong
+    /// type, an unknown role or content block, a missing field, …).
+    #[error("params are not a valid Messages request: {detail}")]
+    Params {
+        /// The decoder's description, naming the field and what was expected.
+        detail: String,
+    },
+    /// The request breaks one of the client's batch rules (see
+    /// [`tenantry_batch::validate_request`]) not covered by a more specific variant.
+    #[error("request breaks a batch rule: {0}")]
+    BatchRule(tenantry_batch::ValidationRule),
     /// `metadata` is not a JSON object.
     #[error("metadata must be a JSON object")]
     MetadataNotObject,

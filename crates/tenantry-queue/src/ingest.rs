@@ -52,9 +52,15 @@ pub struct IngestCounts {
     pub failed: u64,
     /// Jobs sent back to `queued` for another attempt.
     pub retried: u64,
-    /// Canceled jobs whose billed usage was stored.
+    /// Jobs closed before their result came (canceled, or expired or failed after
+    /// submission) whose billed usage was stored.
     pub billed_after_cancel: u64,
-    /// Results that changed nothing (seen before, or for a job no longer in this batch).
+    /// Billed results stored off their job row because the job is no longer in this batch
+    /// (a duplicate batch, a late urgent call whose job was sent again, the batch copy of
+    /// a job that went down the urgent lane): their cost is recorded, the job is unchanged.
+    pub billed_elsewhere: u64,
+    /// Results that changed nothing (seen before, or unbilled ones for a job no longer in
+    /// this batch).
     pub unchanged: u64,
 }
 
@@ -64,6 +70,7 @@ impl IngestCounts {
         self.failed += other.failed;
         self.retried += other.retried;
         self.billed_after_cancel += other.billed_after_cancel;
+        self.billed_elsewhere += other.billed_elsewhere;
         self.unchanged += other.unchanged;
     }
 }
@@ -89,6 +96,9 @@ pub struct UsageRecord {
     pub batch: Option<String>,
     /// The API's `usage` object.
     pub usage: serde_json::Value,
+    /// Whether it waits in the extra-usage table (billed off its job row) rather than on
+    /// the job row, which is where it is marked recorded.
+    pub(crate) extra: bool,
 }
 
 impl UsageRecord {

@@ -84,7 +84,7 @@ pub use claim::{
     BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, ParseBatchIdError,
     PollClaim, UrgentClaim, WorkerId,
 };
-pub use engine::{Engine, EngineConfig, StepReport};
+pub use engine::{DEFAULT_MAX_ATTEMPTS, Engine, EngineConfig, StepReport};
 pub use error::{Error, InvalidRequest, Result};
 pub use event::{DEFAULT_POLL_INTERVAL, JobEvent, Position, Subscription};
 pub use ids::{JobId, ParseJobIdError, TENANT_ID_MAX, TenantId};

@@ -1,11 +1,16 @@
 //! Submit-time checks: a rejected request is named precisely and never stored.
 //!
 //! These are the rules of the batch API that can be checked without calling it: `model`
-//! and a non-empty `messages` present, `max_tokens` ≥ 1, no streaming, no caller-chosen
-//! `custom_id` (the job id is used), and a size limit.
+//! and a non-empty `messages` present, no caller-chosen `custom_id` (the job id is used),
+//! a size limit, and then the client's own batch-builder checks (the params decode as a
+//! Messages request; `max_tokens` ≥ 1, no streaming, a valid `custom_id`), so a request
+//! the engine could not put into a batch is refused here instead of failing later.
 
 use std::time::Duration;
 
+use serde::Deserialize;
+use tenantry_batch::ValidationRule;
+use tenantry_batch::types::MessageParams;
 use time::OffsetDateTime;
 
 use crate::error::InvalidRequest;
@@ -48,28 +53,38 @@ fn text_field(field: &'static str, value: &str) -> Result<(), InvalidRequest> {
     }
 }
 
-fn check_params(params: &serde_json::Value) -> Result<(), InvalidRequest> {
+/// The queue's own rules first (each names its field), then the batch builder's: the
+/// params must decode as the client's `MessageParams` and pass
+/// [`tenantry_batch::validate_request`] under the job's id, exactly as the engine will
+/// push them into a batch.
+fn check_params(id: &JobId, params: &serde_json::Value) -> Result<(), InvalidRequest> {
     let obj = params.as_object().ok_or(InvalidRequest::ParamsNotObject)?;
     match obj.get("model").and_then(serde_json::Value::as_str) {
         Some(m) if !m.is_empty() => {}
         _ => return Err(InvalidRequest::Model),
     }
-    match obj.get("max_tokens").and_then(serde_json::Value::as_u64) {
-        Some(n) if n >= 1 => {}
-        _ => return Err(InvalidRequest::MaxTokens),
+    if obj
+        .get("max_tokens")
+        .and_then(serde_json::Value::as_u64)
+        .is_none()
+    {
+        return Err(InvalidRequest::MaxTokens);
     }
     match obj.get("messages").and_then(serde_json::Value::as_array) {
         Some(m) if !m.is_empty() => {}
         _ => return Err(InvalidRequest::Messages),
     }
-    match obj.get("stream") {
-        None | Some(serde_json::Value::Bool(false)) => {}
-        Some(_) => return Err(InvalidRequest::Stream),
-    }
     if obj.contains_key("custom_id") {
         return Err(InvalidRequest::CustomId);
     }
-    Ok(())
+    let typed = MessageParams::deserialize(params).map_err(|e| InvalidRequest::Params {
+        detail: e.to_string(),
+    })?;
+    tenantry_batch::validate_request(id.as_str(), &typed).map_err(|rule| match rule {
+        ValidationRule::MaxTokensZero => InvalidRequest::MaxTokens,
+        ValidationRule::StreamSet => InvalidRequest::Stream,
+        rule => InvalidRequest::BatchRule(rule),
+    })
 }
 
 /// Microseconds since the Unix epoch, the stored time format.
@@ -107,7 +122,8 @@ pub(crate) fn prepare(
     if !opts.metadata.is_object() {
         return Err(InvalidRequest::MetadataNotObject);
     }
-    check_params(&submission.params)?;
+    let id = JobId::generate();
+    check_params(&id, &submission.params)?;
     let params = submission.params.to_string();
     if params.len() > MAX_REQUEST_BYTES {
         return Err(InvalidRequest::TooLarge {
@@ -118,7 +134,7 @@ pub(crate) fn prepare(
     let created_at = micros(now);
     let max_wait_ms = duration_ms(opts.max_wait);
     Ok(NewJob {
-        id: JobId::generate(),
+        id,
         tenant: tenant.clone(),
         feature: submission.feature.clone(),
         user: submission.user.clone(),
@@ -208,6 +224,16 @@ mod tests {
         let mut p = params();
         p.as_object_mut().unwrap().remove("model");
         assert_eq!(check(p).unwrap_err(), InvalidRequest::Model);
+        let mut p = params();
+        p["stream"] = json!("yes");
+        assert!(
+            matches!(check(p).unwrap_err(), InvalidRequest::Params { detail } if detail.contains("boolean"))
+        );
+        let mut p = params();
+        p["messages"][0].as_object_mut().unwrap().remove("role");
+        assert!(
+            matches!(check(p).unwrap_err(), InvalidRequest::Params { detail } if detail.contains("`role`"))
+        );
         let mut p = params();
         p["custom_id"] = json!("mine");
         assert_eq!(check(p).unwrap_err(), InvalidRequest::CustomId);

@@ -10,8 +10,8 @@ use pretty_assertions::assert_eq;
 use support::{params, tenant};
 use tenantry_queue::planner::FlushPolicy;
 use tenantry_queue::{
-    BatchState, ClaimStore, JobFilter, JobState, JobStore, Position, Submission, SubmitOptions,
-    WorkerId,
+    BatchState, ClaimStore, ItemOutcome, JobError, JobFilter, JobState, JobStore, Lane, Position,
+    ResultItem, Submission, SubmitOptions, WorkerId,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -338,6 +338,119 @@ async fn release_hands_planned_work_back<S: ClaimStore>(store: S) {
     assert_eq!(ids.len(), 4);
 }
 
+async fn lost_urgent_calls_are_capped_and_fail_with_the_last_error<S: ClaimStore>(store: S) {
+    let t = tenant("acme");
+    let w = WorkerId::generate();
+    let urgent = || SubmitOptions::new().lane(Lane::Urgent);
+    let succeeded = |job: &tenantry_queue::JobId| ResultItem {
+        job: job.clone(),
+        outcome: ItemOutcome::Succeeded {
+            message: serde_json::json!({"id": "msg_late"}),
+            usage: serde_json::json!({"input_tokens": 3, "output_tokens": 1}),
+        },
+    };
+    let id = store
+        .submit(&t, "f", "u", params("x"), urgent())
+        .await
+        .unwrap();
+    // Attempt 1 fails with a retryable error: back to queued, the error kept.
+    let first = store.claim_urgent(&w, 10, LEASE).await.unwrap();
+    assert_eq!(first.requests.len(), 1);
+    let busy = ResultItem {
+        job: id.clone(),
+        outcome: ItemOutcome::Failed {
+            error: JobError {
+                kind: "overloaded_error".to_owned(),
+                message: "busy".to_owned(),
+            },
+            retryable: true,
+        },
+    };
+    assert_eq!(
+        store
+            .ingest(&first.token, &[busy], 2)
+            .await
+            .unwrap()
+            .retried,
+        1
+    );
+    // Attempt 2's worker dies mid-call; with no attempt left the sweep fails the job.
+    let second = store.claim_urgent(&w, 10, Duration::ZERO).await.unwrap();
+    assert_eq!(second.requests.len(), 1);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert_eq!(store.sweep_capped(2).await.unwrap(), 1);
+    let job = store.job(&t, &id).await.unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Failed, 2));
+    assert_eq!(
+        job.error.unwrap().kind,
+        "overloaded_error",
+        "the last error"
+    );
+    assert!(
+        store
+            .claim_urgent(&w, 10, LEASE)
+            .await
+            .unwrap()
+            .requests
+            .is_empty(),
+        "never sent again"
+    );
+    // The lost call's answer arrives after all: billed once, the job stays failed.
+    let counts = store
+        .ingest(&second.token, &[succeeded(&id)], 2)
+        .await
+        .unwrap();
+    assert_eq!(counts.billed_after_cancel, 1);
+    let counts = store
+        .ingest(&second.token, &[succeeded(&id)], 2)
+        .await
+        .unwrap();
+    assert_eq!(counts.unchanged, 1);
+    let job = store.job(&t, &id).await.unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.usage.is_some() && job.result.is_none());
+
+    // Another job: a lost call with attempts left is requeued; its late answer is then a
+    // second billed request, kept as extra usage; the next lost call fails it.
+    let other = store
+        .submit(&t, "f", "u", params("y"), urgent())
+        .await
+        .unwrap();
+    let lost = store.claim_urgent(&w, 10, Duration::ZERO).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert_eq!(store.sweep_capped(2).await.unwrap(), 1);
+    assert_eq!(store.job(&t, &other).await.unwrap().state, JobState::Queued);
+    let counts = store
+        .ingest(&lost.token, &[succeeded(&other)], 2)
+        .await
+        .unwrap();
+    assert_eq!((counts.billed_elsewhere, counts.unchanged), (1, 0));
+    let again = store
+        .ingest(&lost.token, &[succeeded(&other)], 2)
+        .await
+        .unwrap();
+    assert_eq!((again.billed_elsewhere, again.unchanged), (0, 1));
+    store.claim_urgent(&w, 10, Duration::ZERO).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert_eq!(store.sweep_capped(2).await.unwrap(), 1);
+    let job = store.job(&t, &other).await.unwrap();
+    assert_eq!((job.state, job.attempts), (JobState::Failed, 2));
+    assert_eq!(job.error.unwrap().kind, "urgent_call_lost");
+    // Both billed requests reach the sink once each: the job row's and the extra one.
+    let usage = store.claim_usage(&w, 100, LEASE).await.unwrap();
+    let mut keys: Vec<String> = usage.iter().map(tenantry_queue::UsageRecord::key).collect();
+    keys.sort();
+    let mut expected = vec![
+        format!("{id}:{}", second.token),
+        format!("{other}:{}", lost.token),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert!(usage.iter().all(|r| r.lane == Lane::Urgent));
+    store.mark_recorded(&usage).await.unwrap();
+    assert!(store.claim_usage(&w, 100, LEASE).await.unwrap().is_empty());
+}
+
 on_both_stores!(
     partial_batch_waits_for_the_oldest_max_wait,
     full_batches_close_at_max_requests,
@@ -346,6 +459,7 @@ on_both_stores!(
     create_is_recorded_before_and_after,
     an_expired_lease_is_taken_over_and_fences_the_old_owner,
     release_hands_planned_work_back,
+    lost_urgent_calls_are_capped_and_fail_with_the_last_error,
 );
 
 /// Several workers with their own pools claim concurrently: every job ends up in exactly

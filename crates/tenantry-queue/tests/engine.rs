@@ -236,16 +236,19 @@ async fn a_job_canceled_after_submission_is_still_billed<S: ClaimStore + Clone>(
     assert_eq!(ledger.by_key().len(), 5, "nothing billed twice");
 }
 
-async fn an_interrupted_create_is_reconciled_not_resent<S: ClaimStore + Clone>(store: S) {
-    let emu = emulator(FaultPlan::new()).await;
-    let ledger = Arc::new(Ledger::default());
-    let t = tenant("acme");
+/// Four jobs of `t` whose worker claimed them, recorded `creating`, sent the create
+/// `copies` times, and died before recording it.
+async fn interrupted_create<S: ClaimStore>(
+    store: &S,
+    emu: &Emulator,
+    t: &TenantId,
+    copies: usize,
+) -> Vec<JobId> {
     let batch: Vec<_> = (0..4)
         .map(|i| Submission::new("f", "u", params(&format!("{i}"))).with_options(quick()))
         .collect();
-    let ids: Vec<JobId> = store.submit_many(&t, &batch).await.unwrap();
+    let ids: Vec<JobId> = store.submit_many(t, &batch).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    // A worker claims, records `creating`, sends the batch, and dies before recording it.
     let dead = WorkerId::generate();
     let claim = store
         .claim_due(&dead, FlushPolicy::new(), Duration::ZERO)
@@ -258,14 +261,23 @@ async fn an_interrupted_create_is_reconciled_not_resent<S: ClaimStore + Clone>(s
             .await
             .unwrap()
     );
-    let mut body = tenantry_batch::BatchRequests::new();
-    for r in store.batch_requests(&claim.batch).await.unwrap() {
-        body.push(r.job.as_str(), &serde_json::from_value(r.params).unwrap())
-            .unwrap();
+    for _ in 0..copies {
+        let mut body = tenantry_batch::BatchRequests::new();
+        for r in store.batch_requests(&claim.batch).await.unwrap() {
+            body.push(r.job.as_str(), &serde_json::from_value(r.params).unwrap())
+                .unwrap();
+        }
+        client(emu).batches().create(body).await.unwrap();
     }
-    client(&emu).batches().create(body).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
+    ids
+}
 
+async fn an_interrupted_create_is_reconciled_not_resent<S: ClaimStore + Clone>(store: S) {
+    let emu = emulator(FaultPlan::new()).await;
+    let ledger = Arc::new(Ledger::default());
+    let t = tenant("acme");
+    let ids = interrupted_create(&store, &emu, &t, 1).await;
     let engine = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
     drive(&engine, std::slice::from_ref(&t), 4).await;
     assert_eq!(
@@ -349,9 +361,228 @@ async fn urgent_jobs_use_the_messages_api_and_deadlines_apply<S: ClaimStore + Cl
     assert_eq!(ledger.by_key().len(), 7);
 }
 
+/// Steps until the ledger holds `keys` distinct records (what was billed late included).
+async fn drive_until_billed<S: ClaimStore>(engine: &Engine<S>, ledger: &Ledger, keys: usize) {
+    for _ in 0..400 {
+        engine.step().await.unwrap();
+        if ledger.by_key().len() >= keys {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("only {} of {keys} records billed", ledger.by_key().len());
+}
+
+async fn deadlines_reach_jobs_already_sent_in_a_batch<S: ClaimStore + Clone>(store: S) {
+    // The batch runs long past the deadlines, so both policies meet jobs already sent.
+    let emu = emulator_with_latency(FaultPlan::new(), Duration::from_millis(1500)).await;
+    let ledger = Arc::new(Ledger::default());
+    let engine = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
+    let t = tenant("acme");
+    let soon = time::OffsetDateTime::now_utc() + Duration::from_millis(300);
+    let with = |policy| {
+        (0..2)
+            .map(|i| {
+                Submission::new("f", "u", params(&format!("{i}")))
+                    .with_options(quick().deadline(soon, policy))
+            })
+            .collect::<Vec<_>>()
+    };
+    let expire = store
+        .submit_many(&t, &with(tenantry_queue::DeadlinePolicy::Expire))
+        .await
+        .unwrap();
+    let promote = store
+        .submit_many(&t, &with(tenantry_queue::DeadlinePolicy::Urgent))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    engine.step().await.unwrap();
+    for id in expire.iter().chain(&promote) {
+        assert_eq!(store.job(&t, id).await.unwrap().state, JobState::Submitted);
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Expired jobs and both copies of the promoted ones are billed: 2 + 2 × 2.
+    drive_until_billed(&engine, &ledger, 6).await;
+    for id in &expire {
+        let job = store.job(&t, id).await.unwrap();
+        assert_eq!(job.state, JobState::Expired, "its result is ignored");
+        assert!(job.result.is_none());
+        assert!(job.usage.is_some(), "but what it billed is kept");
+    }
+    for id in &promote {
+        let job = store.job(&t, id).await.unwrap();
+        assert_eq!(
+            (job.state, job.lane),
+            (JobState::Succeeded, tenantry_queue::Lane::Urgent)
+        );
+        assert!(job.batch_id.unwrap().starts_with("qu_"));
+        assert_eq!(job.attempts, 2, "one batch attempt, one urgent call");
+    }
+    let records = ledger.0.lock().unwrap().clone();
+    for id in &promote {
+        let mut lanes: Vec<_> = records
+            .iter()
+            .filter(|r| &r.job == id)
+            .map(|r| {
+                (
+                    r.lane,
+                    r.batch
+                        .as_deref()
+                        .map(|b| &b[..3])
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        lanes.sort_by_key(|(_, b)| b.clone());
+        assert_eq!(
+            lanes,
+            vec![
+                (tenantry_queue::Lane::Batch, "qb_".to_owned()),
+                (tenantry_queue::Lane::Urgent, "qu_".to_owned())
+            ],
+            "the batch copy and the urgent call are both billed, each at its own price"
+        );
+    }
+    assert_eq!(
+        emu.fault_counts().requests(Endpoint::CreateMessage),
+        2,
+        "sent down the urgent lane once"
+    );
+    engine.step().await.unwrap();
+    let keys = ledger.by_key();
+    assert_eq!(keys.len(), 6);
+    assert!(keys.values().all(|&n| n == 1), "{keys:?}");
+}
+
+async fn a_create_sent_twice_is_reconciled_and_the_duplicate_billed<S: ClaimStore + Clone>(
+    store: S,
+) {
+    let emu = emulator(FaultPlan::new()).await;
+    let ledger = Arc::new(Ledger::default());
+    let t = tenant("acme");
+    let ids = interrupted_create(&store, &emu, &t, 2).await;
+    let engine = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
+    drive_until_billed(&engine, &ledger, 8).await;
+    assert_eq!(emu.fault_counts().requests(Endpoint::CreateBatch), 2);
+    for id in &ids {
+        assert_eq!(store.job(&t, id).await.unwrap().state, JobState::Succeeded);
+        let terminal = store
+            .events_after(&t, tenantry_queue::Position::START, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| &e.job_id == id && e.state.is_terminal())
+            .count();
+        assert_eq!(terminal, 1, "{id}");
+    }
+    let records = ledger.0.lock().unwrap().clone();
+    let duplicate: Vec<_> = records
+        .iter()
+        .filter(|r| r.batch.as_deref().is_some_and(|b| b.starts_with("qd_")))
+        .collect();
+    assert_eq!(
+        duplicate.len(),
+        4,
+        "each request of the duplicate is billed: {records:?}"
+    );
+    let keys = ledger.by_key();
+    assert_eq!(keys.len(), 8);
+    assert!(keys.values().all(|&n| n == 1), "{keys:?}");
+}
+
+async fn a_create_that_lost_its_lease_cancels_its_batch<S: ClaimStore + Clone>(store: S) {
+    // The first create is turned away for a second; meanwhile the lease runs out and
+    // another engine takes the batch over, so the create that then succeeds is a duplicate.
+    let emu = emulator_with_latency(
+        FaultPlan::new().script(
+            Endpoint::CreateBatch,
+            Fault::rate_limited(Duration::from_secs(1)),
+            1,
+        ),
+        Duration::from_millis(600),
+    )
+    .await;
+    let patient = tenantry_batch::Client::new(
+        tenantry_batch::Config::new("sk-test")
+            .base_url(emu.base_url())
+            .retry(tenantry_batch::RetryPolicy::default().max_retry_after(Duration::from_secs(2))),
+    )
+    .unwrap();
+    let ledger = Arc::new(Ledger::default());
+    let slow = Engine::new(
+        store.clone(),
+        patient,
+        ledger.clone(),
+        config().lease(Duration::from_millis(200)),
+    );
+    let other = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
+    let t = tenant("acme");
+    let batch: Vec<_> = (0..3)
+        .map(|i| Submission::new("f", "u", params(&format!("{i}"))).with_options(quick()))
+        .collect();
+    let ids = store.submit_many(&t, &batch).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let first = async {
+        slow.step().await.unwrap();
+    };
+    let takeover = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..40 {
+            other.step().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::join!(first, takeover);
+    drive(&other, std::slice::from_ref(&t), 3).await;
+    assert_eq!(
+        emu.fault_counts().requests(Endpoint::CreateBatch),
+        3,
+        "429, then two creates"
+    );
+    assert!(
+        emu.fault_counts().requests(Endpoint::CancelBatch) >= 1,
+        "the duplicate was canceled"
+    );
+    for id in &ids {
+        assert_eq!(store.job(&t, id).await.unwrap().state, JobState::Succeeded);
+    }
+    // Whatever the canceled duplicate still billed is recorded once, besides the 3 of the
+    // batch that counts.
+    let mut last = usize::MAX;
+    for _ in 0..100 {
+        other.step().await.unwrap();
+        let now = ledger.by_key().len();
+        if now == last && now >= 3 {
+            break;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let keys = ledger.by_key();
+    assert!(keys.values().all(|&n| n == 1), "{keys:?}");
+    let records = ledger.0.lock().unwrap().clone();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.batch.as_deref().is_some_and(|b| b.starts_with("qb_")))
+            .count(),
+        3
+    );
+    assert!(records.iter().all(|r| {
+        r.batch
+            .as_deref()
+            .is_some_and(|b| b.starts_with("qb_") || b.starts_with("qd_"))
+    }));
+}
+
 on_both_stores!(
     every_job_ends_once_and_is_billed_once_under_faults,
     a_job_canceled_after_submission_is_still_billed,
     an_interrupted_create_is_reconciled_not_resent,
     urgent_jobs_use_the_messages_api_and_deadlines_apply,
+    deadlines_reach_jobs_already_sent_in_a_batch,
+    a_create_sent_twice_is_reconciled_and_the_duplicate_billed,
+    a_create_that_lost_its_lease_cancels_its_batch,
 );

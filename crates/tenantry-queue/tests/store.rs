@@ -310,9 +310,67 @@ async fn concurrent_writers_never_leave_a_gap<S: JobStore + Clone>(store: S) {
     assert_eq!(events, from_table, "the stream delivered exactly the log");
 }
 
+/// A request the client's batch builder refuses is refused at submit with the same
+/// finding, and nothing is stored.
+async fn the_batch_builders_rules_apply_at_submit<S: JobStore>(store: S) {
+    use tenantry_batch::BatchRequests;
+    use tenantry_batch::types::MessageParams;
+
+    let t = tenant("acme");
+    let mut bad_role = params("hi");
+    bad_role["messages"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("role");
+    let mut text_tokens = params("hi");
+    text_tokens["max_tokens"] = serde_json::json!(u64::from(u32::MAX) + 1);
+    let mut bad_temperature = params("hi");
+    bad_temperature["temperature"] = "warm".into();
+    for bad in [bad_role, text_tokens, bad_temperature] {
+        // The builder's path: decode into the typed request, then push.
+        let builder = serde_json::from_value::<MessageParams>(bad.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|p| {
+                BatchRequests::new()
+                    .push("job_1", &p)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            });
+        let Err(builder_says) = builder else {
+            panic!("the builder accepted {bad}");
+        };
+        let err = store
+            .submit(&t, "f", "u", bad.clone(), SubmitOptions::new())
+            .await
+            .unwrap_err();
+        let Error::Invalid(InvalidRequest::Params { detail }) = &err else {
+            panic!("{bad} gave {err:?}");
+        };
+        assert_eq!(detail, &builder_says, "same finding as the builder");
+    }
+    // A rule the builder checks after decoding: max_tokens 0.
+    let mut zero = params("hi");
+    zero["max_tokens"] = 0.into();
+    let typed: MessageParams = serde_json::from_value(zero.clone()).unwrap();
+    assert!(BatchRequests::new().push("job_1", &typed).is_err());
+    let err = store
+        .submit_many(&t, &[Submission::new("f", "u", zero)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid(InvalidRequest::Item { index: 0, reason }) if **reason == InvalidRequest::MaxTokens),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("item 0"), "{err}");
+    let page = store.list(&t, &JobFilter::new(), None).await.unwrap();
+    assert!(page.jobs.is_empty(), "stored: {:?}", page.jobs);
+    assert_eq!(store.latest_position(&t).await.unwrap(), Position::START);
+}
+
 on_both_stores!(
     submit_stores_the_request,
     invalid_submission_stores_nothing,
+    the_batch_builders_rules_apply_at_submit,
     idempotency_key_returns_the_same_job,
     submit_many_keeps_input_order,
     another_tenants_job_is_not_found,
@@ -360,7 +418,7 @@ mod raw {
                 .fetch_all(db.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2, 3]);
+        assert_eq!(versions, [1, 2, 3, 4]);
         sqlx::query("INSERT INTO tenantry_queue_migrations VALUES (99, 'future', 0)")
             .execute(db.pool())
             .await
@@ -373,7 +431,7 @@ mod raw {
                 err,
                 Error::SchemaTooNew {
                     found: 99,
-                    supported: 3
+                    supported: 4
                 }
             ),
             "{err:?}"

@@ -7,14 +7,19 @@ use crate::event::{JobEvent, Position, Subscription};
 use crate::ids::{JobId, TenantId};
 use crate::job::{Cursor, Job, JobFilter, Page, Submission, SubmitOptions};
 
+mod backend;
 mod claiming;
+mod claims;
+mod exec;
+mod jobs;
+mod migrate;
+mod outbox;
 pub(crate) mod postgres;
-mod postgres_claim;
+mod results;
 mod row;
 pub(crate) mod schema;
 mod sql;
 mod sqlite;
-mod sqlite_claim;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

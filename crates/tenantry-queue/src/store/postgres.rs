@@ -12,42 +12,28 @@
 //! When the listener loses its connection it reconnects, re-`LISTEN`s and wakes every
 //! subscription to catch up; a poll timer backs all of this up.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sea_query::{Expr, Func, Query};
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{PgConnection, PgPool};
-use time::OffsetDateTime;
 use tokio::sync::{OnceCell, broadcast};
 
-use crate::error::{Error, Result};
-use crate::event::{self, JobEvent, Position, Subscription, Wake};
-use crate::ids::{JobId, TenantId};
-use crate::job::{Cursor, Job, JobFilter, JobState, Page, Submission};
-use crate::store::JobStore;
-use crate::store::row::{EventRow, JobRow};
-use crate::store::schema::{self, Dialect, Migrations};
-use crate::store::sql::{self, NewEvent, render};
-use crate::validate::{micros, prepare_many};
+use crate::error::Result;
+use crate::event::{self, Wake};
+use crate::store::exec::Tx;
+use crate::store::migrate;
 
-pub(super) const D: Dialect = Dialect::Postgres;
 /// Rows per multi-row insert, within PostgreSQL's 65,535 bind parameters.
 pub(super) const CHUNK: usize = 2000;
 /// The notification channel.
 pub(crate) const CHANNEL: &str = "tenantry_queue_events";
 /// The application name of the listener connection (to find it in `pg_stat_activity`).
 pub const LISTENER_APPLICATION_NAME: &str = "tenantry-queue-listener";
-/// Advisory lock class of the per-tenant event lock (`pg_advisory_xact_lock(int4, int4)`).
-const EVENT_LOCK_CLASS: i32 = 0x7471_6576;
-/// Advisory lock key serialising migrations (`pg_advisory_xact_lock(int8)`).
-const MIGRATION_LOCK: i64 = 0x7471_6d69_6772_6174;
 const RECONNECT_MIN: Duration = Duration::from_millis(50);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
-/// A [`JobStore`] on PostgreSQL: many service instances may share one database.
+/// A [`JobStore`](crate::JobStore) on PostgreSQL: many service instances may share one database.
 ///
 /// # Example
 ///
@@ -78,7 +64,7 @@ pub struct PgStore {
 pub(super) struct Inner {
     pub(super) pool: PgPool,
     hub: OnceCell<Hub>,
-    poll: Duration,
+    pub(super) poll: Duration,
 }
 
 /// The store's single listener task and the channel it wakes subscriptions through.
@@ -100,10 +86,10 @@ impl PgStore {
     ///
     /// # Errors
     ///
-    /// A database error, or [`Error::SchemaTooNew`] when the database was migrated by a
+    /// A database error, or [`Error::SchemaTooNew`](crate::Error::SchemaTooNew) when the database was migrated by a
     /// newer version of this crate.
     pub async fn open(pool: PgPool) -> Result<Self> {
-        migrate(&pool).await?;
+        migrate::migrate(Tx::Postgres(pool.begin().await?)).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -131,11 +117,15 @@ impl PgStore {
         }
     }
 
-    async fn hub(&self) -> Result<&Hub> {
-        self.inner
+    /// A wake-up receiver; the first call starts the listener (its `LISTEN` is committed
+    /// before this returns).
+    pub(super) async fn wake_receiver(&self) -> Result<broadcast::Receiver<Wake>> {
+        let hub = self
+            .inner
             .hub
             .get_or_try_init(|| start_hub(&self.inner.pool))
-            .await
+            .await?;
+        Ok(hub.wake.subscribe())
     }
 }
 
@@ -197,248 +187,4 @@ async fn start_hub(pool: &PgPool) -> Result<Hub> {
         }
     });
     Ok(Hub { wake, task })
-}
-
-async fn migrate(pool: &PgPool) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    let (q, v) = render(
-        Query::select().expr(Func::cust("pg_advisory_xact_lock").arg(MIGRATION_LOCK)),
-        D,
-    );
-    sqlx::query_with(q, v).execute(&mut *tx).await?;
-    sqlx::query(sqlx::AssertSqlSafe(schema::migrations_table(D)))
-        .execute(&mut *tx)
-        .await?;
-    let (q, v) = render(
-        &Query::select()
-            .column(Migrations::Version)
-            .from(Migrations::Table)
-            .to_owned(),
-        D,
-    );
-    let applied: HashSet<i64> = sqlx::query_scalar_with(q, v)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-    let shipped = schema::migrations(D);
-    let newest = shipped.last().map_or(0, |m| m.version);
-    if let Some(&found) = applied.iter().max()
-        && found > newest
-    {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: newest,
-        });
-    }
-    for m in shipped
-        .into_iter()
-        .filter(|m| !applied.contains(&m.version))
-    {
-        for stmt in m.statements {
-            sqlx::query(sqlx::AssertSqlSafe(stmt))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let (q, v) = render(
-            Query::insert()
-                .into_table(Migrations::Table)
-                .columns([Migrations::Version, Migrations::Name, Migrations::AppliedAt])
-                .values_panic([
-                    m.version.into(),
-                    m.name.into(),
-                    micros(OffsetDateTime::now_utc()).into(),
-                ]),
-            D,
-        );
-        sqlx::query_with(q, v).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Appends events as the last step of a transaction: tenant locks in sorted order, the
-/// rows, then one wake-up per tenant.
-pub(super) async fn append_events(conn: &mut PgConnection, events: &[NewEvent]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
-    tenants.sort_unstable();
-    tenants.dedup();
-    for t in &tenants {
-        let (q, v) = render(
-            Query::select().expr(
-                Func::cust("pg_advisory_xact_lock")
-                    .arg(EVENT_LOCK_CLASS)
-                    .arg(Func::cust("hashtext").arg(Expr::val(*t))),
-            ),
-            D,
-        );
-        sqlx::query_with(q, v).execute(&mut *conn).await?;
-    }
-    for chunk in events.chunks(CHUNK) {
-        let (q, v) = render(&sql::insert_events(chunk), D);
-        sqlx::query_with(q, v).execute(&mut *conn).await?;
-    }
-    for t in &tenants {
-        let (q, v) = render(
-            Query::select().expr(Func::cust("pg_notify").arg(CHANNEL).arg(*t)),
-            D,
-        );
-        sqlx::query_with(q, v).execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-#[async_trait]
-impl JobStore for PgStore {
-    async fn submit_many(
-        &self,
-        tenant: &TenantId,
-        submissions: &[Submission],
-    ) -> Result<Vec<JobId>> {
-        let now = OffsetDateTime::now_utc();
-        let jobs = prepare_many(tenant, submissions, now)?;
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.inner.pool.begin().await?;
-        let mut inserted = HashSet::with_capacity(jobs.len());
-        for chunk in jobs.chunks(CHUNK) {
-            let (q, v) = render(&sql::insert_jobs(chunk), D);
-            let ids: Vec<String> = sqlx::query_scalar_with(q, v).fetch_all(&mut *tx).await?;
-            inserted.extend(ids);
-        }
-        let dup_keys: Vec<String> = jobs
-            .iter()
-            .filter(|j| !inserted.contains(j.id.as_str()))
-            .filter_map(|j| j.idempotency_key.clone())
-            .collect();
-        let mut existing = HashMap::new();
-        for keys in dup_keys.chunks(CHUNK) {
-            let (q, v) = render(&sql::jobs_by_keys(tenant, keys.to_vec()), D);
-            let rows: Vec<(String, String)> = sqlx::query_as_with(q, v).fetch_all(&mut *tx).await?;
-            existing.extend(rows.into_iter().map(|(id, key)| (key, id)));
-        }
-        let at = micros(now);
-        let events: Vec<NewEvent> = jobs
-            .iter()
-            .filter(|j| inserted.contains(j.id.as_str()))
-            .map(|j| NewEvent {
-                tenant: tenant.as_str().to_owned(),
-                job_id: j.id.as_str().to_owned(),
-                state: JobState::Queued,
-                at,
-            })
-            .collect();
-        append_events(&mut tx, &events).await?;
-        tx.commit().await?;
-        jobs.into_iter()
-            .map(|j| {
-                if inserted.contains(j.id.as_str()) {
-                    return Ok(j.id);
-                }
-                let key = j.idempotency_key.unwrap_or_default();
-                let id = existing.get(&key).ok_or_else(|| Error::Corrupt {
-                    what: "idempotency key",
-                    detail: "conflicting insert but no job holds the key".to_owned(),
-                })?;
-                super::row::parse_job_id(id)
-            })
-            .collect()
-    }
-
-    async fn job(&self, tenant: &TenantId, id: &JobId) -> Result<Job> {
-        let (q, v) = render(&sql::select_job(tenant, id), D);
-        let row: Option<JobRow> = sqlx::query_as_with(q, v)
-            .fetch_optional(&self.inner.pool)
-            .await?;
-        row.ok_or_else(|| Error::NotFound { id: id.to_string() })?
-            .try_into()
-    }
-
-    async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<Job> {
-        let now = micros(OffsetDateTime::now_utc());
-        let mut tx = self.inner.pool.begin().await?;
-        let (q, v) = render(&sql::cancel_job(tenant, id, now), D);
-        let changed: Option<String> = sqlx::query_scalar_with(q, v)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if changed.is_some() {
-            let event = NewEvent {
-                tenant: tenant.as_str().to_owned(),
-                job_id: id.as_str().to_owned(),
-                state: JobState::Canceled,
-                at: now,
-            };
-            append_events(&mut tx, &[event]).await?;
-        }
-        let (q, v) = render(&sql::select_job(tenant, id), D);
-        let row: Option<JobRow> = sqlx::query_as_with(q, v).fetch_optional(&mut *tx).await?;
-        tx.commit().await?;
-        let job: Job = row
-            .ok_or_else(|| Error::NotFound { id: id.to_string() })?
-            .try_into()?;
-        super::cancel_outcome(job)
-    }
-
-    async fn list(
-        &self,
-        tenant: &TenantId,
-        filter: &JobFilter,
-        cursor: Option<&Cursor>,
-    ) -> Result<Page> {
-        let (q, v) = render(&sql::list_jobs(tenant, filter, cursor), D);
-        let rows: Vec<JobRow> = sqlx::query_as_with(q, v)
-            .fetch_all(&self.inner.pool)
-            .await?;
-        super::page(rows, filter)
-    }
-
-    async fn events_after(
-        &self,
-        tenant: &TenantId,
-        after: Position,
-        limit: u32,
-    ) -> Result<Vec<JobEvent>> {
-        let (q, v) = render(&sql::events_after(tenant, after, limit), D);
-        let rows: Vec<EventRow> = sqlx::query_as_with(q, v)
-            .fetch_all(&self.inner.pool)
-            .await?;
-        rows.into_iter().map(|r| r.into_event(tenant)).collect()
-    }
-
-    async fn latest_position(&self, tenant: &TenantId) -> Result<Position> {
-        let (q, v) = render(&sql::latest_position(tenant), D);
-        let seq: Option<i64> = sqlx::query_scalar_with(q, v)
-            .fetch_one(&self.inner.pool)
-            .await?;
-        Ok(Position(seq.unwrap_or(0)))
-    }
-
-    async fn subscribe(&self, tenant: &TenantId) -> Result<Subscription> {
-        // LISTEN is committed (hub started) and the wake-up receiver taken before the
-        // position is read, so nothing committed after that read is missed.
-        let wake = self.hub().await?.wake.subscribe();
-        let after = self.latest_position(tenant).await?;
-        Ok(event::spawn_subscription(
-            Arc::new(self.clone()),
-            tenant.clone(),
-            after,
-            wake,
-            self.inner.poll,
-        ))
-    }
-
-    async fn subscribe_after(&self, tenant: &TenantId, after: Position) -> Result<Subscription> {
-        let wake = self.hub().await?.wake.subscribe();
-        Ok(event::spawn_subscription(
-            Arc::new(self.clone()),
-            tenant.clone(),
-            after,
-            wake,
-            self.inner.poll,
-        ))
-    }
 }

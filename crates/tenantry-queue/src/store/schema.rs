@@ -71,6 +71,16 @@ pub(crate) enum Batches {
 }
 
 /// The migrations table: which schema versions are applied.
+/// Billed results that could not be stored on their job row: a duplicate batch, a late
+/// urgent call whose job was sent again, or the batch copy of a job that went down the
+/// urgent lane after its deadline. One row per billed request (`id`, `batch_id`), with the
+/// same outbox columns as the job row so one claim statement serves both tables.
+#[derive(Debug, Clone, Copy, Iden)]
+#[iden(rename = "tenantry_queue_extra_usage")]
+pub(crate) enum ExtraUsage {
+    Table,
+}
+
 #[derive(Debug, Clone, Copy, Iden)]
 #[iden(rename = "tenantry_queue_migrations")]
 pub(crate) enum Migrations {
@@ -299,6 +309,33 @@ fn v3_usage_outbox(dialect: Dialect) -> Vec<String> {
     vec![column, dialect.render(&pending)]
 }
 
+fn v4_extra_usage(dialect: Dialect) -> Vec<String> {
+    let table = Table::create()
+        .table(ExtraUsage::Table)
+        .if_not_exists()
+        .col(text(Jobs::Id))
+        .col(text(Jobs::BatchId))
+        .col(text(Jobs::Tenant))
+        .col(text(Jobs::Feature))
+        .col(text(Jobs::UserId))
+        .col(text(Jobs::Lane))
+        .col(text(Jobs::Params))
+        .col(text(Jobs::Usage))
+        .col(ColumnDef::new(Jobs::UsageState).text().null())
+        .col(ColumnDef::new(Jobs::LeaseOwner).text().null())
+        .col(ColumnDef::new(Jobs::LeaseExpiresAt).big_integer().null())
+        .col(big(Jobs::CreatedAt))
+        .primary_key(Index::create().col(Jobs::Id).col(Jobs::BatchId))
+        .to_owned();
+    let pending = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_extra_usage_state")
+        .table(ExtraUsage::Table)
+        .col(Jobs::UsageState)
+        .to_owned();
+    vec![dialect.render(&table), dialect.render(&pending)]
+}
+
 /// Every migration this version of the crate ships, in order.
 pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
     vec![
@@ -316,6 +353,11 @@ pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
             version: 3,
             name: "usage outbox",
             statements: v3_usage_outbox(dialect),
+        },
+        Migration {
+            version: 4,
+            name: "usage billed off its job row",
+            statements: v4_extra_usage(dialect),
         },
     ]
 }

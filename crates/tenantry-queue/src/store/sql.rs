@@ -1,7 +1,7 @@
 //! The queue's statements, built once with sea-query for both dialects.
 
 use sea_query::{
-    CommonTableExpression, Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order,
+    CommonTableExpression, Expr, ExprTrait, Func, LockBehavior, LockType, OnConflict, Order,
     PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, UpdateStatement, WithClause,
 };
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
@@ -230,7 +230,7 @@ pub(crate) fn latest_position(tenant: &TenantId) -> SelectStatement {
 // ---------------------------------------------------------------------------------------
 // Claims and batch records.
 
-fn lock_skip(select: &mut SelectStatement, dialect: Dialect) {
+pub(crate) fn lock_skip(select: &mut SelectStatement, dialect: Dialect) {
     // SQLite has a single writer (`BEGIN IMMEDIATE`), so there is nothing to skip.
     if dialect == Dialect::Postgres {
         select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
@@ -254,7 +254,7 @@ pub(crate) fn backlog() -> SelectStatement {
 /// The name of the claim's common table expression.
 #[derive(Debug, Clone, Copy, sea_query::Iden)]
 #[iden(rename = "picked")]
-struct Picked;
+pub(crate) struct Picked;
 
 /// Claims up to `limit` of a tenant's oldest queued batch-lane jobs into a batch; rows
 /// locked by another claimer are skipped inside this very statement.
@@ -543,160 +543,6 @@ pub(crate) fn defer_poll(
         .to_owned()
 }
 
-fn job_in_batch(update: &mut UpdateStatement, job: &JobId, batch: &BatchId, state: JobState) {
-    update
-        .and_where(Expr::col(Jobs::Id).eq(job.as_str()))
-        .and_where(Expr::col(Jobs::BatchId).eq(batch.as_str()))
-        .and_where(Expr::col(Jobs::State).eq(state.as_str()));
-}
-
-/// A submitted job succeeds with its message and usage.
-pub(crate) fn succeed_job(
-    job: &JobId,
-    batch: &BatchId,
-    message: String,
-    usage: String,
-    now: i64,
-) -> UpdateStatement {
-    let mut u = Query::update();
-    u.table(Jobs::Table).values([
-        (Jobs::State, JobState::Succeeded.as_str().into()),
-        (Jobs::Result, message.into()),
-        (Jobs::Usage, usage.into()),
-        (Jobs::UsageState, USAGE_PENDING.into()),
-        (Jobs::FinishedAt, now.into()),
-        (Jobs::UpdatedAt, now.into()),
-    ]);
-    job_in_batch(&mut u, job, batch, JobState::Submitted);
-    u.returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
-    u
-}
-
-/// A job canceled after submission keeps its state; its billed usage is stored once.
-pub(crate) fn bill_canceled_job(
-    job: &JobId,
-    batch: &BatchId,
-    usage: String,
-    now: i64,
-) -> UpdateStatement {
-    let mut u = Query::update();
-    u.table(Jobs::Table).values([
-        (Jobs::Usage, usage.into()),
-        (Jobs::UsageState, USAGE_PENDING.into()),
-        (Jobs::UpdatedAt, now.into()),
-    ]);
-    job_in_batch(&mut u, job, batch, JobState::Canceled);
-    u.and_where(Expr::col(Jobs::Usage).is_null());
-    u.returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
-    u
-}
-
-/// A submitted job with attempts left goes back to `queued`, due at once.
-pub(crate) fn retry_job(
-    job: &JobId,
-    batch: &BatchId,
-    error: String,
-    max_attempts: u32,
-    now: i64,
-) -> UpdateStatement {
-    let mut u = Query::update();
-    u.table(Jobs::Table).values([
-        (Jobs::State, JobState::Queued.as_str().into()),
-        (Jobs::BatchId, Option::<String>::None.into()),
-        (Jobs::Error, error.into()),
-        (Jobs::FlushAt, now.into()),
-        (Jobs::UpdatedAt, now.into()),
-    ]);
-    job_in_batch(&mut u, job, batch, JobState::Submitted);
-    u.and_where(Expr::col(Jobs::Attempts).lt(i64::from(max_attempts)));
-    u.returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
-    u
-}
-
-/// A submitted job fails for good with its error.
-pub(crate) fn fail_job(job: &JobId, batch: &BatchId, error: String, now: i64) -> UpdateStatement {
-    let mut u = Query::update();
-    u.table(Jobs::Table).values([
-        (Jobs::State, JobState::Failed.as_str().into()),
-        (Jobs::Error, error.into()),
-        (Jobs::FinishedAt, now.into()),
-        (Jobs::UpdatedAt, now.into()),
-    ]);
-    job_in_batch(&mut u, job, batch, JobState::Submitted);
-    u.returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
-    u
-}
-
-/// Stored `usage_state` of usage not yet handed to the sink.
-pub(crate) const USAGE_PENDING: &str = "pending";
-const USAGE_SENDING: &str = "sending";
-const USAGE_RECORDED: &str = "recorded";
-
-/// Claims usage waiting for the sink (or claimed by a worker whose lease expired), with
-/// what the ledger needs; rows another worker is claiming are skipped in this statement.
-pub(crate) fn claim_usage(
-    dialect: Dialect,
-    worker: &WorkerId,
-    limit: u32,
-    lease_until: i64,
-    now: i64,
-) -> sea_query::WithQuery {
-    let mut pick = Query::select();
-    pick.column(Jobs::Id)
-        .from(Jobs::Table)
-        .cond_where(
-            sea_query::Cond::any()
-                .add(Expr::col(Jobs::UsageState).eq(USAGE_PENDING))
-                .add(
-                    Expr::col(Jobs::UsageState)
-                        .eq(USAGE_SENDING)
-                        .and(Expr::col(Jobs::LeaseExpiresAt).lt(now)),
-                ),
-        )
-        .order_by(Jobs::Id, Order::Asc)
-        .limit(u64::from(limit));
-    lock_skip(&mut pick, dialect);
-    let cte = CommonTableExpression::new()
-        .query(pick)
-        .column(Jobs::Id)
-        .table_name(Picked)
-        .materialized(true)
-        .to_owned();
-    Query::update()
-        .table(Jobs::Table)
-        .values([
-            (Jobs::UsageState, USAGE_SENDING.into()),
-            (Jobs::LeaseOwner, worker.as_str().into()),
-            (Jobs::LeaseExpiresAt, lease_until.into()),
-        ])
-        .and_where(
-            Expr::col(Jobs::Id)
-                .in_subquery(Query::select().column(Jobs::Id).from(Picked).to_owned()),
-        )
-        .returning(Query::returning().columns([
-            Jobs::Id,
-            Jobs::Tenant,
-            Jobs::Feature,
-            Jobs::UserId,
-            Jobs::Lane,
-            Jobs::Params,
-            Jobs::BatchId,
-            Jobs::Usage,
-        ]))
-        .to_owned()
-        .with(WithClause::new().cte(cte).to_owned())
-}
-
-/// Marks usage as handed to the sink.
-pub(crate) fn mark_usage_recorded(jobs: Vec<String>) -> UpdateStatement {
-    Query::update()
-        .table(Jobs::Table)
-        .value(Jobs::UsageState, USAGE_RECORDED)
-        .and_where(Expr::col(Jobs::Id).is_in(jobs))
-        .and_where(Expr::col(Jobs::UsageState).is_in([USAGE_PENDING, USAGE_SENDING]))
-        .to_owned()
-}
-
 /// The recorded batches among these API ids.
 pub(crate) fn known_api_batches(api_ids: Vec<String>) -> SelectStatement {
     Query::select()
@@ -753,54 +599,134 @@ pub(crate) fn claim_urgent(
         .with(WithClause::new().cte(cte).to_owned())
 }
 
-/// Urgent calls whose worker's lease expired go back to `queued` (the call may or may not
-/// have happened; the attempt stays counted).
-pub(crate) fn requeue_stale_urgent(now: i64) -> UpdateStatement {
-    Query::update()
-        .table(Jobs::Table)
-        .values([
-            (Jobs::State, JobState::Queued.as_str().into()),
-            (Jobs::BatchId, Option::<String>::None.into()),
-            (Jobs::LeaseOwner, Option::<String>::None.into()),
-            (Jobs::LeaseExpiresAt, Option::<i64>::None.into()),
-            (Jobs::UpdatedAt, now.into()),
-        ])
+/// Urgent calls whose worker's lease expired and that have attempts left go back to
+/// `queued` (the call may or may not have happened; the attempt stays counted).
+pub(crate) fn requeue_stale_urgent(now: i64, max_attempts: u32) -> UpdateStatement {
+    let mut u = Query::update();
+    u.table(Jobs::Table).values([
+        (Jobs::State, JobState::Queued.as_str().into()),
+        (Jobs::BatchId, Option::<String>::None.into()),
+        (Jobs::LeaseOwner, Option::<String>::None.into()),
+        (Jobs::LeaseExpiresAt, Option::<i64>::None.into()),
+        (Jobs::UpdatedAt, now.into()),
+    ]);
+    stale_urgent(&mut u, now);
+    u.and_where(Expr::col(Jobs::Attempts).lt(i64::from(max_attempts)));
+    u
+}
+
+/// Urgent calls whose worker's lease expired with no attempt left fail with the last
+/// error stored on the job, or `lost` when there is none. The claim token stays on the
+/// job, so a late result of the call still gets its usage recorded.
+pub(crate) fn fail_stale_urgent(now: i64, max_attempts: u32, lost: String) -> UpdateStatement {
+    let mut u = Query::update();
+    u.table(Jobs::Table).values([
+        (Jobs::State, Expr::val(JobState::Failed.as_str())),
+        (
+            Jobs::Error,
+            Func::coalesce([Expr::col(Jobs::Error), Expr::val(lost)]).into(),
+        ),
+        (Jobs::LeaseOwner, Expr::null()),
+        (Jobs::LeaseExpiresAt, Expr::null()),
+        (Jobs::FinishedAt, Expr::val(now)),
+        (Jobs::UpdatedAt, Expr::val(now)),
+    ]);
+    stale_urgent(&mut u, now);
+    u.and_where(Expr::col(Jobs::Attempts).gte(i64::from(max_attempts)));
+    u
+}
+
+fn stale_urgent(update: &mut UpdateStatement, now: i64) {
+    update
         .and_where(Expr::col(Jobs::Lane).eq(Lane::Urgent.as_str()))
         .and_where(Expr::col(Jobs::State).eq(JobState::Submitted.as_str()))
         .and_where(Expr::col(Jobs::LeaseExpiresAt).lt(now))
-        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]))
-        .to_owned()
+        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
 }
 
-/// Queued jobs past their deadline with the `expire` policy end as `expired`.
-pub(crate) fn expire_overdue(now: i64) -> UpdateStatement {
-    Query::update()
-        .table(Jobs::Table)
-        .values([
-            (Jobs::State, JobState::Expired.as_str().into()),
-            (Jobs::FinishedAt, now.into()),
-            (Jobs::UpdatedAt, now.into()),
-        ])
-        .and_where(Expr::col(Jobs::State).eq(JobState::Queued.as_str()))
+/// Unfinished states a deadline applies to.
+const UNFINISHED: [JobState; 3] = [JobState::Queued, JobState::Batched, JobState::Submitted];
+
+fn overdue(update: &mut UpdateStatement, now: i64, policy: DeadlinePolicy) {
+    update
         .and_where(Expr::col(Jobs::Deadline).lt(now))
-        .and_where(Expr::col(Jobs::OnDeadline).eq(DeadlinePolicy::Expire.as_str()))
-        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]))
-        .to_owned()
+        .and_where(Expr::col(Jobs::OnDeadline).eq(policy.as_str()));
 }
 
-/// Queued batch-lane jobs past their deadline with the `urgent` policy move to the urgent lane.
-pub(crate) fn promote_overdue(now: i64) -> UpdateStatement {
-    Query::update()
-        .table(Jobs::Table)
+/// Unfinished jobs past their deadline with the `expire` policy end as `expired`. A job
+/// whose request is already out keeps its batch (or claim token), so a billed result
+/// still gets its usage recorded, as after a cancel.
+pub(crate) fn expire_overdue(now: i64) -> UpdateStatement {
+    let mut u = Query::update();
+    u.table(Jobs::Table)
+        .values([
+            (Jobs::State, Expr::val(JobState::Expired.as_str())),
+            (Jobs::LeaseOwner, Expr::null()),
+            (Jobs::LeaseExpiresAt, Expr::null()),
+            (Jobs::FinishedAt, Expr::val(now)),
+            (Jobs::UpdatedAt, Expr::val(now)),
+        ])
+        .and_where(Expr::col(Jobs::State).is_in(UNFINISHED.map(JobState::as_str)))
+        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
+    overdue(&mut u, now, DeadlinePolicy::Expire);
+    u
+}
+
+/// Batch-lane jobs in one of `states` past their deadline with the `urgent` policy move
+/// to the urgent lane, queued and out of any batch: once, since only batch-lane jobs
+/// move. For a job already sent in a batch, a billed result of that copy is then kept as
+/// extra usage.
+pub(crate) fn promote_overdue(now: i64, states: &[JobState]) -> UpdateStatement {
+    let mut u = Query::update();
+    u.table(Jobs::Table)
         .values([
             (Jobs::Lane, Lane::Urgent.as_str().into()),
+            (Jobs::State, JobState::Queued.as_str().into()),
+            (Jobs::BatchId, Option::<String>::None.into()),
+            (Jobs::FlushAt, now.into()),
             (Jobs::UpdatedAt, now.into()),
         ])
-        .and_where(Expr::col(Jobs::State).eq(JobState::Queued.as_str()))
+        .and_where(Expr::col(Jobs::State).is_in(states.iter().map(|s| s.as_str())))
         .and_where(Expr::col(Jobs::Lane).eq(Lane::Batch.as_str()))
-        .and_where(Expr::col(Jobs::Deadline).lt(now))
-        .and_where(Expr::col(Jobs::OnDeadline).eq(DeadlinePolicy::Urgent.as_str()))
-        .returning_col(Jobs::Id)
+        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]));
+    overdue(&mut u, now, DeadlinePolicy::Urgent);
+    u
+}
+
+/// Records an API batch that no queue batch points to as a duplicate, due for polling at
+/// once, so its results are read and what it billed is recorded. Its id is derived from
+/// the API's, so recording it twice stores it once.
+pub(crate) fn insert_duplicate(
+    batch: &BatchId,
+    api_batch_id: &str,
+    now: i64,
+) -> sea_query::InsertStatement {
+    Query::insert()
+        .into_table(Batches::Table)
+        .columns([
+            Batches::Id,
+            Batches::State,
+            Batches::ApiBatchId,
+            Batches::LeaseExpiresAt,
+            Batches::RequestCount,
+            Batches::RequestBytes,
+            Batches::CreatedAt,
+            Batches::UpdatedAt,
+            Batches::SubmittedAt,
+        ])
+        .values_panic([
+            batch.as_str().into(),
+            BatchState::Submitted.as_str().into(),
+            api_batch_id.into(),
+            now.into(),
+            0_i64.into(),
+            0_i64.into(),
+            now.into(),
+            now.into(),
+            now.into(),
+        ])
+        .on_conflict(OnConflict::column(Batches::Id).do_nothing().to_owned())
+        .returning_col(Batches::Id)
         .to_owned()
 }
 

@@ -1,0 +1,150 @@
+//! What differs between the two stores, and nothing else: how a write transaction starts,
+//! how a committed change wakes subscribers, and where subscriptions get their wake-ups.
+//! Everything the stores do is written once over this trait (see `jobs.rs`, `claims.rs`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sea_query::{Expr, Func, Query};
+use tokio::sync::broadcast;
+
+use crate::error::Result;
+use crate::event::Wake;
+use crate::store::exec::{Pool, Tx};
+use crate::store::sql::{self, NewEvent};
+use crate::store::{PgStore, SqliteStore, postgres, sqlite};
+
+/// Advisory lock class of the per-tenant event lock (`pg_advisory_xact_lock(int4, int4)`).
+const EVENT_LOCK_CLASS: i32 = 0x7471_6576;
+
+/// One of the two stores.
+#[async_trait]
+pub(crate) trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// Rows per multi-row statement, within the backend's bind-parameter limit.
+    const CHUNK: usize;
+
+    /// The pool, for single statements.
+    fn pool(&self) -> Pool<'_>;
+
+    /// Starts a write transaction.
+    async fn begin(&self) -> Result<Tx>;
+
+    /// Called after a commit that appended events for these tenants.
+    fn committed(&self, tenants: &[&str]);
+
+    /// A receiver of wake-ups, taken before a subscription reads its start position.
+    async fn wake(&self) -> Result<broadcast::Receiver<Wake>>;
+
+    /// How often a subscription looks at the events table without a wake-up.
+    fn poll_interval(&self) -> Duration;
+
+    /// Appends the events (last step of the transaction), commits, and wakes subscribers.
+    async fn commit(&self, mut tx: Tx, events: &[NewEvent]) -> Result<()> {
+        let tenants = tenants(events);
+        append_events(&mut tx, &tenants, events, Self::CHUNK).await?;
+        tx.commit().await?;
+        if !tenants.is_empty() {
+            self.committed(&tenants);
+        }
+        Ok(())
+    }
+}
+
+fn tenants(events: &[NewEvent]) -> Vec<&str> {
+    let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    tenants
+}
+
+/// Inserts the events in order. On PostgreSQL it first takes each tenant's advisory lock
+/// (in sorted order) so a tenant's positions commit in order, and afterwards sends one
+/// `NOTIFY` per tenant, delivered at commit (see [`PgStore`]'s docs).
+async fn append_events(
+    tx: &mut Tx,
+    tenants: &[&str],
+    events: &[NewEvent],
+    chunk: usize,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let postgres = matches!(tx, Tx::Postgres(_));
+    if postgres {
+        for t in tenants {
+            let lock = Query::select()
+                .expr(
+                    Func::cust("pg_advisory_xact_lock")
+                        .arg(EVENT_LOCK_CLASS)
+                        .arg(Func::cust("hashtext").arg(Expr::val(*t))),
+                )
+                .to_owned();
+            tx.execute(&lock).await?;
+        }
+    }
+    for rows in events.chunks(chunk) {
+        tx.execute(&sql::insert_events(rows)).await?;
+    }
+    if postgres {
+        for t in tenants {
+            let notify = Query::select()
+                .expr(Func::cust("pg_notify").arg(postgres::CHANNEL).arg(*t))
+                .to_owned();
+            tx.execute(&notify).await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for PgStore {
+    const CHUNK: usize = postgres::CHUNK;
+
+    fn pool(&self) -> Pool<'_> {
+        Pool::Postgres(&self.inner.pool)
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        Ok(Tx::Postgres(self.inner.pool.begin().await?))
+    }
+
+    fn committed(&self, _tenants: &[&str]) {
+        // The NOTIFYs went out with the commit.
+    }
+
+    async fn wake(&self) -> Result<broadcast::Receiver<Wake>> {
+        self.wake_receiver().await
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.inner.poll
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    const CHUNK: usize = sqlite::CHUNK;
+
+    fn pool(&self) -> Pool<'_> {
+        Pool::Sqlite(&self.inner.pool)
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        // One writer at a time from the start, so the event log's order is commit order.
+        Ok(Tx::Sqlite(
+            self.inner.pool.begin_with("BEGIN IMMEDIATE").await?,
+        ))
+    }
+
+    fn committed(&self, tenants: &[&str]) {
+        self.notify(tenants.iter().map(|t| (*t).to_owned()));
+    }
+
+    async fn wake(&self) -> Result<broadcast::Receiver<Wake>> {
+        Ok(self.inner.wake.subscribe())
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.inner.poll
+    }
+}

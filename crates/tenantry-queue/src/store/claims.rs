@@ -1,0 +1,431 @@
+//! [`ClaimStore`] for both stores, written once over [`Backend`]. On PostgreSQL claims
+//! skip rows locked by other workers inside the claiming statement; on SQLite every write
+//! is serialised by `BEGIN IMMEDIATE`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::claim::{
+    BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, PollClaim, UrgentClaim,
+    WorkerId,
+};
+use crate::error::{Error, Result};
+use crate::ids::JobId;
+use crate::ingest::{IngestCounts, ResultItem, UsageRecord};
+use crate::job::{JobError, JobState};
+use crate::planner::{FlushPolicy, Plan, TenantBacklog};
+use crate::store::backend::Backend;
+use crate::store::claiming::{self, lease_until};
+use crate::store::outbox::{self, Outbox};
+use crate::store::schema::{Batches, Dialect};
+use crate::store::sql;
+use crate::store::{exec, results};
+use crate::validate::micros;
+
+fn now() -> i64 {
+    micros(OffsetDateTime::now_utc())
+}
+
+fn dialect<B: Backend>(store: &B) -> Dialect {
+    match store.pool() {
+        exec::Pool::Postgres(_) => Dialect::Postgres,
+        exec::Pool::Sqlite(_) => Dialect::Sqlite,
+    }
+}
+
+/// Moves a batch record on, fenced by owner and state, in one statement.
+async fn advance<B: Backend>(
+    store: &B,
+    batch: &BatchId,
+    worker: &WorkerId,
+    (from, to): (BatchState, BatchState),
+    extra: Vec<(Batches, sea_query::Expr)>,
+    now: i64,
+) -> Result<bool> {
+    let changed: Option<(String,)> = store
+        .pool()
+        .fetch_optional(&sql::advance_batch(batch, worker, from, to, extra, now))
+        .await?;
+    Ok(changed.is_some())
+}
+
+/// Marks rows of one outbox, named by `(job, batch)`, recorded.
+async fn mark<B: Backend>(store: &B, outbox: Outbox, keys: &[(&str, &str)]) -> Result<()> {
+    for chunk in keys.chunks(B::CHUNK / 2) {
+        store
+            .pool()
+            .execute(&outbox::mark_recorded(outbox, chunk))
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> ClaimStore for B {
+    async fn backlog(&self) -> Result<Vec<TenantBacklog>> {
+        let rows: Vec<(String, i64, i64, i64)> = self.pool().fetch_all(&sql::backlog()).await?;
+        super::backlog_rows(rows)
+    }
+
+    async fn claim_batch(
+        &self,
+        worker: &WorkerId,
+        plan: &Plan,
+        policy: FlushPolicy,
+        lease: Duration,
+    ) -> Result<Option<BatchClaim>> {
+        let now = now();
+        let d = dialect(self);
+        let batch = BatchId::generate();
+        let mut tx = self.begin().await?;
+        let mut claimed = Vec::new();
+        for (tenant, quota) in &plan.quotas {
+            let rows: Vec<(String, i64, i64)> = tx
+                .fetch_all(&sql::claim_jobs(d, tenant, *quota, &batch, now))
+                .await?;
+            claimed.extend(claiming::claimed_rows(tenant, rows));
+        }
+        if claimed.is_empty() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let (keep, back) = claiming::settle(claimed, policy);
+        let back: Vec<String> = back.into_iter().map(|c| c.key).collect();
+        for ids in back.chunks(B::CHUNK) {
+            tx.execute(&sql::unclaim_jobs(&batch, ids.to_vec())).await?;
+        }
+        let bytes = keep.iter().map(|c| c.bytes).sum();
+        tx.execute(&sql::insert_batch(
+            &batch,
+            worker,
+            lease_until(now, lease),
+            keep.len(),
+            bytes,
+            now,
+        ))
+        .await?;
+        let events = claiming::events(
+            keep.iter()
+                .map(|c| (c.key.clone(), c.tenant.as_str().to_owned())),
+            JobState::Batched,
+            now,
+        );
+        self.commit(tx, &events).await?;
+        let jobs = keep
+            .into_iter()
+            .map(|c| super::row::parse_job_id(&c.key))
+            .collect::<Result<_>>()?;
+        Ok(Some(BatchClaim { batch, jobs, bytes }))
+    }
+
+    async fn batch_requests(&self, batch: &BatchId) -> Result<Vec<BatchRequest>> {
+        let rows = self.pool().fetch_all(&sql::batch_requests(batch)).await?;
+        claiming::requests(rows)
+    }
+
+    async fn begin_create(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> Result<bool> {
+        let now = now();
+        let extra = vec![
+            (Batches::CreateStartedAt, now.into()),
+            (Batches::LeaseExpiresAt, lease_until(now, lease).into()),
+        ];
+        let step = (BatchState::Planned, BatchState::Creating);
+        advance(self, batch, worker, step, extra, now).await
+    }
+
+    async fn finish_create(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        api_batch_id: &str,
+    ) -> Result<bool> {
+        let now = now();
+        let mut tx = self.begin().await?;
+        let extra = vec![
+            (Batches::ApiBatchId, api_batch_id.into()),
+            (Batches::SubmittedAt, now.into()),
+            // Due for its first poll at once; the poller spaces the next ones.
+            (Batches::LeaseExpiresAt, now.into()),
+        ];
+        let changed: Option<(String,)> = tx
+            .fetch_optional(&sql::advance_batch(
+                batch,
+                worker,
+                BatchState::Creating,
+                BatchState::Submitted,
+                extra,
+                now,
+            ))
+            .await?;
+        if changed.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let rows: Vec<(String, String)> = tx.fetch_all(&sql::submit_batch_jobs(batch, now)).await?;
+        let events = claiming::events(rows, JobState::Submitted, now);
+        self.commit(tx, &events).await?;
+        Ok(true)
+    }
+
+    async fn abort_create(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        retry_at: i64,
+    ) -> Result<bool> {
+        let now = now();
+        let extra = vec![
+            (Batches::LeaseExpiresAt, retry_at.into()),
+            (Batches::CreateStartedAt, Option::<i64>::None.into()),
+        ];
+        let step = (BatchState::Creating, BatchState::Planned);
+        advance(self, batch, worker, step, extra, now).await
+    }
+
+    async fn defer_reconcile(&self, batch: &BatchId, worker: &WorkerId, at: i64) -> Result<bool> {
+        let extra = vec![(Batches::LeaseExpiresAt, at.into())];
+        let step = (BatchState::Creating, BatchState::Creating);
+        advance(self, batch, worker, step, extra, now()).await
+    }
+
+    async fn known_api_batches(&self, api_ids: &[String]) -> Result<Vec<String>> {
+        let mut known = Vec::new();
+        for ids in api_ids.chunks(B::CHUNK) {
+            let rows: Vec<(String,)> = self
+                .pool()
+                .fetch_all(&sql::known_api_batches(ids.to_vec()))
+                .await?;
+            known.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(known)
+    }
+
+    async fn take_over_expired(
+        &self,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> Result<Vec<BatchRecord>> {
+        let now = now();
+        let mut tx = self.begin().await?;
+        let rows = tx
+            .fetch_all(&sql::take_over_batches(
+                dialect(self),
+                worker,
+                lease_until(now, lease),
+                now,
+            ))
+            .await?;
+        tx.commit().await?;
+        claiming::records(rows)
+    }
+
+    async fn release(&self, worker: &WorkerId) -> Result<u64> {
+        let now = now();
+        let mut tx = self.begin().await?;
+        let released: Vec<(String,)> = tx.fetch_all(&sql::release_planned(worker, now)).await?;
+        let released: Vec<String> = released.into_iter().map(|(id,)| id).collect();
+        let mut events = Vec::new();
+        for ids in released.chunks(B::CHUNK) {
+            let rows: Vec<(String, String)> = tx
+                .fetch_all(&sql::requeue_batches(ids.to_vec(), now))
+                .await?;
+            events.extend(claiming::events(rows, JobState::Queued, now));
+        }
+        let expired: Vec<(String,)> = tx.fetch_all(&sql::expire_creating(worker, now)).await?;
+        self.commit(tx, &events).await?;
+        Ok(u64::try_from(released.len() + expired.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn claim_poll(&self, worker: &WorkerId, lease: Duration) -> Result<Option<PollClaim>> {
+        let now = now();
+        let mut tx = self.begin().await?;
+        let row: Option<(String, Option<String>, Option<i64>)> = tx
+            .fetch_optional(&sql::claim_poll(
+                dialect(self),
+                worker,
+                lease_until(now, lease),
+                now,
+            ))
+            .await?;
+        tx.commit().await?;
+        Ok(row.map(|(id, api, at)| PollClaim {
+            batch: BatchId(id),
+            api_batch_id: api.unwrap_or_default(),
+            submitted_at: at.unwrap_or(now),
+        }))
+    }
+
+    async fn defer_poll(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        next_poll_at: i64,
+    ) -> Result<bool> {
+        let changed: Option<(String,)> = self
+            .pool()
+            .fetch_optional(&sql::defer_poll(batch, worker, next_poll_at, now()))
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    async fn ingest(
+        &self,
+        batch: &BatchId,
+        items: &[ResultItem],
+        max_attempts: u32,
+    ) -> Result<IngestCounts> {
+        let now = now();
+        let encoded = results::encode(items)?;
+        let mut changed = Vec::with_capacity(encoded.rows.len());
+        let mut extra = 0;
+        let mut tx = self.begin().await?;
+        for chunk in encoded.rows.chunks(B::CHUNK) {
+            let rows: Vec<results::Changed> = tx
+                .fetch_all(&results::store_results(chunk, batch, max_attempts, now))
+                .await?;
+            changed.extend(rows);
+            if let Some(stmt) = results::store_extra_usage(chunk, batch, now) {
+                let stored: Vec<(String,)> = tx.fetch_all(&stmt).await?;
+                extra += stored.len();
+            }
+        }
+        let (counts, events) = results::settle(&encoded, changed, extra, now)?;
+        self.commit(tx, &events).await?;
+        Ok(counts)
+    }
+
+    async fn end_batch(&self, batch: &BatchId, worker: &WorkerId) -> Result<bool> {
+        let step = (BatchState::Submitted, BatchState::Ended);
+        advance(self, batch, worker, step, vec![], now()).await
+    }
+
+    async fn claim_usage(
+        &self,
+        worker: &WorkerId,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<UsageRecord>> {
+        let now = now();
+        let mut records = Vec::new();
+        let mut tx = self.begin().await?;
+        for outbox in Outbox::ALL {
+            let left = limit.saturating_sub(u32::try_from(records.len()).unwrap_or(u32::MAX));
+            if left == 0 {
+                break;
+            }
+            let stmt = outbox::claim_usage(
+                outbox,
+                dialect(self),
+                worker,
+                left,
+                lease_until(now, lease),
+                now,
+            );
+            let rows = tx.fetch_all(&stmt).await?;
+            records.extend(outbox::usage_records(rows, outbox)?);
+        }
+        tx.commit().await?;
+        Ok(records)
+    }
+
+    async fn mark_usage_recorded(&self, jobs: &[JobId]) -> Result<()> {
+        let keys: Vec<(&str, &str)> = jobs.iter().map(|j| (j.as_str(), "")).collect();
+        mark(self, Outbox::Jobs, &keys).await
+    }
+
+    async fn mark_recorded(&self, records: &[UsageRecord]) -> Result<()> {
+        for outbox in Outbox::ALL {
+            let keys: Vec<(&str, &str)> = records
+                .iter()
+                .filter(|r| r.extra == (outbox == Outbox::Extra))
+                .map(|r| (r.job.as_str(), r.batch.as_deref().unwrap_or_default()))
+                .collect();
+            mark(self, outbox, &keys).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_duplicate(&self, api_batch_id: &str) -> Result<Option<BatchId>> {
+        let batch = BatchId::duplicate(api_batch_id);
+        let stored: Option<(String,)> = self
+            .pool()
+            .fetch_optional(&sql::insert_duplicate(&batch, api_batch_id, now()))
+            .await?;
+        Ok(stored.map(|_| batch))
+    }
+
+    async fn claim_urgent(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<UrgentClaim> {
+        let now = now();
+        let token = BatchId::urgent();
+        let mut tx = self.begin().await?;
+        let rows: Vec<(String, String, String)> = tx
+            .fetch_all(&sql::claim_urgent(
+                dialect(self),
+                worker,
+                &token,
+                limit,
+                lease_until(now, lease),
+                now,
+            ))
+            .await?;
+        let events = claiming::events(
+            rows.iter()
+                .map(|(id, tenant, _)| (id.clone(), tenant.clone())),
+            JobState::Submitted,
+            now,
+        );
+        self.commit(tx, &events).await?;
+        Ok(UrgentClaim {
+            token,
+            requests: claiming::requests(rows)?,
+        })
+    }
+
+    async fn sweep_capped(&self, max_attempts: u32) -> Result<u64> {
+        let now = now();
+        let lost = serde_json::to_string(&JobError {
+            kind: "urgent_call_lost".to_owned(),
+            message: "the worker making the urgent call stopped before storing its result, \
+                      and no attempt is left"
+                .to_owned(),
+        })
+        .map_err(Error::Json)?;
+        let mut tx = self.begin().await?;
+        let requeued: Vec<(String, String)> = tx
+            .fetch_all(&sql::requeue_stale_urgent(now, max_attempts))
+            .await?;
+        let failed: Vec<(String, String)> = tx
+            .fetch_all(&sql::fail_stale_urgent(now, max_attempts, lost))
+            .await?;
+        let expired: Vec<(String, String)> = tx.fetch_all(&sql::expire_overdue(now)).await?;
+        // Queued jobs only change lane (no event); jobs already in a batch leave it.
+        let promoted: Vec<(String, String)> = tx
+            .fetch_all(&sql::promote_overdue(now, &[JobState::Queued]))
+            .await?;
+        let pulled: Vec<(String, String)> = tx
+            .fetch_all(&sql::promote_overdue(
+                now,
+                &[JobState::Batched, JobState::Submitted],
+            ))
+            .await?;
+        let changed = requeued.len() + failed.len() + expired.len() + promoted.len() + pulled.len();
+        let mut events = claiming::events(requeued, JobState::Queued, now);
+        events.extend(claiming::events(failed, JobState::Failed, now));
+        events.extend(claiming::events(expired, JobState::Expired, now));
+        events.extend(claiming::events(pulled, JobState::Queued, now));
+        self.commit(tx, &events).await?;
+        Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+    }
+}

@@ -1,0 +1,169 @@
+//! [`JobStore`] for both stores, written once over [`Backend`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::event::{self, JobEvent, Position, Subscription};
+use crate::ids::{JobId, TenantId};
+use crate::job::{Cursor, Job, JobFilter, JobState, Page, Submission};
+use crate::store::JobStore;
+use crate::store::backend::Backend;
+use crate::store::row::{EventRow, JobRow, parse_job_id};
+use crate::store::sql::{self, NewEvent};
+use crate::validate::{micros, prepare_many};
+
+/// A subscription to `tenant`'s events after `after`, woken through `wake`.
+fn follow<B: Backend>(
+    store: &B,
+    tenant: &TenantId,
+    after: Position,
+    wake: tokio::sync::broadcast::Receiver<crate::event::Wake>,
+) -> Subscription {
+    event::spawn_subscription(
+        Arc::new(store.clone()),
+        tenant.clone(),
+        after,
+        wake,
+        store.poll_interval(),
+    )
+}
+
+#[async_trait]
+impl<B: Backend> JobStore for B {
+    async fn submit_many(
+        &self,
+        tenant: &TenantId,
+        submissions: &[Submission],
+    ) -> Result<Vec<JobId>> {
+        let now = OffsetDateTime::now_utc();
+        let jobs = prepare_many(tenant, submissions, now)?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let mut inserted = HashSet::with_capacity(jobs.len());
+        for chunk in jobs.chunks(B::CHUNK) {
+            let ids: Vec<(String,)> = tx.fetch_all(&sql::insert_jobs(chunk)).await?;
+            inserted.extend(ids.into_iter().map(|(id,)| id));
+        }
+        let dup_keys: Vec<String> = jobs
+            .iter()
+            .filter(|j| !inserted.contains(j.id.as_str()))
+            .filter_map(|j| j.idempotency_key.clone())
+            .collect();
+        let mut existing = HashMap::new();
+        for keys in dup_keys.chunks(B::CHUNK) {
+            let rows: Vec<(String, String)> = tx
+                .fetch_all(&sql::jobs_by_keys(tenant, keys.to_vec()))
+                .await?;
+            existing.extend(rows.into_iter().map(|(id, key)| (key, id)));
+        }
+        let at = micros(now);
+        let events: Vec<NewEvent> = jobs
+            .iter()
+            .filter(|j| inserted.contains(j.id.as_str()))
+            .map(|j| NewEvent {
+                tenant: tenant.as_str().to_owned(),
+                job_id: j.id.as_str().to_owned(),
+                state: JobState::Queued,
+                at,
+            })
+            .collect();
+        self.commit(tx, &events).await?;
+        jobs.into_iter()
+            .map(|j| {
+                if inserted.contains(j.id.as_str()) {
+                    return Ok(j.id);
+                }
+                let key = j.idempotency_key.unwrap_or_default();
+                let id = existing.get(&key).ok_or_else(|| Error::Corrupt {
+                    what: "idempotency key",
+                    detail: "conflicting insert but no job holds the key".to_owned(),
+                })?;
+                parse_job_id(id)
+            })
+            .collect()
+    }
+
+    async fn job(&self, tenant: &TenantId, id: &JobId) -> Result<Job> {
+        let row: Option<JobRow> = self
+            .pool()
+            .fetch_optional(&sql::select_job(tenant, id))
+            .await?;
+        row.ok_or_else(|| Error::NotFound { id: id.to_string() })?
+            .try_into()
+    }
+
+    async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<Job> {
+        let now = micros(OffsetDateTime::now_utc());
+        let mut tx = self.begin().await?;
+        let changed: Option<(String,)> =
+            tx.fetch_optional(&sql::cancel_job(tenant, id, now)).await?;
+        let row: Option<JobRow> = tx.fetch_optional(&sql::select_job(tenant, id)).await?;
+        let events: Vec<NewEvent> = changed
+            .map(|_| NewEvent {
+                tenant: tenant.as_str().to_owned(),
+                job_id: id.as_str().to_owned(),
+                state: JobState::Canceled,
+                at: now,
+            })
+            .into_iter()
+            .collect();
+        self.commit(tx, &events).await?;
+        let job: Job = row
+            .ok_or_else(|| Error::NotFound { id: id.to_string() })?
+            .try_into()?;
+        super::cancel_outcome(job)
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &JobFilter,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page> {
+        let rows: Vec<JobRow> = self
+            .pool()
+            .fetch_all(&sql::list_jobs(tenant, filter, cursor))
+            .await?;
+        super::page(rows, filter)
+    }
+
+    async fn events_after(
+        &self,
+        tenant: &TenantId,
+        after: Position,
+        limit: u32,
+    ) -> Result<Vec<JobEvent>> {
+        let rows: Vec<EventRow> = self
+            .pool()
+            .fetch_all(&sql::events_after(tenant, after, limit))
+            .await?;
+        rows.into_iter().map(|r| r.into_event(tenant)).collect()
+    }
+
+    async fn latest_position(&self, tenant: &TenantId) -> Result<Position> {
+        let seq: Option<(Option<i64>,)> = self
+            .pool()
+            .fetch_optional(&sql::latest_position(tenant))
+            .await?;
+        Ok(Position(seq.and_then(|(s,)| s).unwrap_or(0)))
+    }
+
+    async fn subscribe(&self, tenant: &TenantId) -> Result<Subscription> {
+        // The wake-up receiver is taken (on PostgreSQL: LISTEN committed) before the
+        // position is read, so nothing committed after that read is missed.
+        let wake = self.wake().await?;
+        let after = self.latest_position(tenant).await?;
+        Ok(follow(self, tenant, after, wake))
+    }
+
+    async fn subscribe_after(&self, tenant: &TenantId, after: Position) -> Result<Subscription> {
+        let wake = self.wake().await?;
+        Ok(follow(self, tenant, after, wake))
+    }
+}
