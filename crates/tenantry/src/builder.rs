@@ -17,9 +17,10 @@ use crate::sink::Assignments;
 /// The default path clients poll a job at; the job id is appended.
 pub const DEFAULT_STATUS_PATH: &str = "/v1/jobs/";
 /// How long a budget hold lasts when nothing settles or releases it. Default 25 h: longer than
-/// the batch API's 24 h processing window. A running engine gives back the holds of jobs that
-/// end failed, canceled or expired within about a second; the TTL is the backstop when no
-/// engine runs.
+/// the batch API's 24 h processing window. [`Tenantry::cancel`](crate::Tenantry::cancel) gives
+/// back the hold of a job not yet sent, and a running engine the holds of jobs that end failed
+/// or expired within about a second; the TTL is the backstop when no engine runs, and for a job
+/// canceled after it was sent that the API does not bill.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(25 * 3600);
 
 #[derive(Debug, Clone)]
@@ -253,6 +254,7 @@ impl TenantryBuilder {
             status_path: self.status_path,
             reservation_ttl: self.reservation_ttl,
             assignments: Arc::new(self.assignments),
+            #[cfg(feature = "metrics")]
             registered: std::sync::Mutex::new(std::collections::HashSet::new()),
         }))
     }

@@ -3,10 +3,14 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sea_query::InsertStatement;
+use sea_query_sqlx::SqlxBinder;
+use sqlx::AssertSqlSafe;
 use tenantry_cost::{Ledger, PriceBook};
-use tenantry_queue::JobStore;
+use tenantry_queue::{JobStore, Position};
 
 use crate::error::{Error, Result};
+use crate::sql;
 
 /// Where a [`Tenantry`](crate::Tenantry) keeps its jobs, events, ledger and budgets.
 #[derive(Debug, Clone)]
@@ -76,6 +80,27 @@ impl Database {
     }
 }
 
+/// Runs `$body` with the store's pool as `$pool` and a maker of its sea-query builder as `$qb`, so one
+/// statement serves both backends.
+macro_rules! on_store {
+    ($store:expr, |$pool:ident, $qb:ident| $body:expr) => {
+        match $store {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(s) => {
+                let $pool = s.pool();
+                let $qb = || sea_query::SqliteQueryBuilder;
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => {
+                let $pool = s.pool();
+                let $qb = || sea_query::PostgresQueryBuilder;
+                $body
+            }
+        }
+    };
+}
+
 /// The queue store, opened (and migrated) on the database.
 #[derive(Debug, Clone)]
 pub(crate) enum Store {
@@ -103,7 +128,9 @@ impl Store {
                 ledger.migrate().await?;
                 #[cfg(feature = "metrics")]
                 tenantry_metrics::migrate::run_sqlite(&pool).await?;
-                Ok((Self::Sqlite(store), ledger))
+                let store = Self::Sqlite(store);
+                store.migrate().await?;
+                Ok((store, ledger))
             }
             #[cfg(feature = "postgres")]
             Database::Postgres(pool) => {
@@ -115,7 +142,9 @@ impl Store {
                 ledger.migrate().await?;
                 #[cfg(feature = "metrics")]
                 tenantry_metrics::migrate::run_postgres(&pool).await?;
-                Ok((Self::Postgres(store), ledger))
+                let store = Self::Postgres(store);
+                store.migrate().await?;
+                Ok((store, ledger))
             }
         }
     }
@@ -131,82 +160,59 @@ impl Store {
 
     /// Adds a tenant to the metrics' tenant tree under `parent` (its level is the parent's + 1).
     /// A tenant already there is left as it is.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    #[cfg(feature = "metrics")]
     pub(crate) async fn add_tenant(&self, tenant: &str, parent: Option<&str>) -> Result<()> {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => {
-                sqlx::query(
-                    "INSERT INTO tenantry_tenants (id, parent_id, level) VALUES (?1, ?2, \
-                     COALESCE((SELECT level + 1 FROM tenantry_tenants WHERE id = ?2), 0)) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(tenant)
-                .bind(parent)
-                .execute(s.pool())
-                .await?;
-            }
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => {
-                sqlx::query(
-                    "INSERT INTO tenantry_tenants (id, parent_id, level) VALUES ($1, $2, \
-                     COALESCE((SELECT level + 1 FROM tenantry_tenants WHERE id = $2), 0)) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(tenant)
-                .bind(parent)
-                .execute(s.pool())
-                .await?;
-            }
-        }
-        Ok(())
+        self.execute_all(&[sql::add_tenant(tenant, parent)]).await
     }
 
     /// Records a tenant, a user and the membership for the metrics (idempotent).
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    #[cfg(feature = "metrics")]
     pub(crate) async fn register(&self, tenant: &str, user: &str) -> Result<()> {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => {
-                let mut tx = s.pool().begin().await?;
-                sqlx::query("INSERT INTO tenantry_tenants (id) VALUES (?1) ON CONFLICT DO NOTHING")
-                    .bind(tenant)
+        self.execute_all(&sql::register(tenant, user)).await
+    }
+
+    /// Where the hold releaser has read `tenant`'s event log up to, as stored by any instance.
+    pub(crate) async fn hold_cursor(&self, tenant: &str) -> Result<Position> {
+        let stmt = sql::hold_cursor(tenant);
+        let position: Option<i64> = on_store!(self, |pool, qb| {
+            let (text, values) = stmt.build_sqlx(qb());
+            sqlx::query_scalar_with(AssertSqlSafe(text), values)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(position.map_or(Position::START, Position::from_i64))
+    }
+
+    /// Stores that `tenant`'s event log has been read up to `position`; a position behind the
+    /// stored one (another instance read further) is ignored.
+    pub(crate) async fn save_hold_cursor(&self, tenant: &str, position: Position) -> Result<()> {
+        self.execute_all(&[sql::save_hold_cursor(tenant, position)])
+            .await
+    }
+
+    /// Runs `statements` in one transaction.
+    async fn execute_all(&self, statements: &[InsertStatement]) -> Result<()> {
+        on_store!(self, |pool, qb| {
+            let mut tx = pool.begin().await?;
+            for stmt in statements {
+                let (text, values) = stmt.build_sqlx(qb());
+                sqlx::query_with(AssertSqlSafe(text), values)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO tenantry_users (id) VALUES (?1) ON CONFLICT DO NOTHING")
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO tenantry_memberships (user_id, tenant_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                )
-                .bind(user)
-                .bind(tenant)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
             }
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => {
-                let mut tx = s.pool().begin().await?;
-                sqlx::query("INSERT INTO tenantry_tenants (id) VALUES ($1) ON CONFLICT DO NOTHING")
-                    .bind(tenant)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("INSERT INTO tenantry_users (id) VALUES ($1) ON CONFLICT DO NOTHING")
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO tenantry_memberships (user_id, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(user)
-                .bind(tenant)
-                .execute(&mut *tx)
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Creates the facade's own table.
+    async fn migrate(&self) -> Result<()> {
+        let stmt = sql::create_hold_cursors();
+        on_store!(self, |pool, qb| {
+            sqlx::query(AssertSqlSafe(stmt.build(qb())))
+                .execute(pool)
                 .await?;
-                tx.commit().await?;
-            }
-        }
+        });
         Ok(())
     }
 }

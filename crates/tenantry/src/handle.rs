@@ -1,8 +1,7 @@
 //! [`Tenantry`]: the handle a host keeps, with the few calls it needs.
 
-use std::collections::HashSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tenantry_batch::Client;
@@ -71,7 +70,7 @@ const HOLD_RELEASE: Duration = Duration::from_millis(500);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Tenantry {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
@@ -84,7 +83,8 @@ pub(crate) struct Inner {
     pub(crate) reservation_ttl: Duration,
     pub(crate) assignments: Arc<Assignments>,
     /// `(tenant, user)` pairs already recorded for the metrics by this process.
-    pub(crate) registered: Mutex<HashSet<(String, String)>>,
+    #[cfg(feature = "metrics")]
+    pub(crate) registered: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 fn tenant_id(tenant: &str) -> Result<TenantId> {
@@ -233,6 +233,9 @@ impl Tenantry {
         }
     }
 
+    /// Records the tenant, the user and the membership for the user-based metrics, once per
+    /// process.
+    #[cfg(feature = "metrics")]
     async fn register(&self, tenant: &str, user: &str) -> Result<()> {
         let key = (tenant.to_owned(), user.to_owned());
         let known = self
@@ -247,6 +250,16 @@ impl Tenantry {
                 set.insert(key);
             }
         }
+        Ok(())
+    }
+
+    /// Without the metrics there is no registry to keep.
+    #[cfg(not(feature = "metrics"))]
+    #[expect(
+        clippy::unused_async,
+        reason = "the same signature as with the metrics"
+    )]
+    async fn register(&self, _tenant: &str, _user: &str) -> Result<()> {
         Ok(())
     }
 
@@ -386,8 +399,8 @@ impl Tenantry {
 
     /// Runs the engine until `shutdown` completes: flushes queued jobs into batches, polls them,
     /// stores results, records their cost in the ledger (settling budget holds), gives back the
-    /// holds of jobs that end failed, canceled or expired (within about a second), and releases
-    /// holds whose time ran out. Any number of engines may share a PostgreSQL database.
+    /// holds of jobs that end failed or expired (within about a second), and releases holds whose
+    /// time ran out. Any number of engines may share a PostgreSQL database.
     ///
     /// # Errors
     ///
@@ -413,7 +426,7 @@ impl Tenantry {
                     }
                     swept = Some(tokio::time::Instant::now());
                 }
-                if let Err(e) = releaser.step(&ledger, jobs.jobs()).await {
+                if let Err(e) = releaser.step(&ledger, &jobs).await {
                     tracing::warn!(error = %e, "releasing the holds of unbilled jobs failed");
                 }
                 tokio::time::sleep(HOLD_RELEASE).await;

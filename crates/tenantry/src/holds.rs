@@ -1,68 +1,93 @@
-//! Gives budget holds back as soon as their jobs end without usage (failed, canceled, expired),
-//! instead of letting them block the tenant's budget until their TTL.
+//! Gives budget holds back as soon as their jobs end without usage (failed, expired), instead of
+//! letting them block the tenant's budget until their TTL.
 //!
 //! The engine task follows the queue's durable event log of every tenant that still has a live
-//! hold, from where it last read (from the start after a restart), and releases the hold of
-//! each job that entered `failed`, `canceled` or `expired`. Releasing closes a hold only while
-//! it is still held, and settling records a line once per request (idempotent on the ledger's
+//! hold, from where it last read, and releases the hold of each job that entered `failed` or
+//! `expired`. Where it has read to is stored per tenant (`tenantry_hold_cursors`), so a restarted
+//! engine, or another instance, goes on from there instead of reading every tenant's log from
+//! the start. Releasing closes a hold only while it is still held, and settling records a line once per request (idempotent on the ledger's
 //! `(source, request_id)`), so a late usage report for a released hold is charged exactly once
 //! and the hold is closed exactly once, whichever comes first.
 
 use std::collections::HashMap;
 
 use tenantry_cost::{Ledger, UnixMicros};
-use tenantry_queue::{JobState, JobStore, Position, TenantId};
+use tenantry_queue::{JobState, Position, TenantId};
 
+use crate::db::Store;
 use crate::error::Result;
 use crate::request::reservation_of;
 
 /// Events read per page.
 const PAGE: u32 = 500;
 
-/// Where the releaser has read each tenant's event log up to.
+/// Where the releaser has read each tenant's event log up to (a cache of the stored cursors).
 #[derive(Debug, Default)]
 pub(crate) struct HoldReleaser {
     read: HashMap<String, Position>,
 }
 
-/// Whether a job in this state will never report usage for its hold.
+/// What one [`HoldReleaser::step`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Step {
+    /// Holds given back.
+    pub(crate) released: u64,
+    /// Events read.
+    pub(crate) events: u64,
+}
+
+/// Whether a job that entered this state will never report usage for its hold.
+///
+/// Not `canceled`: a job canceled before it was sent has its hold given back by
+/// [`Tenantry::cancel`](crate::Tenantry::cancel) itself, and one canceled after it was sent may
+/// still be billed by the API, so its hold keeps counting until its usage settles it (or, if
+/// the API does not bill it, until the hold's TTL).
 fn ends_unbilled(state: JobState) -> bool {
-    matches!(
-        state,
-        JobState::Failed | JobState::Canceled | JobState::Expired
-    )
+    matches!(state, JobState::Failed | JobState::Expired)
 }
 
 impl HoldReleaser {
     /// Reads the new events of every tenant with a live hold and releases the holds of jobs
-    /// that ended without usage. Returns how many holds it released.
-    pub(crate) async fn step(&mut self, ledger: &Ledger, jobs: &dyn JobStore) -> Result<u64> {
-        let mut released = 0;
+    /// that ended without usage.
+    pub(crate) async fn step(&mut self, ledger: &Ledger, store: &Store) -> Result<Step> {
+        let mut step = Step::default();
+        let jobs = store.jobs();
         for tenant in ledger.held_tenants(UnixMicros::now()).await? {
             let Ok(id) = TenantId::new(tenant.as_str()) else {
                 continue; // not a queue tenant: its holds were not taken for jobs
             };
-            let read = self.read.entry(tenant).or_insert(Position::START);
+            let start = match self.read.get(&tenant) {
+                Some(read) => *read,
+                None => store.hold_cursor(&tenant).await?,
+            };
+            let mut read = start;
             loop {
-                let events = jobs.events_after(&id, *read, PAGE).await?;
+                let events = jobs.events_after(&id, read, PAGE).await?;
                 let full = events.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX);
                 for event in events {
+                    step.events += 1;
                     if ends_unbilled(event.state) {
                         let job = jobs.job(&id, &event.job_id).await?;
                         if let Some(hold) = reservation_of(&job.metadata)
                             && ledger.release(hold).await?
                         {
-                            released += 1;
+                            step.released += 1;
                         }
                     }
-                    *read = event.position;
+                    read = event.position;
                 }
                 if !full {
                     break;
                 }
             }
+            // Saved after the releases: a crash in between reads those events again, and
+            // releasing is idempotent.
+            if read > start {
+                store.save_hold_cursor(&tenant, read).await?;
+            }
+            self.read.insert(tenant, read);
         }
-        Ok(released)
+        Ok(step)
     }
 }
 
@@ -76,9 +101,79 @@ mod tests {
             .into_iter()
             .filter(|s| ends_unbilled(*s))
             .collect();
-        assert_eq!(
-            released,
-            [JobState::Failed, JobState::Canceled, JobState::Expired]
-        );
+        assert_eq!(released, [JobState::Failed, JobState::Expired]);
+    }
+
+    /// Needs a store: SQLite is enough.
+    #[cfg(feature = "sqlite")]
+    mod restart {
+        use super::*;
+        use crate::{Envelope, Request, Tenantry};
+
+        fn request() -> Request {
+            Request::new(
+                "summaries",
+                "user-1",
+                serde_json::json!({"model": "claude-haiku-4-5", "max_tokens": 64,
+                    "messages": [{"role": "user", "content": "hi"}]}),
+            )
+        }
+
+        async fn submit(tenantry: &Tenantry) -> String {
+            match tenantry.submit("acme", request()).await.unwrap() {
+                Envelope::Pending { operation } => operation.id().to_string(),
+                other => panic!("expected pending, got {other:?}"),
+            }
+        }
+
+        #[tokio::test]
+        async fn a_restarted_releaser_goes_on_from_the_stored_cursor() {
+            let db = tenantry_testkit::SqliteDatabase::create().await;
+            let tenantry = Tenantry::builder()
+                .database_pool(crate::Database::Sqlite(db.pool().clone()))
+                .api(tenantry_batch::Config::new("sk-test").base_url("http://127.0.0.1:9"))
+                .build()
+                .await
+                .unwrap();
+            let (ledger, store) = (&tenantry.inner.ledger, &tenantry.inner.store);
+            let acme = TenantId::new("acme").unwrap();
+
+            // A live hold keeps the tenant followed.
+            submit(&tenantry).await;
+            for _ in 0..2 {
+                let id = submit(&tenantry).await;
+                tenantry.cancel("acme", &id).await.unwrap();
+            }
+            let mut releaser = HoldReleaser::default();
+            // Three `queued` and two `canceled` events; the canceled jobs' holds were given back by
+            // `cancel` itself.
+            let first = releaser.step(ledger, store).await.unwrap();
+            assert_eq!(
+                first,
+                Step {
+                    released: 0,
+                    events: 5
+                }
+            );
+            assert_eq!(releaser.step(ledger, store).await.unwrap(), Step::default());
+            let read = store.jobs().latest_position(&acme).await.unwrap();
+            assert_eq!(store.hold_cursor("acme").await.unwrap(), read);
+
+            // A new releaser (a restart, or another instance) reads only the event written since.
+            submit(&tenantry).await;
+            let mut restarted = HoldReleaser::default();
+            assert_eq!(
+                restarted.step(ledger, store).await.unwrap(),
+                Step {
+                    released: 0,
+                    events: 1
+                }
+            );
+            assert!(store.hold_cursor("acme").await.unwrap() > read);
+
+            // A cursor written behind the stored one (a slower instance) does not move it back.
+            store.save_hold_cursor("acme", read).await.unwrap();
+            assert!(store.hold_cursor("acme").await.unwrap() > read);
+        }
     }
 }

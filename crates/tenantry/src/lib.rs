@@ -20,6 +20,8 @@ mod output;
 mod request;
 #[cfg(feature = "_handle")]
 mod sink;
+#[cfg(feature = "_handle")]
+mod sql;
 #[cfg(feature = "ts")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ts")))]
 pub mod ts;

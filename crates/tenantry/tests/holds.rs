@@ -115,3 +115,101 @@ async fn failed_jobs_release_their_holds_on_postgres() {
     let db = tenantry_testkit::PgDatabase::create().await;
     failed_jobs_release_their_holds(Database::Postgres(db.pool().clone())).await;
 }
+
+async fn a_job_canceled_after_sending_keeps_its_hold_until_billed(database: Database) {
+    // The batch takes long enough to cancel the job while it is out at the API.
+    let emulator = Emulator::builder()
+        .api_key("sk-test")
+        .batch_latency(Duration::from_secs(3))
+        .start()
+        .await
+        .unwrap();
+    let tenantry = Tenantry::builder()
+        .database_pool(database)
+        .api(Config::new("sk-test").base_url(emulator.base_url()))
+        .engine(
+            EngineConfig::new()
+                .poll_interval(Duration::from_millis(30), Duration::from_millis(200))
+                .idle(Duration::from_millis(20)),
+        )
+        .event_poll_interval(Duration::from_millis(100))
+        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .build()
+        .await
+        .unwrap();
+    let mut events = tenantry.subscribe("acme").await.unwrap();
+    let Envelope::Pending { operation } = tenantry.submit("acme", request("late")).await.unwrap()
+    else {
+        panic!("a submit answers pending");
+    };
+    let id = operation.id().to_string();
+    let engine = tenantry.spawn();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(event) = events.next().await {
+            if event.unwrap().state == JobState::Submitted {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the job is sent within 30 s");
+    assert_eq!(
+        tenantry.cancel("acme", &id).await.unwrap(),
+        JobState::Canceled
+    );
+
+    // The API may still bill it: the hold keeps counting (the engine would have given it back
+    // within a second)...
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        reserved(&tenantry).await > Nanos::ZERO,
+        "the hold was given back before the result"
+    );
+
+    // ...until its usage lands, charged once, and the hold closes.
+    let all_time = SpendQuery {
+        tenant_id: Some("acme".into()),
+        from: UnixMicros(0),
+        to: UnixMicros(i64::MAX),
+        group_by: GroupBy::Tenant,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines: i64 = tenantry
+            .spend(&all_time)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.lines)
+            .sum();
+        if lines == 1 && reserved(&tenantry).await == Nanos::ZERO {
+            break;
+        }
+        assert!(lines <= 1, "charged {lines} times");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not billed within 30 s: {lines} lines"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        tenantry.job("acme", &id).await.unwrap().status(),
+        "error",
+        "a canceled job stays canceled"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_canceled_after_sending_keeps_its_hold_until_billed_on_sqlite() {
+    let db = tenantry_testkit::SqliteDatabase::create().await;
+    a_job_canceled_after_sending_keeps_its_hold_until_billed(Database::Sqlite(db.pool().clone()))
+        .await;
+}
+
+#[tokio::test]
+async fn a_job_canceled_after_sending_keeps_its_hold_until_billed_on_postgres() {
+    let db = tenantry_testkit::PgDatabase::create().await;
+    a_job_canceled_after_sending_keeps_its_hold_until_billed(Database::Postgres(db.pool().clone()))
+        .await;
+}
