@@ -7,10 +7,15 @@
 //! units), 20,000 users and `usage_rows` ledger rows server-side, then fetches every built-in
 //! metric for every tenant four ways and prints times and round trips side by side:
 //!
-//! 1. one `MetricsQuery` over all tenants (one statement);
+//! 1. one `MetricsQuery` over all tenants (one query statement), on the server's default settings
+//!    (`jit = on`) and on sessions with `jit = off`, plus the same SQL sent without the
+//!    `SET LOCAL jit = off` that `fetch_postgres` adds;
 //! 2. N+1 sequential: list the tenants, then one query per tenant, awaited one by one;
 //! 3. N+1 concurrent: the same per-tenant queries, 8 in flight over a pool of 8 connections;
 //! 4. one batch query with the 10,000 ids bound as a list (`IN ($1, …)`, loader style).
+//!
+//! Every variant after the first runs on the server's default settings, through
+//! `fetch_postgres`.
 //!
 //! PostgreSQL comes from `tenantry_testkit` (`DATABASE_URL`, local `127.0.0.1:5432`, or a
 //! throw-away cluster).
@@ -78,14 +83,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("CI is set: smoke run with 1,000 tenants (figures are not benchmarks)");
     }
     let db = tenantry_testkit::PgDatabase::create().await;
-    // PostgreSQL's JIT compiles this statement for seconds because the recursive walk's row
-    // estimate is far above its real size; dashboards run with `jit = off` (measured both ways).
+    // The server's default settings (PostgreSQL 15: `jit = on`); `fetch_postgres` turns JIT off
+    // for its own statement. A second pool whose sessions have `jit = off` shows the other
+    // server setting.
+    let pool = db.pool();
     let options = PgConnectOptions::from_str(db.url())?.options([("jit", "off")]);
     let no_jit = PgPoolOptions::new()
         .max_connections(8)
         .connect_with(options)
         .await?;
-    let pool = &no_jit;
     fixture::setup_postgres(pool).await?;
     let t = Instant::now();
     fixture::seed_postgres(pool, orgs, usage_rows).await?;
@@ -94,11 +100,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         orgs * 1000,
         t.elapsed()
     );
+    let jit: String = sqlx::query_scalar("SHOW jit").fetch_one(pool).await?;
+    println!("server setting: jit = {jit}");
 
-    // 1. One query.
+    // 1. One query, on both server settings, and the same statement without the library's
+    //    `SET LOCAL jit = off` (what a host got before `fetch_postgres` set it).
     let one = dashboard(Scope::All)?;
-    let mut times = Vec::new();
     let mut reference: Vec<MetricRow> = Vec::new();
+    let mut times = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
         reference = one.fetch_postgres(pool).await?;
@@ -106,18 +115,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let one_time = median(times);
     println!(
-        "one query:        {one_time:>10.3?}  round trips: 1  rows: {}",
+        "one query, server jit = {jit}:  {one_time:>10.3?}  round trips: 2 (BEGIN+SET LOCAL, query)  rows: {}",
         reference.len()
     );
     let mut times = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let t = Instant::now();
-        let rows = one.fetch_postgres(db.pool()).await?;
+        let rows = one.fetch_postgres(&no_jit).await?;
         times.push(t.elapsed());
         assert_eq!(rows, reference);
     }
     println!(
-        "one query, jit=on:{:>10.3?}  round trips: 1 (server default settings)",
+        "one query, sessions jit = off: {:>10.3?}  round trips: 2",
+        median(times)
+    );
+    let (sql, values) = one.build(tenantry_metrics::Dialect::Postgres)?;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let mut raw = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+        for v in values.0.iter().cloned() {
+            raw = match v {
+                sea_query::Value::BigInt(x) => raw.bind(x),
+                sea_query::Value::String(x) => raw.bind(x),
+                other => return Err(format!("unexpected bound value {other:?}").into()),
+            };
+        }
+        let t = Instant::now();
+        let rows = raw.fetch_all(pool).await?;
+        times.push(t.elapsed());
+        assert_eq!(rows.len(), reference.len());
+    }
+    println!(
+        "same SQL without SET LOCAL, jit = {jit}: {:>10.3?}  round trips: 1",
         median(times)
     );
     if std::env::var_os("METRICS_EXPLAIN").is_some() {
@@ -127,7 +156,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "EXPLAIN (ANALYZE, BUFFERS OFF) {sql}"
         )))
-        .fetch_all(pool)
+        .fetch_all(&no_jit)
         .await?;
         for (line,) in plan {
             println!("{line}");
@@ -151,8 +180,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seq_time = t.elapsed();
     assert_eq!(rows, reference, "N+1 sequential returns the same numbers");
     println!(
-        "N+1 sequential:   {seq_time:>10.3?}  round trips: {}",
-        ids.len() + 1
+        "N+1 sequential:   {seq_time:>10.3?}  round trips: {} (ids, then 2 per tenant)",
+        2 * ids.len() + 1
     );
 
     // 3. N+1 concurrent (8 in flight).
@@ -171,7 +200,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(rows, reference, "N+1 concurrent returns the same numbers");
     println!(
         "N+1 concurrent 8: {conc_time:>10.3?}  round trips: {}",
-        ids.len() + 1
+        2 * ids.len() + 1
     );
 
     // 4. One batch query over the id list.
@@ -181,7 +210,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let batch_time = t.elapsed();
     assert_eq!(batch, reference, "batch query returns the same numbers");
-    println!("batch id list:    {batch_time:>10.3?}  round trips: 2 (ids, then one query)");
+    println!("batch id list:    {batch_time:>10.3?}  round trips: 3 (ids, then one query)");
 
     println!(
         "one query vs N+1 sequential: {:.1}x faster",

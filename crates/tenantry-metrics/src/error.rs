@@ -22,6 +22,15 @@ pub enum Error {
     /// Two selected metrics share a name.
     #[error("metric name {0:?} is selected twice")]
     DuplicateName(String),
+    /// A query grouped by a ledger [`Dimension`](crate::Dimension) has an aggregate over a
+    /// source without that dimension (memberships or effective access).
+    #[error(
+        "a query grouped by feature, model or lane can only aggregate the usage ledger, not {table}"
+    )]
+    DimensionSource {
+        /// The fact source that has no such dimension (`memberships` or `access`).
+        table: &'static str,
+    },
     /// A ratio was built with a scale that is not positive.
     #[error("ratio scale must be positive, got {0}")]
     InvalidScale(i64),

@@ -2,9 +2,10 @@
 //! semantics the SQL renderer emits (three-valued logic, `NULL` propagation, truncating integer
 //! division, `NULL` on a zero divisor, overflow as an error).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use crate::data::{Dataset, TenantRow, UsageRow};
+use crate::dimension::Dimension;
 use crate::error::{Error, Result};
 use crate::expr::{ArithOp, CmpOp, Node, SourceKind};
 use crate::metric::{AggCall, AggFunc, FilterOp, MNode};
@@ -357,23 +358,61 @@ pub(crate) fn fact_rows<'a>(
     }
 }
 
-/// Evaluates every aggregate in `calls` over the fact rows of the tenants in `subtree`.
+/// The fact rows of each source whose tenant is in `subtree`.
+pub(crate) fn rows_in<'r, 'a>(
+    rows_by_source: &'r HashMap<SourceKind, Vec<FactRow<'a>>>,
+    subtree: &HashSet<&str>,
+) -> Rows<'r, 'a> {
+    rows_by_source
+        .iter()
+        .map(|(source, rows)| {
+            let rows = rows
+                .iter()
+                .filter(|r| subtree.contains(r.tenant()))
+                .collect();
+            (*source, rows)
+        })
+        .collect()
+}
+
+/// Fact rows by source.
+pub(crate) type Rows<'r, 'a> = HashMap<SourceKind, Vec<&'r FactRow<'a>>>;
+
+/// Splits `rows` by the values of `dims` in the ledger rows: one part per combination that
+/// occurs, in byte order of the values (`GROUP BY` over the ledger). Without dimensions, `rows`
+/// is the one part.
+pub(crate) fn partition<'r, 'a>(
+    rows: Rows<'r, 'a>,
+    dims: &[Dimension],
+) -> Vec<(Vec<&'a str>, Rows<'r, 'a>)> {
+    if dims.is_empty() {
+        return vec![(Vec::new(), rows)];
+    }
+    let mut parts: BTreeMap<Vec<&'a str>, Vec<&'r FactRow<'a>>> = BTreeMap::new();
+    for row in rows.get(&SourceKind::Usage).into_iter().flatten() {
+        let key = dims
+            .iter()
+            .map(|d| match row.col(d.column()) {
+                Val::Text(t) => t,
+                _ => unreachable!("dimensions are text columns of the ledger"),
+            })
+            .collect();
+        parts.entry(key).or_default().push(row);
+    }
+    parts
+        .into_iter()
+        .map(|(key, part)| (key, HashMap::from([(SourceKind::Usage, part)])))
+        .collect()
+}
+
+/// Evaluates every aggregate in `calls` over `rows`.
 pub(crate) fn eval_aggregates<'c>(
     calls: &'c [AggCall],
-    rows_by_source: &HashMap<SourceKind, Vec<FactRow<'_>>>,
-    subtree: &HashSet<&str>,
+    rows: &Rows<'_, '_>,
 ) -> Result<HashMap<&'c AggCall, Option<i64>>> {
-    let mut in_scope: HashMap<SourceKind, Vec<&FactRow<'_>>> = HashMap::new();
     let mut out = HashMap::new();
     for call in calls {
-        let rows = in_scope.entry(call.source).or_insert_with(|| {
-            rows_by_source
-                .get(&call.source)
-                .into_iter()
-                .flatten()
-                .filter(|r| subtree.contains(r.tenant()))
-                .collect()
-        });
+        let rows = rows.get(&call.source).map_or(&[][..], Vec::as_slice);
         out.insert(call, eval_agg(call, rows)?);
     }
     Ok(out)

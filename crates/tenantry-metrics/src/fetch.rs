@@ -33,11 +33,16 @@ impl MetricsQuery {
         rows.iter()
             .map(|row| {
                 let tenant_id: String = row.try_get(0)?;
+                let dimensions = (self.dimensions.iter().enumerate())
+                    .map(|(j, d)| Ok((*d, row.try_get::<String, _>(j + 1)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                let first = 1 + dimensions.len();
                 let values = (0..self.metrics.len())
-                    .map(|i| row.try_get::<Option<i64>, _>(i + 1))
+                    .map(|i| row.try_get::<Option<i64>, _>(first + i))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(MetricRow {
                     tenant_id,
+                    dimensions,
                     values,
                     names: names.clone(),
                 })

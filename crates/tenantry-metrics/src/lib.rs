@@ -47,6 +47,7 @@
 
 pub mod builtin;
 mod data;
+mod dimension;
 mod error;
 mod eval;
 mod expr;
@@ -65,6 +66,7 @@ pub mod sql_reference {
 
 pub use builtin::Period;
 pub use data::{Dataset, GrantRow, MembershipRow, TenantRow, UsageRow};
+pub use dimension::Dimension;
 pub use error::{Error, Result};
 pub use expr::{
     Access, Bool, Expr, Int, Members, Source, Text, Usage, ValueType, access, case_when, lit,

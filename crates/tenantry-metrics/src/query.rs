@@ -4,12 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_query::{
-    CommonTableExpression, Expr as Sql, ExprTrait, JoinType, NullOrdering, Order as SqlOrder,
+    CommonTableExpression, Cond, Expr as Sql, ExprTrait, JoinType, NullOrdering, Order as SqlOrder,
     PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, UnionType, Values,
     WithClause,
 };
 
 use crate::data::Dataset;
+use crate::dimension::Dimension;
 use crate::error::{Error, Result};
 use crate::eval;
 use crate::expr::SourceKind;
@@ -37,6 +38,7 @@ pub struct Column(usize);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricRow {
     pub(crate) tenant_id: String,
+    pub(crate) dimensions: Vec<(Dimension, String)>,
     pub(crate) values: Vec<Option<i64>>,
     pub(crate) names: Arc<[String]>,
 }
@@ -46,6 +48,16 @@ impl MetricRow {
     #[must_use]
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
+    }
+
+    /// The value of `dimension` in this row; `None` when the query does not group by it
+    /// ([`MetricsQuery::group_by`]).
+    #[must_use]
+    pub fn dimension(&self, dimension: Dimension) -> Option<&str> {
+        self.dimensions
+            .iter()
+            .find(|(d, _)| *d == dimension)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of a selected metric (`None` is SQL `NULL`).
@@ -106,6 +118,18 @@ const SCOPE: &str = "mq_scope";
 const TREE: &str = "mq_tree";
 const UP: &str = "mq_up";
 const ACCESS: &str = "mq_access";
+/// The alias of the usage ledger's subquery in the outer query; in a query grouped by
+/// dimensions it also carries the dimension values.
+const USAGE_ALIAS: &str = "s0";
+
+fn source_alias(source: SourceKind) -> String {
+    format!("s{}", source as u8)
+}
+
+/// The column of the `j`-th grouping dimension in the subqueries and the result.
+fn dim_alias(j: usize) -> String {
+    format!("d{j}")
+}
 
 /// A dashboard query: several metrics for many tenant groups, each group's values recomputed
 /// from the base rows of its subtree, in one SQL statement whatever the number
@@ -140,6 +164,7 @@ pub struct MetricsQuery {
     order: Vec<(Metric, Order)>,
     limit: Option<u64>,
     max_depth: u32,
+    pub(crate) dimensions: Vec<Dimension>,
 }
 
 impl Default for MetricsQuery {
@@ -168,6 +193,7 @@ impl MetricsQuery {
             order: Vec::new(),
             limit: None,
             max_depth: DEFAULT_MAX_DEPTH,
+            dimensions: Vec::new(),
         }
     }
 
@@ -218,10 +244,60 @@ impl MetricsQuery {
         self
     }
 
+    /// Splits every tenant group by a ledger dimension: one row per tenant and value (per
+    /// combination, when called for several dimensions), e.g. requests, tokens and cost per
+    /// tenant × feature × model. Calling it again with the same dimension changes nothing.
+    ///
+    /// A row exists for each value that occurs in at least one ledger row of the tenant's
+    /// subtree (whatever the metrics' own filters); a tenant without ledger rows has no row.
+    /// Values are recomputed per tenant and value from the subtree's ledger rows, like every
+    /// metric. Rows are ordered by the [`order_by`](Self::order_by) metrics, then tenant id,
+    /// then the dimension values in grouping order, byte-wise. Every aggregate must read the
+    /// usage ledger (see [`Dimension`]).
+    ///
+    /// # Example
+    /// ```
+    /// use tenantry_metrics::{builtin, Dialect, Dimension, MetricsQuery, Period};
+    /// let all = Period::all_time();
+    /// let mut q = MetricsQuery::new();
+    /// q.level(0).group_by(Dimension::Feature).group_by(Dimension::Model);
+    /// q.select("requests", builtin::requests(all))?;
+    /// let (sql, _) = q.build(Dialect::Postgres)?;
+    /// assert!(sql.contains(r#"SELECT "f"."tenant_id" AS "tenant_id", "f"."feature" AS "d0", "f"."model" AS "d1", COUNT(*) FILTER"#));
+    /// assert!(sql.contains(r#"GROUP BY "f"."tenant_id", "f"."feature", "f"."model""#));
+    /// assert!(sql.ends_with(r#"ORDER BY "g"."id" COLLATE "C" ASC, "s0"."d0" COLLATE "C" ASC, "s0"."d1" COLLATE "C" ASC"#));
+    /// # Ok::<(), tenantry_metrics::Error>(())
+    /// ```
+    pub fn group_by(&mut self, dimension: Dimension) -> &mut Self {
+        if !self.dimensions.contains(&dimension) {
+            self.dimensions.push(dimension);
+        }
+        self
+    }
+
     /// Returns at most `limit` groups.
     pub fn limit(&mut self, limit: u64) -> &mut Self {
         self.limit = Some(limit);
         self
+    }
+
+    /// Every aggregate of the query, checked against its dimensions.
+    fn checked_aggregates(&self) -> Result<Vec<AggCall>> {
+        let aggs = self.aggregates();
+        if !self.dimensions.is_empty() {
+            for a in &aggs {
+                match a.source {
+                    SourceKind::Usage => {}
+                    SourceKind::Members => {
+                        return Err(Error::DimensionSource {
+                            table: "memberships",
+                        });
+                    }
+                    SourceKind::Access => return Err(Error::DimensionSource { table: "access" }),
+                }
+            }
+        }
+        Ok(aggs)
     }
 
     fn aggregates(&self) -> Vec<AggCall> {
@@ -303,8 +379,13 @@ impl MetricsQuery {
         }
         with.cte(cte(GROUPS, &["id"], groups));
 
-        let aggs = self.aggregates();
+        let aggs = self.checked_aggregates()?;
         let mut sources: Vec<SourceKind> = aggs.iter().map(|a| a.source).collect();
+        if !self.dimensions.is_empty() {
+            // The ledger's subquery is where each group's dimension values come from, also
+            // when no metric aggregates it.
+            sources.push(SourceKind::Usage);
+        }
         sources.sort();
         sources.dedup();
 
@@ -320,7 +401,7 @@ impl MetricsQuery {
                 Scope::Ids(ids) => ids.len() <= LATERAL_MAX_IDS,
                 Scope::Subtree(_) => true,
             };
-        if !aggs.is_empty() && !lateral {
+        if !sources.is_empty() && !lateral {
             let mut anchor = Query::select();
             anchor
                 .expr(col("g", "id"))
@@ -337,9 +418,13 @@ impl MetricsQuery {
         outer
             .expr_as(col("g", "id"), ident("tenant_id"))
             .from_as(ident(GROUPS), ident("g"));
+        for j in 0..self.dimensions.len() {
+            let d = dim_alias(j);
+            outer.expr_as(col(USAGE_ALIAS, &d), ident(&d));
+        }
         let mut located: HashMap<&AggCall, (String, String)> = HashMap::new();
         for source in &sources {
-            let alias = format!("s{}", *source as u8);
+            let alias = source_alias(*source);
             let (table, tenant_col) = match source {
                 SourceKind::Usage => (
                     schema.usage.name.as_str(),
@@ -372,7 +457,7 @@ impl MetricsQuery {
                     &calls,
                     (table, tenant_col),
                     &alias,
-                    schema,
+                    (schema, &self.dimensions),
                     dialect,
                     &mut located,
                 );
@@ -409,6 +494,14 @@ impl MetricsQuery {
             Dialect::Sqlite => col("g", "id"),
         };
         outer.order_by_expr(tie, SqlOrder::Asc);
+        for j in 0..self.dimensions.len() {
+            let d = dim_alias(j);
+            let tie = match dialect {
+                Dialect::Postgres => Sql::cust(format!(r#""{USAGE_ALIAS}"."{d}" COLLATE "C""#)),
+                Dialect::Sqlite => col(USAGE_ALIAS, &d),
+            };
+            outer.order_by_expr(tie, SqlOrder::Asc);
+        }
         if let Some(limit) = self.limit {
             outer.limit(limit);
         }
@@ -465,6 +558,11 @@ impl MetricsQuery {
             );
             located.insert(call, (alias.to_owned(), name));
         }
+        for (j, d) in self.dimensions.iter().enumerate() {
+            let column = self.schema.usage.col(d.column()).as_str();
+            sub.expr_as(col("f", column), ident(&dim_alias(j)))
+                .group_by_col((ident("f"), ident(column)));
+        }
         sub.from_as(ident(table), ident("f"))
             .and_where(col("f", tenant_col).eq(sea_query::PgFunc::any(descendants())));
         let mut inner = WithClause::new();
@@ -479,7 +577,14 @@ impl MetricsQuery {
             self.access_ctes(&mut inner, depth_guard);
         }
         sub.with_cte(inner);
-        outer.join_lateral(JoinType::LeftJoin, sub, ident(alias), Sql::cust("TRUE"));
+        // Grouped by dimensions, a tenant without ledger rows has no row (as in the whole-table
+        // shape); otherwise every group has one, with counts of 0.
+        let join = if self.dimensions.is_empty() {
+            JoinType::LeftJoin
+        } else {
+            JoinType::InnerJoin
+        };
+        outer.join_lateral(join, sub, ident(alias), Sql::cust("TRUE"));
     }
 
     fn access_ctes(&self, with: &mut WithClause, depth_guard: i64) {
@@ -602,23 +707,29 @@ impl MetricsQuery {
         if let Some(level) = self.level {
             groups.retain(|id| tree.get(id).is_some_and(|t| t.level == level));
         }
-        let aggs = self.aggregates();
+        let aggs = self.checked_aggregates()?;
         let access = if aggs.iter().any(|a| a.source == SourceKind::Access) {
             eval::access_rows(data, &tree)
         } else {
             Vec::new()
         };
         let mut by_source = HashMap::new();
-        for a in &aggs {
+        let dimension_source = (!self.dimensions.is_empty()).then_some(SourceKind::Usage);
+        for source in aggs.iter().map(|a| a.source).chain(dimension_source) {
             by_source
-                .entry(a.source)
-                .or_insert_with(|| eval::fact_rows(data, &access, a.source));
+                .entry(source)
+                .or_insert_with(|| eval::fact_rows(data, &access, source));
         }
         let names = self.names();
         let mut out = Vec::new();
-        for g in groups {
-            let subtree = tree.subtree(g);
-            let values = eval::eval_aggregates(&aggs, &by_source, &subtree)?;
+        let parts = groups.into_iter().flat_map(|g| {
+            let rows = eval::rows_in(&by_source, &tree.subtree(g));
+            eval::partition(rows, &self.dimensions)
+                .into_iter()
+                .map(move |(key, rows)| (g, key, rows))
+        });
+        for (g, key, rows) in parts {
+            let values = eval::eval_aggregates(&aggs, &rows)?;
             let mut passes = true;
             for f in &self.filters {
                 let v = eval::eval_metric(&f.metric.node, &values)?;
@@ -641,6 +752,12 @@ impl MetricsQuery {
                 keys,
                 MetricRow {
                     tenant_id: g.to_owned(),
+                    dimensions: self
+                        .dimensions
+                        .iter()
+                        .zip(key)
+                        .map(|(d, v)| (*d, v.to_owned()))
+                        .collect(),
                     values: metrics,
                     names: names.clone(),
                 },
@@ -661,7 +778,14 @@ impl MetricsQuery {
                     return o;
                 }
             }
-            ra.tenant_id.as_bytes().cmp(rb.tenant_id.as_bytes())
+            ra.tenant_id
+                .as_bytes()
+                .cmp(rb.tenant_id.as_bytes())
+                // `String` orders byte-wise.
+                .then_with(|| {
+                    let a = ra.dimensions.iter().map(|(_, v)| v);
+                    a.cmp(rb.dimensions.iter().map(|(_, v)| v))
+                })
         });
         let rows = out.into_iter().map(|(_, r)| r);
         Ok(match self.limit {
@@ -682,27 +806,40 @@ fn rollup_source<'a>(
     calls: &[(usize, &'a AggCall)],
     (table, tenant_col): (&str, &str),
     alias: &str,
-    schema: &Schema,
+    (schema, dims): (&Schema, &[Dimension]),
     dialect: Dialect,
     located: &mut HashMap<&'a AggCall, (String, String)>,
 ) {
-    let join_group = |outer: &mut SelectStatement, sub: SelectStatement, alias: &str| {
-        outer.join_subquery(
-            JoinType::LeftJoin,
-            sub,
-            ident(alias),
-            col(alias, "group_id").equals((ident("g"), ident("id"))),
-        );
+    let dim_cols: Vec<&str> = dims
+        .iter()
+        .map(|d| schema.usage.col(d.column()).as_str())
+        .collect();
+    // Joined on the group and, grouped by dimensions, on the dimension values of the ledger's
+    // partial subquery (`alias`, joined first: its rows are the result rows then).
+    let on = |sub_alias: &str| {
+        let mut on = Cond::all().add(col(sub_alias, "group_id").equals((ident("g"), ident("id"))));
+        if sub_alias != alias {
+            for j in 0..dims.len() {
+                let d = dim_alias(j);
+                on = on.add(col(sub_alias, &d).equals((ident(alias), ident(&d))));
+            }
+        }
+        on
     };
     let partial: Vec<&(usize, &AggCall)> = calls
         .iter()
         .filter(|(_, c)| c.func != AggFunc::CountDistinct)
         .collect();
-    if !partial.is_empty() {
+    if !partial.is_empty() || !dims.is_empty() {
         let mut pre = Query::select();
         pre.expr_as(col("f", tenant_col), ident("tenant_id"));
         let mut sub = Query::select();
         sub.expr_as(col("p", "ancestor_id"), ident("group_id"));
+        for (j, column) in dim_cols.iter().enumerate() {
+            let d = dim_alias(j);
+            pre.expr_as(col("f", column), ident(&d));
+            sub.expr_as(col("pre", &d), ident(&d));
+        }
         for (i, call) in partial {
             pre.expr_as(
                 render::aggregate(call, schema, None, "f"),
@@ -717,6 +854,9 @@ fn rollup_source<'a>(
         }
         pre.from_as(ident(table), ident("f"))
             .group_by_col((ident("f"), ident(tenant_col)));
+        for column in &dim_cols {
+            pre.group_by_col((ident("f"), ident(column)));
+        }
         sub.from_as(ident(TREE), ident("p"))
             .join_subquery(
                 JoinType::InnerJoin,
@@ -725,7 +865,15 @@ fn rollup_source<'a>(
                 col("pre", "tenant_id").equals((ident("p"), ident("descendant_id"))),
             )
             .group_by_col((ident("p"), ident("ancestor_id")));
-        join_group(outer, sub, alias);
+        for j in 0..dims.len() {
+            sub.group_by_col((ident("pre"), ident(&dim_alias(j))));
+        }
+        let join = if dims.is_empty() {
+            JoinType::LeftJoin
+        } else {
+            JoinType::InnerJoin
+        };
+        outer.join_subquery(join, sub, ident(alias), on(alias));
     }
     for (i, call) in calls
         .iter()
@@ -736,6 +884,9 @@ fn rollup_source<'a>(
             .distinct()
             .expr_as(col("f", tenant_col), ident("tenant_id"))
             .from_as(ident(table), ident("f"));
+        for (j, column) in dim_cols.iter().enumerate() {
+            pairs.expr_as(col("f", column), ident(&dim_alias(j)));
+        }
         if let Some(arg) = &call.arg {
             pairs.expr_as(render::node(arg, schema, "f"), ident("v"));
         }
@@ -745,8 +896,12 @@ fn rollup_source<'a>(
         let name = format!("a{i}");
         let sub_alias = format!("{alias}_{i}");
         let mut sub = Query::select();
-        sub.expr_as(col("p", "ancestor_id"), ident("group_id"))
-            .expr_as(sea_query::Func::count_distinct(col("d", "v")), ident(&name))
+        sub.expr_as(col("p", "ancestor_id"), ident("group_id"));
+        for j in 0..dims.len() {
+            let d = dim_alias(j);
+            sub.expr_as(col("d", &d), ident(&d));
+        }
+        sub.expr_as(sea_query::Func::count_distinct(col("d", "v")), ident(&name))
             .from_as(ident(TREE), ident("p"))
             .join_subquery(
                 JoinType::InnerJoin,
@@ -755,7 +910,10 @@ fn rollup_source<'a>(
                 col("d", "tenant_id").equals((ident("p"), ident("descendant_id"))),
             )
             .group_by_col((ident("p"), ident("ancestor_id")));
-        join_group(outer, sub, &sub_alias);
+        for j in 0..dims.len() {
+            sub.group_by_col((ident("d"), ident(&dim_alias(j))));
+        }
+        outer.join_subquery(JoinType::LeftJoin, sub, ident(&sub_alias), on(&sub_alias));
         located.insert(call, (sub_alias, name));
     }
 }

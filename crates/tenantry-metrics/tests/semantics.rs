@@ -3,8 +3,8 @@
 
 use tenantry_metrics::builtin::{self, Period};
 use tenantry_metrics::{
-    Dataset, Error, GrantRow, MembershipRow, MetricRow, MetricsQuery, Order, Scope, TenantRow,
-    UsageRow, fixture,
+    Dataset, Dialect, Dimension, Error, GrantRow, MembershipRow, MetricRow, MetricsQuery, Order,
+    Scope, TenantRow, UsageRow, fixture,
 };
 use tenantry_testkit::{PgDatabase, SqliteDatabase};
 
@@ -444,4 +444,71 @@ async fn long_id_lists_take_the_whole_table_plan_with_the_same_values() {
     let rows = on_every_backend(&org_chart(), &long).await;
     assert_eq!(rows, on_every_backend(&org_chart(), &short).await);
     assert_eq!(rows.len(), 3);
+}
+
+#[tokio::test]
+async fn grouping_by_feature_gives_one_row_per_tenant_and_feature() {
+    let now = Period::new(100, 200).expect("period");
+    let mut q = MetricsQuery::new();
+    q.level(0)
+        .group_by(Dimension::Feature)
+        .group_by(Dimension::Model);
+    q.select("requests", builtin::requests(now))
+        .expect("select");
+    q.select("cost", builtin::cost(now)).expect("select");
+    q.select("active", builtin::active_users(now))
+        .expect("select");
+    let rows = on_every_backend(&org_chart(), &q).await;
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.tenant_id(),
+                r.dimension(Dimension::Feature),
+                r.dimension(Dimension::Model),
+                r.dimension(Dimension::Lane),
+                r.values().to_vec(),
+            )
+        })
+        .collect();
+    // `lonely` has no ledger rows, so no row; the period filter keeps one summarize row out of
+    // the sums but not out of the keys.
+    assert_eq!(
+        got,
+        [
+            (
+                "org",
+                Some("classify"),
+                Some("claude-a"),
+                None,
+                vec![Some(1), Some(50), Some(1)]
+            ),
+            (
+                "org",
+                Some("summarize"),
+                Some("claude-a"),
+                None,
+                vec![Some(3), Some(107), Some(2)]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn grouping_by_a_dimension_needs_ledger_metrics() {
+    let mut q = MetricsQuery::new();
+    q.group_by(Dimension::Lane);
+    q.select("users", builtin::users()).expect("select");
+    for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+        assert!(matches!(
+            q.build(dialect),
+            Err(Error::DimensionSource {
+                table: "memberships"
+            })
+        ));
+    }
+    assert!(matches!(
+        q.evaluate(&org_chart()),
+        Err(Error::DimensionSource { .. })
+    ));
 }

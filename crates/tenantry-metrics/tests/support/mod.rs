@@ -2,11 +2,13 @@
 //! that selects every built-in metric.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod db;
+
 use proptest::prelude::*;
 use tenantry_metrics::builtin::{self, Period, Slice};
 use tenantry_metrics::{
-    Dataset, GrantRow, MembershipRow, Metric, MetricsQuery, Order, Scope, TenantRow, UsageRow, avg,
-    case_when, count, lit, max, min, null, sum, usage,
+    Dataset, Dimension, GrantRow, MembershipRow, Metric, MetricsQuery, Order, Scope, TenantRow,
+    UsageRow, avg, case_when, count, lit, max, min, null, sum, usage,
 };
 
 pub const PERMISSIONS: [&str; 2] = ["read", "admin"];
@@ -149,6 +151,38 @@ pub fn dataset() -> impl Strategy<Value = Dataset> {
 /// Every built-in metric with its name, plus custom metrics that exercise CASE, COALESCE,
 /// NULL literals, MIN/MAX/AVG, safe division and composed arithmetic.
 pub fn all_metrics() -> Vec<(&'static str, Metric)> {
+    let mut all = vec![
+        ("users", builtin::users()),
+        (
+            "adoption_rate",
+            builtin::adoption_rate("summarize", p_now()),
+        ),
+        (
+            "adoption_all_time",
+            builtin::adoption_rate("classify", Period::all_time()),
+        ),
+        ("max_depth_read", builtin::max_inheritance_depth("read")),
+        ("max_depth_admin", builtin::max_inheritance_depth("admin")),
+        ("depth0_read", builtin::inheritance_depth_count("read", 0)),
+        ("depth1_read", builtin::inheritance_depth_count("read", 1)),
+        ("depth2_read", builtin::inheritance_depth_count("read", 2)),
+        ("holders_admin", builtin::permission_holders("admin")),
+        (
+            "custom_compose",
+            Metric::from(max(usage::input_tokens()))
+                .minus(min(usage::input_tokens()))
+                .times(Metric::constant(3))
+                .plus(builtin::users())
+                .per(builtin::requests(Period::all_time()).or_zero()),
+        ),
+    ];
+    all.extend(usage_metrics());
+    all
+}
+
+/// The metrics of [`all_metrics`] that read the usage ledger only (the ones a query grouped by
+/// feature, model or lane can select).
+pub fn usage_metrics() -> Vec<(&'static str, Metric)> {
     let now = p_now();
     let before = p_before();
     let slice = Slice {
@@ -160,16 +194,10 @@ pub fn all_metrics() -> Vec<(&'static str, Metric)> {
         model: None,
     };
     vec![
-        ("users", builtin::users()),
         ("active_users", builtin::active_users(now)),
         (
             "feature_active_users",
             builtin::feature_active_users("summarize", now),
-        ),
-        ("adoption_rate", builtin::adoption_rate("summarize", now)),
-        (
-            "adoption_all_time",
-            builtin::adoption_rate("classify", Period::all_time()),
         ),
         ("requests", builtin::requests(now)),
         ("tokens", builtin::tokens(now)),
@@ -189,12 +217,13 @@ pub fn all_metrics() -> Vec<(&'static str, Metric)> {
             builtin::delta(builtin::requests, now, before),
         ),
         ("cost_delta", builtin::delta(builtin::cost, now, before)),
-        ("max_depth_read", builtin::max_inheritance_depth("read")),
-        ("max_depth_admin", builtin::max_inheritance_depth("admin")),
-        ("depth0_read", builtin::inheritance_depth_count("read", 0)),
-        ("depth1_read", builtin::inheritance_depth_count("read", 1)),
-        ("depth2_read", builtin::inheritance_depth_count("read", 2)),
-        ("holders_admin", builtin::permission_holders("admin")),
+        (
+            "custom_usage_compose",
+            Metric::from(max(usage::input_tokens()))
+                .minus(min(usage::input_tokens()))
+                .times(Metric::constant(3))
+                .per(builtin::requests(Period::all_time()).or_zero()),
+        ),
         (
             "custom_case",
             sum(case_when(
@@ -233,14 +262,6 @@ pub fn all_metrics() -> Vec<(&'static str, Metric)> {
                 .into(),
         ),
         ("custom_avg", avg(usage::cost_nanos()).into()),
-        (
-            "custom_compose",
-            Metric::from(max(usage::input_tokens()))
-                .minus(min(usage::input_tokens()))
-                .times(Metric::constant(3))
-                .plus(builtin::users())
-                .per(builtin::requests(Period::all_time()).or_zero()),
-        ),
     ]
 }
 
@@ -253,6 +274,8 @@ pub struct Shape {
     pub order: Option<(usize, bool)>,
     pub filter: Option<i64>,
     pub limit: Option<u64>,
+    /// The dimensions of the query grouped by dimension (never empty).
+    pub dims: Vec<Dimension>,
 }
 
 pub fn shape() -> impl Strategy<Value = Shape> {
@@ -263,20 +286,49 @@ pub fn shape() -> impl Strategy<Value = Shape> {
         proptest::option::of((0usize..30, any::<bool>())),
         proptest::option::of(0i64..3),
         proptest::option::of(0u64..6),
+        proptest::sample::subsequence(
+            vec![Dimension::Feature, Dimension::Model, Dimension::Lane],
+            1..=3,
+        )
+        .prop_shuffle(),
     )
-        .prop_map(|(scope, pick, level, order, filter, limit)| Shape {
+        .prop_map(|(scope, pick, level, order, filter, limit, dims)| Shape {
             scope,
             pick,
             level,
             order,
             filter,
             limit,
+            dims,
         })
 }
 
-/// The query of `shape` over `data`, selecting every metric of [`all_metrics`].
+/// The query of `shape` over `data`: one row per tenant group, every metric of [`all_metrics`].
 pub fn query(data: &Dataset, shape: &Shape) -> MetricsQuery {
-    let metrics = all_metrics();
+    build(data, shape, &all_metrics(), builtin::users())
+}
+
+/// The query of `shape` grouped by `shape.dims` as well: one row per tenant and dimension
+/// values, every metric of [`usage_metrics`].
+pub fn query_by_dimension(data: &Dataset, shape: &Shape) -> MetricsQuery {
+    let mut q = build(
+        data,
+        shape,
+        &usage_metrics(),
+        builtin::requests(Period::all_time()),
+    );
+    for d in &shape.dims {
+        q.group_by(*d);
+    }
+    q
+}
+
+fn build(
+    data: &Dataset,
+    shape: &Shape,
+    metrics: &[(&'static str, Metric)],
+    filtered: Metric,
+) -> MetricsQuery {
     let mut q = MetricsQuery::new();
     let some_id = if data.tenants.is_empty() {
         "nobody".to_owned()
@@ -293,15 +345,15 @@ pub fn query(data: &Dataset, shape: &Shape) -> MetricsQuery {
     if let Some(l) = shape.level {
         q.level(l);
     }
-    for (name, m) in &metrics {
+    for (name, m) in metrics {
         q.select(name, m.clone()).expect("distinct names");
     }
     if let Some((i, desc)) = shape.order {
         let m = metrics[i % metrics.len()].1.clone();
         q.order_by(m, if desc { Order::Desc } else { Order::Asc });
     }
-    if let Some(min_users) = shape.filter {
-        q.filter(builtin::users().ge(min_users));
+    if let Some(min) = shape.filter {
+        q.filter(filtered.ge(min));
     }
     if let Some(l) = shape.limit {
         q.limit(l);
