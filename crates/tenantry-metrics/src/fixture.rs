@@ -1,9 +1,12 @@
 //! Test and benchmark fixtures: the usage ledger table of the contract with `tenantry-cost`
 //! (with plain, non-generated cost columns), and loading a [`Dataset`] into a database.
 //!
-//! Until `tenantry-cost` ships its ledger migration, tests and benchmarks create the ledger with
-//! [`USAGE_TABLE_POSTGRES`] / [`USAGE_TABLE_SQLITE`]: the contract's names and types, the
-//! `(tenant_id, occurred_at)` index, and `cost_nanos` / `standard_cost_nanos` written directly.
+//! The real ledger is the one `tenantry-cost`'s migration creates, with generated cost columns;
+//! the property and `EXPLAIN` tests also run on it. [`USAGE_TABLE_POSTGRES`] /
+//! [`USAGE_TABLE_SQLITE`] keep the contract's names, types and `(tenant_id, occurred_at)` index
+//! but write `cost_nanos` / `standard_cost_nanos` directly, so tests can store costs the formula
+//! never produces (extremes, negative values, totals that overflow) and the benchmark can be
+//! seeded quickly.
 
 use sea_query::{InsertStatement, PostgresQueryBuilder, Query, SqliteQueryBuilder, Value};
 use sea_query_sqlx::SqlxBinder;
@@ -206,11 +209,35 @@ pub async fn load_sqlite(pool: &sqlx::SqlitePool, data: &Dataset) -> Result<()> 
     Ok(())
 }
 
+/// The contract's columns of a seeded ledger row `i` (`$2` organizations)…
+const SEED_USAGE_COLUMNS: &str = "tenant_id, user_id, feature, model, lane, occurred_at, \
+    input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens";
+const SEED_USAGE_VALUES: &str = "'n' || ((i * 7919) % (900 * $2)), \
+    CASE WHEN i % 50 = 0 THEN NULL ELSE 'u' || (((i * 7919) % (900 * $2)) + 900 * $2 * (i % 2)) END, \
+    'feature' || (i % 5), 'model' || (i % 3), CASE WHEN i % 3 = 0 THEN 'batch' ELSE 'sync' END, \
+    1767225600000000 + i * 1000, i % 1000, i % 7, 0, i % 13, i % 500";
+/// …its costs, on the contract's table…
+const SEED_COST_COLUMNS: &str = "cost_nanos, standard_cost_nanos";
+const SEED_COST_VALUES: &str = "(i % 1000) * 1000, \
+    CASE WHEN i % 3 = 0 THEN (i % 1000) * 2000 ELSE (i % 1000) * 1000 END";
+/// …or its key and rate snapshot on `tenantry-cost`'s ledger ($1 / $5 per million input /
+/// output tokens, half price in batches), from which the ledger computes the costs.
+const SEED_COST_LEDGER_COLUMNS: &str = "source, request_id, price_id, context_tier, input_rate, \
+    cache_write_5m_rate, cache_write_1h_rate, cache_read_rate, output_rate, batch_permille, \
+    geo_permille, tier_bp, region_bp, recorded_at";
+const SEED_COST_LEDGER_VALUES: &str = "'seed', 'req-' || i, 'model' || (i % 3) || '@seed', \
+    'standard', 1000000, 1250000, 2000000, 100000, 5000000, \
+    CASE WHEN i % 3 = 0 THEN 500 ELSE 1000 END, 1000, 10000, 10000, 1767225600000000";
+
 /// Fills the default tables on PostgreSQL with a synthetic 4-level hierarchy of
 /// `1,000 × orgs` tenants (per organization 9 workspaces × 10 teams × 10 units), `2,000 × orgs`
 /// users (one membership each, in a unit), grants on organizations (`read`), every third team and
 /// every seventh unit (`admin`), and `usage_rows` ledger rows spread over the units, all
 /// generated server-side with `generate_series`. `orgs = 10` gives the 10,000-tenant benchmark.
+///
+/// The ledger is either the contract's table of [`setup_postgres`] (costs written as values) or
+/// the one `tenantry-cost`'s migration creates (generated cost columns: the rows carry a rate
+/// snapshot and an idempotency key instead).
 ///
 /// Tenant ids: organizations `o0`…, workspaces `w0`…, teams `m0`…, units `n0`…. Replaces
 /// existing rows.
@@ -233,26 +260,28 @@ pub async fn seed_postgres(pool: &sqlx::PgPool, orgs: i64, usage_rows: i64) -> R
     ] {
         sqlx::query(stmt).bind(orgs).execute(&mut *tx).await?;
     }
-    sqlx::query(
-        r"
-INSERT INTO tenantry_usage (tenant_id, user_id, feature, model, lane, occurred_at,
-    input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens,
-    cost_nanos, standard_cost_nanos)
-SELECT 'n' || ((i * 7919) % (900 * $2)),
-       CASE WHEN i % 50 = 0 THEN NULL
-            ELSE 'u' || (((i * 7919) % (900 * $2)) + 900 * $2 * (i % 2)) END,
-       'feature' || (i % 5), 'model' || (i % 3),
-       CASE WHEN i % 3 = 0 THEN 'batch' ELSE 'sync' END,
-       1767225600000000 + i * 1000,
-       i % 1000, i % 7, 0, i % 13, i % 500,
-       (i % 1000) * 1000,
-       CASE WHEN i % 3 = 0 THEN (i % 1000) * 2000 ELSE (i % 1000) * 1000 END
-FROM generate_series(0, $1 - 1) i",
+    // The contract's table takes the costs as values; tenantry-cost's own ledger computes
+    // them from the tokens and a rate snapshot, and needs its idempotency key and snapshot.
+    let generated: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'tenantry_usage' \
+         AND column_name = 'cost_nanos' AND is_generated = 'ALWAYS')",
     )
-    .bind(usage_rows)
-    .bind(orgs)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
+    let (columns, values) = if generated {
+        (SEED_COST_LEDGER_COLUMNS, SEED_COST_LEDGER_VALUES)
+    } else {
+        (SEED_COST_COLUMNS, SEED_COST_VALUES)
+    };
+    let insert = format!(
+        "INSERT INTO tenantry_usage ({SEED_USAGE_COLUMNS}, {columns}) \
+         SELECT {SEED_USAGE_VALUES}, {values} FROM generate_series(0, $1 - 1) i"
+    );
+    sqlx::query(AssertSqlSafe(insert))
+        .bind(usage_rows)
+        .bind(orgs)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     sqlx::raw_sql(ANALYZE).execute(pool).await?;
     Ok(())

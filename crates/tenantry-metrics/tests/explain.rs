@@ -1,33 +1,55 @@
 //! On PostgreSQL with 100,000 ledger rows, a tenant-scoped dashboard reads the ledger and the
-//! tree through their indexes, not by scanning them.
+//! tree through their indexes, not by scanning them: on the fixture ledger and on the ledger
+//! `tenantry-cost`'s own migration creates.
 
 use sqlx::{AssertSqlSafe, Row};
+use tenantry_cost::{Ledger, PriceBook};
 use tenantry_metrics::builtin::{self, Period};
-use tenantry_metrics::{Dialect, MetricsQuery, Scope, fixture};
+use tenantry_metrics::{Dialect, MetricsQuery, Scope, fixture, migrate};
 use tenantry_testkit::PgDatabase;
 
 #[tokio::test]
-async fn tenant_scoped_query_uses_the_indexes() {
+async fn tenant_scoped_query_uses_the_indexes_of_the_fixture_ledger() {
     let db = PgDatabase::create().await;
     fixture::setup_postgres(db.pool()).await.expect("schema");
+    check_plans(&db, "tenantry_usage_tenant_time").await;
+}
+
+#[tokio::test]
+async fn tenant_scoped_query_uses_the_indexes_of_the_cost_ledger() {
+    let db = PgDatabase::create().await;
+    migrate::run_postgres(db.pool()).await.expect("schema");
+    Ledger::postgres(db.pool().clone(), PriceBook::anthropic_default())
+        .migrate()
+        .await
+        .expect("tenantry-cost migration");
+    check_plans(&db, "tenantry_usage_tenant_time_idx").await;
+}
+
+async fn check_plans(db: &PgDatabase, ledger_index: &str) {
     fixture::seed_postgres(db.pool(), 10, 100_000)
         .await
         .expect("seed");
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenantry_usage")
-        .fetch_one(db.pool())
-        .await
-        .expect("count");
+    let (n, cost): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), CAST(SUM(cost_nanos) AS BIGINT) FROM tenantry_usage")
+            .fetch_one(db.pool())
+            .await
+            .expect("count");
     assert!(n >= 100_000);
-
+    assert!(cost.is_some_and(|c| c > 0), "the ledger has costs");
     for scope in [
         Scope::Ids(vec!["m7".into(), "n42".into()]),
         Scope::Subtree("m7".into()),
     ] {
-        check(&db, scope).await;
+        let plan = plan(db, scope).await;
+        assert!(plan.contains(ledger_index), "{plan}");
+        assert!(!plan.contains("Seq Scan on tenantry_usage"), "{plan}");
+        assert!(plan.contains("tenantry_tenants_parent"), "{plan}");
+        assert!(plan.contains("tenantry_memberships_tenant"), "{plan}");
     }
 }
 
-async fn check(db: &PgDatabase, scope: Scope) {
+async fn plan(db: &PgDatabase, scope: Scope) -> String {
     let all = Period::all_time();
     let mut q = MetricsQuery::new();
     q.scope(scope);
@@ -55,9 +77,5 @@ async fn check(db: &PgDatabase, scope: Scope) {
         .iter()
         .map(|r| r.get::<String, _>(0))
         .collect();
-    let plan = plan.join("\n");
-    assert!(plan.contains("tenantry_usage_tenant_time"), "{plan}");
-    assert!(!plan.contains("Seq Scan on tenantry_usage"), "{plan}");
-    assert!(plan.contains("tenantry_tenants_parent"), "{plan}");
-    assert!(plan.contains("tenantry_memberships_tenant"), "{plan}");
+    plan.join("\n")
 }
