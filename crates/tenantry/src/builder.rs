@@ -18,9 +18,10 @@ use crate::sink::Assignments;
 pub const DEFAULT_STATUS_PATH: &str = "/v1/jobs/";
 /// How long a budget hold lasts when nothing settles or releases it. Default 25 h: longer than
 /// the batch API's 24 h processing window. [`Tenantry::cancel`](crate::Tenantry::cancel) gives
-/// back the hold of a job not yet sent, and a running engine the holds of jobs that end failed
-/// or expired within about a second; the TTL is the backstop when no engine runs, and for a job
-/// canceled after it was sent that the API does not bill.
+/// back the hold of a job not yet sent, and a running engine the holds of jobs that end failed,
+/// or canceled or expired before they were sent, within about a second; the TTL is the
+/// backstop when no engine runs, and for a job canceled or expired after it was sent that the
+/// API does not bill.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(25 * 3600);
 
 #[derive(Debug, Clone)]

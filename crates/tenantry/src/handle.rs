@@ -399,8 +399,8 @@ impl Tenantry {
 
     /// Runs the engine until `shutdown` completes: flushes queued jobs into batches, polls them,
     /// stores results, records their cost in the ledger (settling budget holds), gives back the
-    /// holds of jobs that end failed or expired (within about a second), and releases holds whose
-    /// time ran out. Any number of engines may share a PostgreSQL database.
+    /// holds of jobs that fail, or are canceled or expire before they were sent (within about a
+    /// second), and releases holds whose time ran out. Any number of engines may share a PostgreSQL database.
     ///
     /// # Errors
     ///

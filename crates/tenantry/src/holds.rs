@@ -1,9 +1,10 @@
-//! Gives budget holds back as soon as their jobs end without usage (failed, expired), instead of
-//! letting them block the tenant's budget until their TTL.
+//! Gives budget holds back as soon as their jobs end without usage (failed, or canceled or
+//! expired before their request was sent), instead of letting them block the tenant's budget
+//! until their TTL.
 //!
 //! The engine task follows the queue's durable event log of every tenant that still has a live
-//! hold, from where it last read, and releases the hold of each job that entered `failed` or
-//! `expired`. Where it has read to is stored per tenant (`tenantry_hold_cursors`), so a restarted
+//! hold, from where it last read, and releases the hold of each job that entered one of those
+//! states. Where it has read to is stored per tenant (`tenantry_hold_cursors`), so a restarted
 //! engine, or another instance, goes on from there instead of reading every tenant's log from
 //! the start. Releasing closes a hold only while it is still held, and settling records a line once per request (idempotent on the ledger's
 //! `(source, request_id)`), so a late usage report for a released hold is charged exactly once
@@ -12,7 +13,7 @@
 use std::collections::HashMap;
 
 use tenantry_cost::{Ledger, UnixMicros};
-use tenantry_queue::{JobState, Position, TenantId};
+use tenantry_queue::{Job, JobState, Position, TenantId};
 
 use crate::db::Store;
 use crate::error::Result;
@@ -36,14 +37,25 @@ pub(crate) struct Step {
     pub(crate) events: u64,
 }
 
-/// Whether a job that entered this state will never report usage for its hold.
+/// Whether a job that entered `state` may have left a hold nothing else will close.
+fn may_end_unbilled(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::Failed | JobState::Canceled | JobState::Expired
+    )
+}
+
+/// Whether the job will never report usage for its hold.
 ///
-/// Not `canceled`: a job canceled before it was sent has its hold given back by
-/// [`Tenantry::cancel`](crate::Tenantry::cancel) itself, and one canceled after it was sent may
-/// still be billed by the API, so its hold keeps counting until its usage settles it (or, if
-/// the API does not bill it, until the hold's TTL).
-fn ends_unbilled(state: JobState) -> bool {
-    matches!(state, JobState::Failed | JobState::Expired)
+/// A failed job's last request came back unbilled. A job canceled or expired while its request
+/// was out at the API (it keeps that batch) may still be billed, so its hold keeps counting
+/// until its usage settles it, or, if the API does not bill it, until the hold's TTL.
+fn never_billed(job: &Job) -> bool {
+    match job.state {
+        JobState::Failed => true,
+        JobState::Canceled | JobState::Expired => job.batch_id.is_none(),
+        _ => false,
+    }
 }
 
 impl HoldReleaser {
@@ -66,9 +78,10 @@ impl HoldReleaser {
                 let full = events.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX);
                 for event in events {
                     step.events += 1;
-                    if ends_unbilled(event.state) {
+                    if may_end_unbilled(event.state) {
                         let job = jobs.job(&id, &event.job_id).await?;
-                        if let Some(hold) = reservation_of(&job.metadata)
+                        if never_billed(&job)
+                            && let Some(hold) = reservation_of(&job.metadata)
                             && ledger.release(hold).await?
                         {
                             step.released += 1;
@@ -96,12 +109,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_unbilled_endings_release() {
+    fn only_endings_that_may_be_unbilled_are_looked_at() {
         let released: Vec<_> = JobState::ALL
             .into_iter()
-            .filter(|s| ends_unbilled(*s))
+            .filter(|s| may_end_unbilled(*s))
             .collect();
-        assert_eq!(released, [JobState::Failed, JobState::Expired]);
+        assert_eq!(
+            released,
+            [JobState::Failed, JobState::Canceled, JobState::Expired]
+        );
     }
 
     /// Needs a store: SQLite is enough.
@@ -170,6 +186,23 @@ mod tests {
                 }
             );
             assert!(store.hold_cursor("acme").await.unwrap() > read);
+
+            // A job canceled before it was sent, behind `Tenantry::cancel`'s back: the releaser
+            // gives its hold back.
+            let id = submit(&tenantry).await;
+            let canceled = store
+                .jobs()
+                .cancel(&acme, &id.parse().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(canceled.batch_id, None);
+            assert_eq!(
+                restarted.step(ledger, store).await.unwrap(),
+                Step {
+                    released: 1,
+                    events: 2
+                }
+            );
 
             // A cursor written behind the stored one (a slower instance) does not move it back.
             store.save_hold_cursor("acme", read).await.unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tenantry::cost::{GroupBy, Nanos, Period, SpendQuery, UnixMicros};
 use tenantry::emulator::{Emulator, ErrorType, FaultPlan};
-use tenantry::queue::{EngineConfig, JobState};
+use tenantry::queue::{DeadlinePolicy, EngineConfig, JobState};
 use tenantry::{Database, Envelope, Request, Tenantry, batch::Config};
 
 fn request(text: &str) -> Request {
@@ -116,7 +116,14 @@ async fn failed_jobs_release_their_holds_on_postgres() {
     failed_jobs_release_their_holds(Database::Postgres(db.pool().clone())).await;
 }
 
-async fn a_job_canceled_after_sending_keeps_its_hold_until_billed(database: Database) {
+/// How a job is closed while its request is out at the API.
+#[derive(Clone, Copy, PartialEq)]
+enum Close {
+    Cancel,
+    Deadline,
+}
+
+async fn a_job_closed_after_sending_keeps_its_hold_until_billed(database: Database, close: Close) {
     // The batch takes long enough to cancel the job while it is out at the API.
     let emulator = Emulator::builder()
         .api_key("sk-test")
@@ -138,8 +145,12 @@ async fn a_job_canceled_after_sending_keeps_its_hold_until_billed(database: Data
         .await
         .unwrap();
     let mut events = tenantry.subscribe("acme").await.unwrap();
-    let Envelope::Pending { operation } = tenantry.submit("acme", request("late")).await.unwrap()
-    else {
+    let mut late = request("late");
+    if close == Close::Deadline {
+        let deadline = time::OffsetDateTime::now_utc() + Duration::from_millis(1500);
+        late = late.deadline(deadline, DeadlinePolicy::Expire);
+    }
+    let Envelope::Pending { operation } = tenantry.submit("acme", late).await.unwrap() else {
         panic!("a submit answers pending");
     };
     let id = operation.id().to_string();
@@ -153,9 +164,26 @@ async fn a_job_canceled_after_sending_keeps_its_hold_until_billed(database: Data
     })
     .await
     .expect("the job is sent within 30 s");
+    let closed = match close {
+        Close::Cancel => tenantry.cancel("acme", &id).await.unwrap(),
+        Close::Deadline => tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(event) = events.next().await {
+                let event = event.unwrap();
+                if event.state.is_terminal() {
+                    return event.state;
+                }
+            }
+            panic!("the event stream ended");
+        })
+        .await
+        .expect("the deadline passes within 30 s"),
+    };
     assert_eq!(
-        tenantry.cancel("acme", &id).await.unwrap(),
-        JobState::Canceled
+        closed,
+        match close {
+            Close::Cancel => JobState::Canceled,
+            Close::Deadline => JobState::Expired,
+        }
     );
 
     // The API may still bill it: the hold keeps counting (the engine would have given it back
@@ -195,7 +223,7 @@ async fn a_job_canceled_after_sending_keeps_its_hold_until_billed(database: Data
     assert_eq!(
         tenantry.job("acme", &id).await.unwrap().status(),
         "error",
-        "a canceled job stays canceled"
+        "a closed job stays closed"
     );
     engine.shutdown().await.unwrap();
 }
@@ -203,13 +231,27 @@ async fn a_job_canceled_after_sending_keeps_its_hold_until_billed(database: Data
 #[tokio::test]
 async fn a_job_canceled_after_sending_keeps_its_hold_until_billed_on_sqlite() {
     let db = tenantry_testkit::SqliteDatabase::create().await;
-    a_job_canceled_after_sending_keeps_its_hold_until_billed(Database::Sqlite(db.pool().clone()))
-        .await;
+    let database = Database::Sqlite(db.pool().clone());
+    a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Cancel).await;
 }
 
 #[tokio::test]
 async fn a_job_canceled_after_sending_keeps_its_hold_until_billed_on_postgres() {
     let db = tenantry_testkit::PgDatabase::create().await;
-    a_job_canceled_after_sending_keeps_its_hold_until_billed(Database::Postgres(db.pool().clone()))
-        .await;
+    let database = Database::Postgres(db.pool().clone());
+    a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Cancel).await;
+}
+
+#[tokio::test]
+async fn a_job_expired_after_sending_keeps_its_hold_until_billed_on_sqlite() {
+    let db = tenantry_testkit::SqliteDatabase::create().await;
+    let database = Database::Sqlite(db.pool().clone());
+    a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Deadline).await;
+}
+
+#[tokio::test]
+async fn a_job_expired_after_sending_keeps_its_hold_until_billed_on_postgres() {
+    let db = tenantry_testkit::PgDatabase::create().await;
+    let database = Database::Postgres(db.pool().clone());
+    a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Deadline).await;
 }
