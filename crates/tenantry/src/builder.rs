@@ -12,6 +12,7 @@ use tenantry_queue::EngineConfig;
 use crate::db::{Database, Store};
 use crate::error::Result;
 use crate::handle::{Inner, Tenantry};
+use crate::input::InputTokens;
 use crate::sink::Assignments;
 
 /// The default path clients poll a job at; the job id is appended.
@@ -73,6 +74,7 @@ pub struct TenantryBuilder {
     engine: EngineConfig,
     status_path: String,
     reservation_ttl: Duration,
+    input_tokens: InputTokens,
     event_poll: Option<Duration>,
 }
 
@@ -92,6 +94,7 @@ impl Default for TenantryBuilder {
             engine: EngineConfig::new(),
             status_path: DEFAULT_STATUS_PATH.to_owned(),
             reservation_ttl: DEFAULT_RESERVATION_TTL,
+            input_tokens: InputTokens::Estimate,
             event_poll: None,
         }
     }
@@ -204,6 +207,13 @@ impl TenantryBuilder {
         self
     }
 
+    /// How `submit` sizes each prompt for its budget hold. Default [`InputTokens::Estimate`]
+    /// (no API call).
+    pub fn input_tokens(mut self, policy: InputTokens) -> Self {
+        self.input_tokens = policy;
+        self
+    }
+
     /// How often subscriptions read the events table without a wake-up. Default: the queue's 2 s.
     pub fn event_poll_interval(mut self, poll: Duration) -> Self {
         self.event_poll = Some(poll);
@@ -254,6 +264,7 @@ impl TenantryBuilder {
             engine: self.engine,
             status_path: self.status_path,
             reservation_ttl: self.reservation_ttl,
+            input_tokens: self.input_tokens,
             assignments: Arc::new(self.assignments),
             #[cfg(feature = "metrics")]
             registered: std::sync::Mutex::new(std::collections::HashSet::new()),

@@ -16,6 +16,7 @@ use crate::db::Store;
 use crate::engine::EngineTask;
 use crate::error::{Error, Result};
 use crate::holds::HoldReleaser;
+use crate::input::{InputTokens, input_tokens};
 use crate::output::{JobOutput, envelope, operation};
 use crate::request::{Request, reservation_of};
 use crate::sink::{Assignments, LedgerSink};
@@ -81,6 +82,7 @@ pub(crate) struct Inner {
     pub(crate) engine: EngineConfig,
     pub(crate) status_path: String,
     pub(crate) reservation_ttl: Duration,
+    pub(crate) input_tokens: InputTokens,
     pub(crate) assignments: Arc<Assignments>,
     /// `(tenant, user)` pairs already recorded for the metrics by this process.
     #[cfg(feature = "metrics")]
@@ -184,10 +186,12 @@ impl Tenantry {
     /// Takes every request's budget hold in one ledger transaction, all or nothing.
     async fn hold_all(&self, tenant: &TenantId, requests: &[Request]) -> Result<Vec<i64>> {
         let ttl = i64::try_from(self.inner.reservation_ttl.as_micros()).unwrap_or(i64::MAX);
+        let inputs = input_tokens(self.inner.input_tokens, &self.inner.client, requests).await;
         let at = UnixMicros::now();
         let reqs: Vec<ReservationRequest> = requests
             .iter()
-            .map(|r| ReservationRequest {
+            .zip(inputs)
+            .map(|(r, input_tokens)| ReservationRequest {
                 tenant_id: tenant.as_str().to_owned(),
                 feature: r.feature().to_owned(),
                 model: r.model().to_owned(),
@@ -202,7 +206,7 @@ impl Tenantry {
                     .map(str::to_owned),
                 feature_tier: self.inner.assignments.tier(tenant.as_str()),
                 region: self.inner.assignments.region(tenant.as_str()),
-                input_tokens: r.input_token_estimate(),
+                input_tokens,
                 max_tokens: r.max_tokens().max(0),
                 at,
                 ttl_micros: ttl,

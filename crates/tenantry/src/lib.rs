@@ -15,6 +15,8 @@ mod handle;
 #[cfg(feature = "_handle")]
 mod holds;
 #[cfg(feature = "_handle")]
+mod input;
+#[cfg(feature = "_handle")]
 mod output;
 #[cfg(feature = "_handle")]
 mod request;
@@ -63,6 +65,7 @@ pub use crate::{
     engine::EngineTask,
     error::{Error, JOB_CANCELED, JOB_EXPIRED, JOB_FAILED, Result},
     handle::Tenantry,
+    input::InputTokens,
     output::JobOutput,
     request::Request,
     sink::{SOURCE_BATCH, SOURCE_MESSAGES},

@@ -137,9 +137,8 @@ impl Request {
             .unwrap_or(0)
     }
 
-    /// An upper estimate of the prompt's input tokens: one token per 3 bytes of the body
-    /// without `max_tokens`. The API counts about 4 bytes per token of English text, so the
-    /// hold is on the safe side; settling records the actual usage anyway.
+    /// The prompt's input tokens as [`InputTokens::Estimate`](crate::InputTokens::Estimate)
+    /// sizes them: one token per 3 bytes of the body.
     pub(crate) fn input_token_estimate(&self) -> i64 {
         let bytes = serde_json::to_vec(&self.params).map_or(0, |v| v.len());
         i64::try_from(bytes.div_ceil(3)).unwrap_or(i64::MAX)

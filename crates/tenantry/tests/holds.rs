@@ -1,14 +1,16 @@
-//! Budget holds of jobs that end without usage are given back promptly, not at their TTL, and
-//! never charged.
+//! Budget holds: those of jobs that end without usage are given back promptly, not at their TTL,
+//! and never charged; those of jobs closed while their request is out keep counting until
+//! billed; counted holds match the API's token count.
 #![cfg(all(feature = "sqlite", feature = "postgres", feature = "emulator"))]
 
 use std::time::Duration;
 
 use futures::StreamExt;
-use tenantry::cost::{GroupBy, Nanos, Period, SpendQuery, UnixMicros};
+use tenantry::batch::RetryPolicy;
+use tenantry::cost::{GroupBy, Lane, Nanos, Period, ReservationRequest, SpendQuery, UnixMicros};
 use tenantry::emulator::{Emulator, ErrorType, FaultPlan};
 use tenantry::queue::{DeadlinePolicy, EngineConfig, JobState};
-use tenantry::{Database, Envelope, Request, Tenantry, batch::Config};
+use tenantry::{Database, Envelope, InputTokens, Request, Tenantry, batch::Config};
 
 fn request(text: &str) -> Request {
     let params = serde_json::json!({
@@ -254,4 +256,112 @@ async fn a_job_expired_after_sending_keeps_its_hold_until_billed_on_postgres() {
     let db = tenantry_testkit::PgDatabase::create().await;
     let database = Database::Postgres(db.pool().clone());
     a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Deadline).await;
+}
+
+/// A request whose body is mostly a long prompt, so the estimate and the count differ.
+fn long_request() -> Request {
+    request(&"The parcel arrived two days late and the box was damaged. ".repeat(40))
+}
+
+/// What a hold of `input_tokens` plus the request's `max_tokens` comes to.
+async fn hold_for(tenantry: &Tenantry, input_tokens: i64) -> Nanos {
+    let r = long_request();
+    tenantry
+        .ledger()
+        .estimate(&ReservationRequest {
+            tenant_id: "acme".into(),
+            feature: r.feature().into(),
+            model: "claude-haiku-4-5".into(),
+            lane: Lane::Batch,
+            inference_geo: None,
+            feature_tier: None,
+            region: None,
+            input_tokens,
+            max_tokens: 64,
+            at: UnixMicros::now(),
+            ttl_micros: 1,
+        })
+        .await
+        .unwrap()
+}
+
+async fn counted_holds_are_exact(database: Database) {
+    let emulator = Emulator::builder()
+        .api_key("sk-test")
+        .start()
+        .await
+        .unwrap();
+    let tenantry = Tenantry::builder()
+        .database_pool(database)
+        .api(Config::new("sk-test").base_url(emulator.base_url()))
+        .input_tokens(InputTokens::Counted)
+        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .build()
+        .await
+        .unwrap();
+    let params = serde_json::from_value(long_request().params().clone()).unwrap();
+    let counted = tenantry
+        .client()
+        .messages()
+        .count_tokens(&params)
+        .await
+        .unwrap();
+    let counted = i64::try_from(counted.input_tokens).unwrap();
+    let bytes = serde_json::to_vec(long_request().params()).unwrap().len();
+    let estimated = i64::try_from(bytes.div_ceil(3)).unwrap();
+    assert_ne!(
+        counted, estimated,
+        "the test needs a prompt where they differ"
+    );
+
+    tenantry.submit("acme", long_request()).await.unwrap();
+    assert_eq!(
+        reserved(&tenantry).await,
+        hold_for(&tenantry, counted).await
+    );
+    // The API's count is what the emulator bills, so the hold is the bill's upper bound with
+    // exactly `max_tokens` of slack, where the estimate would hold more.
+    assert!(hold_for(&tenantry, counted).await < hold_for(&tenantry, estimated).await);
+}
+
+async fn counting_falls_back_to_the_estimate(database: Database) {
+    // Nothing listens there: the count fails at once and the submit still goes through.
+    let tenantry = Tenantry::builder()
+        .database_pool(database)
+        .api(
+            Config::new("sk-test")
+                .base_url("http://127.0.0.1:9")
+                .retry(RetryPolicy::none()),
+        )
+        .input_tokens(InputTokens::Counted)
+        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .build()
+        .await
+        .unwrap();
+    let envelope = tenantry.submit("acme", long_request()).await.unwrap();
+    assert!(matches!(envelope, Envelope::Pending { .. }));
+    let bytes = serde_json::to_vec(long_request().params()).unwrap().len();
+    let estimated = i64::try_from(bytes.div_ceil(3)).unwrap();
+    assert_eq!(
+        reserved(&tenantry).await,
+        hold_for(&tenantry, estimated).await
+    );
+}
+
+#[tokio::test]
+async fn counted_holds_are_exact_on_sqlite() {
+    let db = tenantry_testkit::SqliteDatabase::create().await;
+    counted_holds_are_exact(Database::Sqlite(db.pool().clone())).await;
+}
+
+#[tokio::test]
+async fn counted_holds_are_exact_on_postgres() {
+    let db = tenantry_testkit::PgDatabase::create().await;
+    counted_holds_are_exact(Database::Postgres(db.pool().clone())).await;
+}
+
+#[tokio::test]
+async fn counting_falls_back_to_the_estimate_on_sqlite() {
+    let db = tenantry_testkit::SqliteDatabase::create().await;
+    counting_falls_back_to_the_estimate(Database::Sqlite(db.pool().clone())).await;
 }
