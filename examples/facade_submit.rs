@@ -1,5 +1,7 @@
 //! What the facade's submit costs: `Tenantry::submit_many` (budget hold per request + queue
-//! insert) against the queue's own `submit_many` (insert only), on SQLite and PostgreSQL.
+//! insert) against the queue's own `submit_many` (insert only), on SQLite and PostgreSQL; and
+//! with holds sized by the API's token count (`InputTokens::Counted`, against the in-process
+//! emulator on loopback) instead of the estimate.
 //!
 //! Run with: `cargo run --release --example facade_submit [requests]` (default 2,000; 200 under
 //! `CI=true`). Requests go in calls of 100 for one tenant with a monthly budget. PostgreSQL comes
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tenantry::cost::{Nanos, Period};
 use tenantry::queue::{JobStore, Submission, TenantId};
-use tenantry::{Database, Request, Tenantry, batch::Config};
+use tenantry::{Database, InputTokens, Request, Tenantry, batch::Config, emulator::Emulator};
 
 const CALL: usize = 100;
 
@@ -20,10 +22,16 @@ fn params(i: usize) -> serde_json::Value {
     })
 }
 
-async fn facade(database: Database, n: usize) -> Result<Duration, Box<dyn std::error::Error>> {
+async fn facade(
+    database: Database,
+    n: usize,
+    api: Config,
+    input: InputTokens,
+) -> Result<Duration, Box<dyn std::error::Error>> {
     let t = Tenantry::builder()
         .database_pool(database)
-        .api(Config::new("unused"))
+        .api(api)
+        .input_tokens(input)
         .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000_000))
         .build()
         .await?;
@@ -73,15 +81,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lite_b = tenantry_testkit::SqliteDatabase::create().await;
     let store = tenantry::queue::SqliteStore::open(lite_b.pool().clone()).await?;
     let q = queue_only(&store, n).await?;
-    let f = facade(Database::Sqlite(lite_a.pool().clone()), n).await?;
+    let unused = || Config::new("unused");
+    let f = facade(
+        Database::Sqlite(lite_a.pool().clone()),
+        n,
+        unused(),
+        InputTokens::Estimate,
+    )
+    .await?;
+    let emulator = Emulator::builder().api_key("sk-test").start().await?;
+    let lite_c = tenantry_testkit::SqliteDatabase::create().await;
+    let api = Config::new("sk-test").base_url(emulator.base_url());
+    let c = facade(
+        Database::Sqlite(lite_c.pool().clone()),
+        n,
+        api,
+        InputTokens::Counted,
+    )
+    .await?;
     println!("SQLite      queue submit_many     {}", per_request(q, n));
     println!("SQLite      Tenantry submit_many  {}", per_request(f, n));
+    println!("SQLite      ... counted tokens    {}", per_request(c, n));
 
     let pg_a = tenantry_testkit::PgDatabase::create().await;
     let pg_b = tenantry_testkit::PgDatabase::create().await;
     let store = tenantry::queue::PgStore::open(pg_b.pool().clone()).await?;
     let q = queue_only(&store, n).await?;
-    let f = facade(Database::Postgres(pg_a.pool().clone()), n).await?;
+    let f = facade(
+        Database::Postgres(pg_a.pool().clone()),
+        n,
+        unused(),
+        InputTokens::Estimate,
+    )
+    .await?;
     println!("PostgreSQL  queue submit_many     {}", per_request(q, n));
     println!("PostgreSQL  Tenantry submit_many  {}", per_request(f, n));
     Ok(())
