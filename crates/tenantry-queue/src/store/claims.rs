@@ -290,8 +290,11 @@ impl<B: Backend> ClaimStore for B {
             let rows: Vec<results::Changed> = tx
                 .fetch_all(&results::store_results(chunk, batch, max_attempts, now))
                 .await?;
+            // Only a billed result that matched no job row of this batch can be billed
+            // elsewhere; usually there is none and the statement is skipped.
+            let rest = results::unmatched(chunk, &rows);
             changed.extend(rows);
-            if let Some(stmt) = results::store_extra_usage(chunk, batch, now) {
+            if let Some(stmt) = results::store_extra_usage(&rest, batch, now) {
                 let stored: Vec<(String,)> = tx.fetch_all(&stmt).await?;
                 extra += stored.len();
             }
