@@ -407,13 +407,13 @@ pub(crate) fn partition<'r, 'a>(
 
 /// Evaluates every aggregate in `calls` over `rows`.
 pub(crate) fn eval_aggregates<'c>(
-    calls: &'c [AggCall],
+    calls: &[&'c AggCall],
     rows: &Rows<'_, '_>,
 ) -> Result<HashMap<&'c AggCall, Option<i64>>> {
     let mut out = HashMap::new();
     for call in calls {
         let rows = rows.get(&call.source).map_or(&[][..], Vec::as_slice);
-        out.insert(call, eval_agg(call, rows)?);
+        out.insert(*call, eval_agg(call, rows)?);
     }
     Ok(out)
 }

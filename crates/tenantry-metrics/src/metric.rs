@@ -4,6 +4,8 @@
 //! ratios scaled to an integer (parts per million by default). `None` is SQL `NULL`: a `SUM`,
 //! `MIN` or `MAX` over no rows, a division by zero, anything combined with `NULL`.
 
+use std::collections::HashMap;
+
 use crate::expr::{Bool, Expr, Int, Node, Source, SourceKind, ValueType};
 
 /// The aggregate functions. `AVG` is deliberately not among them: [`avg`] is `SUM / COUNT`
@@ -248,13 +250,26 @@ impl Metric {
         MetricFilter::new(self, FilterOp::Eq, value)
     }
 
-    pub(crate) fn aggregates(&self, out: &mut Vec<AggCall>) {
-        fn walk(n: &MNode, out: &mut Vec<AggCall>) {
+    /// Adds this metric's aggregates to `out`, each distinct aggregate once, and records for
+    /// every aggregate node of the tree (by address) its position in `out`, so rendering finds
+    /// it without hashing the tree.
+    pub(crate) fn aggregates<'m>(
+        &'m self,
+        out: &mut Vec<&'m AggCall>,
+        index: &mut HashMap<*const AggCall, usize>,
+    ) {
+        fn walk<'m>(
+            n: &'m MNode,
+            out: &mut Vec<&'m AggCall>,
+            index: &mut HashMap<*const AggCall, usize>,
+        ) {
             match n {
                 MNode::Agg(a) => {
-                    if !out.contains(a) {
-                        out.push(a.clone());
-                    }
+                    let i = out.iter().position(|c| *c == a).unwrap_or_else(|| {
+                        out.push(a);
+                        out.len() - 1
+                    });
+                    index.insert(std::ptr::from_ref(a), i);
                 }
                 MNode::Lit(_) => {}
                 MNode::Add(a, b)
@@ -263,12 +278,12 @@ impl Metric {
                 | MNode::Div(a, b)
                 | MNode::Ratio(a, b, _)
                 | MNode::Coalesce(a, b) => {
-                    walk(a, out);
-                    walk(b, out);
+                    walk(a, out, index);
+                    walk(b, out, index);
                 }
             }
         }
-        walk(&self.node, out);
+        walk(&self.node, out, index);
     }
 }
 

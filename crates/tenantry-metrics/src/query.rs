@@ -113,6 +113,19 @@ const LATERAL_MAX_IDS: usize = 64;
 /// The default depth guard of the recursive walks.
 pub const DEFAULT_MAX_DEPTH: u32 = 32;
 
+/// The aggregates of a query, each once, and where each aggregate node of its metrics points.
+struct Aggregates<'q> {
+    calls: Vec<&'q AggCall>,
+    index: HashMap<*const AggCall, usize>,
+}
+
+impl Aggregates<'_> {
+    /// The index in `calls` of an aggregate node of one of the query's metrics.
+    fn of(&self, call: &AggCall) -> usize {
+        self.index[&std::ptr::from_ref(call)]
+    }
+}
+
 const GROUPS: &str = "mq_groups";
 const SCOPE: &str = "mq_scope";
 const TREE: &str = "mq_tree";
@@ -281,11 +294,22 @@ impl MetricsQuery {
         self
     }
 
-    /// Every aggregate of the query, checked against its dimensions.
-    fn checked_aggregates(&self) -> Result<Vec<AggCall>> {
-        let aggs = self.aggregates();
+    /// Every aggregate of the query, once each, checked against its dimensions.
+    fn aggregates(&self) -> Result<Aggregates<'_>> {
+        let mut aggs = Aggregates {
+            calls: Vec::new(),
+            index: HashMap::new(),
+        };
+        let all = self
+            .metrics
+            .iter()
+            .chain(self.filters.iter().map(|f| &f.metric))
+            .chain(self.order.iter().map(|(m, _)| m));
+        for m in all {
+            m.aggregates(&mut aggs.calls, &mut aggs.index);
+        }
         if !self.dimensions.is_empty() {
-            for a in &aggs {
+            for a in &aggs.calls {
                 match a.source {
                     SourceKind::Usage => {}
                     SourceKind::Members => {
@@ -298,19 +322,6 @@ impl MetricsQuery {
             }
         }
         Ok(aggs)
-    }
-
-    fn aggregates(&self) -> Vec<AggCall> {
-        let mut out = Vec::new();
-        let all = self
-            .metrics
-            .iter()
-            .chain(self.filters.iter().map(|f| &f.metric))
-            .chain(self.order.iter().map(|(m, _)| m));
-        for m in all {
-            m.aggregates(&mut out);
-        }
-        out
     }
 
     /// Renders the query as one `SELECT` statement for `dialect`.
@@ -379,8 +390,8 @@ impl MetricsQuery {
         }
         with.cte(cte(GROUPS, &["id"], groups));
 
-        let aggs = self.checked_aggregates()?;
-        let mut sources: Vec<SourceKind> = aggs.iter().map(|a| a.source).collect();
+        let aggs = self.aggregates()?;
+        let mut sources: Vec<SourceKind> = aggs.calls.iter().map(|a| a.source).collect();
         if !self.dimensions.is_empty() {
             // The ledger's subquery is where each group's dimension values come from, also
             // when no metric aggregates it.
@@ -422,7 +433,9 @@ impl MetricsQuery {
             let d = dim_alias(j);
             outer.expr_as(col(USAGE_ALIAS, &d), ident(&d));
         }
-        let mut located: HashMap<&AggCall, (String, String)> = HashMap::new();
+        // Where each aggregate ends up: (subquery alias, column), by its index in `aggs.calls`.
+        let mut located: Vec<(String, String)> =
+            vec![(String::new(), String::new()); aggs.calls.len()];
         for source in &sources {
             let alias = source_alias(*source);
             let (table, tenant_col) = match source {
@@ -437,7 +450,9 @@ impl MetricsQuery {
                 SourceKind::Access => (ACCESS, "tenant_id"),
             };
             let calls: Vec<(usize, &AggCall)> = aggs
+                .calls
                 .iter()
+                .copied()
                 .enumerate()
                 .filter(|(_, c)| c.source == *source)
                 .collect();
@@ -463,7 +478,7 @@ impl MetricsQuery {
                 );
             }
         }
-        let locate = |call: &AggCall| located[call].clone();
+        let locate = |call: &AggCall| located[aggs.of(call)].clone();
         for (i, m) in self.metrics.iter().enumerate() {
             outer.expr_as(render::metric(&m.node, &locate), ident(&format!("m{i}")));
         }
@@ -539,15 +554,15 @@ impl MetricsQuery {
     /// tenant is in the walk. `= ANY(ARRAY(..))` makes the tenant list an index condition
     /// instead of a join the planner would size from a guess.
     #[allow(clippy::too_many_arguments)]
-    fn lateral_source<'a>(
+    fn lateral_source(
         &self,
         outer: &mut SelectStatement,
-        calls: &[(usize, &'a AggCall)],
+        calls: &[(usize, &AggCall)],
         (table, tenant_col): (&str, &str),
         alias: &str,
         dialect: Dialect,
         depth_guard: i64,
-        located: &mut HashMap<&'a AggCall, (String, String)>,
+        located: &mut [(String, String)],
     ) {
         let mut sub = Query::select();
         for (i, call) in calls {
@@ -556,7 +571,7 @@ impl MetricsQuery {
                 render::aggregate(call, &self.schema, Some(dialect), "f"),
                 ident(&name),
             );
-            located.insert(call, (alias.to_owned(), name));
+            located[*i] = (alias.to_owned(), name);
         }
         for (j, d) in self.dimensions.iter().enumerate() {
             let column = self.schema.usage.col(d.column()).as_str();
@@ -707,7 +722,8 @@ impl MetricsQuery {
         if let Some(level) = self.level {
             groups.retain(|id| tree.get(id).is_some_and(|t| t.level == level));
         }
-        let aggs = self.checked_aggregates()?;
+        let aggs = self.aggregates()?;
+        let aggs = aggs.calls;
         let access = if aggs.iter().any(|a| a.source == SourceKind::Access) {
             eval::access_rows(data, &tree)
         } else {
@@ -801,14 +817,14 @@ impl MetricsQuery {
 /// or the distinct `(tenant, value)` pairs of a `COUNT(DISTINCT ..)`), then combined over each
 /// group's subtree. The ledger is read once per subquery and never multiplied by the tree's
 /// depth; distinct counts are still recomputed from values, never summed from children.
-fn rollup_source<'a>(
+fn rollup_source(
     outer: &mut SelectStatement,
-    calls: &[(usize, &'a AggCall)],
+    calls: &[(usize, &AggCall)],
     (table, tenant_col): (&str, &str),
     alias: &str,
     (schema, dims): (&Schema, &[Dimension]),
     dialect: Dialect,
-    located: &mut HashMap<&'a AggCall, (String, String)>,
+    located: &mut [(String, String)],
 ) {
     let dim_cols: Vec<&str> = dims
         .iter()
@@ -850,7 +866,7 @@ fn rollup_source<'a>(
                 render::combine(call.func, dialect, "pre", &format!("c{i}")),
                 ident(&name),
             );
-            located.insert(call, (alias.to_owned(), name));
+            located[*i] = (alias.to_owned(), name);
         }
         pre.from_as(ident(table), ident("f"))
             .group_by_col((ident("f"), ident(tenant_col)));
@@ -914,6 +930,6 @@ fn rollup_source<'a>(
             sub.group_by_col((ident("d"), ident(&dim_alias(j))));
         }
         outer.join_subquery(JoinType::LeftJoin, sub, ident(&sub_alias), on(&sub_alias));
-        located.insert(call, (sub_alias, name));
+        located[*i] = (sub_alias, name);
     }
 }
