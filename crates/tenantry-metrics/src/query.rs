@@ -1,5 +1,6 @@
 //! `MetricsQuery`: metrics for many tenant groups, rolled up over the tenant tree in one query.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::eval;
 use crate::expr::SourceKind;
 use crate::metric::{AggCall, AggFunc, FilterOp, Metric, MetricFilter, Order};
-use crate::render::{self, Dialect, col, ident};
+use crate::render::{self, Dialect, Located, Name, col, ident};
 use crate::schema::Schema;
 
 /// Which tenants become result groups.
@@ -135,13 +136,13 @@ const ACCESS: &str = "mq_access";
 /// dimensions it also carries the dimension values.
 const USAGE_ALIAS: &str = "s0";
 
-fn source_alias(source: SourceKind) -> String {
-    format!("s{}", source as u8)
+fn source_alias(source: SourceKind) -> Name {
+    render::numbered("s", source as usize)
 }
 
 /// The column of the `j`-th grouping dimension in the subqueries and the result.
-fn dim_alias(j: usize) -> String {
-    format!("d{j}")
+fn dim_alias(j: usize) -> Name {
+    render::numbered("d", j)
 }
 
 /// A dashboard query: several metrics for many tenant groups, each group's values recomputed
@@ -434,8 +435,8 @@ impl MetricsQuery {
             outer.expr_as(col(USAGE_ALIAS, &d), ident(&d));
         }
         // Where each aggregate ends up: (subquery alias, column), by its index in `aggs.calls`.
-        let mut located: Vec<(String, String)> =
-            vec![(String::new(), String::new()); aggs.calls.len()];
+        let mut located: Vec<Located> =
+            vec![(Cow::Borrowed(""), Cow::Borrowed("")); aggs.calls.len()];
         for source in &sources {
             let alias = source_alias(*source);
             let (table, tenant_col) = match source {
@@ -480,7 +481,10 @@ impl MetricsQuery {
         }
         let locate = |call: &AggCall| located[aggs.of(call)].clone();
         for (i, m) in self.metrics.iter().enumerate() {
-            outer.expr_as(render::metric(&m.node, &locate), ident(&format!("m{i}")));
+            outer.expr_as(
+                render::metric(&m.node, &locate),
+                ident(&render::numbered("m", i)),
+            );
         }
         for f in &self.filters {
             let m = render::metric(&f.metric.node, &locate);
@@ -559,19 +563,19 @@ impl MetricsQuery {
         outer: &mut SelectStatement,
         calls: &[(usize, &AggCall)],
         (table, tenant_col): (&str, &str),
-        alias: &str,
+        alias: &Name,
         dialect: Dialect,
         depth_guard: i64,
-        located: &mut [(String, String)],
+        located: &mut [Located],
     ) {
         let mut sub = Query::select();
         for (i, call) in calls {
-            let name = format!("a{i}");
+            let name = render::numbered("a", *i);
             sub.expr_as(
                 render::aggregate(call, &self.schema, Some(dialect), "f"),
                 ident(&name),
             );
-            located[*i] = (alias.to_owned(), name);
+            located[*i] = (alias.clone(), name);
         }
         for (j, d) in self.dimensions.iter().enumerate() {
             let column = self.schema.usage.col(d.column()).as_str();
@@ -821,10 +825,10 @@ fn rollup_source(
     outer: &mut SelectStatement,
     calls: &[(usize, &AggCall)],
     (table, tenant_col): (&str, &str),
-    alias: &str,
+    alias: &Name,
     (schema, dims): (&Schema, &[Dimension]),
     dialect: Dialect,
-    located: &mut [(String, String)],
+    located: &mut [Located],
 ) {
     let dim_cols: Vec<&str> = dims
         .iter()
@@ -859,14 +863,14 @@ fn rollup_source(
         for (i, call) in partial {
             pre.expr_as(
                 render::aggregate(call, schema, None, "f"),
-                ident(&format!("c{i}")),
+                ident(&render::numbered("c", *i)),
             );
-            let name = format!("a{i}");
+            let name = render::numbered("a", *i);
             sub.expr_as(
-                render::combine(call.func, dialect, "pre", &format!("c{i}")),
+                render::combine(call.func, dialect, "pre", &render::numbered("c", *i)),
                 ident(&name),
             );
-            located[*i] = (alias.to_owned(), name);
+            located[*i] = (alias.clone(), name);
         }
         pre.from_as(ident(table), ident("f"))
             .group_by_col((ident("f"), ident(tenant_col)));
@@ -909,8 +913,12 @@ fn rollup_source(
         if let Some(filter) = &call.filter {
             pairs.and_where(render::node(filter, schema, "f"));
         }
-        let name = format!("a{i}");
-        let sub_alias = format!("{alias}_{i}");
+        let name = render::numbered("a", *i);
+        let sub_alias = match alias.as_ref() {
+            "s0" => render::numbered("s0_", *i),
+            "s1" => render::numbered("s1_", *i),
+            _ => Cow::Owned(format!("{alias}_{i}")),
+        };
         let mut sub = Query::select();
         sub.expr_as(col("p", "ancestor_id"), ident("group_id"));
         for j in 0..dims.len() {

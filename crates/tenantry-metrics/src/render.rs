@@ -1,6 +1,9 @@
 //! The SQL interpreter: renders expression trees and metrics as sea-query expressions for one
 //! dialect. Every literal becomes a bound value.
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
 use sea_query::{Asterisk, Cond, DynIden, Expr as Sql, ExprTrait, Func, Value};
 
 use crate::expr::{ArithOp, CmpOp, Node, SourceKind, ValueKind};
@@ -99,10 +102,46 @@ static_names!(
 /// most of the build time: the query's own names are borrowed, others cost one allocation
 /// (`Alias` costs two: its own and the quoted copy).
 pub(crate) fn ident(name: &str) -> DynIden {
-    match static_name(name) {
+    match static_name(name).or_else(|| numbered_name(name)) {
         Some(name) => DynIden::from(name),
         None => DynIden::from(name.to_owned()),
     }
+}
+
+/// A name made by the query: borrowed when it is one of the query's own names.
+pub(crate) type Name = Cow<'static, str>;
+/// Where an aggregate's value is: (subquery alias, column).
+pub(crate) type Located = (Name, Name);
+
+/// The prefixes of generated names: aggregate (`a`) and partial (`c`) columns, metric outputs
+/// (`m`), dimensions (`d`), fact subqueries (`s`) and their distinct-count subqueries (`s0_`…).
+const PREFIXES: [&str; 7] = ["a", "c", "m", "d", "s", "s0_", "s1_"];
+/// Generated names up to this number are made once and borrowed.
+const NUMBERED_MAX: usize = 64;
+static NUMBERED: LazyLock<Vec<Vec<String>>> = LazyLock::new(|| {
+    PREFIXES
+        .iter()
+        .map(|p| (0..NUMBERED_MAX).map(|i| format!("{p}{i}")).collect())
+        .collect()
+});
+
+/// A generated name: `prefix` (one of [`PREFIXES`]) followed by `i`.
+pub(crate) fn numbered(prefix: &'static str, i: usize) -> Name {
+    match PREFIXES.iter().position(|p| *p == prefix) {
+        Some(k) if i < NUMBERED_MAX => Cow::Borrowed(NUMBERED[k][i].as_str()),
+        _ => Cow::Owned(format!("{prefix}{i}")),
+    }
+}
+
+fn numbered_name(name: &str) -> Option<&'static str> {
+    let digits = name.find(|c: char| c.is_ascii_digit())?;
+    let (prefix, number) = name.split_at(digits);
+    let k = PREFIXES.iter().position(|p| *p == prefix)?;
+    let i: usize = number.parse().ok()?;
+    NUMBERED[k]
+        .get(i)
+        .map(String::as_str)
+        .filter(|n| *n == name)
 }
 
 pub(crate) fn col(table: &str, column: &str) -> Sql {
@@ -206,7 +245,7 @@ pub(crate) fn combine(func: AggFunc, dialect: Dialect, table: &str, column: &str
 /// Renders a metric in the outer query, where aggregate `i` of source `s` is column `a{i}` of
 /// the joined subquery `s{s}`. Counts of groups with no rows come back `NULL` from the outer
 /// join and are turned into 0, as a `COUNT` over no rows is.
-pub(crate) fn metric(n: &MNode, locate: &dyn Fn(&AggCall) -> (String, String)) -> Sql {
+pub(crate) fn metric(n: &MNode, locate: &dyn Fn(&AggCall) -> Located) -> Sql {
     let r = |x: &MNode| metric(x, locate);
     match n {
         MNode::Agg(call) => {
