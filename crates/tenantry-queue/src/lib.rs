@@ -93,6 +93,6 @@ pub use job::{
     Cursor, DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, Job, JobError, JobFilter,
     JobState, Lane, MAX_MAX_WAIT, MAX_PAGE_SIZE, Page, ParseStateError, Submission, SubmitOptions,
 };
-pub use store::postgres::LISTENER_APPLICATION_NAME;
+pub use store::postgres::{DEFAULT_LISTENER_HEARTBEAT, LISTENER_APPLICATION_NAME};
 pub use store::{JobStore, PgStore, SqliteStore};
 pub use validate::{MAX_FIELD_BYTES, MAX_REQUEST_BYTES};

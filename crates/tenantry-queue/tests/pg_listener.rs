@@ -131,3 +131,153 @@ async fn opening_again_and_concurrently_migrates_once() {
             .unwrap();
     assert_eq!(versions, [1, 2, 3, 4]);
 }
+
+/// A TCP proxy to PostgreSQL that can silence the listener connection: bytes stop flowing
+/// both ways while both sockets stay open, as when a peer vanishes without a reset.
+mod silent {
+    use std::collections::HashSet;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    #[derive(Debug, Default)]
+    struct State {
+        listeners: Vec<usize>,
+        silenced: HashSet<usize>,
+    }
+
+    #[derive(Debug, Clone)]
+    pub(crate) struct Proxy {
+        pub(crate) addr: SocketAddr,
+        state: Arc<Mutex<State>>,
+    }
+
+    impl Proxy {
+        pub(crate) async fn start(target: SocketAddr) -> Self {
+            let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let proxy = Self {
+                addr: socket.local_addr().unwrap(),
+                state: Arc::default(),
+            };
+            let state = proxy.state.clone();
+            tokio::spawn(async move {
+                for id in 0.. {
+                    let (client, _) = socket.accept().await.unwrap();
+                    let server = TcpStream::connect(target).await.unwrap();
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(pipe(id, cr, sw, state.clone(), true));
+                    tokio::spawn(pipe(id, sr, cw, state.clone(), false));
+                }
+            });
+            proxy
+        }
+
+        /// Silences the newest listener connection; returns how many listener connections
+        /// were opened so far.
+        pub(crate) fn silence_listener(&self) -> usize {
+            let mut state = self.state.lock().unwrap();
+            let newest = *state.listeners.last().expect("a listener connected");
+            state.silenced.insert(newest);
+            state.listeners.len()
+        }
+
+        pub(crate) fn listeners(&self) -> usize {
+            self.state.lock().unwrap().listeners.len()
+        }
+    }
+
+    async fn pipe(
+        id: usize,
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        state: Arc<Mutex<State>>,
+        from_client: bool,
+    ) {
+        let mut buf = vec![0_u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let silenced = {
+                let mut state = state.lock().unwrap();
+                // The startup message names the application in plain text.
+                if from_client
+                    && buf[..n]
+                        .windows(super::LISTENER_APPLICATION_NAME.len())
+                        .any(|w| w == super::LISTENER_APPLICATION_NAME.as_bytes())
+                {
+                    state.listeners.push(id);
+                }
+                state.silenced.contains(&id)
+            };
+            if silenced {
+                // Keep both sockets open and forward nothing, ever.
+                let _keep = (from, to);
+                return std::future::pending().await;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_listener_whose_connection_goes_silent_is_replaced() {
+    let db = tenantry_testkit::PgDatabase::create().await;
+    let writer = PgStore::open(db.pool().clone()).await.unwrap();
+    let direct: sqlx::postgres::PgConnectOptions = db.url().parse().unwrap();
+    let target = tokio::net::lookup_host((direct.get_host(), direct.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = silent::Proxy::start(target).await;
+    let via_proxy = direct
+        .host("127.0.0.1")
+        .port(proxy.addr.port())
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect_with(via_proxy)
+        .await
+        .unwrap();
+    // No poll within the test's timeouts: only a working listener delivers in time.
+    let reader = PgStore::open(pool)
+        .await
+        .unwrap()
+        .with_poll_interval(Duration::from_secs(600))
+        .with_listener_heartbeat(Duration::from_millis(300));
+    let t = tenant("acme");
+    let mut sub = reader.subscribe(&t).await.unwrap();
+    let first = writer
+        .submit(&t, "f", "u", params("0"), SubmitOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(take(&mut sub, 1).await[0].job_id, first);
+
+    assert_eq!(proxy.silence_listener(), 1);
+    let silenced = std::time::Instant::now();
+    let second = writer
+        .submit(&t, "f", "u", params("1"), SubmitOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(take(&mut sub, 1).await[0].job_id, second);
+    // Within two heartbeats (plus a reconnect) a new listener replaces the silent one.
+    while proxy.listeners() < 2 {
+        assert!(
+            silenced.elapsed() < Duration::from_secs(5),
+            "the silent listener was not replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The new listener carries wake-ups again.
+    let third = writer
+        .submit(&t, "f", "u", params("2"), SubmitOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(take(&mut sub, 1).await[0].job_id, third);
+}

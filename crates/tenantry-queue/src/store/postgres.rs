@@ -11,6 +11,13 @@
 //! `tenantry-queue-listener`) forwards it to subscriptions, which then read the events table.
 //! When the listener loses its connection it reconnects, re-`LISTEN`s and wakes every
 //! subscription to catch up; a poll timer backs all of this up.
+//!
+//! A connection can also die silently (a host or network gone without a reset): nothing
+//! arrives and nothing fails. So after a heartbeat interval without a notification the
+//! listener sends `SELECT 1` on its connection; no answer within another interval counts
+//! as a lost connection. A dead listener is therefore replaced within two heartbeat
+//! intervals (default [`DEFAULT_LISTENER_HEARTBEAT`], so 30 s); meanwhile the poll timer
+//! still delivers every event, only later.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +37,8 @@ pub(super) const CHUNK: usize = 2000;
 pub(crate) const CHANNEL: &str = "tenantry_queue_events";
 /// The application name of the listener connection (to find it in `pg_stat_activity`).
 pub const LISTENER_APPLICATION_NAME: &str = "tenantry-queue-listener";
+/// How long the listener waits without a notification before it checks its connection.
+pub const DEFAULT_LISTENER_HEARTBEAT: Duration = Duration::from_secs(15);
 const RECONNECT_MIN: Duration = Duration::from_millis(50);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
@@ -65,6 +74,7 @@ pub(super) struct Inner {
     pub(super) pool: PgPool,
     hub: OnceCell<Hub>,
     pub(super) poll: Duration,
+    heartbeat: Duration,
 }
 
 /// The store's single listener task and the channel it wakes subscriptions through.
@@ -95,6 +105,7 @@ impl PgStore {
                 pool,
                 hub: OnceCell::new(),
                 poll: event::DEFAULT_POLL_INTERVAL,
+                heartbeat: DEFAULT_LISTENER_HEARTBEAT,
             }),
         })
     }
@@ -108,11 +119,26 @@ impl PgStore {
     /// The same store with another subscription poll interval (default 2 s).
     #[must_use]
     pub fn with_poll_interval(self, poll: Duration) -> Self {
+        self.with_timers(poll, self.inner.heartbeat)
+    }
+
+    /// The same store with another listener heartbeat (default
+    /// [`DEFAULT_LISTENER_HEARTBEAT`]): after this long without a notification the
+    /// listener checks its connection, and replaces it when the check gets no answer
+    /// within as long again.
+    #[must_use]
+    pub fn with_listener_heartbeat(self, heartbeat: Duration) -> Self {
+        self.with_timers(self.inner.poll, heartbeat)
+    }
+
+    /// A store on the same pool with its own listener and these timers.
+    fn with_timers(&self, poll: Duration, heartbeat: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 pool: self.inner.pool.clone(),
                 hub: OnceCell::new(),
                 poll,
+                heartbeat,
             }),
         }
     }
@@ -123,7 +149,7 @@ impl PgStore {
         let hub = self
             .inner
             .hub
-            .get_or_try_init(|| start_hub(&self.inner.pool))
+            .get_or_try_init(|| start_hub(&self.inner.pool, self.inner.heartbeat))
             .await?;
         Ok(hub.wake.subscribe())
     }
@@ -143,7 +169,7 @@ async fn listener(options: &PgConnectOptions) -> Result<PgListener> {
 }
 
 /// Connects and `LISTEN`s (committed before this returns), then forwards notifications.
-async fn start_hub(pool: &PgPool) -> Result<Hub> {
+async fn start_hub(pool: &PgPool, heartbeat: Duration) -> Result<Hub> {
     let options = (*pool.connect_options())
         .clone()
         .application_name(LISTENER_APPLICATION_NAME);
@@ -170,18 +196,28 @@ async fn start_hub(pool: &PgPool) -> Result<Hub> {
                 }
                 continue;
             };
-            match l.try_recv().await {
-                Ok(Some(n)) => {
+            match tokio::time::timeout(heartbeat, l.try_recv()).await {
+                Ok(Ok(Some(n))) => {
                     let _ = sender.send(Wake::Tenant(n.payload().to_owned()));
                 }
                 // Reconnected and listening again; anything in between was lost.
-                Ok(None) => {
+                Ok(Ok(None)) => {
                     let _ = sender.send(Wake::All);
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "queue event listener lost its connection");
                     // Rebuilt above on the next turn, which then wakes everyone.
                     current = None;
+                }
+                Err(_quiet) => {
+                    let ping = sqlx::query("SELECT 1").execute(&mut *l);
+                    if !matches!(tokio::time::timeout(heartbeat, ping).await, Ok(Ok(_))) {
+                        tracing::warn!("queue event listener's connection stopped answering");
+                        current = None;
+                    } else {
+                        // A wait cut short may have dropped a wake-up: catching up is cheap.
+                        let _ = sender.send(Wake::All);
+                    }
                 }
             }
         }
