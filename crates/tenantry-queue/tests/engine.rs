@@ -197,11 +197,7 @@ async fn a_job_canceled_after_submission_is_still_billed<S: ClaimStore + Clone>(
     let ledger = Arc::new(Ledger::default());
     let engine = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
     let t = tenant("acme");
-    let batch: Vec<_> = (0..5)
-        .map(|i| Submission::new("f", "u", params(&format!("{i}"))).with_options(quick()))
-        .collect();
-    let ids = store.submit_many(&t, &batch).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    let ids = quick_jobs(&store, &t, 5).await;
     engine.step().await.unwrap();
     assert_eq!(
         store.job(&t, &ids[0]).await.unwrap().state,
@@ -236,6 +232,16 @@ async fn a_job_canceled_after_submission_is_still_billed<S: ClaimStore + Clone>(
     assert_eq!(ledger.by_key().len(), 5, "nothing billed twice");
 }
 
+/// `n` jobs of `t` due at once, submitted in one call.
+async fn quick_jobs<S: ClaimStore>(store: &S, t: &TenantId, n: usize) -> Vec<JobId> {
+    let batch: Vec<_> = (0..n)
+        .map(|i| Submission::new("f", "u", params(&format!("{i}"))).with_options(quick()))
+        .collect();
+    let ids = store.submit_many(t, &batch).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    ids
+}
+
 /// Four jobs of `t` whose worker claimed them, recorded `creating`, sent the create
 /// `copies` times, and died before recording it.
 async fn interrupted_create<S: ClaimStore>(
@@ -244,11 +250,7 @@ async fn interrupted_create<S: ClaimStore>(
     t: &TenantId,
     copies: usize,
 ) -> Vec<JobId> {
-    let batch: Vec<_> = (0..4)
-        .map(|i| Submission::new("f", "u", params(&format!("{i}"))).with_options(quick()))
-        .collect();
-    let ids: Vec<JobId> = store.submit_many(t, &batch).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    let ids = quick_jobs(store, t, 4).await;
     let dead = WorkerId::generate();
     let claim = store
         .claim_due(&dead, FlushPolicy::new(), Duration::ZERO)
@@ -519,11 +521,7 @@ async fn a_create_that_lost_its_lease_cancels_its_batch<S: ClaimStore + Clone>(s
     );
     let other = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
     let t = tenant("acme");
-    let batch: Vec<_> = (0..3)
-        .map(|i| Submission::new("f", "u", params(&format!("{i}"))).with_options(quick()))
-        .collect();
-    let ids = store.submit_many(&t, &batch).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    let ids = quick_jobs(&store, &t, 3).await;
     let first = async {
         slow.step().await.unwrap();
     };

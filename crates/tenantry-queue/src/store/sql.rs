@@ -315,6 +315,52 @@ pub(crate) fn unclaim_jobs(batch: &BatchId, ids: Vec<String>) -> UpdateStatement
         .to_owned()
 }
 
+/// A batch record as first stored.
+#[derive(Debug, Clone, Copy)]
+struct NewBatch<'a> {
+    id: &'a BatchId,
+    state: BatchState,
+    owner: Option<&'a WorkerId>,
+    api_batch_id: Option<&'a str>,
+    lease_until: i64,
+    count: usize,
+    bytes: u64,
+    now: i64,
+}
+
+impl NewBatch<'_> {
+    fn insert(self) -> sea_query::InsertStatement {
+        let submitted_at = self.api_batch_id.map(|_| self.now);
+        Query::insert()
+            .into_table(Batches::Table)
+            .columns([
+                Batches::Id,
+                Batches::State,
+                Batches::Owner,
+                Batches::ApiBatchId,
+                Batches::LeaseExpiresAt,
+                Batches::RequestCount,
+                Batches::RequestBytes,
+                Batches::CreatedAt,
+                Batches::UpdatedAt,
+                Batches::SubmittedAt,
+            ])
+            .values_panic([
+                self.id.as_str().into(),
+                self.state.as_str().into(),
+                self.owner.map(WorkerId::as_str).into(),
+                self.api_batch_id.into(),
+                self.lease_until.into(),
+                i64::try_from(self.count).unwrap_or(i64::MAX).into(),
+                i64::try_from(self.bytes).unwrap_or(i64::MAX).into(),
+                self.now.into(),
+                self.now.into(),
+                submitted_at.into(),
+            ])
+            .to_owned()
+    }
+}
+
 /// The new batch record, leased to its claimer.
 pub(crate) fn insert_batch(
     batch: &BatchId,
@@ -324,29 +370,17 @@ pub(crate) fn insert_batch(
     bytes: u64,
     now: i64,
 ) -> sea_query::InsertStatement {
-    Query::insert()
-        .into_table(Batches::Table)
-        .columns([
-            Batches::Id,
-            Batches::State,
-            Batches::Owner,
-            Batches::LeaseExpiresAt,
-            Batches::RequestCount,
-            Batches::RequestBytes,
-            Batches::CreatedAt,
-            Batches::UpdatedAt,
-        ])
-        .values_panic([
-            batch.as_str().into(),
-            BatchState::Planned.as_str().into(),
-            worker.as_str().into(),
-            lease_until.into(),
-            i64::try_from(count).unwrap_or(i64::MAX).into(),
-            i64::try_from(bytes).unwrap_or(i64::MAX).into(),
-            now.into(),
-            now.into(),
-        ])
-        .to_owned()
+    NewBatch {
+        id: batch,
+        state: BatchState::Planned,
+        owner: Some(worker),
+        api_batch_id: None,
+        lease_until,
+        count,
+        bytes,
+        now,
+    }
+    .insert()
 }
 
 /// The requests of a batch: its jobs still `batched`.
@@ -701,33 +735,20 @@ pub(crate) fn insert_duplicate(
     api_batch_id: &str,
     now: i64,
 ) -> sea_query::InsertStatement {
-    Query::insert()
-        .into_table(Batches::Table)
-        .columns([
-            Batches::Id,
-            Batches::State,
-            Batches::ApiBatchId,
-            Batches::LeaseExpiresAt,
-            Batches::RequestCount,
-            Batches::RequestBytes,
-            Batches::CreatedAt,
-            Batches::UpdatedAt,
-            Batches::SubmittedAt,
-        ])
-        .values_panic([
-            batch.as_str().into(),
-            BatchState::Submitted.as_str().into(),
-            api_batch_id.into(),
-            now.into(),
-            0_i64.into(),
-            0_i64.into(),
-            now.into(),
-            now.into(),
-            now.into(),
-        ])
-        .on_conflict(OnConflict::column(Batches::Id).do_nothing().to_owned())
-        .returning_col(Batches::Id)
-        .to_owned()
+    NewBatch {
+        id: batch,
+        state: BatchState::Submitted,
+        owner: None,
+        api_batch_id: Some(api_batch_id),
+        lease_until: now,
+        count: 0,
+        bytes: 0,
+        now,
+    }
+    .insert()
+    .on_conflict(OnConflict::column(Batches::Id).do_nothing().to_owned())
+    .returning_col(Batches::Id)
+    .to_owned()
 }
 
 #[cfg(test)]
