@@ -2,16 +2,20 @@
 //!
 //! Each [`Engine::step`] does, in order:
 //!
-//! 0. **Sweep**: urgent calls whose worker's lease expired go back to `queued`; queued jobs
-//!    past their deadline expire or move to the urgent lane, by their policy.
+//! 0. **Sweep**: urgent calls whose worker's lease expired go back to `queued` while they
+//!    have attempts left, and fail with their last error otherwise; unfinished jobs past
+//!    their deadline expire or move to the urgent lane (out of their batch if they were in
+//!    one), by their policy.
 //! 1. **Recover**: take over `planned`/`creating` batches whose owner's lease expired. A
-//!    `planned` batch is created; a `creating` one is reconciled with the API's batch list:
-//!    an unrecorded batch with the same request count whose results carry one of our
-//!    `custom_id`s is adopted; if there is none (and none still running that could be it),
-//!    the create never happened and the batch is planned again. It is never created again
-//!    blindly.
+//!    `planned` batch is created; a `creating` one is reconciled with the API's batch list
+//!    once every unrecorded batch with the same request count has ended: the first whose
+//!    results carry one of our `custom_id`s is adopted and any other such batch is recorded
+//!    as a duplicate (polled, its billed results recorded); if there is none, the create
+//!    never happened and the batch is planned again. It is never created again blindly.
 //! 2. **Create**: while a batch is due ([`planner`](crate::planner)), claim it, record
 //!    `creating`, call the API, record `submitted` (or `planned` again when the API refused).
+//!    A create that returns after the batch was taken over is a duplicate: it is canceled
+//!    at the API and recorded like the duplicates above.
 //! 3. **Poll**: claim submitted batches whose next poll is due (one worker per batch at a
 //!    time); an ended batch has its results streamed and stored chunk by chunk
 //!    ([`ClaimStore::ingest`]), otherwise its next poll is scheduled later the older it is.
