@@ -1,7 +1,8 @@
-//! Engines as child processes on one PostgreSQL: killed with SIGKILL at random moments and
-//! restarted, and three running at once. The same guarantees hold in both runs: every job
-//! ends in exactly one terminal state, every billed request has exactly one ledger line, and
-//! no request is sent to the API more often than its recorded attempts.
+//! Engines as child processes: killed with SIGKILL at random moments and restarted, on
+//! PostgreSQL and on a SQLite file (one engine process at a time, as SQLite is meant for),
+//! and three running at once on one PostgreSQL. The same guarantees hold in every run:
+//! every job ends in exactly one terminal state, every billed request has exactly one
+//! ledger line, and no request is sent to the API more often than its recorded attempts.
 //!
 //! This test has its own `main` (`harness = false`): started with `TENANTRY_QUEUE_CHILD_DB`
 //! set, the binary is an engine process instead.
@@ -12,12 +13,14 @@ use futures::StreamExt;
 use tenantry_emulator::{Emulator, FaultPlan};
 use tenantry_queue::planner::FlushPolicy;
 use tenantry_queue::{
-    Engine, EngineConfig, JobStore, PgStore, Submission, SubmitOptions, TenantId, UsageRecord,
-    UsageSink,
+    ClaimStore, Engine, EngineConfig, JobStore, PgStore, SqliteStore, Submission, SubmitOptions,
+    TenantId, UsageRecord, UsageSink,
 };
 
 const CHILD_DB: &str = "TENANTRY_QUEUE_CHILD_DB";
 const CHILD_API: &str = "TENANTRY_QUEUE_CHILD_API";
+/// Set for a child whose store is this SQLite file (the ledger stays on `CHILD_DB`).
+const CHILD_SQLITE: &str = "TENANTRY_QUEUE_CHILD_SQLITE";
 const JOBS_PER_TENANT: usize = 100;
 const TENANTS: usize = 20;
 
@@ -56,13 +59,26 @@ fn client(base_url: &str) -> tenantry_batch::Client {
 }
 
 /// The child: an engine that runs until it is killed.
-async fn child(db: String, api: String) {
+async fn child(db: String, api: String, sqlite: Option<String>) {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
         .connect(&db)
         .await
         .unwrap();
-    let store = PgStore::open(pool.clone()).await.unwrap();
+    let ledger = std::sync::Arc::new(TableLedger(pool.clone()));
+    match sqlite {
+        Some(path) => {
+            let file = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+            let lite = sqlx::SqlitePool::connect_with(file).await.unwrap();
+            run(SqliteStore::open(lite).await.unwrap(), &api, ledger).await;
+        }
+        None => run(PgStore::open(pool).await.unwrap(), &api, ledger).await,
+    }
+}
+
+async fn run<S: ClaimStore>(store: S, api: &str, ledger: std::sync::Arc<TableLedger>) {
     let config = EngineConfig::new()
         .lease(Duration::from_millis(800))
         .poll_interval(Duration::from_millis(30), Duration::from_millis(100))
@@ -70,32 +86,69 @@ async fn child(db: String, api: String) {
         .max_attempts(8)
         .chunk(50)
         .idle(Duration::from_millis(20));
-    let engine = Engine::new(
-        store,
-        client(&api),
-        std::sync::Arc::new(TableLedger(pool)),
-        config,
-    );
+    let engine = Engine::new(store, client(api), ledger, config);
     engine.run(std::future::pending()).await.unwrap();
 }
 
-fn spawn_child(db: &str, api: &str) -> tokio::process::Child {
-    tokio::process::Command::new(std::env::current_exe().unwrap())
-        .env(CHILD_DB, db)
-        .env(CHILD_API, api)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+/// The databases of one run: the ledger (and, without SQLite, the store) on PostgreSQL.
+struct Run {
+    db: tenantry_testkit::PgDatabase,
+    lite: Option<tenantry_testkit::SqliteDatabase>,
+    emu: Emulator,
+    jobs: usize,
 }
 
-async fn setup() -> (tenantry_testkit::PgDatabase, Emulator, usize) {
+impl Run {
+    fn spawn_child(&self) -> tokio::process::Child {
+        let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .env(CHILD_DB, self.db.url())
+            .env(CHILD_API, self.emu.base_url());
+        if let Some(lite) = &self.lite {
+            command.env(CHILD_SQLITE, lite.path());
+        }
+        command
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    /// One number from the store's tables.
+    async fn jobs_scalar(&self, sql: &'static str) -> i64 {
+        match &self.lite {
+            Some(lite) => sqlx::query_scalar(sql)
+                .fetch_one(lite.pool())
+                .await
+                .unwrap(),
+            None => scalar(self.db.pool(), sql).await,
+        }
+    }
+
+    /// `(state, count)` rows from the store's tables.
+    async fn jobs_groups(&self, sql: &'static str) -> Vec<(String, i64)> {
+        match &self.lite {
+            Some(lite) => sqlx::query_as(sql).fetch_all(lite.pool()).await.unwrap(),
+            None => sqlx::query_as(sql).fetch_all(self.db.pool()).await.unwrap(),
+        }
+    }
+}
+
+async fn setup(sqlite: bool) -> Run {
     let db = tenantry_testkit::PgDatabase::create().await;
-    let store = PgStore::open(db.pool().clone()).await.unwrap();
     sqlx::query("CREATE TABLE test_ledger (key text PRIMARY KEY, deliveries int NOT NULL)")
         .execute(db.pool())
         .await
         .unwrap();
+    let lite = if sqlite {
+        Some(tenantry_testkit::SqliteDatabase::create().await)
+    } else {
+        None
+    };
+    let store: Box<dyn JobStore> = match &lite {
+        Some(lite) => Box::new(SqliteStore::open(lite.pool().clone()).await.unwrap()),
+        None => Box::new(PgStore::open(db.pool().clone()).await.unwrap()),
+    };
     let faults = FaultPlan::new()
         .with_spec("create:529@0.1")
         .and_then(|p| p.with_spec("retrieve:429=20@0.1"))
@@ -129,7 +182,12 @@ async fn setup() -> (tenantry_testkit::PgDatabase, Emulator, usize) {
             .collect();
         store.submit_many(&tenant, &batch).await.unwrap();
     }
-    (db, emu, TENANTS * JOBS_PER_TENANT)
+    Run {
+        db,
+        lite,
+        emu,
+        jobs: TENANTS * JOBS_PER_TENANT,
+    }
 }
 
 async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
@@ -137,59 +195,52 @@ async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
 }
 
 /// Waits until every job is terminal and all usage is handed over.
-async fn wait_done(pool: &sqlx::PgPool) {
+async fn wait_done(run: &Run) {
     for _ in 0..1200 {
-        let open = scalar(pool, "SELECT count(*) FROM tenantry_queue_jobs WHERE state IN ('queued','batched','submitted')").await;
-        let pending = scalar(
-            pool,
-            "SELECT count(*) FROM tenantry_queue_jobs WHERE usage_state IN ('pending', 'sending')",
-        )
-        .await;
+        let open = run.jobs_scalar("SELECT count(*) FROM tenantry_queue_jobs WHERE state IN ('queued','batched','submitted')").await;
+        let pending = run
+            .jobs_scalar(
+                "SELECT count(*) FROM tenantry_queue_jobs WHERE usage_state IN ('pending', 'sending')",
+            )
+            .await;
         if open == 0 && pending == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let jobs: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM tenantry_queue_jobs GROUP BY state")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    let batches: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM tenantry_queue_batches GROUP BY state")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let jobs = run
+        .jobs_groups("SELECT state, count(*) FROM tenantry_queue_jobs GROUP BY state")
+        .await;
+    let batches = run
+        .jobs_groups("SELECT state, count(*) FROM tenantry_queue_batches GROUP BY state")
+        .await;
     panic!("the engines did not finish the jobs within 120 s: jobs {jobs:?}, batches {batches:?}");
 }
 
-async fn verify(db: &tenantry_testkit::PgDatabase, emu: &Emulator, jobs: usize, label: &str) {
-    let pool = db.pool();
-    let jobs = i64::try_from(jobs).unwrap();
-    let terminal = scalar(pool, "SELECT count(*) FROM tenantry_queue_jobs WHERE state IN ('succeeded','failed','canceled','expired')").await;
+async fn verify(run: &Run, label: &str) {
+    let pool = run.db.pool();
+    let emu = &run.emu;
+    let jobs = i64::try_from(run.jobs).unwrap();
+    let terminal = run.jobs_scalar("SELECT count(*) FROM tenantry_queue_jobs WHERE state IN ('succeeded','failed','canceled','expired')").await;
     assert_eq!(terminal, jobs, "{label}: every job is terminal");
-    let once = scalar(
-        pool,
-        "SELECT count(*) FROM (SELECT job_id FROM tenantry_queue_events \
-         WHERE state IN ('succeeded','failed','canceled','expired') GROUP BY job_id HAVING count(*) = 1) t",
-    )
-    .await;
+    let once = run
+        .jobs_scalar(
+            "SELECT count(*) FROM (SELECT job_id FROM tenantry_queue_events \
+             WHERE state IN ('succeeded','failed','canceled','expired') GROUP BY job_id HAVING count(*) = 1) t",
+        )
+        .await;
     assert_eq!(once, jobs, "{label}: exactly one terminal event per job");
-    let billed = scalar(
-        pool,
-        "SELECT count(*) FROM tenantry_queue_jobs WHERE usage IS NOT NULL",
-    )
-    .await;
+    let billed = run
+        .jobs_scalar("SELECT count(*) FROM tenantry_queue_jobs WHERE usage IS NOT NULL")
+        .await;
     let ledger = scalar(pool, "SELECT count(*) FROM test_ledger").await;
     assert_eq!(
         ledger, billed,
         "{label}: one ledger line per billed request"
     );
-    let attempts = scalar(
-        pool,
-        "SELECT COALESCE(SUM(attempts), 0)::bigint FROM tenantry_queue_jobs",
-    )
-    .await;
+    let attempts = run
+        .jobs_scalar("SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) FROM tenantry_queue_jobs")
+        .await;
     let mut sent = 0_u64;
     let mut succeeded_at_api = 0_u64;
     let mut pages = Box::pin(client(emu.base_url()).batches().list_all(
@@ -222,8 +273,8 @@ async fn verify(db: &tenantry_testkit::PgDatabase, emu: &Emulator, jobs: usize, 
     );
 }
 
-async fn sigkill_at_random_moments_then_restart() {
-    let (db, emu, jobs) = setup().await;
+async fn sigkill_at_random_moments_then_restart(sqlite: bool) {
+    let run = setup(sqlite).await;
     let mut seed = u64::from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -232,7 +283,7 @@ async fn sigkill_at_random_moments_then_restart() {
     );
     let mut kills = 0;
     for _ in 0..12 {
-        let mut child = spawn_child(db.url(), emu.base_url());
+        let mut child = run.spawn_child();
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
@@ -241,31 +292,31 @@ async fn sigkill_at_random_moments_then_restart() {
         child.kill().await.unwrap(); // SIGKILL
         kills += 1;
     }
-    let mut last = spawn_child(db.url(), emu.base_url());
-    wait_done(db.pool()).await;
+    let mut last = run.spawn_child();
+    wait_done(&run).await;
     last.kill().await.unwrap();
     assert!(kills >= 10);
-    verify(&db, &emu, jobs, &format!("after {kills} SIGKILLs")).await;
+    let store = if sqlite { "SQLite" } else { "PostgreSQL" };
+    verify(&run, &format!("{store}, after {kills} SIGKILLs")).await;
 }
 
 async fn three_engine_processes_at_once() {
-    let (db, emu, jobs) = setup().await;
-    let mut children: Vec<_> = (0..3)
-        .map(|_| spawn_child(db.url(), emu.base_url()))
-        .collect();
-    wait_done(db.pool()).await;
+    let run = setup(false).await;
+    let mut children: Vec<_> = (0..3).map(|_| run.spawn_child()).collect();
+    wait_done(&run).await;
     for c in &mut children {
         c.kill().await.unwrap();
     }
-    verify(&db, &emu, jobs, "three engines").await;
+    verify(&run, "three engines").await;
 }
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     if let (Ok(db), Ok(api)) = (std::env::var(CHILD_DB), std::env::var(CHILD_API)) {
-        runtime.block_on(child(db, api));
+        runtime.block_on(child(db, api, std::env::var(CHILD_SQLITE).ok()));
         return;
     }
-    runtime.block_on(sigkill_at_random_moments_then_restart());
+    runtime.block_on(sigkill_at_random_moments_then_restart(false));
+    runtime.block_on(sigkill_at_random_moments_then_restart(true));
     runtime.block_on(three_engine_processes_at_once());
 }
