@@ -27,7 +27,7 @@ use std::str::FromStr;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tenantry_metrics::builtin::{self, Period, Slice};
-use tenantry_metrics::{MetricRow, MetricsQuery, Scope, fixture};
+use tenantry_metrics::{Dimension, MetricRow, MetricsQuery, Scope, fixture};
 
 fn dashboard(scope: Scope) -> Result<MetricsQuery, tenantry_metrics::Error> {
     let all = Period::all_time();
@@ -148,6 +148,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "same SQL without SET LOCAL, jit = {jit}: {:>10.3?}  round trips: 1",
         median(times)
+    );
+    // Requests, tokens and cost per workspace × feature × model, recomputed from each
+    // workspace's subtree: one query.
+    let jan = Period::new(1_767_225_600_000_000, 1_769_904_000_000_000)?;
+    let mut by_model = MetricsQuery::new();
+    by_model
+        .level(1)
+        .group_by(Dimension::Feature)
+        .group_by(Dimension::Model);
+    by_model.select("requests", builtin::requests(jan))?;
+    by_model.select("tokens", builtin::tokens(jan))?;
+    by_model.select("cost", builtin::cost(jan))?;
+    let t = Instant::now();
+    let rows = by_model.fetch_postgres(pool).await?;
+    println!(
+        "per workspace x feature x model: {:>10.3?}  round trips: 2  rows: {}",
+        t.elapsed(),
+        rows.len()
     );
     if std::env::var_os("METRICS_EXPLAIN").is_some() {
         let sql = one
