@@ -9,63 +9,19 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use tenantry::cost::{GroupBy, Nanos, Period, SpendQuery, UnixMicros};
 use tenantry::envelope::Code;
-use tenantry::queue::{EngineConfig, JobState};
-use tenantry::{Database, Envelope, Request, Tenantry, batch::Config, emulator::Emulator};
+use tenantry::queue::JobState;
+use tenantry::{Database, Envelope, Request, Tenantry, batch::Config};
 
-fn params(text: &str) -> serde_json::Value {
-    serde_json::json!({
-        "model": "claude-haiku-4-5", "max_tokens": 64,
-        "messages": [{"role": "user", "content": text}]
-    })
-}
-
-fn fast() -> EngineConfig {
-    EngineConfig::new()
-        .poll_interval(Duration::from_millis(30), Duration::from_millis(200))
-        .idle(Duration::from_millis(20))
-}
-
-fn request(text: &str) -> Request {
-    Request::new("summaries", "user-1", params(text)).max_wait(Duration::from_millis(10))
-}
-
-fn pending_id(envelope: &Envelope<tenantry::JobOutput>) -> String {
-    match envelope {
-        Envelope::Pending { operation } => operation.id().to_string(),
-        other => panic!("expected a pending envelope, got {other:?}"),
-    }
-}
-
-async fn until_terminal(events: &mut tenantry::queue::Subscription, jobs: usize) {
-    let mut done = 0;
-    let wait = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(event) = events.next().await {
-            if event.expect("event").state.is_terminal() {
-                done += 1;
-                if done == jobs {
-                    return;
-                }
-            }
-        }
-    });
-    wait.await.expect("jobs finish within 60 s");
-}
+mod support;
+use support::{
+    builder, emulator, fast_engine as fast, params, pending_id, request, until_terminal,
+};
 
 async fn round_trip(database: Database) {
-    let emulator = Emulator::builder()
-        .api_key("sk-test")
-        .batch_latency(Duration::from_millis(100))
-        .start()
-        .await
-        .unwrap();
-    let tenantry = Tenantry::builder()
-        .database_pool(database)
-        .api(Config::new("sk-test").base_url(emulator.base_url()))
-        .engine(fast())
-        .event_poll_interval(Duration::from_millis(100))
+    let emulator = emulator(Duration::from_millis(100)).await;
+    let tenantry = builder(database, &emulator)
         .budget("tight", Period::Month, Nanos(1_000))
         .build()
         .await
@@ -202,17 +158,7 @@ async fn round_trip(database: Database) {
     emulator.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_round_trip() {
-    let db = tenantry_testkit::SqliteDatabase::create().await;
-    round_trip(Database::Sqlite(db.pool().clone())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_round_trip() {
-    let db = tenantry_testkit::PgDatabase::create().await;
-    round_trip(Database::Postgres(db.pool().clone())).await;
-}
+support::on_both_databases!(round_trip);
 
 #[tokio::test]
 async fn builder_refuses_bad_settings() {
@@ -335,12 +281,7 @@ async fn metrics_roll_up_over_added_tenants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_instances_share_jobs_and_events() {
     let db = tenantry_testkit::PgDatabase::create().await;
-    let emulator = Emulator::builder()
-        .api_key("sk-test")
-        .batch_latency(Duration::from_millis(100))
-        .start()
-        .await
-        .unwrap();
+    let emulator = emulator(Duration::from_millis(100)).await;
     let build = || async {
         Tenantry::builder()
             .database(db.url())

@@ -9,16 +9,11 @@ use futures::StreamExt;
 use tenantry::batch::RetryPolicy;
 use tenantry::cost::{GroupBy, Lane, Nanos, Period, ReservationRequest, SpendQuery, UnixMicros};
 use tenantry::emulator::{Emulator, ErrorType, FaultPlan};
-use tenantry::queue::{DeadlinePolicy, EngineConfig, JobState};
+use tenantry::queue::{DeadlinePolicy, JobState};
 use tenantry::{Database, Envelope, InputTokens, Request, Tenantry, batch::Config};
 
-fn request(text: &str) -> Request {
-    let params = serde_json::json!({
-        "model": "claude-haiku-4-5", "max_tokens": 64,
-        "messages": [{"role": "user", "content": text}]
-    });
-    Request::new("summaries", "user-1", params).max_wait(Duration::from_millis(10))
-}
+mod support;
+use support::{builder, emulator, fast_engine, request};
 
 async fn reserved(tenantry: &Tenantry) -> Nanos {
     let status = tenantry
@@ -38,16 +33,8 @@ async fn failed_jobs_release_their_holds(database: Database) {
         .start()
         .await
         .unwrap();
-    let tenantry = Tenantry::builder()
-        .database_pool(database)
-        .api(Config::new("sk-test").base_url(emulator.base_url()))
-        .engine(
-            EngineConfig::new()
-                .poll_interval(Duration::from_millis(30), Duration::from_millis(200))
-                .idle(Duration::from_millis(20))
-                .max_attempts(1),
-        )
-        .event_poll_interval(Duration::from_millis(100))
+    let tenantry = builder(database, &emulator)
+        .engine(fast_engine().max_attempts(1))
         .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
         .build()
         .await
@@ -106,18 +93,6 @@ async fn failed_jobs_release_their_holds(database: Database) {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn failed_jobs_release_their_holds_on_sqlite() {
-    let db = tenantry_testkit::SqliteDatabase::create().await;
-    failed_jobs_release_their_holds(Database::Sqlite(db.pool().clone())).await;
-}
-
-#[tokio::test]
-async fn failed_jobs_release_their_holds_on_postgres() {
-    let db = tenantry_testkit::PgDatabase::create().await;
-    failed_jobs_release_their_holds(Database::Postgres(db.pool().clone())).await;
-}
-
 /// How a job is closed while its request is out at the API.
 #[derive(Clone, Copy, PartialEq)]
 enum Close {
@@ -127,21 +102,8 @@ enum Close {
 
 async fn a_job_closed_after_sending_keeps_its_hold_until_billed(database: Database, close: Close) {
     // The batch takes long enough to cancel the job while it is out at the API.
-    let emulator = Emulator::builder()
-        .api_key("sk-test")
-        .batch_latency(Duration::from_secs(3))
-        .start()
-        .await
-        .unwrap();
-    let tenantry = Tenantry::builder()
-        .database_pool(database)
-        .api(Config::new("sk-test").base_url(emulator.base_url()))
-        .engine(
-            EngineConfig::new()
-                .poll_interval(Duration::from_millis(30), Duration::from_millis(200))
-                .idle(Duration::from_millis(20)),
-        )
-        .event_poll_interval(Duration::from_millis(100))
+    let emulator = emulator(Duration::from_secs(3)).await;
+    let tenantry = builder(database, &emulator)
         .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
         .build()
         .await
@@ -230,31 +192,11 @@ async fn a_job_closed_after_sending_keeps_its_hold_until_billed(database: Databa
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_job_canceled_after_sending_keeps_its_hold_until_billed_on_sqlite() {
-    let db = tenantry_testkit::SqliteDatabase::create().await;
-    let database = Database::Sqlite(db.pool().clone());
+async fn a_job_canceled_after_sending_keeps_its_hold_until_billed(database: Database) {
     a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Cancel).await;
 }
 
-#[tokio::test]
-async fn a_job_canceled_after_sending_keeps_its_hold_until_billed_on_postgres() {
-    let db = tenantry_testkit::PgDatabase::create().await;
-    let database = Database::Postgres(db.pool().clone());
-    a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Cancel).await;
-}
-
-#[tokio::test]
-async fn a_job_expired_after_sending_keeps_its_hold_until_billed_on_sqlite() {
-    let db = tenantry_testkit::SqliteDatabase::create().await;
-    let database = Database::Sqlite(db.pool().clone());
-    a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Deadline).await;
-}
-
-#[tokio::test]
-async fn a_job_expired_after_sending_keeps_its_hold_until_billed_on_postgres() {
-    let db = tenantry_testkit::PgDatabase::create().await;
-    let database = Database::Postgres(db.pool().clone());
+async fn a_job_expired_after_sending_keeps_its_hold_until_billed(database: Database) {
     a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Deadline).await;
 }
 
@@ -286,14 +228,8 @@ async fn hold_for(tenantry: &Tenantry, input_tokens: i64) -> Nanos {
 }
 
 async fn counted_holds_are_exact(database: Database) {
-    let emulator = Emulator::builder()
-        .api_key("sk-test")
-        .start()
-        .await
-        .unwrap();
-    let tenantry = Tenantry::builder()
-        .database_pool(database)
-        .api(Config::new("sk-test").base_url(emulator.base_url()))
+    let emulator = emulator(Duration::ZERO).await;
+    let tenantry = builder(database, &emulator)
         .input_tokens(InputTokens::Counted)
         .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
         .build()
@@ -348,20 +284,10 @@ async fn counting_falls_back_to_the_estimate(database: Database) {
     );
 }
 
-#[tokio::test]
-async fn counted_holds_are_exact_on_sqlite() {
-    let db = tenantry_testkit::SqliteDatabase::create().await;
-    counted_holds_are_exact(Database::Sqlite(db.pool().clone())).await;
-}
-
-#[tokio::test]
-async fn counted_holds_are_exact_on_postgres() {
-    let db = tenantry_testkit::PgDatabase::create().await;
-    counted_holds_are_exact(Database::Postgres(db.pool().clone())).await;
-}
-
-#[tokio::test]
-async fn counting_falls_back_to_the_estimate_on_sqlite() {
-    let db = tenantry_testkit::SqliteDatabase::create().await;
-    counting_falls_back_to_the_estimate(Database::Sqlite(db.pool().clone())).await;
-}
+support::on_both_databases!(
+    failed_jobs_release_their_holds,
+    a_job_canceled_after_sending_keeps_its_hold_until_billed,
+    a_job_expired_after_sending_keeps_its_hold_until_billed,
+    counted_holds_are_exact,
+    counting_falls_back_to_the_estimate,
+);

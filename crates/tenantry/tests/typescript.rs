@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use futures::StreamExt;
-use tenantry::queue::EngineConfig;
-use tenantry::{Envelope, Request, Tenantry, batch::Config, emulator::Emulator};
+use tenantry::{Database, Envelope};
+
+mod support;
+use support::{builder, emulator, pending_id, request, until_terminal};
 
 fn tsc() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenantry-envelope/tests/ts");
@@ -42,39 +43,18 @@ fn compile(file: &Path) -> (bool, String) {
 
 /// The success envelope of one job run end to end on SQLite and the emulator.
 async fn finished_job() -> Envelope<tenantry::JobOutput> {
-    let dir = tempfile::tempdir().unwrap();
-    let emulator = Emulator::builder()
-        .api_key("sk-test")
-        .start()
-        .await
-        .unwrap();
-    let tenantry = Tenantry::builder()
-        .database(format!("sqlite://{}", dir.path().join("ts.db").display()))
-        .api(Config::new("sk-test").base_url(emulator.base_url()))
-        .engine(
-            EngineConfig::new()
-                .poll_interval(Duration::from_millis(30), Duration::from_millis(200)),
-        )
+    let db = tenantry_testkit::SqliteDatabase::create().await;
+    let emulator = emulator(Duration::ZERO).await;
+    let tenantry = builder(Database::Sqlite(db.pool().clone()), &emulator)
         .build()
         .await
         .unwrap();
     let engine = tenantry.spawn();
     let mut events = tenantry.subscribe("acme").await.unwrap();
-    let params = serde_json::json!({"model": "claude-haiku-4-5", "max_tokens": 50,
-        "messages": [{"role": "user", "content": "Classify: refund request"}]});
-    let request = Request::new("classify", "user-1", params).max_wait(Duration::from_millis(10));
-    let Envelope::Pending { operation } = tenantry.submit("acme", request).await.unwrap() else {
-        panic!("a submit answers pending");
-    };
-    let finished = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(event) = events.next().await {
-            if event.unwrap().state.is_terminal() {
-                return;
-            }
-        }
-    });
-    finished.await.expect("the job finishes within 60 s");
-    let envelope = tenantry.job("acme", operation.id().as_str()).await.unwrap();
+    let submitted = tenantry.submit("acme", request("Classify: refund request"));
+    let id = pending_id(&submitted.await.unwrap());
+    until_terminal(&mut events, 1).await;
+    let envelope = tenantry.job("acme", &id).await.unwrap();
     engine.shutdown().await.unwrap();
     envelope
 }
