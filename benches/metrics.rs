@@ -1,12 +1,14 @@
 //! Building and rendering a metrics query (`tenantry-metrics`): a dashboard of every built-in
-//! metric, built from scratch and rendered to SQL plus bound values, per backend.
+//! metric, built from scratch and rendered to SQL plus bound values, per backend; cold
+//! (`MetricsQuery::build`) and through a warm `MetricsCache` (a hit: the query is still built
+//! from scratch, with another tenant id each iteration, and only its values are bound).
 //!
 //! Run with: `cargo bench -p tenantry-benches --bench metrics`
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use tenantry_metrics::builtin::{self, Period, Slice};
-use tenantry_metrics::{Dialect, MetricsQuery, Scope};
+use tenantry_metrics::{Dialect, MetricsCache, MetricsQuery, Scope};
 
 fn dashboard(scope: Scope) -> MetricsQuery {
     let all = Period::all_time();
@@ -47,6 +49,17 @@ fn dashboard(scope: Scope) -> MetricsQuery {
     q
 }
 
+fn cost_one_tenant(tenant: &str) -> MetricsQuery {
+    let mut q = MetricsQuery::new();
+    q.scope(Scope::Ids(vec![tenant.into()]));
+    q.select("cost", builtin::cost(Period::all_time()))
+        .expect("select");
+    q
+}
+
+/// Tenant ids the cached benches cycle through, so each hit binds other values.
+const TENANTS: [&str; 4] = ["m7", "m8", "w3", "o1"];
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("metrics_build_render");
     for (label, dialect) in [("postgres", Dialect::Postgres), ("sqlite", Dialect::Sqlite)] {
@@ -66,11 +79,35 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function(format!("cost_one_tenant/{label}"), |b| {
             b.iter(|| {
-                let mut q = MetricsQuery::new();
-                q.scope(Scope::Ids(vec![black_box("m7").into()]));
-                q.select("cost", builtin::cost(Period::all_time()))
-                    .expect("select");
-                q.build(dialect).expect("build")
+                cost_one_tenant(black_box("m7"))
+                    .build(dialect)
+                    .expect("build")
+            })
+        });
+        let cache = MetricsCache::default();
+        let mut i = 0;
+        let mut next_tenant = move || {
+            i = (i + 1) % TENANTS.len();
+            black_box(TENANTS[i])
+        };
+        g.bench_function(format!("cached/all_builtins_all_tenants/{label}"), |b| {
+            b.iter(|| {
+                cache
+                    .build(&dashboard(black_box(Scope::All)), dialect)
+                    .expect("build")
+            })
+        });
+        g.bench_function(format!("cached/all_builtins_one_tenant/{label}"), |b| {
+            b.iter(|| {
+                let q = dashboard(Scope::Ids(vec![next_tenant().into()]));
+                cache.build(&q, dialect).expect("build")
+            })
+        });
+        g.bench_function(format!("cached/cost_one_tenant/{label}"), |b| {
+            b.iter(|| {
+                cache
+                    .build(&cost_one_tenant(next_tenant()), dialect)
+                    .expect("build")
             })
         });
     }

@@ -1,10 +1,11 @@
 //! Running a [`MetricsQuery`] with sqlx and decoding its rows.
 
-use sqlx::{AssertSqlSafe, Connection as _};
+use sqlx::{AssertSqlSafe, Connection as _, SqlSafeStr};
 
 use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
+use crate::cache::MetricsCache;
 use crate::error::Result;
 use crate::query::{MetricRow, MetricsQuery};
 use crate::render::Dialect;
@@ -84,6 +85,36 @@ impl MetricsQuery {
         A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
     {
         let (sql, values) = self.build_sqlx(Dialect::Postgres)?;
+        self.run_postgres(AssertSqlSafe(sql), values, conn).await
+    }
+
+    /// [`fetch_postgres`](Self::fetch_postgres) with the SQL from `cache`: a query of a shape
+    /// seen before binds its values to the cached SQL instead of being rendered again.
+    ///
+    /// # Errors
+    /// As [`fetch_postgres`](Self::fetch_postgres).
+    pub async fn fetch_postgres_cached<'c, A>(
+        &self,
+        cache: &MetricsCache,
+        conn: A,
+    ) -> Result<Vec<MetricRow>>
+    where
+        A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
+    {
+        let (sql, values) = cache.build(self, Dialect::Postgres)?;
+        self.run_postgres(AssertSqlSafe(sql), SqlxValues(values), conn)
+            .await
+    }
+
+    async fn run_postgres<'c, A>(
+        &self,
+        sql: impl SqlSafeStr,
+        values: SqlxValues,
+        conn: A,
+    ) -> Result<Vec<MetricRow>>
+    where
+        A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
+    {
         let mut conn = conn.acquire().await?;
         let mut tx = if conn.is_in_transaction() {
             let mut tx = conn.begin().await?;
@@ -92,9 +123,7 @@ impl MetricsQuery {
         } else {
             conn.begin_with(BEGIN_NO_JIT).await?
         };
-        let rows = sqlx::query_with(AssertSqlSafe(sql), values)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query_with(sql, values).fetch_all(&mut *tx).await?;
         // Dropping rolls back: sqlx queues the ROLLBACK instead of waiting for it.
         drop(tx);
         self.decode(&rows)
@@ -111,9 +140,37 @@ impl MetricsQuery {
         E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
     {
         let (sql, values) = self.build_sqlx(Dialect::Sqlite)?;
-        let rows = sqlx::query_with(AssertSqlSafe(sql), values)
-            .fetch_all(executor)
-            .await?;
+        self.run_sqlite(AssertSqlSafe(sql), values, executor).await
+    }
+
+    /// [`fetch_sqlite`](Self::fetch_sqlite) with the SQL from `cache`: a query of a shape seen
+    /// before binds its values to the cached SQL instead of being rendered again.
+    ///
+    /// # Errors
+    /// As [`fetch_sqlite`](Self::fetch_sqlite).
+    pub async fn fetch_sqlite_cached<'c, E>(
+        &self,
+        cache: &MetricsCache,
+        executor: E,
+    ) -> Result<Vec<MetricRow>>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    {
+        let (sql, values) = cache.build(self, Dialect::Sqlite)?;
+        self.run_sqlite(AssertSqlSafe(sql), SqlxValues(values), executor)
+            .await
+    }
+
+    async fn run_sqlite<'c, E>(
+        &self,
+        sql: impl SqlSafeStr,
+        values: SqlxValues,
+        executor: E,
+    ) -> Result<Vec<MetricRow>>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    {
+        let rows = sqlx::query_with(sql, values).fetch_all(executor).await?;
         self.decode(&rows)
     }
 }

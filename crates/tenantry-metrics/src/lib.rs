@@ -46,6 +46,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod builtin;
+mod cache;
 mod data;
 mod dimension;
 mod error;
@@ -58,6 +59,7 @@ pub mod migrate;
 mod query;
 mod render;
 mod schema;
+mod shape;
 
 /// The rendered SQL of every built-in metric, per backend (each example is a test).
 pub mod sql_reference {
@@ -65,6 +67,7 @@ pub mod sql_reference {
 }
 
 pub use builtin::Period;
+pub use cache::MetricsCache;
 pub use data::{Dataset, GrantRow, MembershipRow, TenantRow, UsageRow};
 pub use dimension::Dimension;
 pub use error::{Error, Result};

@@ -115,14 +115,14 @@ const LATERAL_MAX_IDS: usize = 64;
 pub const DEFAULT_MAX_DEPTH: u32 = 32;
 
 /// The aggregates of a query, each once, and where each aggregate node of its metrics points.
-struct Aggregates<'q> {
-    calls: Vec<&'q AggCall>,
+pub(crate) struct Aggregates<'q> {
+    pub(crate) calls: Vec<&'q AggCall>,
     index: HashMap<*const AggCall, usize>,
 }
 
 impl Aggregates<'_> {
     /// The index in `calls` of an aggregate node of one of the query's metrics.
-    fn of(&self, call: &AggCall) -> usize {
+    pub(crate) fn of(&self, call: &AggCall) -> usize {
         self.index[&std::ptr::from_ref(call)]
     }
 }
@@ -169,15 +169,15 @@ fn dim_alias(j: usize) -> Name {
 /// ```
 #[derive(Clone, Debug)]
 pub struct MetricsQuery {
-    schema: Schema,
-    scope: Scope,
-    level: Option<i32>,
+    pub(crate) schema: Schema,
+    pub(crate) scope: Scope,
+    pub(crate) level: Option<i32>,
     pub(crate) names: Vec<String>,
     pub(crate) metrics: Vec<Metric>,
-    filters: Vec<MetricFilter>,
-    order: Vec<(Metric, Order)>,
-    limit: Option<u64>,
-    max_depth: u32,
+    pub(crate) filters: Vec<MetricFilter>,
+    pub(crate) order: Vec<(Metric, Order)>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) max_depth: u32,
     pub(crate) dimensions: Vec<Dimension>,
 }
 
@@ -296,7 +296,7 @@ impl MetricsQuery {
     }
 
     /// Every aggregate of the query, once each, checked against its dimensions.
-    fn aggregates(&self) -> Result<Aggregates<'_>> {
+    pub(crate) fn aggregates(&self) -> Result<Aggregates<'_>> {
         let mut aggs = Aggregates {
             calls: Vec::new(),
             index: HashMap::new(),

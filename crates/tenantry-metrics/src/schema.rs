@@ -93,7 +93,7 @@ const TENANT_COLUMNS: [&str; 3] = ["id", "parent_id", "level"];
 const MEMBERSHIP_COLUMNS: [&str; 2] = ["user_id", "tenant_id"];
 const GRANT_COLUMNS: [&str; 2] = ["tenant_id", "permission"];
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TableNames {
     pub(crate) name: Ident,
     defaults: &'static [&'static str],
@@ -135,7 +135,7 @@ impl TableNames {
 /// assert!(Schema::default().with_column(Table::Usage, "nope", "x").is_err());
 /// # Ok::<(), tenantry_metrics::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Schema {
     pub(crate) tenants: TableNames,
     pub(crate) memberships: TableNames,

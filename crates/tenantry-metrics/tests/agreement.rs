@@ -5,11 +5,13 @@
 //! Each backend runs twice: on the fixture ledger (plain cost columns, so extreme and negative
 //! costs are stored as generated) and on the ledger `tenantry-cost`'s own migration creates
 //! (generated cost columns, checks, its indexes), where Rust evaluates the rows read back.
+//! Every query also runs through one shared `MetricsCache`, with the same rows.
 
 mod support;
 
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use support::db::{LedgerTable, TestDb};
+use tenantry_metrics::MetricsCache;
 
 const CASES: u32 = 300;
 
@@ -25,6 +27,8 @@ fn agree(db: impl Future<Output = TestDb>) {
         ..Config::default()
     });
     let compared = std::cell::Cell::new((0u32, 0u32));
+    // One cache for all cases: most cases repeat a shape with other values.
+    let cache = MetricsCache::default();
     runner
         .run(&(support::dataset(), support::shape()), |(data, shape)| {
             let stored = rt
@@ -41,7 +45,11 @@ fn agree(db: impl Future<Output = TestDb>) {
                 let actual = rt
                     .block_on(db.fetch(q))
                     .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-                proptest::prop_assert_eq!(expected, actual);
+                proptest::prop_assert_eq!(&expected, &actual);
+                let cached = rt
+                    .block_on(db.fetch_cached(q, &cache))
+                    .map_err(|e| TestCaseError::fail(format!("cached: {e:?}")))?;
+                proptest::prop_assert_eq!(expected, cached);
             }
             let (cases, rows) = compared.get();
             compared.set((

@@ -6,7 +6,9 @@ use tenantry_cost::{
     ContextTier, Lane, Ledger, PriceBook, RateSnapshot, Rates, TokenBuckets, UnixMicros,
     UsageRecord,
 };
-use tenantry_metrics::{Dataset, MetricRow, MetricsQuery, UsageRow, fixture, migrate};
+use tenantry_metrics::{
+    Dataset, MetricRow, MetricsCache, MetricsQuery, UsageRow, fixture, migrate,
+};
 use tenantry_testkit::{PgDatabase, SqliteDatabase};
 
 /// Which table holds the ledger.
@@ -212,6 +214,18 @@ impl TestDb {
         match &self.backend {
             Backend::Postgres(db) => q.fetch_postgres(db.pool()).await,
             Backend::Sqlite(db) => q.fetch_sqlite(db.pool()).await,
+        }
+    }
+
+    /// Runs `q` on the database with its SQL from `cache`.
+    pub async fn fetch_cached(
+        &self,
+        q: &MetricsQuery,
+        cache: &MetricsCache,
+    ) -> tenantry_metrics::Result<Vec<MetricRow>> {
+        match &self.backend {
+            Backend::Postgres(db) => q.fetch_postgres_cached(cache, db.pool()).await,
+            Backend::Sqlite(db) => q.fetch_sqlite_cached(cache, db.pool()).await,
         }
     }
 
