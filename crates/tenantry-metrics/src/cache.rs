@@ -2,10 +2,11 @@
 //! tenants, periods, thresholds or feature names binds only its values.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher as _, RandomState};
+use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use rustc_hash::FxBuildHasher;
 use sea_query::{Value, Values};
 
 use crate::error::{Error, Result};
@@ -68,15 +69,16 @@ pub struct MetricsCache {
 struct Inner {
     capacity: usize,
     clock: AtomicU64,
-    hasher: RandomState,
     entries: RwLock<Entries>,
 }
 
 #[derive(Default)]
 struct Entries {
-    /// Templates by the hash of (schema, shape); a bucket holds more than one only when hashes
-    /// collide, and a hit compares the full key.
-    by_hash: HashMap<u64, Vec<Arc<Template>>>,
+    /// Templates by the hash of their shape; a bucket holds more than one when hashes collide
+    /// or shapes are used with several schemas, and a hit compares the full shape and schema.
+    /// The hash is Fx (fast, unkeyed): shapes come from the host's code, the buckets' length
+    /// is bounded by the capacity, and a collision costs a comparison, never a wrong hit.
+    by_hash: HashMap<u64, Vec<Arc<Template>>, FxBuildHasher>,
     len: usize,
 }
 
@@ -169,7 +171,6 @@ impl MetricsCache {
             inner: Arc::new(Inner {
                 capacity: capacity.max(1),
                 clock: AtomicU64::new(0),
-                hasher: RandomState::new(),
                 entries: RwLock::default(),
             }),
         }
@@ -199,7 +200,7 @@ impl MetricsCache {
         }
         let aggs = query.aggregates()?;
         let shape = query.shape(dialect, &aggs);
-        let hash = self.inner.hasher.hash_one((&query.schema, &shape.key));
+        let hash = FxBuildHasher.hash_one(&shape.key);
         if let Some(t) = self.find(&self.read(), hash, &query.schema, &shape.key) {
             t.last_used.store(self.tick(), Ordering::Relaxed);
             return Ok((Arc::clone(&t.sql), t.bind(&shape.params)));

@@ -4,7 +4,7 @@
 //! ratios scaled to an integer (parts per million by default). `None` is SQL `NULL`: a `SUM`,
 //! `MIN` or `MAX` over no rows, a division by zero, anything combined with `NULL`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::expr::{Bool, Expr, Int, Node, Source, SourceKind, ValueType};
 
@@ -256,12 +256,12 @@ impl Metric {
     pub(crate) fn aggregates<'m>(
         &'m self,
         out: &mut Vec<&'m AggCall>,
-        index: &mut HashMap<*const AggCall, usize>,
+        index: &mut FxHashMap<*const AggCall, usize>,
     ) {
         fn walk<'m>(
             n: &'m MNode,
             out: &mut Vec<&'m AggCall>,
-            index: &mut HashMap<*const AggCall, usize>,
+            index: &mut FxHashMap<*const AggCall, usize>,
         ) {
             match n {
                 MNode::Agg(a) => {

@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use sea_query::{
     CommonTableExpression, Cond, Expr as Sql, ExprTrait, JoinType, NullOrdering, Order as SqlOrder,
     PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, UnionType, Values,
@@ -117,7 +119,7 @@ pub const DEFAULT_MAX_DEPTH: u32 = 32;
 /// The aggregates of a query, each once, and where each aggregate node of its metrics points.
 pub(crate) struct Aggregates<'q> {
     pub(crate) calls: Vec<&'q AggCall>,
-    index: HashMap<*const AggCall, usize>,
+    index: FxHashMap<*const AggCall, usize>,
 }
 
 impl Aggregates<'_> {
@@ -299,7 +301,7 @@ impl MetricsQuery {
     pub(crate) fn aggregates(&self) -> Result<Aggregates<'_>> {
         let mut aggs = Aggregates {
             calls: Vec::new(),
-            index: HashMap::new(),
+            index: FxHashMap::default(),
         };
         let all = self
             .metrics
