@@ -6,7 +6,9 @@
 //! interpreters: [`MetricsQuery::evaluate`] computes it in Rust from rows in memory, and
 //! [`MetricsQuery::build`] / [`MetricsQuery::fetch_postgres`] / [`MetricsQuery::fetch_sqlite`]
 //! render it with sea-query for PostgreSQL and SQLite. Property tests run both on random tenant
-//! forests and require the same integers, row for row.
+//! forests and require the same integers, row for row. A [`MetricsCache`] keeps rendered SQL by
+//! query shape, so a dashboard asked again with other tenants or periods only binds its values
+//! ([`MetricsQuery::fetch_postgres_cached`], [`MetricsQuery::fetch_sqlite_cached`]).
 //!
 //! # Example
 //! ```
