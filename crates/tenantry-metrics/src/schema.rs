@@ -1,5 +1,7 @@
 //! The host's table and column names, validated, with defaults matching tenantry's own tables.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 
 /// A validated SQL identifier: `[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes (PostgreSQL's limit).
@@ -7,7 +9,7 @@ use crate::error::{Error, Result};
 /// Identifiers come from configuration, never from end users, but they are still checked so a
 /// typo cannot turn into SQL.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Ident(String);
+pub struct Ident(Cow<'static, str>);
 
 impl Ident {
     /// Checks `name` and wraps it.
@@ -30,7 +32,7 @@ impl Ident {
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
         let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if first_ok && rest_ok && name.len() <= 63 {
-            Ok(Self(name.to_owned()))
+            Ok(Self(Cow::Owned(name.to_owned())))
         } else {
             Err(Error::InvalidIdentifier(name.to_owned()))
         }
@@ -42,8 +44,9 @@ impl Ident {
         &self.0
     }
 
+    /// A default name: borrowed, so a query over the default schema allocates no names.
     fn fixed(name: &'static str) -> Self {
-        Self(name.to_owned())
+        Self(Cow::Borrowed(name))
     }
 }
 

@@ -212,6 +212,8 @@ fn cached_rendering_equals_rendering() {
             },
         )
         .expect("cached rendering differs");
-    assert!(hits.get() > CASES / 2, "{} hits", hits.get());
+    // About a quarter of the 2 × CASES second queries share the first one's SQL (the value
+    // pools are small); each of those must have been a hit.
+    assert!(hits.get() > CASES / 4, "{} hits", hits.get());
     assert!(cache.len() <= 64);
 }
