@@ -328,6 +328,25 @@ mod tests {
     }
 
     #[test]
+    fn shared_between_threads() {
+        fn send_sync<T: Send + Sync + 'static>(_: &T) {}
+        let cache = MetricsCache::default();
+        send_sync(&cache);
+        let q = cost_for("acme");
+        let sql: Vec<Arc<str>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| cache.clone().build(&q, Dialect::Postgres).expect("build").0))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert!(sql.iter().all(|s| **s == *sql[0]));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
     fn errors_are_those_of_build() {
         let cache = MetricsCache::default();
         assert!(matches!(
