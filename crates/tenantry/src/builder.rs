@@ -267,6 +267,8 @@ impl TenantryBuilder {
             input_tokens: self.input_tokens,
             assignments: Arc::new(self.assignments),
             #[cfg(feature = "metrics")]
+            metrics_cache: tenantry_metrics::MetricsCache::default(),
+            #[cfg(feature = "metrics")]
             registered: std::sync::Mutex::new(std::collections::HashSet::new()),
         }))
     }

@@ -85,6 +85,9 @@ pub(crate) struct Inner {
     pub(crate) input_tokens: InputTokens,
     pub(crate) assignments: Arc<Assignments>,
     /// `(tenant, user)` pairs already recorded for the metrics by this process.
+    /// Rendered SQL of the metrics queries asked so far, by shape.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_cache: tenantry_metrics::MetricsCache,
     #[cfg(feature = "metrics")]
     pub(crate) registered: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
@@ -333,7 +336,9 @@ impl Tenantry {
     }
 
     /// Runs a metrics query on the same database (tenants and users are recorded as they
-    /// submit; usage comes from the ledger).
+    /// submit; usage comes from the ledger). The handle keeps the rendered SQL of each query
+    /// shape it has run (a [`MetricsCache`](tenantry_metrics::MetricsCache) shared by its
+    /// clones), so a dashboard that asks the same query with other values skips rendering.
     ///
     /// # Errors
     ///
@@ -346,9 +351,17 @@ impl Tenantry {
     ) -> Result<Vec<tenantry_metrics::MetricRow>> {
         Ok(match &self.inner.store {
             #[cfg(feature = "sqlite")]
-            Store::Sqlite(s) => query.fetch_sqlite(s.pool()).await?,
+            Store::Sqlite(s) => {
+                query
+                    .fetch_sqlite_cached(&self.inner.metrics_cache, s.pool())
+                    .await?
+            }
             #[cfg(feature = "postgres")]
-            Store::Postgres(s) => query.fetch_postgres(s.pool()).await?,
+            Store::Postgres(s) => {
+                query
+                    .fetch_postgres_cached(&self.inner.metrics_cache, s.pool())
+                    .await?
+            }
         })
     }
 
