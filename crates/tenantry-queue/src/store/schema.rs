@@ -5,8 +5,11 @@
 //! JSON as text, so both backends store identical values.
 
 use sea_query::{
-    ColumnDef, Iden, Index, PostgresQueryBuilder, SchemaBuilder, SqliteQueryBuilder, Table,
+    ColumnDef, ConditionalStatement, Expr, ExprTrait, Iden, Index, PostgresQueryBuilder,
+    SchemaBuilder, SqliteQueryBuilder, Table,
 };
+
+use crate::job::JobState;
 
 /// The jobs table: one row per request, the source of truth for its state and result.
 #[derive(Debug, Clone, Copy, Iden)]
@@ -117,6 +120,12 @@ impl SchemaStatement for sea_query::TableCreateStatement {
 }
 
 impl SchemaStatement for sea_query::IndexCreateStatement {
+    fn render<B: SchemaBuilder>(&self, builder: B) -> String {
+        self.to_string(builder)
+    }
+}
+
+impl SchemaStatement for sea_query::IndexDropStatement {
     fn render<B: SchemaBuilder>(&self, builder: B) -> String {
         self.to_string(builder)
     }
@@ -336,6 +345,55 @@ fn v4_extra_usage(dialect: Dialect) -> Vec<String> {
     vec![dialect.render(&table), dialect.render(&pending)]
 }
 
+/// The states of a job that is not finished: the only rows the planner and the sweeps look for.
+pub(crate) const OPEN_STATES: [JobState; 3] =
+    [JobState::Queued, JobState::Batched, JobState::Submitted];
+
+/// Partial indexes on PostgreSQL: a finished job leaves the claim index, and an unkeyed job
+/// never enters the idempotency index. Every state change rewrites a job row with an entry in
+/// each index whose predicate it meets, so storing a result (the ingest's bulk of work) writes
+/// two index entries fewer per job. SQLite keeps its full indexes: it uses a partial index only
+/// when the query repeats the index's own condition, and the claims bind their state as a
+/// value.
+fn v5_partial_indexes(dialect: Dialect) -> Vec<String> {
+    if dialect == Dialect::Sqlite {
+        return Vec::new();
+    }
+    let drop = |name: &str| {
+        dialect.render(
+            &Index::drop()
+                .if_exists()
+                .name(name)
+                .table(Jobs::Table)
+                .to_owned(),
+        )
+    };
+    let open = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_jobs_open")
+        .table(Jobs::Table)
+        .col(Jobs::State)
+        .col(Jobs::Lane)
+        .col(Jobs::FlushAt)
+        .and_where(Expr::col(Jobs::State).is_in(OPEN_STATES.map(JobState::as_str)))
+        .to_owned();
+    let keyed = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_jobs_keyed")
+        .table(Jobs::Table)
+        .col(Jobs::Tenant)
+        .col(Jobs::IdempotencyKey)
+        .unique()
+        .and_where(Expr::col(Jobs::IdempotencyKey).is_not_null())
+        .to_owned();
+    vec![
+        dialect.render(&open),
+        dialect.render(&keyed),
+        drop("tenantry_queue_jobs_claim"),
+        drop("tenantry_queue_jobs_idempotency"),
+    ]
+}
+
 /// Every migration this version of the crate ships, in order.
 pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
     vec![
@@ -359,12 +417,37 @@ pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
             name: "usage billed off its job row",
             statements: v4_extra_usage(dialect),
         },
+        Migration {
+            version: 5,
+            name: "partial indexes of open and keyed jobs",
+            statements: v5_partial_indexes(dialect),
+        },
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finished_and_unkeyed_jobs_stay_out_of_the_partial_indexes() {
+        assert!(v5_partial_indexes(Dialect::Sqlite).is_empty());
+        {
+            let sql = v5_partial_indexes(Dialect::Postgres).join(";\n");
+            assert!(
+                sql.contains(r#"WHERE "state" IN ('queued', 'batched', 'submitted')"#),
+                "{sql}"
+            );
+            assert!(
+                sql.contains(r#"WHERE "idempotency_key" IS NOT NULL"#),
+                "{sql}"
+            );
+            assert!(
+                sql.contains(r#"DROP INDEX IF EXISTS "tenantry_queue_jobs_claim""#),
+                "{sql}"
+            );
+        }
+    }
 
     #[test]
     fn sequences_are_rendered_per_dialect() {

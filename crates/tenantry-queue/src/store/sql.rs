@@ -99,7 +99,10 @@ pub(crate) fn insert_jobs(jobs: &[NewJob]) -> sea_query::InsertStatement {
     }
     insert
         .on_conflict(
+            // The condition matches the partial unique index of keyed jobs on PostgreSQL; on
+            // SQLite, where the index is whole, it changes nothing (NULL keys never conflict).
             OnConflict::columns([Jobs::Tenant, Jobs::IdempotencyKey])
+                .target_and_where(Expr::col(Jobs::IdempotencyKey).is_not_null())
                 .do_nothing()
                 .to_owned(),
         )
