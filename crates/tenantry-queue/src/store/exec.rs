@@ -31,6 +31,14 @@ pub(crate) enum Tx {
 }
 
 impl Tx {
+    /// The SQL dialect of this transaction's database.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Self::Postgres(_) => Dialect::Postgres,
+            Self::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
     /// Runs a statement; returns the rows it affected.
     pub(crate) async fn execute(&mut self, stmt: &impl SqlxBinder) -> Result<u64> {
         Ok(match self {

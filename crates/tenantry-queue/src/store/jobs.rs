@@ -47,7 +47,7 @@ impl<B: Backend> JobStore for B {
         let mut tx = self.begin().await?;
         let mut inserted = HashSet::with_capacity(jobs.len());
         for chunk in jobs.chunks(B::CHUNK) {
-            let ids: Vec<(String,)> = tx.fetch_all(&sql::insert_jobs(chunk)).await?;
+            let ids: Vec<(String,)> = tx.fetch_all(&sql::insert_jobs(chunk, tx.dialect())).await?;
             inserted.extend(ids.into_iter().map(|(id,)| id));
         }
         let dup_keys: Vec<String> = jobs

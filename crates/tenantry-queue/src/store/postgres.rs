@@ -3,8 +3,9 @@
 //! # Events
 //!
 //! Each transaction that changes a job appends its events last: it takes a
-//! transaction-scoped advisory lock per tenant involved (in sorted order), inserts the
-//! events, and sends `NOTIFY tenantry_queue_events, '<tenant>'`. Holding the tenant's lock
+//! transaction-scoped advisory lock per tenant involved (in sorted order) and, in the same
+//! statement, queues `NOTIFY tenantry_queue_events, '<tenant>'` (PostgreSQL delivers it only
+//! at commit), then inserts the events. Holding the tenant's lock
 //! from before the sequence number is drawn until commit makes a tenant's positions commit
 //! in order, so "everything after my last position" never skips an event that commits late.
 //! The notification is only a wake-up: one listener connection per store (application name

@@ -345,6 +345,16 @@ fn v4_extra_usage(dialect: Dialect) -> Vec<String> {
     vec![dialect.render(&table), dialect.render(&pending)]
 }
 
+fn drop_job_index(dialect: Dialect, name: &str) -> String {
+    dialect.render(
+        &Index::drop()
+            .if_exists()
+            .name(name)
+            .table(Jobs::Table)
+            .to_owned(),
+    )
+}
+
 /// The states of a job that is not finished: the only rows the planner and the sweeps look for.
 pub(crate) const OPEN_STATES: [JobState; 3] =
     [JobState::Queued, JobState::Batched, JobState::Submitted];
@@ -359,15 +369,6 @@ fn v5_partial_indexes(dialect: Dialect) -> Vec<String> {
     if dialect == Dialect::Sqlite {
         return Vec::new();
     }
-    let drop = |name: &str| {
-        dialect.render(
-            &Index::drop()
-                .if_exists()
-                .name(name)
-                .table(Jobs::Table)
-                .to_owned(),
-        )
-    };
     let open = Index::create()
         .if_not_exists()
         .name("tenantry_queue_jobs_open")
@@ -389,8 +390,39 @@ fn v5_partial_indexes(dialect: Dialect) -> Vec<String> {
     vec![
         dialect.render(&open),
         dialect.render(&keyed),
-        drop("tenantry_queue_jobs_claim"),
-        drop("tenantry_queue_jobs_idempotency"),
+        drop_job_index(dialect, "tenantry_queue_jobs_claim"),
+        drop_job_index(dialect, "tenantry_queue_jobs_idempotency"),
+    ]
+}
+
+/// Partial indexes of batched jobs and of jobs with usage to record, on PostgreSQL. A new job
+/// has neither a batch nor usage, so `submit` used to write a `NULL` entry into both indexes
+/// for every job; only jobs that have one are ever looked up by it (every lookup compares with
+/// `=`, which PostgreSQL proves implies `IS NOT NULL`, even for a bound value). SQLite keeps its
+/// full indexes, as in migration 5.
+fn v6_partial_batch_and_usage_indexes(dialect: Dialect) -> Vec<String> {
+    if dialect == Dialect::Sqlite {
+        return Vec::new();
+    }
+    let batched = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_jobs_batched")
+        .table(Jobs::Table)
+        .col(Jobs::BatchId)
+        .and_where(Expr::col(Jobs::BatchId).is_not_null())
+        .to_owned();
+    let usage = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_jobs_with_usage")
+        .table(Jobs::Table)
+        .col(Jobs::UsageState)
+        .and_where(Expr::col(Jobs::UsageState).is_not_null())
+        .to_owned();
+    vec![
+        dialect.render(&batched),
+        dialect.render(&usage),
+        drop_job_index(dialect, "tenantry_queue_jobs_batch"),
+        drop_job_index(dialect, "tenantry_queue_jobs_usage_state"),
     ]
 }
 
@@ -421,6 +453,11 @@ pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
             version: 5,
             name: "partial indexes of open and keyed jobs",
             statements: v5_partial_indexes(dialect),
+        },
+        Migration {
+            version: 6,
+            name: "partial indexes of batched jobs and of jobs with usage",
+            statements: v6_partial_batch_and_usage_indexes(dialect),
         },
     ]
 }
