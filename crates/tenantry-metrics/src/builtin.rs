@@ -5,9 +5,14 @@
 //!
 //! The exact SQL each one renders to, per backend, is asserted in
 //! [`sql_reference`](crate::sql_reference).
+//!
+//! Each built-in is built once per thread and parameter set; asking for it again returns a
+//! clone that shares the tree (an equal [`Metric`], for a few reference-count increments), so a
+//! dashboard rebuilt for every request costs little to build and to drop.
 
 use crate::error::{Error, Result};
 use crate::expr::{Access, Expr, Int, Usage, access, members, usage};
+use crate::memo::{Builtin, Key, remembered};
 use crate::metric::{Metric, count_distinct, count_rows, max, sum};
 
 /// The scale of ratio metrics: parts per million (`1_000_000` = 100 %).
@@ -48,6 +53,11 @@ impl Period {
         }
     }
 
+    /// The period as memo parameters.
+    fn key(self, builtin: Builtin) -> Key<'static> {
+        Key::of(builtin).ints([self.start, self.end])
+    }
+
     /// `occurred_at` falls in the period.
     #[must_use]
     pub fn contains(self) -> Expr<crate::Bool, Usage> {
@@ -57,21 +67,28 @@ impl Period {
 
 /// Users of a tenant (distinct members of its subtree).
 pub fn users() -> Metric {
-    count_distinct(members::user_id()).into()
+    remembered(Key::of(Builtin::Users), || {
+        count_distinct(members::user_id()).into()
+    })
 }
 
 /// Distinct users with usage in the period.
 pub fn active_users(period: Period) -> Metric {
-    count_distinct(usage::user_id())
-        .filter(period.contains())
-        .into()
+    remembered(period.key(Builtin::ActiveUsers), || {
+        count_distinct(usage::user_id())
+            .filter(period.contains())
+            .into()
+    })
 }
 
 /// Distinct users who used `feature` in the period.
 pub fn feature_active_users(feature: &str, period: Period) -> Metric {
-    count_distinct(usage::user_id())
-        .filter(period.contains().and(usage::feature().equals(feature)))
-        .into()
+    let key = period.key(Builtin::FeatureActiveUsers);
+    remembered(key.texts([Some(feature), None]), || {
+        count_distinct(usage::user_id())
+            .filter(period.contains().and(usage::feature().equals(feature)))
+            .into()
+    })
 }
 
 /// Feature adoption rate, in [`PPM`]: users of `feature` in the period / users of the tenant.
@@ -88,14 +105,19 @@ pub fn feature_active_users(feature: &str, period: Period) -> Metric {
 /// # Ok::<(), tenantry_metrics::Error>(())
 /// ```
 pub fn adoption_rate(feature: &str, period: Period) -> Metric {
-    feature_active_users(feature, period)
-        .ratio(users(), PPM)
-        .unwrap_or_else(|_| unreachable!("PPM is positive"))
+    let key = period.key(Builtin::AdoptionRate);
+    remembered(key.texts([Some(feature), None]), || {
+        feature_active_users(feature, period)
+            .ratio(users(), PPM)
+            .unwrap_or_else(|_| unreachable!("PPM is positive"))
+    })
 }
 
 /// Requests (ledger rows) in the period.
 pub fn requests(period: Period) -> Metric {
-    count_rows::<Usage>().filter(period.contains()).into()
+    remembered(period.key(Builtin::Requests), || {
+        count_rows::<Usage>().filter(period.contains()).into()
+    })
 }
 
 /// All tokens of a request: the five exclusive buckets added up.
@@ -110,7 +132,9 @@ pub fn total_tokens() -> Expr<Int, Usage> {
 
 /// Tokens in the period (`NULL` without usage).
 pub fn tokens(period: Period) -> Metric {
-    sum(total_tokens()).filter(period.contains()).into()
+    remembered(period.key(Builtin::Tokens), || {
+        sum(total_tokens()).filter(period.contains()).into()
+    })
 }
 
 /// Charged cost in the period, nano-USD (`NULL` without usage).
@@ -127,13 +151,17 @@ pub fn tokens(period: Period) -> Metric {
 /// # Ok::<(), tenantry_metrics::Error>(())
 /// ```
 pub fn cost(period: Period) -> Metric {
-    sum(usage::cost_nanos()).filter(period.contains()).into()
+    remembered(period.key(Builtin::Cost), || {
+        sum(usage::cost_nanos()).filter(period.contains()).into()
+    })
 }
 
 /// AI inference cost per active user in the period, nano-USD, truncated; `NULL` without active
 /// users.
 pub fn cost_per_active_user(period: Period) -> Metric {
-    cost(period).per(active_users(period))
+    remembered(period.key(Builtin::CostPerActiveUser), || {
+        cost(period).per(active_users(period))
+    })
 }
 
 /// A slice of the ledger: one feature and/or one model (`None` = any).
@@ -146,6 +174,13 @@ pub struct Slice {
 }
 
 impl Slice {
+    /// The slice and period as memo parameters.
+    fn key(&self, builtin: Builtin, period: Period) -> Key<'_> {
+        period
+            .key(builtin)
+            .texts([self.feature.as_deref(), self.model.as_deref()])
+    }
+
     fn condition(&self, period: Period) -> Expr<crate::Bool, Usage> {
         let mut c = period.contains();
         if let Some(f) = &self.feature {
@@ -160,41 +195,53 @@ impl Slice {
 
 /// Requests of one feature/model slice in the period.
 pub fn requests_in(slice: &Slice, period: Period) -> Metric {
-    count_rows::<Usage>().filter(slice.condition(period)).into()
+    remembered(slice.key(Builtin::RequestsIn, period), || {
+        count_rows::<Usage>().filter(slice.condition(period)).into()
+    })
 }
 
 /// Tokens of one feature/model slice in the period.
 pub fn tokens_in(slice: &Slice, period: Period) -> Metric {
-    sum(total_tokens()).filter(slice.condition(period)).into()
+    remembered(slice.key(Builtin::TokensIn, period), || {
+        sum(total_tokens()).filter(slice.condition(period)).into()
+    })
 }
 
 /// Charged cost of one feature/model slice in the period, nano-USD.
 pub fn cost_in(slice: &Slice, period: Period) -> Metric {
-    sum(usage::cost_nanos())
-        .filter(slice.condition(period))
-        .into()
+    remembered(slice.key(Builtin::CostIn, period), || {
+        sum(usage::cost_nanos())
+            .filter(slice.condition(period))
+            .into()
+    })
 }
 
 /// Requests that went through Message Batches in the period.
 pub fn batch_requests(period: Period) -> Metric {
-    count_rows::<Usage>()
-        .filter(period.contains().and(usage::lane().equals("batch")))
-        .into()
+    remembered(period.key(Builtin::BatchRequests), || {
+        count_rows::<Usage>()
+            .filter(period.contains().and(usage::lane().equals("batch")))
+            .into()
+    })
 }
 
 /// Share of requests that went through batches, in [`PPM`]; `NULL` without requests.
 pub fn batch_share(period: Period) -> Metric {
-    batch_requests(period)
-        .ratio(requests(period), PPM)
-        .unwrap_or_else(|_| unreachable!("PPM is positive"))
+    remembered(period.key(Builtin::BatchShare), || {
+        batch_requests(period)
+            .ratio(requests(period), PPM)
+            .unwrap_or_else(|_| unreachable!("PPM is positive"))
+    })
 }
 
 /// Money saved by batching in the period, nano-USD: standard (synchronous) price minus the
 /// charged price, summed.
 pub fn batch_savings(period: Period) -> Metric {
-    sum(usage::standard_cost_nanos() - usage::cost_nanos())
-        .filter(period.contains())
-        .into()
+    remembered(period.key(Builtin::BatchSavings), || {
+        sum(usage::standard_cost_nanos() - usage::cost_nanos())
+            .filter(period.contains())
+            .into()
+    })
 }
 
 /// The change of a metric between two periods: `metric(current) - metric(previous)`.
@@ -217,22 +264,33 @@ fn permission_is(permission: &str) -> Expr<crate::Bool, Access> {
 /// `permission`, how many levels above the membership tenant the nearest grant sits; `NULL` when
 /// nobody holds it.
 pub fn max_inheritance_depth(permission: &str) -> Metric {
-    max(access::depth())
-        .filter(permission_is(permission))
-        .into()
+    let key = Key::of(Builtin::MaxInheritanceDepth).texts([Some(permission), None]);
+    remembered(key, || {
+        max(access::depth())
+            .filter(permission_is(permission))
+            .into()
+    })
 }
 
 /// Permission inheritance depth distribution: memberships holding `permission` through a grant
 /// exactly `depth` levels up.
 pub fn inheritance_depth_count(permission: &str, depth: i64) -> Metric {
-    count_rows::<Access>()
-        .filter(permission_is(permission).and(access::depth().equals(depth)))
-        .into()
+    let key = Key::of(Builtin::InheritanceDepthCount)
+        .ints([depth, 0])
+        .texts([Some(permission), None]);
+    remembered(key, || {
+        count_rows::<Access>()
+            .filter(permission_is(permission).and(access::depth().equals(depth)))
+            .into()
+    })
 }
 
 /// Memberships holding `permission` (directly or inherited).
 pub fn permission_holders(permission: &str) -> Metric {
-    count_rows::<Access>()
-        .filter(permission_is(permission))
-        .into()
+    let key = Key::of(Builtin::PermissionHolders).texts([Some(permission), None]);
+    remembered(key, || {
+        count_rows::<Access>()
+            .filter(permission_is(permission))
+            .into()
+    })
 }

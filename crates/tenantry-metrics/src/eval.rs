@@ -83,7 +83,7 @@ impl<'a> FactRow<'a> {
 
 fn eval_node<'a>(node: &'a Node, row: &FactRow<'a>) -> Result<Val<'a>> {
     Ok(match node {
-        Node::Col(_, name) => row.col(name),
+        Node::Col(column) => row.col(column.name()),
         Node::Int(v) => Val::Int(*v),
         Node::Text(t) => Val::Text(t),
         Node::Null(_) => Val::Null,

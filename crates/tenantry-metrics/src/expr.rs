@@ -17,6 +17,7 @@
 //! ```
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// SQL/Rust type marker: 64-bit integer (`BIGINT`, `i64`). Integers are the only numbers: money
 /// is integer nano-USD, ratios are scaled integers.
@@ -115,20 +116,23 @@ pub(crate) enum CmpOp {
 }
 
 /// The untyped tree behind [`Expr`]; both interpreters walk it.
+///
+/// Children are shared (`Arc`), so cloning a tree, or a metric built from it, copies its root
+/// only: [`crate::builtin`] hands out clones of trees it built once.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Node {
-    Col(SourceKind, &'static str),
+    Col(Column),
     Int(i64),
-    Text(String),
+    Text(Arc<str>),
     Null(ValueKind),
-    Arith(ArithOp, Box<Node>, Box<Node>),
-    Cmp(CmpOp, Box<Node>, Box<Node>),
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
-    Not(Box<Node>),
-    IsNull(Box<Node>),
-    Case(Box<Node>, Box<Node>, Box<Node>),
-    Coalesce(Box<Node>, Box<Node>),
+    Arith(ArithOp, Arc<Node>, Arc<Node>),
+    Cmp(CmpOp, Arc<Node>, Arc<Node>),
+    And(Arc<Node>, Arc<Node>),
+    Or(Arc<Node>, Arc<Node>),
+    Not(Arc<Node>),
+    IsNull(Arc<Node>),
+    Case(Arc<Node>, Arc<Node>, Arc<Node>),
+    Coalesce(Arc<Node>, Arc<Node>),
 }
 
 /// A typed expression over one row of fact source `S`, of SQL type `T`.
@@ -171,20 +175,20 @@ impl<T, S> Expr<T, S> {
         }
     }
 
-    fn boxed(self) -> Box<Node> {
-        Box::new(self.node)
+    fn shared(self) -> Arc<Node> {
+        Arc::new(self.node)
     }
 
     /// `self IS NULL`.
     #[must_use]
     pub fn is_null(self) -> Expr<Bool, S> {
-        Expr::from_node(Node::IsNull(self.boxed()))
+        Expr::from_node(Node::IsNull(self.shared()))
     }
 
     /// `self IS NOT NULL`.
     #[must_use]
     pub fn is_not_null(self) -> Expr<Bool, S> {
-        Expr::from_node(Node::Not(Box::new(Node::IsNull(self.boxed()))))
+        Expr::from_node(Node::Not(Arc::new(Node::IsNull(self.shared()))))
     }
 }
 
@@ -204,11 +208,11 @@ impl<T: ValueType, S> Expr<T, S> {
     /// `COALESCE(self, other)`: the first non-`NULL` of the two.
     #[must_use]
     pub fn coalesce(self, other: impl Into<Expr<T, S>>) -> Expr<T, S> {
-        Expr::from_node(Node::Coalesce(self.boxed(), other.into().boxed()))
+        Expr::from_node(Node::Coalesce(self.shared(), other.into().shared()))
     }
 
     fn cmp_with(self, op: CmpOp, other: Expr<T, S>) -> Expr<Bool, S> {
-        Expr::from_node(Node::Cmp(op, self.boxed(), other.boxed()))
+        Expr::from_node(Node::Cmp(op, self.shared(), other.shared()))
     }
 }
 
@@ -246,8 +250,8 @@ impl<S> Expr<Int, S> {
     pub fn safe_div(self, other: impl Into<Expr<Int, S>>) -> Expr<Int, S> {
         Expr::from_node(Node::Arith(
             ArithOp::SafeDiv,
-            self.boxed(),
-            other.into().boxed(),
+            self.shared(),
+            other.into().shared(),
         ))
     }
 }
@@ -256,19 +260,19 @@ impl<S> Expr<Bool, S> {
     /// `self AND other` (three-valued: `FALSE AND NULL` is `FALSE`).
     #[must_use]
     pub fn and(self, other: Expr<Bool, S>) -> Expr<Bool, S> {
-        Expr::from_node(Node::And(self.boxed(), other.boxed()))
+        Expr::from_node(Node::And(self.shared(), other.shared()))
     }
     /// `self OR other` (three-valued: `TRUE OR NULL` is `TRUE`).
     #[must_use]
     pub fn or(self, other: Expr<Bool, S>) -> Expr<Bool, S> {
-        Expr::from_node(Node::Or(self.boxed(), other.boxed()))
+        Expr::from_node(Node::Or(self.shared(), other.shared()))
     }
 }
 
 impl<S> std::ops::Not for Expr<Bool, S> {
     type Output = Expr<Bool, S>;
     fn not(self) -> Self::Output {
-        Expr::from_node(Node::Not(self.boxed()))
+        Expr::from_node(Node::Not(self.shared()))
     }
 }
 
@@ -277,7 +281,11 @@ macro_rules! arith {
         impl<S, R: Into<Expr<Int, S>>> std::ops::$tr<R> for Expr<Int, S> {
             type Output = Expr<Int, S>;
             fn $f(self, rhs: R) -> Self::Output {
-                Expr::from_node(Node::Arith(ArithOp::$op, self.boxed(), rhs.into().boxed()))
+                Expr::from_node(Node::Arith(
+                    ArithOp::$op,
+                    self.shared(),
+                    rhs.into().shared(),
+                ))
             }
         }
     };
@@ -307,7 +315,7 @@ pub fn lit<S>(value: i64) -> Expr<Int, S> {
 /// A text literal, always sent as a bound parameter.
 #[must_use]
 pub fn text<S>(value: &str) -> Expr<Text, S> {
-    Expr::from_node(Node::Text(value.to_owned()))
+    Expr::from_node(Node::Text(value.into()))
 }
 
 /// A typed `NULL`.
@@ -324,10 +332,36 @@ pub fn case_when<T: ValueType, S>(
     otherwise: impl Into<Expr<T, S>>,
 ) -> Expr<T, S> {
     Expr::from_node(Node::Case(
-        condition.boxed(),
-        then.into().boxed(),
-        otherwise.into().boxed(),
+        condition.shared(),
+        then.into().shared(),
+        otherwise.into().shared(),
     ))
+}
+
+/// A column of a fact source, by its number among the source's columns: one byte to compare,
+/// hash and record in a query's shape, instead of its name.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Column {
+    pub(crate) source: SourceKind,
+    pub(crate) number: u8,
+}
+
+impl Column {
+    /// The column's default name (the schema maps it to the host's name).
+    pub(crate) fn name(self) -> &'static str {
+        let names = match self.source {
+            SourceKind::Usage => usage::NAMES,
+            SourceKind::Members => members::NAMES,
+            SourceKind::Access => access::NAMES,
+        };
+        names[usize::from(self.number)]
+    }
+}
+
+impl std::fmt::Debug for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}.{}", self.source, self.name())
+    }
 }
 
 macro_rules! columns {
@@ -335,12 +369,21 @@ macro_rules! columns {
         $(#[$m])*
         pub mod $module {
             #[allow(unused_imports)]
-            use super::{Bool, Expr, Int, Node, SourceKind, Text, $src};
+            use super::{Bool, Column, Expr, Int, Node, SourceKind, Text, $src};
+            /// The columns' numbers, in declaration order.
+            #[allow(non_camel_case_types)]
+            #[repr(u8)]
+            enum Number { $($name),* }
+            /// The columns' default names, by number.
+            pub(super) const NAMES: &[&str] = &[$(stringify!($name)),*];
             $(
                 $(#[$d])*
                 #[must_use]
                 pub fn $name() -> Expr<$ty, $src> {
-                    Expr::from_node(Node::Col(SourceKind::$kind, stringify!($name)))
+                    Expr::from_node(Node::Col(Column {
+                        source: SourceKind::$kind,
+                        number: Number::$name as u8,
+                    }))
                 }
             )*
         }

@@ -56,6 +56,7 @@ mod eval;
 mod expr;
 mod fetch;
 pub mod fixture;
+mod memo;
 mod metric;
 pub mod migrate;
 mod query;

@@ -4,7 +4,7 @@
 //! ratios scaled to an integer (parts per million by default). `None` is SQL `NULL`: a `SUM`,
 //! `MIN` or `MAX` over no rows, a division by zero, anything combined with `NULL`.
 
-use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 use crate::expr::{Bool, Expr, Int, Node, Source, SourceKind, ValueType};
 
@@ -34,14 +34,14 @@ pub(crate) struct AggCall {
 pub(crate) enum MNode {
     Agg(AggCall),
     Lit(i64),
-    Add(Box<MNode>, Box<MNode>),
-    Sub(Box<MNode>, Box<MNode>),
-    Mul(Box<MNode>, Box<MNode>),
+    Add(Arc<MNode>, Arc<MNode>),
+    Sub(Arc<MNode>, Arc<MNode>),
+    Mul(Arc<MNode>, Arc<MNode>),
     /// Truncating division, `NULL` on a zero divisor.
-    Div(Box<MNode>, Box<MNode>),
+    Div(Arc<MNode>, Arc<MNode>),
     /// `(a * scale) / b` truncating, `NULL` on a zero divisor.
-    Ratio(Box<MNode>, Box<MNode>, i64),
-    Coalesce(Box<MNode>, Box<MNode>),
+    Ratio(Arc<MNode>, Arc<MNode>, i64),
+    Coalesce(Arc<MNode>, Arc<MNode>),
 }
 
 /// An aggregate over fact source `S`, optionally filtered (`FILTER (WHERE …)`). Converts into a
@@ -78,7 +78,7 @@ impl<S: Source> Aggregate<S> {
     pub fn filter(mut self, condition: Expr<Bool, S>) -> Self {
         self.call.filter = Some(match self.call.filter.take() {
             None => condition.node,
-            Some(prev) => Node::And(Box::new(prev), Box::new(condition.node)),
+            Some(prev) => Node::And(Arc::new(prev), Arc::new(condition.node)),
         });
         self
     }
@@ -141,8 +141,8 @@ impl<S: Source> From<Aggregate<S>> for Metric {
                 ..a.call.clone()
             };
             Metric::from_node(MNode::Div(
-                Box::new(MNode::Agg(a.call)),
-                Box::new(MNode::Agg(count)),
+                Arc::new(MNode::Agg(a.call)),
+                Arc::new(MNode::Agg(count)),
             ))
         } else {
             Metric::from_node(MNode::Agg(a.call))
@@ -178,8 +178,8 @@ impl Metric {
         Self { node }
     }
 
-    fn bin(self, other: impl Into<Metric>, f: fn(Box<MNode>, Box<MNode>) -> MNode) -> Self {
-        Self::from_node(f(Box::new(self.node), Box::new(other.into().node)))
+    fn bin(self, other: impl Into<Metric>, f: fn(Arc<MNode>, Arc<MNode>) -> MNode) -> Self {
+        Self::from_node(f(Arc::new(self.node), Arc::new(other.into().node)))
     }
 
     /// A constant.
@@ -218,8 +218,8 @@ impl Metric {
             return Err(crate::Error::InvalidScale(scale));
         }
         Ok(Self::from_node(MNode::Ratio(
-            Box::new(self.node),
-            Box::new(other.into().node),
+            Arc::new(self.node),
+            Arc::new(other.into().node),
             scale,
         )))
     }
@@ -256,12 +256,12 @@ impl Metric {
     pub(crate) fn aggregates<'m>(
         &'m self,
         out: &mut Vec<&'m AggCall>,
-        index: &mut FxHashMap<*const AggCall, usize>,
+        index: &mut Vec<(*const AggCall, usize)>,
     ) {
         fn walk<'m>(
             n: &'m MNode,
             out: &mut Vec<&'m AggCall>,
-            index: &mut FxHashMap<*const AggCall, usize>,
+            index: &mut Vec<(*const AggCall, usize)>,
         ) {
             match n {
                 MNode::Agg(a) => {
@@ -269,7 +269,7 @@ impl Metric {
                         out.push(a);
                         out.len() - 1
                     });
-                    index.insert(std::ptr::from_ref(a), i);
+                    index.push((std::ptr::from_ref(a), i));
                 }
                 MNode::Lit(_) => {}
                 MNode::Add(a, b)

@@ -4,8 +4,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 use sea_query::{
     CommonTableExpression, Cond, Expr as Sql, ExprTrait, JoinType, NullOrdering, Order as SqlOrder,
     PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, UnionType, Values,
@@ -119,13 +117,20 @@ pub const DEFAULT_MAX_DEPTH: u32 = 32;
 /// The aggregates of a query, each once, and where each aggregate node of its metrics points.
 pub(crate) struct Aggregates<'q> {
     pub(crate) calls: Vec<&'q AggCall>,
-    index: FxHashMap<*const AggCall, usize>,
+    /// Each aggregate node by address, with its index in `calls`. A list, not a map: a query
+    /// has a few dozen aggregate nodes, and scanning them is cheaper than hashing them.
+    index: Vec<(*const AggCall, usize)>,
 }
 
 impl Aggregates<'_> {
     /// The index in `calls` of an aggregate node of one of the query's metrics.
     pub(crate) fn of(&self, call: &AggCall) -> usize {
-        self.index[&std::ptr::from_ref(call)]
+        let address = std::ptr::from_ref(call);
+        self.index
+            .iter()
+            .find(|(a, _)| *a == address)
+            .map(|(_, i)| *i)
+            .unwrap_or_else(|| unreachable!("every aggregate node of the query is listed"))
     }
 }
 
@@ -145,6 +150,40 @@ fn source_alias(source: SourceKind) -> Name {
 /// The column of the `j`-th grouping dimension in the subqueries and the result.
 fn dim_alias(j: usize) -> Name {
     render::numbered("d", j)
+}
+
+/// The names of the selected metrics, in selection order, in one buffer: one allocation per
+/// name was a measurable part of building a dashboard.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Names {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Names {
+    fn push(&mut self, name: &str) {
+        if self.ends.is_empty() {
+            self.text.reserve(256);
+            self.ends.reserve(16);
+        }
+        self.text.push_str(name);
+        self.ends.push(self.text.len());
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        let mut start = 0;
+        self.ends.iter().any(|&end| {
+            let found =
+                end - start == name.len() && self.text.as_bytes()[start..end] == *name.as_bytes();
+            start = end;
+            found
+        })
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(s, e)| &self.text[s..*e])
+    }
 }
 
 /// A dashboard query: several metrics for many tenant groups, each group's values recomputed
@@ -174,7 +213,7 @@ pub struct MetricsQuery {
     pub(crate) schema: Schema,
     pub(crate) scope: Scope,
     pub(crate) level: Option<i32>,
-    pub(crate) names: Vec<String>,
+    pub(crate) names: Names,
     pub(crate) metrics: Vec<Metric>,
     pub(crate) filters: Vec<MetricFilter>,
     pub(crate) order: Vec<(Metric, Order)>,
@@ -203,7 +242,7 @@ impl MetricsQuery {
             schema,
             scope: Scope::All,
             level: None,
-            names: Vec::new(),
+            names: Names::default(),
             metrics: Vec::new(),
             filters: Vec::new(),
             order: Vec::new(),
@@ -238,10 +277,14 @@ impl MetricsQuery {
     /// # Errors
     /// [`Error::DuplicateName`] when `name` is already selected.
     pub fn select(&mut self, name: &str, metric: impl Into<Metric>) -> Result<Column> {
-        if self.names.iter().any(|n| n == name) {
+        if self.names.contains(name) {
             return Err(Error::DuplicateName(name.to_owned()));
         }
-        self.names.push(name.to_owned());
+        if self.metrics.is_empty() {
+            // A dashboard selects a dozen metrics or more: grow once, not four times.
+            self.metrics.reserve(16);
+        }
+        self.names.push(name);
         self.metrics.push(metric.into());
         Ok(Column(self.metrics.len() - 1))
     }
@@ -300,8 +343,8 @@ impl MetricsQuery {
     /// Every aggregate of the query, once each, checked against its dimensions.
     pub(crate) fn aggregates(&self) -> Result<Aggregates<'_>> {
         let mut aggs = Aggregates {
-            calls: Vec::new(),
-            index: FxHashMap::default(),
+            calls: Vec::with_capacity(self.metrics.len() * 2),
+            index: Vec::with_capacity(self.metrics.len() * 2),
         };
         let all = self
             .metrics
@@ -678,7 +721,7 @@ impl MetricsQuery {
     }
 
     pub(crate) fn names(&self) -> Arc<[String]> {
-        self.names.clone().into()
+        self.names.iter().map(str::to_owned).collect()
     }
 
     /// Renders the query for `dialect`: SQL text with placeholders and the values to bind.

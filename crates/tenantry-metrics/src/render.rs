@@ -156,8 +156,9 @@ fn nullif_zero(e: Sql) -> Sql {
 pub(crate) fn node(n: &Node, schema: &Schema, alias: &str) -> Sql {
     let r = |x: &Node| node(x, schema, alias);
     match n {
-        Node::Col(source, name) => {
-            let column = match source {
+        Node::Col(column) => {
+            let name = column.name();
+            let column = match column.source {
                 SourceKind::Usage => schema.usage.col(name).as_str(),
                 SourceKind::Members => schema.memberships.col(name).as_str(),
                 SourceKind::Access => name,
@@ -165,7 +166,7 @@ pub(crate) fn node(n: &Node, schema: &Schema, alias: &str) -> Sql {
             col(alias, column)
         }
         Node::Int(v) => Sql::val(*v),
-        Node::Text(t) => Sql::val(t.clone()),
+        Node::Text(t) => Sql::val(t.as_ref()),
         Node::Null(ValueKind::Int) => Sql::val(Value::BigInt(None)),
         Node::Null(ValueKind::Text) => Sql::val(Value::String(None)),
         Node::Arith(op, a, b) => match op {

@@ -11,6 +11,8 @@
 //! trees, metric constants and scales, filter thresholds, the limit) are listed in a fixed walk
 //! order; [`crate::cache`] learns once per shape where each lands among the bound values.
 
+use std::sync::Arc;
+
 use sea_query::Value;
 
 use crate::expr::Node;
@@ -88,11 +90,9 @@ impl<'q> Walk<'q> {
 
     fn node(&mut self, n: &'q Node) {
         match n {
-            Node::Col(source, name) => {
-                self.key.extend_from_slice(&[tag::COL, *source as u8]);
-                self.len(name.len());
-                self.key.extend_from_slice(name.as_bytes());
-            }
+            Node::Col(c) => self
+                .key
+                .extend_from_slice(&[tag::COL, c.source as u8, c.number]),
             Node::Int(v) => {
                 self.key.push(tag::INT);
                 self.params.push(Param::Int(*v));
@@ -169,7 +169,7 @@ impl MetricsQuery {
     /// [`MetricsQuery::with_sentinels`] walks in the same order.
     pub(crate) fn shape<'q>(&'q self, dialect: Dialect, aggs: &Aggregates<'q>) -> Shape<'q> {
         let mut w = Walk {
-            key: Vec::with_capacity(512),
+            key: Vec::with_capacity(1024),
             params: Vec::with_capacity(64),
         };
         w.key.push(dialect as u8);
@@ -277,19 +277,20 @@ fn for_each_literal_mut(call: &mut AggCall, f: &mut impl FnMut(&mut Node)) {
         match n {
             Node::Int(_) | Node::Text(_) => f(n),
             Node::Col(..) | Node::Null(_) => {}
+            // Copy on write: the children may be shared with other trees.
             Node::Arith(_, a, b)
             | Node::Cmp(_, a, b)
             | Node::And(a, b)
             | Node::Or(a, b)
             | Node::Coalesce(a, b) => {
-                walk(a, f);
-                walk(b, f);
+                walk(Arc::make_mut(a), f);
+                walk(Arc::make_mut(b), f);
             }
-            Node::Not(a) | Node::IsNull(a) => walk(a, f),
+            Node::Not(a) | Node::IsNull(a) => walk(Arc::make_mut(a), f),
             Node::Case(c, t, e) => {
-                walk(c, f);
-                walk(t, f);
-                walk(e, f);
+                walk(Arc::make_mut(c), f);
+                walk(Arc::make_mut(t), f);
+                walk(Arc::make_mut(e), f);
             }
         }
     }
@@ -311,7 +312,7 @@ fn sentinel_metric(n: &mut MNode, originals: &[&AggCall], call_starts: &[usize],
             let mut at = call_starts[k];
             for_each_literal_mut(call, &mut |n| match n {
                 Node::Int(v) => *v = int_sentinel(&mut at),
-                Node::Text(t) => *t = text_sentinel(&mut at),
+                Node::Text(t) => *t = text_sentinel(&mut at).into(),
                 _ => {}
             });
         }
@@ -321,12 +322,12 @@ fn sentinel_metric(n: &mut MNode, originals: &[&AggCall], call_starts: &[usize],
         | MNode::Mul(a, b)
         | MNode::Div(a, b)
         | MNode::Coalesce(a, b) => {
-            sentinel_metric(a, originals, call_starts, next);
-            sentinel_metric(b, originals, call_starts, next);
+            sentinel_metric(Arc::make_mut(a), originals, call_starts, next);
+            sentinel_metric(Arc::make_mut(b), originals, call_starts, next);
         }
         MNode::Ratio(a, b, scale) => {
-            sentinel_metric(a, originals, call_starts, next);
-            sentinel_metric(b, originals, call_starts, next);
+            sentinel_metric(Arc::make_mut(a), originals, call_starts, next);
+            sentinel_metric(Arc::make_mut(b), originals, call_starts, next);
             *scale = int_sentinel(next);
         }
     }
