@@ -11,7 +11,7 @@
 //! dashboard rebuilt for every request costs little to build and to drop.
 
 use crate::error::{Error, Result};
-use crate::expr::{Access, Expr, Int, Usage, access, members, usage};
+use crate::expr::{Access, Expr, Int, RoleAccess, Usage, access, members, role_access, usage};
 use crate::memo::{Builtin, Key, remembered};
 use crate::metric::{Metric, count_distinct, count_rows, max, sum};
 
@@ -291,6 +291,62 @@ pub fn permission_holders(permission: &str) -> Metric {
     remembered(key, || {
         count_rows::<Access>()
             .filter(permission_is(permission))
+            .into()
+    })
+}
+
+fn role_permission_is(permission: &str) -> Expr<crate::Bool, RoleAccess> {
+    role_access::permission().equals(permission)
+}
+
+/// Permission inheritance depth through the role tree, the maximum over a tenant's subtree: for
+/// each user holding a role in a tenant and `permission`, how many levels above the assigned
+/// role the nearest role holding `permission` sits (the smallest over the user's roles in that
+/// tenant); `NULL` when nobody holds it through a role.
+///
+/// Roles inherit every permission of their parent role. The walk up the role tree ends at the
+/// query's [`max_depth`](crate::MetricsQuery::max_depth), also on cyclic role data.
+///
+/// # Example
+/// ```
+/// use tenantry_metrics::{builtin, Dialect, MetricsQuery, Scope};
+/// let mut q = MetricsQuery::new();
+/// q.scope(Scope::Subtree("acme".into())).level(1);
+/// q.select("admin_role_depth", builtin::max_role_inheritance_depth("admin"))?;
+/// let (sql, _) = q.build(Dialect::Sqlite)?;
+/// assert!(sql.contains(r#""mq_role_up" ("node_id", "ancestor_id", "depth")"#));
+/// # Ok::<(), tenantry_metrics::Error>(())
+/// ```
+pub fn max_role_inheritance_depth(permission: &str) -> Metric {
+    let key = Key::of(Builtin::MaxRoleInheritanceDepth).texts([Some(permission), None]);
+    remembered(key, || {
+        max(role_access::depth())
+            .filter(role_permission_is(permission))
+            .into()
+    })
+}
+
+/// Permission inheritance depth distribution through the role tree: (tenant, user) role
+/// holders whose nearest role holding `permission` sits exactly `depth` levels above an
+/// assigned role.
+pub fn role_inheritance_depth_count(permission: &str, depth: i64) -> Metric {
+    let key = Key::of(Builtin::RoleInheritanceDepthCount)
+        .ints([depth, 0])
+        .texts([Some(permission), None]);
+    remembered(key, || {
+        count_rows::<RoleAccess>()
+            .filter(role_permission_is(permission).and(role_access::depth().equals(depth)))
+            .into()
+    })
+}
+
+/// (tenant, user) pairs holding `permission` through one of their roles (directly or
+/// inherited from a parent role).
+pub fn role_permission_holders(permission: &str) -> Metric {
+    let key = Key::of(Builtin::RolePermissionHolders).texts([Some(permission), None]);
+    remembered(key, || {
+        count_rows::<RoleAccess>()
+            .filter(role_permission_is(permission))
             .into()
     })
 }

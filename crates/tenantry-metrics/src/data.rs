@@ -29,6 +29,36 @@ pub struct GrantRow {
     pub permission: String,
 }
 
+/// One role of the role tree: a role inherits every permission of its parent role.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoleRow {
+    /// Role id.
+    pub id: String,
+    /// The role it inherits from; `None` for a root role. The data may form a cycle: walks up
+    /// the tree end at [`MetricsQuery::max_depth`](crate::MetricsQuery::max_depth).
+    pub parent_id: Option<String>,
+}
+
+/// One role assignment: `user_id` holds `role_id` in `tenant_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoleAssignmentRow {
+    /// The user.
+    pub user_id: String,
+    /// The tenant the role is held in.
+    pub tenant_id: String,
+    /// The role.
+    pub role_id: String,
+}
+
+/// One grant to a role: holders of `role_id` and of every role below it hold `permission`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoleGrantRow {
+    /// The role the grant sits on.
+    pub role_id: String,
+    /// The permission.
+    pub permission: String,
+}
+
 /// One row of the usage ledger (the columns of the contract with `tenantry-cost` that metrics
 /// read).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -70,6 +100,12 @@ pub struct Dataset {
     pub memberships: Vec<MembershipRow>,
     /// Grants.
     pub grants: Vec<GrantRow>,
+    /// The role tree.
+    pub roles: Vec<RoleRow>,
+    /// Role assignments.
+    pub role_assignments: Vec<RoleAssignmentRow>,
+    /// Grants to roles.
+    pub role_grants: Vec<RoleGrantRow>,
     /// Usage ledger rows.
     pub usage: Vec<UsageRow>,
 }

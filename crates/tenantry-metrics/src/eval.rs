@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use crate::data::{Dataset, TenantRow, UsageRow};
+use crate::data::{Dataset, RoleRow, TenantRow, UsageRow};
 use crate::dimension::Dimension;
 use crate::error::{Error, Result};
 use crate::expr::{ArithOp, CmpOp, Node, SourceKind};
@@ -29,7 +29,7 @@ pub(crate) enum FactRow<'a> {
     Access(&'a AccessRow),
 }
 
-/// One effective-access row (see [`crate::Access`]).
+/// One effective-access row (see [`crate::Access`] and [`crate::RoleAccess`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AccessRow {
     tenant_id: String,
@@ -338,10 +338,75 @@ pub(crate) fn access_rows(data: &Dataset, tree: &Tree<'_>) -> Vec<AccessRow> {
         .collect()
 }
 
+/// `(ancestor, distance)` from `role` upwards, `role` itself at distance 0 (none when `role`
+/// is not a role), following `parent_id` at most `max_depth` times and stopping at a parent
+/// that is not a role: `mq_role_up` of the SQL. On a cycle the same roles come again at larger
+/// distances, as in SQL.
+fn role_ancestors<'a>(
+    roles: &HashMap<&'a str, &'a RoleRow>,
+    role: &'a str,
+    max_depth: u32,
+) -> Vec<(&'a str, i64)> {
+    let Some(mut cur) = roles.get(role).copied() else {
+        return Vec::new();
+    };
+    let mut out = vec![(cur.id.as_str(), 0)];
+    let mut depth = 0;
+    while depth < i64::from(max_depth) {
+        let Some(parent) = cur.parent_id.as_deref() else {
+            break;
+        };
+        depth += 1;
+        out.push((parent, depth));
+        match roles.get(parent) {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    out
+}
+
+/// The effective-access rows through the role tree: per (assignment tenant, user, permission)
+/// the nearest distance from one of the user's roles in that tenant to a role granting it.
+pub(crate) fn role_access_rows(data: &Dataset, max_depth: u32) -> Vec<AccessRow> {
+    let roles: HashMap<&str, &RoleRow> = data.roles.iter().map(|r| (r.id.as_str(), r)).collect();
+    let mut grants: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for g in &data.role_grants {
+        grants.entry(&g.role_id).or_default().insert(&g.permission);
+    }
+    let mut nearest: HashMap<(&str, &str, &str), i64> = HashMap::new();
+    for a in &data.role_assignments {
+        for (ancestor, depth) in role_ancestors(&roles, &a.role_id, max_depth) {
+            for permission in grants.get(ancestor).into_iter().flatten() {
+                let e = nearest
+                    .entry((&a.tenant_id, &a.user_id, permission))
+                    .or_insert(depth);
+                *e = (*e).min(depth);
+            }
+        }
+    }
+    nearest
+        .into_iter()
+        .map(|((t, u, p), depth)| AccessRow {
+            tenant_id: t.to_owned(),
+            user_id: u.to_owned(),
+            permission: p.to_owned(),
+            depth,
+        })
+        .collect()
+}
+
+/// The derived access rows a query reads: through the tenant tree and through the role tree
+/// (each empty unless an aggregate reads it).
+pub(crate) struct DerivedRows {
+    pub(crate) access: Vec<AccessRow>,
+    pub(crate) role_access: Vec<AccessRow>,
+}
+
 /// All fact rows of `source`.
 pub(crate) fn fact_rows<'a>(
     data: &'a Dataset,
-    access: &'a [AccessRow],
+    derived: &'a DerivedRows,
     source: SourceKind,
 ) -> Vec<FactRow<'a>> {
     match source {
@@ -354,7 +419,8 @@ pub(crate) fn fact_rows<'a>(
                 tenant_id: &m.tenant_id,
             })
             .collect(),
-        SourceKind::Access => access.iter().map(FactRow::Access).collect(),
+        SourceKind::Access => derived.access.iter().map(FactRow::Access).collect(),
+        SourceKind::RoleAccess => derived.role_access.iter().map(FactRow::Access).collect(),
     }
 }
 

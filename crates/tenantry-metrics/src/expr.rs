@@ -2,7 +2,7 @@
 //! CASE and COALESCE.
 //!
 //! An [`Expr<T, S>`] carries its SQL type `T` ([`Int`], [`Text`] or [`Bool`]) and its fact source
-//! `S` ([`Usage`], [`Members`] or [`Access`]) as type parameters, so mixing sources in one
+//! `S` ([`Usage`], [`Members`], [`Access`] or [`RoleAccess`]) as type parameters, so mixing sources in one
 //! aggregate, summing text or filtering by an integer does not compile:
 //!
 //! ```compile_fail
@@ -41,6 +41,11 @@ pub enum Members {}
 /// the distance to the nearest ancestor tenant (or the tenant itself) that grants the permission.
 #[derive(Debug)]
 pub enum Access {}
+/// Fact source marker: effective access through the role tree, one row per (assignment tenant,
+/// user, permission) with the distance from an assigned role up to the nearest role (the role
+/// itself or an ancestor) that holds the permission.
+#[derive(Debug)]
+pub enum RoleAccess {}
 
 mod sealed {
     pub trait Sealed {}
@@ -50,6 +55,7 @@ mod sealed {
     impl Sealed for super::Usage {}
     impl Sealed for super::Members {}
     impl Sealed for super::Access {}
+    impl Sealed for super::RoleAccess {}
 }
 
 /// A value type a metric can aggregate or compare for equality: [`Int`] or [`Text`]. Sealed.
@@ -64,7 +70,7 @@ impl ValueType for Text {
     const KIND: ValueKind = ValueKind::Text;
 }
 
-/// A fact source: [`Usage`], [`Members`] or [`Access`]. Sealed.
+/// A fact source: [`Usage`], [`Members`], [`Access`] or [`RoleAccess`]. Sealed.
 pub trait Source: sealed::Sealed {
     #[doc(hidden)]
     const KIND: SourceKind;
@@ -77,6 +83,9 @@ impl Source for Members {
 }
 impl Source for Access {
     const KIND: SourceKind = SourceKind::Access;
+}
+impl Source for RoleAccess {
+    const KIND: SourceKind = SourceKind::RoleAccess;
 }
 
 #[doc(hidden)]
@@ -92,6 +101,7 @@ pub enum SourceKind {
     Usage,
     Members,
     Access,
+    RoleAccess,
 }
 
 /// Arithmetic operators of the expression tree.
@@ -353,6 +363,7 @@ impl Column {
             SourceKind::Usage => usage::NAMES,
             SourceKind::Members => members::NAMES,
             SourceKind::Access => access::NAMES,
+            SourceKind::RoleAccess => role_access::NAMES,
         };
         names[usize::from(self.number)]
     }
@@ -441,5 +452,20 @@ columns!(
     permission: Text,
     /// Levels between the membership tenant and the nearest tenant granting the permission
     /// (0: granted on the membership tenant itself).
+    depth: Int,
+);
+
+columns!(
+    /// Columns of the effective-access rows derived from role assignments, the role tree and
+    /// grants to roles.
+    role_access, RoleAccess, RoleAccess:
+    /// The tenant the role is assigned in.
+    tenant_id: Text,
+    /// The user holding the role.
+    user_id: Text,
+    /// The permission granted.
+    permission: Text,
+    /// Levels between an assigned role and the nearest role holding the permission, the
+    /// smallest over the user's roles in the tenant (0: the assigned role holds it itself).
     depth: Int,
 );

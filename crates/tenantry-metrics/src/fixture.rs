@@ -61,13 +61,16 @@ CREATE INDEX IF NOT EXISTS tenantry_usage_tenant_time ON tenantry_usage (tenant_
 
 /// Deletes every row of the default tables (ledger included), children first.
 pub const CLEAR: &str = "DELETE FROM tenantry_usage; DELETE FROM tenantry_grants; \
+DELETE FROM tenantry_role_assignments; DELETE FROM tenantry_role_grants; \
+UPDATE tenantry_roles SET parent_id = NULL; DELETE FROM tenantry_roles; \
 DELETE FROM tenantry_memberships; DELETE FROM tenantry_users; \
 UPDATE tenantry_tenants SET parent_id = NULL; DELETE FROM tenantry_tenants;";
 
 const CHUNK: usize = 500;
 
 const ANALYZE: &str = "ANALYZE tenantry_tenants; ANALYZE tenantry_users; \
-ANALYZE tenantry_memberships; ANALYZE tenantry_grants; ANALYZE tenantry_usage;";
+ANALYZE tenantry_memberships; ANALYZE tenantry_grants; ANALYZE tenantry_roles; \
+ANALYZE tenantry_role_assignments; ANALYZE tenantry_role_grants; ANALYZE tenantry_usage;";
 
 fn inserts(data: &Dataset) -> Result<Vec<InsertStatement>, sea_query::error::Error> {
     let mut out = Vec::new();
@@ -87,10 +90,8 @@ fn inserts(data: &Dataset) -> Result<Vec<InsertStatement>, sea_query::error::Err
         }
         out.push(q);
     }
-    let mut users: Vec<&str> = data
-        .memberships
-        .iter()
-        .map(|m| m.user_id.as_str())
+    let mut users: Vec<&str> = (data.memberships.iter().map(|m| m.user_id.as_str()))
+        .chain(data.role_assignments.iter().map(|a| a.user_id.as_str()))
         .collect();
     users.sort_unstable();
     users.dedup();
@@ -117,6 +118,41 @@ fn inserts(data: &Dataset) -> Result<Vec<InsertStatement>, sea_query::error::Err
             .columns([ident("tenant_id"), ident("permission")]);
         for g in chunk {
             q.values([g.tenant_id.clone().into(), g.permission.clone().into()])?;
+        }
+        out.push(q);
+    }
+    // Roles in any order: the parent reference is checked at commit.
+    for chunk in data.roles.chunks(CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(ident("tenantry_roles"))
+            .columns([ident("id"), ident("parent_id")]);
+        for r in chunk {
+            q.values([r.id.clone().into(), r.parent_id.clone().into()])?;
+        }
+        out.push(q);
+    }
+    for chunk in data.role_assignments.chunks(CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(ident("tenantry_role_assignments")).columns([
+            ident("user_id"),
+            ident("tenant_id"),
+            ident("role_id"),
+        ]);
+        for a in chunk {
+            q.values([
+                a.user_id.clone().into(),
+                a.tenant_id.clone().into(),
+                a.role_id.clone().into(),
+            ])?;
+        }
+        out.push(q);
+    }
+    for chunk in data.role_grants.chunks(CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(ident("tenantry_role_grants"))
+            .columns([ident("role_id"), ident("permission")]);
+        for g in chunk {
+            q.values([g.role_id.clone().into(), g.permission.clone().into()])?;
         }
         out.push(q);
     }
@@ -168,7 +204,7 @@ pub async fn setup_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
 }
 
 /// Replaces the contents of the default tables with `data`, in one transaction. Tenants must
-/// come parents first.
+/// come parents first; roles may come in any order.
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) when a statement fails.
@@ -192,7 +228,7 @@ pub async fn load_postgres(pool: &sqlx::PgPool, data: &Dataset) -> Result<()> {
 }
 
 /// Replaces the contents of the default tables with `data`, in one transaction. Tenants must
-/// come parents first.
+/// come parents first; roles may come in any order.
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) when a statement fails.

@@ -71,12 +71,14 @@ pub mod sql_reference {
 
 pub use builtin::Period;
 pub use cache::MetricsCache;
-pub use data::{Dataset, GrantRow, MembershipRow, TenantRow, UsageRow};
+pub use data::{
+    Dataset, GrantRow, MembershipRow, RoleAssignmentRow, RoleGrantRow, RoleRow, TenantRow, UsageRow,
+};
 pub use dimension::Dimension;
 pub use error::{Error, Result};
 pub use expr::{
-    Access, Bool, Expr, Int, Members, Source, Text, Usage, ValueType, access, case_when, lit,
-    members, null, text, usage,
+    Access, Bool, Expr, Int, Members, RoleAccess, Source, Text, Usage, ValueType, access,
+    case_when, lit, members, null, role_access, text, usage,
 };
 pub use metric::{
     Aggregate, Metric, MetricFilter, Order, avg, count, count_distinct, count_rows, max, min, sum,

@@ -39,6 +39,9 @@ pub(crate) enum Builtin {
     MaxInheritanceDepth,
     InheritanceDepthCount,
     PermissionHolders,
+    MaxRoleInheritanceDepth,
+    RoleInheritanceDepthCount,
+    RolePermissionHolders,
 }
 
 /// A built-in with its parameters, borrowed for the lookup.

@@ -1,5 +1,6 @@
 //! Versioned, idempotent migrations for the crate's default tables (tenants with parent and
-//! level, users, memberships, grants), for PostgreSQL and SQLite.
+//! level, users, memberships, grants; roles with parent, role assignments, grants to roles), for
+//! PostgreSQL and SQLite.
 //!
 //! The usage ledger (`tenantry_usage`) belongs to `tenantry-cost` and is not created here.
 //! Applied versions are recorded in `tenantry_metrics_migrations`; running again is a no-op, and
@@ -21,10 +22,11 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tenant tree, users, memberships, grants",
-    sql: r"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenant tree, users, memberships, grants",
+        sql: r"
 CREATE TABLE IF NOT EXISTS tenantry_tenants (
     id        TEXT PRIMARY KEY,
     parent_id TEXT NULL REFERENCES tenantry_tenants (id),
@@ -49,7 +51,36 @@ CREATE TABLE IF NOT EXISTS tenantry_grants (
     PRIMARY KEY (tenant_id, permission)
 );
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "role tree, role assignments, grants to roles",
+        // The parent reference is checked at commit, so a role tree can be written in any
+        // order (roles referring to later ones, cycles the metrics' depth guard ends).
+        sql: r"
+CREATE TABLE IF NOT EXISTS tenantry_roles (
+    id        TEXT PRIMARY KEY,
+    parent_id TEXT NULL REFERENCES tenantry_roles (id) DEFERRABLE INITIALLY DEFERRED,
+    name      TEXT NULL
+);
+CREATE INDEX IF NOT EXISTS tenantry_roles_parent ON tenantry_roles (parent_id);
+CREATE TABLE IF NOT EXISTS tenantry_role_assignments (
+    user_id   TEXT NOT NULL REFERENCES tenantry_users (id),
+    tenant_id TEXT NOT NULL REFERENCES tenantry_tenants (id),
+    role_id   TEXT NOT NULL REFERENCES tenantry_roles (id),
+    PRIMARY KEY (user_id, tenant_id, role_id)
+);
+CREATE INDEX IF NOT EXISTS tenantry_role_assignments_tenant
+    ON tenantry_role_assignments (tenant_id, user_id);
+CREATE INDEX IF NOT EXISTS tenantry_role_assignments_role ON tenantry_role_assignments (role_id);
+CREATE TABLE IF NOT EXISTS tenantry_role_grants (
+    role_id    TEXT NOT NULL REFERENCES tenantry_roles (id),
+    permission TEXT NOT NULL,
+    PRIMARY KEY (role_id, permission)
+);
+",
+    },
+];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS tenantry_metrics_migrations (
     version BIGINT PRIMARY KEY,

@@ -139,6 +139,8 @@ const SCOPE: &str = "mq_scope";
 const TREE: &str = "mq_tree";
 const UP: &str = "mq_up";
 const ACCESS: &str = "mq_access";
+const ROLE_UP: &str = "mq_role_up";
+const ROLE_ACCESS: &str = "mq_role_access";
 /// The alias of the usage ledger's subquery in the outer query; in a query grouped by
 /// dimensions it also carries the dimension values.
 const USAGE_ALIAS: &str = "s0";
@@ -364,6 +366,11 @@ impl MetricsQuery {
                         });
                     }
                     SourceKind::Access => return Err(Error::DimensionSource { table: "access" }),
+                    SourceKind::RoleAccess => {
+                        return Err(Error::DimensionSource {
+                            table: "role access",
+                        });
+                    }
                 }
             }
         }
@@ -469,6 +476,9 @@ impl MetricsQuery {
             if sources.contains(&SourceKind::Access) {
                 self.access_ctes(&mut with, depth_guard);
             }
+            if sources.contains(&SourceKind::RoleAccess) {
+                self.role_access_ctes(&mut with, depth_guard);
+            }
         }
 
         let mut outer = Query::select();
@@ -494,6 +504,7 @@ impl MetricsQuery {
                     schema.memberships.col("tenant_id").as_str(),
                 ),
                 SourceKind::Access => (ACCESS, "tenant_id"),
+                SourceKind::RoleAccess => (ROLE_ACCESS, "tenant_id"),
             };
             let calls: Vec<(usize, &AggCall)> = aggs
                 .calls
@@ -640,6 +651,12 @@ impl MetricsQuery {
         if calls.iter().any(|(_, c)| c.source == SourceKind::Access) {
             self.access_ctes(&mut inner, depth_guard);
         }
+        if calls
+            .iter()
+            .any(|(_, c)| c.source == SourceKind::RoleAccess)
+        {
+            self.role_access_ctes(&mut inner, depth_guard);
+        }
         sub.with_cte(inner);
         // Grouped by dimensions, a tenant without ledger rows has no row (as in the whole-table
         // shape); otherwise every group has one, with counts of 0.
@@ -720,6 +737,86 @@ impl MetricsQuery {
         ));
     }
 
+    /// Effective access through the role tree: from each role assigned in a walked tenant up
+    /// its ancestors (`mq_role_up`: role, ancestor, distance), then per assignment and
+    /// permission the nearest ancestor granting it (`mq_role_access`). Roles may form cycles
+    /// (SQLite has no `CYCLE` clause): the depth guard ends the walk, and a role met again
+    /// only adds a larger distance, which `MIN` ignores.
+    fn role_access_ctes(&self, with: &mut WithClause, depth_guard: i64) {
+        let schema = &self.schema;
+        let roles = schema.roles.name.as_str();
+        let r_id = schema.roles.col("id").as_str();
+        let r_parent = schema.roles.col("parent_id").as_str();
+        let ra_table = schema.role_assignments.name.as_str();
+        let ra_user = schema.role_assignments.col("user_id").as_str();
+        let ra_tenant = schema.role_assignments.col("tenant_id").as_str();
+        let ra_role = schema.role_assignments.col("role_id").as_str();
+        let rg_table = schema.role_grants.name.as_str();
+        let rg_role = schema.role_grants.col("role_id").as_str();
+        let rg_perm = schema.role_grants.col("permission").as_str();
+        let mut assigned = Query::select();
+        assigned
+            .expr(col("ra", ra_role))
+            .from_as(ident(ra_table), ident("ra"))
+            .and_where(
+                col("ra", ra_tenant).in_subquery(
+                    Query::select()
+                        .column(ident("descendant_id"))
+                        .from(ident(TREE))
+                        .take(),
+                ),
+            );
+        let mut anchor = Query::select();
+        anchor
+            .expr(col("r", r_id))
+            .expr(col("r", r_id))
+            .expr(Sql::val(0i64))
+            .from_as(ident(roles), ident("r"))
+            .and_where(col("r", r_id).in_subquery(assigned));
+        let mut step = Query::select();
+        step.expr(col("u", "node_id"))
+            .expr(col("r", r_parent))
+            .expr(col("u", "depth").add(Sql::val(1i64)))
+            .from_as(ident(ROLE_UP), ident("u"))
+            .join_as(
+                JoinType::InnerJoin,
+                ident(roles),
+                ident("r"),
+                col("r", r_id).equals((ident("u"), ident("ancestor_id"))),
+            )
+            .and_where(col("r", r_parent).is_not_null())
+            .and_where(col("u", "depth").lt(Sql::val(depth_guard)));
+        anchor.union(UnionType::All, step);
+        with.cte(cte(ROLE_UP, &["node_id", "ancestor_id", "depth"], anchor));
+        let mut access = Query::select();
+        access
+            .expr(col("ra", ra_tenant))
+            .expr(col("ra", ra_user))
+            .expr(col("rg", rg_perm))
+            .expr(sea_query::Func::min(col("u", "depth")))
+            .from_as(ident(ra_table), ident("ra"))
+            .join_as(
+                JoinType::InnerJoin,
+                ident(ROLE_UP),
+                ident("u"),
+                col("u", "node_id").equals((ident("ra"), ident(ra_role))),
+            )
+            .join_as(
+                JoinType::InnerJoin,
+                ident(rg_table),
+                ident("rg"),
+                col("rg", rg_role).equals((ident("u"), ident("ancestor_id"))),
+            )
+            .group_by_col((ident("ra"), ident(ra_tenant)))
+            .group_by_col((ident("ra"), ident(ra_user)))
+            .group_by_col((ident("rg"), ident(rg_perm)));
+        with.cte(cte(
+            ROLE_ACCESS,
+            &["tenant_id", "user_id", "permission", "depth"],
+            access,
+        ));
+    }
+
     pub(crate) fn names(&self) -> Arc<[String]> {
         self.names.iter().map(str::to_owned).collect()
     }
@@ -773,17 +870,25 @@ impl MetricsQuery {
         }
         let aggs = self.aggregates()?;
         let aggs = aggs.calls;
-        let access = if aggs.iter().any(|a| a.source == SourceKind::Access) {
-            eval::access_rows(data, &tree)
-        } else {
-            Vec::new()
+        let reads = |source| aggs.iter().any(|a| a.source == source);
+        let derived = eval::DerivedRows {
+            access: if reads(SourceKind::Access) {
+                eval::access_rows(data, &tree)
+            } else {
+                Vec::new()
+            },
+            role_access: if reads(SourceKind::RoleAccess) {
+                eval::role_access_rows(data, self.max_depth)
+            } else {
+                Vec::new()
+            },
         };
         let mut by_source = HashMap::new();
         let dimension_source = (!self.dimensions.is_empty()).then_some(SourceKind::Usage);
         for source in aggs.iter().map(|a| a.source).chain(dimension_source) {
             by_source
                 .entry(source)
-                .or_insert_with(|| eval::fact_rows(data, &access, source));
+                .or_insert_with(|| eval::fact_rows(data, &derived, source));
         }
         let names = self.names();
         let mut out = Vec::new();

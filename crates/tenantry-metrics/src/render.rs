@@ -70,6 +70,15 @@ static_names!(
     "mq_tree",
     "mq_up",
     "mq_access",
+    "mq_role_up",
+    "mq_role_access",
+    "r",
+    "ra",
+    "rg",
+    "tenantry_roles",
+    "tenantry_role_assignments",
+    "tenantry_role_grants",
+    "role_id",
     "tenantry_tenants",
     "tenantry_memberships",
     "tenantry_grants",
@@ -93,6 +102,7 @@ static_names!(
     "s0",
     "s1",
     "s2",
+    "s3",
     "d0",
     "d1",
     "d2",
@@ -161,7 +171,7 @@ pub(crate) fn node(n: &Node, schema: &Schema, alias: &str) -> Sql {
             let column = match column.source {
                 SourceKind::Usage => schema.usage.col(name).as_str(),
                 SourceKind::Members => schema.memberships.col(name).as_str(),
-                SourceKind::Access => name,
+                SourceKind::Access | SourceKind::RoleAccess => name,
             };
             col(alias, column)
         }

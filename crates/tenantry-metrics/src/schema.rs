@@ -63,6 +63,14 @@ pub enum Table {
     Grants,
     /// The usage ledger shared with `tenantry-cost` (default `tenantry_usage`).
     Usage,
+    /// The role tree: `id`, `parent_id` (default `tenantry_roles`).
+    Roles,
+    /// Which user holds which role in which tenant: `user_id`, `tenant_id`, `role_id` (default
+    /// `tenantry_role_assignments`).
+    RoleAssignments,
+    /// Permissions granted to a role and every role below it: `role_id`, `permission` (default
+    /// `tenantry_role_grants`).
+    RoleGrants,
 }
 
 impl Table {
@@ -72,6 +80,9 @@ impl Table {
             Table::Memberships => "memberships",
             Table::Grants => "grants",
             Table::Usage => "usage",
+            Table::Roles => "roles",
+            Table::RoleAssignments => "role assignments",
+            Table::RoleGrants => "role grants",
         }
     }
 }
@@ -95,6 +106,9 @@ pub(crate) const USAGE_COLUMNS: [&str; 13] = [
 const TENANT_COLUMNS: [&str; 3] = ["id", "parent_id", "level"];
 const MEMBERSHIP_COLUMNS: [&str; 2] = ["user_id", "tenant_id"];
 const GRANT_COLUMNS: [&str; 2] = ["tenant_id", "permission"];
+const ROLE_COLUMNS: [&str; 2] = ["id", "parent_id"];
+const ROLE_ASSIGNMENT_COLUMNS: [&str; 3] = ["user_id", "tenant_id", "role_id"];
+const ROLE_GRANT_COLUMNS: [&str; 2] = ["role_id", "permission"];
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TableNames {
@@ -144,6 +158,9 @@ pub struct Schema {
     pub(crate) memberships: TableNames,
     pub(crate) grants: TableNames,
     pub(crate) usage: TableNames,
+    pub(crate) roles: TableNames,
+    pub(crate) role_assignments: TableNames,
+    pub(crate) role_grants: TableNames,
 }
 
 impl Default for Schema {
@@ -153,6 +170,12 @@ impl Default for Schema {
             memberships: TableNames::new("tenantry_memberships", &MEMBERSHIP_COLUMNS),
             grants: TableNames::new("tenantry_grants", &GRANT_COLUMNS),
             usage: TableNames::new("tenantry_usage", &USAGE_COLUMNS),
+            roles: TableNames::new("tenantry_roles", &ROLE_COLUMNS),
+            role_assignments: TableNames::new(
+                "tenantry_role_assignments",
+                &ROLE_ASSIGNMENT_COLUMNS,
+            ),
+            role_grants: TableNames::new("tenantry_role_grants", &ROLE_GRANT_COLUMNS),
         }
     }
 }
@@ -164,6 +187,9 @@ impl Schema {
             Table::Memberships => &mut self.memberships,
             Table::Grants => &mut self.grants,
             Table::Usage => &mut self.usage,
+            Table::Roles => &mut self.roles,
+            Table::RoleAssignments => &mut self.role_assignments,
+            Table::RoleGrants => &mut self.role_grants,
         }
     }
 
@@ -173,6 +199,9 @@ impl Schema {
             Table::Memberships => &self.memberships,
             Table::Grants => &self.grants,
             Table::Usage => &self.usage,
+            Table::Roles => &self.roles,
+            Table::RoleAssignments => &self.role_assignments,
+            Table::RoleGrants => &self.role_grants,
         }
     }
 
@@ -238,6 +267,44 @@ mod tests {
             Schema::default().with_column(Table::Grants, "level", "x"),
             Err(Error::UnknownColumn { .. })
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn role_tables_are_renamed_in_the_sql() -> Result<()> {
+        let schema = Schema::default()
+            .with_table(Table::Roles, "groups")?
+            .with_column(Table::Roles, "parent_id", "inherits")?
+            .with_table(Table::RoleAssignments, "group_members")?
+            .with_column(Table::RoleAssignments, "role_id", "group_id")?
+            .with_table(Table::RoleGrants, "group_acl")?
+            .with_column(Table::RoleGrants, "permission", "perm")?
+            .with_column(Table::RoleGrants, "role_id", "group_id")?;
+        let mut q = crate::MetricsQuery::with_schema(schema);
+        q.select("depth", crate::builtin::max_role_inheritance_depth("read"))?;
+        for dialect in [crate::Dialect::Postgres, crate::Dialect::Sqlite] {
+            let (sql, _) = q.build(dialect)?;
+            for name in [
+                r#""groups" AS "r""#,
+                r#""r"."inherits""#,
+                r#""group_members" AS "ra""#,
+                r#""ra"."group_id""#,
+                r#""group_acl" AS "rg""#,
+                r#""rg"."perm""#,
+                r#""rg"."group_id""#,
+            ] {
+                assert!(sql.contains(name), "{name} in {sql}");
+            }
+            for default in [
+                "tenantry_role",
+                "\"r\".\"parent_id\"",
+                "\"ra\".\"role_id\"",
+                "\"rg\".\"role_id\"",
+                "\"rg\".\"permission\"",
+            ] {
+                assert!(!sql.contains(default), "{default} in {sql}");
+            }
+        }
         Ok(())
     }
 }

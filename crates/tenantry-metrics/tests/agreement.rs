@@ -5,7 +5,9 @@
 //! Each backend runs twice: on the fixture ledger (plain cost columns, so extreme and negative
 //! costs are stored as generated) and on the ledger `tenantry-cost`'s own migration creates
 //! (generated cost columns, checks, its indexes), where Rust evaluates the rows read back.
-//! Every query also runs through one shared `MetricsCache`, with the same rows.
+//! Every query also runs through one shared `MetricsCache`, with the same rows. The role trees
+//! are random too, cycles included; the run checks that some cases inherit permissions through
+//! parent roles and some have a cyclic role tree.
 
 mod support;
 
@@ -27,6 +29,9 @@ fn agree(db: impl Future<Output = TestDb>) {
         ..Config::default()
     });
     let compared = std::cell::Cell::new((0u32, 0u32));
+    // Cases whose result shows a permission inherited from a parent role, and cases whose role
+    // tree has a cycle.
+    let role_cases = std::cell::Cell::new((0u32, 0u32));
     // One cache for all cases: most cases repeat a shape with other values.
     let cache = MetricsCache::default();
     runner
@@ -38,10 +43,22 @@ fn agree(db: impl Future<Output = TestDb>) {
                 support::query(&stored, &shape),
                 support::query_by_dimension(&stored, &shape),
             ];
-            for q in &queries {
+            for (i, q) in queries.iter().enumerate() {
                 let expected = q
                     .evaluate(&stored)
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                if i == 0 {
+                    let inherited = expected.iter().any(|r| {
+                        ["role_max_depth_read", "role_max_depth_admin"]
+                            .iter()
+                            .any(|m| r.value(m).is_some_and(|d| d >= 1))
+                    });
+                    let (inh, cyc) = role_cases.get();
+                    role_cases.set((
+                        inh + u32::from(inherited),
+                        cyc + u32::from(support::has_role_cycle(&stored)),
+                    ));
+                }
                 let actual = rt
                     .block_on(db.fetch(q))
                     .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
@@ -62,6 +79,9 @@ fn agree(db: impl Future<Output = TestDb>) {
     let (cases, rows) = compared.get();
     assert!(cases >= CASES);
     assert!(rows > 0, "some cases had ledger rows");
+    let (inherited, cyclic) = role_cases.get();
+    assert!(inherited > 0, "some cases inherited through parent roles");
+    assert!(cyclic > 0, "some cases had a cyclic role tree");
 }
 
 #[test]

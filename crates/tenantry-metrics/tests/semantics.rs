@@ -1,10 +1,10 @@
 //! Worked examples with hand-computed values, the same on Rust, PostgreSQL and SQLite: roll-up,
-//! ratios, NULL and empty-set rules, cyclic trees and overflow.
+//! ratios, NULL and empty-set rules, cyclic tenant and role trees and overflow.
 
 use tenantry_metrics::builtin::{self, Period};
 use tenantry_metrics::{
     Dataset, Dialect, Dimension, Error, GrantRow, MembershipRow, MetricRow, MetricsQuery, Order,
-    Scope, TenantRow, UsageRow, fixture,
+    RoleAssignmentRow, RoleGrantRow, RoleRow, Scope, TenantRow, UsageRow, fixture, migrate,
 };
 use tenantry_testkit::{PgDatabase, SqliteDatabase};
 
@@ -85,6 +85,7 @@ fn org_chart() -> Dataset {
             used("ws2", None, "summarize", "batch", 120, 7, 14),
             used("team2", Some("u3"), "summarize", "batch", 199, 0, 1),
         ],
+        ..Dataset::default()
     }
 }
 
@@ -258,6 +259,7 @@ async fn cyclic_trees_end_at_the_depth_guard_everywhere() {
             used("c1", Some("u1"), "summarize", "sync", 150, 1, 1),
             used("c3", Some("u1"), "summarize", "sync", 150, 10, 10),
         ],
+        ..Dataset::default()
     };
     let mut q = dashboard(Scope::All, None);
     q.max_depth(5);
@@ -268,6 +270,117 @@ async fn cyclic_trees_end_at_the_depth_guard_everywhere() {
     assert_eq!(rows[2].value("cost"), Some(10));
     // u1 in c3: c3 -> c2 -> c1 (grant) is 2 levels up.
     assert_eq!(rows[0].value("max_read_depth"), Some(2));
+}
+
+fn role(id: &str, parent: Option<&str>) -> RoleRow {
+    RoleRow {
+        id: id.into(),
+        parent_id: parent.map(Into::into),
+    }
+}
+
+fn assign(user: &str, tenant: &str, role: &str) -> RoleAssignmentRow {
+    RoleAssignmentRow {
+        user_id: user.into(),
+        tenant_id: tenant.into(),
+        role_id: role.into(),
+    }
+}
+
+fn role_grant(role: &str, permission: &str) -> RoleGrantRow {
+    RoleGrantRow {
+        role_id: role.into(),
+        permission: permission.into(),
+    }
+}
+
+/// The org chart with a role tree `admin -> editor -> viewer` and a cycle `loop_a <-> loop_b`.
+fn org_chart_with_roles() -> Dataset {
+    Dataset {
+        roles: vec![
+            // A role may name a parent written after it.
+            role("admin", Some("editor")),
+            role("editor", Some("viewer")),
+            role("viewer", None),
+            role("loop_a", Some("loop_b")),
+            role("loop_b", Some("loop_a")),
+        ],
+        role_assignments: vec![
+            assign("u1", "team1", "admin"),
+            assign("u2", "team1", "viewer"),
+            assign("u3", "team2", "editor"),
+            assign("u3", "team2", "loop_a"),
+            assign("u4", "ws2", "loop_a"),
+            assign("u1", "ws1", "editor"),
+        ],
+        role_grants: vec![
+            role_grant("viewer", "read"),
+            role_grant("editor", "write"),
+            role_grant("admin", "admin"),
+            role_grant("loop_b", "read"),
+        ],
+        ..org_chart()
+    }
+}
+
+fn role_dashboard(max_depth: u32) -> MetricsQuery {
+    let mut q = MetricsQuery::new();
+    q.max_depth(max_depth);
+    q.select("max_read", builtin::max_role_inheritance_depth("read"))
+        .expect("select");
+    for (name, depth) in [("read_at_0", 0), ("read_at_1", 1), ("read_at_2", 2)] {
+        q.select(name, builtin::role_inheritance_depth_count("read", depth))
+            .expect("select");
+    }
+    q.select("admins", builtin::role_permission_holders("admin"))
+        .expect("select");
+    q
+}
+
+fn role_values(row: &MetricRow) -> (&str, [Option<i64>; 5]) {
+    let v = |n| row.value(n);
+    (
+        row.tenant_id(),
+        [
+            v("max_read"),
+            v("read_at_0"),
+            v("read_at_1"),
+            v("read_at_2"),
+            v("admins"),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn role_tree_depths_roll_up_and_cycles_end_at_the_depth_guard() {
+    let data = org_chart_with_roles();
+    let rows = on_every_backend(&data, &role_dashboard(5)).await;
+    let got: Vec<_> = rows.iter().map(role_values).collect();
+    // read: u2 in team1 at 0 (viewer); u1 in team1 at 2 (admin -> editor -> viewer); u3 in
+    // team2 at 1 (editor -> viewer, and loop_a -> loop_b); u4 in ws2 at 1 (loop_a -> loop_b,
+    // around the cycle until the guard); u1 in ws1 at 1 (editor -> viewer).
+    assert_eq!(
+        got,
+        vec![
+            ("lonely", [None, Some(0), Some(0), Some(0), Some(0)]),
+            ("org", [Some(2), Some(1), Some(3), Some(1), Some(1)]),
+            ("team1", [Some(2), Some(1), Some(0), Some(1), Some(1)]),
+            ("team2", [Some(1), Some(0), Some(1), Some(0), Some(0)]),
+            ("ws1", [Some(2), Some(1), Some(2), Some(1), Some(1)]),
+            ("ws2", [Some(1), Some(0), Some(1), Some(0), Some(0)]),
+        ]
+    );
+    // With a guard of one level, admin reaches editor but not viewer: u1 loses read in team1
+    // (the guard also bounds the tenant walk; team1 has no tenant below it).
+    let rows = on_every_backend(&data, &role_dashboard(1)).await;
+    let team1 = rows
+        .iter()
+        .find(|r| r.tenant_id() == "team1")
+        .expect("team1");
+    assert_eq!(
+        role_values(team1).1,
+        [Some(0), Some(1), Some(0), Some(0), Some(1)]
+    );
 }
 
 #[tokio::test]
@@ -317,7 +430,7 @@ async fn migrations_are_idempotent() {
         .fetch_one(pg.pool())
         .await
         .expect("count");
-    assert_eq!(n, 1);
+    assert_eq!(n, i64::try_from(migrate::MIGRATIONS.len()).expect("few"));
     let lite = SqliteDatabase::create().await;
     tenantry_metrics::migrate::run_sqlite(lite.pool())
         .await
@@ -329,7 +442,7 @@ async fn migrations_are_idempotent() {
         .fetch_one(lite.pool())
         .await
         .expect("count");
-    assert_eq!(n, 1);
+    assert_eq!(n, i64::try_from(migrate::MIGRATIONS.len()).expect("few"));
 }
 
 const RENAMED: &str = "

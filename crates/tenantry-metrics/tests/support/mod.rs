@@ -1,5 +1,5 @@
-//! Shared test support: random tenant forests with members, grants and usage, and the query
-//! that selects every built-in metric.
+//! Shared test support: random tenant forests with members, grants, role trees (cycles
+//! included), role assignments and usage, and the query that selects every built-in metric.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod db;
@@ -7,8 +7,9 @@ pub mod db;
 use proptest::prelude::*;
 use tenantry_metrics::builtin::{self, Period, Slice};
 use tenantry_metrics::{
-    Dataset, Dimension, GrantRow, MembershipRow, Metric, MetricsQuery, Order, Scope, TenantRow,
-    UsageRow, avg, case_when, count, lit, max, min, null, sum, usage,
+    Dataset, Dimension, GrantRow, MembershipRow, Metric, MetricsQuery, Order, RoleAssignmentRow,
+    RoleGrantRow, RoleRow, Scope, TenantRow, UsageRow, avg, case_when, count, lit, max, min, null,
+    sum, usage,
 };
 
 pub const PERMISSIONS: [&str; 2] = ["read", "admin"];
@@ -47,7 +48,9 @@ fn signed_cost() -> impl Strategy<Value = i64> {
 }
 
 /// A random dataset: a forest of up to 14 tenants (depth 0–6), up to 8 users, memberships,
-/// grants and up to 40 usage rows with NULL users, zeros and extreme values.
+/// grants, up to 6 roles whose parents are any role (so chains, self-loops and cycles), role
+/// assignments and grants to roles, and up to 40 usage rows with NULL users, zeros and extreme
+/// values.
 pub fn dataset() -> impl Strategy<Value = Dataset> {
     (
         proptest::collection::vec(
@@ -74,78 +77,154 @@ pub fn dataset() -> impl Strategy<Value = Dataset> {
             ),
             0..40,
         ),
+        (
+            proptest::collection::vec(
+                proptest::option::weighted(0.7, any::<prop::sample::Index>()),
+                0..6,
+            ),
+            proptest::collection::vec(
+                (
+                    0usize..8,
+                    any::<prop::sample::Index>(),
+                    any::<prop::sample::Index>(),
+                ),
+                0..16,
+            ),
+            proptest::collection::vec((any::<prop::sample::Index>(), 0usize..2), 0..8),
+        ),
     )
-        .prop_map(|(tenants, members, grants, usage)| {
-            let mut rows: Vec<TenantRow> = Vec::new();
-            for (i, (parent, prefix, root)) in tenants.into_iter().enumerate() {
-                let id = format!("{}{i}", PREFIXES[prefix]);
-                let parent = if root || rows.is_empty() {
-                    None
-                } else {
-                    let p = &rows[parent.index(rows.len())];
-                    (p.level < 6).then(|| p.clone())
-                };
-                rows.push(TenantRow {
-                    id,
-                    level: parent.as_ref().map_or(0, |p| p.level + 1),
-                    parent_id: parent.map(|p| p.id),
-                });
-            }
-            let mut memberships: Vec<MembershipRow> = Vec::new();
-            if !rows.is_empty() {
-                for (u, t) in members {
-                    let m = MembershipRow {
-                        user_id: format!("u{u}"),
-                        tenant_id: rows[t.index(rows.len())].id.clone(),
+        .prop_map(
+            |(tenants, members, grants, usage, (roles, assigned, role_grants))| {
+                let mut rows: Vec<TenantRow> = Vec::new();
+                for (i, (parent, prefix, root)) in tenants.into_iter().enumerate() {
+                    let id = format!("{}{i}", PREFIXES[prefix]);
+                    let parent = if root || rows.is_empty() {
+                        None
+                    } else {
+                        let p = &rows[parent.index(rows.len())];
+                        (p.level < 6).then(|| p.clone())
                     };
-                    if !memberships.contains(&m) {
-                        memberships.push(m);
+                    rows.push(TenantRow {
+                        id,
+                        level: parent.as_ref().map_or(0, |p| p.level + 1),
+                        parent_id: parent.map(|p| p.id),
+                    });
+                }
+                let mut memberships: Vec<MembershipRow> = Vec::new();
+                if !rows.is_empty() {
+                    for (u, t) in members {
+                        let m = MembershipRow {
+                            user_id: format!("u{u}"),
+                            tenant_id: rows[t.index(rows.len())].id.clone(),
+                        };
+                        if !memberships.contains(&m) {
+                            memberships.push(m);
+                        }
                     }
                 }
-            }
-            let mut grant_rows: Vec<GrantRow> = Vec::new();
-            if !rows.is_empty() {
-                for (t, p) in grants {
-                    let g = GrantRow {
-                        tenant_id: rows[t.index(rows.len())].id.clone(),
-                        permission: PERMISSIONS[p].to_owned(),
-                    };
-                    if !grant_rows.contains(&g) {
-                        grant_rows.push(g);
+                let mut grant_rows: Vec<GrantRow> = Vec::new();
+                if !rows.is_empty() {
+                    for (t, p) in grants {
+                        let g = GrantRow {
+                            tenant_id: rows[t.index(rows.len())].id.clone(),
+                            permission: PERMISSIONS[p].to_owned(),
+                        };
+                        if !grant_rows.contains(&g) {
+                            grant_rows.push(g);
+                        }
                     }
                 }
-            }
-            let usage = usage
-                .into_iter()
-                .map(
-                    |(t, user, f, m, batch, at, (inp, w5, w1), (rd, out), (c, s))| UsageRow {
-                        tenant_id: if rows.is_empty() {
-                            "ghost".to_owned()
-                        } else {
-                            rows[t.index(rows.len())].id.clone()
+                let usage = usage
+                    .into_iter()
+                    .map(
+                        |(t, user, f, m, batch, at, (inp, w5, w1), (rd, out), (c, s))| UsageRow {
+                            tenant_id: if rows.is_empty() {
+                                "ghost".to_owned()
+                            } else {
+                                rows[t.index(rows.len())].id.clone()
+                            },
+                            user_id: user.map(|u| format!("u{u}")),
+                            feature: FEATURES[f].to_owned(),
+                            model: MODELS[m].to_owned(),
+                            lane: if batch { "batch" } else { "sync" }.to_owned(),
+                            occurred_at: at,
+                            input_tokens: inp,
+                            cache_write_5m_tokens: w5,
+                            cache_write_1h_tokens: w1,
+                            cache_read_tokens: rd,
+                            output_tokens: out,
+                            cost_nanos: c,
+                            standard_cost_nanos: s,
                         },
-                        user_id: user.map(|u| format!("u{u}")),
-                        feature: FEATURES[f].to_owned(),
-                        model: MODELS[m].to_owned(),
-                        lane: if batch { "batch" } else { "sync" }.to_owned(),
-                        occurred_at: at,
-                        input_tokens: inp,
-                        cache_write_5m_tokens: w5,
-                        cache_write_1h_tokens: w1,
-                        cache_read_tokens: rd,
-                        output_tokens: out,
-                        cost_nanos: c,
-                        standard_cost_nanos: s,
-                    },
-                )
-                .collect();
-            Dataset {
-                tenants: rows,
-                memberships,
-                grants: grant_rows,
-                usage,
+                    )
+                    .collect();
+                let n = roles.len();
+                let roles: Vec<RoleRow> = roles
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, parent)| RoleRow {
+                        id: format!("r{i}"),
+                        parent_id: parent.map(|p| format!("r{}", p.index(n))),
+                    })
+                    .collect();
+                let mut role_assignments: Vec<RoleAssignmentRow> = Vec::new();
+                let mut role_grant_rows: Vec<RoleGrantRow> = Vec::new();
+                if !rows.is_empty() && !roles.is_empty() {
+                    for (u, t, r) in assigned {
+                        let a = RoleAssignmentRow {
+                            user_id: format!("u{u}"),
+                            tenant_id: rows[t.index(rows.len())].id.clone(),
+                            role_id: roles[r.index(n)].id.clone(),
+                        };
+                        if !role_assignments.contains(&a) {
+                            role_assignments.push(a);
+                        }
+                    }
+                }
+                if !roles.is_empty() {
+                    for (r, p) in role_grants {
+                        let g = RoleGrantRow {
+                            role_id: roles[r.index(n)].id.clone(),
+                            permission: PERMISSIONS[p].to_owned(),
+                        };
+                        if !role_grant_rows.contains(&g) {
+                            role_grant_rows.push(g);
+                        }
+                    }
+                }
+                Dataset {
+                    tenants: rows,
+                    memberships,
+                    grants: grant_rows,
+                    roles,
+                    role_assignments,
+                    role_grants: role_grant_rows,
+                    usage,
+                }
+            },
+        )
+}
+
+/// Whether following parent roles from some role comes back to a role already seen.
+pub fn has_role_cycle(data: &Dataset) -> bool {
+    let parent = |id: &str| {
+        data.roles
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.parent_id.as_deref())
+    };
+    data.roles.iter().any(|start| {
+        let mut seen = vec![start.id.as_str()];
+        let mut cur = start.id.as_str();
+        while let Some(p) = parent(cur) {
+            if seen.contains(&p) {
+                return true;
             }
-        })
+            seen.push(p);
+            cur = p;
+        }
+        false
+    })
 }
 
 /// Every built-in metric with its name, plus custom metrics that exercise CASE, COALESCE,
@@ -167,6 +246,30 @@ pub fn all_metrics() -> Vec<(&'static str, Metric)> {
         ("depth1_read", builtin::inheritance_depth_count("read", 1)),
         ("depth2_read", builtin::inheritance_depth_count("read", 2)),
         ("holders_admin", builtin::permission_holders("admin")),
+        (
+            "role_max_depth_read",
+            builtin::max_role_inheritance_depth("read"),
+        ),
+        (
+            "role_max_depth_admin",
+            builtin::max_role_inheritance_depth("admin"),
+        ),
+        (
+            "role_depth0_read",
+            builtin::role_inheritance_depth_count("read", 0),
+        ),
+        (
+            "role_depth1_read",
+            builtin::role_inheritance_depth_count("read", 1),
+        ),
+        (
+            "role_depth2_admin",
+            builtin::role_inheritance_depth_count("admin", 2),
+        ),
+        (
+            "role_holders_read",
+            builtin::role_permission_holders("read"),
+        ),
         (
             "custom_compose",
             Metric::from(max(usage::input_tokens()))
