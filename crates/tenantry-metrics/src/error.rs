@@ -23,12 +23,14 @@ pub enum Error {
     #[error("metric name {0:?} is selected twice")]
     DuplicateName(String),
     /// A query grouped by a ledger [`Dimension`](crate::Dimension) has an aggregate over a
-    /// source without that dimension (memberships or effective access).
+    /// source without that dimension (memberships, or effective access through the tenant or
+    /// the role tree).
     #[error(
         "a query grouped by feature, model or lane can only aggregate the usage ledger, not {table}"
     )]
     DimensionSource {
-        /// The fact source that has no such dimension (`memberships` or `access`).
+        /// The fact source that has no such dimension (`memberships`, `access` or
+        /// `role access`).
         table: &'static str,
     },
     /// A ratio was built with a scale that is not positive.

@@ -624,4 +624,14 @@ fn grouping_by_a_dimension_needs_ledger_metrics() {
         q.evaluate(&org_chart()),
         Err(Error::DimensionSource { .. })
     ));
+    let mut q = MetricsQuery::new();
+    q.group_by(Dimension::Feature);
+    q.select("admins", builtin::role_permission_holders("admin"))
+        .expect("select");
+    assert!(matches!(
+        q.build(Dialect::Sqlite),
+        Err(Error::DimensionSource {
+            table: "role access"
+        })
+    ));
 }
