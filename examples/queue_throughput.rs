@@ -5,6 +5,8 @@
 //! 1. `submit_many`: 100 calls of 1,000 jobs (one tenant), jobs per second, against the same
 //!    rows written by one bare multi-row `INSERT` per 1,000 into a plain table (the floor the
 //!    database sets);
+//!    Then `submit_many` calls of varied sizes (1 to 1,000 jobs, 100,000 in all), as a host
+//!    submitting whatever each request brings sends them;
 //! 2. single `submit` from 8 concurrent tasks, 500 each, submits per second;
 //! 3. ingest of a 100,000-request batch's results (jobs updated, events appended, usage
 //!    stored for the ledger) in chunks of 500, results per second;
@@ -95,6 +97,38 @@ async fn submit_many() -> Result<(), Box<dyn std::error::Error>> {
         queue.as_secs_f64(),
         per_sec(CALLS * 1000, queue),
         per_sec(CALLS * 1000, plain)
+    );
+    Ok(())
+}
+
+/// `submit_many` with call sizes spread over 1..=1,000 (a fixed pseudo-random sequence).
+async fn submit_many_varied() -> Result<(), Box<dyn std::error::Error>> {
+    let (store, _db) = store().await;
+    let tenant = TenantId::new("bench")?;
+    let mut calls: Vec<Vec<Submission>> = Vec::new();
+    let (mut total, mut state) = (0_usize, 0x9e37_79b9_u64);
+    while total < CALLS * 1000 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        let size = (1 + (state >> 33) as usize % 1000).min(CALLS * 1000 - total);
+        calls.push(
+            (total..total + size)
+                .map(|i| submission(i, Duration::from_secs(3600)))
+                .collect(),
+        );
+        total += size;
+    }
+    let start = Instant::now();
+    for call in &calls {
+        store.submit_many(&tenant, call).await?;
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "submit_many, varied sizes: {total} jobs in {} calls, {:.2} s = {:.0} jobs/s",
+        calls.len(),
+        elapsed.as_secs_f64(),
+        per_sec(total, elapsed)
     );
     Ok(())
 }
@@ -224,6 +258,7 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     submit_many().await?;
+    submit_many_varied().await?;
     submit_single().await?;
     ingest().await?;
     Ok(())
