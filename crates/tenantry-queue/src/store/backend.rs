@@ -2,6 +2,7 @@
 //! how a committed change wakes subscribers, and where subscriptions get their wake-ups.
 //! Everything the stores do is written once over this trait (see `jobs.rs`, `claims.rs`).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,9 +11,12 @@ use tokio::sync::broadcast;
 
 use crate::error::Result;
 use crate::event::Wake;
+use crate::ids::TenantId;
+use crate::job::JobState;
 use crate::store::exec::{Pool, Tx};
 use crate::store::sql::{self, NewEvent};
 use crate::store::{PgStore, SqliteStore, postgres, sqlite};
+use crate::validate::NewJob;
 
 /// Advisory lock class of the per-tenant event lock (`pg_advisory_xact_lock(int4, int4)`).
 const EVENT_LOCK_CLASS: i32 = 0x7471_6576;
@@ -37,6 +41,36 @@ pub(crate) trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
 
     /// How often a subscription looks at the events table without a wake-up.
     fn poll_interval(&self) -> Duration;
+
+    /// Stores a `submit_many` call's new jobs with their `queued` events, all or nothing;
+    /// returns the ids inserted (a job whose idempotency key is taken is skipped). One
+    /// transaction of multi-row statements; PostgreSQL does it in one statement instead.
+    async fn insert_new_jobs(
+        &self,
+        tenant: &TenantId,
+        jobs: &[NewJob],
+        at: i64,
+    ) -> Result<HashSet<String>> {
+        let mut tx = self.begin().await?;
+        let mut inserted = HashSet::with_capacity(jobs.len());
+        for chunk in jobs.chunks(Self::CHUNK) {
+            let insert = sql::insert_jobs(chunk, tx.dialect());
+            let ids: Vec<(String,)> = tx.fetch_all(&insert).await?;
+            inserted.extend(ids.into_iter().map(|(id,)| id));
+        }
+        let events: Vec<NewEvent> = jobs
+            .iter()
+            .filter(|j| inserted.contains(j.id.as_str()))
+            .map(|j| NewEvent {
+                tenant: tenant.as_str().to_owned(),
+                job_id: j.id.as_str().to_owned(),
+                state: JobState::Queued,
+                at,
+            })
+            .collect();
+        self.commit(tx, &events).await?;
+        Ok(inserted)
+    }
 
     /// Appends the events (last step of the transaction), commits, and wakes subscribers.
     async fn commit(&self, mut tx: Tx, events: &[NewEvent]) -> Result<()> {
@@ -101,6 +135,18 @@ impl Backend for PgStore {
 
     async fn begin(&self) -> Result<Tx> {
         Ok(Tx::Postgres(self.inner.pool.begin().await?))
+    }
+
+    /// One statement, committed on its own: a single `submit` costs one round trip.
+    async fn insert_new_jobs(
+        &self,
+        tenant: &TenantId,
+        jobs: &[NewJob],
+        at: i64,
+    ) -> Result<HashSet<String>> {
+        let submit = sql::submit_jobs_postgres(tenant, jobs, EVENT_LOCK_CLASS, at);
+        let ids: Vec<(String,)> = Backend::pool(self).fetch_all(&submit).await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     fn committed(&self, _tenants: &[&str]) {

@@ -1,6 +1,6 @@
 //! [`JobStore`] for both stores, written once over [`Backend`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -44,36 +44,22 @@ impl<B: Backend> JobStore for B {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin().await?;
-        let mut inserted = HashSet::with_capacity(jobs.len());
-        for chunk in jobs.chunks(B::CHUNK) {
-            let ids: Vec<(String,)> = tx.fetch_all(&sql::insert_jobs(chunk, tx.dialect())).await?;
-            inserted.extend(ids.into_iter().map(|(id,)| id));
-        }
+        let inserted = self.insert_new_jobs(tenant, &jobs, micros(now)).await?;
         let dup_keys: Vec<String> = jobs
             .iter()
             .filter(|j| !inserted.contains(j.id.as_str()))
             .filter_map(|j| j.idempotency_key.clone())
             .collect();
+        // The jobs holding these keys are committed: a conflicting insert waits for the
+        // transaction that holds the key to end.
         let mut existing = HashMap::new();
         for keys in dup_keys.chunks(B::CHUNK) {
-            let rows: Vec<(String, String)> = tx
+            let rows: Vec<(String, String)> = self
+                .pool()
                 .fetch_all(&sql::jobs_by_keys(tenant, keys.to_vec()))
                 .await?;
             existing.extend(rows.into_iter().map(|(id, key)| (key, id)));
         }
-        let at = micros(now);
-        let events: Vec<NewEvent> = jobs
-            .iter()
-            .filter(|j| inserted.contains(j.id.as_str()))
-            .map(|j| NewEvent {
-                tenant: tenant.as_str().to_owned(),
-                job_id: j.id.as_str().to_owned(),
-                state: JobState::Queued,
-                at,
-            })
-            .collect();
-        self.commit(tx, &events).await?;
         jobs.into_iter()
             .map(|j| {
                 if inserted.contains(j.id.as_str()) {

@@ -5,9 +5,10 @@
 //! Each transaction that changes a job appends its events last: it takes a
 //! transaction-scoped advisory lock per tenant involved (in sorted order) and, in the same
 //! statement, queues `NOTIFY tenantry_queue_events, '<tenant>'` (PostgreSQL delivers it only
-//! at commit), then inserts the events. Holding the tenant's lock
-//! from before the sequence number is drawn until commit makes a tenant's positions commit
-//! in order, so "everything after my last position" never skips an event that commits late.
+//! at commit), then inserts the events. Holding the tenant's lock from before the sequence
+//! number is drawn until commit makes a tenant's positions commit in order, so "everything
+//! after my last position" never skips an event that commits late. A `submit` or
+//! `submit_many` does all of it in one statement that commits on its own (one round trip).
 //! The notification is only a wake-up: one listener connection per store (application name
 //! `tenantry-queue-listener`) forwards it to subscriptions, which then read the events table.
 //! When the listener loses its connection it reconnects, re-`LISTEN`s and wakes every

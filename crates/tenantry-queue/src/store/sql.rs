@@ -191,6 +191,87 @@ pub(crate) fn insert_jobs(jobs: &[NewJob], dialect: Dialect) -> sea_query::Inser
     insert
 }
 
+/// The names of [`submit_jobs_postgres`]' common table expressions.
+#[derive(Debug, Clone, Copy, sea_query::Iden)]
+enum Submitted {
+    #[iden = "locked"]
+    Locked,
+    #[iden = "inserted"]
+    Inserted,
+    #[iden = "appended"]
+    Appended,
+}
+
+/// PostgreSQL: a whole `submit_many` call as one statement, so it commits on its own, in one
+/// round trip: the jobs are inserted (keyed duplicates skipped), then the tenant's event lock is
+/// taken and its `NOTIFY` queued, then one `queued` event per inserted job is appended. Returns
+/// the ids inserted.
+///
+/// The lock comes before any event's position is drawn because each event row is a join of an
+/// inserted job with the lock's one row, and a `MATERIALIZED` CTE of a volatile function runs
+/// once, when first read; the statement's own transaction holds the lock until its commit,
+/// exactly as the multi-statement path does (see [`super::backend`]).
+pub(crate) fn submit_jobs_postgres(
+    tenant: &TenantId,
+    jobs: &[NewJob],
+    event_lock_class: i32,
+    at: i64,
+) -> sea_query::WithQuery {
+    let locked = Query::select()
+        .expr(
+            Func::cust("pg_advisory_xact_lock")
+                .arg(event_lock_class)
+                .arg(Func::cust("hashtext").arg(Expr::val(tenant.as_str()))),
+        )
+        .expr(
+            Func::cust("pg_notify")
+                .arg(super::postgres::CHANNEL)
+                .arg(tenant.as_str()),
+        )
+        .to_owned();
+    let appended = Query::insert()
+        .into_table(Events::Table)
+        .columns(INSERT_EVENT_COLUMNS)
+        .select_from(
+            Query::select()
+                .expr(Expr::val(tenant.as_str()))
+                .column(Jobs::Id)
+                .expr(Expr::val(JobState::Queued.as_str()))
+                .expr(Expr::val(at))
+                .from(Submitted::Inserted)
+                .from(Submitted::Locked)
+                .to_owned(),
+        )
+        .expect("the select lists the insert's columns")
+        .to_owned();
+    let with = WithClause::new()
+        .cte(
+            CommonTableExpression::new()
+                .query(insert_jobs(jobs, Dialect::Postgres))
+                .table_name(Submitted::Inserted)
+                .to_owned(),
+        )
+        .cte(
+            CommonTableExpression::new()
+                .query(locked)
+                .table_name(Submitted::Locked)
+                .materialized(true)
+                .to_owned(),
+        )
+        .cte(
+            CommonTableExpression::new()
+                .query(appended)
+                .table_name(Submitted::Appended)
+                .to_owned(),
+        )
+        .to_owned();
+    Query::select()
+        .column(Jobs::Id)
+        .from(Submitted::Inserted)
+        .to_owned()
+        .with(with)
+}
+
 /// The existing jobs of a tenant with these idempotency keys.
 pub(crate) fn jobs_by_keys(tenant: &TenantId, keys: Vec<String>) -> SelectStatement {
     Query::select()
@@ -987,6 +1068,18 @@ mod tests {
             "{sql}"
         );
         assert_eq!(values.0.len(), 1);
+    }
+
+    #[test]
+    fn a_postgres_submit_locks_before_its_events_draw_positions() {
+        let jobs = new_jobs(2);
+        let (sql, values) =
+            submit_jobs_postgres(&tenant(), &jobs, 7, 9).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"WITH "inserted" AS (INSERT INTO "tenantry_queue_jobs" ("id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at") SELECT "id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at" FROM json_populate_recordset(CAST((NULL) AS "tenantry_queue_jobs"), CAST($1 AS json)) AS "rows" ON CONFLICT ("tenant", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING RETURNING "id") , "locked" AS  MATERIALIZED (SELECT pg_advisory_xact_lock($2, hashtext($3)), pg_notify($4, $5)) , "appended" AS (INSERT INTO "tenantry_queue_events" ("tenant", "job_id", "state", "at") SELECT $6, "id", $7, $8 FROM "inserted", "locked") SELECT "id" FROM "inserted""#
+        );
+        assert_eq!(values.0.len(), 8);
     }
 
     #[test]
