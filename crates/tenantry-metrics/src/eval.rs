@@ -313,29 +313,48 @@ pub(crate) fn access_rows(data: &Dataset, tree: &Tree<'_>) -> Vec<AccessRow> {
             .or_default()
             .insert(&g.permission);
     }
-    let mut nearest: HashMap<(&str, &str, &str), i64> = HashMap::new();
+    let mut nearest = Nearest::default();
     for m in &data.memberships {
         if tree.get(&m.tenant_id).is_none() {
             continue;
         }
         for (ancestor, depth) in tree.ancestors(&m.tenant_id) {
-            for permission in grants.get(ancestor).into_iter().flatten() {
-                let e = nearest
-                    .entry((&m.tenant_id, &m.user_id, permission))
-                    .or_insert(depth);
-                *e = (*e).min(depth);
-            }
+            nearest.grant(&m.tenant_id, &m.user_id, grants.get(ancestor), depth);
         }
     }
-    nearest
-        .into_iter()
-        .map(|((t, u, p), depth)| AccessRow {
-            tenant_id: t.to_owned(),
-            user_id: u.to_owned(),
-            permission: p.to_owned(),
-            depth,
-        })
-        .collect()
+    nearest.into_rows()
+}
+
+/// The nearest grant distance per (tenant, user, permission), as access rows are derived.
+#[derive(Default)]
+struct Nearest<'a>(HashMap<(&'a str, &'a str, &'a str), i64>);
+
+impl<'a> Nearest<'a> {
+    /// `permissions` reach `user` of `tenant` from `depth` levels up: keeps the smaller distance.
+    fn grant(
+        &mut self,
+        tenant: &'a str,
+        user: &'a str,
+        permissions: Option<&BTreeSet<&'a str>>,
+        depth: i64,
+    ) {
+        for permission in permissions.into_iter().flatten() {
+            let e = self.0.entry((tenant, user, permission)).or_insert(depth);
+            *e = (*e).min(depth);
+        }
+    }
+
+    fn into_rows(self) -> Vec<AccessRow> {
+        self.0
+            .into_iter()
+            .map(|((t, u, p), depth)| AccessRow {
+                tenant_id: t.to_owned(),
+                user_id: u.to_owned(),
+                permission: p.to_owned(),
+                depth,
+            })
+            .collect()
+    }
 }
 
 /// `(ancestor, distance)` from `role` upwards, `role` itself at distance 0 (none when `role`
@@ -374,26 +393,13 @@ pub(crate) fn role_access_rows(data: &Dataset, max_depth: u32) -> Vec<AccessRow>
     for g in &data.role_grants {
         grants.entry(&g.role_id).or_default().insert(&g.permission);
     }
-    let mut nearest: HashMap<(&str, &str, &str), i64> = HashMap::new();
+    let mut nearest = Nearest::default();
     for a in &data.role_assignments {
         for (ancestor, depth) in role_ancestors(&roles, &a.role_id, max_depth) {
-            for permission in grants.get(ancestor).into_iter().flatten() {
-                let e = nearest
-                    .entry((&a.tenant_id, &a.user_id, permission))
-                    .or_insert(depth);
-                *e = (*e).min(depth);
-            }
+            nearest.grant(&a.tenant_id, &a.user_id, grants.get(ancestor), depth);
         }
     }
-    nearest
-        .into_iter()
-        .map(|((t, u, p), depth)| AccessRow {
-            tenant_id: t.to_owned(),
-            user_id: u.to_owned(),
-            permission: p.to_owned(),
-            depth,
-        })
-        .collect()
+    nearest.into_rows()
 }
 
 /// The derived access rows a query reads: through the tenant tree and through the role tree

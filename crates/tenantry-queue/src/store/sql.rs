@@ -120,64 +120,82 @@ impl<'a> From<&'a NewJob> for JobRecord<'a> {
     }
 }
 
-/// The rows of a multi-row insert as the source PostgreSQL reads them from: one JSON array
-/// bound as a single value and expanded by `json_populate_recordset` into the table's own row
-/// type. Thousands of rows then cost one bind and a short statement to parse, instead of one
-/// bind per cell (17,000 for 1,000 jobs); it doubled `submit_many`'s speed. SQLite binds in
-/// process, where per-cell values cost little, so it keeps `VALUES`.
-fn postgres_rows<T: serde::Serialize>(
+/// A row of a multi-row insert: serialised with its column names as keys for PostgreSQL, or
+/// as one value per column for SQLite.
+trait InsertRecord: serde::Serialize {
+    /// The values, in the order of the insert's columns.
+    fn values(&self) -> Vec<Expr>;
+}
+
+/// One multi-row insert of `records` into `columns` of `table`.
+///
+/// PostgreSQL reads the rows as one JSON array bound as a single value and expanded by
+/// `json_populate_recordset` into the table's own row type, instead of one bind per cell
+/// (17,000 for 1,000 jobs). The statement text is then the same whatever the row count, so a
+/// call of a new size prepares nothing; that made `submit_many` of varied sizes 1.4–1.6×
+/// faster (docs/benchmarks.md). SQLite binds in process, where per-cell values cost little,
+/// so it keeps `VALUES`.
+fn multi_row_insert<R: InsertRecord>(
     table: impl sea_query::IntoIden + Copy,
     columns: &[impl sea_query::IntoIden + Copy],
-    rows: &[T],
-) -> SelectStatement {
-    // Serialising borrowed fields into a string cannot fail: no maps with non-string keys.
-    let json = serde_json::to_string(rows).expect("rows serialise to JSON");
-    let source = Func::cust("json_populate_recordset")
-        .arg(Func::cast_as_quoted(Expr::cust("NULL"), table.into_iden()))
-        .arg(Expr::val(json).cast_as("json"));
-    Query::select()
-        .columns(columns.iter().copied())
-        .from_function(source, "rows")
-        .to_owned()
+    records: &[R],
+    dialect: Dialect,
+) -> sea_query::InsertStatement {
+    let mut insert = Query::insert();
+    insert.into_table(table).columns(columns.iter().copied());
+    match dialect {
+        Dialect::Postgres => {
+            // Serialising borrowed fields into a string cannot fail: no maps, no non-string keys.
+            let json = serde_json::to_string(records).expect("rows serialise to JSON");
+            let source = Func::cust("json_populate_recordset")
+                .arg(Func::cast_as_quoted(Expr::cust("NULL"), table.into_iden()))
+                .arg(Expr::val(json).cast_as("json"));
+            let rows = Query::select()
+                .columns(columns.iter().copied())
+                .from_function(source, "rows")
+                .to_owned();
+            insert
+                .select_from(rows)
+                .expect("the select lists the insert's columns");
+        }
+        Dialect::Sqlite => {
+            for r in records {
+                insert.values_panic(r.values());
+            }
+        }
+    }
+    insert
+}
+
+impl InsertRecord for JobRecord<'_> {
+    fn values(&self) -> Vec<Expr> {
+        vec![
+            self.id.into(),
+            self.tenant.into(),
+            self.feature.into(),
+            self.user_id.into(),
+            self.lane.into(),
+            self.state.into(),
+            self.params.into(),
+            self.request_bytes.into(),
+            self.metadata.into(),
+            self.idempotency_key.into(),
+            self.max_wait_ms.into(),
+            self.deadline.into(),
+            self.on_deadline.into(),
+            self.attempts.into(),
+            self.created_at.into(),
+            self.updated_at.into(),
+            self.flush_at.into(),
+        ]
+    }
 }
 
 /// One multi-row insert of new jobs; keyed duplicates are skipped and the ids actually
 /// inserted come back.
 pub(crate) fn insert_jobs(jobs: &[NewJob], dialect: Dialect) -> sea_query::InsertStatement {
-    let mut insert = Query::insert();
-    insert.into_table(Jobs::Table).columns(INSERT_JOB_COLUMNS);
-    match dialect {
-        Dialect::Postgres => {
-            let rows: Vec<JobRecord<'_>> = jobs.iter().map(JobRecord::from).collect();
-            insert
-                .select_from(postgres_rows(Jobs::Table, &INSERT_JOB_COLUMNS, &rows))
-                .expect("the select lists the insert's columns");
-        }
-        Dialect::Sqlite => {
-            for job in jobs {
-                let r = JobRecord::from(job);
-                insert.values_panic([
-                    r.id.into(),
-                    r.tenant.into(),
-                    r.feature.into(),
-                    r.user_id.into(),
-                    r.lane.into(),
-                    r.state.into(),
-                    r.params.into(),
-                    r.request_bytes.into(),
-                    r.metadata.into(),
-                    r.idempotency_key.into(),
-                    r.max_wait_ms.into(),
-                    r.deadline.into(),
-                    r.on_deadline.into(),
-                    r.attempts.into(),
-                    r.created_at.into(),
-                    r.updated_at.into(),
-                    r.flush_at.into(),
-                ]);
-            }
-        }
-    }
+    let records: Vec<JobRecord<'_>> = jobs.iter().map(JobRecord::from).collect();
+    let mut insert = multi_row_insert(Jobs::Table, &INSERT_JOB_COLUMNS, &records, dialect);
     insert
         .on_conflict(
             // The condition matches the partial unique index of keyed jobs on PostgreSQL; on
@@ -315,32 +333,22 @@ impl<'a> From<&'a NewEvent> for EventRecord<'a> {
     }
 }
 
+impl InsertRecord for EventRecord<'_> {
+    fn values(&self) -> Vec<Expr> {
+        vec![
+            self.tenant.into(),
+            self.job_id.into(),
+            self.state.into(),
+            self.at.into(),
+        ]
+    }
+}
+
 /// One multi-row insert of events, in the given order (a function scan returns the array's
 /// elements in order, so positions follow it on PostgreSQL too).
 pub(crate) fn insert_events(events: &[NewEvent], dialect: Dialect) -> sea_query::InsertStatement {
-    let mut insert = Query::insert();
-    insert
-        .into_table(Events::Table)
-        .columns(INSERT_EVENT_COLUMNS);
-    match dialect {
-        Dialect::Postgres => {
-            let rows: Vec<EventRecord<'_>> = events.iter().map(EventRecord::from).collect();
-            insert
-                .select_from(postgres_rows(Events::Table, &INSERT_EVENT_COLUMNS, &rows))
-                .expect("the select lists the insert's columns");
-        }
-        Dialect::Sqlite => {
-            for e in events.iter().map(EventRecord::from) {
-                insert.values_panic([
-                    e.tenant.into(),
-                    e.job_id.into(),
-                    e.state.into(),
-                    e.at.into(),
-                ]);
-            }
-        }
-    }
-    insert
+    let records: Vec<EventRecord<'_>> = events.iter().map(EventRecord::from).collect();
+    multi_row_insert(Events::Table, &INSERT_EVENT_COLUMNS, &records, dialect)
 }
 
 /// One job of a tenant.
