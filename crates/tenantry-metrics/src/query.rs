@@ -807,6 +807,17 @@ impl MetricsQuery {
                 ident("rg"),
                 col("rg", rg_role).equals((ident("u"), ident("ancestor_id"))),
             )
+            // Roles are shared across tenants: without this, a query over some tenants would
+            // group the assignments of their roles in every tenant, only to keep its own (the
+            // LATERAL shape gets the filter pushed down by PostgreSQL, the single walk does not).
+            .and_where(
+                col("ra", ra_tenant).in_subquery(
+                    Query::select()
+                        .column(ident("descendant_id"))
+                        .from(ident(TREE))
+                        .take(),
+                ),
+            )
             .group_by_col((ident("ra"), ident(ra_tenant)))
             .group_by_col((ident("ra"), ident(ra_user)))
             .group_by_col((ident("rg"), ident(rg_perm)));
