@@ -90,19 +90,21 @@ fn cte(name: &str, columns: &[&str], query: SelectStatement) -> CommonTableExpre
     cte
 }
 
+/// `SELECT descendant_id FROM mq_tree`: the tenants a walk reached.
+fn walked_tenants() -> SelectStatement {
+    Query::select()
+        .column(ident("descendant_id"))
+        .from(ident(TREE))
+        .take()
+}
+
 /// `ARRAY((SELECT descendant_id FROM mq_tree))`, PostgreSQL only.
 fn descendants() -> Sql {
     use sea_query::QueryStatementBuilder as _;
     sea_query::Func::cust("ARRAY")
         .arg(Sql::SubQuery(
             None,
-            Box::new(
-                Query::select()
-                    .column(ident("descendant_id"))
-                    .from(ident(TREE))
-                    .take()
-                    .into_sub_query_statement(),
-            ),
+            Box::new(walked_tenants().into_sub_query_statement()),
         ))
         .into()
 }
@@ -679,14 +681,7 @@ impl MetricsQuery {
             .expr(col("t", t_id))
             .expr(Sql::val(0i64))
             .from_as(ident(tenants), ident("t"))
-            .and_where(
-                col("t", t_id).in_subquery(
-                    Query::select()
-                        .column(ident("descendant_id"))
-                        .from(ident(TREE))
-                        .take(),
-                ),
-            );
+            .and_where(col("t", t_id).in_subquery(walked_tenants()));
         let mut step = Query::select();
         step.expr(col("u", "node_id"))
             .expr(col("t", t_parent))
@@ -758,14 +753,7 @@ impl MetricsQuery {
         assigned
             .expr(col("ra", ra_role))
             .from_as(ident(ra_table), ident("ra"))
-            .and_where(
-                col("ra", ra_tenant).in_subquery(
-                    Query::select()
-                        .column(ident("descendant_id"))
-                        .from(ident(TREE))
-                        .take(),
-                ),
-            );
+            .and_where(col("ra", ra_tenant).in_subquery(walked_tenants()));
         let mut anchor = Query::select();
         anchor
             .expr(col("r", r_id))
@@ -810,14 +798,7 @@ impl MetricsQuery {
             // Roles are shared across tenants: without this, a query over some tenants would
             // group the assignments of their roles in every tenant, only to keep its own (the
             // LATERAL shape gets the filter pushed down by PostgreSQL, the single walk does not).
-            .and_where(
-                col("ra", ra_tenant).in_subquery(
-                    Query::select()
-                        .column(ident("descendant_id"))
-                        .from(ident(TREE))
-                        .take(),
-                ),
-            )
+            .and_where(col("ra", ra_tenant).in_subquery(walked_tenants()))
             .group_by_col((ident("ra"), ident(ra_tenant)))
             .group_by_col((ident("ra"), ident(ra_user)))
             .group_by_col((ident("rg"), ident(rg_perm)));
