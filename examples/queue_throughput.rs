@@ -184,8 +184,15 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(claim.jobs.len(), N);
     assert!(
         store
-            .begin_create(&claim.batch, &worker, Duration::from_secs(600))
+            .begin_create(
+                &claim.batch,
+                &worker,
+                Duration::from_secs(600),
+                &claim.jobs,
+                None
+            )
             .await?
+            .is_some()
     );
     assert!(
         store

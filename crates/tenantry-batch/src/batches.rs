@@ -182,11 +182,16 @@ impl<'c> Batches<'c> {
     /// A create is not idempotent, so it is retried only when it certainly did not happen:
     /// an error status the retry rules allow (the API answered, so it refused), or a failure to
     /// connect. When the outcome is unknown (the connection was lost or the attempt timed out
-    /// after the body was sent) it is **never** sent again: the client lists the batches created
-    /// since shortly before the attempt and looks for one with the same number of requests.
-    /// Exactly one match is returned as the created batch; otherwise
-    /// [`Error::CreateOutcomeUnknown`] lists what was found, so the caller decides and never
+    /// after the body was sent) it is **never** sent again: the client lists the batches
+    /// created *after* the send, in the API's clock (see [`Client::api_clock_offset`]), with
+    /// the same number of requests. Exactly one such batch is returned as the created one;
+    /// otherwise [`Error::CreateOutcomeUnknown`] lists them, so the caller decides and never
     /// pays twice unknowingly.
+    ///
+    /// The one match is the created batch unless another process with the same key created a
+    /// batch of the same size in the same moment. Callers that share a key between processes
+    /// and must be certain use [`try_create`](Self::try_create) and confirm a candidate by the
+    /// `custom_id`s of its results.
     ///
     /// # Errors
     ///
@@ -194,6 +199,30 @@ impl<'c> Batches<'c> {
     /// 429 after retries); [`Error::CreateOutcomeUnknown`] as above; [`Error::Transport`] when
     /// no connection could be made; [`Error::Decode`] for an unexpected body.
     pub async fn create(&self, requests: BatchRequests) -> Result<MessageBatch> {
+        match self.try_create(requests).await {
+            Err(Error::CreateOutcomeUnknown {
+                mut candidates,
+                source,
+            }) => {
+                if candidates.len() == 1 {
+                    Ok(candidates.remove(0))
+                } else {
+                    Err(Error::CreateOutcomeUnknown { candidates, source })
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Creates a batch like [`create`](Self::create), but never takes a batch found by listing
+    /// for the created one: when the outcome is unknown it returns
+    /// [`Error::CreateOutcomeUnknown`] with every candidate (same request count, created after
+    /// the send in the API's clock), even a single one.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    pub async fn try_create(&self, requests: BatchRequests) -> Result<MessageBatch> {
         let count = requests.len() as u64;
         let body = requests.into_body()?;
         let started = OffsetDateTime::now_utc();
@@ -210,28 +239,34 @@ impl<'c> Batches<'c> {
             .json::<MessageBatch>(call, "message batch")
             .await
         {
-            Ok(batch) => Ok(batch),
+            Ok(batch) => {
+                self.client
+                    .api_clock()
+                    .observe_created(batch.created_at, OffsetDateTime::now_utc());
+                Ok(batch)
+            }
             // A success whose body cannot be read still created a batch: find it.
             Err(Failure::Known(cause @ Error::Decode { .. }) | Failure::Unknown(cause)) => {
-                self.reconcile(started, count, cause).await
+                Err(self.candidates(started, count, cause).await)
             }
             Err(Failure::Known(e)) => Err(e),
         }
     }
 
-    async fn reconcile(
-        &self,
-        started: OffsetDateTime,
-        count: u64,
-        cause: Error,
-    ) -> Result<MessageBatch> {
+    /// The batches with `count` requests created since the attempt started at `started` (this
+    /// host's clock), as an [`Error::CreateOutcomeUnknown`].
+    async fn candidates(&self, started: OffsetDateTime, count: u64, cause: Error) -> Error {
         tracing::warn!("batch create outcome unknown ({cause}); reconciling");
-        let since = started - self.client.config().reconcile_window;
         let mut candidates = Vec::new();
         let mut pages = Box::pin(self.list_all(ListParams::default().limit(100), Direction::Older));
         loop {
             match pages.next().await {
                 Some(Ok(batch)) => {
+                    // Read after the first page arrived, so its `Date` header counts too.
+                    let since = match self.client.api_clock_offset() {
+                        Some(offset) => started + offset,
+                        None => started - self.client.config().reconcile_window,
+                    };
                     if batch.created_at < since {
                         break;
                     }
@@ -241,21 +276,15 @@ impl<'c> Batches<'c> {
                 }
                 Some(Err(list_error)) => {
                     tracing::warn!("reconciling a batch create failed: {list_error}");
-                    return Err(Error::CreateOutcomeUnknown {
-                        candidates,
-                        source: Box::new(cause),
-                    });
+                    break;
                 }
                 None => break,
             }
         }
-        if candidates.len() == 1 {
-            return Ok(candidates.remove(0));
-        }
-        Err(Error::CreateOutcomeUnknown {
+        Error::CreateOutcomeUnknown {
             candidates,
             source: Box::new(cause),
-        })
+        }
     }
 
     /// Fetches a batch (`GET /v1/messages/batches/{id}`). Idempotent; retried.

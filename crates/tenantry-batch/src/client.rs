@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::api_clock::ApiClock;
 use crate::batches::Batches;
 use crate::config::Config;
 use crate::error::{ApiError, Error, Result};
@@ -41,6 +42,7 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     config: Config,
+    clock: ApiClock,
 }
 
 /// Whether an attempt's outcome can be unknown and the call therefore must not be repeated.
@@ -116,7 +118,11 @@ impl Client {
             .build()
             .map_err(|_| Error::Config("the HTTP client could not be built".to_owned()))?;
         Ok(Self {
-            inner: Arc::new(Inner { http, config }),
+            inner: Arc::new(Inner {
+                http,
+                config,
+                clock: ApiClock::default(),
+            }),
         })
     }
 
@@ -145,6 +151,21 @@ impl Client {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// How far the API's clock runs ahead of this host's (negative: behind), as a lower bound
+    /// learned from the API's answers (their `Date` header and the `created_at` of created
+    /// batches); `None` before the first answer.
+    ///
+    /// `local time + offset` is never later than the API's time at that moment, which is what
+    /// a lost batch create needs to tell the batch it may have created from older ones.
+    #[must_use]
+    pub fn api_clock_offset(&self) -> Option<time::Duration> {
+        self.inner.clock.offset()
+    }
+
+    pub(crate) fn api_clock(&self) -> &ApiClock {
+        &self.inner.clock
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -224,6 +245,15 @@ impl Client {
             request = request.header("accept", "application/binary");
         }
         let response = request.send().await.map_err(Attempt::Transport)?;
+        if let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+        {
+            self.inner
+                .clock
+                .observe_date(date, time::OffsetDateTime::now_utc());
+        }
         let status = response.status();
         if status.is_success() {
             if call.stream {

@@ -180,8 +180,10 @@ impl Config {
         self
     }
 
-    /// How far back (before the attempt started) a batch create whose outcome is unknown looks
-    /// for the batch it may have created. Default: 600 s.
+    /// How far back (before the attempt started, in this host's clock) a batch create whose
+    /// outcome is unknown looks for the batch it may have created, when no answer of the API
+    /// has told its clock yet (see [`Client::api_clock_offset`](crate::Client::api_clock_offset));
+    /// otherwise only batches created after the send count. Default: 600 s.
     #[must_use]
     pub fn reconcile_window(mut self, window: Duration) -> Self {
         self.reconcile_window = window;

@@ -54,7 +54,8 @@
 //!
 //! Calls are retried like the official SDKs do (see [`retry`](RetryPolicy)). A batch create is
 //! not idempotent: when its outcome is unknown it is reconciled against the batch list, never
-//! re-sent (see [`Batches::create`]).
+//! re-sent (see [`Batches::create`], and [`Batches::try_create`] for callers that settle an
+//! unknown outcome themselves).
 //!
 //! # Secrets
 //!
@@ -63,6 +64,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod api_clock;
 mod batches;
 mod client;
 mod config;

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::ids::{JobId, TenantId};
-use crate::ingest::{IngestCounts, ResultItem, UsageRecord};
+use crate::ingest::{IngestCounts, MissingResult, ResultItem, UsageRecord};
 use crate::planner::{FlushPolicy, Plan, TenantBacklog};
 use crate::store::JobStore;
 
@@ -158,6 +158,10 @@ pub struct BatchRecord {
     pub state: BatchState,
     /// When the create call was started (microseconds since the epoch), if it was.
     pub create_started_at: Option<i64>,
+    /// When the create call was started in the API's clock, as a lower bound (microseconds
+    /// since the epoch), if the sender knew the API's clock then. Every batch the call can
+    /// have created was created at or after it.
+    pub create_sent_api_at: Option<i64>,
 }
 
 /// A submitted batch this worker may poll now.
@@ -228,17 +232,32 @@ pub trait ClaimStore: JobStore {
     async fn batch_requests(&self, batch: &BatchId) -> Result<Vec<BatchRequest>>;
 
     /// Records that the create call is about to start (`planned → creating`), extending the
-    /// lease. `false` when `worker` no longer owns the batch in `planned`.
+    /// lease, and freezes the batch's membership: those of `send` still `batched` in it, in
+    /// the same transaction, so a job canceled before this is never sent and one canceled after
+    /// it is known to be out. `sent_api_at` is the send time in the API's clock (microseconds,
+    /// a lower bound) when the engine knows it. Returns the members to send, or `None` when
+    /// `worker` no longer owns the batch in `planned`.
     ///
     /// # Errors
     ///
-    /// A database error.
+    /// A database error; nothing changes then.
     async fn begin_create(
         &self,
         batch: &BatchId,
         worker: &WorkerId,
         lease: Duration,
-    ) -> Result<bool>;
+        send: &[JobId],
+        sent_api_at: Option<i64>,
+    ) -> Result<Option<Vec<JobId>>>;
+
+    /// The jobs whose requests the batch's create sent (or is sending), whatever their state
+    /// now; empty before [`begin_create`](Self::begin_create) and after
+    /// [`abort_create`](Self::abort_create).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn batch_members(&self, batch: &BatchId) -> Result<Vec<JobId>>;
 
     /// Records the API's batch id (`creating → submitted`) and moves the batch's `batched`
     /// jobs to `submitted` with one more attempt. `false` when `worker` no longer owns the
@@ -256,7 +275,7 @@ pub trait ClaimStore: JobStore {
 
     /// Records that the create call certainly did not happen (the API refused it), moving
     /// the batch back to `planned` with its lease ending at `retry_at` (microseconds since
-    /// the epoch), when it may be taken over and tried again. `false` when `worker` no
+    /// the epoch), when it may be taken over and tried again, and forgetting its members. `false` when `worker` no
     /// longer owns the batch in `creating`.
     ///
     /// # Errors
@@ -337,12 +356,21 @@ pub trait ClaimStore: JobStore {
         max_attempts: u32,
     ) -> Result<IngestCounts>;
 
-    /// Marks a fully ingested batch `ended`. `false` when `worker` no longer holds it.
+    /// Marks a fully ingested batch `ended` and, in the same transaction, settles its jobs that
+    /// got no result line (still `submitted` in it): sent again while they have attempts left
+    /// (of `max_attempts`) or failed with a `missing_result` error, by `missing`. Returns what
+    /// settling them changed, or `None` when `worker` no longer holds the batch.
     ///
     /// # Errors
     ///
-    /// A database error.
-    async fn end_batch(&self, batch: &BatchId, worker: &WorkerId) -> Result<bool>;
+    /// A database error; nothing changes then.
+    async fn end_batch(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        missing: MissingResult,
+        max_attempts: u32,
+    ) -> Result<Option<IngestCounts>>;
 
     /// Claims up to `limit` billed usage records not yet handed to the
     /// [`UsageSink`](crate::UsageSink), for `lease` (so concurrent engines hand each record
@@ -374,15 +402,16 @@ pub trait ClaimStore: JobStore {
     /// A database error.
     async fn mark_recorded(&self, records: &[UsageRecord]) -> Result<()>;
 
-    /// Records an API batch that no batch record points to but that holds our requests (a
-    /// duplicate create), so it is polled like any submitted batch and every billed
-    /// result in it is recorded (as extra usage: its jobs belong to another batch).
-    /// Returns its record's id, or `None` when it was already recorded.
+    /// Records an API batch that no batch record points to but that holds the requests of
+    /// batch `of` (a duplicate create of it), so it is polled like any submitted batch and
+    /// every billed result in it is recorded (as extra usage: its jobs belong to another
+    /// batch). It gets `of`'s members, so only results of jobs `of` sent are billed. Returns
+    /// its record's id, or `None` when it was already recorded.
     ///
     /// # Errors
     ///
     /// A database error.
-    async fn record_duplicate(&self, api_batch_id: &str) -> Result<Option<BatchId>>;
+    async fn record_duplicate(&self, api_batch_id: &str, of: &BatchId) -> Result<Option<BatchId>>;
 
     /// Claims up to `limit` queued urgent-lane jobs for Messages API calls: they become
     /// `submitted` (one more attempt) under a fresh claim token, leased to `worker`. Their

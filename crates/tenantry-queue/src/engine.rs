@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 use crate::claim::{BatchId, ClaimStore, WorkerId};
 use crate::error::Result;
 use crate::ids::JobId;
-use crate::ingest::{IngestCounts, ItemOutcome, ResultItem, UsageSink};
+use crate::ingest::{IngestCounts, ItemOutcome, MissingResult, ResultItem, UsageSink};
 use crate::job::JobError;
 use crate::planner::FlushPolicy;
 use crate::validate::micros;
@@ -58,6 +58,7 @@ pub struct EngineConfig {
     idle: Duration,
     reconcile_window: Duration,
     urgent_concurrency: usize,
+    missing: MissingResult,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +73,7 @@ impl Default for EngineConfig {
             idle: Duration::from_secs(1),
             reconcile_window: Duration::from_secs(60),
             urgent_concurrency: 8,
+            missing: MissingResult::Retry,
         }
     }
 }
@@ -118,6 +120,13 @@ impl EngineConfig {
     /// Messages API calls in flight at once for urgent-lane jobs, per engine. Default 8.
     pub fn urgent_concurrency(mut self, n: usize) -> Self {
         self.urgent_concurrency = n.max(1);
+        self
+    }
+
+    /// What becomes of a job whose ended batch has no readable result line for it. Default
+    /// [`MissingResult::Retry`] (within [`max_attempts`](Self::max_attempts)).
+    pub fn missing_result(mut self, missing: MissingResult) -> Self {
+        self.missing = missing;
         self
     }
 
@@ -205,6 +214,20 @@ fn retryable_kind(kind: &str) -> bool {
         kind,
         "rate_limit_error" | "api_error" | "overloaded_error" | "timeout_error"
     )
+}
+
+/// A request that cannot be sent as it is.
+fn invalid(job: JobId, message: String) -> ResultItem {
+    ResultItem {
+        job,
+        outcome: ItemOutcome::Failed {
+            error: JobError {
+                kind: "invalid_request_error".to_owned(),
+                message,
+            },
+            retryable: false,
+        },
+    }
 }
 
 fn outcome(result: ResultOutcome) -> ItemOutcome {
@@ -299,10 +322,7 @@ impl<S: ClaimStore> Engine<S> {
             .await?
         {
             match record.state {
-                crate::claim::BatchState::Creating => {
-                    self.reconcile(&record.batch, record.create_started_at)
-                        .await?;
-                }
+                crate::claim::BatchState::Creating => self.reconcile(&record).await?,
                 _ => report.created += u64::from(self.create(&record.batch).await?),
             }
         }
@@ -402,36 +422,43 @@ impl<S: ClaimStore> Engine<S> {
     /// Creates a claimed batch at the API. Returns whether it was created.
     async fn create(&self, batch: &BatchId) -> Result<bool> {
         let requests = self.store.batch_requests(batch).await?;
-        let mut body = BatchRequests::new();
+        let mut valid = Vec::with_capacity(requests.len());
         let mut rejected = Vec::new();
-        for r in &requests {
-            let params: std::result::Result<MessageParams, _> =
-                serde_json::from_value(r.params.clone());
-            let pushed = match params {
-                Ok(params) => body
-                    .push(r.job.as_str(), &params)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(message) = pushed {
-                rejected.push(ResultItem {
-                    job: r.job.clone(),
-                    outcome: ItemOutcome::Failed {
-                        error: JobError {
-                            kind: "invalid_request_error".to_owned(),
-                            message,
-                        },
-                        retryable: false,
-                    },
-                });
+        for r in requests {
+            match serde_json::from_value::<MessageParams>(r.params) {
+                Ok(params) => valid.push((r.job, params)),
+                Err(e) => rejected.push(invalid(r.job, e.to_string())),
             }
         }
-        if !self
+        let send: Vec<JobId> = valid.iter().map(|(job, _)| job.clone()).collect();
+        let sent_api_at = self
+            .client
+            .api_clock_offset()
+            .map(|offset| micros(OffsetDateTime::now_utc() + offset));
+        let Some(members) = self
             .store
-            .begin_create(batch, &self.worker, self.config.lease)
+            .begin_create(batch, &self.worker, self.config.lease, &send, sent_api_at)
             .await?
-        {
+        else {
+            return Ok(false);
+        };
+        // Only the frozen members are sent: a job canceled since the read above is not one.
+        let members: std::collections::HashSet<JobId> = members.into_iter().collect();
+        let mut body = BatchRequests::new();
+        for (job, params) in valid.iter().filter(|(job, _)| members.contains(job)) {
+            if let Err(e) = body.push(job.as_str(), params) {
+                // A request the client refuses (e.g. over the size limit) was frozen in: the
+                // batch record must match what is sent, so plan the whole batch again after
+                // failing it alone.
+                rejected.push(invalid(job.clone(), e.to_string()));
+            }
+        }
+        if body.len() != members.len() {
+            tracing::warn!(%batch, "a frozen request was refused by the client; planning the batch again");
+            self.store
+                .ingest(batch, &rejected, self.config.max_attempts)
+                .await?;
+            self.store.abort_create(batch, &self.worker, now()).await?;
             return Ok(false);
         }
         if body.is_empty() {
@@ -440,10 +467,17 @@ impl<S: ClaimStore> Engine<S> {
             self.store
                 .ingest(batch, &rejected, self.config.max_attempts)
                 .await?;
-            self.store.end_batch(batch, &self.worker).await?;
+            self.store
+                .end_batch(
+                    batch,
+                    &self.worker,
+                    self.config.missing,
+                    self.config.max_attempts,
+                )
+                .await?;
             return Ok(false);
         }
-        match self.client.batches().create(body).await {
+        match self.client.batches().try_create(body).await {
             Ok(created) => {
                 if !self
                     .store
@@ -452,7 +486,7 @@ impl<S: ClaimStore> Engine<S> {
                 {
                     // Our lease ran out during the call and the batch was taken over (and
                     // is being reconciled or created again): this one is a duplicate.
-                    self.drop_duplicate(&created.id).await?;
+                    self.drop_duplicate(&created.id, batch).await?;
                     return Ok(false);
                 }
                 self.store
@@ -461,7 +495,8 @@ impl<S: ClaimStore> Engine<S> {
                 Ok(true)
             }
             Err(tenantry_batch::Error::CreateOutcomeUnknown { candidates, .. }) => {
-                // Left in `creating`: whoever takes it over after the lease reconciles it.
+                // Left in `creating`: whoever takes it over after the lease reconciles it by
+                // the `custom_id`s of the candidates' results.
                 tracing::warn!(%batch, candidates = candidates.len(), "batch create outcome unknown");
                 Ok(false)
             }
@@ -478,25 +513,32 @@ impl<S: ClaimStore> Engine<S> {
 
     /// Finds out whether an interrupted create happened.
     ///
-    /// Candidates are the API's batches with the same request count, created since shortly
-    /// before the attempt and not recorded on another batch. While one is still running
-    /// the decision waits (the batch stays `creating` and is looked at again after the
-    /// lease), because a running batch cannot be told apart. Then a candidate is ours when
-    /// a `custom_id` of its results is one of our jobs: the first one is adopted, any
-    /// other is a duplicate create, recorded so that what it billed is recorded too. When
-    /// no candidate is ours, the create never happened and the batch is planned again.
-    async fn reconcile(&self, batch: &BatchId, started: Option<i64>) -> Result<()> {
+    /// Candidates are the API's batches with as many requests as the create sent, created
+    /// at or after its send in the API's clock (or, if the sender did not know that clock,
+    /// within the reconcile window before it), and not recorded on any batch (a unique key
+    /// enforces that too). While one is still running the decision waits (the batch stays
+    /// `creating` and is looked at again after `poll_min`), because a running batch cannot
+    /// be told apart. Then a candidate is ours only when a `custom_id` of its results is one
+    /// of the create's members: the first one is adopted, any other is a duplicate create,
+    /// recorded so that what it billed is recorded too. When no candidate is ours, the
+    /// create never happened and the batch is planned again.
+    async fn reconcile(&self, record: &crate::claim::BatchRecord) -> Result<()> {
+        let batch = &record.batch;
         let ours: std::collections::HashSet<String> = self
             .store
-            .batch_requests(batch)
+            .batch_members(batch)
             .await?
             .into_iter()
-            .map(|r| r.job.to_string())
+            .map(|job| job.to_string())
             .collect();
         let count = u64::try_from(ours.len()).unwrap_or(0);
-        let since = started
-            .unwrap_or(0)
-            .saturating_sub(as_micros(self.config.reconcile_window));
+        let since = record.create_sent_api_at.unwrap_or_else(|| {
+            record
+                .create_started_at
+                .unwrap_or(0)
+                .saturating_sub(as_micros(self.config.reconcile_window))
+        });
+        let again = now().saturating_add(as_micros(self.config.poll_min));
         let mut candidates = Vec::new();
         let mut pages = Box::pin(
             self.client
@@ -508,7 +550,6 @@ impl<S: ClaimStore> Engine<S> {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(%batch, error = %e, "reconciling: listing batches failed");
-                    let again = now().saturating_add(as_micros(self.config.poll_min));
                     self.store
                         .defer_reconcile(batch, &self.worker, again)
                         .await?;
@@ -528,7 +569,6 @@ impl<S: ClaimStore> Engine<S> {
             .into_iter()
             .filter(|b| !known.contains(&b.id))
             .collect();
-        let again = now().saturating_add(as_micros(self.config.poll_min));
         if candidates.iter().any(|b| !b.is_ended()) {
             // A running candidate cannot be told apart yet, and it may be a second copy of
             // this very create: decide once every candidate has ended.
@@ -547,7 +587,7 @@ impl<S: ClaimStore> Engine<S> {
                 Ok(Some(line)) if ours.contains(&line.custom_id) => {
                     if adopted {
                         // The create happened more than once: keep one, bill the others.
-                        self.drop_duplicate(&candidate.id).await?;
+                        self.drop_duplicate(&candidate.id, batch).await?;
                     } else {
                         adopted = self
                             .store
@@ -555,6 +595,7 @@ impl<S: ClaimStore> Engine<S> {
                             .await?;
                     }
                 }
+                // Another creator's batch: never touched.
                 Ok(_) => {}
                 Err(e) if !adopted => {
                     tracing::warn!(%batch, error = %e, "reconciling: reading results failed");
@@ -578,20 +619,25 @@ impl<S: ClaimStore> Engine<S> {
         Ok(())
     }
 
-    /// An API batch holding our requests that no batch record points to: cancels it (the
-    /// API ends it soon, with whatever it already processed) and records it, so it is
-    /// polled like ours and every billed result in it is recorded as extra usage.
-    async fn drop_duplicate(&self, api_batch_id: &str) -> Result<()> {
-        tracing::warn!(api_batch_id, "duplicate batch at the API; canceling it");
+    /// An API batch that this engine created from `of`'s requests but that no batch record
+    /// points to: cancels it (the API ends it soon, with whatever it already processed) and
+    /// records it with `of`'s members, so it is polled like ours and every billed result in
+    /// it is recorded as extra usage. Never called for a batch this system did not create.
+    async fn drop_duplicate(&self, api_batch_id: &str, of: &BatchId) -> Result<()> {
+        tracing::warn!(api_batch_id, %of, "duplicate batch at the API; canceling it");
         if let Err(e) = self.client.batches().cancel(api_batch_id).await {
             // Recorded anyway: its results are read when it ends on its own.
             tracing::warn!(api_batch_id, error = %e, "canceling a duplicate batch failed");
         }
-        self.store.record_duplicate(api_batch_id).await?;
+        self.store.record_duplicate(api_batch_id, of).await?;
         Ok(())
     }
 
     /// Polls one batch; ingests its results when it has ended.
+    ///
+    /// A line that does not decode fails its own job (when its `custom_id` is readable) with
+    /// a `malformed_result` error and the rest of the file is ingested; jobs left without a
+    /// line are settled by [`ClaimStore::end_batch`] as [`EngineConfig::missing_result`] says.
     async fn poll(&self, poll: &crate::claim::PollClaim) -> Result<Option<IngestCounts>, BoxError> {
         let batch = self.client.batches().retrieve(&poll.api_batch_id).await?;
         if !batch.is_ended() {
@@ -609,14 +655,33 @@ impl<S: ClaimStore> Engine<S> {
         let mut counts = IngestCounts::default();
         let mut chunk = Vec::with_capacity(self.config.chunk);
         while let Some(line) = results.next().await {
-            let line = line?;
-            match line.custom_id.parse::<JobId>() {
-                Ok(job) => chunk.push(ResultItem {
-                    job,
-                    outcome: outcome(line.result),
-                }),
+            let (custom_id, outcome) = match line {
+                Ok(line) => (line.custom_id, outcome(line.result)),
+                Err(tenantry_batch::Error::MalformedResult {
+                    line,
+                    custom_id,
+                    source,
+                }) => {
+                    tracing::warn!(batch = %poll.batch, line, ?custom_id, error = %source,
+                        "a result line does not decode");
+                    let Some(custom_id) = custom_id else {
+                        continue; // its job is settled as missing when the batch ends
+                    };
+                    let failed = ItemOutcome::Failed {
+                        error: JobError {
+                            kind: "malformed_result".to_owned(),
+                            message: format!("result line {line} does not decode: {source}"),
+                        },
+                        retryable: false,
+                    };
+                    (custom_id, failed)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match custom_id.parse::<JobId>() {
+                Ok(job) => chunk.push(ResultItem { job, outcome }),
                 Err(_) => {
-                    tracing::warn!(custom_id = %line.custom_id, "result for an unknown custom_id")
+                    tracing::warn!(%custom_id, "result for an unknown custom_id")
                 }
             }
             if chunk.len() >= self.config.chunk {
@@ -633,7 +698,18 @@ impl<S: ClaimStore> Engine<S> {
                 .ingest(&poll.batch, &chunk, self.config.max_attempts)
                 .await?,
         );
-        self.store.end_batch(&poll.batch, &self.worker).await?;
+        if let Some(swept) = self
+            .store
+            .end_batch(
+                &poll.batch,
+                &self.worker,
+                self.config.missing,
+                self.config.max_attempts,
+            )
+            .await?
+        {
+            counts.add(swept);
+        }
         Ok(Some(counts))
     }
 

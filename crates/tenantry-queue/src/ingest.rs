@@ -34,6 +34,19 @@ pub enum ItemOutcome {
     },
 }
 
+/// What becomes of a job whose batch ended without a result line for it (a line the API left
+/// out, or one that named no readable `custom_id`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MissingResult {
+    /// Send it again while it has attempts left, then fail it. The default: the attempt
+    /// stays counted, so a job the API keeps dropping ends within `max_attempts` batches.
+    #[default]
+    Retry,
+    /// Fail it at once with a `missing_result` error.
+    Fail,
+}
+
 /// One result line, matched to its job by `custom_id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResultItem {

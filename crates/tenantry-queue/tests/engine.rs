@@ -257,12 +257,7 @@ async fn interrupted_create<S: ClaimStore>(
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        store
-            .begin_create(&claim.batch, &dead, Duration::ZERO)
-            .await
-            .unwrap()
-    );
+    assert!(begin(store, &claim.batch, &dead, Duration::ZERO).await);
     for _ in 0..copies {
         let mut body = tenantry_batch::BatchRequests::new();
         for r in store.batch_requests(&claim.batch).await.unwrap() {
@@ -584,3 +579,25 @@ on_both_stores!(
     a_create_sent_twice_is_reconciled_and_the_duplicate_billed,
     a_create_that_lost_its_lease_cancels_its_batch,
 );
+
+/// Records `creating` for every request the batch holds now, as the engine does before a
+/// create; whether `worker` owned the batch in `planned`.
+async fn begin<S: ClaimStore>(
+    store: &S,
+    batch: &tenantry_queue::BatchId,
+    worker: &WorkerId,
+    lease: Duration,
+) -> bool {
+    let send: Vec<JobId> = store
+        .batch_requests(batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job)
+        .collect();
+    store
+        .begin_create(batch, worker, lease, &send, None)
+        .await
+        .unwrap()
+        .is_some()
+}

@@ -293,9 +293,10 @@ impl Tenantry {
     pub async fn cancel(&self, tenant: &str, id: &str) -> Result<JobState> {
         let tenant = tenant_id(tenant)?;
         let id = job_id(id)?;
-        let before = self.jobs().job(&tenant, &id).await?;
         let after = self.jobs().cancel(&tenant, &id).await?;
-        if matches!(before.state, JobState::Queued | JobState::Batched)
+        // A job whose request never left keeps no batch; one whose request may be out keeps
+        // its batch, and its hold waits for the usage (or its TTL).
+        if after.batch_id.is_none()
             && let Some(hold) = reservation_of(&after.metadata)
         {
             self.inner.ledger.release(hold).await?;

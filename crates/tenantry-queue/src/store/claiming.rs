@@ -60,10 +60,12 @@ pub(crate) fn events(
         .collect()
 }
 
-/// Rows `(id, state, create_started_at)` of taken-over batches.
-pub(crate) fn records(rows: Vec<(String, String, Option<i64>)>) -> Result<Vec<BatchRecord>> {
+/// Rows `(id, state, create_started_at, create_sent_api_at)` of taken-over batches.
+pub(crate) fn records(
+    rows: Vec<(String, String, Option<i64>, Option<i64>)>,
+) -> Result<Vec<BatchRecord>> {
     rows.into_iter()
-        .map(|(id, state, create_started_at)| {
+        .map(|(id, state, create_started_at, create_sent_api_at)| {
             Ok(BatchRecord {
                 batch: BatchId(id),
                 state: BatchState::parse(&state).ok_or_else(|| Error::Corrupt {
@@ -71,6 +73,7 @@ pub(crate) fn records(rows: Vec<(String, String, Option<i64>)>) -> Result<Vec<Ba
                     detail: state.clone(),
                 })?,
                 create_started_at,
+                create_sent_api_at,
             })
         })
         .collect()

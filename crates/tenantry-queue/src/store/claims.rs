@@ -13,15 +13,16 @@ use crate::claim::{
 };
 use crate::error::{Error, Result};
 use crate::ids::JobId;
-use crate::ingest::{IngestCounts, ResultItem, UsageRecord};
+use crate::ingest::{IngestCounts, ItemOutcome, MissingResult, ResultItem, UsageRecord};
 use crate::job::{JobError, JobState};
 use crate::planner::{FlushPolicy, Plan, TenantBacklog};
 use crate::store::backend::Backend;
 use crate::store::claiming::{self, lease_until};
 use crate::store::outbox::{self, Outbox};
+use crate::store::row::parse_job_id;
 use crate::store::schema::{Batches, Dialect};
 use crate::store::sql;
-use crate::store::{exec, results};
+use crate::store::{exec, members, results};
 use crate::validate::micros;
 
 fn now() -> i64 {
@@ -130,14 +131,50 @@ impl<B: Backend> ClaimStore for B {
         batch: &BatchId,
         worker: &WorkerId,
         lease: Duration,
-    ) -> Result<bool> {
+        send: &[JobId],
+        sent_api_at: Option<i64>,
+    ) -> Result<Option<Vec<JobId>>> {
         let now = now();
         let extra = vec![
             (Batches::CreateStartedAt, now.into()),
+            (Batches::CreateSentApiAt, sent_api_at.into()),
             (Batches::LeaseExpiresAt, lease_until(now, lease).into()),
         ];
-        let step = (BatchState::Planned, BatchState::Creating);
-        advance(self, batch, worker, step, extra, now).await
+        let mut tx = self.begin().await?;
+        // The batch row is updated first: a cancel locks it before touching its job, so the
+        // two serialise and the cancel sees whether the job was frozen in.
+        let changed: Option<(String,)> = tx
+            .fetch_optional(&sql::advance_batch(
+                batch,
+                worker,
+                BatchState::Planned,
+                BatchState::Creating,
+                extra,
+                now,
+            ))
+            .await?;
+        if changed.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let ids: Vec<String> = send.iter().map(|j| j.as_str().to_owned()).collect();
+        let mut frozen = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(B::CHUNK) {
+            let rows: Vec<(String,)> = tx
+                .fetch_all(&members::freeze(batch, chunk.to_vec()))
+                .await?;
+            for (id,) in rows {
+                frozen.push(parse_job_id(&id)?);
+            }
+        }
+        tx.commit().await?;
+        frozen.sort();
+        Ok(Some(frozen))
+    }
+
+    async fn batch_members(&self, batch: &BatchId) -> Result<Vec<JobId>> {
+        let rows: Vec<(String,)> = self.pool().fetch_all(&members::of(batch)).await?;
+        rows.into_iter().map(|(id,)| parse_job_id(&id)).collect()
     }
 
     async fn finish_create(
@@ -148,6 +185,8 @@ impl<B: Backend> ClaimStore for B {
     ) -> Result<bool> {
         let now = now();
         let mut tx = self.begin().await?;
+        // No API batch (nothing was left to send) is recorded as none, not as an empty id.
+        let api_batch_id = Some(api_batch_id).filter(|id| !id.is_empty());
         let extra = vec![
             (Batches::ApiBatchId, api_batch_id.into()),
             (Batches::SubmittedAt, now.into()),
@@ -184,9 +223,26 @@ impl<B: Backend> ClaimStore for B {
         let extra = vec![
             (Batches::LeaseExpiresAt, retry_at.into()),
             (Batches::CreateStartedAt, Option::<i64>::None.into()),
+            (Batches::CreateSentApiAt, Option::<i64>::None.into()),
         ];
-        let step = (BatchState::Creating, BatchState::Planned);
-        advance(self, batch, worker, step, extra, now).await
+        let mut tx = self.begin().await?;
+        let changed: Option<(String,)> = tx
+            .fetch_optional(&sql::advance_batch(
+                batch,
+                worker,
+                BatchState::Creating,
+                BatchState::Planned,
+                extra,
+                now,
+            ))
+            .await?;
+        if changed.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.execute(&members::clear(batch)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn defer_reconcile(&self, batch: &BatchId, worker: &WorkerId, at: i64) -> Result<bool> {
@@ -304,9 +360,62 @@ impl<B: Backend> ClaimStore for B {
         Ok(counts)
     }
 
-    async fn end_batch(&self, batch: &BatchId, worker: &WorkerId) -> Result<bool> {
-        let step = (BatchState::Submitted, BatchState::Ended);
-        advance(self, batch, worker, step, vec![], now()).await
+    async fn end_batch(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        missing: MissingResult,
+        max_attempts: u32,
+    ) -> Result<Option<IngestCounts>> {
+        let now = now();
+        let mut tx = self.begin().await?;
+        let changed: Option<(String,)> = tx
+            .fetch_optional(&sql::advance_batch(
+                batch,
+                worker,
+                BatchState::Submitted,
+                BatchState::Ended,
+                vec![],
+                now,
+            ))
+            .await?;
+        if changed.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let open: Vec<(String,)> = tx.fetch_all(&sql::open_jobs_of(batch)).await?;
+        let error = crate::job::JobError {
+            kind: "missing_result".to_owned(),
+            message: "the batch ended without a readable result for this request".to_owned(),
+        };
+        let items = open
+            .into_iter()
+            .map(|(id,)| {
+                Ok(ResultItem {
+                    job: parse_job_id(&id)?,
+                    outcome: ItemOutcome::Failed {
+                        error: error.clone(),
+                        retryable: missing == MissingResult::Retry,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let encoded = results::encode(&items)?;
+        let mut swept = Vec::with_capacity(encoded.rows.len());
+        for chunk in encoded.rows.chunks(B::CHUNK) {
+            swept.extend(
+                tx.fetch_all::<results::Changed>(&results::store_results(
+                    chunk,
+                    batch,
+                    max_attempts,
+                    now,
+                ))
+                .await?,
+            );
+        }
+        let (counts, events) = results::settle(&encoded, swept, 0, now)?;
+        self.commit(tx, &events).await?;
+        Ok(Some(counts))
     }
 
     async fn claim_usage(
@@ -355,13 +464,19 @@ impl<B: Backend> ClaimStore for B {
         Ok(())
     }
 
-    async fn record_duplicate(&self, api_batch_id: &str) -> Result<Option<BatchId>> {
+    async fn record_duplicate(&self, api_batch_id: &str, of: &BatchId) -> Result<Option<BatchId>> {
         let batch = BatchId::duplicate(api_batch_id);
-        let stored: Option<(String,)> = self
-            .pool()
+        let mut tx = self.begin().await?;
+        let stored: Option<(String,)> = tx
             .fetch_optional(&sql::insert_duplicate(&batch, api_batch_id, now()))
             .await?;
-        Ok(stored.map(|_| batch))
+        if stored.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.execute(&members::copy(of, &batch)).await?;
+        tx.commit().await?;
+        Ok(Some(batch))
     }
 
     async fn claim_urgent(
@@ -383,6 +498,9 @@ impl<B: Backend> ClaimStore for B {
                 now,
             ))
             .await?;
+        if !rows.is_empty() {
+            tx.execute(&members::freeze_claimed(&token)).await?;
+        }
         let events = claiming::events(
             rows.iter()
                 .map(|(id, tenant, _)| (id.clone(), tenant.clone())),

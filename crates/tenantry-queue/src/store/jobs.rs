@@ -12,9 +12,29 @@ use crate::ids::{JobId, TenantId};
 use crate::job::{Cursor, Job, JobFilter, JobState, Page, Submission};
 use crate::store::JobStore;
 use crate::store::backend::Backend;
+use crate::store::exec::Tx;
 use crate::store::row::{EventRow, JobRow, parse_job_id};
 use crate::store::sql::{self, NewEvent};
 use crate::validate::{micros, prepare_many};
+
+/// Whether the job's request may already be at the API, decided under a lock on its batch
+/// record (PostgreSQL; SQLite serialises every write): a `batched` job whose batch has not
+/// begun its create is not out, and that create, waiting on the lock, will not send it.
+async fn request_may_be_out(tx: &mut Tx, tenant: &TenantId, id: &JobId) -> Result<bool> {
+    let row: Option<(String, Option<String>)> = tx
+        .fetch_optional(&sql::job_state_and_batch(tenant, id))
+        .await?;
+    let Some((state, Some(batch))) = row else {
+        return Ok(false);
+    };
+    if state != JobState::Batched.as_str() {
+        return Ok(true);
+    }
+    let record: Option<(String,)> = tx
+        .fetch_optional(&sql::lock_batch_state(tx.dialect(), &batch))
+        .await?;
+    Ok(record.is_some_and(|(state,)| state != crate::claim::BatchState::Planned.as_str()))
+}
 
 /// A subscription to `tenant`'s events after `after`, woken through `wake`.
 fn follow<B: Backend>(
@@ -87,8 +107,10 @@ impl<B: Backend> JobStore for B {
     async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<Job> {
         let now = micros(OffsetDateTime::now_utc());
         let mut tx = self.begin().await?;
-        let changed: Option<(String,)> =
-            tx.fetch_optional(&sql::cancel_job(tenant, id, now)).await?;
+        let request_out = request_may_be_out(&mut tx, tenant, id).await?;
+        let changed: Option<(String,)> = tx
+            .fetch_optional(&sql::cancel_job(tenant, id, now, request_out))
+            .await?;
         let row: Option<JobRow> = tx.fetch_optional(&sql::select_job(tenant, id)).await?;
         let events: Vec<NewEvent> = changed
             .map(|_| NewEvent {

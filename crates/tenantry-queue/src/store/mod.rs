@@ -12,6 +12,7 @@ mod claiming;
 mod claims;
 mod exec;
 mod jobs;
+mod members;
 mod migrate;
 mod outbox;
 pub(crate) mod postgres;

@@ -160,7 +160,10 @@ pub(crate) fn store_results(
     now: i64,
 ) -> WithQuery {
     let in_batch = || job(Jobs::BatchId).eq(batch.as_str());
-    let submitted = || job(Jobs::State).eq(JobState::Submitted.as_str());
+    // `batched`: a request refused before the create (invalid), or one the batch ended
+    // without sending; every other open job of the batch is `submitted`.
+    let submitted =
+        || job(Jobs::State).is_in([JobState::Submitted.as_str(), JobState::Batched.as_str()]);
     let closed = || job(Jobs::State).is_in(CLOSED.map(JobState::as_str));
     let is_message = || incoming(Incoming::Message).is_not_null();
     let retry = || {
@@ -303,6 +306,9 @@ pub(crate) fn store_extra_usage(
             Jobs::Table,
             job(Jobs::Id).equals((Incoming::Table, Incoming::Job)),
         )
+        // Only a request this batch sent is billed to its job: a result naming any other
+        // job (a foreign batch, a forged `custom_id`) charges nothing.
+        .and_where(super::members::sent_by(batch, incoming(Incoming::Job)))
         .and_where(unindexed(
             Expr::case(job(Jobs::BatchId).eq(batch.as_str()), false).finally(true),
         ));
@@ -474,7 +480,7 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.contains(r#"WHERE "tenantry_queue_jobs"."id" = "incoming"."job" AND (CASE WHEN ("tenantry_queue_jobs"."batch_id" = 'qb_1' AND "tenantry_queue_jobs"."state" = 'submitted') THEN TRUE WHEN ("tenantry_queue_jobs"."batch_id" = 'qb_1' AND "tenantry_queue_jobs"."state" IN ('canceled', 'expired', 'failed') AND "incoming"."billed" IS NOT NULL AND "tenantry_queue_jobs"."usage" IS NULL) THEN TRUE ELSE FALSE END) RETURNING "id", "tenant", "state", "usage_state""#),
+            sql.contains(r#"WHERE "tenantry_queue_jobs"."id" = "incoming"."job" AND (CASE WHEN ("tenantry_queue_jobs"."batch_id" = 'qb_1' AND "tenantry_queue_jobs"."state" IN ('submitted', 'batched')) THEN TRUE WHEN ("tenantry_queue_jobs"."batch_id" = 'qb_1' AND "tenantry_queue_jobs"."state" IN ('canceled', 'expired', 'failed') AND "incoming"."billed" IS NOT NULL AND "tenantry_queue_jobs"."usage" IS NULL) THEN TRUE ELSE FALSE END) RETURNING "id", "tenant", "state", "usage_state""#),
             "{sql}"
         );
     }

@@ -71,9 +71,21 @@ pub(crate) enum Batches {
     UpdatedAt,
     CreateStartedAt,
     SubmittedAt,
+    CreateSentApiAt,
 }
 
-/// The migrations table: which schema versions are applied.
+/// The exact requests a batch record's create sent (or is sending): frozen when the create
+/// begins, kept whatever later happens to the jobs (cancel, deadline, urgent promotion), and
+/// cleared only when the create certainly did not happen. Reconciliation, duplicate batches
+/// and billed results read membership here, never from the jobs' current state.
+#[derive(Debug, Clone, Copy, Iden)]
+#[iden(rename = "tenantry_queue_batch_jobs")]
+pub(crate) enum BatchJobs {
+    Table,
+    BatchId,
+    JobId,
+}
+
 /// Billed results that could not be stored on their job row: a duplicate batch, a late
 /// urgent call whose job was sent again, or the batch copy of a job that went down the
 /// urgent lane after its deadline. One row per billed request (`id`, `batch_id`), with the
@@ -84,6 +96,7 @@ pub(crate) enum ExtraUsage {
     Table,
 }
 
+/// The migrations table: which schema versions are applied.
 #[derive(Debug, Clone, Copy, Iden)]
 #[iden(rename = "tenantry_queue_migrations")]
 pub(crate) enum Migrations {
@@ -426,6 +439,48 @@ fn v6_partial_batch_and_usage_indexes(dialect: Dialect) -> Vec<String> {
     ]
 }
 
+/// The membership of each batch record, one record per API batch, and the send time in the
+/// API's clock: a reconciliation can then neither adopt an API batch that is already recorded
+/// or older than the send, nor lose track of a request whose job moved on after it was sent.
+fn v7_batch_membership(dialect: Dialect) -> Vec<String> {
+    let members = Table::create()
+        .table(BatchJobs::Table)
+        .if_not_exists()
+        .col(text(BatchJobs::BatchId))
+        .col(text(BatchJobs::JobId))
+        .primary_key(
+            Index::create()
+                .col(BatchJobs::BatchId)
+                .col(BatchJobs::JobId),
+        )
+        .to_owned();
+    // NULL ids (batches not created yet) are distinct in both backends.
+    let one_record_per_api_batch = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_batches_api_batch_id")
+        .table(Batches::Table)
+        .col(Batches::ApiBatchId)
+        .unique()
+        .to_owned();
+    let sent_api_at = Table::alter()
+        .table(Batches::Table)
+        .add_column(
+            ColumnDef::new(Batches::CreateSentApiAt)
+                .big_integer()
+                .null(),
+        )
+        .to_owned();
+    let sent_api_at = match dialect {
+        Dialect::Postgres => sent_api_at.to_string(PostgresQueryBuilder),
+        Dialect::Sqlite => sent_api_at.to_string(SqliteQueryBuilder),
+    };
+    vec![
+        dialect.render(&members),
+        dialect.render(&one_record_per_api_batch),
+        sent_api_at,
+    ]
+}
+
 /// Every migration this version of the crate ships, in order.
 pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
     vec![
@@ -458,6 +513,11 @@ pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
             version: 6,
             name: "partial indexes of batched jobs and of jobs with usage",
             statements: v6_partial_batch_and_usage_indexes(dialect),
+        },
+        Migration {
+            version: 7,
+            name: "batch membership and one record per API batch",
+            statements: v7_batch_membership(dialect),
         },
     ]
 }

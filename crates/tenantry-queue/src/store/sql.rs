@@ -389,17 +389,29 @@ pub(crate) fn list_jobs(
     q
 }
 
-/// Marks a not-yet-finished job canceled; returns its id when it changed.
-pub(crate) fn cancel_job(tenant: &TenantId, id: &JobId, now: i64) -> UpdateStatement {
+/// Marks a not-yet-finished job canceled; returns its id when it changed. A job whose
+/// request is not out (`request_out` false) leaves its batch, so nothing bills it and its
+/// hold can be given back; one whose request is out keeps it, so a billed result still
+/// reaches the ledger.
+pub(crate) fn cancel_job(
+    tenant: &TenantId,
+    id: &JobId,
+    now: i64,
+    request_out: bool,
+) -> UpdateStatement {
+    let mut values = vec![
+        (Jobs::State, JobState::Canceled.as_str().into()),
+        (Jobs::UpdatedAt, now.into()),
+        (Jobs::FinishedAt, now.into()),
+        (Jobs::LeaseOwner, Option::<String>::None.into()),
+        (Jobs::LeaseExpiresAt, Option::<i64>::None.into()),
+    ];
+    if !request_out {
+        values.push((Jobs::BatchId, Option::<String>::None.into()));
+    }
     Query::update()
         .table(Jobs::Table)
-        .values([
-            (Jobs::State, JobState::Canceled.as_str().into()),
-            (Jobs::UpdatedAt, now.into()),
-            (Jobs::FinishedAt, now.into()),
-            (Jobs::LeaseOwner, Option::<String>::None.into()),
-            (Jobs::LeaseExpiresAt, Option::<i64>::None.into()),
-        ])
+        .values(values)
         .and_where(Expr::col(Jobs::Tenant).eq(tenant.as_str()))
         .and_where(Expr::col(Jobs::Id).eq(id.as_str()))
         .and_where(Expr::col(Jobs::State).is_in([
@@ -409,6 +421,30 @@ pub(crate) fn cancel_job(tenant: &TenantId, id: &JobId, now: i64) -> UpdateState
         ]))
         .returning_col(Jobs::Id)
         .to_owned()
+}
+
+/// A job's state and batch (or claim token).
+pub(crate) fn job_state_and_batch(tenant: &TenantId, id: &JobId) -> SelectStatement {
+    Query::select()
+        .columns([Jobs::State, Jobs::BatchId])
+        .from(Jobs::Table)
+        .and_where(Expr::col(Jobs::Tenant).eq(tenant.as_str()))
+        .and_where(Expr::col(Jobs::Id).eq(id.as_str()))
+        .to_owned()
+}
+
+/// A batch record's state, share-locked on PostgreSQL until the transaction ends, so a
+/// create cannot begin (or has committed its beginning) while the caller decides.
+pub(crate) fn lock_batch_state(dialect: Dialect, batch: &str) -> SelectStatement {
+    let mut select = Query::select();
+    select
+        .column(Batches::State)
+        .from(Batches::Table)
+        .and_where(Expr::col(Batches::Id).eq(batch));
+    if dialect == Dialect::Postgres {
+        select.lock(LockType::Share);
+    }
+    select
 }
 
 /// A tenant's events after a position, in order.
@@ -623,7 +659,7 @@ pub(crate) fn advance_batch(
         .to_owned()
 }
 
-/// Moves a batch's `batched` jobs to `submitted`, counting the attempt.
+/// Moves the batch's members still `batched` to `submitted`, counting the attempt.
 pub(crate) fn submit_batch_jobs(batch: &BatchId, now: i64) -> UpdateStatement {
     Query::update()
         .table(Jobs::Table)
@@ -634,7 +670,25 @@ pub(crate) fn submit_batch_jobs(batch: &BatchId, now: i64) -> UpdateStatement {
         ])
         .and_where(Expr::col(Jobs::BatchId).eq(batch.as_str()))
         .and_where(Expr::col(Jobs::State).eq(JobState::Batched.as_str()))
+        .and_where(super::members::sent_by(
+            batch,
+            Expr::col((Jobs::Table, Jobs::Id)),
+        ))
         .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]))
+        .to_owned()
+}
+
+/// The jobs of a batch that have no result yet (`submitted`, or `batched` and never sent).
+pub(crate) fn open_jobs_of(batch: &BatchId) -> SelectStatement {
+    Query::select()
+        .column(Jobs::Id)
+        .from(Jobs::Table)
+        .and_where(Expr::col(Jobs::BatchId).eq(batch.as_str()))
+        .and_where(
+            Expr::col(Jobs::State)
+                .is_in([JobState::Submitted.as_str(), JobState::Batched.as_str()]),
+        )
+        .order_by(Jobs::Id, Order::Asc)
         .to_owned()
 }
 
@@ -668,6 +722,7 @@ pub(crate) fn take_over_batches(
             Batches::Id,
             Batches::State,
             Batches::CreateStartedAt,
+            Batches::CreateSentApiAt,
         ]))
         .to_owned()
 }
@@ -975,7 +1030,7 @@ mod tests {
     #[test]
     fn cancel_only_touches_open_jobs_of_the_tenant() {
         let id: JobId = "job_0190b2c3d4e5f60718293a4b5c6d7e8f".parse().unwrap();
-        let sql = cancel_job(&tenant(), &id, 7).to_string(SqliteQueryBuilder);
+        let sql = cancel_job(&tenant(), &id, 7, true).to_string(SqliteQueryBuilder);
         assert!(
             sql.starts_with(r#"UPDATE "tenantry_queue_jobs" SET "state" = 'canceled'"#),
             "{sql}"
