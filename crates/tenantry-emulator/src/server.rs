@@ -19,7 +19,7 @@ use crate::body::{
     MESSAGE_BODY_LIMIT, json_response, json_text, parse_json, read_body, slow, truncate,
 };
 use crate::cache::PromptCache;
-use crate::clock::Clock;
+use crate::clock::{Clock, http_date};
 use crate::conn::ConnHandle;
 use crate::control;
 use crate::faults::{Endpoint, Fault, Injector};
@@ -94,7 +94,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Adds `request-id` to every response and renders error bodies (which carry it too).
+/// Adds `request-id` and `date` (from the virtual clock) to every response and renders error
+/// bodies (which carry the request id too).
 async fn outer(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let request_id = shared
         .ids
@@ -118,6 +119,10 @@ async fn outer(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         "anthropic-organization-id",
         HeaderValue::from_static(ORGANIZATION_ID),
     );
+    // hyper adds a `date` from the host's clock only when the response has none.
+    if let Ok(date) = HeaderValue::from_str(&http_date(shared.clock.now())) {
+        headers.insert(header::DATE, date);
+    }
     response
 }
 
