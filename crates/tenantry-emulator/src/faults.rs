@@ -77,8 +77,18 @@ pub enum Fault {
         /// Sent as `x-should-retry: true|false`.
         should_retry: Option<bool>,
     },
-    /// Close the TCP connection (with a reset) without answering.
+    /// Close the TCP connection (with a reset) without answering, before doing any work: the
+    /// batch is not created, the message not generated, the cancel not made.
     ConnectionReset,
+    /// Do the work, then close the TCP connection (with a reset) instead of answering: a
+    /// create creates the batch, a message is generated (and billed), a cancel cancels, a
+    /// delete deletes. The client sees the same transport error as with
+    /// [`ConnectionReset`](Fault::ConnectionReset), although the work happened: the case a
+    /// client must reconcile (look the batch up in `list`) rather than simply retry.
+    ///
+    /// Works on every endpoint; an error answer (a 400 for an invalid body, say) is lost the
+    /// same way. [`FaultCounts::completed`] counts the work that was done. Spec name `lost`.
+    LostResponse,
     /// Stop the response body after this many bytes, mid-line, without finishing the response.
     Truncate {
         /// Bytes delivered before the stream stops.
@@ -165,6 +175,7 @@ impl Fault {
                 _ => FaultKind::OtherError,
             },
             Self::ConnectionReset => FaultKind::ConnectionReset,
+            Self::LostResponse => FaultKind::LostResponse,
             Self::Truncate { .. } => FaultKind::Truncated,
             Self::Slow { .. } => FaultKind::Slow,
             Self::CrlfLines => FaultKind::CrlfLines,
@@ -202,8 +213,10 @@ pub enum FaultKind {
     NotFound,
     /// Another injected error status.
     OtherError,
-    /// A connection closed without an answer.
+    /// A connection closed without an answer, before the work.
     ConnectionReset,
+    /// A connection closed without an answer, after the work was done.
+    LostResponse,
     /// A body cut short.
     Truncated,
     /// A body delivered slowly.
@@ -327,8 +340,8 @@ impl FaultPlan {
     /// `ENDPOINT:FAULT[:TIMES]` or `ENDPOINT:FAULT@PROBABILITY`.
     ///
     /// `ENDPOINT` is an [`Endpoint::name`]; `FAULT` is `429[=MS]` (retry-after in ms,
-    /// default 1000), `529`, `500`, `404`, `reset`, `truncate=BYTES`, `slow=CHUNK/MS`,
-    /// `crlf`; a suffix `+retry` / `+noretry` on an error adds `x-should-retry`. `TIMES`
+    /// default 1000), `529`, `500`, `404`, `reset` ([`Fault::ConnectionReset`]), `lost`
+    /// ([`Fault::LostResponse`]), `truncate=BYTES`, `slow=CHUNK/MS`, `crlf`; a suffix `+retry` / `+noretry` on an error adds `x-should-retry`. `TIMES`
     /// scripts the next N calls (default 1); `@P` fires with probability P instead.
     /// `errored=SHARE[/TYPE]` (no endpoint) sets [`errored_results`](Self::errored_results);
     /// `fresh404=MS` sets [`not_found_after_create`](Self::not_found_after_create).
@@ -411,6 +424,7 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
         "500" => Fault::api_error(),
         "404" => Fault::not_found(),
         "reset" => Fault::ConnectionReset,
+        "lost" => Fault::LostResponse,
         "truncate" => Fault::Truncate {
             after_bytes: number(arg, 0)?,
         },
@@ -446,6 +460,7 @@ impl FromStr for FaultPlan {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct EndpointCounts {
     requests: u64,
+    completed: u64,
     injected: BTreeMap<FaultKind, u64>,
 }
 
@@ -460,6 +475,17 @@ impl FaultCounts {
     #[must_use]
     pub fn requests(&self, endpoint: Endpoint) -> u64 {
         self.endpoints.get(&endpoint).map_or(0, |c| c.requests)
+    }
+
+    /// Requests to `endpoint` that did their work and produced a success answer. Counted when
+    /// the answer is produced, so it includes answers then lost to
+    /// [`Fault::LostResponse`] or cut short by a body fault, and excludes error answers and
+    /// [`Fault::ConnectionReset`]. On [`Endpoint::CreateMessage`] these are the messages
+    /// generated, each of which the real API would bill; on [`Endpoint::CreateBatch`], the
+    /// batches created.
+    #[must_use]
+    pub fn completed(&self, endpoint: Endpoint) -> u64 {
+        self.endpoints.get(&endpoint).map_or(0, |c| c.completed)
     }
 
     /// Faults of `kind` injected on `endpoint`.
@@ -500,6 +526,7 @@ impl FaultKind {
             Self::NotFound => "not_found",
             Self::OtherError => "other_error",
             Self::ConnectionReset => "connection_reset",
+            Self::LostResponse => "lost_response",
             Self::Truncated => "truncated",
             Self::Slow => "slow",
             Self::CrlfLines => "crlf_lines",
@@ -509,7 +536,8 @@ impl FaultKind {
 }
 
 impl FaultCounts {
-    /// The counters as JSON: `{"create": {"requests": 3, "injected": {"overloaded": 2}}, …}`.
+    /// The counters as JSON:
+    /// `{"create": {"requests": 3, "completed": 1, "injected": {"overloaded": 2}}, …}`.
     #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
         let map: serde_json::Map<String, serde_json::Value> = self
@@ -523,7 +551,11 @@ impl FaultCounts {
                     .collect();
                 (
                     endpoint.name().to_owned(),
-                    serde_json::json!({"requests": counts.requests, "injected": injected}),
+                    serde_json::json!({
+                        "requests": counts.requests,
+                        "completed": counts.completed,
+                        "injected": injected,
+                    }),
                 )
             })
             .collect();
@@ -534,7 +566,13 @@ impl FaultCounts {
 impl fmt::Display for FaultCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (endpoint, counts) in &self.endpoints {
-            write!(f, "{}: {} requests", endpoint.name(), counts.requests)?;
+            write!(
+                f,
+                "{}: {} requests, {} completed",
+                endpoint.name(),
+                counts.requests,
+                counts.completed
+            )?;
             for (kind, n) in &counts.injected {
                 write!(f, ", {} {n}", kind.name())?;
             }
@@ -603,6 +641,16 @@ impl Injector {
             *counts.injected.entry(fault.kind()).or_default() += 1;
         }
         chosen
+    }
+
+    /// Counts one request to `endpoint` that did its work and produced a success answer.
+    pub(crate) fn on_completed(&self, endpoint: Endpoint) {
+        self.lock()
+            .counts
+            .endpoints
+            .entry(endpoint)
+            .or_default()
+            .completed += 1;
     }
 
     /// Whether the next batch request should become a retryable `errored` result.
@@ -747,6 +795,11 @@ mod tests {
                 },
                 0.5
             )
+        );
+        let plan: FaultPlan = "messages:lost".parse().unwrap();
+        assert_eq!(
+            plan,
+            FaultPlan::new().script(Endpoint::CreateMessage, Fault::LostResponse, 1)
         );
         let plan = FaultPlan::new()
             .with_spec("errored=0.25/overloaded_error")

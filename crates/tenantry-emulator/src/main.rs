@@ -46,8 +46,9 @@ struct Args {
     /// Fault to inject (repeatable): ENDPOINT:FAULT[:TIMES|@PROBABILITY].
     ///
     /// ENDPOINT: create, retrieve, list, cancel, delete, results, messages, count_tokens.
-    /// FAULT: 429[=RETRY_AFTER_MS], 529, 500, 404, reset, truncate=BYTES, slow=CHUNK/MS,
-    /// crlf; errors take a +retry / +noretry suffix for x-should-retry.
+    /// FAULT: 429[=RETRY_AFTER_MS], 529, 500, 404, reset (before the work), lost (after
+    /// the work: the batch is created, the message billed, but no answer), truncate=BYTES,
+    /// slow=CHUNK/MS, crlf; errors take a +retry / +noretry suffix for x-should-retry.
     /// TIMES scripts the next N calls (default 1); @P fires with probability P.
     /// Also errored=SHARE[/ERROR_TYPE]: that share of batch requests end errored
     /// (default type api_error).

@@ -127,16 +127,34 @@ async fn outer(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
 }
 
 /// What a handler knows after the common checks.
+///
+/// Every handler ends by dropping it: with [`Fault::LostResponse`] that resets the connection,
+/// whichever way the handler ends (success through [`Ctx::finish`] or an error).
 #[derive(Debug)]
 struct Ctx {
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    conn: ConnHandle,
     workspace: String,
     body_fault: Option<Fault>,
     rate: Option<RateInfo>,
 }
 
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if self.body_fault == Some(Fault::LostResponse) {
+            // The work is done; the answer is written after the handler returns, and every
+            // write to a reset connection fails, so the client gets no answer at all.
+            self.conn.reset();
+        }
+    }
+}
+
 impl Ctx {
-    /// Applies the body fault, if any, and the workspace header.
+    /// Counts the work as completed, applies the body fault, if any, and adds the workspace
+    /// header.
     fn finish(&self, mut response: Response) -> Response {
+        self.shared.faults.on_completed(self.endpoint);
         if let Ok(value) = HeaderValue::from_str(&self.workspace) {
             response
                 .headers_mut()
@@ -197,7 +215,7 @@ impl Shared {
 
     /// Authentication, version check, request counting and fault decision.
     fn begin(
-        &self,
+        self: &Arc<Self>,
         endpoint: Endpoint,
         headers: &HeaderMap,
         conn: &ConnHandle,
@@ -266,6 +284,9 @@ impl Shared {
                 ApiError::new(ErrorType::Api, ErrorType::Api.default_message())
             })),
             body_fault => Ok(Ctx {
+                shared: self.clone(),
+                endpoint,
+                conn: conn.clone(),
                 workspace,
                 body_fault,
                 rate,
