@@ -103,6 +103,38 @@ pub enum Fault {
     },
     /// End results lines with `\r\n` instead of `\n` (results endpoint only).
     CrlfLines,
+    /// Replace line `line` (1-based, in file order) of the results file with a line that is
+    /// not a valid result but still starts with its real `{"custom_id":"…","result":` prefix:
+    /// the line is cut in the middle of `result` and padded with spaces to its old length, so a
+    /// decoder can still name the `custom_id` it failed on. The other lines, the line count
+    /// and the file's length stay as they were. Results endpoint only; a `line` past the end
+    /// (or 0) changes nothing. Spec `badline=N`.
+    MalformedLine {
+        /// The 1-based number of the line to break.
+        line: u64,
+    },
+    /// Replace line `line` (1-based) of the results file with `not json at all`, from which
+    /// no `custom_id` can be read. The other lines and the line count stay as they were.
+    /// Results endpoint only; a `line` past the end (or 0) changes nothing. Spec `garbage=N`.
+    GarbageLine {
+        /// The 1-based number of the line to replace.
+        line: u64,
+    },
+    /// Leave line `line` (1-based) out of the results file; the rest is intact and the
+    /// response ends cleanly (a complete body, no truncation), one line short of what
+    /// `request_counts` promise. Results endpoint only; a `line` past the end (or 0) changes
+    /// nothing. Spec `dropline=N`.
+    ///
+    /// A client that counts the lines will download the file again; each download is a new
+    /// call to [`Endpoint::BatchResults`], and only the calls the rule fires on lose the line.
+    /// To make the line missing for good, let the rule fire on every call:
+    /// `.script(Endpoint::BatchResults, Fault::DropLine { line: 3 }, u64::MAX)` or
+    /// `.probability(Endpoint::BatchResults, Fault::DropLine { line: 3 }, 1.0)` (spec
+    /// `results:dropline=3@1`). Like every rule, it applies to the downloads of every batch.
+    DropLine {
+        /// The 1-based number of the line to leave out.
+        line: u64,
+    },
 }
 
 impl Fault {
@@ -179,7 +211,21 @@ impl Fault {
             Self::Truncate { .. } => FaultKind::Truncated,
             Self::Slow { .. } => FaultKind::Slow,
             Self::CrlfLines => FaultKind::CrlfLines,
+            Self::MalformedLine { .. } => FaultKind::MalformedLine,
+            Self::GarbageLine { .. } => FaultKind::GarbageLine,
+            Self::DropLine { .. } => FaultKind::DroppedLine,
         }
+    }
+
+    /// Whether the fault shapes a results file, and so means nothing on other endpoints.
+    fn results_only(&self) -> bool {
+        matches!(
+            self,
+            Self::CrlfLines
+                | Self::MalformedLine { .. }
+                | Self::GarbageLine { .. }
+                | Self::DropLine { .. }
+        )
     }
 
     pub(crate) fn as_api_error(&self) -> Option<ApiError> {
@@ -223,6 +269,12 @@ pub enum FaultKind {
     Slow,
     /// Results delivered with CRLF line endings.
     CrlfLines,
+    /// Results delivered with one line broken after its `custom_id`.
+    MalformedLine,
+    /// Results delivered with one line replaced by garbage.
+    GarbageLine,
+    /// Results delivered with one line left out.
+    DroppedLine,
     /// A batch request turned into an `errored` result with a retryable error type
     /// (counted on [`Endpoint::CreateBatch`]).
     ErroredResult,
@@ -341,8 +393,11 @@ impl FaultPlan {
     ///
     /// `ENDPOINT` is an [`Endpoint::name`]; `FAULT` is `429[=MS]` (retry-after in ms,
     /// default 1000), `529`, `500`, `404`, `reset` ([`Fault::ConnectionReset`]), `lost`
-    /// ([`Fault::LostResponse`]), `truncate=BYTES`, `slow=CHUNK/MS`, `crlf`; a suffix `+retry` / `+noretry` on an error adds `x-should-retry`. `TIMES`
-    /// scripts the next N calls (default 1); `@P` fires with probability P instead.
+    /// ([`Fault::LostResponse`]), `truncate=BYTES`, `slow=CHUNK/MS`, and on `results` only
+    /// `crlf`, `badline=N` ([`Fault::MalformedLine`]), `garbage=N` ([`Fault::GarbageLine`]),
+    /// `dropline=N` ([`Fault::DropLine`]) with 1-based line numbers; a suffix `+retry` / `+noretry` on an error adds `x-should-retry`. `TIMES`
+    /// scripts the next N calls (default 1); `@P` fires with probability P instead (`@1`: on
+    /// every call, e.g. `results:dropline=3@1` loses line 3 from every download).
     /// `errored=SHARE[/TYPE]` (no endpoint) sets [`errored_results`](Self::errored_results);
     /// `fresh404=MS` sets [`not_found_after_create`](Self::not_found_after_create).
     ///
@@ -378,6 +433,9 @@ impl FaultPlan {
             None => (fault_text, None),
         };
         let fault = parse_fault(fault_text).map_err(|reason| bad(&reason))?;
+        if fault.results_only() && endpoint != Endpoint::BatchResults {
+            return Err(bad("this fault applies to the results endpoint only"));
+        }
         let trigger = match (probability, parts.next()) {
             (Some(_), Some(_)) => return Err(bad("give either :TIMES or @PROBABILITY")),
             (Some(p), None) => Some(p),
@@ -440,6 +498,17 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
             }
         }
         "crlf" => Fault::CrlfLines,
+        "badline" | "garbage" | "dropline" => {
+            let line = number(arg, 0)?;
+            if line == 0 {
+                return Err(format!("{name} needs a line number from 1 ({name}=N)"));
+            }
+            match name {
+                "badline" => Fault::MalformedLine { line },
+                "garbage" => Fault::GarbageLine { line },
+                _ => Fault::DropLine { line },
+            }
+        }
         _ => return Err(format!("unknown fault {name:?}")),
     };
     Ok(match should_retry {
@@ -530,6 +599,9 @@ impl FaultKind {
             Self::Truncated => "truncated",
             Self::Slow => "slow",
             Self::CrlfLines => "crlf_lines",
+            Self::MalformedLine => "malformed_line",
+            Self::GarbageLine => "garbage_line",
+            Self::DroppedLine => "dropped_line",
             Self::ErroredResult => "errored_result",
         }
     }
@@ -808,7 +880,26 @@ mod tests {
             plan,
             FaultPlan::new().errored_results(0.25, ErrorType::Overloaded)
         );
+        let plan = FaultPlan::new()
+            .with_spec("results:badline=3")
+            .unwrap()
+            .with_spec("results:garbage=1:2")
+            .unwrap()
+            .with_spec("results:dropline=7@1")
+            .unwrap();
+        assert_eq!(
+            plan,
+            FaultPlan::new()
+                .script(Endpoint::BatchResults, Fault::MalformedLine { line: 3 }, 1)
+                .script(Endpoint::BatchResults, Fault::GarbageLine { line: 1 }, 2)
+                .probability(Endpoint::BatchResults, Fault::DropLine { line: 7 }, 1.0)
+        );
         for bad in [
+            "results:badline",
+            "results:badline=0",
+            "results:garbage=x",
+            "create:dropline=2",
+            "list:crlf",
             "",
             "nope:529",
             "create",

@@ -64,8 +64,8 @@
 //!   `retry-after` and adds `anthropic-ratelimit-requests-*` headers.
 //! - **Faults.** A [`FaultPlan`] injects 429/529/500/404 answers (with `retry-after`,
 //!   `retry-after-ms`, `x-should-retry`), connection resets (before the work, or after it
-//!   with the answer lost), truncated or slow bodies, CRLF results and retryable `errored`
-//!   results, scripted or by probability; every request, every completed request and every
+//!   with the answer lost), truncated or slow bodies, CRLF results, one malformed, garbage
+//!   or missing results line, and retryable `errored` results, scripted or by probability; every request, every completed request and every
 //!   fault is counted in [`FaultCounts`].
 //!
 //! # Control routes

@@ -28,7 +28,7 @@ use crate::message::Generator;
 use crate::params::{Mode, check};
 use crate::ratelimit::{RateInfo, RateLimiter};
 use crate::responder::Responder;
-use crate::results::{LineEnding, stream};
+use crate::results::{Damage, LineEnding, Shape, stream};
 use crate::tokens::measure;
 use crate::wire::{ApiError, ErrorType, error_body};
 
@@ -189,11 +189,21 @@ impl Ctx {
         }
     }
 
-    fn line_ending(&self) -> LineEnding {
-        if self.body_fault == Some(Fault::CrlfLines) {
-            LineEnding::CrLf
-        } else {
-            LineEnding::Lf
+    /// How the results file is written under the body fault, if any.
+    fn results_shape(&self) -> Shape {
+        let damaged = |line, damage| Shape {
+            damage: Some((line, damage)),
+            ..Shape::PLAIN
+        };
+        match self.body_fault {
+            Some(Fault::CrlfLines) => Shape {
+                ending: LineEnding::CrLf,
+                damage: None,
+            },
+            Some(Fault::MalformedLine { line }) => damaged(line, Damage::Malformed),
+            Some(Fault::GarbageLine { line }) => damaged(line, Damage::Garbage),
+            Some(Fault::DropLine { line }) => damaged(line, Damage::Drop),
+            _ => Shape::PLAIN,
         }
     }
 }
@@ -566,7 +576,7 @@ async fn batch_results(
         )));
     }
     let mut response =
-        Body::from_stream(stream(batch.clone(), view, ctx.line_ending())).into_response();
+        Body::from_stream(stream(batch.clone(), view, ctx.results_shape())).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-jsonl"),
