@@ -15,7 +15,8 @@ use crate::body::{MESSAGE_BODY_LIMIT, json_response, parse_json, read_body};
 use crate::server::{Handled, Shared};
 use crate::wire::ApiError;
 
-/// `POST /_emulator/clock`: `{"advance_ms": N, "scale": S}`.
+/// `POST /_emulator/clock`: `{"offset_ms": O, "advance_ms": N, "scale": S}`, applied in
+/// that order.
 pub(crate) async fn control_clock(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -23,6 +24,12 @@ pub(crate) async fn control_clock(
 ) -> Handled {
     let body = read_body(&headers, body, MESSAGE_BODY_LIMIT, shared.body_timeout).await?;
     let value = parse_json(&body)?;
+    if let Some(ms) = value.get("offset_ms") {
+        let ms = ms
+            .as_i64()
+            .ok_or_else(|| ApiError::invalid("offset_ms: Input should be a valid integer"))?;
+        shared.clock.set_offset(time::Duration::milliseconds(ms));
+    }
     if let Some(ms) = value.get("advance_ms") {
         let ms = ms
             .as_u64()

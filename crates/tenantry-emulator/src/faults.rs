@@ -77,8 +77,18 @@ pub enum Fault {
         /// Sent as `x-should-retry: true|false`.
         should_retry: Option<bool>,
     },
-    /// Close the TCP connection (with a reset) without answering.
+    /// Close the TCP connection (with a reset) without answering, before doing any work: the
+    /// batch is not created, the message not generated, the cancel not made.
     ConnectionReset,
+    /// Do the work, then close the TCP connection (with a reset) instead of answering: a
+    /// create creates the batch, a message is generated (and billed), a cancel cancels, a
+    /// delete deletes. The client sees the same transport error as with
+    /// [`ConnectionReset`](Fault::ConnectionReset), although the work happened: the case a
+    /// client must reconcile (look the batch up in `list`) rather than simply retry.
+    ///
+    /// Works on every endpoint; an error answer (a 400 for an invalid body, say) is lost the
+    /// same way. [`FaultCounts::completed`] counts the work that was done. Spec name `lost`.
+    LostResponse,
     /// Stop the response body after this many bytes, mid-line, without finishing the response.
     Truncate {
         /// Bytes delivered before the stream stops.
@@ -93,6 +103,38 @@ pub enum Fault {
     },
     /// End results lines with `\r\n` instead of `\n` (results endpoint only).
     CrlfLines,
+    /// Replace line `line` (1-based, in file order) of the results file with a line that is
+    /// not a valid result but still starts with its real `{"custom_id":"…","result":` prefix:
+    /// the line is cut in the middle of `result` and padded with spaces to its old length, so a
+    /// decoder can still name the `custom_id` it failed on. The other lines, the line count
+    /// and the file's length stay as they were. Results endpoint only; a `line` past the end
+    /// (or 0) changes nothing. Spec `badline=N`.
+    MalformedLine {
+        /// The 1-based number of the line to break.
+        line: u64,
+    },
+    /// Replace line `line` (1-based) of the results file with `not json at all`, from which
+    /// no `custom_id` can be read. The other lines and the line count stay as they were.
+    /// Results endpoint only; a `line` past the end (or 0) changes nothing. Spec `garbage=N`.
+    GarbageLine {
+        /// The 1-based number of the line to replace.
+        line: u64,
+    },
+    /// Leave line `line` (1-based) out of the results file; the rest is intact and the
+    /// response ends cleanly (a complete body, no truncation), one line short of what
+    /// `request_counts` promise. Results endpoint only; a `line` past the end (or 0) changes
+    /// nothing. Spec `dropline=N`.
+    ///
+    /// A client that counts the lines will download the file again; each download is a new
+    /// call to [`Endpoint::BatchResults`], and only the calls the rule fires on lose the line.
+    /// To make the line missing for good, let the rule fire on every call:
+    /// `.script(Endpoint::BatchResults, Fault::DropLine { line: 3 }, u64::MAX)` or
+    /// `.probability(Endpoint::BatchResults, Fault::DropLine { line: 3 }, 1.0)` (spec
+    /// `results:dropline=3@1`). Like every rule, it applies to the downloads of every batch.
+    DropLine {
+        /// The 1-based number of the line to leave out.
+        line: u64,
+    },
 }
 
 impl Fault {
@@ -165,10 +207,25 @@ impl Fault {
                 _ => FaultKind::OtherError,
             },
             Self::ConnectionReset => FaultKind::ConnectionReset,
+            Self::LostResponse => FaultKind::LostResponse,
             Self::Truncate { .. } => FaultKind::Truncated,
             Self::Slow { .. } => FaultKind::Slow,
             Self::CrlfLines => FaultKind::CrlfLines,
+            Self::MalformedLine { .. } => FaultKind::MalformedLine,
+            Self::GarbageLine { .. } => FaultKind::GarbageLine,
+            Self::DropLine { .. } => FaultKind::DroppedLine,
         }
+    }
+
+    /// Whether the fault shapes a results file, and so means nothing on other endpoints.
+    fn results_only(&self) -> bool {
+        matches!(
+            self,
+            Self::CrlfLines
+                | Self::MalformedLine { .. }
+                | Self::GarbageLine { .. }
+                | Self::DropLine { .. }
+        )
     }
 
     pub(crate) fn as_api_error(&self) -> Option<ApiError> {
@@ -202,14 +259,22 @@ pub enum FaultKind {
     NotFound,
     /// Another injected error status.
     OtherError,
-    /// A connection closed without an answer.
+    /// A connection closed without an answer, before the work.
     ConnectionReset,
+    /// A connection closed without an answer, after the work was done.
+    LostResponse,
     /// A body cut short.
     Truncated,
     /// A body delivered slowly.
     Slow,
     /// Results delivered with CRLF line endings.
     CrlfLines,
+    /// Results delivered with one line broken after its `custom_id`.
+    MalformedLine,
+    /// Results delivered with one line replaced by garbage.
+    GarbageLine,
+    /// Results delivered with one line left out.
+    DroppedLine,
     /// A batch request turned into an `errored` result with a retryable error type
     /// (counted on [`Endpoint::CreateBatch`]).
     ErroredResult,
@@ -327,9 +392,12 @@ impl FaultPlan {
     /// `ENDPOINT:FAULT[:TIMES]` or `ENDPOINT:FAULT@PROBABILITY`.
     ///
     /// `ENDPOINT` is an [`Endpoint::name`]; `FAULT` is `429[=MS]` (retry-after in ms,
-    /// default 1000), `529`, `500`, `404`, `reset`, `truncate=BYTES`, `slow=CHUNK/MS`,
-    /// `crlf`; a suffix `+retry` / `+noretry` on an error adds `x-should-retry`. `TIMES`
-    /// scripts the next N calls (default 1); `@P` fires with probability P instead.
+    /// default 1000), `529`, `500`, `404`, `reset` ([`Fault::ConnectionReset`]), `lost`
+    /// ([`Fault::LostResponse`]), `truncate=BYTES`, `slow=CHUNK/MS`, and on `results` only
+    /// `crlf`, `badline=N` ([`Fault::MalformedLine`]), `garbage=N` ([`Fault::GarbageLine`]),
+    /// `dropline=N` ([`Fault::DropLine`]) with 1-based line numbers; a suffix `+retry` / `+noretry` on an error adds `x-should-retry`. `TIMES`
+    /// scripts the next N calls (default 1); `@P` fires with probability P instead (`@1`: on
+    /// every call, e.g. `results:dropline=3@1` loses line 3 from every download).
     /// `errored=SHARE[/TYPE]` (no endpoint) sets [`errored_results`](Self::errored_results);
     /// `fresh404=MS` sets [`not_found_after_create`](Self::not_found_after_create).
     ///
@@ -365,6 +433,9 @@ impl FaultPlan {
             None => (fault_text, None),
         };
         let fault = parse_fault(fault_text).map_err(|reason| bad(&reason))?;
+        if fault.results_only() && endpoint != Endpoint::BatchResults {
+            return Err(bad("this fault applies to the results endpoint only"));
+        }
         let trigger = match (probability, parts.next()) {
             (Some(_), Some(_)) => return Err(bad("give either :TIMES or @PROBABILITY")),
             (Some(p), None) => Some(p),
@@ -411,6 +482,7 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
         "500" => Fault::api_error(),
         "404" => Fault::not_found(),
         "reset" => Fault::ConnectionReset,
+        "lost" => Fault::LostResponse,
         "truncate" => Fault::Truncate {
             after_bytes: number(arg, 0)?,
         },
@@ -426,6 +498,17 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
             }
         }
         "crlf" => Fault::CrlfLines,
+        "badline" | "garbage" | "dropline" => {
+            let line = number(arg, 0)?;
+            if line == 0 {
+                return Err(format!("{name} needs a line number from 1 ({name}=N)"));
+            }
+            match name {
+                "badline" => Fault::MalformedLine { line },
+                "garbage" => Fault::GarbageLine { line },
+                _ => Fault::DropLine { line },
+            }
+        }
         _ => return Err(format!("unknown fault {name:?}")),
     };
     Ok(match should_retry {
@@ -446,6 +529,7 @@ impl FromStr for FaultPlan {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct EndpointCounts {
     requests: u64,
+    completed: u64,
     injected: BTreeMap<FaultKind, u64>,
 }
 
@@ -460,6 +544,17 @@ impl FaultCounts {
     #[must_use]
     pub fn requests(&self, endpoint: Endpoint) -> u64 {
         self.endpoints.get(&endpoint).map_or(0, |c| c.requests)
+    }
+
+    /// Requests to `endpoint` that did their work and produced a success answer. Counted when
+    /// the answer is produced, so it includes answers then lost to
+    /// [`Fault::LostResponse`] or cut short by a body fault, and excludes error answers and
+    /// [`Fault::ConnectionReset`]. On [`Endpoint::CreateMessage`] these are the messages
+    /// generated, each of which the real API would bill; on [`Endpoint::CreateBatch`], the
+    /// batches created.
+    #[must_use]
+    pub fn completed(&self, endpoint: Endpoint) -> u64 {
+        self.endpoints.get(&endpoint).map_or(0, |c| c.completed)
     }
 
     /// Faults of `kind` injected on `endpoint`.
@@ -500,16 +595,21 @@ impl FaultKind {
             Self::NotFound => "not_found",
             Self::OtherError => "other_error",
             Self::ConnectionReset => "connection_reset",
+            Self::LostResponse => "lost_response",
             Self::Truncated => "truncated",
             Self::Slow => "slow",
             Self::CrlfLines => "crlf_lines",
+            Self::MalformedLine => "malformed_line",
+            Self::GarbageLine => "garbage_line",
+            Self::DroppedLine => "dropped_line",
             Self::ErroredResult => "errored_result",
         }
     }
 }
 
 impl FaultCounts {
-    /// The counters as JSON: `{"create": {"requests": 3, "injected": {"overloaded": 2}}, …}`.
+    /// The counters as JSON:
+    /// `{"create": {"requests": 3, "completed": 1, "injected": {"overloaded": 2}}, …}`.
     #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
         let map: serde_json::Map<String, serde_json::Value> = self
@@ -523,7 +623,11 @@ impl FaultCounts {
                     .collect();
                 (
                     endpoint.name().to_owned(),
-                    serde_json::json!({"requests": counts.requests, "injected": injected}),
+                    serde_json::json!({
+                        "requests": counts.requests,
+                        "completed": counts.completed,
+                        "injected": injected,
+                    }),
                 )
             })
             .collect();
@@ -534,7 +638,13 @@ impl FaultCounts {
 impl fmt::Display for FaultCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (endpoint, counts) in &self.endpoints {
-            write!(f, "{}: {} requests", endpoint.name(), counts.requests)?;
+            write!(
+                f,
+                "{}: {} requests, {} completed",
+                endpoint.name(),
+                counts.requests,
+                counts.completed
+            )?;
             for (kind, n) in &counts.injected {
                 write!(f, ", {} {n}", kind.name())?;
             }
@@ -603,6 +713,16 @@ impl Injector {
             *counts.injected.entry(fault.kind()).or_default() += 1;
         }
         chosen
+    }
+
+    /// Counts one request to `endpoint` that did its work and produced a success answer.
+    pub(crate) fn on_completed(&self, endpoint: Endpoint) {
+        self.lock()
+            .counts
+            .endpoints
+            .entry(endpoint)
+            .or_default()
+            .completed += 1;
     }
 
     /// Whether the next batch request should become a retryable `errored` result.
@@ -748,6 +868,11 @@ mod tests {
                 0.5
             )
         );
+        let plan: FaultPlan = "messages:lost".parse().unwrap();
+        assert_eq!(
+            plan,
+            FaultPlan::new().script(Endpoint::CreateMessage, Fault::LostResponse, 1)
+        );
         let plan = FaultPlan::new()
             .with_spec("errored=0.25/overloaded_error")
             .unwrap();
@@ -755,7 +880,26 @@ mod tests {
             plan,
             FaultPlan::new().errored_results(0.25, ErrorType::Overloaded)
         );
+        let plan = FaultPlan::new()
+            .with_spec("results:badline=3")
+            .unwrap()
+            .with_spec("results:garbage=1:2")
+            .unwrap()
+            .with_spec("results:dropline=7@1")
+            .unwrap();
+        assert_eq!(
+            plan,
+            FaultPlan::new()
+                .script(Endpoint::BatchResults, Fault::MalformedLine { line: 3 }, 1)
+                .script(Endpoint::BatchResults, Fault::GarbageLine { line: 1 }, 2)
+                .probability(Endpoint::BatchResults, Fault::DropLine { line: 7 }, 1.0)
+        );
         for bad in [
+            "results:badline",
+            "results:badline=0",
+            "results:garbage=x",
+            "create:dropline=2",
+            "list:crlf",
             "",
             "nope:529",
             "create",

@@ -36,7 +36,10 @@
 //!   become `canceled`. At `expires_at` (created + 24 h) unfinished requests become
 //!   `expired`. After 29 days `archived_at` is set and results answer 404. Delete works
 //!   only on ended batches; afterwards the id answers 404.
-//! - **Time.** Every time above is on the [`Clock`], which tests speed up or advance.
+//! - **Time.** Every time above is on the [`Clock`], which tests speed up, advance or
+//!   offset from real time. Every response carries that virtual time in its `date` header
+//!   ([`http_date`] format, `Thu, 03 Dec 2026 09:10:40 GMT`), as the real API sends one, so
+//!   a client can learn the emulated API's clock offset from it.
 //! - **Choices where the API documentation is silent.** Results of a batch that has not
 //!   ended: 400 `invalid_request_error`; of an archived batch: 404. Cancel of an ended
 //!   batch: 400; a repeated cancel while `canceling` returns the unchanged batch. Delete of
@@ -60,9 +63,10 @@
 //!   requests-per-minute limit ([`EmulatorBuilder::requests_per_minute`]) answers 429 with
 //!   `retry-after` and adds `anthropic-ratelimit-requests-*` headers.
 //! - **Faults.** A [`FaultPlan`] injects 429/529/500/404 answers (with `retry-after`,
-//!   `retry-after-ms`, `x-should-retry`), connection resets, truncated or slow bodies,
-//!   CRLF results and retryable `errored` results, scripted or by probability; every
-//!   request and fault is counted in [`FaultCounts`].
+//!   `retry-after-ms`, `x-should-retry`), connection resets (before the work, or after it
+//!   with the answer lost), truncated or slow bodies, CRLF results, one malformed, garbage
+//!   or missing results line, and retryable `errored` results, scripted or by probability; every request, every completed request and every
+//!   fault is counted in [`FaultCounts`].
 //!
 //! # Control routes
 //!
@@ -71,7 +75,7 @@
 //!
 //! | route | body | effect |
 //! |---|---|---|
-//! | `POST /_emulator/clock` | `{"advance_ms": N, "scale": S}` (both optional) | [`Clock::advance`], [`Clock::set_scale`] |
+//! | `POST /_emulator/clock` | `{"offset_ms": O, "advance_ms": N, "scale": S}` (all optional, applied in that order) | [`Clock::set_offset`], [`Clock::advance`], [`Clock::set_scale`] |
 //! | `POST /_emulator/config` | `{"batch_latency_ms": N}` | [`Emulator::set_batch_latency`] |
 //! | `POST /_emulator/faults` | `{"specs": ["create:529:2", …]}` | [`Emulator::set_faults`] with [`FaultPlan::with_spec`] rules |
 //! | `GET /_emulator/fault_counts` | — | [`FaultCounts::to_json`] |
@@ -103,7 +107,7 @@ mod server;
 mod tokens;
 mod wire;
 
-pub use clock::Clock;
+pub use clock::{Clock, http_date};
 pub use emulator::{Emulator, EmulatorBuilder, MAX_BATCH_BODY_BYTES};
 pub use error::{Error, Result};
 pub use faults::{Endpoint, Fault, FaultCounts, FaultKind, FaultPlan};

@@ -46,12 +46,17 @@ struct Args {
     /// Fault to inject (repeatable): ENDPOINT:FAULT[:TIMES|@PROBABILITY].
     ///
     /// ENDPOINT: create, retrieve, list, cancel, delete, results, messages, count_tokens.
-    /// FAULT: 429[=RETRY_AFTER_MS], 529, 500, 404, reset, truncate=BYTES, slow=CHUNK/MS,
-    /// crlf; errors take a +retry / +noretry suffix for x-should-retry.
-    /// TIMES scripts the next N calls (default 1); @P fires with probability P.
+    /// FAULT: 429[=RETRY_AFTER_MS], 529, 500, 404, reset (before the work), lost (after
+    /// the work: the batch is created, the message billed, but no answer), truncate=BYTES,
+    /// slow=CHUNK/MS; on results only also crlf, badline=N (line N cut after its
+    /// custom_id), garbage=N (line N replaced by non-JSON), dropline=N (line N left out),
+    /// lines counted from 1; errors take a +retry / +noretry suffix for x-should-retry.
+    /// TIMES scripts the next N calls (default 1); @P fires with probability P (@1: every
+    /// call, e.g. results:dropline=3@1 loses line 3 from every download).
     /// Also errored=SHARE[/ERROR_TYPE]: that share of batch requests end errored
     /// (default type api_error).
-    /// Examples: create:529:2, results:truncate=100, retrieve:429=500@0.1, errored=0.05.
+    /// Examples: create:529:2, results:truncate=100, retrieve:429=500@0.1, create:lost,
+    /// results:badline=3, errored=0.05.
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<String>,
 }

@@ -19,7 +19,7 @@ use crate::body::{
     MESSAGE_BODY_LIMIT, json_response, json_text, parse_json, read_body, slow, truncate,
 };
 use crate::cache::PromptCache;
-use crate::clock::Clock;
+use crate::clock::{Clock, http_date};
 use crate::conn::ConnHandle;
 use crate::control;
 use crate::faults::{Endpoint, Fault, Injector};
@@ -28,7 +28,7 @@ use crate::message::Generator;
 use crate::params::{Mode, check};
 use crate::ratelimit::{RateInfo, RateLimiter};
 use crate::responder::Responder;
-use crate::results::{LineEnding, stream};
+use crate::results::{Damage, LineEnding, Shape, stream};
 use crate::tokens::measure;
 use crate::wire::{ApiError, ErrorType, error_body};
 
@@ -94,7 +94,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Adds `request-id` to every response and renders error bodies (which carry it too).
+/// Adds `request-id` and `date` (from the virtual clock) to every response and renders error
+/// bodies (which carry the request id too).
 async fn outer(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let request_id = shared
         .ids
@@ -118,20 +119,42 @@ async fn outer(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         "anthropic-organization-id",
         HeaderValue::from_static(ORGANIZATION_ID),
     );
+    // hyper adds a `date` from the host's clock only when the response has none.
+    if let Ok(date) = HeaderValue::from_str(&http_date(shared.clock.now())) {
+        headers.insert(header::DATE, date);
+    }
     response
 }
 
 /// What a handler knows after the common checks.
+///
+/// Every handler ends by dropping it: with [`Fault::LostResponse`] that resets the connection,
+/// whichever way the handler ends (success through [`Ctx::finish`] or an error).
 #[derive(Debug)]
 struct Ctx {
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    conn: ConnHandle,
     workspace: String,
     body_fault: Option<Fault>,
     rate: Option<RateInfo>,
 }
 
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if self.body_fault == Some(Fault::LostResponse) {
+            // The work is done; the answer is written after the handler returns, and every
+            // write to a reset connection fails, so the client gets no answer at all.
+            self.conn.reset();
+        }
+    }
+}
+
 impl Ctx {
-    /// Applies the body fault, if any, and the workspace header.
+    /// Counts the work as completed, applies the body fault, if any, and adds the workspace
+    /// header.
     fn finish(&self, mut response: Response) -> Response {
+        self.shared.faults.on_completed(self.endpoint);
         if let Ok(value) = HeaderValue::from_str(&self.workspace) {
             response
                 .headers_mut()
@@ -166,11 +189,21 @@ impl Ctx {
         }
     }
 
-    fn line_ending(&self) -> LineEnding {
-        if self.body_fault == Some(Fault::CrlfLines) {
-            LineEnding::CrLf
-        } else {
-            LineEnding::Lf
+    /// How the results file is written under the body fault, if any.
+    fn results_shape(&self) -> Shape {
+        let damaged = |line, damage| Shape {
+            damage: Some((line, damage)),
+            ..Shape::PLAIN
+        };
+        match self.body_fault {
+            Some(Fault::CrlfLines) => Shape {
+                ending: LineEnding::CrLf,
+                damage: None,
+            },
+            Some(Fault::MalformedLine { line }) => damaged(line, Damage::Malformed),
+            Some(Fault::GarbageLine { line }) => damaged(line, Damage::Garbage),
+            Some(Fault::DropLine { line }) => damaged(line, Damage::Drop),
+            _ => Shape::PLAIN,
         }
     }
 }
@@ -192,7 +225,7 @@ impl Shared {
 
     /// Authentication, version check, request counting and fault decision.
     fn begin(
-        &self,
+        self: &Arc<Self>,
         endpoint: Endpoint,
         headers: &HeaderMap,
         conn: &ConnHandle,
@@ -261,6 +294,9 @@ impl Shared {
                 ApiError::new(ErrorType::Api, ErrorType::Api.default_message())
             })),
             body_fault => Ok(Ctx {
+                shared: self.clone(),
+                endpoint,
+                conn: conn.clone(),
                 workspace,
                 body_fault,
                 rate,
@@ -540,7 +576,7 @@ async fn batch_results(
         )));
     }
     let mut response =
-        Body::from_stream(stream(batch.clone(), view, ctx.line_ending())).into_response();
+        Body::from_stream(stream(batch.clone(), view, ctx.results_shape())).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-jsonl"),

@@ -1,5 +1,5 @@
-//! Fault injection over HTTP: statuses and headers, resets, broken and slow streams, CRLF,
-//! errored results, and the counters tests assert on.
+//! Fault injection over HTTP: statuses and headers, resets before and after the work, broken
+//! and slow streams, CRLF, errored results, and the counters tests assert on.
 
 mod support;
 
@@ -129,6 +129,155 @@ async fn connection_reset_gives_no_response() {
             .injected(Endpoint::CountTokens, FaultKind::ConnectionReset),
         1
     );
+}
+
+/// Sends a request expecting no answer at all; returns whether the client saw a transport error.
+async fn transport_fails(
+    client: &Client,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> bool {
+    let mut request = client
+        .http
+        .request(method, format!("{}{path}", client.base))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01");
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    match request.send().await {
+        Err(e) => {
+            assert!(!e.is_status(), "{e}");
+            true
+        }
+        Ok(response) => panic!("expected no answer, got {}", response.status()),
+    }
+}
+
+#[tokio::test]
+async fn lost_create_creates_the_batch_but_never_answers() {
+    let emu = with_faults("create:lost".parse().unwrap()).await;
+    let client = Client::new(&emu);
+    let body = serde_json::json!({ "requests": support::requests(2) });
+    assert!(
+        transport_fails(
+            &client,
+            reqwest::Method::POST,
+            "/v1/messages/batches",
+            Some(body)
+        )
+        .await
+    );
+    let listed = client.get("/v1/messages/batches").await.json();
+    let data = listed["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "the lost create made its batch: {listed}");
+    assert_eq!(data[0]["request_counts"]["succeeded"], 2);
+    // The rule fired once: the next create answers.
+    assert_eq!(client.create(support::requests(1)).await.status, 200);
+    let counts = emu.fault_counts();
+    assert_eq!(counts.requests(Endpoint::CreateBatch), 2);
+    assert_eq!(counts.completed(Endpoint::CreateBatch), 2);
+    assert_eq!(
+        counts.injected(Endpoint::CreateBatch, FaultKind::LostResponse),
+        1
+    );
+    assert_eq!(counts.to_json()["create"]["injected"]["lost_response"], 1);
+    assert_eq!(counts.to_json()["create"]["completed"], 2);
+}
+
+#[tokio::test]
+async fn reset_create_makes_no_batch_unlike_lost() {
+    let emu = with_faults("create:reset".parse().unwrap()).await;
+    let client = Client::new(&emu);
+    let body = serde_json::json!({ "requests": support::requests(2) });
+    assert!(
+        transport_fails(
+            &client,
+            reqwest::Method::POST,
+            "/v1/messages/batches",
+            Some(body)
+        )
+        .await
+    );
+    let listed = client.get("/v1/messages/batches").await.json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 0, "{listed}");
+    assert_eq!(emu.fault_counts().completed(Endpoint::CreateBatch), 0);
+}
+
+#[tokio::test]
+async fn lost_message_is_generated_and_billed_without_an_answer() {
+    let emu =
+        with_faults(FaultPlan::new().script(Endpoint::CreateMessage, Fault::LostResponse, 1)).await;
+    let client = Client::new(&emu);
+    let body = serde_json::json!({"model": "claude-opus-4-8", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]});
+    assert!(
+        transport_fails(
+            &client,
+            reqwest::Method::POST,
+            "/v1/messages",
+            Some(body.clone())
+        )
+        .await
+    );
+    let counts = emu.fault_counts();
+    assert_eq!(
+        counts.completed(Endpoint::CreateMessage),
+        1,
+        "generated, so billed"
+    );
+    assert_eq!(
+        counts.injected(Endpoint::CreateMessage, FaultKind::LostResponse),
+        1
+    );
+    let answered = client.post("/v1/messages", body).await;
+    assert_eq!(answered.status, 200);
+    assert_eq!(emu.fault_counts().completed(Endpoint::CreateMessage), 2);
+}
+
+#[tokio::test]
+async fn lost_cancel_cancels_and_a_lost_error_is_lost_too() {
+    let emu = Emulator::builder()
+        .api_key(KEY)
+        .batch_latency(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
+    emu.clock().set_scale(0);
+    let client = Client::new(&emu);
+    let id = client.create(support::requests(3)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    emu.set_faults(
+        FaultPlan::new()
+            .with_spec("cancel:lost")
+            .unwrap()
+            .with_spec("create:lost")
+            .unwrap(),
+    );
+    let cancel = format!("/v1/messages/batches/{id}/cancel");
+    assert!(transport_fails(&client, reqwest::Method::POST, &cancel, None).await);
+    let batch = client
+        .get(&format!("/v1/messages/batches/{id}"))
+        .await
+        .json();
+    assert_eq!(batch["processing_status"], "canceling", "{batch}");
+    assert!(batch["cancel_initiated_at"].is_string());
+    // An invalid create answers 400 normally; under `lost` that answer is lost as well.
+    let invalid = serde_json::json!({ "requests": [] });
+    assert!(
+        transport_fails(
+            &client,
+            reqwest::Method::POST,
+            "/v1/messages/batches",
+            Some(invalid)
+        )
+        .await
+    );
+    let counts = emu.fault_counts();
+    assert_eq!(counts.completed(Endpoint::CancelBatch), 1);
+    assert_eq!(counts.completed(Endpoint::CreateBatch), 1);
 }
 
 #[tokio::test]
