@@ -85,6 +85,16 @@ pub enum Error {
         /// Results the batch holds, when known.
         expected: Option<u64>,
     },
+    /// Every download of the results file ended cleanly, each with fewer results than the
+    /// batch holds: the API left some requests out. The results that were there have been
+    /// handed out; the missing ones have no result to wait for.
+    #[error("results file complete with {received} of {expected} result(s)")]
+    MissingResults {
+        /// Results handed out.
+        received: u64,
+        /// Results the batch holds.
+        expected: u64,
+    },
     /// The batch has no results to download (not ended yet, or archived).
     #[error("batch {batch_id} has no results yet")]
     ResultsUnavailable {

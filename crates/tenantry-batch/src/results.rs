@@ -30,7 +30,9 @@ pub(crate) type Reopen =
 /// A truncated file (connection lost, body cut short, fewer results than the batch's
 /// `request_counts` say) is detected. The stream then re-downloads the file, up to the retry
 /// policy's count, and skips every `custom_id` it already handed out: no result is yielded
-/// twice. If resuming is not possible it yields [`Error::TruncatedResults`] and ends.
+/// twice. If resuming is not possible it yields [`Error::TruncatedResults`] and ends; if every
+/// download ended cleanly with results missing (the API left them out), it yields
+/// [`Error::MissingResults`] and ends.
 pub struct ResultStream {
     inner: Pin<Box<dyn Stream<Item = Result<BatchResult>> + Send>>,
 }
@@ -78,6 +80,7 @@ impl ResultStream {
             reopen,
             resumes_left: resumes,
             idle,
+            ended_cleanly: false,
             done: false,
         };
         let inner = futures_util::stream::unfold(state, |mut state| async move {
@@ -100,6 +103,9 @@ struct State {
     reopen: Option<Reopen>,
     resumes_left: u32,
     idle: Duration,
+    /// The last download ended where the body ended, after a whole line: a short file then
+    /// is short at the source, not cut off on the way.
+    ended_cleanly: bool,
     done: bool,
 }
 
@@ -139,6 +145,7 @@ impl State {
             match read {
                 Read::Chunk(chunk) => self.decoder.feed(&chunk, &mut self.queue),
                 Read::End => {
+                    self.ended_cleanly = !self.decoder.has_partial();
                     if self.is_short() && self.decoder.has_partial() {
                         // The last line is cut short: the file was truncated, not malformed.
                         self.decoder.discard_partial();
@@ -156,6 +163,7 @@ impl State {
                     }
                 }
                 Read::Lost(cause) => {
+                    self.ended_cleanly = false;
                     self.decoder.discard_partial();
                     self.lost(cause).await;
                 }
@@ -199,8 +207,16 @@ impl State {
         let reopen = match &self.reopen {
             Some(reopen) if self.resumes_left > 0 => reopen.clone(),
             _ => {
-                let error = match cause {
-                    e @ Error::Io(_) if self.reopen.is_none() && self.expected.is_none() => e,
+                let error = match (cause, self.expected) {
+                    (e @ Error::Io(_), None) if self.reopen.is_none() => e,
+                    (Error::TruncatedResults { .. }, Some(expected))
+                        if self.ended_cleanly && self.reopen.is_some() =>
+                    {
+                        Error::MissingResults {
+                            received: self.received(),
+                            expected,
+                        }
+                    }
                     _ => Error::TruncatedResults {
                         received: self.received(),
                         expected: self.expected,
@@ -329,7 +345,8 @@ mod tests {
     #[tokio::test]
     async fn resumes_are_bounded() {
         let text = file(4);
-        let short = Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 2]);
+        // Cut in the middle of the third line: a file cut off on the way.
+        let short = Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 2 + 3]);
         let again = short.clone();
         let reopen: Reopen = Arc::new(move || {
             let s = again.clone();
@@ -348,6 +365,32 @@ mod tests {
             got[2],
             Err("results stream truncated after 2 result(s) of 4".to_owned())
         );
+    }
+
+    #[tokio::test]
+    async fn a_file_that_ends_cleanly_short_on_every_download_is_missing_results() {
+        let text = file(4);
+        // Two whole lines and a clean end, every time: the source lacks the other two.
+        let short = Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 2]);
+        let again = short.clone();
+        let reopen: Reopen = Arc::new(move || {
+            let s = again.clone();
+            Box::pin(async move { Ok(body_of(vec![Ok(s)])) })
+        });
+        let stream = ResultStream::new(
+            body_of(vec![Ok(short)]),
+            Some(4),
+            Some(reopen),
+            2,
+            Duration::MAX,
+        );
+        let got = collect(stream).await;
+        assert_eq!(got[..2], ids(0..2));
+        assert_eq!(
+            got[2],
+            Err("results file complete with 2 of 4 result(s)".to_owned())
+        );
+        assert_eq!(got.len(), 3);
     }
 
     #[tokio::test]

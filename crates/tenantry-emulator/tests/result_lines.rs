@@ -130,7 +130,7 @@ async fn garbage_yields_malformed_result_without_custom_id_and_every_other_resul
 }
 
 #[tokio::test]
-async fn dropline_on_every_download_yields_the_rest_then_truncated_results_after_the_resumes() {
+async fn dropline_on_every_download_yields_the_rest_then_missing_results_after_the_resumes() {
     let (emu, id, ids) = ended_batch().await;
     emu.set_faults(FaultPlan::new().script(
         Endpoint::BatchResults,
@@ -140,10 +140,10 @@ async fn dropline_on_every_download_yields_the_rest_then_truncated_results_after
     let retries = 2;
     let mut items = decode(&emu, &id, retries).await;
     match items.pop() {
-        Some(Err(Error::TruncatedResults { received, expected })) => {
-            assert_eq!((received, expected), (N as u64 - 1, Some(N as u64)));
+        Some(Err(Error::MissingResults { received, expected })) => {
+            assert_eq!((received, expected), (N as u64 - 1, N as u64));
         }
-        other => panic!("the stream should end truncated, got {other:?}"),
+        other => panic!("the stream should end with a result missing, got {other:?}"),
     }
     assert_eq!(ok_ids(&items), without(&ids, 2), "each other result once");
     assert_eq!(items.len(), N - 1);
@@ -163,7 +163,7 @@ async fn dropline_at_probability_one_is_missing_for_good_too() {
     emu.set_faults("results:dropline=1@1".parse().unwrap());
     let mut items = decode(&emu, &id, 1).await;
     assert!(
-        matches!(items.pop(), Some(Err(Error::TruncatedResults { .. }))),
+        matches!(items.pop(), Some(Err(Error::MissingResults { .. }))),
         "{items:?}"
     );
     assert_eq!(ok_ids(&items), without(&ids, 0));

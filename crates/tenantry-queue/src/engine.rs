@@ -676,6 +676,12 @@ impl<S: ClaimStore> Engine<S> {
                     };
                     (custom_id, failed)
                 }
+                Err(tenantry_batch::Error::MissingResults { received, expected }) => {
+                    // The file is whole: its missing requests are settled as missing below.
+                    tracing::warn!(batch = %poll.batch, received, expected,
+                        "the batch's results file lacks some requests");
+                    break;
+                }
                 Err(e) => return Err(e.into()),
             };
             match custom_id.parse::<JobId>() {
