@@ -714,6 +714,36 @@ impl Ledger {
         })
     }
 
+    /// Releases many held reservations in one transaction (a call whose work was never
+    /// stored); those no longer held are left as they are. Returns how many were released.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`]; then none is released.
+    pub async fn release_many(&self, reservation_ids: &[i64]) -> Result<u64> {
+        let updates: Vec<UpdateStatement> = reservation_ids
+            .chunks(RESERVE_CHUNK)
+            .map(|ids| {
+                Query::update()
+                    .table(Reservation::Table)
+                    .value(Reservation::State, "released")
+                    .and_where(Expr::col(Reservation::Id).is_in(ids.iter().copied()))
+                    .and_where(Expr::col(Reservation::State).eq("held"))
+                    .to_owned()
+            })
+            .collect();
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        transaction!(&self.pool, |tx, qb, _is_pg| {
+            let mut released = 0;
+            for update in &updates {
+                released += query!(*update, qb).execute(&mut *tx).await?.rows_affected();
+            }
+            Ok::<u64, Error>(released)
+        })
+    }
+
     /// The tenants that have at least one live hold at `at` (held and not yet expired), in
     /// order: the tenants whose holds a caller may have to give back.
     ///
