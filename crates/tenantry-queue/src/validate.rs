@@ -68,7 +68,13 @@ fn check_params(id: &JobId, params: &serde_json::Value) -> Result<(), InvalidReq
         Some(m) if !m.is_empty() => {}
         _ => return Err(InvalidRequest::Model),
     }
-    check_max_tokens(params)?;
+    if obj
+        .get("max_tokens")
+        .and_then(serde_json::Value::as_u64)
+        .is_none()
+    {
+        return Err(InvalidRequest::MaxTokens);
+    }
     match obj.get("messages").and_then(serde_json::Value::as_array) {
         Some(m) if !m.is_empty() => {}
         _ => return Err(InvalidRequest::Messages),
@@ -83,7 +89,9 @@ fn check_params(id: &JobId, params: &serde_json::Value) -> Result<(), InvalidReq
         ValidationRule::MaxTokensZero => InvalidRequest::MaxTokens,
         ValidationRule::StreamSet => InvalidRequest::Stream,
         rule => InvalidRequest::BatchRule(rule),
-    })
+    })?;
+    // Last, so a value the client cannot even decode is reported as the decoder sees it.
+    check_max_tokens(params)
 }
 
 /// Checks `params.max_tokens`: an integer from 1 to [`MAX_OUTPUT_TOKENS`] (zero is refused
