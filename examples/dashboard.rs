@@ -20,7 +20,7 @@
 //! | `POST /t/{tenant}/summaries` `{"text": …}` | `202` pending envelope, `Location: jobs/{id}` |
 //! | `GET /t/{tenant}/jobs/{id}` | the job's envelope: pending, success with the summary, or error |
 //! | `GET /t/{tenant}/jobs` | the tenant's latest jobs |
-//! | `GET /t/{tenant}/events` | `text/event-stream` of `job` events |
+//! | `GET /t/{tenant}/events` | `text/event-stream` of `job` events; each `id:` is the event's position in the tenant's log, and a reconnect with `Last-Event-ID` resumes right after it |
 //! | `GET /t/{tenant}/spend` | the tenant's spend and its synchronous price |
 
 use std::convert::Infallible;
@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
@@ -36,8 +37,9 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tenantry::cost::{GroupBy, SpendQuery, UnixMicros};
 use tenantry::emulator::Emulator;
+use tenantry::envelope::Code;
 use tenantry::envelope::axum::{Json, Path, method_not_allowed, not_found};
-use tenantry::queue::{EngineConfig, JobFilter, TenantId};
+use tenantry::queue::{EngineConfig, JobFilter, Position, TenantId};
 use tenantry::{EngineTask, Envelope, JobOutput, Problem, Request, Tenantry, batch::Config};
 
 const PAGE: &str = include_str!("dashboard.html");
@@ -127,11 +129,38 @@ async fn spend(
     }))
 }
 
+/// Where a reconnecting `EventSource` left off: the `Last-Event-ID` it sends back is the `id`
+/// of the last event it received, which is that event's durable position in the tenant's log.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<Position>, Problem> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|p| *p >= 0)
+        .map(|p| Some(Position::from_i64(p)))
+        .ok_or_else(|| {
+            Problem::new(
+                Code::ValidationFailed,
+                "Last-Event-ID must be the id of an event of this stream (a non-negative integer)",
+            )
+        })
+}
+
 async fn events(
     State(t): State<Tenantry>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    let subscription = t.subscribe(&tenant).await?;
+    // A browser that reconnects gets the tenant's events after the last one it saw (the
+    // tenant's own log, so never another tenant's), then the live ones; a first connection
+    // starts from now.
+    let subscription = match last_event_id(&headers)? {
+        Some(after) => t.subscribe_after(&tenant, after).await?,
+        None => t.subscribe(&tenant).await?,
+    };
     let stream = subscription.filter_map(|event| async move {
         let event = event.ok()?;
         let data = serde_json::json!({

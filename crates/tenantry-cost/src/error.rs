@@ -85,6 +85,20 @@ pub enum Error {
         /// Window end (exclusive), Unix microseconds.
         window_end: i64,
     },
+    /// The idempotency key `(source, request_id)` was already recorded for another tenant or
+    /// with other usage (model or tokens). Nothing was recorded: one key is one provider
+    /// request, charged once to one tenant, so a second, different line under it is refused
+    /// instead of being answered with the first one. The message never names the other
+    /// tenant.
+    #[error(
+        "usage `{key_source}`/`{request_id}` is already recorded for another tenant or with other usage"
+    )]
+    KeyConflict {
+        /// The `source` of the key.
+        key_source: String,
+        /// The `request_id` of the key.
+        request_id: String,
+    },
     /// A budget policy that breaks a rule (negative limit, empty custom period, …).
     #[error("invalid budget: {0}")]
     InvalidBudget(String),
@@ -123,6 +137,12 @@ impl Error {
     #[must_use]
     pub const fn is_budget_exceeded(&self) -> bool {
         matches!(self, Self::BudgetExceeded { .. })
+    }
+
+    /// `true` for [`Error::KeyConflict`]: the idempotency key is taken by a different line.
+    #[must_use]
+    pub const fn is_key_conflict(&self) -> bool {
+        matches!(self, Self::KeyConflict { .. })
     }
 }
 

@@ -20,6 +20,8 @@ use crate::usage::Lane;
 /// One usage event to record: who, what, when, and the exclusive token buckets.
 ///
 /// `(source, request_id)` is the idempotency key: recording the same pair twice yields one line.
+/// The key names one provider request, which belongs to one tenant: the same pair with another
+/// tenant, model or tokens is refused with [`Error::KeyConflict`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     /// Who reports the usage (e.g. `anthropic-batch`, `anthropic-messages`).
@@ -307,7 +309,8 @@ impl Ledger {
         })
     }
 
-    /// Records one usage line, idempotently on `(source, request_id)`.
+    /// Records one usage line, idempotently on `(source, request_id)`: the same usage again
+    /// (same tenant, model and tokens) answers the existing line with `duplicate: true`.
     ///
     /// The rate snapshot (price-book row, rates, batch and data-residency multipliers, and the
     /// feature-tier and region multipliers effective at `occurred_at`) is copied into the row;
@@ -315,8 +318,10 @@ impl Ledger {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownModel`], [`Error::NoRateAt`], [`Error::UnsupportedModifier`],
-    /// [`Error::UnknownMultiplier`], [`Error::OutOfRange`], [`Error::Database`].
+    /// [`Error::KeyConflict`] when the key is already recorded for another tenant or with
+    /// other usage (nothing is recorded), [`Error::UnknownModel`], [`Error::NoRateAt`],
+    /// [`Error::UnsupportedModifier`], [`Error::UnknownMultiplier`], [`Error::OutOfRange`],
+    /// [`Error::Database`].
     pub async fn record(&self, record: &UsageRecord) -> Result<Recorded> {
         self.record_inner(record, None, None).await
     }
@@ -430,6 +435,7 @@ impl Ledger {
         insert.returning_col(Usage::Id);
         let existing = Query::select()
             .columns([Usage::Id, Usage::CostNanos, Usage::StandardCostNanos])
+            .columns(KEY_OWNER_COLUMNS)
             .from(Usage::Table)
             .and_where(Expr::col(Usage::Source).eq(record.source.as_str()))
             .and_where(Expr::col(Usage::RequestId).eq(record.request_id.as_str()))
@@ -448,6 +454,15 @@ impl Ledger {
                 },
                 None => {
                     let row = query!(existing, qb).fetch_one(&mut *tx).await?;
+                    // The key is taken: it is this usage again only if it is the same
+                    // tenant's same tokens; anything else is refused, never answered with
+                    // another line (possibly another tenant's).
+                    if !KeyOwner::from_row(&row, 3)?.matches(record) {
+                        return Err(Error::KeyConflict {
+                            key_source: record.source.clone(),
+                            request_id: record.request_id.clone(),
+                        });
+                    }
                     Recorded {
                         line_id: row.try_get(0)?,
                         duplicate: true,
@@ -481,7 +496,8 @@ impl Ledger {
     ///
     /// # Errors
     ///
-    /// As [`Ledger::record`]; nothing is recorded when any record fails to price.
+    /// As [`Ledger::record`]; nothing is recorded when any record fails to price or any key
+    /// conflicts.
     pub async fn record_batch(&self, records: &[UsageRecord]) -> Result<u64> {
         let mut cache = HashMap::new();
         let mut priced = Vec::with_capacity(records.len());
@@ -495,7 +511,8 @@ impl Ledger {
     ///
     /// # Errors
     ///
-    /// [`Error::OutOfRange`] (nothing is recorded), [`Error::Database`].
+    /// [`Error::OutOfRange`] or [`Error::KeyConflict`] (nothing is recorded),
+    /// [`Error::Database`].
     pub async fn record_batch_priced(&self, rows: &[(UsageRecord, RateSnapshot)]) -> Result<u64> {
         for (r, s) in rows {
             r.tokens.validate()?;
@@ -511,8 +528,36 @@ impl Ledger {
         }
         transaction!(&self.pool, |tx, qb, _is_pg| {
             let mut added = 0;
-            for insert in &inserts {
-                added += query!(*insert, qb).execute(&mut *tx).await?.rows_affected();
+            for (insert, chunk) in inserts.iter().zip(rows.chunks(CHUNK)) {
+                let inserted = query!(*insert, qb).execute(&mut *tx).await?.rows_affected();
+                added += inserted;
+                if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
+                    continue;
+                }
+                // Some keys were taken (earlier, or twice in this chunk): each must be the
+                // same tenant's same usage, or the whole call is refused and rolled back.
+                let keys: Vec<&str> = chunk.iter().map(|(r, _)| r.request_id.as_str()).collect();
+                let owners = Query::select()
+                    .columns([Usage::Source, Usage::RequestId])
+                    .columns(KEY_OWNER_COLUMNS)
+                    .from(Usage::Table)
+                    .and_where(Expr::col(Usage::RequestId).is_in(keys))
+                    .to_owned();
+                let found = query!(owners, qb).fetch_all(&mut *tx).await?;
+                let mut by_key = HashMap::with_capacity(found.len());
+                for row in &found {
+                    let key: (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                    by_key.insert(key, KeyOwner::from_row(row, 2)?);
+                }
+                for (r, _) in chunk {
+                    let key = (r.source.clone(), r.request_id.clone());
+                    if !by_key.get(&key).is_some_and(|owner| owner.matches(r)) {
+                        return Err(Error::KeyConflict {
+                            key_source: r.source.clone(),
+                            request_id: r.request_id.clone(),
+                        });
+                    }
+                }
             }
             Ok::<u64, Error>(added)
         })
@@ -573,6 +618,55 @@ impl Ledger {
         on_pool!(&self.pool, |pool, qb| {
             Ok(query!(stmt, qb).execute(pool).await?.rows_affected())
         })
+    }
+}
+
+/// What a line's idempotency key is checked against when it comes back: the tenant charged,
+/// the model and the token buckets. The time and the tier or region of a second delivery are
+/// read when it is delivered and may differ, so they are not compared.
+const KEY_OWNER_COLUMNS: [Usage; 7] = [
+    Usage::TenantId,
+    Usage::Model,
+    Usage::InputTokens,
+    Usage::CacheWrite5mTokens,
+    Usage::CacheWrite1hTokens,
+    Usage::CacheReadTokens,
+    Usage::OutputTokens,
+];
+
+/// The stored line that holds a key, as far as [`KEY_OWNER_COLUMNS`] tell.
+struct KeyOwner {
+    tenant_id: String,
+    model: String,
+    tokens: TokenBuckets,
+}
+
+impl KeyOwner {
+    /// Reads [`KEY_OWNER_COLUMNS`] starting at column `at`.
+    fn from_row<R: Row>(row: &R, at: usize) -> Result<Self>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            tenant_id: row.try_get(at)?,
+            model: row.try_get(at + 1)?,
+            tokens: TokenBuckets {
+                input: row.try_get(at + 2)?,
+                cache_write_5m: row.try_get(at + 3)?,
+                cache_write_1h: row.try_get(at + 4)?,
+                cache_read: row.try_get(at + 5)?,
+                output: row.try_get(at + 6)?,
+            },
+        })
+    }
+
+    /// Whether `record` is the usage this line already charged.
+    fn matches(&self, record: &UsageRecord) -> bool {
+        self.tenant_id == record.tenant_id
+            && self.model == record.model
+            && self.tokens == record.tokens
     }
 }
 

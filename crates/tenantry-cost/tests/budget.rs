@@ -430,3 +430,59 @@ async fn a_released_hold_settled_late_is_charged_once_and_closed_once() {
         assert_eq!(s.reserved, Nanos::ZERO, "{name}");
     }
 }
+
+/// Issue 13, case 9: more holds than one statement's bound values allow (6 per hold: SQLite
+/// takes 32,766, PostgreSQL 65,535) are taken in one transaction, in order.
+#[tokio::test]
+async fn reserve_many_above_bind_limits() {
+    for (name, ledger, _db) in support::both().await {
+        let when = at(2026, 3, 10);
+        monthly(&ledger, None, Nanos(EACH.0 * 12_000), when).await;
+        let reqs = vec![request("summaries", when); 12_000];
+        let held = ledger.reserve_many(&reqs).await.unwrap();
+        assert_eq!(held.len(), 12_000, "{name}");
+        assert!(held.windows(2).all(|w| w[0].id < w[1].id), "{name}");
+        let status = ledger
+            .budget_status("acme", "summaries", when)
+            .await
+            .unwrap();
+        assert_eq!(status[0].reserved, Nanos(EACH.0 * 12_000), "{name}");
+        // One more does not fit, and nothing of the refused call is held.
+        let err = ledger.reserve_many(&reqs[..2]).await.unwrap_err();
+        assert!(err.is_budget_exceeded(), "{name}");
+    }
+}
+
+/// Issue 13, case 9: a `max_tokens` beyond what one line can hold is a range error naming the
+/// field, never an overflow.
+#[tokio::test]
+async fn oversized_max_tokens_is_named() {
+    for (name, ledger, _db) in support::both().await {
+        let mut req = request("summaries", at(2026, 3, 10));
+        req.max_tokens = 2_000_000_000;
+        let err = ledger.reserve(&req).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::OutOfRange {
+                    field: "max_tokens",
+                    value: 2_000_000_000,
+                    ..
+                }
+            ),
+            "{name}: {err:?}"
+        );
+        req.max_tokens = i64::MAX;
+        let err = ledger.reserve_many(&[req]).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::OutOfRange {
+                    field: "max_tokens",
+                    ..
+                }
+            ),
+            "{name}: {err:?}"
+        );
+    }
+}

@@ -347,3 +347,75 @@ async fn concurrent_migrators_on_postgres_both_succeed() {
     assert!(!a.record(&u).await.unwrap().duplicate);
     assert!(b.record(&u).await.unwrap().duplicate);
 }
+
+/// Issue 13, case 10: a key already recorded for one tenant, reused for another tenant (or with
+/// other tokens), is refused with a typed conflict. It used to answer the first tenant's line
+/// as a "duplicate", so the second tenant's usage was never charged and its caller was handed
+/// another tenant's line id and cost.
+#[tokio::test]
+async fn case_10_ledger_key_is_tenant_scoped() {
+    for (name, ledger, _db) in support::both().await {
+        let acme = usage(
+            "req-shared",
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(1_000, 0, 0, 0, 1_000),
+        );
+        let first = ledger.record(&acme).await.unwrap();
+        assert!(!first.duplicate, "{name}");
+
+        let mut globex = acme.clone();
+        globex.tenant_id = "globex".into();
+        let err = ledger.record(&globex).await.unwrap_err();
+        assert!(err.is_key_conflict(), "{name}: {err:?}");
+        assert!(
+            !err.to_string().contains("acme"),
+            "{name}: the error names the other tenant: {err}"
+        );
+        assert!(ledger.lines("globex").await.unwrap().is_empty(), "{name}");
+
+        // The same tenant with other tokens under the same key is no duplicate either.
+        let mut other_tokens = acme.clone();
+        other_tokens.tokens = tokens(1_000, 0, 0, 0, 2_000);
+        let err = ledger.record(&other_tokens).await.unwrap_err();
+        assert!(err.is_key_conflict(), "{name}: {err:?}");
+
+        // Bulk recording refuses the whole call, and records nothing of it.
+        let fresh = usage(
+            "req-fresh",
+            "claude-haiku-4-5",
+            Lane::Sync,
+            tokens(10, 0, 0, 0, 10),
+        );
+        let err = ledger
+            .record_batch(&[fresh.clone(), globex.clone()])
+            .await
+            .unwrap_err();
+        assert!(err.is_key_conflict(), "{name}: {err:?}");
+        let mut twice = fresh.clone();
+        twice.tenant_id = "globex".into();
+        let err = ledger
+            .record_batch(&[fresh.clone(), twice])
+            .await
+            .unwrap_err();
+        assert!(err.is_key_conflict(), "{name}: {err:?}");
+        assert_eq!(ledger.lines("acme").await.unwrap().len(), 1, "{name}");
+        assert!(ledger.lines("globex").await.unwrap().is_empty(), "{name}");
+
+        // The same usage again stays an idempotent duplicate, alone or in bulk.
+        let again = ledger.record(&acme).await.unwrap();
+        assert!(again.duplicate && again.line_id == first.line_id, "{name}");
+        assert_eq!(
+            ledger
+                .record_batch(&[acme.clone(), fresh.clone()])
+                .await
+                .unwrap(),
+            1,
+            "{name}"
+        );
+        // And the second tenant is charged once its usage has a key of its own.
+        globex.request_id = "req-globex".into();
+        assert!(!ledger.record(&globex).await.unwrap().duplicate, "{name}");
+        assert_eq!(ledger.lines("globex").await.unwrap().len(), 1, "{name}");
+    }
+}

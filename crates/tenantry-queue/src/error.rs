@@ -97,6 +97,13 @@ pub enum InvalidRequest {
     /// `params.max_tokens` is missing, not an integer or below 1.
     #[error("params.max_tokens must be an integer >= 1")]
     MaxTokens,
+    /// `params.max_tokens` is above the largest output the API allows any model
+    /// ([`MAX_OUTPUT_TOKENS`](crate::MAX_OUTPUT_TOKENS)).
+    #[error("params.max_tokens must be at most {max}")]
+    MaxTokensAbove {
+        /// The limit.
+        max: u64,
+    },
     /// `params.messages` is missing or not a non-empty array.
     #[error("params.messages must be a non-empty array")]
     Messages,

@@ -95,4 +95,4 @@ pub use job::{
 };
 pub use store::postgres::{DEFAULT_LISTENER_HEARTBEAT, LISTENER_APPLICATION_NAME};
 pub use store::{JobStore, PgStore, SqliteStore};
-pub use validate::{MAX_FIELD_BYTES, MAX_REQUEST_BYTES};
+pub use validate::{MAX_FIELD_BYTES, MAX_OUTPUT_TOKENS, MAX_REQUEST_BYTES, check_max_tokens};

@@ -20,6 +20,11 @@ use crate::job::{MAX_MAX_WAIT, Submission};
 /// The largest serialized request accepted, in bytes: the Messages API's 32 MB request
 /// limit, which also keeps any one request far below a batch's 256 MB.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1000 * 1000;
+/// The largest `max_tokens` accepted: the most output the API allows any model (300,000, with
+/// the Message Batches API's extended-output beta on the largest models). Each model's own
+/// limit is lower and is the API's to enforce; this bound keeps a request's worst-case cost
+/// (its budget hold) within what the cost ledger can price.
+pub const MAX_OUTPUT_TOKENS: u64 = 300_000;
 /// The longest feature, user or idempotency key accepted, in bytes.
 pub const MAX_FIELD_BYTES: usize = 255;
 
@@ -84,7 +89,26 @@ fn check_params(id: &JobId, params: &serde_json::Value) -> Result<(), InvalidReq
         ValidationRule::MaxTokensZero => InvalidRequest::MaxTokens,
         ValidationRule::StreamSet => InvalidRequest::Stream,
         rule => InvalidRequest::BatchRule(rule),
-    })
+    })?;
+    // Last, so a value the client cannot even decode is reported as the decoder sees it.
+    check_max_tokens(params)
+}
+
+/// Checks `params.max_tokens`: an integer from 1 to [`MAX_OUTPUT_TOKENS`] (zero is refused
+/// by the batch builder's rules, after this).
+///
+/// # Errors
+///
+/// [`InvalidRequest::MaxTokens`] when it is missing or not a non-negative integer,
+/// [`InvalidRequest::MaxTokensAbove`] above the limit.
+pub fn check_max_tokens(params: &serde_json::Value) -> Result<(), InvalidRequest> {
+    match params.get("max_tokens").and_then(serde_json::Value::as_u64) {
+        None => Err(InvalidRequest::MaxTokens),
+        Some(n) if n > MAX_OUTPUT_TOKENS => Err(InvalidRequest::MaxTokensAbove {
+            max: MAX_OUTPUT_TOKENS,
+        }),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Microseconds since the Unix epoch, the stored time format.
@@ -212,6 +236,17 @@ mod tests {
         let mut p = params();
         p["max_tokens"] = json!(0);
         assert_eq!(check(p).unwrap_err(), InvalidRequest::MaxTokens);
+        let mut p = params();
+        p["max_tokens"] = json!(2_000_000_000_u64);
+        assert_eq!(
+            check(p).unwrap_err(),
+            InvalidRequest::MaxTokensAbove {
+                max: MAX_OUTPUT_TOKENS
+            }
+        );
+        let mut p = params();
+        p["max_tokens"] = json!(MAX_OUTPUT_TOKENS);
+        assert!(check(p).is_ok());
         let mut p = params();
         p["stream"] = json!(true);
         assert_eq!(check(p).unwrap_err(), InvalidRequest::Stream);

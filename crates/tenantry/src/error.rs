@@ -87,9 +87,9 @@ impl Error {
     ///
     /// | error | code |
     /// |---|---|
-    /// | invalid request or tenant id | `VALIDATION_FAILED` (422) |
+    /// | invalid request or tenant id, a token count out of range | `VALIDATION_FAILED` (422) |
     /// | unknown job (also another tenant's) | `NOT_FOUND` (404) |
-    /// | job already finished | `CONFLICT` (409) |
+    /// | job already finished, a ledger key taken by other usage | `CONFLICT` (409) |
     /// | budget exceeded | `BUDGET_EXCEEDED` (402) |
     /// | model not in the price book | `INVALID_REQUEST` (400) |
     /// | database unreachable | `UNAVAILABLE` (503) |
@@ -109,6 +109,9 @@ impl Error {
             Self::Cost(
                 C::UnknownModel { .. } | C::NoRateAt { .. } | C::UnsupportedModifier { .. },
             ) => Code::InvalidRequest,
+            // A request's token count beyond what a ledger line holds (the field is named).
+            Self::Cost(C::OutOfRange { .. }) => Code::ValidationFailed,
+            Self::Cost(C::KeyConflict { .. }) => Code::Conflict,
             Self::Cost(C::Database(e)) if is_unavailable(e) => Code::Unavailable,
             _ => Code::Internal,
         }
@@ -146,11 +149,28 @@ impl Error {
                     .with_actual(u64::try_from(reached).unwrap_or(0));
                 Problem::budget_exceeded(chain(self), limit)
             }
+            Self::Queue(tenantry_queue::Error::Invalid(invalid)) => {
+                let problem = Problem::new(code, chain(self));
+                match innermost(invalid) {
+                    tenantry_queue::InvalidRequest::MaxTokensAbove { max } => {
+                        problem.with_limit(Limit::new("params.max_tokens", "tokens", *max))
+                    }
+                    _ => problem,
+                }
+            }
             _ if matches!(code, Code::Internal | Code::Unavailable) => {
                 Problem::new(code, "the request could not be completed; try again later")
             }
             _ => Problem::new(code, chain(self)),
         }
+    }
+}
+
+/// The reason inside a `submit_many` item's error.
+fn innermost(invalid: &tenantry_queue::InvalidRequest) -> &tenantry_queue::InvalidRequest {
+    match invalid {
+        tenantry_queue::InvalidRequest::Item { reason, .. } => innermost(reason),
+        other => other,
     }
 }
 

@@ -131,33 +131,39 @@ impl Tenantry {
 
     /// Submits many requests for a tenant, all or nothing: every budget hold is taken first in
     /// one ledger transaction (each budget checked once for the sum), then every job is stored
-    /// in one transaction; if storing fails, the holds are given back.
-    /// Returns one pending envelope per request, in order.
+    /// in one transaction; if anything after the holds fails (recording the tenant's user for
+    /// the metrics, storing the jobs), the holds are given back. Any number of requests fits
+    /// one call. Returns one pending envelope per request, in order.
     ///
     /// # Errors
     ///
-    /// As [`submit`](Self::submit); nothing is held or stored when any request is refused.
+    /// As [`submit`](Self::submit), with [`InvalidRequest::Item`](tenantry_queue::InvalidRequest)
+    /// naming the first refused request; nothing is held or stored when any request is refused.
     pub async fn submit_many(
         &self,
         tenant: &str,
         requests: Vec<Request>,
     ) -> Result<Vec<Envelope<JobOutput>>> {
         let tenant = tenant_id(tenant)?;
-        let holds = self.hold_all(&tenant, &requests).await?;
-        for r in &requests {
-            self.register(tenant.as_str(), r.user()).await?;
+        // Before any hold: a `max_tokens` past what any model allows would otherwise reach the
+        // worst-case cost as a number the ledger cannot price, an internal error.
+        for (index, r) in requests.iter().enumerate() {
+            tenantry_queue::check_max_tokens(r.params()).map_err(|reason| {
+                tenantry_queue::InvalidRequest::Item {
+                    index,
+                    reason: Box::new(reason),
+                }
+            })?;
         }
+        let holds = self.hold_all(&tenant, &requests).await?;
         let keyed: Vec<bool> = requests.iter().map(|r| r.key().is_some()).collect();
-        let submissions: Vec<_> = requests
-            .into_iter()
-            .zip(&holds)
-            .map(|(r, hold)| r.into_submission(Some(*hold)))
-            .collect();
-        let ids = match self.jobs().submit_many(&tenant, &submissions).await {
+        // Until the jobs are stored, only this call knows the holds: whatever fails in between
+        // gives them back here, or they would block the tenant's budget until their TTL.
+        let ids = match self.store_jobs(&tenant, requests, &holds).await {
             Ok(ids) => ids,
             Err(e) => {
                 self.release_all(&holds).await;
-                return Err(e.into());
+                return Err(e);
             }
         };
         let mut out = Vec::with_capacity(ids.len());
@@ -232,11 +238,28 @@ impl Tenantry {
         Ok(held.into_iter().map(|h| h.id).collect())
     }
 
+    /// Records the users for the metrics, then stores the jobs, each carrying its hold.
+    async fn store_jobs(
+        &self,
+        tenant: &TenantId,
+        requests: Vec<Request>,
+        holds: &[i64],
+    ) -> Result<Vec<JobId>> {
+        for r in &requests {
+            self.register(tenant.as_str(), r.user()).await?;
+        }
+        let submissions: Vec<_> = requests
+            .into_iter()
+            .zip(holds)
+            .map(|(r, hold)| r.into_submission(Some(*hold)))
+            .collect();
+        Ok(self.jobs().submit_many(tenant, &submissions).await?)
+    }
+
+    /// Gives back the holds of a call that stored no job.
     async fn release_all(&self, holds: &[i64]) {
-        for id in holds {
-            if let Err(e) = self.inner.ledger.release(*id).await {
-                tracing::warn!(reservation = id, error = %e, "releasing a budget hold failed; it lapses at its TTL");
-            }
+        if let Err(e) = self.inner.ledger.release_many(holds).await {
+            tracing::warn!(holds = holds.len(), error = %e, "releasing budget holds failed; they lapse at their TTL");
         }
     }
 
