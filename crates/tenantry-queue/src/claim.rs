@@ -201,6 +201,46 @@ pub struct BatchRequest {
 /// statement that changes their state, so concurrent engines never claim the same job.
 #[async_trait]
 pub trait ClaimStore: JobStore {
+    /// The store's clock (the database's), in microseconds since the epoch. Every lease,
+    /// deadline and poll time is on it, so engines on hosts whose clocks disagree still agree
+    /// on when a lease ends.
+    fn now(&self) -> i64;
+
+    /// Measures the database clock's offset from this host's again when the last measure
+    /// is older than 30 s (a PostgreSQL round trip; nothing on SQLite).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn sync_clock(&self) -> Result<()>;
+
+    /// Extends `worker`'s lease on a batch it holds (`planned`, `creating`, or claimed for a
+    /// poll) to `lease` from now, while a call for it is in flight. `false` when it no longer
+    /// holds it.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn renew_batch(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> Result<bool>;
+
+    /// Extends `worker`'s lease on the urgent calls of claim `token` still in flight to
+    /// `lease` from now. Returns how many it extended.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn renew_urgent(
+        &self,
+        token: &BatchId,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> Result<u64>;
+
     /// The open batch-lane backlog, per tenant (what [`planner::plan`](crate::planner::plan) needs).
     ///
     /// # Errors
@@ -463,7 +503,7 @@ pub trait ClaimStore: JobStore {
         lease: Duration,
     ) -> Result<Option<BatchClaim>> {
         let backlog = self.backlog().await?;
-        let now = crate::validate::micros(time::OffsetDateTime::now_utc());
+        let now = self.now();
         match crate::planner::plan(&backlog, policy, now) {
             Some(plan) => self.claim_batch(worker, &plan, policy, lease).await,
             None => Ok(None),

@@ -91,7 +91,10 @@ impl EngineConfig {
         self
     }
 
-    /// How long a claim on a batch lasts before another engine may take it over. Default 120 s.
+    /// How long a claim lasts before another engine may take it over. While a call for it
+    /// is in flight (a create, a poll and its results, a reconciliation, urgent calls) the
+    /// engine renews it every third of this, so only a dead or stalled engine loses it. Lease
+    /// times are on the database's clock ([`ClaimStore::now`]). Default 120 s.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
@@ -198,10 +201,6 @@ pub struct Engine<S> {
     sink: Arc<dyn UsageSink>,
     config: EngineConfig,
     worker: WorkerId,
-}
-
-fn now() -> i64 {
-    micros(OffsetDateTime::now_utc())
 }
 
 fn as_micros(d: Duration) -> i64 {
@@ -322,7 +321,10 @@ impl<S: ClaimStore> Engine<S> {
             .await?
         {
             match record.state {
-                crate::claim::BatchState::Creating => self.reconcile(&record).await?,
+                crate::claim::BatchState::Creating => {
+                    self.renewing(Held::Batch(&record.batch), self.reconcile(&record))
+                        .await?;
+                }
                 _ => report.created += u64::from(self.create(&record.batch).await?),
             }
         }
@@ -338,7 +340,10 @@ impl<S: ClaimStore> Engine<S> {
             .claim_poll(&self.worker, self.config.lease)
             .await?
         {
-            match self.poll(&poll).await {
+            match self
+                .renewing(Held::Batch(&poll.batch), self.poll(&poll))
+                .await
+            {
                 Ok(Some(counts)) => {
                     report.ended += 1;
                     report.results.add(counts);
@@ -346,7 +351,10 @@ impl<S: ClaimStore> Engine<S> {
                 Ok(None) => report.polled += 1,
                 Err(e) => {
                     tracing::warn!(batch = %poll.batch, error = %e, "polling a batch failed");
-                    let retry = now().saturating_add(as_micros(self.config.poll_min));
+                    let retry = self
+                        .store
+                        .now()
+                        .saturating_add(as_micros(self.config.poll_min));
                     self.store
                         .defer_poll(&poll.batch, &self.worker, retry)
                         .await?;
@@ -379,7 +387,7 @@ impl<S: ClaimStore> Engine<S> {
             return Ok(0);
         }
         let calls = u64::try_from(claim.requests.len()).unwrap_or(u64::MAX);
-        let items: Vec<ResultItem> = futures::stream::iter(claim.requests)
+        let answers = futures::stream::iter(claim.requests)
             .map(|r| async move {
                 let outcome = match serde_json::from_value::<MessageParams>(r.params) {
                     Err(e) => ItemOutcome::Failed {
@@ -409,14 +417,49 @@ impl<S: ClaimStore> Engine<S> {
                 }
             })
             .buffer_unordered(self.config.urgent_concurrency)
-            .collect()
-            .await;
+            .collect();
+        let items: Vec<ResultItem> = self.renewing(Held::Urgent(&claim.token), answers).await;
         counts.add(
             self.store
                 .ingest(&claim.token, &items, self.config.max_attempts)
                 .await?,
         );
         Ok(calls)
+    }
+
+    /// Runs `work` (a call for what `held` names), renewing that lease every third of the
+    /// lease until the call returns: the client's timeout and retries can outlast one lease,
+    /// and another engine must not take the work over and send it again meanwhile.
+    async fn renewing<T>(&self, held: Held<'_>, work: impl std::future::Future<Output = T>) -> T {
+        let period = (self.config.lease / 3).max(Duration::from_millis(10));
+        tokio::pin!(work);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                _ = ticks.tick() => {
+                    let renewed = match held {
+                        Held::Batch(batch) => self
+                            .store
+                            .renew_batch(batch, &self.worker, self.config.lease)
+                            .await,
+                        Held::Urgent(token) => self
+                            .store
+                            .renew_urgent(token, &self.worker, self.config.lease)
+                            .await
+                            .map(|n| n > 0),
+                    };
+                    match renewed {
+                        Ok(true) => {}
+                        // Handed on already (a poll deferred) or taken over: the store's
+                        // fences keep what this call stores from counting twice.
+                        Ok(false) => tracing::debug!(?held, "lease no longer held while renewing"),
+                        Err(e) => tracing::warn!(?held, error = %e, "renewing a lease failed"),
+                    }
+                }
+            }
+        }
     }
 
     /// Creates a claimed batch at the API. Returns whether it was created.
@@ -458,7 +501,9 @@ impl<S: ClaimStore> Engine<S> {
             self.store
                 .ingest(batch, &rejected, self.config.max_attempts)
                 .await?;
-            self.store.abort_create(batch, &self.worker, now()).await?;
+            self.store
+                .abort_create(batch, &self.worker, self.store.now())
+                .await?;
             return Ok(false);
         }
         if body.is_empty() {
@@ -477,7 +522,10 @@ impl<S: ClaimStore> Engine<S> {
                 .await?;
             return Ok(false);
         }
-        match self.client.batches().try_create(body).await {
+        let created = self
+            .renewing(Held::Batch(batch), self.client.batches().try_create(body))
+            .await;
+        match created {
             Ok(created) => {
                 if !self
                     .store
@@ -502,7 +550,10 @@ impl<S: ClaimStore> Engine<S> {
             }
             Err(e) => {
                 tracing::warn!(%batch, error = %e, "batch create refused; planning it again");
-                let retry_at = now().saturating_add(as_micros(self.config.poll_min));
+                let retry_at = self
+                    .store
+                    .now()
+                    .saturating_add(as_micros(self.config.poll_min));
                 self.store
                     .abort_create(batch, &self.worker, retry_at)
                     .await?;
@@ -538,7 +589,10 @@ impl<S: ClaimStore> Engine<S> {
                 .unwrap_or(0)
                 .saturating_sub(as_micros(self.config.reconcile_window))
         });
-        let again = now().saturating_add(as_micros(self.config.poll_min));
+        let again = self
+            .store
+            .now()
+            .saturating_add(as_micros(self.config.poll_min));
         let mut candidates = Vec::new();
         let mut pages = Box::pin(
             self.client
@@ -614,7 +668,9 @@ impl<S: ClaimStore> Engine<S> {
         }
         if !adopted {
             // No candidate holds our requests: the create never happened.
-            self.store.abort_create(batch, &self.worker, now()).await?;
+            self.store
+                .abort_create(batch, &self.worker, self.store.now())
+                .await?;
         }
         Ok(())
     }
@@ -642,10 +698,10 @@ impl<S: ClaimStore> Engine<S> {
         let batch = self.client.batches().retrieve(&poll.api_batch_id).await?;
         if !batch.is_ended() {
             let age = Duration::from_micros(
-                u64::try_from(now().saturating_sub(poll.submitted_at)).unwrap_or(0),
+                u64::try_from(self.store.now().saturating_sub(poll.submitted_at)).unwrap_or(0),
             );
             let interval = (age / 10).clamp(self.config.poll_min, self.config.poll_max);
-            let next = now().saturating_add(as_micros(interval));
+            let next = self.store.now().saturating_add(as_micros(interval));
             self.store
                 .defer_poll(&poll.batch, &self.worker, next)
                 .await?;
@@ -749,3 +805,12 @@ impl<S: ClaimStore> Engine<S> {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a call in flight holds a lease on.
+#[derive(Debug, Clone, Copy)]
+enum Held<'a> {
+    /// A batch record: its create, reconciliation or poll.
+    Batch(&'a BatchId),
+    /// The urgent calls of one claim token.
+    Urgent(&'a BatchId),
+}

@@ -492,6 +492,8 @@ async fn a_create_sent_twice_is_reconciled_and_the_duplicate_billed<S: ClaimStor
 async fn a_create_that_lost_its_lease_cancels_its_batch<S: ClaimStore + Clone>(store: S) {
     // The first create is turned away for a second; meanwhile the lease runs out and
     // another engine takes the batch over, so the create that then succeeds is a duplicate.
+    // An engine renews its lease every third of it (at most every 10 ms) while a call is in
+    // flight; a 1 ms lease lapses between renewals, as a stalled engine's would.
     let emu = emulator_with_latency(
         FaultPlan::new().script(
             Endpoint::CreateBatch,
@@ -512,7 +514,7 @@ async fn a_create_that_lost_its_lease_cancels_its_batch<S: ClaimStore + Clone>(s
         store.clone(),
         patient,
         ledger.clone(),
-        config().lease(Duration::from_millis(200)),
+        config().lease(Duration::from_millis(1)),
     );
     let other = Engine::new(store.clone(), client(&emu), ledger.clone(), config());
     let t = tenant("acme");

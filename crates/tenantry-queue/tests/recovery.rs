@@ -402,6 +402,56 @@ async fn case_04_a_job_missing_from_an_ended_batch_ends_by_policy<S: ClaimStore 
     }
 }
 
+/// Case 5: an urgent call that takes five leases (a slow answer) while a second engine
+/// sweeps for stale calls. The first engine renews its lease while the call is in flight, so
+/// the second never sends the request again, and it is paid once.
+async fn case_05_a_call_longer_than_its_lease_is_not_sent_again<S: ClaimStore + Clone>(store: S) {
+    let slow = Fault::Slow {
+        chunk_bytes: 64,
+        delay: Duration::from_millis(150),
+    };
+    let emu = emulator(FaultPlan::new().script(Endpoint::CreateMessage, slow, 1)).await;
+    let t = tenant("acme");
+    let options = SubmitOptions::new().lane(tenantry_queue::Lane::Urgent);
+    let id = store
+        .submit(&t, "f", "u", params("slow"), options)
+        .await
+        .unwrap();
+    let ledger = Arc::new(Ledger::default());
+    let lease = Duration::from_millis(300);
+    let first = Engine::new(
+        store.clone(),
+        client(&emu),
+        ledger.clone(),
+        config().lease(lease),
+    );
+    let second = Engine::new(
+        store.clone(),
+        client(&emu),
+        ledger.clone(),
+        config().lease(lease),
+    );
+    let call = tokio::spawn(async move { first.step().await.unwrap() });
+    while state(&store, &t, &id).await.0 != JobState::Submitted {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The first engine's call is out; the second steps all along it, as a second instance
+    // would.
+    while !call.is_finished() {
+        second.step().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(call.await.unwrap().urgent_calls, 1);
+    run_to_quiescence(&second, &t).await;
+    assert_eq!(state(&store, &t, &id).await.0, JobState::Succeeded);
+    assert_eq!(
+        emu.fault_counts().requests(Endpoint::CreateMessage),
+        1,
+        "sent once"
+    );
+    assert_eq!(ledger.by_job().get(&id), Some(&1), "paid once");
+}
+
 /// Case 6: cancel racing a create. A job canceled while its batch is only planned leaves the
 /// batch and is never sent; one canceled once the create began keeps its batch (its request
 /// may be out), so its hold is not given back before its usage is known.
@@ -445,5 +495,6 @@ on_both_stores!(
     case_02_a_batch_that_shrinks_before_reconciliation_is_not_sent_again,
     case_03_a_malformed_result_line_fails_only_its_job,
     case_04_a_job_missing_from_an_ended_batch_ends_by_policy,
+    case_05_a_call_longer_than_its_lease_is_not_sent_again,
     case_06_cancel_during_a_create_knows_whether_the_request_is_out,
 );

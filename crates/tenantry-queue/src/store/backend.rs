@@ -42,6 +42,12 @@ pub(crate) trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// How often a subscription looks at the events table without a wake-up.
     fn poll_interval(&self) -> Duration;
 
+    /// The database's clock, in microseconds since the epoch (see [`clock`](super::clock)).
+    fn clock_now(&self) -> i64;
+
+    /// Measures the database clock's offset again if the last measure is old.
+    async fn sync_clock(&self) -> Result<()>;
+
     /// Stores a `submit_many` call's new jobs with their `queued` events, all or nothing;
     /// returns the ids inserted (a job whose idempotency key is taken is skipped). One
     /// transaction of multi-row statements; PostgreSQL does it in one statement instead.
@@ -160,6 +166,14 @@ impl Backend for PgStore {
     fn poll_interval(&self) -> Duration {
         self.inner.poll
     }
+
+    fn clock_now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    async fn sync_clock(&self) -> Result<()> {
+        self.inner.clock.sync_if_stale(&self.inner.pool).await
+    }
 }
 
 #[async_trait]
@@ -187,5 +201,14 @@ impl Backend for SqliteStore {
 
     fn poll_interval(&self) -> Duration {
         self.inner.poll
+    }
+
+    /// SQLite runs in this process: its clock is the host's.
+    fn clock_now(&self) -> i64 {
+        super::clock::host_now()
+    }
+
+    async fn sync_clock(&self) -> Result<()> {
+        Ok(())
     }
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
 use crate::claim::{
     BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, PollClaim, UrgentClaim,
@@ -23,11 +22,6 @@ use crate::store::row::parse_job_id;
 use crate::store::schema::{Batches, Dialect};
 use crate::store::sql;
 use crate::store::{exec, members, results};
-use crate::validate::micros;
-
-fn now() -> i64 {
-    micros(OffsetDateTime::now_utc())
-}
 
 fn dialect<B: Backend>(store: &B) -> Dialect {
     match store.pool() {
@@ -65,6 +59,50 @@ async fn mark<B: Backend>(store: &B, outbox: Outbox, keys: &[(&str, &str)]) -> R
 
 #[async_trait]
 impl<B: Backend> ClaimStore for B {
+    fn now(&self) -> i64 {
+        self.clock_now()
+    }
+
+    async fn sync_clock(&self) -> Result<()> {
+        Backend::sync_clock(self).await
+    }
+
+    async fn renew_batch(
+        &self,
+        batch: &BatchId,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> Result<bool> {
+        let now = self.clock_now();
+        let renewed: Option<(String,)> = self
+            .pool()
+            .fetch_optional(&sql::renew_batch(
+                batch,
+                worker,
+                lease_until(now, lease),
+                now,
+            ))
+            .await?;
+        Ok(renewed.is_some())
+    }
+
+    async fn renew_urgent(
+        &self,
+        token: &BatchId,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> Result<u64> {
+        let now = self.clock_now();
+        self.pool()
+            .execute(&sql::renew_urgent(
+                token,
+                worker,
+                lease_until(now, lease),
+                now,
+            ))
+            .await
+    }
+
     async fn backlog(&self) -> Result<Vec<TenantBacklog>> {
         let rows: Vec<(String, i64, i64, i64)> = self.pool().fetch_all(&sql::backlog()).await?;
         super::backlog_rows(rows)
@@ -77,7 +115,7 @@ impl<B: Backend> ClaimStore for B {
         policy: FlushPolicy,
         lease: Duration,
     ) -> Result<Option<BatchClaim>> {
-        let now = now();
+        let now = self.clock_now();
         let d = dialect(self);
         let batch = BatchId::generate();
         let mut tx = self.begin().await?;
@@ -134,7 +172,7 @@ impl<B: Backend> ClaimStore for B {
         send: &[JobId],
         sent_api_at: Option<i64>,
     ) -> Result<Option<Vec<JobId>>> {
-        let now = now();
+        let now = self.clock_now();
         let extra = vec![
             (Batches::CreateStartedAt, now.into()),
             (Batches::CreateSentApiAt, sent_api_at.into()),
@@ -183,7 +221,7 @@ impl<B: Backend> ClaimStore for B {
         worker: &WorkerId,
         api_batch_id: &str,
     ) -> Result<bool> {
-        let now = now();
+        let now = self.clock_now();
         let mut tx = self.begin().await?;
         // No API batch (nothing was left to send) is recorded as none, not as an empty id.
         let api_batch_id = Some(api_batch_id).filter(|id| !id.is_empty());
@@ -219,7 +257,7 @@ impl<B: Backend> ClaimStore for B {
         worker: &WorkerId,
         retry_at: i64,
     ) -> Result<bool> {
-        let now = now();
+        let now = self.clock_now();
         let extra = vec![
             (Batches::LeaseExpiresAt, retry_at.into()),
             (Batches::CreateStartedAt, Option::<i64>::None.into()),
@@ -248,7 +286,7 @@ impl<B: Backend> ClaimStore for B {
     async fn defer_reconcile(&self, batch: &BatchId, worker: &WorkerId, at: i64) -> Result<bool> {
         let extra = vec![(Batches::LeaseExpiresAt, at.into())];
         let step = (BatchState::Creating, BatchState::Creating);
-        advance(self, batch, worker, step, extra, now()).await
+        advance(self, batch, worker, step, extra, self.clock_now()).await
     }
 
     async fn known_api_batches(&self, api_ids: &[String]) -> Result<Vec<String>> {
@@ -268,7 +306,7 @@ impl<B: Backend> ClaimStore for B {
         worker: &WorkerId,
         lease: Duration,
     ) -> Result<Vec<BatchRecord>> {
-        let now = now();
+        let now = self.clock_now();
         let mut tx = self.begin().await?;
         let rows = tx
             .fetch_all(&sql::take_over_batches(
@@ -283,7 +321,7 @@ impl<B: Backend> ClaimStore for B {
     }
 
     async fn release(&self, worker: &WorkerId) -> Result<u64> {
-        let now = now();
+        let now = self.clock_now();
         let mut tx = self.begin().await?;
         let released: Vec<(String,)> = tx.fetch_all(&sql::release_planned(worker, now)).await?;
         let released: Vec<String> = released.into_iter().map(|(id,)| id).collect();
@@ -300,7 +338,7 @@ impl<B: Backend> ClaimStore for B {
     }
 
     async fn claim_poll(&self, worker: &WorkerId, lease: Duration) -> Result<Option<PollClaim>> {
-        let now = now();
+        let now = self.clock_now();
         let mut tx = self.begin().await?;
         let row: Option<(String, Option<String>, Option<i64>)> = tx
             .fetch_optional(&sql::claim_poll(
@@ -326,7 +364,12 @@ impl<B: Backend> ClaimStore for B {
     ) -> Result<bool> {
         let changed: Option<(String,)> = self
             .pool()
-            .fetch_optional(&sql::defer_poll(batch, worker, next_poll_at, now()))
+            .fetch_optional(&sql::defer_poll(
+                batch,
+                worker,
+                next_poll_at,
+                self.clock_now(),
+            ))
             .await?;
         Ok(changed.is_some())
     }
@@ -337,7 +380,7 @@ impl<B: Backend> ClaimStore for B {
         items: &[ResultItem],
         max_attempts: u32,
     ) -> Result<IngestCounts> {
-        let now = now();
+        let now = self.clock_now();
         let encoded = results::encode(items)?;
         let mut changed = Vec::with_capacity(encoded.rows.len());
         let mut extra = 0;
@@ -367,7 +410,7 @@ impl<B: Backend> ClaimStore for B {
         missing: MissingResult,
         max_attempts: u32,
     ) -> Result<Option<IngestCounts>> {
-        let now = now();
+        let now = self.clock_now();
         let mut tx = self.begin().await?;
         let changed: Option<(String,)> = tx
             .fetch_optional(&sql::advance_batch(
@@ -424,7 +467,7 @@ impl<B: Backend> ClaimStore for B {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<UsageRecord>> {
-        let now = now();
+        let now = self.clock_now();
         let mut records = Vec::new();
         let mut tx = self.begin().await?;
         for outbox in Outbox::ALL {
@@ -468,7 +511,11 @@ impl<B: Backend> ClaimStore for B {
         let batch = BatchId::duplicate(api_batch_id);
         let mut tx = self.begin().await?;
         let stored: Option<(String,)> = tx
-            .fetch_optional(&sql::insert_duplicate(&batch, api_batch_id, now()))
+            .fetch_optional(&sql::insert_duplicate(
+                &batch,
+                api_batch_id,
+                self.clock_now(),
+            ))
             .await?;
         if stored.is_none() {
             tx.rollback().await?;
@@ -485,7 +532,7 @@ impl<B: Backend> ClaimStore for B {
         limit: usize,
         lease: Duration,
     ) -> Result<UrgentClaim> {
-        let now = now();
+        let now = self.clock_now();
         let token = BatchId::urgent();
         let mut tx = self.begin().await?;
         let rows: Vec<(String, String, String)> = tx
@@ -515,7 +562,7 @@ impl<B: Backend> ClaimStore for B {
     }
 
     async fn sweep_capped(&self, max_attempts: u32) -> Result<u64> {
-        let now = now();
+        let now = self.clock_now();
         let lost = serde_json::to_string(&JobError {
             kind: "urgent_call_lost".to_owned(),
             message: "the worker making the urgent call stopped before storing its result, \

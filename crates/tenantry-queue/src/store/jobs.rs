@@ -59,7 +59,12 @@ impl<B: Backend> JobStore for B {
         tenant: &TenantId,
         submissions: &[Submission],
     ) -> Result<Vec<JobId>> {
-        let now = OffsetDateTime::now_utc();
+        // Deadlines and flush times are on the database's clock, like every lease.
+        let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.clock_now()) * 1000)
+            .map_err(|e| Error::Corrupt {
+                what: "database clock",
+                detail: e.to_string(),
+            })?;
         let jobs = prepare_many(tenant, submissions, now)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -105,7 +110,7 @@ impl<B: Backend> JobStore for B {
     }
 
     async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<Job> {
-        let now = micros(OffsetDateTime::now_utc());
+        let now = self.clock_now();
         let mut tx = self.begin().await?;
         let request_out = request_may_be_out(&mut tx, tenant, id).await?;
         let changed: Option<(String,)> = tx

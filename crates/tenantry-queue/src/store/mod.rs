@@ -10,6 +10,7 @@ use crate::job::{Cursor, Job, JobFilter, Page, Submission, SubmitOptions};
 mod backend;
 mod claiming;
 mod claims;
+mod clock;
 mod exec;
 mod jobs;
 mod members;

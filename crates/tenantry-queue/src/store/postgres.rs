@@ -30,6 +30,7 @@ use tokio::sync::{OnceCell, broadcast};
 
 use crate::error::Result;
 use crate::event::{self, Wake};
+use crate::store::clock::DbClock;
 use crate::store::exec::Tx;
 use crate::store::migrate;
 
@@ -77,6 +78,7 @@ pub(super) struct Inner {
     hub: OnceCell<Hub>,
     pub(super) poll: Duration,
     heartbeat: Duration,
+    pub(super) clock: Arc<DbClock>,
 }
 
 /// The store's single listener task and the channel it wakes subscriptions through.
@@ -102,12 +104,15 @@ impl PgStore {
     /// newer version of this crate.
     pub async fn open(pool: PgPool) -> Result<Self> {
         migrate::migrate(Tx::Postgres(pool.begin().await?)).await?;
+        let clock = Arc::new(DbClock::default());
+        clock.sync(&pool).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 hub: OnceCell::new(),
                 poll: event::DEFAULT_POLL_INTERVAL,
                 heartbeat: DEFAULT_LISTENER_HEARTBEAT,
+                clock,
             }),
         })
     }
@@ -141,6 +146,7 @@ impl PgStore {
                 hub: OnceCell::new(),
                 poll,
                 heartbeat,
+                clock: self.inner.clock.clone(),
             }),
         }
     }

@@ -727,6 +727,49 @@ pub(crate) fn take_over_batches(
         .to_owned()
 }
 
+/// Extends a worker's lease on a batch it holds while a call for it is in flight.
+pub(crate) fn renew_batch(
+    batch: &BatchId,
+    worker: &WorkerId,
+    lease_until: i64,
+    now: i64,
+) -> UpdateStatement {
+    Query::update()
+        .table(Batches::Table)
+        .values([
+            (Batches::LeaseExpiresAt, lease_until.into()),
+            (Batches::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Batches::Id).eq(batch.as_str()))
+        .and_where(Expr::col(Batches::Owner).eq(worker.as_str()))
+        .and_where(Expr::col(Batches::State).is_in([
+            BatchState::Planned.as_str(),
+            BatchState::Creating.as_str(),
+            BatchState::Submitted.as_str(),
+        ]))
+        .returning_col(Batches::Id)
+        .to_owned()
+}
+
+/// Extends a worker's lease on the urgent calls of one claim token still in flight.
+pub(crate) fn renew_urgent(
+    token: &BatchId,
+    worker: &WorkerId,
+    lease_until: i64,
+    now: i64,
+) -> UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::LeaseExpiresAt, lease_until.into()),
+            (Jobs::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Jobs::BatchId).eq(token.as_str()))
+        .and_where(Expr::col(Jobs::LeaseOwner).eq(worker.as_str()))
+        .and_where(Expr::col(Jobs::State).eq(JobState::Submitted.as_str()))
+        .to_owned()
+}
+
 /// Releases a worker's `planned` batches (graceful shutdown).
 pub(crate) fn release_planned(worker: &WorkerId, now: i64) -> UpdateStatement {
     Query::update()
