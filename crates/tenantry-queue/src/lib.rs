@@ -2,7 +2,7 @@
 //! into events.
 //!
 //! A host submits requests for its tenants; each becomes a *job* row in a [`JobStore`]
-//! (SQLite for one process, PostgreSQL for many). Every state change of a job is appended,
+//! (SQLite for one host, PostgreSQL for many). Every state change of a job is appended,
 //! in the same transaction, to an ordered events table, and pushed to the tenant's
 //! [`Subscription`]s. Every call is scoped by [`TenantId`]: another tenant's job is "not
 //! found", and a subscription only ever sees its own tenant's events.

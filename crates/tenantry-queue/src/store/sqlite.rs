@@ -1,9 +1,11 @@
-//! The embedded store: SQLite, for one process.
+//! The embedded store: SQLite, one file on one host.
 //!
 //! Writes run in `BEGIN IMMEDIATE` transactions (SQLite has one writer at a time, so the
-//! event log's order is the commit order). Subscriptions are woken through an in-process
-//! channel after each commit; several processes sharing one SQLite file still see each
-//! other's events through the poll timer.
+//! event log's order is the commit order). Several engine processes may share one file (in
+//! WAL mode): the write lock serialises their claims across processes exactly as `SKIP
+//! LOCKED` separates them on PostgreSQL, and the multi-process test runs three at once under
+//! the same invariants. Subscriptions are woken through an in-process channel after each
+//! commit; another process's events reach them through the poll timer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use crate::store::migrate;
 /// Rows per multi-row insert, within SQLite's 32,766 bind parameters.
 pub(super) const CHUNK: usize = 1000;
 
-/// A [`JobStore`](crate::JobStore) on SQLite: the embedded default for a single process.
+/// A [`JobStore`](crate::JobStore) on SQLite: the embedded default for one host.
 ///
 /// # Example
 ///
