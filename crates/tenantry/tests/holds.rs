@@ -200,6 +200,127 @@ async fn a_job_expired_after_sending_keeps_its_hold_until_billed(database: Datab
     a_job_closed_after_sending_keeps_its_hold_until_billed(database, Close::Deadline).await;
 }
 
+/// Case 6 of the recovery issue: a job canceled while its batch is only planned is never sent
+/// and gives its hold back at once; one canceled while the batch's create is in flight (its
+/// request may be out) keeps its hold until its usage settles it, charged once.
+async fn case_06_cancel_during_a_create_keeps_the_hold_until_billed(database: Database) {
+    match database.clone() {
+        Database::Sqlite(pool) => {
+            let store = tenantry::queue::SqliteStore::open(pool).await.unwrap();
+            cancel_around_a_create(database, store).await;
+        }
+        Database::Postgres(pool) => {
+            let store = tenantry::queue::PgStore::open(pool).await.unwrap();
+            cancel_around_a_create(database, store).await;
+        }
+        _ => unreachable!("both stores are enabled"),
+    }
+}
+
+async fn cancel_around_a_create<S: tenantry::queue::ClaimStore>(database: Database, store: S) {
+    use tenantry::queue::{WorkerId, planner::FlushPolicy};
+    let emulator = emulator(Duration::from_millis(200)).await;
+    let tenantry = builder(database, &emulator)
+        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .build()
+        .await
+        .unwrap();
+    let ids: Vec<String> = tenantry
+        .submit_many("acme", vec![request("planned"), request("creating")])
+        .await
+        .unwrap()
+        .iter()
+        .map(support::pending_id)
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let both = reserved(&tenantry).await;
+
+    // A worker claims both jobs into a batch (planned), then dies during its create.
+    let dead = WorkerId::generate();
+    let claim = store
+        .claim_due(&dead, FlushPolicy::new(), Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("both jobs are due");
+    assert_eq!(claim.jobs.len(), 2);
+    assert_eq!(
+        tenantry.cancel("acme", &ids[0]).await.unwrap(),
+        JobState::Canceled
+    );
+    let one = reserved(&tenantry).await;
+    assert!(
+        one < both && one > Nanos::ZERO,
+        "not sent yet: its hold is given back at once"
+    );
+    let frozen = store
+        .begin_create(&claim.batch, &dead, Duration::ZERO, &claim.jobs, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(frozen.len(), 1, "the canceled job is not sent");
+    assert_eq!(
+        tenantry.cancel("acme", &ids[1]).await.unwrap(),
+        JobState::Canceled
+    );
+    assert_eq!(
+        reserved(&tenantry).await,
+        one,
+        "its request may be out: the hold stays"
+    );
+    // The dead worker's create did reach the API.
+    let mut body = tenantry::batch::BatchRequests::new();
+    for job in &frozen {
+        let request = store.job(&claim_tenant(), job).await.unwrap();
+        body.push(
+            job.as_str(),
+            &serde_json::from_value(request.params).unwrap(),
+        )
+        .unwrap();
+    }
+    tenantry.client().batches().create(body).await.unwrap();
+
+    // Reconciled, billed once, the hold settled.
+    let engine = tenantry.spawn();
+    let all_time = SpendQuery {
+        tenant_id: Some("acme".into()),
+        from: UnixMicros(0),
+        to: UnixMicros(i64::MAX),
+        group_by: GroupBy::Tenant,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines: i64 = tenantry
+            .spend(&all_time)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.lines)
+            .sum();
+        assert!(lines <= 1, "charged {lines} times");
+        if lines == 1 && reserved(&tenantry).await == Nanos::ZERO {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled within 30 s: {lines} lines, {:?} reserved",
+            reserved(&tenantry).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        emulator
+            .fault_counts()
+            .requests(tenantry::emulator::Endpoint::CreateBatch),
+        1,
+        "sent once"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+fn claim_tenant() -> tenantry::queue::TenantId {
+    tenantry::queue::TenantId::new("acme").unwrap()
+}
+
 /// A request whose body is mostly a long prompt, so the estimate and the count differ.
 fn long_request() -> Request {
     request(&"The parcel arrived two days late and the box was damaged. ".repeat(40))
@@ -290,4 +411,5 @@ support::on_both_databases!(
     a_job_expired_after_sending_keeps_its_hold_until_billed,
     counted_holds_are_exact,
     counting_falls_back_to_the_estimate,
+    case_06_cancel_during_a_create_keeps_the_hold_until_billed,
 );
