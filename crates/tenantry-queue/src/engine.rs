@@ -7,22 +7,30 @@
 //!    their deadline expire or move to the urgent lane (out of their batch if they were in
 //!    one), by their policy.
 //! 1. **Recover**: take over `planned`/`creating` batches whose owner's lease expired. A
-//!    `planned` batch is created; a `creating` one is reconciled with the API's batch list
-//!    once every unrecorded batch with the same request count has ended: the first whose
-//!    results carry one of our `custom_id`s is adopted and any other such batch is recorded
-//!    as a duplicate (polled, its billed results recorded); if there is none, the create
-//!    never happened and the batch is planned again. It is never created again blindly.
+//!    `planned` batch is created; a `creating` one is reconciled with the API's batch list:
+//!    candidates are the unrecorded batches with as many requests as the create sent, created
+//!    at or after the send in the API's clock. Once every candidate has ended, one whose
+//!    results carry a `custom_id` the create sent is adopted and any other such batch is
+//!    recorded as a duplicate (polled, its billed results recorded); if there is none, the
+//!    create never happened and the batch is planned again. It is never created again
+//!    blindly, and a batch another system created is never adopted, canceled or billed.
 //! 2. **Create**: while a batch is due ([`planner`](crate::planner)), claim it, record
-//!    `creating`, call the API, record `submitted` (or `planned` again when the API refused).
-//!    A create that returns after the batch was taken over is a duplicate: it is canceled
-//!    at the API and recorded like the duplicates above.
+//!    `creating` and freeze its members (the jobs still `batched`: exactly what is sent,
+//!    kept whatever later happens to them), call the API, record `submitted` (or `planned`
+//!    again when the API refused). A create that returns after the batch was taken over is
+//!    a duplicate: it is canceled at the API and recorded like the duplicates above.
 //! 3. **Poll**: claim submitted batches whose next poll is due (one worker per batch at a
 //!    time); an ended batch has its results streamed and stored chunk by chunk
 //!    ([`ClaimStore::ingest`]), otherwise its next poll is scheduled later the older it is.
+//!    A line that does not decode fails its own job; jobs the file has no line for are sent
+//!    again or failed by [`EngineConfig::missing_result`] when the batch ends.
 //! 4. **Urgent lane**: claim up to `urgent_concurrency` urgent jobs, call the Messages API
 //!    for them concurrently, store the answers like batch results (same rows, same retries,
 //!    same usage path); repeated a few waves per step.
 //! 5. **Usage**: hand stored billed usage to the [`UsageSink`] and mark it recorded.
+//!
+//! While a call is in flight the engine renews its lease every third of the lease, so only
+//! a dead or stalled engine's work is taken over; leases are on the database's clock.
 //!
 //! [`Engine::run`] repeats this until told to stop, then releases what it holds.
 
