@@ -39,7 +39,7 @@ use tenantry::cost::{GroupBy, SpendQuery, UnixMicros};
 use tenantry::emulator::Emulator;
 use tenantry::envelope::Code;
 use tenantry::envelope::axum::{Json, Path, method_not_allowed, not_found};
-use tenantry::queue::{EngineConfig, JobFilter, Position, TenantId};
+use tenantry::queue::{EngineConfig, JobEvent, JobFilter, Position, TenantId};
 use tenantry::{EngineTask, Envelope, JobOutput, Problem, Request, Tenantry, batch::Config};
 
 const PAGE: &str = include_str!("dashboard.html");
@@ -162,7 +162,8 @@ async fn events(
         None => t.subscribe(&tenant).await?,
     };
     let stream = subscription.filter_map(|event| async move {
-        let event = event.ok()?;
+        // Only the jobs' progress: an event about a job's billing leaves its row as it is.
+        let event = event.ok().filter(JobEvent::is_state_change)?;
         let data = serde_json::json!({
             "job": event.job_id.to_string(),
             "state": event.state.to_string(),

@@ -221,7 +221,7 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
         "stop_reason": "end_turn", "stop_sequence": null,
         "usage": {"input_tokens": 31, "output_tokens": 17, "service_tier": "batch"}
     });
-    let usage = message["usage"].clone();
+    let message: Box<tenantry_batch::types::Message> = Box::new(serde_json::from_value(message)?);
     let mut committed = Vec::with_capacity(N / CHUNK);
     let start = Instant::now();
     for chunk in ids.chunks(CHUNK) {
@@ -231,7 +231,6 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
                 job: id.clone(),
                 outcome: ItemOutcome::Succeeded {
                     message: message.clone(),
-                    usage: usage.clone(),
                 },
             })
             .collect();

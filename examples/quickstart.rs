@@ -183,6 +183,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             event = events.next() => {
                 let Some(event) = event else { break };
                 let event = event?;
+                if !event.is_state_change() {
+                    continue; // about its billing, not its progress
+                }
                 if event.state.is_terminal() {
                     finished += 1;
                 }

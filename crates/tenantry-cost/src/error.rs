@@ -144,6 +144,26 @@ impl Error {
     pub const fn is_key_conflict(&self) -> bool {
         matches!(self, Self::KeyConflict { .. })
     }
+
+    /// `true` when the same call fails the same way however often it is tried, until something
+    /// changes (the price book, the multipliers, the usage itself): the model or a rate is
+    /// missing, the counts are inconsistent or out of range, a multiplier is unknown, or the
+    /// key is taken by a different line. `false` for a database or SQL failure, which may pass
+    /// on a later try.
+    #[must_use]
+    pub const fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownModel { .. }
+                | Self::NoRateAt { .. }
+                | Self::UnsupportedModifier { .. }
+                | Self::OutOfRange { .. }
+                | Self::InconsistentUsage(_)
+                | Self::UnknownMultiplier { .. }
+                | Self::KeyConflict { .. }
+                | Self::TimeRange(_)
+        )
+    }
 }
 
 /// `Result` with this crate's [`Error`].
@@ -172,6 +192,9 @@ mod tests {
             window_end: 1,
         };
         assert!(e.is_budget_exceeded());
+        assert!(!e.is_permanent());
+        assert!(Error::UnknownModel { model: "m".into() }.is_permanent());
+        assert!(!Error::Database(sqlx::Error::PoolTimedOut).is_permanent());
         assert_eq!(
             e.to_string(),
             "budget of tenant `t1` feature `summaries` exceeded: limit $0.000000010, spent $0.000000004, reserved $0.000000005, requested $0.000000002"

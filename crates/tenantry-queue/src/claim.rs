@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::ids::{JobId, TenantId};
 use crate::ingest::{IngestCounts, MissingResult, ResultItem, UsageRecord};
+use crate::job::Lane;
 use crate::planner::{FlushPolicy, Plan, TenantBacklog};
 use crate::store::JobStore;
 
@@ -51,28 +52,54 @@ impl fmt::Display for WorkerId {
     }
 }
 
-/// A batch as the queue knows it (`qb_` + UUIDv7), before and after the API knows it.
+/// A batch as the queue knows it (`qb_` + UUIDv7), before and after the API knows it, or the
+/// claim token of one wave of urgent-lane calls (`qu_` + UUIDv7).
+///
+/// It carries the [`Lane`] of the calls whose results it fences, set where it is made (a
+/// batch record is the batch lane, an urgent claim the urgent lane), so usage billed under it
+/// is priced at that lane's rate without reading the lane back from the id's text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BatchId(pub(crate) String);
+pub struct BatchId {
+    id: String,
+    lane: Lane,
+}
 
 impl BatchId {
     pub(crate) fn generate() -> Self {
-        Self(prefixed("qb_"))
+        Self::record(prefixed("qb_"))
     }
 
     pub(crate) fn urgent() -> Self {
-        Self(prefixed("qu_"))
+        Self {
+            id: prefixed("qu_"),
+            lane: Lane::Urgent,
+        }
+    }
+
+    /// A batch record read back from the batches table: every record is a Message Batch.
+    pub(crate) fn record(id: String) -> Self {
+        Self {
+            id,
+            lane: Lane::Batch,
+        }
     }
 
     /// The record of a duplicate API batch (`qd_` + the API's id): one per API batch.
     pub(crate) fn duplicate(api_batch_id: &str) -> Self {
-        Self(format!("qd_{api_batch_id}"))
+        Self::record(format!("qd_{api_batch_id}"))
     }
 
     /// The id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
+    }
+
+    /// The lane of the calls whose results this id fences: [`Lane::Batch`] for a batch
+    /// record, [`Lane::Urgent`] for an urgent claim token.
+    #[must_use]
+    pub fn lane(&self) -> Lane {
+        self.lane
     }
 }
 
@@ -86,7 +113,7 @@ impl std::str::FromStr for BatchId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let hex = s.strip_prefix("qb_").ok_or(ParseBatchIdError)?;
         if hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(Self(s.to_owned()))
+            Ok(Self::record(s.to_owned()))
         } else {
             Err(ParseBatchIdError)
         }
@@ -95,7 +122,7 @@ impl std::str::FromStr for BatchId {
 
 impl fmt::Display for BatchId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.id)
     }
 }
 
@@ -441,6 +468,26 @@ pub trait ClaimStore: JobStore {
     ///
     /// A database error.
     async fn mark_recorded(&self, records: &[UsageRecord]) -> Result<()>;
+
+    /// Moves these records, as returned by [`claim_usage`](Self::claim_usage), to the
+    /// dead-letter state, each with the reason the sink gave
+    /// ([`SinkError::reason`](crate::SinkError::reason)), and appends a
+    /// [`JobState::UsageUnpriced`](crate::JobState::UsageUnpriced) event to each one's tenant
+    /// stream, in one transaction. A record recorded meanwhile is left alone. Returns how many
+    /// moved.
+    ///
+    /// # Errors
+    ///
+    /// A database error; nothing changes then.
+    async fn dead_letter_usage(&self, dead: &[(UsageRecord, String)]) -> Result<u64>;
+
+    /// How many usage records are dead letters, every tenant together (what an operator
+    /// watches: each one is spend missing from the ledger).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn dead_usage_count(&self) -> Result<u64>;
 
     /// Records an API batch that no batch record points to but that holds the requests of
     /// batch `of` (a duplicate create of it), so it is polled like any submitted batch and

@@ -27,7 +27,9 @@
 //! 4. **Urgent lane**: claim up to `urgent_concurrency` urgent jobs, call the Messages API
 //!    for them concurrently, store the answers like batch results (same rows, same retries,
 //!    same usage path); repeated a few waves per step.
-//! 5. **Usage**: hand stored billed usage to the [`UsageSink`] and mark it recorded.
+//! 5. **Usage**: hand stored billed usage to the [`UsageSink`] and mark it recorded, or
+//!    dead-letter it when the sink cannot price it
+//!    ([`SinkError::Unpriceable`](crate::SinkError::Unpriceable)).
 //!
 //! While a call is in flight the engine renews its lease every third of the lease, so only
 //! a dead or stalled engine's work is taken over; leases are on the database's clock.
@@ -162,6 +164,8 @@ pub struct StepReport {
     pub results: IngestCounts,
     /// Usage records handed to the sink.
     pub usage_recorded: u64,
+    /// Usage records the sink could not price, moved to the dead-letter state.
+    pub usage_dead_lettered: u64,
     /// Urgent-lane calls made.
     pub urgent_calls: u64,
     /// Jobs changed by the sweep (stale urgent calls requeued, deadlines applied).
@@ -176,6 +180,7 @@ impl StepReport {
             && self.ended == 0
             && self.results == IngestCounts::default()
             && self.usage_recorded == 0
+            && self.usage_dead_lettered == 0
             && self.urgent_calls == 0
             && self.swept == 0
     }
@@ -194,7 +199,7 @@ impl StepReport {
 /// # #[async_trait::async_trait]
 /// # impl tenantry_queue::UsageSink for Ledger {
 /// #     async fn record(&self, _: &tenantry_queue::UsageRecord)
-/// #         -> Result<(), Box<dyn std::error::Error + Send + Sync>> { Ok(()) }
+/// #         -> Result<(), tenantry_queue::SinkError> { Ok(()) }
 /// # }
 /// let store = PgStore::open(sqlx::PgPool::connect("postgres://localhost/app").await?).await?;
 /// let client = tenantry_batch::Client::from_env()?;
@@ -246,9 +251,10 @@ fn outcome(result: ResultOutcome) -> ItemOutcome {
         retryable,
     };
     match result {
+        // Kept typed: the store encodes it, and an encoding error fails the ingest instead of
+        // storing a null message or usage.
         ResultOutcome::Succeeded { message } => ItemOutcome::Succeeded {
-            usage: serde_json::to_value(&message.usage).unwrap_or_default(),
-            message: serde_json::to_value(&message).unwrap_or_default(),
+            message: Box::new(message),
         },
         ResultOutcome::Errored { error } => {
             let kind = error.error.kind.as_str().to_owned();
@@ -376,7 +382,7 @@ impl<S: ClaimStore> Engine<S> {
             }
             report.urgent_calls += calls;
         }
-        report.usage_recorded = self.flush_usage().await?;
+        (report.usage_recorded, report.usage_dead_lettered) = self.flush_usage().await?;
         Ok(report)
     }
 
@@ -783,30 +789,40 @@ impl<S: ClaimStore> Engine<S> {
         Ok(Some(counts))
     }
 
-    /// Hands pending usage to the sink; returns how many records it took.
-    async fn flush_usage(&self) -> Result<u64> {
-        let mut total = 0;
+    /// Hands pending usage to the sink; returns how many records it took and how many it
+    /// could not price (dead-lettered: retrying them would fail the same way every step).
+    async fn flush_usage(&self) -> Result<(u64, u64)> {
+        let (mut recorded, mut dead_lettered) = (0, 0);
         loop {
             let pending = self
                 .store
                 .claim_usage(&self.worker, 100, self.config.lease)
                 .await?;
             if pending.is_empty() {
-                return Ok(total);
+                return Ok((recorded, dead_lettered));
             }
             let mut done = Vec::with_capacity(pending.len());
+            let mut dead = Vec::new();
             for record in &pending {
                 match self.sink.record(record).await {
                     Ok(()) => done.push(record.clone()),
+                    Err(e) if e.is_permanent() => {
+                        tracing::error!(tenant = %record.tenant, job = %record.job, error = %e,
+                            reason = %e.reason(), "usage cannot be priced; dead-lettered");
+                        dead.push((record.clone(), e.reason()));
+                    }
                     Err(e) => {
-                        tracing::warn!(job = %record.job, error = %e, "usage sink failed; will retry")
+                        tracing::warn!(job = %record.job, error = %e, reason = %e.reason(),
+                            "usage sink failed; will retry");
                     }
                 }
             }
             self.store.mark_recorded(&done).await?;
-            total += u64::try_from(done.len()).unwrap_or(0);
-            if done.len() < pending.len() {
-                return Ok(total);
+            dead_lettered += self.store.dead_letter_usage(&dead).await?;
+            recorded += u64::try_from(done.len()).unwrap_or(0);
+            if done.len() + dead.len() < pending.len() {
+                // The sink is unavailable: the rest waits for the next step.
+                return Ok((recorded, dead_lettered));
             }
         }
     }

@@ -41,7 +41,8 @@ impl Position {
     }
 }
 
-/// A job changed state.
+/// A job changed state, or, with [`JobState::UsageUnpriced`], its billed usage could not be
+/// priced and was dead-lettered (the job's own state did not change).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JobEvent {
@@ -51,10 +52,20 @@ pub struct JobEvent {
     pub tenant: TenantId,
     /// The job.
     pub job_id: JobId,
-    /// The state it entered.
+    /// The state it entered, or [`JobState::UsageUnpriced`].
     pub state: JobState,
     /// When the change was committed (to the microsecond).
     pub at: OffsetDateTime,
+}
+
+impl JobEvent {
+    /// Whether the job entered a new state: every event but
+    /// [`JobState::UsageUnpriced`], which is about its billing. A subscriber that keeps each
+    /// job's latest state skips the others.
+    #[must_use]
+    pub fn is_state_change(&self) -> bool {
+        self.state != JobState::UsageUnpriced
+    }
 }
 
 /// A wake-up sent to subscriptions: look at the table now.

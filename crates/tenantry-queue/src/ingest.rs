@@ -7,9 +7,10 @@
 //! [`UsageRecord::key`]; it never misses one.
 
 use async_trait::async_trait;
+use tenantry_batch::types::{Message, Usage};
 
 use crate::ids::{JobId, TenantId};
-use crate::job::{JobError, Lane};
+use crate::job::{HoldId, JobError, Lane};
 
 /// What the API returned for one job.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,10 +19,8 @@ pub enum ItemOutcome {
     /// A message. A `submitted` job becomes `succeeded` with it; a job canceled after
     /// submission keeps its state but its usage is still recorded.
     Succeeded {
-        /// The Message, as JSON.
-        message: serde_json::Value,
-        /// Its `usage`, as JSON.
-        usage: serde_json::Value,
+        /// The Message; its [`usage`](Message::usage) is what the API billed.
+        message: Box<Message>,
     },
     /// No message. Retryable errors (and expired or canceled requests) send the job back to
     /// `queued` until it has been attempted `max_attempts` times, then it fails with this
@@ -100,15 +99,20 @@ pub struct UsageRecord {
     pub feature: String,
     /// The end user.
     pub user: String,
-    /// The lane (batch requests are billed at the batch discount).
+    /// The lane that billed the request: [`Lane::Batch`] for a Message Batch request (the
+    /// batch discount applies), [`Lane::Urgent`] for a Messages API call (full price). It is
+    /// the lane of the batch or urgent claim that sent it, never read from the usage itself.
     pub lane: Lane,
     /// The model that was asked.
     pub model: String,
     /// The queue's batch id (`qb_…`) the request was billed in, or the claim token
-    /// (`qu_…`) of the urgent-lane call.
+    /// (`qu_…`) of the urgent-lane call; part of [`key`](Self::key), nothing more.
     pub batch: Option<String>,
     /// The API's `usage` object.
-    pub usage: serde_json::Value,
+    pub usage: Usage,
+    /// The budget hold taken for the job at submit ([`SubmitOptions::hold`](crate::SubmitOptions::hold)),
+    /// which this usage settles.
+    pub hold: Option<HoldId>,
     /// Whether it waits in the extra-usage table (billed off its job row) rather than on
     /// the job row, which is where it is marked recorded.
     pub(crate) extra: bool,
@@ -125,6 +129,69 @@ impl UsageRecord {
     }
 }
 
+/// Billed usage the [`UsageSink`] could not price, kept in the dead-letter state until
+/// [`reprice_usage`](crate::JobStore::reprice_usage) hands it over again. Read with
+/// [`dead_usage`](crate::JobStore::dead_usage).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DeadUsage {
+    /// The usage, as it would be handed to the sink.
+    pub record: UsageRecord,
+    /// Why the sink refused it ([`SinkError::reason`]).
+    pub reason: String,
+    /// When it was dead-lettered.
+    pub dead_at: time::OffsetDateTime,
+}
+
+/// Why a [`UsageSink`] did not record a usage record, which decides what becomes of it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The usage cannot be priced or recorded as it is (a model missing from the price book,
+    /// inconsistent cache counts, a count out of range, a key already used by another
+    /// line): handing it over again changes nothing. The record is dead-lettered, with this
+    /// error's text as its reason, until [`reprice_usage`](crate::JobStore::reprice_usage)
+    /// hands it back.
+    #[error("the usage cannot be priced")]
+    Unpriceable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The sink cannot record anything right now (its database is down): the record stays
+    /// pending and is handed over again at a later step.
+    #[error("the usage sink is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl SinkError {
+    /// [`SinkError::Unpriceable`] with this cause.
+    pub fn unpriceable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Unpriceable(cause.into())
+    }
+
+    /// [`SinkError::Unavailable`] with this cause.
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Unavailable(cause.into())
+    }
+
+    /// Whether handing the record over again cannot succeed (it is dead-lettered).
+    #[must_use]
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Unpriceable(_))
+    }
+
+    /// The cause and its own causes, joined by `: `: the reason stored with a dead letter.
+    #[must_use]
+    pub fn reason(&self) -> String {
+        let (Self::Unpriceable(cause) | Self::Unavailable(cause)) = self;
+        let mut reason = cause.to_string();
+        let mut next = cause.source();
+        while let Some(e) = next {
+            reason.push_str(": ");
+            reason.push_str(&e.to_string());
+            next = e.source();
+        }
+        reason
+    }
+}
+
 /// Where billed usage goes (the cost crate's ledger implements this).
 ///
 /// Called at least once per billed request, after the result is stored; implementations
@@ -135,9 +202,8 @@ pub trait UsageSink: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// # Errors
     ///
-    /// Any failure; the record stays pending and is handed over again later.
-    async fn record(
-        &self,
-        usage: &UsageRecord,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+    /// [`SinkError::Unavailable`] when it may succeed later (the record stays pending and is
+    /// handed over again), [`SinkError::Unpriceable`] when it cannot (the record moves to the
+    /// dead-letter state, visible through [`dead_usage`](crate::JobStore::dead_usage)).
+    async fn record(&self, usage: &UsageRecord) -> Result<(), SinkError>;
 }

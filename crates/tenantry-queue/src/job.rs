@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tenantry_batch::types::Usage;
 use time::OffsetDateTime;
 
 use crate::ids::{JobId, TenantId};
@@ -12,7 +13,8 @@ use crate::ids::{JobId, TenantId};
 /// Where a job is in its life.
 ///
 /// `queued → batched → submitted → succeeded | failed | canceled | expired`; an urgent job
-/// goes `queued → submitted → …` without a batch. The last four are terminal.
+/// goes `queued → submitted → …` without a batch. The last four are terminal. Events use
+/// one more value, [`JobState::UsageUnpriced`], which no job is ever in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -31,10 +33,18 @@ pub enum JobState {
     Canceled,
     /// Its deadline passed before it finished.
     Expired,
+    /// Not a state a job is ever in: the value of the [`JobEvent`](crate::JobEvent) that says
+    /// the job's billed usage could not be priced and was dead-lettered (see
+    /// [`JobStore::dead_usage`](crate::JobStore::dead_usage)). The job itself keeps its state;
+    /// the event is not terminal, so a subscriber that waits for terminal states or matches
+    /// the states it knows is not misled by it. Its spend is missing from the ledger until
+    /// [`JobStore::reprice_usage`](crate::JobStore::reprice_usage) hands it over again.
+    UsageUnpriced,
 }
 
 impl JobState {
-    /// Every state, in life order.
+    /// Every state a job can be in, in life order ([`JobState::UsageUnpriced`] is an event,
+    /// never a job's state, so it is not one of them).
     pub const ALL: [Self; 7] = [
         Self::Queued,
         Self::Batched,
@@ -56,6 +66,7 @@ impl JobState {
             Self::Failed => "failed",
             Self::Canceled => "canceled",
             Self::Expired => "expired",
+            Self::UsageUnpriced => "usage_unpriced",
         }
     }
 
@@ -85,13 +96,16 @@ impl FromStr for JobState {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
+            .chain([Self::UsageUnpriced])
             .find(|st| st.as_str() == s)
             .ok_or_else(|| ParseStateError(s.to_owned()))
     }
 }
 
 /// How a job reaches the API.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Lane {
@@ -150,6 +164,34 @@ impl DeadlinePolicy {
     }
 }
 
+/// The id of a budget hold taken for a job by whoever submitted it (the `tenantry` facade:
+/// the cost ledger's reservation id). The queue stores it on the job and hands it back with
+/// the job's billed usage ([`UsageRecord::hold`](crate::UsageRecord::hold)) so the usage can
+/// settle it; it means nothing to the queue itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HoldId(i64);
+
+impl HoldId {
+    /// A hold id.
+    #[must_use]
+    pub const fn new(id: i64) -> Self {
+        Self(id)
+    }
+
+    /// The id as a number.
+    #[must_use]
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for HoldId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// The default time a batch-lane job may wait before a partial batch is flushed for it.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
 /// The longest max wait accepted (a day: the batch API's own processing window).
@@ -165,6 +207,7 @@ pub struct SubmitOptions {
     pub(crate) on_deadline: DeadlinePolicy,
     pub(crate) idempotency_key: Option<String>,
     pub(crate) metadata: serde_json::Value,
+    pub(crate) hold: Option<HoldId>,
 }
 
 impl Default for SubmitOptions {
@@ -176,12 +219,14 @@ impl Default for SubmitOptions {
             on_deadline: DeadlinePolicy::Expire,
             idempotency_key: None,
             metadata: serde_json::Value::Object(serde_json::Map::new()),
+            hold: None,
         }
     }
 }
 
 impl SubmitOptions {
-    /// Default options: batch lane, 60 s max wait, no deadline, no idempotency key, empty metadata.
+    /// Default options: batch lane, 60 s max wait, no deadline, no idempotency key, empty
+    /// metadata, no hold.
     pub fn new() -> Self {
         Self::default()
     }
@@ -216,6 +261,13 @@ impl SubmitOptions {
     /// Caller data stored with the job, a JSON object. Default `{}`.
     pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
         self.metadata = metadata;
+        self
+    }
+
+    /// The budget hold taken for the job, stored on it and handed back with its billed
+    /// usage ([`UsageRecord::hold`](crate::UsageRecord::hold)). Default: none.
+    pub fn hold(mut self, hold: HoldId) -> Self {
+        self.hold = Some(hold);
         self
     }
 }
@@ -303,7 +355,9 @@ pub struct Job {
     /// The error, when failed; a job that succeeded after a retry keeps its last error.
     pub error: Option<JobError>,
     /// The billed usage reported by the API, when it billed the request.
-    pub usage: Option<serde_json::Value>,
+    pub usage: Option<Usage>,
+    /// The budget hold taken for it at submit, if any ([`SubmitOptions::hold`]).
+    pub hold: Option<HoldId>,
     /// When the job was stored.
     pub created_at: OffsetDateTime,
     /// When the job last changed.
@@ -405,6 +459,11 @@ mod tests {
             assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
         }
         assert!("running".parse::<JobState>().is_err());
+        assert_eq!(
+            "usage_unpriced".parse::<JobState>(),
+            Ok(JobState::UsageUnpriced)
+        );
+        assert!(!JobState::UsageUnpriced.is_terminal());
         let terminal: Vec<_> = JobState::ALL
             .into_iter()
             .filter(|s| s.is_terminal())

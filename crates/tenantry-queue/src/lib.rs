@@ -88,9 +88,12 @@ pub use engine::{DEFAULT_MAX_ATTEMPTS, Engine, EngineConfig, StepReport};
 pub use error::{Error, InvalidRequest, Result};
 pub use event::{DEFAULT_POLL_INTERVAL, JobEvent, Position, Subscription};
 pub use ids::{JobId, ParseJobIdError, TENANT_ID_MAX, TenantId};
-pub use ingest::{IngestCounts, ItemOutcome, MissingResult, ResultItem, UsageRecord, UsageSink};
+pub use ingest::{
+    DeadUsage, IngestCounts, ItemOutcome, MissingResult, ResultItem, SinkError, UsageRecord,
+    UsageSink,
+};
 pub use job::{
-    Cursor, DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, Job, JobError, JobFilter,
+    Cursor, DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, HoldId, Job, JobError, JobFilter,
     JobState, Lane, MAX_MAX_WAIT, MAX_PAGE_SIZE, Page, ParseStateError, Submission, SubmitOptions,
 };
 pub use store::postgres::{DEFAULT_LISTENER_HEARTBEAT, LISTENER_APPLICATION_NAME};

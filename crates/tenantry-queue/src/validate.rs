@@ -45,6 +45,7 @@ pub(crate) struct NewJob {
     pub(crate) on_deadline: &'static str,
     pub(crate) created_at: i64,
     pub(crate) flush_at: i64,
+    pub(crate) hold: Option<i64>,
 }
 
 fn text_field(field: &'static str, value: &str) -> Result<(), InvalidRequest> {
@@ -172,6 +173,7 @@ pub(crate) fn prepare(
         on_deadline: opts.on_deadline.as_str(),
         created_at,
         flush_at: created_at.saturating_add(max_wait_ms.saturating_mul(1000)),
+        hold: opts.hold.map(crate::job::HoldId::get),
     })
 }
 

@@ -337,8 +337,12 @@ async fn lost_urgent_calls_are_capped_and_fail_with_the_last_error<S: ClaimStore
     let succeeded = |job: &tenantry_queue::JobId| ResultItem {
         job: job.clone(),
         outcome: ItemOutcome::Succeeded {
-            message: serde_json::json!({"id": "msg_late"}),
-            usage: serde_json::json!({"input_tokens": 3, "output_tokens": 1}),
+            message: Box::new(
+                serde_json::from_value(serde_json::json!({"id": "msg_late", "type": "message",
+                    "role": "assistant", "model": "claude-haiku-4-5", "content": [],
+                    "usage": {"input_tokens": 3, "output_tokens": 1}}))
+                .unwrap(),
+            ),
         },
     };
     let id = store

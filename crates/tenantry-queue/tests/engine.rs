@@ -22,10 +22,7 @@ struct Ledger(Mutex<Vec<UsageRecord>>);
 
 #[async_trait::async_trait]
 impl UsageSink for Ledger {
-    async fn record(
-        &self,
-        usage: &UsageRecord,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn record(&self, usage: &UsageRecord) -> Result<(), tenantry_queue::SinkError> {
         self.0.lock().unwrap().push(usage.clone());
         Ok(())
     }
@@ -214,8 +211,12 @@ async fn a_job_canceled_after_submission_is_still_billed<S: ClaimStore + Clone>(
     let again = ResultItem {
         job: ids[1].clone(),
         outcome: ItemOutcome::Succeeded {
-            message: serde_json::json!({}),
-            usage: serde_json::json!({}),
+            message: Box::new(
+                serde_json::from_value(serde_json::json!({"id": "msg_0", "type": "message",
+                    "role": "assistant", "model": "claude-haiku-4-5", "content": [],
+                    "usage": {"input_tokens": 0, "output_tokens": 0}}))
+                .unwrap(),
+            ),
         },
     };
     let batch_id: tenantry_queue::BatchId = store

@@ -32,17 +32,15 @@ struct TableLedger(sqlx::PgPool);
 
 #[async_trait::async_trait]
 impl UsageSink for TableLedger {
-    async fn record(
-        &self,
-        usage: &UsageRecord,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn record(&self, usage: &UsageRecord) -> Result<(), tenantry_queue::SinkError> {
         sqlx::query(
             "INSERT INTO test_ledger (key, deliveries) VALUES ($1, 1) \
              ON CONFLICT (key) DO UPDATE SET deliveries = test_ledger.deliveries + 1",
         )
         .bind(usage.key())
         .execute(&self.0)
-        .await?;
+        .await
+        .map_err(tenantry_queue::SinkError::unavailable)?;
         Ok(())
     }
 }

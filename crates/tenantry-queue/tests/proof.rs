@@ -24,10 +24,7 @@ struct Ledger(Mutex<HashMap<String, (Lane, usize)>>);
 
 #[async_trait::async_trait]
 impl UsageSink for Ledger {
-    async fn record(
-        &self,
-        usage: &UsageRecord,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn record(&self, usage: &UsageRecord) -> Result<(), tenantry_queue::SinkError> {
         self.0
             .lock()
             .unwrap()

@@ -24,10 +24,7 @@ struct Ledger(Mutex<Vec<UsageRecord>>);
 
 #[async_trait::async_trait]
 impl UsageSink for Ledger {
-    async fn record(
-        &self,
-        usage: &UsageRecord,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn record(&self, usage: &UsageRecord) -> Result<(), tenantry_queue::SinkError> {
         self.0.lock().unwrap().push(usage.clone());
         Ok(())
     }
@@ -237,8 +234,12 @@ async fn case_01_results_of_jobs_a_batch_did_not_send_charge_nothing<S: ClaimSto
     let stray = ResultItem {
         job: second.jobs[0].clone(),
         outcome: ItemOutcome::Succeeded {
-            message: serde_json::json!({"id": "msg_x"}),
-            usage: serde_json::json!({"input_tokens": 5, "output_tokens": 5}),
+            message: Box::new(
+                serde_json::from_value(serde_json::json!({"id": "msg_x", "type": "message",
+                    "role": "assistant", "model": "claude-haiku-4-5", "content": [],
+                    "usage": {"input_tokens": 5, "output_tokens": 5}}))
+                .unwrap(),
+            ),
         },
     };
     let counts = store.ingest(&first.batch, &[stray], 3).await.unwrap();

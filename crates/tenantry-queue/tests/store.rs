@@ -418,7 +418,7 @@ mod raw {
                 .fetch_all(db.pool())
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
         sqlx::query("INSERT INTO tenantry_queue_migrations VALUES (99, 'future', 0)")
             .execute(db.pool())
             .await
@@ -431,7 +431,7 @@ mod raw {
                 err,
                 Error::SchemaTooNew {
                     found: 99,
-                    supported: 7
+                    supported: 8
                 }
             ),
             "{err:?}"

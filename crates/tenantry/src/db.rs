@@ -158,6 +158,17 @@ impl Store {
         }
     }
 
+    /// Dead-lettered usage of every tenant (the queue's engine side answers it).
+    pub(crate) async fn dead_usage_count(&self) -> Result<u64> {
+        use tenantry_queue::ClaimStore;
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s.dead_usage_count().await?,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.dead_usage_count().await?,
+        })
+    }
+
     /// Adds a tenant to the metrics' tenant tree under `parent` (its level is the parent's + 1).
     /// A tenant already there is left as it is.
     #[cfg(feature = "metrics")]

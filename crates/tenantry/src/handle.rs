@@ -8,7 +8,7 @@ use tenantry_batch::Client;
 use tenantry_cost::{Ledger, ReservationRequest, SpendQuery, SpendRow, UnixMicros};
 use tenantry_envelope::{Envelope, OperationState};
 use tenantry_queue::{
-    Engine, EngineConfig, JobId, JobState, Lane, Position, Subscription, TenantId,
+    Engine, EngineConfig, HoldId, JobId, JobState, Position, Subscription, TenantId,
 };
 
 use crate::builder::TenantryBuilder;
@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::holds::HoldReleaser;
 use crate::input::{InputTokens, input_tokens};
 use crate::output::{JobOutput, envelope, operation};
-use crate::request::{Request, reservation_of};
-use crate::sink::{Assignments, LedgerSink};
+use crate::request::Request;
+use crate::sink::{Assignments, LedgerSink, ledger_lane};
 
 /// How often the engine task releases budget holds whose time ran out.
 const HOLD_SWEEP: Duration = Duration::from_secs(60);
@@ -172,7 +172,7 @@ impl Tenantry {
             if keyed {
                 // An idempotency key may have returned an earlier job: its own hold stands.
                 let job = self.jobs().job(&tenant, id).await?;
-                if reservation_of(&job.metadata) != Some(*hold) {
+                if job.hold != Some(HoldId::new(*hold)) {
                     self.inner.ledger.release(*hold).await?;
                 }
                 if job.state == JobState::Submitted {
@@ -200,27 +200,29 @@ impl Tenantry {
         let reqs: Vec<ReservationRequest> = requests
             .iter()
             .zip(inputs)
-            .map(|(r, input_tokens)| ReservationRequest {
-                tenant_id: tenant.as_str().to_owned(),
-                feature: r.feature().to_owned(),
-                model: r.model().to_owned(),
-                lane: match r.lane() {
-                    Lane::Urgent => tenantry_cost::Lane::Sync,
-                    _ => tenantry_cost::Lane::Batch,
-                },
-                inference_geo: r
-                    .params()
-                    .get("inference_geo")
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_owned),
-                feature_tier: self.inner.assignments.tier(tenant.as_str()),
-                region: self.inner.assignments.region(tenant.as_str()),
-                input_tokens,
-                max_tokens: r.max_tokens().max(0),
-                at,
-                ttl_micros: ttl,
+            .map(|(r, input_tokens)| {
+                let lane = ledger_lane(r.lane()).ok_or_else(|| {
+                    Error::Config(format!("lane `{}` has no ledger price", r.lane().as_str()))
+                })?;
+                Ok(ReservationRequest {
+                    tenant_id: tenant.as_str().to_owned(),
+                    feature: r.feature().to_owned(),
+                    model: r.model().to_owned(),
+                    lane: lane.lane,
+                    inference_geo: r
+                        .params()
+                        .get("inference_geo")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                    feature_tier: self.inner.assignments.tier(tenant.as_str()),
+                    region: self.inner.assignments.region(tenant.as_str()),
+                    input_tokens,
+                    max_tokens: r.max_tokens().max(0),
+                    at,
+                    ttl_micros: ttl,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let held = self
             .inner
             .ledger
@@ -251,7 +253,7 @@ impl Tenantry {
         let submissions: Vec<_> = requests
             .into_iter()
             .zip(holds)
-            .map(|(r, hold)| r.into_submission(Some(*hold)))
+            .map(|(r, hold)| r.into_submission(Some(HoldId::new(*hold))))
             .collect();
         Ok(self.jobs().submit_many(tenant, &submissions).await?)
     }
@@ -320,9 +322,9 @@ impl Tenantry {
         // A job whose request never left keeps no batch; one whose request may be out keeps
         // its batch, and its hold waits for the usage (or its TTL).
         if after.batch_id.is_none()
-            && let Some(hold) = reservation_of(&after.metadata)
+            && let Some(hold) = after.hold
         {
-            self.inner.ledger.release(hold).await?;
+            self.inner.ledger.release(hold.get()).await?;
         }
         Ok(after.state)
     }
@@ -420,6 +422,48 @@ impl Tenantry {
         self.register(tenant.as_str(), user).await
     }
 
+    /// The tenant's billed usage that the ledger could not price (a model missing from the
+    /// price book, inconsistent cache counts, a count out of range, an unknown multiplier),
+    /// oldest first, at most `limit`, each with the ledger's reason. Each one was announced
+    /// on the tenant's event stream as
+    /// [`JobState::UsageUnpriced`](tenantry_queue::JobState::UsageUnpriced); its spend is
+    /// missing from the ledger (and its budget hold stays held) until
+    /// [`reprice_usage`](Self::reprice_usage).
+    ///
+    /// # Errors
+    ///
+    /// A bad tenant id, or a database error.
+    pub async fn dead_usage(
+        &self,
+        tenant: &str,
+        limit: u32,
+    ) -> Result<Vec<tenantry_queue::DeadUsage>> {
+        Ok(self.jobs().dead_usage(&tenant_id(tenant)?, limit).await?)
+    }
+
+    /// Hands the tenant's dead-lettered usage back to the engine once the price book (or
+    /// the multipliers) are fixed: a running engine with the fixed price book records each
+    /// one at its next step, settling its hold. The ledger line is the same one it would have
+    /// been (recorded once per request, whatever happened before). Returns how many records
+    /// were handed back.
+    ///
+    /// # Errors
+    ///
+    /// A bad tenant id, or a database error.
+    pub async fn reprice_usage(&self, tenant: &str) -> Result<u64> {
+        Ok(self.jobs().reprice_usage(&tenant_id(tenant)?).await?)
+    }
+
+    /// How many usage records are dead letters, every tenant together: spend missing from
+    /// the ledger, for an operator's dashboard or alert.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub async fn dead_usage_count(&self) -> Result<u64> {
+        self.inner.store.dead_usage_count().await
+    }
+
     /// The cost ledger, for budgets, reports and corrections beyond the calls above.
     #[must_use]
     pub fn ledger(&self) -> &Ledger {
@@ -450,7 +494,6 @@ impl Tenantry {
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let sink = Arc::new(LedgerSink {
             ledger: self.inner.ledger.clone(),
-            store: self.inner.store.clone(),
             assignments: self.inner.assignments.clone(),
         });
         let client = self.inner.client.clone();

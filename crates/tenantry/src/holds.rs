@@ -17,7 +17,6 @@ use tenantry_queue::{Job, JobState, Position, TenantId};
 
 use crate::db::Store;
 use crate::error::Result;
-use crate::request::reservation_of;
 
 /// Events read per page.
 const PAGE: u32 = 500;
@@ -81,8 +80,8 @@ impl HoldReleaser {
                     if may_end_unbilled(event.state) {
                         let job = jobs.job(&id, &event.job_id).await?;
                         if never_billed(&job)
-                            && let Some(hold) = reservation_of(&job.metadata)
-                            && ledger.release(hold).await?
+                            && let Some(hold) = job.hold
+                            && ledger.release(hold.get()).await?
                         {
                             step.released += 1;
                         }

@@ -68,13 +68,19 @@ pub(crate) fn envelope(status_path: &str, job: Job) -> Result<Envelope<JobOutput
     Ok(match job.state {
         JobState::Succeeded => {
             let message = job.result.clone().unwrap_or_default();
+            let usage = job
+                .usage
+                .as_ref()
+                .map(serde_json::to_value)
+                .transpose()
+                .map_err(|e| Error::Queue(tenantry_queue::Error::Json(e)))?;
             Envelope::success(JobOutput {
                 text: text_of(&message),
                 id,
                 feature: job.feature.clone(),
                 user: job.user.clone(),
                 message,
-                usage: job.usage.clone(),
+                usage,
                 finished_at: job.finished_at.and_then(|t| t.format(&Rfc3339).ok()),
             })
         }

@@ -2,11 +2,8 @@
 
 use std::time::Duration;
 
-use tenantry_queue::{DeadlinePolicy, Lane, Submission, SubmitOptions};
+use tenantry_queue::{DeadlinePolicy, HoldId, Lane, Submission, SubmitOptions};
 use time::OffsetDateTime;
-
-/// The metadata key under which the facade keeps its own bookkeeping (the budget hold).
-pub(crate) const META_KEY: &str = "tenantry";
 
 /// One AI request: the Messages API body plus who it is for and how to send it.
 ///
@@ -84,8 +81,7 @@ impl Request {
         self
     }
 
-    /// Caller data stored with the job under `key`. Default: none. The key `tenantry` is
-    /// reserved for the facade.
+    /// Caller data stored with the job under `key`. Default: none.
     pub fn metadata(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
         self.metadata.insert(key.into(), value);
         self
@@ -144,17 +140,14 @@ impl Request {
         i64::try_from(bytes.div_ceil(3)).unwrap_or(i64::MAX)
     }
 
-    /// The queue submission, with the budget hold recorded in the metadata.
-    pub(crate) fn into_submission(self, reservation: Option<i64>) -> Submission {
-        let mut metadata = self.metadata;
-        let mut own = serde_json::Map::new();
-        if let Some(id) = reservation {
-            own.insert("reservation".into(), id.into());
-        }
-        metadata.insert(META_KEY.into(), serde_json::Value::Object(own));
+    /// The queue submission, carrying its budget hold in the job's hold column.
+    pub(crate) fn into_submission(self, hold: Option<HoldId>) -> Submission {
         let mut options = SubmitOptions::new()
             .lane(self.lane)
-            .metadata(serde_json::Value::Object(metadata));
+            .metadata(serde_json::Value::Object(self.metadata));
+        if let Some(hold) = hold {
+            options = options.hold(hold);
+        }
         if let Some(wait) = self.max_wait {
             options = options.max_wait(wait);
         }
@@ -166,11 +159,6 @@ impl Request {
         }
         Submission::new(self.feature, self.user, self.params).with_options(options)
     }
-}
-
-/// The budget hold recorded in a job's metadata, if any.
-pub(crate) fn reservation_of(metadata: &serde_json::Value) -> Option<i64> {
-    metadata.get(META_KEY)?.get("reservation")?.as_i64()
 }
 
 #[cfg(test)]
@@ -192,20 +180,20 @@ mod tests {
             r.input_token_estimate(),
             i64::try_from(bytes.div_ceil(3)).unwrap()
         );
-        let s = r.into_submission(Some(7));
+        let s = r.into_submission(Some(HoldId::new(7)));
         assert_eq!((s.feature.as_str(), s.user.as_str()), ("f", "u"));
+        // The hold is the job's own column, not the caller's metadata.
+        assert_eq!(
+            s.options,
+            SubmitOptions::new()
+                .metadata(serde_json::json!({"doc": "42"}))
+                .hold(HoldId::new(7))
+        );
     }
 
     #[test]
     fn missing_fields_read_as_empty() {
         let r = Request::new("f", "u", serde_json::json!({}));
         assert_eq!((r.model(), r.max_tokens()), ("", 0));
-    }
-
-    #[test]
-    fn reservation_is_read_back() {
-        let meta = serde_json::json!({"doc": 1, "tenantry": {"reservation": 12}});
-        assert_eq!(reservation_of(&meta), Some(12));
-        assert_eq!(reservation_of(&serde_json::json!({})), None);
     }
 }

@@ -3,22 +3,65 @@
 //!
 //! The queue hands each billed request over at least once; the ledger records it idempotently
 //! on `(source, request_id)` with the queue's [`UsageRecord::key`] as the request id, so a
-//! second delivery charges nothing.
+//! second delivery charges nothing. Usage the ledger cannot price is reported as
+//! [`SinkError::Unpriceable`], which the queue dead-letters until it is re-priced.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tenantry_cost::{AnthropicUsage, Ledger, UnixMicros};
-use tenantry_queue::{Lane, UsageRecord, UsageSink};
-
-use crate::db::Store;
-use crate::request::reservation_of;
+use tenantry_batch::types::Usage;
+use tenantry_cost::{AnthropicUsage, CacheCreation, Ledger, UnixMicros};
+use tenantry_queue::{Lane, SinkError, UsageRecord, UsageSink};
 
 /// The ledger `source` of batch-lane lines.
 pub const SOURCE_BATCH: &str = "anthropic-batch";
 /// The ledger `source` of urgent-lane (synchronous Messages API) lines.
 pub const SOURCE_MESSAGES: &str = "anthropic-messages";
+
+/// How a queue lane is charged in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LedgerLane {
+    /// The ledger's lane: its price.
+    pub(crate) lane: tenantry_cost::Lane,
+    /// The `source` of its lines.
+    pub(crate) source: &'static str,
+}
+
+/// The one place the facade maps the queue's lane to the ledger's: the batch lane is priced at
+/// the batch rate and recorded as [`SOURCE_BATCH`], the urgent lane at the synchronous rate as
+/// [`SOURCE_MESSAGES`]. `None` for a lane this version does not know: it is never priced by
+/// a guess.
+pub(crate) fn ledger_lane(lane: Lane) -> Option<LedgerLane> {
+    match lane {
+        Lane::Batch => Some(LedgerLane {
+            lane: tenantry_cost::Lane::Batch,
+            source: SOURCE_BATCH,
+        }),
+        Lane::Urgent => Some(LedgerLane {
+            lane: tenantry_cost::Lane::Sync,
+            source: SOURCE_MESSAGES,
+        }),
+        _ => None,
+    }
+}
+
+/// The API's usage as the ledger reads it, field by field (no JSON round trip that could lose
+/// a field). `service_tier` is carried along but never decides the price: the lane does.
+fn anthropic_usage(usage: &Usage) -> AnthropicUsage {
+    AnthropicUsage {
+        input_tokens: usage.input_tokens,
+        cache_creation_input_tokens: usage.cache_creation_input_tokens,
+        cache_read_input_tokens: usage.cache_read_input_tokens,
+        cache_creation: usage.cache_creation.as_ref().map(|c| CacheCreation {
+            ephemeral_5m_input_tokens: c.ephemeral_5m_input_tokens,
+            ephemeral_1h_input_tokens: c.ephemeral_1h_input_tokens,
+        }),
+        output_tokens: usage.output_tokens,
+        service_tier: usage.service_tier.as_ref().map(|t| t.as_str().to_owned()),
+        inference_geo: usage.inference_geo.clone(),
+    }
+}
 
 /// Feature tiers and regions assigned to tenants.
 #[derive(Debug, Clone, Default)]
@@ -40,60 +83,65 @@ impl Assignments {
 #[derive(Debug)]
 pub(crate) struct LedgerSink {
     pub(crate) ledger: Ledger,
-    pub(crate) store: Store,
     pub(crate) assignments: Arc<Assignments>,
 }
 
 /// The ledger line of one billed request.
+///
+/// # Errors
+///
+/// [`SinkError::Unpriceable`] when the lane is unknown or the counts cannot be split into
+/// buckets (inconsistent cache counts, a count out of range).
 pub(crate) fn ledger_record(
     usage: &UsageRecord,
     assignments: &Assignments,
     at: UnixMicros,
-) -> Result<tenantry_cost::UsageRecord, Box<dyn std::error::Error + Send + Sync>> {
-    let api: AnthropicUsage = serde_json::from_value(usage.usage.clone())?;
-    let lane = match usage.lane {
-        Lane::Urgent => tenantry_cost::Lane::Sync,
-        _ => api.lane(),
-    };
-    let source = match usage.batch {
-        Some(_) => SOURCE_BATCH,
-        None => SOURCE_MESSAGES,
-    };
+) -> Result<tenantry_cost::UsageRecord, SinkError> {
+    let lane = ledger_lane(usage.lane).ok_or_else(|| {
+        SinkError::unpriceable(format!(
+            "lane `{}` has no ledger price",
+            usage.lane.as_str()
+        ))
+    })?;
+    let api = anthropic_usage(&usage.usage);
     let tenant = usage.tenant.as_str();
     Ok(tenantry_cost::UsageRecord {
-        source: source.to_owned(),
+        source: lane.source.to_owned(),
         request_id: usage.key(),
         tenant_id: tenant.to_owned(),
         user_id: Some(usage.user.clone()),
         feature: usage.feature.clone(),
         model: usage.model.clone(),
-        lane,
+        lane: lane.lane,
         occurred_at: at,
         job_id: Some(usage.job.to_string()),
         batch_id: usage.batch.clone(),
-        tokens: api.buckets()?,
+        tokens: api.buckets().map_err(sink_error)?,
         inference_geo: api.inference_geo.clone(),
         feature_tier: assignments.tier(tenant),
         region: assignments.region(tenant),
     })
 }
 
+/// A ledger error as the queue should treat it: usage the ledger refuses as it is stays
+/// refused until the price book (or the multipliers) change, anything else may pass later.
+fn sink_error(e: tenantry_cost::Error) -> SinkError {
+    if e.is_permanent() {
+        SinkError::unpriceable(e)
+    } else {
+        SinkError::unavailable(e)
+    }
+}
+
 #[async_trait]
 impl UsageSink for LedgerSink {
-    async fn record(
-        &self,
-        usage: &UsageRecord,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn record(&self, usage: &UsageRecord) -> Result<(), SinkError> {
         let line = ledger_record(usage, &self.assignments, UnixMicros::now())?;
-        let hold = match self.store.jobs().job(&usage.tenant, &usage.job).await {
-            Ok(job) => reservation_of(&job.metadata),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(Box::new(e)),
-        };
-        match hold {
-            Some(reservation) => self.ledger.settle(reservation, &line).await?,
-            None => self.ledger.record(&line).await?,
-        };
+        match usage.hold {
+            Some(hold) => self.ledger.settle(hold.get(), &line).await,
+            None => self.ledger.record(&line).await,
+        }
+        .map_err(sink_error)?;
         Ok(())
     }
 }

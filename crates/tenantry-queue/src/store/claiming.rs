@@ -67,7 +67,7 @@ pub(crate) fn records(
     rows.into_iter()
         .map(|(id, state, create_started_at, create_sent_api_at)| {
             Ok(BatchRecord {
-                batch: BatchId(id),
+                batch: BatchId::record(id),
                 state: BatchState::parse(&state).ok_or_else(|| Error::Corrupt {
                     what: "batch state",
                     detail: state.clone(),

@@ -350,7 +350,7 @@ impl<B: Backend> ClaimStore for B {
             .await?;
         tx.commit().await?;
         Ok(row.map(|(id, api, at)| PollClaim {
-            batch: BatchId(id),
+            batch: BatchId::record(id),
             api_batch_id: api.unwrap_or_default(),
             submitted_at: at.unwrap_or(now),
         }))
@@ -505,6 +505,14 @@ impl<B: Backend> ClaimStore for B {
             mark(self, outbox, &keys).await?;
         }
         Ok(())
+    }
+
+    async fn dead_letter_usage(&self, dead: &[(UsageRecord, String)]) -> Result<u64> {
+        outbox::dead_letter(self, dead).await
+    }
+
+    async fn dead_usage_count(&self) -> Result<u64> {
+        outbox::dead_count(self).await
     }
 
     async fn record_duplicate(&self, api_batch_id: &str, of: &BatchId) -> Result<Option<BatchId>> {

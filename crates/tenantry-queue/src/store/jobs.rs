@@ -9,10 +9,12 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::event::{self, JobEvent, Position, Subscription};
 use crate::ids::{JobId, TenantId};
+use crate::ingest::DeadUsage;
 use crate::job::{Cursor, Job, JobFilter, JobState, Page, Submission};
 use crate::store::JobStore;
 use crate::store::backend::Backend;
 use crate::store::exec::Tx;
+use crate::store::outbox;
 use crate::store::row::{EventRow, JobRow, parse_job_id};
 use crate::store::sql::{self, NewEvent};
 use crate::validate::{micros, prepare_many};
@@ -178,5 +180,13 @@ impl<B: Backend> JobStore for B {
     async fn subscribe_after(&self, tenant: &TenantId, after: Position) -> Result<Subscription> {
         let wake = self.wake().await?;
         Ok(follow(self, tenant, after, wake))
+    }
+
+    async fn dead_usage(&self, tenant: &TenantId, limit: u32) -> Result<Vec<DeadUsage>> {
+        outbox::dead_of(self, tenant, limit).await
+    }
+
+    async fn reprice_usage(&self, tenant: &TenantId) -> Result<u64> {
+        outbox::reprice_all(self, tenant).await
     }
 }

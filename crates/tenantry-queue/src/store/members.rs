@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn freezing_takes_only_jobs_still_batched_in_the_record() {
-        let batch = BatchId("qb_1".to_owned());
+        let batch = BatchId::record("qb_1".to_owned());
         let sql = freeze(&batch, vec!["job_a".to_owned()]).to_string(SqliteQueryBuilder);
         assert_eq!(
             sql,
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_member_guard_is_a_correlated_exists() {
-        let batch = BatchId("qb_1".to_owned());
+        let batch = BatchId::record("qb_1".to_owned());
         let guard = sent_by(&batch, Expr::col((Jobs::Table, Jobs::Id)));
         let sql = Query::select()
             .expr(Expr::val(1))

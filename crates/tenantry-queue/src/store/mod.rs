@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::event::{JobEvent, Position, Subscription};
 use crate::ids::{JobId, TenantId};
+use crate::ingest::DeadUsage;
 use crate::job::{Cursor, Job, JobFilter, Page, Submission, SubmitOptions};
 
 mod backend;
@@ -154,6 +155,26 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// A database error while setting up the wake-up channel.
     async fn subscribe_after(&self, tenant: &TenantId, after: Position) -> Result<Subscription>;
+
+    /// The tenant's billed usage that the [`UsageSink`](crate::UsageSink) could not price
+    /// (dead letters), oldest first, at most `limit`, each with the sink's reason. Its spend
+    /// is missing from the ledger until [`reprice_usage`](Self::reprice_usage).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn dead_usage(&self, tenant: &TenantId, limit: u32) -> Result<Vec<DeadUsage>>;
+
+    /// Hands the tenant's dead-lettered usage back to the sink (once the price book or the
+    /// sink is fixed): each record becomes pending again and the engine hands it over at its
+    /// next step, with the same [`key`](crate::UsageRecord::key), so a sink that deduplicates
+    /// on it charges each request once even if it had recorded it before. Returns how many
+    /// records were handed back; usage that still cannot be priced is dead-lettered again.
+    ///
+    /// # Errors
+    ///
+    /// A database error; nothing changes then.
+    async fn reprice_usage(&self, tenant: &TenantId) -> Result<u64>;
 }
 
 /// What `cancel` returns once the update ran: the job, or why it could not be canceled.

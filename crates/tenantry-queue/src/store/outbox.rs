@@ -4,25 +4,49 @@
 //! batch, a late urgent call whose job was sent again, the batch copy of a job that went
 //! down the urgent lane) waits in the extra-usage table instead. Both tables use the same
 //! outbox column names, so each statement here is built once for either.
+//!
+//! Usage the sink cannot price (it answers [`SinkError::Unpriceable`](crate::SinkError)) is
+//! not retried: it moves to `dead` with the reason and the time, announced by a
+//! [`JobState::UsageUnpriced`] event in the same transaction, and stays there, listed and
+//! counted, until [`reprice`] makes it `pending` again for the sink.
+
+use time::OffsetDateTime;
 
 use sea_query::{
-    CommonTableExpression, Cond, Expr, ExprTrait, IntoTableRef, Order, Query, TableRef,
-    UpdateStatement, WithClause, WithQuery,
+    CommonTableExpression, Cond, Expr, ExprTrait, IntoTableRef, Order, Query, SelectStatement,
+    TableRef, UpdateStatement, WithClause, WithQuery,
 };
 
 use crate::claim::WorkerId;
 use crate::error::{Error, Result};
 use crate::ids::TenantId;
-use crate::ingest::UsageRecord;
-use crate::job::Lane;
+use crate::ingest::{DeadUsage, UsageRecord};
+use crate::job::{HoldId, JobState, Lane};
+use crate::store::backend::Backend;
 use crate::store::row::parse_job_id;
 use crate::store::schema::{Dialect, ExtraUsage, Jobs};
-use crate::store::sql::{Picked, lock_skip};
+use crate::store::sql::{NewEvent, Picked, lock_skip};
+use crate::validate::{from_micros, micros};
 
 /// Stored `usage_state` of usage not yet handed to the sink.
 pub(crate) const USAGE_PENDING: &str = "pending";
 const USAGE_SENDING: &str = "sending";
 const USAGE_RECORDED: &str = "recorded";
+/// Stored `usage_state` of usage the sink could not price: a dead letter.
+const USAGE_DEAD: &str = "dead";
+
+/// What a [`UsageRow`] reads.
+const RECORD_COLUMNS: [Jobs; 9] = [
+    Jobs::Id,
+    Jobs::Tenant,
+    Jobs::Feature,
+    Jobs::UserId,
+    Jobs::Lane,
+    Jobs::Params,
+    Jobs::BatchId,
+    Jobs::Usage,
+    Jobs::HoldId,
+];
 
 /// Where a usage record waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,18 +127,19 @@ pub(crate) fn claim_usage(
                     .to_owned(),
             ),
         )
-        .returning(Query::returning().columns([
-            Jobs::Id,
-            Jobs::Tenant,
-            Jobs::Feature,
-            Jobs::UserId,
-            Jobs::Lane,
-            Jobs::Params,
-            Jobs::BatchId,
-            Jobs::Usage,
-        ]))
+        .returning(Query::returning().columns(RECORD_COLUMNS))
         .to_owned()
         .with(WithClause::new().cte(cte).to_owned())
+}
+
+/// The row of one outbox named by `(job, batch)` (the batch only matters for extra usage).
+fn row_of(outbox: Outbox, job: &str, batch: &str) -> Expr {
+    match outbox {
+        Outbox::Jobs => Expr::col(Jobs::Id).eq(job),
+        Outbox::Extra => Expr::col(Jobs::Id)
+            .eq(job)
+            .and(Expr::col(Jobs::BatchId).eq(batch)),
+    }
 }
 
 /// Marks rows of one outbox, named by `(job, batch)` (the batch only matters for extra
@@ -122,12 +147,7 @@ pub(crate) fn claim_usage(
 pub(crate) fn mark_recorded(outbox: Outbox, keys: &[(&str, &str)]) -> UpdateStatement {
     let mut rows = Cond::any();
     for &(job, batch) in keys {
-        rows = rows.add(match outbox {
-            Outbox::Jobs => Expr::col(Jobs::Id).eq(job),
-            Outbox::Extra => Expr::col(Jobs::Id)
-                .eq(job)
-                .and(Expr::col(Jobs::BatchId).eq(batch)),
-        });
+        rows = rows.add(row_of(outbox, job, batch));
     }
     Query::update()
         .table(outbox.table())
@@ -135,6 +155,144 @@ pub(crate) fn mark_recorded(outbox: Outbox, keys: &[(&str, &str)]) -> UpdateStat
         .cond_where(rows)
         .and_where(Expr::col(Jobs::UsageState).is_in([USAGE_PENDING, USAGE_SENDING]))
         .to_owned()
+}
+
+/// Moves one row, named by `(job, batch)`, to the dead-letter state with `reason`, unless it
+/// was recorded (or dead-lettered) meanwhile; returns `(id, tenant)` when it moved.
+pub(crate) fn mark_dead(
+    outbox: Outbox,
+    (job, batch): (&str, &str),
+    reason: &str,
+    now: i64,
+) -> UpdateStatement {
+    Query::update()
+        .table(outbox.table())
+        .values([
+            (Jobs::UsageState, USAGE_DEAD.into()),
+            (Jobs::UsageError, reason.into()),
+            (Jobs::UsageDeadAt, now.into()),
+        ])
+        .and_where(row_of(outbox, job, batch))
+        .and_where(Expr::col(Jobs::UsageState).is_in([USAGE_PENDING, USAGE_SENDING]))
+        .returning(Query::returning().columns([Jobs::Id, Jobs::Tenant]))
+        .to_owned()
+}
+
+/// Hands the tenant's dead-lettered rows back to the sink: `pending` again, reason cleared.
+/// The line is not lost meanwhile: the usage never left its row.
+pub(crate) fn reprice(outbox: Outbox, tenant: &TenantId) -> UpdateStatement {
+    Query::update()
+        .table(outbox.table())
+        .values([
+            (Jobs::UsageState, USAGE_PENDING.into()),
+            (Jobs::UsageError, Option::<String>::None.into()),
+            (Jobs::UsageDeadAt, Option::<i64>::None.into()),
+        ])
+        .and_where(Expr::col(Jobs::Tenant).eq(tenant.as_str()))
+        .and_where(Expr::col(Jobs::UsageState).eq(USAGE_DEAD))
+        .to_owned()
+}
+
+/// The tenant's dead-lettered rows, oldest dead letter first, at most `limit`.
+pub(crate) fn dead(outbox: Outbox, tenant: &TenantId, limit: u32) -> SelectStatement {
+    Query::select()
+        .columns(RECORD_COLUMNS)
+        .columns([Jobs::UsageError, Jobs::UsageDeadAt])
+        .from(outbox.table())
+        .and_where(Expr::col(Jobs::Tenant).eq(tenant.as_str()))
+        .and_where(Expr::col(Jobs::UsageState).eq(USAGE_DEAD))
+        .order_by(Jobs::UsageDeadAt, Order::Asc)
+        .order_by(Jobs::Id, Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned()
+}
+
+/// How many rows of one outbox are dead letters, every tenant together (for operators).
+pub(crate) fn count_dead(outbox: Outbox) -> SelectStatement {
+    Query::select()
+        .expr(Expr::col(Jobs::Id).count())
+        .from(outbox.table())
+        .and_where(Expr::col(Jobs::UsageState).eq(USAGE_DEAD))
+        .to_owned()
+}
+
+/// Moves these records, as returned by [`claim_usage`], to the dead-letter state with their
+/// reasons and appends a [`JobState::UsageUnpriced`] event for each one that moved, in one
+/// transaction; returns how many moved.
+pub(crate) async fn dead_letter<B: Backend>(
+    store: &B,
+    dead: &[(UsageRecord, String)],
+) -> Result<u64> {
+    if dead.is_empty() {
+        return Ok(0);
+    }
+    let now = micros(OffsetDateTime::now_utc());
+    let mut tx = store.begin().await?;
+    let mut events = Vec::with_capacity(dead.len());
+    for (record, reason) in dead {
+        let outbox = if record.extra {
+            Outbox::Extra
+        } else {
+            Outbox::Jobs
+        };
+        let key = (
+            record.job.as_str(),
+            record.batch.as_deref().unwrap_or_default(),
+        );
+        let moved: Option<(String, String)> = tx
+            .fetch_optional(&mark_dead(outbox, key, reason, now))
+            .await?;
+        if let Some((job_id, tenant)) = moved {
+            events.push(NewEvent {
+                tenant,
+                job_id,
+                state: JobState::UsageUnpriced,
+                at: now,
+            });
+        }
+    }
+    let moved = u64::try_from(events.len()).unwrap_or(u64::MAX);
+    store.commit(tx, &events).await?;
+    Ok(moved)
+}
+
+/// Makes the tenant's dead letters of both outboxes `pending` again; returns how many.
+pub(crate) async fn reprice_all<B: Backend>(store: &B, tenant: &TenantId) -> Result<u64> {
+    let mut tx = store.begin().await?;
+    let mut repriced = 0;
+    for outbox in Outbox::ALL {
+        repriced += tx.execute(&reprice(outbox, tenant)).await?;
+    }
+    tx.commit().await?;
+    Ok(repriced)
+}
+
+/// The tenant's dead letters of both outboxes, oldest first, at most `limit`.
+pub(crate) async fn dead_of<B: Backend>(
+    store: &B,
+    tenant: &TenantId,
+    limit: u32,
+) -> Result<Vec<DeadUsage>> {
+    let mut all = Vec::new();
+    for outbox in Outbox::ALL {
+        let rows: Vec<DeadRow> = store.pool().fetch_all(&dead(outbox, tenant, limit)).await?;
+        all.extend(dead_letters(rows, outbox)?);
+    }
+    all.sort_by(|a, b| (a.dead_at, a.record.job.as_str()).cmp(&(b.dead_at, b.record.job.as_str())));
+    all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(all)
+}
+
+/// Dead letters of every tenant, both outboxes together.
+pub(crate) async fn dead_count<B: Backend>(store: &B) -> Result<u64> {
+    let mut total = 0;
+    for outbox in Outbox::ALL {
+        let rows: Vec<(i64,)> = store.pool().fetch_all(&count_dead(outbox)).await?;
+        total += rows
+            .first()
+            .map_or(0, |(n,)| u64::try_from(*n).unwrap_or(0));
+    }
+    Ok(total)
 }
 
 /// A row returned by [`claim_usage`].
@@ -148,39 +306,64 @@ pub(crate) struct UsageRow {
     params: String,
     batch_id: Option<String>,
     usage: Option<String>,
+    hold_id: Option<i64>,
+}
+
+/// A row returned by [`dead`].
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DeadRow {
+    #[sqlx(flatten)]
+    row: UsageRow,
+    usage_error: Option<String>,
+    usage_dead_at: Option<i64>,
+}
+
+/// Rows of [`dead`] as dead letters.
+pub(crate) fn dead_letters(rows: Vec<DeadRow>, outbox: Outbox) -> Result<Vec<DeadUsage>> {
+    rows.into_iter()
+        .map(|dead| {
+            Ok(DeadUsage {
+                record: usage_record(dead.row, outbox)?,
+                reason: dead.usage_error.unwrap_or_default(),
+                dead_at: from_micros(dead.usage_dead_at.unwrap_or(0)),
+            })
+        })
+        .collect()
 }
 
 /// Rows of [`claim_usage`] as records for the sink.
 pub(crate) fn usage_records(rows: Vec<UsageRow>, outbox: Outbox) -> Result<Vec<UsageRecord>> {
     rows.into_iter()
-        .map(|row| {
-            let params: serde_json::Value =
-                serde_json::from_str(&row.params).map_err(Error::Json)?;
-            Ok(UsageRecord {
-                job: parse_job_id(&row.id)?,
-                tenant: TenantId::new(row.tenant).map_err(|e| Error::Corrupt {
-                    what: "tenant",
-                    detail: e.to_string(),
-                })?,
-                feature: row.feature,
-                user: row.user_id,
-                lane: Lane::parse(&row.lane).ok_or_else(|| Error::Corrupt {
-                    what: "lane",
-                    detail: row.lane.clone(),
-                })?,
-                model: params["model"].as_str().unwrap_or_default().to_owned(),
-                batch: row.batch_id,
-                usage: row
-                    .usage
-                    .as_deref()
-                    .map(serde_json::from_str)
-                    .transpose()
-                    .map_err(Error::Json)?
-                    .unwrap_or(serde_json::Value::Null),
-                extra: outbox == Outbox::Extra,
-            })
-        })
+        .map(|row| usage_record(row, outbox))
         .collect()
+}
+
+fn usage_record(row: UsageRow, outbox: Outbox) -> Result<UsageRecord> {
+    let params: serde_json::Value = serde_json::from_str(&row.params).map_err(Error::Json)?;
+    Ok(UsageRecord {
+        job: parse_job_id(&row.id)?,
+        tenant: TenantId::new(row.tenant).map_err(|e| Error::Corrupt {
+            what: "tenant",
+            detail: e.to_string(),
+        })?,
+        feature: row.feature,
+        user: row.user_id,
+        lane: Lane::parse(&row.lane).ok_or_else(|| Error::Corrupt {
+            what: "lane",
+            detail: row.lane.clone(),
+        })?,
+        model: params["model"].as_str().unwrap_or_default().to_owned(),
+        batch: row.batch_id,
+        // Only billed rows enter the outbox: a row without usage is damaged, and
+        // handing it over as "no usage" would charge nothing for a billed request.
+        usage: serde_json::from_str(row.usage.as_deref().ok_or_else(|| Error::Corrupt {
+            what: "usage",
+            detail: format!("job {} is in the usage outbox without usage", row.id),
+        })?)
+        .map_err(Error::Json)?,
+        hold: row.hold_id.map(HoldId::new),
+        extra: outbox == Outbox::Extra,
+    })
 }
 
 #[cfg(test)]
@@ -188,6 +371,49 @@ mod tests {
     use sea_query::PostgresQueryBuilder;
 
     use super::*;
+
+    fn row(usage: Option<&str>) -> UsageRow {
+        UsageRow {
+            id: crate::ids::JobId::generate().to_string(),
+            tenant: "acme".to_owned(),
+            feature: "f".to_owned(),
+            user_id: "u".to_owned(),
+            lane: "urgent".to_owned(),
+            params: r#"{"model": "claude-haiku-4-5"}"#.to_owned(),
+            batch_id: Some("qu_1".to_owned()),
+            usage: usage.map(str::to_owned),
+            hold_id: Some(3),
+        }
+    }
+
+    /// A damaged usage is an error, never a record that charges nothing.
+    #[test]
+    fn case_08_usage_that_does_not_decode_is_an_error_not_a_null() {
+        let ok = usage_records(
+            vec![row(Some(r#"{"input_tokens": 4, "output_tokens": 2}"#))],
+            Outbox::Jobs,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok[0].usage.input_tokens, ok[0].usage.output_tokens),
+            (4, 2)
+        );
+        assert_eq!(
+            (ok[0].lane, ok[0].hold, ok[0].model.as_str()),
+            (Lane::Urgent, Some(HoldId::new(3)), "claude-haiku-4-5")
+        );
+        for damaged in [
+            None,
+            Some("null"),
+            Some("{}"),
+            Some(r#"{"input_tokens": -1}"#),
+        ] {
+            assert!(
+                usage_records(vec![row(damaged)], Outbox::Jobs).is_err(),
+                "{damaged:?}"
+            );
+        }
+    }
 
     #[test]
     fn extra_usage_is_claimed_by_job_and_batch() {

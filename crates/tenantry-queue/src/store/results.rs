@@ -23,7 +23,7 @@ use sea_query::{
 use crate::claim::BatchId;
 use crate::error::{Error, Result};
 use crate::ingest::{IngestCounts, ItemOutcome, ResultItem};
-use crate::job::{JobState, Lane};
+use crate::job::JobState;
 use crate::store::outbox::USAGE_PENDING;
 use crate::store::schema::{ExtraUsage, Jobs};
 use crate::store::sql::NewEvent;
@@ -79,7 +79,6 @@ pub(crate) struct Encoded {
 
 /// Encodes results for [`store_results`].
 pub(crate) fn encode(items: &[ResultItem]) -> Result<Encoded> {
-    let json = |v: &serde_json::Value| v.to_string();
     let mut order = HashMap::with_capacity(items.len());
     let mut rows = Vec::with_capacity(items.len());
     for item in items {
@@ -88,10 +87,10 @@ pub(crate) fn encode(items: &[ResultItem]) -> Result<Encoded> {
         };
         slot.insert(rows.len());
         let row = match &item.outcome {
-            ItemOutcome::Succeeded { message, usage } => IncomingRow {
+            ItemOutcome::Succeeded { message } => IncomingRow {
                 job: item.job.as_str().to_owned(),
-                message: Some(json(message)),
-                billed: Some(json(usage)),
+                message: Some(serde_json::to_string(message).map_err(Error::Json)?),
+                billed: Some(serde_json::to_string(&message.usage).map_err(Error::Json)?),
                 failure: None,
                 retryable: false,
             },
@@ -283,12 +282,9 @@ pub(crate) fn store_extra_usage(
     if billed.is_empty() {
         return None;
     }
-    // The claim token tells which lane billed it: urgent calls run under `qu_` tokens.
-    let lane = if batch.as_str().starts_with("qu_") {
-        Lane::Urgent
-    } else {
-        Lane::Batch
-    };
+    // The lane that billed it is the lane of the calls this id fences, whatever lane the
+    // job is on now (a batch copy of a job promoted to the urgent lane is a batch request).
+    let lane = batch.lane();
     let mut select = Query::select();
     select
         .expr(job(Jobs::Id))
@@ -301,6 +297,7 @@ pub(crate) fn store_extra_usage(
         .expr(incoming(Incoming::Billed))
         .expr(Expr::val(USAGE_PENDING))
         .expr(Expr::val(now))
+        .expr(job(Jobs::HoldId))
         .from(Incoming::Table)
         .inner_join(
             Jobs::Table,
@@ -326,6 +323,7 @@ pub(crate) fn store_extra_usage(
             Jobs::Usage,
             Jobs::UsageState,
             Jobs::CreatedAt,
+            Jobs::HoldId,
         ])
         .select_from(select)
         .ok()?
@@ -412,8 +410,12 @@ mod tests {
         let a = JobId::generate();
         let b = JobId::generate();
         let ok = ItemOutcome::Succeeded {
-            message: serde_json::json!({"id": "msg_1"}),
-            usage: serde_json::json!({"input_tokens": 3}),
+            message: Box::new(
+                serde_json::from_value(serde_json::json!({"id": "msg_1", "type": "message",
+                    "role": "assistant", "model": "m", "content": [],
+                    "usage": {"input_tokens": 3, "output_tokens": 0}}))
+                .unwrap(),
+            ),
         };
         let failed = ItemOutcome::Failed {
             error: JobError {
@@ -471,7 +473,7 @@ mod tests {
             },
         )])
         .unwrap();
-        let sql = store_results(&enc.rows, &BatchId("qb_1".to_owned()), 3, 7)
+        let sql = store_results(&enc.rows, &BatchId::record("qb_1".to_owned()), 3, 7)
             .to_string(PostgresQueryBuilder);
         assert!(
             sql.starts_with(

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::event::{JobEvent, Position};
 use crate::ids::{JobId, TenantId};
-use crate::job::{DeadlinePolicy, Job, JobError, JobState, Lane};
+use crate::job::{DeadlinePolicy, HoldId, Job, JobError, JobState, Lane};
 use crate::validate::from_micros;
 
 /// A jobs-table row as read by [`JOB_COLUMNS`](super::sql::JOB_COLUMNS).
@@ -31,6 +31,7 @@ pub(crate) struct JobRow {
     created_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+    hold_id: Option<i64>,
 }
 
 fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> Error {
@@ -78,7 +79,12 @@ impl TryFrom<JobRow> for Job {
                 .as_deref()
                 .map(|e| serde_json::from_str::<JobError>(e).map_err(Error::Json))
                 .transpose()?,
-            usage: row.usage.as_deref().map(json).transpose()?,
+            usage: row
+                .usage
+                .as_deref()
+                .map(|u| serde_json::from_str(u).map_err(Error::Json))
+                .transpose()?,
+            hold: row.hold_id.map(HoldId::new),
             created_at: from_micros(row.created_at),
             updated_at: from_micros(row.updated_at),
             finished_at: row.finished_at.map(from_micros),

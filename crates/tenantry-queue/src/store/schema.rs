@@ -5,8 +5,8 @@
 //! JSON as text, so both backends store identical values.
 
 use sea_query::{
-    ColumnDef, ConditionalStatement, Expr, ExprTrait, Iden, Index, PostgresQueryBuilder,
-    SchemaBuilder, SqliteQueryBuilder, Table,
+    ColumnDef, ConditionalStatement, Expr, ExprTrait, Iden, Index, IntoTableRef,
+    PostgresQueryBuilder, SchemaBuilder, SqliteQueryBuilder, Table, TableRef,
 };
 
 use crate::job::JobState;
@@ -41,6 +41,12 @@ pub(crate) enum Jobs {
     LeaseOwner,
     LeaseExpiresAt,
     UsageState,
+    /// Why the usage is dead-lettered (`usage_state = 'dead'`); NULL otherwise.
+    UsageError,
+    /// When the usage was dead-lettered (microseconds since the epoch).
+    UsageDeadAt,
+    /// The budget hold taken at submit, settled by the job's usage.
+    HoldId,
 }
 
 /// The events table: an append-only, ordered log of state changes.
@@ -481,6 +487,43 @@ fn v7_batch_membership(dialect: Dialect) -> Vec<String> {
     ]
 }
 
+/// Typed columns for what used to travel as text elsewhere, and the usage dead letter:
+/// the budget hold taken at submit (on the job, and copied onto usage billed off the job
+/// row, so the usage settles it without reading the job), and why and when usage that
+/// cannot be priced was dead-lettered (`usage_state = 'dead'`). One column per statement:
+/// SQLite adds one column per `ALTER TABLE`.
+fn v8_hold_and_dead_usage(dialect: Dialect) -> Vec<String> {
+    let add = |table: TableRef, column: ColumnDef| {
+        let alter = Table::alter().table(table).add_column(column).to_owned();
+        match dialect {
+            Dialect::Postgres => alter.to_string(PostgresQueryBuilder),
+            Dialect::Sqlite => alter.to_string(SqliteQueryBuilder),
+        }
+    };
+    let mut statements = Vec::new();
+    for table in [
+        Jobs::Table.into_table_ref(),
+        ExtraUsage::Table.into_table_ref(),
+    ] {
+        statements.push(add(
+            table.clone(),
+            ColumnDef::new(Jobs::HoldId).big_integer().null().to_owned(),
+        ));
+        statements.push(add(
+            table.clone(),
+            ColumnDef::new(Jobs::UsageError).text().null().to_owned(),
+        ));
+        statements.push(add(
+            table,
+            ColumnDef::new(Jobs::UsageDeadAt)
+                .big_integer()
+                .null()
+                .to_owned(),
+        ));
+    }
+    statements
+}
+
 /// Every migration this version of the crate ships, in order.
 pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
     vec![
@@ -518,6 +561,11 @@ pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
             version: 7,
             name: "batch membership and one record per API batch",
             statements: v7_batch_membership(dialect),
+        },
+        Migration {
+            version: 8,
+            name: "hold id column and usage dead letters",
+            statements: v8_hold_and_dead_usage(dialect),
         },
     ]
 }

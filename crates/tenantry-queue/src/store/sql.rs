@@ -28,7 +28,7 @@ pub(crate) fn render(
 }
 
 /// The columns a [`JobRow`](super::row::JobRow) reads.
-pub(crate) const JOB_COLUMNS: [Jobs; 22] = [
+pub(crate) const JOB_COLUMNS: [Jobs; 23] = [
     Jobs::Id,
     Jobs::Tenant,
     Jobs::Feature,
@@ -51,10 +51,11 @@ pub(crate) const JOB_COLUMNS: [Jobs; 22] = [
     Jobs::FinishedAt,
     Jobs::RequestBytes,
     Jobs::FlushAt,
+    Jobs::HoldId,
 ];
 
 /// The columns [`insert_jobs`] writes, in the order of [`JobRecord`]'s fields.
-const INSERT_JOB_COLUMNS: [Jobs; 17] = [
+const INSERT_JOB_COLUMNS: [Jobs; 18] = [
     Jobs::Id,
     Jobs::Tenant,
     Jobs::Feature,
@@ -72,6 +73,7 @@ const INSERT_JOB_COLUMNS: [Jobs; 17] = [
     Jobs::CreatedAt,
     Jobs::UpdatedAt,
     Jobs::FlushAt,
+    Jobs::HoldId,
 ];
 
 /// A new job row as PostgreSQL's `json_populate_recordset` reads it: keys are column names.
@@ -94,6 +96,7 @@ struct JobRecord<'a> {
     created_at: i64,
     updated_at: i64,
     flush_at: i64,
+    hold_id: Option<i64>,
 }
 
 impl<'a> From<&'a NewJob> for JobRecord<'a> {
@@ -116,6 +119,7 @@ impl<'a> From<&'a NewJob> for JobRecord<'a> {
             created_at: job.created_at,
             updated_at: job.created_at,
             flush_at: job.flush_at,
+            hold_id: job.hold,
         }
     }
 }
@@ -187,6 +191,7 @@ impl InsertRecord for JobRecord<'_> {
             self.created_at.into(),
             self.updated_at.into(),
             self.flush_at.into(),
+            self.hold_id.into(),
         ]
     }
 }
@@ -1083,7 +1088,7 @@ mod tests {
 
     #[test]
     fn postgres_claims_skip_locked_rows_in_the_updating_statement() {
-        let batch = BatchId("qb_1".to_owned());
+        let batch = BatchId::record("qb_1".to_owned());
         let pg =
             claim_jobs(Dialect::Postgres, &tenant(), 10, &batch, 5).to_string(PostgresQueryBuilder);
         assert_eq!(
@@ -1101,7 +1106,7 @@ mod tests {
     #[test]
     fn batch_steps_are_fenced_by_owner_and_state() {
         let sql = advance_batch(
-            &BatchId("qb_1".to_owned()),
+            &BatchId::record("qb_1".to_owned()),
             &WorkerId("w_1".to_owned()),
             BatchState::Planned,
             BatchState::Creating,
@@ -1146,7 +1151,7 @@ mod tests {
         let (sql, values) = insert_jobs(&jobs, Dialect::Postgres).build(PostgresQueryBuilder);
         assert_eq!(
             sql,
-            r#"INSERT INTO "tenantry_queue_jobs" ("id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at") SELECT "id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at" FROM json_populate_recordset(CAST((NULL) AS "tenantry_queue_jobs"), CAST($1 AS json)) AS "rows" ON CONFLICT ("tenant", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING RETURNING "id""#
+            r#"INSERT INTO "tenantry_queue_jobs" ("id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at", "hold_id") SELECT "id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at", "hold_id" FROM json_populate_recordset(CAST((NULL) AS "tenantry_queue_jobs"), CAST($1 AS json)) AS "rows" ON CONFLICT ("tenant", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING RETURNING "id""#
         );
         assert_eq!(values.0.len(), 1);
         let sea_query::Value::String(Some(json)) = &values.0[0] else {
@@ -1183,7 +1188,7 @@ mod tests {
             submit_jobs_postgres(&tenant(), &jobs, 7, 9).build(PostgresQueryBuilder);
         assert_eq!(
             sql,
-            r#"WITH "inserted" AS (INSERT INTO "tenantry_queue_jobs" ("id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at") SELECT "id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at" FROM json_populate_recordset(CAST((NULL) AS "tenantry_queue_jobs"), CAST($1 AS json)) AS "rows" ON CONFLICT ("tenant", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING RETURNING "id") , "locked" AS  MATERIALIZED (SELECT pg_advisory_xact_lock($2, hashtext($3)), pg_notify($4, $5)) , "appended" AS (INSERT INTO "tenantry_queue_events" ("tenant", "job_id", "state", "at") SELECT $6, "id", $7, $8 FROM "inserted", "locked") SELECT "id" FROM "inserted""#
+            r#"WITH "inserted" AS (INSERT INTO "tenantry_queue_jobs" ("id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at", "hold_id") SELECT "id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at", "hold_id" FROM json_populate_recordset(CAST((NULL) AS "tenantry_queue_jobs"), CAST($1 AS json)) AS "rows" ON CONFLICT ("tenant", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING RETURNING "id") , "locked" AS  MATERIALIZED (SELECT pg_advisory_xact_lock($2, hashtext($3)), pg_notify($4, $5)) , "appended" AS (INSERT INTO "tenantry_queue_events" ("tenant", "job_id", "state", "at") SELECT $6, "id", $7, $8 FROM "inserted", "locked") SELECT "id" FROM "inserted""#
         );
         assert_eq!(values.0.len(), 8);
     }
