@@ -769,6 +769,38 @@ impl Ledger {
         })
     }
 
+    /// The ids of a tenant's live holds (held, not expired at `at`) taken before
+    /// `taken_before`, oldest first: the holds a caller reconciling them with its own records
+    /// looks at, leaving the ones taken moments ago to the call taking them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn held_reservations(
+        &self,
+        tenant_id: &str,
+        taken_before: UnixMicros,
+        at: UnixMicros,
+    ) -> Result<Vec<i64>> {
+        let stmt = Query::select()
+            .column(Reservation::Id)
+            .from(Reservation::Table)
+            .and_where(Expr::col(Reservation::TenantId).eq(tenant_id))
+            .and_where(Expr::col(Reservation::State).eq("held"))
+            .and_where(Expr::col(Reservation::ExpiresAt).gt(at.0))
+            .and_where(Expr::col(Reservation::CreatedAt).lt(taken_before.0))
+            .order_by(Reservation::Id, Order::Asc)
+            .to_owned();
+        on_pool!(&self.pool, |pool, qb| {
+            let rows = query!(stmt, qb).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(r.try_get::<i64, _>(0)?);
+            }
+            Ok(out)
+        })
+    }
+
     /// The budgets in force for a tenant's feature at `at`, with their current window's spend.
     ///
     /// # Errors

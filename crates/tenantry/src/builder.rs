@@ -24,6 +24,9 @@ pub const DEFAULT_STATUS_PATH: &str = "/v1/jobs/";
 /// backstop when no engine runs, and for a job canceled or expired after it was sent that the
 /// API does not bill.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(25 * 3600);
+/// How often a running engine reconciles the live budget holds with the jobs, and how old a
+/// hold must be to be looked at. Default 60 s.
+pub const DEFAULT_HOLD_RECONCILE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 enum DatabaseSetting {
@@ -74,6 +77,7 @@ pub struct TenantryBuilder {
     engine: EngineConfig,
     status_path: String,
     reservation_ttl: Duration,
+    hold_reconcile: Duration,
     input_tokens: InputTokens,
     event_poll: Option<Duration>,
 }
@@ -94,6 +98,7 @@ impl Default for TenantryBuilder {
             engine: EngineConfig::new(),
             status_path: DEFAULT_STATUS_PATH.to_owned(),
             reservation_ttl: DEFAULT_RESERVATION_TTL,
+            hold_reconcile: DEFAULT_HOLD_RECONCILE,
             input_tokens: InputTokens::Estimate,
             event_poll: None,
         }
@@ -207,6 +212,15 @@ impl TenantryBuilder {
         self
     }
 
+    /// How often a running engine reconciles the live budget holds with the jobs, giving back
+    /// those no job can bill any more: a hold whose submit died before storing its job, and the
+    /// hold of a job closed while a create that turned out never to have happened was in
+    /// flight. A hold is looked at once it is this old. Default [`DEFAULT_HOLD_RECONCILE`].
+    pub fn hold_reconcile_interval(mut self, interval: Duration) -> Self {
+        self.hold_reconcile = interval;
+        self
+    }
+
     /// How `submit` sizes each prompt for its budget hold. Default [`InputTokens::Estimate`]
     /// (no API call).
     pub fn input_tokens(mut self, policy: InputTokens) -> Self {
@@ -264,6 +278,7 @@ impl TenantryBuilder {
             engine: self.engine,
             status_path: self.status_path,
             reservation_ttl: self.reservation_ttl,
+            hold_reconcile: self.hold_reconcile,
             input_tokens: self.input_tokens,
             assignments: Arc::new(self.assignments),
             #[cfg(feature = "metrics")]

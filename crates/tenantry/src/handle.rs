@@ -15,7 +15,7 @@ use crate::builder::TenantryBuilder;
 use crate::db::Store;
 use crate::engine::EngineTask;
 use crate::error::{Error, Result};
-use crate::holds::HoldReleaser;
+use crate::holds::{HoldReleaser, reconcile_holds};
 use crate::input::{InputTokens, input_tokens};
 use crate::output::{JobOutput, envelope, operation};
 use crate::request::Request;
@@ -82,6 +82,7 @@ pub(crate) struct Inner {
     pub(crate) engine: EngineConfig,
     pub(crate) status_path: String,
     pub(crate) reservation_ttl: Duration,
+    pub(crate) hold_reconcile: Duration,
     pub(crate) input_tokens: InputTokens,
     pub(crate) assignments: Arc<Assignments>,
     /// `(tenant, user)` pairs already recorded for the metrics by this process.
@@ -500,15 +501,23 @@ impl Tenantry {
         let config = self.inner.engine;
         let ledger = self.inner.ledger.clone();
         let jobs = self.inner.store.clone();
+        let reconcile_every = self.inner.hold_reconcile;
         let sweep = async move {
             let mut releaser = HoldReleaser::default();
             let mut swept: Option<tokio::time::Instant> = None;
+            let mut reconciled = tokio::time::Instant::now();
             loop {
                 if swept.is_none_or(|t| t.elapsed() >= HOLD_SWEEP) {
                     if let Err(e) = ledger.release_expired(UnixMicros::now()).await {
                         tracing::warn!(error = %e, "releasing expired budget holds failed");
                     }
                     swept = Some(tokio::time::Instant::now());
+                }
+                if reconciled.elapsed() >= reconcile_every {
+                    if let Err(e) = reconcile_holds(&ledger, &jobs, reconcile_every).await {
+                        tracing::warn!(error = %e, "reconciling budget holds with jobs failed");
+                    }
+                    reconciled = tokio::time::Instant::now();
                 }
                 if let Err(e) = releaser.step(&ledger, &jobs).await {
                     tracing::warn!(error = %e, "releasing the holds of unbilled jobs failed");

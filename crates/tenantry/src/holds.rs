@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use tenantry_cost::{Ledger, UnixMicros};
-use tenantry_queue::{Job, JobState, Position, TenantId};
+use tenantry_queue::{HoldId, Job, JobState, Position, TenantId};
 
 use crate::db::Store;
 use crate::error::Result;
@@ -55,6 +55,45 @@ fn never_billed(job: &Job) -> bool {
         JobState::Canceled | JobState::Expired => job.batch_id.is_none(),
         _ => false,
     }
+}
+
+/// Gives back the live holds, at least `min_age` old, that no job can bill any more: a hold
+/// whose submit died after taking it and before storing its job, and the hold of a job closed
+/// while a create that turned out never to have happened was in flight (no event marks that
+/// moment). The event-driven [`HoldReleaser`] covers every other ending at once; this is the
+/// periodic reconciliation of the ledger's holds with the queue's jobs behind it. Returns how
+/// many holds it gave back.
+pub(crate) async fn reconcile_holds(
+    ledger: &Ledger,
+    store: &Store,
+    min_age: std::time::Duration,
+) -> Result<u64> {
+    let now = UnixMicros::now();
+    let age = i64::try_from(min_age.as_micros()).unwrap_or(i64::MAX);
+    let taken_before = UnixMicros(now.0.saturating_sub(age));
+    let mut released = 0;
+    for tenant in ledger.held_tenants(now).await? {
+        let Ok(id) = TenantId::new(tenant.as_str()) else {
+            continue; // not a queue tenant: its holds were not taken for jobs
+        };
+        let held = ledger.held_reservations(&tenant, taken_before, now).await?;
+        if held.is_empty() {
+            continue;
+        }
+        let holds: Vec<HoldId> = held.iter().copied().map(HoldId::new).collect();
+        let in_use: std::collections::HashSet<i64> = store
+            .jobs()
+            .holds_in_use(&id, &holds)
+            .await?
+            .into_iter()
+            .map(HoldId::get)
+            .collect();
+        let orphaned: Vec<i64> = held.into_iter().filter(|h| !in_use.contains(h)).collect();
+        if !orphaned.is_empty() {
+            released += ledger.release_many(&orphaned).await?;
+        }
+    }
+    Ok(released)
 }
 
 impl HoldReleaser {

@@ -60,7 +60,9 @@ pub use tenantry_envelope::{Envelope, Operation, Problem};
 #[cfg(feature = "_handle")]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use crate::{
-    builder::{DEFAULT_RESERVATION_TTL, DEFAULT_STATUS_PATH, TenantryBuilder},
+    builder::{
+        DEFAULT_HOLD_RECONCILE, DEFAULT_RESERVATION_TTL, DEFAULT_STATUS_PATH, TenantryBuilder,
+    },
     db::Database,
     engine::EngineTask,
     error::{Error, JOB_CANCELED, JOB_EXPIRED, JOB_FAILED, Result},

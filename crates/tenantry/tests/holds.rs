@@ -317,6 +317,110 @@ async fn cancel_around_a_create<S: tenantry::queue::ClaimStore>(database: Databa
     engine.shutdown().await.unwrap();
 }
 
+/// A hold whose submit died after taking it and before storing its job, and the hold of a job
+/// canceled during a create that turned out never to have happened: nothing else can close
+/// them, and the engine's reconciliation gives them back long before their TTL. The hold of a
+/// job still waiting is kept.
+async fn holds_no_job_can_bill_are_given_back(database: Database) {
+    match database.clone() {
+        Database::Sqlite(pool) => {
+            let store = tenantry::queue::SqliteStore::open(pool).await.unwrap();
+            orphaned_holds(database, store).await;
+        }
+        Database::Postgres(pool) => {
+            let store = tenantry::queue::PgStore::open(pool).await.unwrap();
+            orphaned_holds(database, store).await;
+        }
+        _ => unreachable!("both stores are enabled"),
+    }
+}
+
+async fn orphaned_holds<S: tenantry::queue::ClaimStore>(database: Database, store: S) {
+    use tenantry::queue::{WorkerId, planner::FlushPolicy};
+    let emulator = emulator(Duration::from_millis(100)).await;
+    let tenantry = builder(database, &emulator)
+        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .hold_reconcile_interval(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    // A submit that died after taking its hold.
+    tenantry
+        .ledger()
+        .reserve(&ReservationRequest {
+            tenant_id: "acme".into(),
+            feature: "summaries".into(),
+            model: "claude-haiku-4-5".into(),
+            lane: Lane::Batch,
+            inference_geo: None,
+            feature_tier: None,
+            region: None,
+            input_tokens: 100,
+            max_tokens: 64,
+            at: UnixMicros::now(),
+            ttl_micros: 25 * 3_600_000_000,
+        })
+        .await
+        .unwrap();
+    // A job canceled while its create was in flight, a create that never reached the API.
+    let canceled =
+        support::pending_id(&tenantry.submit("acme", request("canceled")).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let dead = WorkerId::generate();
+    let claim = store
+        .claim_due(&dead, FlushPolicy::new(), Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("the job is due");
+    store
+        .begin_create(&claim.batch, &dead, Duration::ZERO, &claim.jobs, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        tenantry.cancel("acme", &canceled).await.unwrap(),
+        JobState::Canceled
+    );
+    // A job that waits an hour for its batch: its hold must stay.
+    let before = reserved(&tenantry).await;
+    let waiting = tenantry
+        .submit(
+            "acme",
+            request("waiting").max_wait(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let waiting_hold = Nanos(reserved(&tenantry).await.0 - before.0);
+    assert!(waiting_hold > Nanos::ZERO);
+
+    let engine = tenantry.spawn();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while reserved(&tenantry).await != waiting_hold {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "holds no job can bill still counted: {:?} of {waiting_hold:?}",
+            reserved(&tenantry).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        emulator
+            .fault_counts()
+            .requests(tenantry::emulator::Endpoint::CreateBatch),
+        0,
+        "nothing was sent"
+    );
+    assert_eq!(
+        tenantry
+            .job("acme", &support::pending_id(&waiting))
+            .await
+            .unwrap()
+            .status(),
+        "pending"
+    );
+    engine.shutdown().await.unwrap();
+}
+
 fn claim_tenant() -> tenantry::queue::TenantId {
     tenantry::queue::TenantId::new("acme").unwrap()
 }
@@ -412,4 +516,5 @@ support::on_both_databases!(
     counted_holds_are_exact,
     counting_falls_back_to_the_estimate,
     case_06_cancel_during_a_create_keeps_the_hold_until_billed,
+    holds_no_job_can_bill_are_given_back,
 );

@@ -279,6 +279,7 @@ impl<B: Backend> ClaimStore for B {
             return Ok(false);
         }
         tx.execute(&members::clear(batch)).await?;
+        tx.execute(&sql::unsent_closed_members(batch, now)).await?;
         tx.commit().await?;
         Ok(true)
     }

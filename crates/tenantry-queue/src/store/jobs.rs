@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::{self, JobEvent, Position, Subscription};
 use crate::ids::{JobId, TenantId};
 use crate::ingest::DeadUsage;
-use crate::job::{Cursor, Job, JobFilter, JobState, Page, Submission};
+use crate::job::{Cursor, HoldId, Job, JobFilter, JobState, Page, Submission};
 use crate::store::JobStore;
 use crate::store::backend::Backend;
 use crate::store::exec::Tx;
@@ -188,5 +188,18 @@ impl<B: Backend> JobStore for B {
 
     async fn reprice_usage(&self, tenant: &TenantId) -> Result<u64> {
         outbox::reprice_all(self, tenant).await
+    }
+
+    async fn holds_in_use(&self, tenant: &TenantId, holds: &[HoldId]) -> Result<Vec<HoldId>> {
+        let mut in_use = Vec::new();
+        for chunk in holds.chunks(B::CHUNK) {
+            let ids = chunk.iter().map(|h| h.get()).collect();
+            let rows: Vec<(i64,)> = self
+                .pool()
+                .fetch_all(&sql::holds_in_use(tenant, ids))
+                .await?;
+            in_use.extend(rows.into_iter().map(|(id,)| HoldId::new(id)));
+        }
+        Ok(in_use)
     }
 }

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::event::{JobEvent, Position, Subscription};
 use crate::ids::{JobId, TenantId};
 use crate::ingest::DeadUsage;
-use crate::job::{Cursor, Job, JobFilter, Page, Submission, SubmitOptions};
+use crate::job::{Cursor, HoldId, Job, JobFilter, Page, Submission, SubmitOptions};
 
 mod backend;
 mod claiming;
@@ -175,6 +175,16 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// A database error; nothing changes then.
     async fn reprice_usage(&self, tenant: &TenantId) -> Result<u64>;
+
+    /// Of these budget holds of the tenant, those a job may still need: its job is open, or
+    /// closed while its request may be out (it keeps its batch) and not failed. A hold not
+    /// returned has no job (the submit that took it never stored one) or a job that can no
+    /// longer be billed, so its owner may give it back.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn holds_in_use(&self, tenant: &TenantId, holds: &[HoldId]) -> Result<Vec<HoldId>>;
 }
 
 /// What `cancel` returns once the update ran: the job, or why it could not be canceled.

@@ -428,6 +428,24 @@ pub(crate) fn cancel_job(
         .to_owned()
 }
 
+/// Of a tenant's hold ids, those held by a job that may still be billed: open, or canceled or
+/// expired while its request may be out (it keeps its batch). A failed job's last request came
+/// back unbilled.
+pub(crate) fn holds_in_use(tenant: &TenantId, holds: Vec<i64>) -> SelectStatement {
+    let closed_unbilled = Expr::col(Jobs::State)
+        .eq(JobState::Failed.as_str())
+        .or(Expr::col(Jobs::State)
+            .is_in([JobState::Canceled.as_str(), JobState::Expired.as_str()])
+            .and(Expr::col(Jobs::BatchId).is_null()));
+    Query::select()
+        .column(Jobs::HoldId)
+        .from(Jobs::Table)
+        .and_where(Expr::col(Jobs::Tenant).eq(tenant.as_str()))
+        .and_where(Expr::col(Jobs::HoldId).is_in(holds))
+        .and_where(closed_unbilled.not())
+        .to_owned()
+}
+
 /// A job's state and batch (or claim token).
 pub(crate) fn job_state_and_batch(tenant: &TenantId, id: &JobId) -> SelectStatement {
     Query::select()
@@ -694,6 +712,22 @@ pub(crate) fn open_jobs_of(batch: &BatchId) -> SelectStatement {
                 .is_in([JobState::Submitted.as_str(), JobState::Batched.as_str()]),
         )
         .order_by(Jobs::Id, Order::Asc)
+        .to_owned()
+}
+
+/// After a create that certainly did not happen: its canceled and expired members' requests
+/// never went out, so they leave the batch (nothing can bill them; their holds may go back).
+pub(crate) fn unsent_closed_members(batch: &BatchId, now: i64) -> UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .values([
+            (Jobs::BatchId, Option::<String>::None.into()),
+            (Jobs::UpdatedAt, now.into()),
+        ])
+        .and_where(Expr::col(Jobs::BatchId).eq(batch.as_str()))
+        .and_where(
+            Expr::col(Jobs::State).is_in([JobState::Canceled.as_str(), JobState::Expired.as_str()]),
+        )
         .to_owned()
 }
 
