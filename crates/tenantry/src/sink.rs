@@ -90,6 +90,7 @@ impl UsageSink for LedgerSink {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(Box::new(e)),
         };
+        tenantry_queue::failpoint!("sink.hold_read");
         match hold {
             Some(reservation) => self.ledger.settle(reservation, &line).await?,
             None => self.ledger.record(&line).await?,
