@@ -112,6 +112,6 @@ pub use clock::{Clock, http_date};
 pub use emulator::{Emulator, EmulatorBuilder, MAX_BATCH_BODY_BYTES};
 pub use error::{Error, Result};
 pub use faults::{Endpoint, Fault, FaultCounts, FaultKind, FaultPlan};
-pub use served::{Served, ServedBatch, ServedMessage};
 pub use responder::{EchoResponder, MessageRequest, Reply, Responder};
+pub use served::{Served, ServedBatch, ServedMessage};
 pub use wire::ErrorType;
