@@ -58,6 +58,24 @@ impl<'c> Messages<'c> {
     /// answer arrived (after retries), [`Error::Decode`] for an unexpected body,
     /// [`Error::Validation`] if `stream` is set.
     pub async fn create(&self, params: &MessageParams) -> Result<Message> {
+        self.send(params, Repeat::Safe).await
+    }
+
+    /// Sends one request like [`create`](Self::create), but never sends it again once it may
+    /// have reached the API (the connection was lost or the attempt timed out after sending):
+    /// each message is generated and billed, so a caller that counts its attempts (a queue)
+    /// makes the next one itself. Answers the API refused (429, 5xx) and failures to connect
+    /// are still retried by the policy.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create); [`Error::Transport`] or [`Error::Timeout`] at once when the
+    /// outcome is unknown.
+    pub async fn create_once(&self, params: &MessageParams) -> Result<Message> {
+        self.send(params, Repeat::Never).await
+    }
+
+    async fn send(&self, params: &MessageParams, repeat: Repeat) -> Result<Message> {
         if params.stream == Some(true) {
             return Err(Error::validation(None, crate::ValidationRule::StreamSet));
         }
@@ -70,7 +88,7 @@ impl<'c> Messages<'c> {
             url: self.client.url("/v1/messages"),
             query: &[],
             body: Some(Bytes::from(body)),
-            repeat: Repeat::Safe,
+            repeat,
             stream: false,
         };
         Ok(self.client.json(call, "message").await?)

@@ -187,6 +187,7 @@ impl EmulatorBuilder {
             cache: PromptCache::default(),
             faults: Injector::new(self.faults, self.seed),
             batches: BatchStore::default(),
+            served: crate::served::ServedLog::default(),
             base_url: base_url.clone(),
             max_batch_bytes: self.max_batch_bytes,
             body_timeout: self.body_timeout,
@@ -280,6 +281,13 @@ impl Emulator {
     #[must_use]
     pub fn fault_counts(&self) -> FaultCounts {
         self.shared.faults.counts()
+    }
+
+    /// What the API received and billed so far: every batch's `custom_id`s and, once it
+    /// ended, the requests it billed; every generated message and its usage.
+    #[must_use]
+    pub fn served(&self) -> crate::Served {
+        self.shared.served.snapshot(self.shared.clock.now())
     }
 
     /// The emulator's virtual clock.

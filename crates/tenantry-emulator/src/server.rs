@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) cache: PromptCache,
     pub(crate) faults: Injector,
     pub(crate) batches: BatchStore,
+    /// What was received and billed, for [`crate::Emulator::served`].
+    pub(crate) served: crate::served::ServedLog,
     pub(crate) base_url: String,
     pub(crate) max_batch_bytes: usize,
     /// Longest pause between two pieces of a request body before the request is abandoned.
@@ -369,6 +371,7 @@ async fn create_batch(
             .map_err(|_| ApiError::new(ErrorType::Api, ErrorType::Api.default_message()))??;
     let batch = Arc::new(batch);
     shared.batches.insert(batch.clone());
+    shared.served.batch(batch.clone());
     let value = batch.to_wire(shared.clock.now(), &shared.public_base(&headers));
     Ok(ctx.finish(json_response(StatusCode::OK, &value)))
 }
@@ -601,6 +604,7 @@ async fn create_message(
         workspace: &ctx.workspace,
     };
     let message = generator.generate(&params, &checked, None, shared.clock.now(), "standard")?;
+    shared.served.message(&params, &message);
     Ok(ctx.finish(json_text(StatusCode::OK, message)))
 }
 

@@ -301,7 +301,8 @@ pub trait ClaimStore: JobStore {
     /// Records that the create call is about to start (`planned → creating`), extending the
     /// lease, and freezes the batch's membership: those of `send` still `batched` in it, in
     /// the same transaction, so a job canceled before this is never sent and one canceled after
-    /// it is known to be out. `sent_api_at` is the send time in the API's clock (microseconds,
+    /// it is known to be out. Each member's attempt is counted here, since its request may
+    /// reach the API from now on. `sent_api_at` is the send time in the API's clock (microseconds,
     /// a lower bound) when the engine knows it. Returns the members to send, or `None` when
     /// `worker` no longer owns the batch in `planned`.
     ///
@@ -327,7 +328,7 @@ pub trait ClaimStore: JobStore {
     async fn batch_members(&self, batch: &BatchId) -> Result<Vec<JobId>>;
 
     /// Records the API's batch id (`creating → submitted`) and moves the batch's `batched`
-    /// jobs to `submitted` with one more attempt. `false` when `worker` no longer owns the
+    /// jobs to `submitted` (their attempt was counted by [`begin_create`](Self::begin_create)). `false` when `worker` no longer owns the
     /// batch in `creating`.
     ///
     /// # Errors
@@ -342,7 +343,8 @@ pub trait ClaimStore: JobStore {
 
     /// Records that the create call certainly did not happen (the API refused it), moving
     /// the batch back to `planned` with its lease ending at `retry_at` (microseconds since
-    /// the epoch), when it may be taken over and tried again, and forgetting its members. `false` when `worker` no
+    /// the epoch), when it may be taken over and tried again, and forgetting its members and
+    /// the attempt counted for them. `false` when `worker` no
     /// longer owns the batch in `creating`.
     ///
     /// # Errors
@@ -492,7 +494,8 @@ pub trait ClaimStore: JobStore {
     /// Records an API batch that no batch record points to but that holds the requests of
     /// batch `of` (a duplicate create of it), so it is polled like any submitted batch and
     /// every billed result in it is recorded (as extra usage: its jobs belong to another
-    /// batch). It gets `of`'s members, so only results of jobs `of` sent are billed. Returns
+    /// batch). It gets `of`'s members, so only results of jobs `of` sent are billed, and one
+    /// more attempt each (their requests reached the API once more). Returns
     /// its record's id, or `None` when it was already recorded.
     ///
     /// # Errors

@@ -55,6 +55,11 @@ use crate::validate::micros;
 /// Attempts per job unless [`EngineConfig::max_attempts`] says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
+/// Downloads of a damaged results file (a line that does not decode, or lines missing) before
+/// its damaged requests are settled without their lines. Damage in transit is usually gone at
+/// the next download, and only a whole line says what its request billed.
+const DAMAGED_DOWNLOADS: u32 = 3;
+
 /// How the engine paces itself. Built with owned setters; every setter states its default.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
@@ -214,6 +219,8 @@ pub struct Engine<S> {
     sink: Arc<dyn UsageSink>,
     config: EngineConfig,
     worker: WorkerId,
+    /// Damaged downloads so far, per batch record (this engine's; a restart starts over).
+    damaged: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 fn as_micros(d: Duration) -> i64 {
@@ -276,6 +283,7 @@ impl<S: ClaimStore> Engine<S> {
             sink,
             config,
             worker: WorkerId::generate(),
+            damaged: std::sync::Mutex::default(),
         }
     }
 
@@ -329,11 +337,13 @@ impl<S: ClaimStore> Engine<S> {
             swept: self.store.sweep_capped(self.config.max_attempts).await?,
             ..StepReport::default()
         };
-        for record in self
+        crate::failpoint!("step.swept");
+        let taken = self
             .store
             .take_over_expired(&self.worker, self.config.lease)
-            .await?
-        {
+            .await?;
+        crate::failpoint!("step.taken_over");
+        for record in taken {
             match record.state {
                 crate::claim::BatchState::Creating => {
                     self.renewing(Held::Batch(&record.batch), self.reconcile(&record))
@@ -354,6 +364,7 @@ impl<S: ClaimStore> Engine<S> {
             .claim_poll(&self.worker, self.config.lease)
             .await?
         {
+            crate::failpoint!("poll.claimed");
             match self
                 .renewing(Held::Batch(&poll.batch), self.poll(&poll))
                 .await
@@ -400,6 +411,7 @@ impl<S: ClaimStore> Engine<S> {
         if claim.requests.is_empty() {
             return Ok(0);
         }
+        crate::failpoint!("urgent.claimed");
         let calls = u64::try_from(claim.requests.len()).unwrap_or(u64::MAX);
         let answers = futures::stream::iter(claim.requests)
             .map(|r| async move {
@@ -411,7 +423,9 @@ impl<S: ClaimStore> Engine<S> {
                         },
                         retryable: false,
                     },
-                    Ok(params) => match self.client.messages().create(&params).await {
+                    // Never sent twice within one attempt: a lost answer is retried as a new,
+                    // counted attempt.
+                    Ok(params) => match self.client.messages().create_once(&params).await {
                         Ok(message) => outcome(ResultOutcome::Succeeded { message }),
                         Err(e) => ItemOutcome::Failed {
                             error: JobError {
@@ -433,11 +447,13 @@ impl<S: ClaimStore> Engine<S> {
             .buffer_unordered(self.config.urgent_concurrency)
             .collect();
         let items: Vec<ResultItem> = self.renewing(Held::Urgent(&claim.token), answers).await;
+        crate::failpoint!("urgent.answered");
         counts.add(
             self.store
                 .ingest(&claim.token, &items, self.config.max_attempts)
                 .await?,
         );
+        crate::failpoint!("urgent.stored");
         Ok(calls)
     }
 
@@ -446,39 +462,45 @@ impl<S: ClaimStore> Engine<S> {
     /// and another engine must not take the work over and send it again meanwhile.
     async fn renewing<T>(&self, held: Held<'_>, work: impl std::future::Future<Output = T>) -> T {
         let period = (self.config.lease / 3).max(Duration::from_millis(10));
-        tokio::pin!(work);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        loop {
-            tokio::select! {
-                biased;
-                out = &mut work => return out,
-                _ = ticks.tick() => {
-                    let renewed = match held {
-                        Held::Batch(batch) => self
-                            .store
+        let renew = async {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                ticks.tick().await;
+                let renewed = match held {
+                    Held::Batch(batch) => {
+                        self.store
                             .renew_batch(batch, &self.worker, self.config.lease)
-                            .await,
-                        Held::Urgent(token) => self
-                            .store
-                            .renew_urgent(token, &self.worker, self.config.lease)
                             .await
-                            .map(|n| n > 0),
-                    };
-                    match renewed {
-                        Ok(true) => {}
-                        // Handed on already (a poll deferred) or taken over: the store's
-                        // fences keep what this call stores from counting twice.
-                        Ok(false) => tracing::debug!(?held, "lease no longer held while renewing"),
-                        Err(e) => tracing::warn!(?held, error = %e, "renewing a lease failed"),
                     }
+                    Held::Urgent(token) => self
+                        .store
+                        .renew_urgent(token, &self.worker, self.config.lease)
+                        .await
+                        .map(|n| n > 0),
+                };
+                match renewed {
+                    Ok(true) => {}
+                    // Handed on already (a poll deferred) or taken over: the store's
+                    // fences keep what this call stores from counting twice.
+                    Ok(false) => tracing::debug!(?held, "lease no longer held while renewing"),
+                    Err(e) => tracing::warn!(?held, error = %e, "renewing a lease failed"),
                 }
             }
+        };
+        // Both run at once: the work goes on while a renewal waits, since the work may hold
+        // the very row lock the renewal waits for (its own transaction on the batch row), and
+        // a renewal that only ran between polls of the work would wait for it forever.
+        tokio::select! {
+            biased;
+            out = work => out,
+            never = renew => never,
         }
     }
 
     /// Creates a claimed batch at the API. Returns whether it was created.
     async fn create(&self, batch: &BatchId) -> Result<bool> {
         let requests = self.store.batch_requests(batch).await?;
+        crate::failpoint!("create.read");
         let mut valid = Vec::with_capacity(requests.len());
         let mut rejected = Vec::new();
         for r in requests {
@@ -499,6 +521,7 @@ impl<S: ClaimStore> Engine<S> {
         else {
             return Ok(false);
         };
+        crate::failpoint!("create.begun");
         // Only the frozen members are sent: a job canceled since the read above is not one.
         let members: std::collections::HashSet<JobId> = members.into_iter().collect();
         let mut body = BatchRequests::new();
@@ -523,6 +546,7 @@ impl<S: ClaimStore> Engine<S> {
         if body.is_empty() {
             // Everything was canceled or rejected: close the record without an API call.
             self.store.finish_create(batch, &self.worker, "").await?;
+            crate::failpoint!("create.closed_empty");
             self.store
                 .ingest(batch, &rejected, self.config.max_attempts)
                 .await?;
@@ -541,6 +565,7 @@ impl<S: ClaimStore> Engine<S> {
             .await;
         match created {
             Ok(created) => {
+                crate::failpoint!("create.sent");
                 if !self
                     .store
                     .finish_create(batch, &self.worker, &created.id)
@@ -551,6 +576,7 @@ impl<S: ClaimStore> Engine<S> {
                     self.drop_duplicate(&created.id, batch).await?;
                     return Ok(false);
                 }
+                crate::failpoint!("create.finished");
                 self.store
                     .ingest(batch, &rejected, self.config.max_attempts)
                     .await?;
@@ -564,6 +590,7 @@ impl<S: ClaimStore> Engine<S> {
             }
             Err(e) => {
                 tracing::warn!(%batch, error = %e, "batch create refused; planning it again");
+                crate::failpoint!("create.refused");
                 let retry_at = self
                     .store
                     .now()
@@ -631,6 +658,7 @@ impl<S: ClaimStore> Engine<S> {
                 candidates.push(b);
             }
         }
+        crate::failpoint!("reconcile.listed");
         let ids: Vec<String> = candidates.iter().map(|b| b.id.clone()).collect();
         let known = self.store.known_api_batches(&ids).await?;
         let candidates: Vec<_> = candidates
@@ -661,6 +689,7 @@ impl<S: ClaimStore> Engine<S> {
                             .store
                             .finish_create(batch, &self.worker, &candidate.id)
                             .await?;
+                        crate::failpoint!("reconcile.adopted");
                     }
                 }
                 // Another creator's batch: never touched.
@@ -682,6 +711,7 @@ impl<S: ClaimStore> Engine<S> {
         }
         if !adopted {
             // No candidate holds our requests: the create never happened.
+            crate::failpoint!("reconcile.before_abort");
             self.store
                 .abort_create(batch, &self.worker, self.store.now())
                 .await?;
@@ -695,21 +725,40 @@ impl<S: ClaimStore> Engine<S> {
     /// it is recorded as extra usage. Never called for a batch this system did not create.
     async fn drop_duplicate(&self, api_batch_id: &str, of: &BatchId) -> Result<()> {
         tracing::warn!(api_batch_id, %of, "duplicate batch at the API; canceling it");
+        crate::failpoint!("duplicate.found");
         if let Err(e) = self.client.batches().cancel(api_batch_id).await {
             // Recorded anyway: its results are read when it ends on its own.
             tracing::warn!(api_batch_id, error = %e, "canceling a duplicate batch failed");
         }
+        crate::failpoint!("duplicate.canceled");
         self.store.record_duplicate(api_batch_id, of).await?;
         Ok(())
     }
 
     /// Polls one batch; ingests its results when it has ended.
     ///
-    /// A line that does not decode fails its own job (when its `custom_id` is readable) with
-    /// a `malformed_result` error and the rest of the file is ingested; jobs left without a
+    /// The lines that decode are ingested at every download. A damaged file (a line that does
+    /// not decode, or lines missing) is downloaded again at the next poll, up to
+    /// `DAMAGED_DOWNLOADS` times; then a line that does not decode fails its own job (when
+    /// its `custom_id` is readable) with a `malformed_result` error, and jobs left without a
     /// line are settled by [`ClaimStore::end_batch`] as [`EngineConfig::missing_result`] says.
     async fn poll(&self, poll: &crate::claim::PollClaim) -> Result<Option<IngestCounts>, BoxError> {
+        if poll.api_batch_id.is_empty() {
+            // A create left with nothing to send closed its record without an API batch:
+            // nothing to poll, only the record to end.
+            let swept = self
+                .store
+                .end_batch(
+                    &poll.batch,
+                    &self.worker,
+                    self.config.missing,
+                    self.config.max_attempts,
+                )
+                .await?;
+            return Ok(Some(swept.unwrap_or_default()));
+        }
         let batch = self.client.batches().retrieve(&poll.api_batch_id).await?;
+        crate::failpoint!("poll.retrieved");
         if !batch.is_ended() {
             let age = Duration::from_micros(
                 u64::try_from(self.store.now().saturating_sub(poll.submitted_at)).unwrap_or(0),
@@ -724,6 +773,8 @@ impl<S: ClaimStore> Engine<S> {
         let mut results = self.client.batches().results(&poll.api_batch_id).await?;
         let mut counts = IngestCounts::default();
         let mut chunk = Vec::with_capacity(self.config.chunk);
+        let mut poisoned = Vec::new();
+        let mut damaged = false;
         while let Some(line) = results.next().await {
             let (custom_id, outcome) = match line {
                 Ok(line) => (line.custom_id, outcome(line.result)),
@@ -734,6 +785,7 @@ impl<S: ClaimStore> Engine<S> {
                 }) => {
                     tracing::warn!(batch = %poll.batch, line, ?custom_id, error = %source,
                         "a result line does not decode");
+                    damaged = true;
                     let Some(custom_id) = custom_id else {
                         continue; // its job is settled as missing when the batch ends
                     };
@@ -744,12 +796,19 @@ impl<S: ClaimStore> Engine<S> {
                         },
                         retryable: false,
                     };
-                    (custom_id, failed)
+                    if let Ok(job) = custom_id.parse::<JobId>() {
+                        poisoned.push(ResultItem {
+                            job,
+                            outcome: failed,
+                        });
+                    }
+                    continue;
                 }
                 Err(tenantry_batch::Error::MissingResults { received, expected }) => {
                     // The file is whole: its missing requests are settled as missing below.
                     tracing::warn!(batch = %poll.batch, received, expected,
                         "the batch's results file lacks some requests");
+                    damaged = true;
                     break;
                 }
                 Err(e) => return Err(e.into()),
@@ -766,6 +825,7 @@ impl<S: ClaimStore> Engine<S> {
                         .ingest(&poll.batch, &chunk, self.config.max_attempts)
                         .await?,
                 );
+                crate::failpoint!("poll.chunk_stored");
                 chunk.clear();
             }
         }
@@ -774,6 +834,38 @@ impl<S: ClaimStore> Engine<S> {
                 .ingest(&poll.batch, &chunk, self.config.max_attempts)
                 .await?,
         );
+        crate::failpoint!("poll.stored");
+        if damaged {
+            let downloads = {
+                let mut damaged = self
+                    .damaged
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let n = damaged.entry(poll.batch.to_string()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            if downloads < DAMAGED_DOWNLOADS {
+                let next = self
+                    .store
+                    .now()
+                    .saturating_add(as_micros(self.config.poll_min));
+                self.store
+                    .defer_poll(&poll.batch, &self.worker, next)
+                    .await?;
+                return Ok(None);
+            }
+        }
+        // The damaged lines that named their request fail it; the others are missing.
+        counts.add(
+            self.store
+                .ingest(&poll.batch, &poisoned, self.config.max_attempts)
+                .await?,
+        );
+        self.damaged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(poll.batch.as_str());
         if let Some(swept) = self
             .store
             .end_batch(
@@ -786,6 +878,7 @@ impl<S: ClaimStore> Engine<S> {
         {
             counts.add(swept);
         }
+        crate::failpoint!("poll.ended");
         Ok(Some(counts))
     }
 
@@ -801,11 +894,15 @@ impl<S: ClaimStore> Engine<S> {
             if pending.is_empty() {
                 return Ok((recorded, dead_lettered));
             }
+            crate::failpoint!("usage.claimed");
             let mut done = Vec::with_capacity(pending.len());
             let mut dead = Vec::new();
             for record in &pending {
                 match self.sink.record(record).await {
-                    Ok(()) => done.push(record.clone()),
+                    Ok(()) => {
+                        done.push(record.clone());
+                        crate::failpoint!("usage.sunk");
+                    }
                     Err(e) if e.is_permanent() => {
                         tracing::error!(tenant = %record.tenant, job = %record.job, error = %e,
                             reason = %e.reason(), "usage cannot be priced; dead-lettered");
@@ -818,6 +915,7 @@ impl<S: ClaimStore> Engine<S> {
                 }
             }
             self.store.mark_recorded(&done).await?;
+            crate::failpoint!("usage.marked");
             dead_lettered += self.store.dead_letter_usage(&dead).await?;
             recorded += u64::try_from(done.len()).unwrap_or(0);
             if done.len() + dead.len() < pending.len() {

@@ -192,6 +192,13 @@ impl SinkError {
     }
 }
 
+/// A database failure inside a sink is one that may pass: the record stays pending.
+impl From<sqlx::Error> for SinkError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::unavailable(e)
+    }
+}
+
 /// Where billed usage goes (the cost crate's ledger implements this).
 ///
 /// Called at least once per billed request, after the result is stored; implementations

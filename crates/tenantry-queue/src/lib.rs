@@ -73,6 +73,9 @@ pub(crate) mod claim;
 mod engine;
 mod error;
 mod event;
+#[cfg(feature = "failpoints")]
+#[cfg_attr(docsrs, doc(cfg(feature = "failpoints")))]
+pub mod failpoints;
 mod ids;
 mod ingest;
 mod job;
@@ -98,4 +101,12 @@ pub use job::{
 };
 pub use store::postgres::{DEFAULT_LISTENER_HEARTBEAT, LISTENER_APPLICATION_NAME};
 pub use store::{JobStore, PgStore, SqliteStore};
+/// Without the `failpoints` feature a crash point is nothing at all.
+#[cfg(not(feature = "failpoints"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! failpoint {
+    ($name:literal) => {};
+}
+
 pub use validate::{MAX_FIELD_BYTES, MAX_OUTPUT_TOKENS, MAX_REQUEST_BYTES, check_max_tokens};

@@ -157,6 +157,7 @@ impl Tenantry {
             })?;
         }
         let holds = self.hold_all(&tenant, &requests).await?;
+        tenantry_queue::failpoint!("submit.held");
         let keyed: Vec<bool> = requests.iter().map(|r| r.key().is_some()).collect();
         // Until the jobs are stored, only this call knows the holds: whatever fails in between
         // gives them back here, or they would block the tenant's budget until their TTL.
@@ -167,6 +168,7 @@ impl Tenantry {
                 return Err(e);
             }
         };
+        tenantry_queue::failpoint!("submit.stored");
         let mut out = Vec::with_capacity(ids.len());
         for ((id, hold), keyed) in ids.iter().zip(&holds).zip(keyed) {
             let mut state = OperationState::Queued;
@@ -320,6 +322,7 @@ impl Tenantry {
         let tenant = tenant_id(tenant)?;
         let id = job_id(id)?;
         let after = self.jobs().cancel(&tenant, &id).await?;
+        tenantry_queue::failpoint!("cancel.canceled");
         // A job whose request never left keeps no batch; one whose request may be out keeps
         // its batch, and its hold waits for the usage (or its TTL).
         if after.batch_id.is_none()

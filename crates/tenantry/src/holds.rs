@@ -123,6 +123,7 @@ impl HoldReleaser {
                             && ledger.release(hold.get()).await?
                         {
                             step.released += 1;
+                            tenantry_queue::failpoint!("holds.released");
                         }
                     }
                     read = event.position;
@@ -133,6 +134,7 @@ impl HoldReleaser {
             }
             // Saved after the releases: a crash in between reads those events again, and
             // releasing is idempotent.
+            tenantry_queue::failpoint!("holds.read");
             if read > start {
                 store.save_hold_cursor(&tenant, read).await?;
             }

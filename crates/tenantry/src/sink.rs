@@ -137,6 +137,7 @@ fn sink_error(e: tenantry_cost::Error) -> SinkError {
 impl UsageSink for LedgerSink {
     async fn record(&self, usage: &UsageRecord) -> Result<(), SinkError> {
         let line = ledger_record(usage, &self.assignments, UnixMicros::now())?;
+        tenantry_queue::failpoint!("sink.line_built");
         match usage.hold {
             Some(hold) => self.ledger.settle(hold.get(), &line).await,
             None => self.ledger.record(&line).await,

@@ -195,6 +195,8 @@ impl<B: Backend> ClaimStore for B {
             tx.rollback().await?;
             return Ok(None);
         }
+        // Dying here, between the two statements, must leave the batch `planned`.
+        crate::failpoint!("store.begin_create.unfrozen");
         let ids: Vec<String> = send.iter().map(|j| j.as_str().to_owned()).collect();
         let mut frozen = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(B::CHUNK) {
@@ -205,6 +207,9 @@ impl<B: Backend> ClaimStore for B {
                 frozen.push(parse_job_id(&id)?);
             }
         }
+        // From here the requests may reach the API: the attempt counts whatever becomes of
+        // each job, so a request is never out more often than its job's attempts say.
+        tx.execute(&members::count_attempt(batch, 1)).await?;
         tx.commit().await?;
         frozen.sort();
         Ok(Some(frozen))
@@ -278,6 +283,8 @@ impl<B: Backend> ClaimStore for B {
             tx.rollback().await?;
             return Ok(false);
         }
+        // The create did not happen: neither did the attempt counted when it began.
+        tx.execute(&members::count_attempt(batch, -1)).await?;
         tx.execute(&members::clear(batch)).await?;
         tx.execute(&sql::unsent_closed_members(batch, now)).await?;
         tx.commit().await?;
@@ -504,6 +511,8 @@ impl<B: Backend> ClaimStore for B {
                 .map(|r| (r.job.as_str(), r.batch.as_deref().unwrap_or_default()))
                 .collect();
             mark(self, outbox, &keys).await?;
+            // The two outboxes are marked apart: dying in between hands the rest over again.
+            crate::failpoint!("store.mark_recorded.one_outbox");
         }
         Ok(())
     }
@@ -531,6 +540,8 @@ impl<B: Backend> ClaimStore for B {
             return Ok(None);
         }
         tx.execute(&members::copy(of, &batch)).await?;
+        // A second create of the same requests: each reached the API once more.
+        tx.execute(&members::count_attempt(&batch, 1)).await?;
         tx.commit().await?;
         Ok(Some(batch))
     }

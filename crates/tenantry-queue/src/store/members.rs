@@ -75,6 +75,20 @@ pub(crate) fn of(batch: &BatchId) -> SelectStatement {
         .to_owned()
 }
 
+/// Counts (`delta` 1) or uncounts (`delta` -1) an attempt for every member of `batch`.
+///
+/// An attempt is counted when a request may reach the API: when the create's members are
+/// frozen (whatever becomes of each job afterwards: canceled, expired or sent again on the
+/// urgent lane, its request is out), and again for a duplicate create of the same members.
+/// It is uncounted when the create is found never to have happened.
+pub(crate) fn count_attempt(batch: &BatchId, delta: i64) -> sea_query::UpdateStatement {
+    Query::update()
+        .table(Jobs::Table)
+        .value(Jobs::Attempts, Expr::col(Jobs::Attempts).add(delta))
+        .and_where(sent_by(batch, Expr::col((Jobs::Table, Jobs::Id))))
+        .to_owned()
+}
+
 /// Forgets the members of a create that certainly did not happen.
 pub(crate) fn clear(batch: &BatchId) -> DeleteStatement {
     Query::delete()

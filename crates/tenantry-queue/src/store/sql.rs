@@ -682,13 +682,13 @@ pub(crate) fn advance_batch(
         .to_owned()
 }
 
-/// Moves the batch's members still `batched` to `submitted`, counting the attempt.
+/// Moves the batch's members still `batched` to `submitted` (their attempt was counted when
+/// they were frozen, [`members::count_attempt`](super::members::count_attempt)).
 pub(crate) fn submit_batch_jobs(batch: &BatchId, now: i64) -> UpdateStatement {
     Query::update()
         .table(Jobs::Table)
         .values([
             (Jobs::State, Expr::val(JobState::Submitted.as_str())),
-            (Jobs::Attempts, Expr::col(Jobs::Attempts).add(1)),
             (Jobs::UpdatedAt, Expr::val(now)),
         ])
         .and_where(Expr::col(Jobs::BatchId).eq(batch.as_str()))
