@@ -301,7 +301,10 @@ async fn drive(requests: usize, runs: usize) -> Fallible {
 
 #[tokio::main]
 async fn main() -> Fallible {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args()
+        .filter(|a| a != "--bench")
+        .skip(1)
+        .collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve().await,
         Some("create") => create(&args[1], args[2].parse()?).await,

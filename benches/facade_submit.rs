@@ -71,6 +71,7 @@ fn per_request(d: Duration, n: usize) -> String {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let n: usize = std::env::args()
+        .filter(|a| a != "--bench")
         .nth(1)
         .map(|s| s.parse())
         .transpose()?

@@ -75,6 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let smoke = std::env::var_os("CI").is_some();
     let (orgs, default_rows) = if smoke { (1, 10_000) } else { (10, 1_000_000) };
     let usage_rows: i64 = std::env::args()
+        .filter(|a| a != "--bench")
         .nth(1)
         .map(|s| s.parse())
         .transpose()?
