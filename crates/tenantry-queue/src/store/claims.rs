@@ -30,7 +30,9 @@ fn now() -> i64 {
 
 fn dialect<B: Backend>(store: &B) -> Dialect {
     match store.pool() {
+        #[cfg(feature = "postgres")]
         exec::Pool::Postgres(_) => Dialect::Postgres,
+        #[cfg(feature = "sqlite")]
         exec::Pool::Sqlite(_) => Dialect::Sqlite,
     }
 }
