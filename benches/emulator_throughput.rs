@@ -2,7 +2,7 @@
 //! then the results stream read several times over loopback, in MB/s, next to a static
 //! body of the same size served by a bare axum route (the loopback ceiling).
 //!
-//! Run in release: `cargo run --release --example emulator_throughput`
+//! Run in release: `cargo bench --bench emulator_throughput`
 //! (optional arguments: number of requests, prompt characters per request).
 //! Prints create time, results throughput, and the process's peak and current RSS.
 //! With `CI` set in the environment (the CI smoke run of every example) it defaults to

@@ -1,6 +1,6 @@
 //! Dashboard metrics for 10,000 tenants on PostgreSQL: one rolled-up query against N+1.
 //!
-//! Run with: `cargo run --release --example metrics_dashboard [usage_rows]` (default 1,000,000;
+//! Run with: `cargo bench --bench metrics_dashboard -- [usage_rows]` (default 1,000,000;
 //! with `CI` set, a small smoke run).
 //!
 //! Seeds a 4-level tree of 10,000 tenants (10 organizations × 9 workspaces × 10 teams × 10
