@@ -41,6 +41,9 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
+    /// Key, version and betas, sent with every request rather than baked into `http`, so a
+    /// host's own `reqwest::Client` works unchanged.
+    headers: HeaderMap,
     config: Config,
     clock: ApiClock,
 }
@@ -96,6 +99,37 @@ impl Client {
     /// [`Error::Config`] if a header value (key, version, beta) is not a valid header value, or
     /// the HTTP client cannot be built.
     pub fn new(config: Config) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("tenantry-batch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|_| Error::Config("the HTTP client could not be built".to_owned()))?;
+        Self::with_http(config, http)
+    }
+
+    /// A client that sends its requests through the host's own `reqwest::Client`: its
+    /// proxies, root certificates, TLS backend, default headers, timeouts and middleware-free
+    /// instrumentation apply to every call. The API key, version and beta headers are added
+    /// to each request; [`Config::connect_timeout`] is not applied (the host's client has its
+    /// own), every other [`Config`] setting is.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tenantry_batch::{Client, Config};
+    ///
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let http = reqwest::Client::builder()
+    ///     .proxy(reqwest::Proxy::https("http://proxy.internal:3128")?)
+    ///     .build()?;
+    /// let client = Client::with_http(Config::new("sk-ant-…"), http)?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if a header value (key, version, beta) is not a valid header value.
+    pub fn with_http(config: Config, http: reqwest::Client) -> Result<Self> {
         let mut headers = HeaderMap::new();
         let mut key = HeaderValue::from_str(config.api_key.expose())
             .map_err(|_| Error::Config("the API key is not a valid header value".to_owned()))?;
@@ -111,15 +145,10 @@ impl Client {
                 header_value("anthropic-beta", &config.betas.join(","))?,
             );
         }
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("tenantry-batch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|_| Error::Config("the HTTP client could not be built".to_owned()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                headers,
                 config,
                 clock: ApiClock::default(),
             }),
@@ -232,7 +261,11 @@ impl Client {
     }
 
     async fn attempt(&self, call: &Call<'_>) -> Result<Received, Attempt> {
-        let mut request = self.inner.http.request(call.method.clone(), &call.url);
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), &call.url)
+            .headers(self.inner.headers.clone());
         if !call.query.is_empty() {
             request = request.query(call.query);
         }

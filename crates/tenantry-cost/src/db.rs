@@ -4,22 +4,31 @@
 //! values to bind; the text is wrapped in [`sqlx::AssertSqlSafe`] here and nowhere else, and
 //! the values are bound, never spliced.
 
-use sqlx::{PgPool, SqlitePool};
-
 use crate::schema::Backend;
 
-/// A pool of either backend.
+/// A pool of either backend; a variant exists only when its driver's feature is on.
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
-    Postgres(PgPool),
-    Sqlite(SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    /// With no driver compiled in, a ledger cannot be made; the uninhabited variant keeps the
+    /// code that matches on pools compiling.
+    #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+    #[allow(dead_code)]
+    NoDriver(std::convert::Infallible),
 }
 
 impl Pool {
     pub(crate) const fn backend(&self) -> Backend {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => Backend::Sqlite,
+            #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+            Self::NoDriver(never) => match *never {},
         }
     }
 }
@@ -32,6 +41,7 @@ impl Pool {
 macro_rules! transaction {
     ($pool:expr, |$tx:ident, $qb:ident, $is_pg:ident| $body:block) => {
         match $pool {
+            #[cfg(feature = "postgres")]
             $crate::db::Pool::Postgres(pool) => {
                 let mut $tx = pool.begin().await?;
                 let $qb = || sea_query::PostgresQueryBuilder;
@@ -42,6 +52,7 @@ macro_rules! transaction {
                 }
                 out
             }
+            #[cfg(feature = "sqlite")]
             $crate::db::Pool::Sqlite(pool) => {
                 let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let $qb = || sea_query::SqliteQueryBuilder;
@@ -52,6 +63,8 @@ macro_rules! transaction {
                 }
                 out
             }
+            #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+            $crate::db::Pool::NoDriver(never) => match *never {},
         }
     };
 }
@@ -60,14 +73,18 @@ macro_rules! transaction {
 macro_rules! on_pool {
     ($pool:expr, |$conn:ident, $qb:ident| $body:block) => {
         match $pool {
+            #[cfg(feature = "postgres")]
             $crate::db::Pool::Postgres($conn) => {
                 let $qb = || sea_query::PostgresQueryBuilder;
                 $body
             }
+            #[cfg(feature = "sqlite")]
             $crate::db::Pool::Sqlite($conn) => {
                 let $qb = || sea_query::SqliteQueryBuilder;
                 $body
             }
+            #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+            $crate::db::Pool::NoDriver(never) => match *never {},
         }
     };
 }

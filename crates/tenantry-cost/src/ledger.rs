@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Query};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Row, SqlitePool};
+#[cfg(feature = "postgres")]
+use sqlx::PgPool;
+use sqlx::Row;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 
 use crate::clock::UnixMicros;
 use crate::db::{Pool, ddl, on_pool, query, transaction};
@@ -137,6 +141,8 @@ const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74_7279; // "tenantry"
 
 impl Ledger {
     /// A ledger on PostgreSQL.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     #[must_use]
     pub fn postgres(pool: PgPool, book: PriceBook) -> Self {
         Self {
@@ -147,6 +153,8 @@ impl Ledger {
     }
 
     /// A ledger on SQLite.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     #[must_use]
     pub fn sqlite(pool: SqlitePool, book: PriceBook) -> Self {
         Self {
@@ -178,6 +186,7 @@ impl Ledger {
     /// Rust, so a benchmark can compare the generated columns with an application-computed
     /// cost of the same row width. Never use it for a real ledger.
     #[doc(hidden)]
+    #[cfg(feature = "postgres")]
     #[must_use]
     pub fn postgres_without_generated_columns_for_benchmarks(
         pool: PgPool,

@@ -1,7 +1,7 @@
 //! Identifiers in the real API's formats (`msgbatch_01…`, `msg_01…`, `req_011C…`), drawn from a seeded generator.
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 /// The base58 alphabet the real identifiers use.
 const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";

@@ -1,10 +1,18 @@
 //! The official Python SDK (`anthropic`, a client nobody here wrote) drives the emulator
 //! through every batch operation, error class and retry; see `tests/sdk/sdk_check.py`.
+//!
+//! The interpreter is `TENANTRY_PYTHON` (set by `cargo xtask test` to a virtual environment
+//! that has the SDK), else `python3` from `PATH`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tenantry_emulator::{Emulator, Endpoint, FaultKind};
+
+/// The interpreter that has the SDK: the one `cargo xtask test` provisioned, else `python3`.
+fn python() -> std::ffi::OsString {
+    std::env::var_os("TENANTRY_PYTHON").unwrap_or_else(|| "python3".into())
+}
 
 fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -15,14 +23,18 @@ fn sdk_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdk_works_against_the_emulator() {
     let requirements = sdk_dir().join("requirements.txt");
-    let probe = tokio::process::Command::new("python3")
+    let probe = tokio::process::Command::new(python())
         .args(["-c", "import anthropic"])
         .output()
         .await
-        .expect("python3 must be installed to run the SDK check");
+        .expect(
+            "Python 3 must be installed to run the SDK check (`cargo xtask test` provisions it)",
+        );
     assert!(
         probe.status.success(),
-        "the official Anthropic Python SDK is missing: run `pip install -r {}` ({})",
+        "the official Anthropic Python SDK is missing from {:?}: run `cargo xtask test`, which \
+         installs it into a virtual environment, or `pip install -r {}` ({})",
+        python(),
         requirements.display(),
         String::from_utf8_lossy(&probe.stderr).trim()
     );
@@ -35,7 +47,7 @@ async fn official_python_sdk_works_against_the_emulator() {
         .start()
         .await
         .expect("emulator starts");
-    let run = tokio::process::Command::new("python3")
+    let run = tokio::process::Command::new(python())
         .arg(sdk_dir().join("sdk_check.py"))
         .arg(emu.base_url())
         .kill_on_drop(true)
@@ -43,7 +55,7 @@ async fn official_python_sdk_works_against_the_emulator() {
     let output = tokio::time::timeout(Duration::from_secs(300), run)
         .await
         .expect("the SDK check finishes within 5 minutes")
-        .expect("python3 runs");
+        .expect("the Python interpreter runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -2,7 +2,7 @@
 //! values the Rust types actually serialize and a consumer that narrows on `status` (and would
 //! stop compiling if the wire shapes drifted).
 //!
-//! Needs the TypeScript compiler installed by `npm ci` in `tests/ts/` (`.ci/run` does it).
+//! Needs the TypeScript compiler installed by `npm ci` in `tests/ts/` (`cargo xtask test` does it).
 #![cfg(feature = "ts")]
 
 use std::fmt::Write as _;
@@ -26,7 +26,8 @@ fn tsc() -> PathBuf {
     let tsc = ts_dir().join("node_modules").join(".bin").join("tsc");
     assert!(
         tsc.exists(),
-        "the TypeScript compiler is not installed: run `npm ci` in {} (needs Node.js and npm)",
+        "the TypeScript compiler is not installed: run `cargo xtask test`, or `npm ci` in {} \
+         (needs Node.js and npm)",
         ts_dir().display()
     );
     tsc

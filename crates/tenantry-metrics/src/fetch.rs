@@ -80,6 +80,8 @@ impl MetricsQuery {
     /// [`Error::NoMetrics`](crate::Error::NoMetrics) when nothing is selected,
     /// [`Error::Database`](crate::Error::Database) when the database fails (including a `SUM`
     /// outside `i64`).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn fetch_postgres<'c, A>(&self, conn: A) -> Result<Vec<MetricRow>>
     where
         A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
@@ -93,6 +95,8 @@ impl MetricsQuery {
     ///
     /// # Errors
     /// As [`fetch_postgres`](Self::fetch_postgres).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn fetch_postgres_cached<'c, A>(
         &self,
         cache: &MetricsCache,
@@ -106,6 +110,7 @@ impl MetricsQuery {
             .await
     }
 
+    #[cfg(feature = "postgres")]
     async fn run_postgres<'c, A>(
         &self,
         sql: impl SqlSafeStr,
@@ -135,6 +140,8 @@ impl MetricsQuery {
     /// [`Error::NoMetrics`](crate::Error::NoMetrics) when nothing is selected,
     /// [`Error::Database`](crate::Error::Database) when the database fails (including
     /// `integer overflow` in a `SUM`).
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub async fn fetch_sqlite<'c, E>(&self, executor: E) -> Result<Vec<MetricRow>>
     where
         E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
@@ -148,6 +155,8 @@ impl MetricsQuery {
     ///
     /// # Errors
     /// As [`fetch_sqlite`](Self::fetch_sqlite).
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub async fn fetch_sqlite_cached<'c, E>(
         &self,
         cache: &MetricsCache,
@@ -161,6 +170,7 @@ impl MetricsQuery {
             .await
     }
 
+    #[cfg(feature = "sqlite")]
     async fn run_sqlite<'c, E>(
         &self,
         sql: impl SqlSafeStr,

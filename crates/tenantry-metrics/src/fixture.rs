@@ -187,6 +187,8 @@ fn inserts(data: &Dataset) -> Result<Vec<InsertStatement>, sea_query::error::Err
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) when a statement fails.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub async fn setup_postgres(pool: &sqlx::PgPool) -> Result<()> {
     crate::migrate::run_postgres(pool).await?;
     sqlx::raw_sql(USAGE_TABLE_POSTGRES).execute(pool).await?;
@@ -197,6 +199,8 @@ pub async fn setup_postgres(pool: &sqlx::PgPool) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) when a statement fails.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub async fn setup_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
     crate::migrate::run_sqlite(pool).await?;
     sqlx::raw_sql(USAGE_TABLE_SQLITE).execute(pool).await?;
@@ -208,6 +212,8 @@ pub async fn setup_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) when a statement fails.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub async fn load_postgres(pool: &sqlx::PgPool, data: &Dataset) -> Result<()> {
     let mut tx = pool.begin().await?;
     // Fixture data need not survive a crash: skip the commit's WAL flush.
@@ -232,6 +238,8 @@ pub async fn load_postgres(pool: &sqlx::PgPool, data: &Dataset) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) when a statement fails.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub async fn load_sqlite(pool: &sqlx::SqlitePool, data: &Dataset) -> Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::raw_sql(CLEAR).execute(&mut *tx).await?;
@@ -280,6 +288,8 @@ const SEED_COST_LEDGER_VALUES: &str = "'seed', 'req-' || i, 'model' || (i % 3) |
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) when a statement fails.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub async fn seed_postgres(pool: &sqlx::PgPool, orgs: i64, usage_rows: i64) -> Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::raw_sql(CLEAR).execute(&mut *tx).await?;

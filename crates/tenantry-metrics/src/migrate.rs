@@ -99,6 +99,8 @@ const LEDGER: &str = "CREATE TABLE IF NOT EXISTS tenantry_metrics_migrations (
 /// tenantry_metrics::migrate::run_postgres(&pool).await?;
 /// # Ok(()) }
 /// ```
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub async fn run_postgres(pool: &sqlx::PgPool) -> Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(7302615114)")
@@ -131,6 +133,8 @@ pub async fn run_postgres(pool: &sqlx::PgPool) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) when a statement fails; nothing is applied then.
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub async fn run_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::raw_sql(LEDGER).execute(&mut *tx).await?;

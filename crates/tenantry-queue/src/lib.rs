@@ -67,9 +67,26 @@
 //! versioned and recorded in `tenantry_queue_migrations`; [`SqliteStore::open`] and
 //! [`PgStore::open`] apply the pending ones.
 #![deny(missing_docs)]
+// With one database driver (or none) compiled in, the other backend's paths are unused by
+// design; the default features build and test both.
+#![cfg_attr(
+    not(all(feature = "postgres", feature = "sqlite")),
+    allow(
+        dead_code,
+        unused_imports,
+        unused_macros,
+        unused_variables,
+        unreachable_code
+    )
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub(crate) mod claim;
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!(
+    "tenantry-queue stores jobs in a database: enable its `postgres` or `sqlite` feature"
+);
+
 mod engine;
 mod error;
 mod event;
@@ -99,8 +116,14 @@ pub use job::{
     Cursor, DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, HoldId, Job, JobError, JobFilter,
     JobState, Lane, MAX_MAX_WAIT, MAX_PAGE_SIZE, Page, ParseStateError, Submission, SubmitOptions,
 };
+pub use store::JobStore;
+#[cfg(feature = "postgres")]
+pub use store::PgStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::{DEFAULT_LISTENER_HEARTBEAT, LISTENER_APPLICATION_NAME};
-pub use store::{JobStore, PgStore, SqliteStore};
 /// Without the `failpoints` feature a crash point is nothing at all.
 #[cfg(not(feature = "failpoints"))]
 #[doc(hidden)]

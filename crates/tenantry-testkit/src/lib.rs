@@ -28,10 +28,16 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "postgres")]
 mod cluster;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "postgres")]
 pub use cluster::ThrowawayCluster;
+#[cfg(feature = "postgres")]
 pub use postgres::PgDatabase;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteDatabase;

@@ -32,6 +32,7 @@ const HOLD_RELEASE: Duration = Duration::from_millis(500);
 /// # Example
 ///
 /// ```
+/// # #[cfg(all(feature = "sqlite", feature = "emulator"))]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let dir = tempfile::tempdir()?;
@@ -68,6 +69,8 @@ const HOLD_RELEASE: Duration = Duration::from_millis(500);
 /// assert!(output.text.contains("parcel"));
 /// engine.shutdown().await?;
 /// # Ok(()) }
+/// # #[cfg(not(all(feature = "sqlite", feature = "emulator")))]
+/// # fn main() {}
 /// ```
 #[derive(Debug, Clone)]
 pub struct Tenantry {

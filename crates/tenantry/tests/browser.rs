@@ -2,8 +2,8 @@
 //! `chromedriver` over the W3C WebDriver protocol): open a tenant's page, submit a job, see it
 //! turn done without reloading, and see that another tenant's page never shows it.
 //!
-//! Fails (never skips) when `/usr/bin/chromium` or `/usr/bin/chromedriver` is missing; `.ci/run`
-//! installs both from `.ci/apt-packages.txt`.
+//! Fails (never skips) when `/usr/bin/chromium` or `/usr/bin/chromedriver` is missing;
+//! `cargo xtask test` installs both from `.ci/apt-packages.txt`.
 #![cfg(all(feature = "sqlite", feature = "axum", feature = "emulator"))]
 
 #[path = "../../../examples/dashboard.rs"]
@@ -34,7 +34,7 @@ impl Browser {
             assert!(
                 std::path::Path::new(path).exists(),
                 "{path} is missing: install the Debian packages `chromium` and `chromium-driver` \
-                 (listed in .ci/apt-packages.txt) to run the browser test"
+                 (listed in .ci/apt-packages.txt; `cargo xtask test` installs them) to run the browser test"
             );
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -2,7 +2,7 @@
 //! under the real `tsc --strict`, and reject a job output of the wrong shape.
 //!
 //! Uses the TypeScript compiler that `npm ci` installs in `crates/tenantry-envelope/tests/ts/`
-//! (`.ci/run` does it).
+//! (`cargo xtask test` does it).
 #![cfg(all(feature = "ts", feature = "sqlite", feature = "emulator"))]
 
 use std::path::{Path, PathBuf};
@@ -19,7 +19,8 @@ fn tsc() -> PathBuf {
     let tsc = dir.join("node_modules/.bin/tsc");
     assert!(
         tsc.exists(),
-        "the TypeScript compiler is not installed: run `npm ci` in {} (needs Node.js and npm)",
+        "the TypeScript compiler is not installed: run `cargo xtask test`, or `npm ci` in {} \
+         (needs Node.js and npm)",
         dir.display()
     );
     tsc

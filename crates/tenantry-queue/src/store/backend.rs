@@ -14,8 +14,12 @@ use crate::event::Wake;
 use crate::ids::TenantId;
 use crate::job::JobState;
 use crate::store::exec::{Pool, Tx};
+use crate::store::schema::Dialect;
 use crate::store::sql::{self, NewEvent};
-use crate::store::{PgStore, SqliteStore, postgres, sqlite};
+#[cfg(feature = "postgres")]
+use crate::store::{PgStore, postgres};
+#[cfg(feature = "sqlite")]
+use crate::store::{SqliteStore, sqlite};
 use crate::validate::NewJob;
 
 /// Advisory lock class of the per-tenant event lock (`pg_advisory_xact_lock(int4, int4)`).
@@ -111,7 +115,8 @@ async fn append_events(
     if events.is_empty() {
         return Ok(());
     }
-    if matches!(tx, Tx::Postgres(_)) {
+    #[cfg(feature = "postgres")]
+    if tx.dialect() == Dialect::Postgres {
         for t in tenants {
             let lock_and_notify = Query::select()
                 .expr(
@@ -131,6 +136,7 @@ async fn append_events(
     Ok(())
 }
 
+#[cfg(feature = "postgres")]
 #[async_trait]
 impl Backend for PgStore {
     const CHUNK: usize = postgres::CHUNK;
@@ -176,6 +182,7 @@ impl Backend for PgStore {
     }
 }
 
+#[cfg(feature = "sqlite")]
 #[async_trait]
 impl Backend for SqliteStore {
     const CHUNK: usize = sqlite::CHUNK;

@@ -25,7 +25,9 @@ use crate::store::{exec, members, results};
 
 fn dialect<B: Backend>(store: &B) -> Dialect {
     match store.pool() {
+        #[cfg(feature = "postgres")]
         exec::Pool::Postgres(_) => Dialect::Postgres,
+        #[cfg(feature = "sqlite")]
         exec::Pool::Sqlite(_) => Dialect::Sqlite,
     }
 }

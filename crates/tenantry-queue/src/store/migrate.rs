@@ -22,7 +22,9 @@ const MIGRATION_LOCK: i64 = 0x7471_6d69_6772_6174;
 /// version of this crate.
 pub(crate) async fn migrate(mut tx: Tx) -> Result<()> {
     let dialect = match tx {
+        #[cfg(feature = "postgres")]
         Tx::Postgres(_) => Dialect::Postgres,
+        #[cfg(feature = "sqlite")]
         Tx::Sqlite(_) => Dialect::Sqlite,
     };
     if dialect == Dialect::Postgres {

@@ -17,14 +17,20 @@ mod jobs;
 mod members;
 mod migrate;
 mod outbox;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod results;
 mod row;
 pub(crate) mod schema;
 mod sql;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
 /// Durable storage of jobs and their events, scoped by tenant on every call.

@@ -234,6 +234,7 @@ enum Submitted {
 /// inserted job with the lock's one row, and a `MATERIALIZED` CTE of a volatile function runs
 /// once, when first read; the statement's own transaction holds the lock until its commit,
 /// exactly as the multi-statement path does (see [`super::backend`]).
+#[cfg(feature = "postgres")]
 pub(crate) fn submit_jobs_postgres(
     tenant: &TenantId,
     jobs: &[NewJob],

@@ -3,7 +3,7 @@
 //! with holds sized by the API's token count (`InputTokens::Counted`, against the in-process
 //! emulator on loopback) instead of the estimate.
 //!
-//! Run with: `cargo run --release --example facade_submit [requests]` (default 2,000; 200 under
+//! Run with: `cargo bench --bench facade_submit -- [requests]` (default 2,000; 200 under
 //! `CI=true`). Requests go in calls of 100 for one tenant with a monthly budget. PostgreSQL comes
 //! from `tenantry_testkit` (`DATABASE_URL`, local `127.0.0.1:5432`, or a throw-away cluster).
 
@@ -71,6 +71,7 @@ fn per_request(d: Duration, n: usize) -> String {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let n: usize = std::env::args()
+        .filter(|a| a != "--bench")
         .nth(1)
         .map(|s| s.parse())
         .transpose()?

@@ -7,7 +7,7 @@
 //! goes first, so load changes on a shared machine hit both sides alike. Prints each round and
 //! the median throughput and overhead.
 //!
-//! `cargo run --release --example cost_insert_overhead`
+//! `cargo bench --bench cost_insert_overhead`
 //!
 //! With `CI` set it does a small smoke run (2 rounds of 500 rows) so the CI pass over every
 //! example stays quick; its figures mean nothing.

@@ -12,7 +12,7 @@
 //!    stored for the ledger) in chunks of 500, results per second;
 //! 4. event latency from each ingest commit to a subscriber of the tenant, p50 and p99.
 //!
-//! `cargo run --release --example queue_throughput`
+//! `cargo bench --bench queue_throughput`
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Dashboard metrics for 10,000 tenants on PostgreSQL: one rolled-up query against N+1.
 //!
-//! Run with: `cargo run --release --example metrics_dashboard [usage_rows]` (default 1,000,000;
+//! Run with: `cargo bench --bench metrics_dashboard -- [usage_rows]` (default 1,000,000;
 //! with `CI` set, a small smoke run).
 //!
 //! Seeds a 4-level tree of 10,000 tenants (10 organizations × 9 workspaces × 10 teams × 10
@@ -75,6 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let smoke = std::env::var_os("CI").is_some();
     let (orgs, default_rows) = if smoke { (1, 10_000) } else { (10, 1_000_000) };
     let usage_rows: i64 = std::env::args()
+        .filter(|a| a != "--bench")
         .nth(1)
         .map(|s| s.parse())
         .transpose()?

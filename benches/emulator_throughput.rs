@@ -2,7 +2,7 @@
 //! then the results stream read several times over loopback, in MB/s, next to a static
 //! body of the same size served by a bare axum route (the loopback ceiling).
 //!
-//! Run in release: `cargo run --release --example emulator_throughput`
+//! Run in release: `cargo bench --bench emulator_throughput`
 //! (optional arguments: number of requests, prompt characters per request).
 //! Prints create time, results throughput, and the process's peak and current RSS.
 //! With `CI` set in the environment (the CI smoke run of every example) it defaults to
@@ -85,7 +85,7 @@ fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().filter(|a| a != "--bench").skip(1);
     // CI runs every example in a debug build as a smoke test: a small batch keeps it quick.
     let smoke = std::env::var_os("CI").is_some();
     let default_requests = if smoke { 2_000 } else { 100_000 };

@@ -2,7 +2,7 @@
 //! Python SDK on the same batch, and prints the figures.
 //!
 //! Run in release from the repository root:
-//! `cargo run --release --example batch_results_throughput [REQUESTS] [RUNS]` (defaults 100,000 and 3).
+//! `cargo bench --bench batch_results_throughput -- [REQUESTS] [RUNS]` (defaults 100,000 and 3).
 //!
 //! Every phase runs in its own process so each peak-RSS figure is that phase's alone:
 //! 1. `serve`: the emulator, in a child process, answering each request with ~1,700
@@ -301,7 +301,10 @@ async fn drive(requests: usize, runs: usize) -> Fallible {
 
 #[tokio::main]
 async fn main() -> Fallible {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args()
+        .filter(|a| a != "--bench")
+        .skip(1)
+        .collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve().await,
         Some("create") => create(&args[1], args[2].parse()?).await,
