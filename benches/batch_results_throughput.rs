@@ -11,7 +11,8 @@
 //!    waits for it to end;
 //! 3. the parent downloads the results raw once (size, loopback ceiling);
 //! 4. `results`: streams and decodes every result into typed values (time, peak RSS);
-//! 5. `python3 crates/tenantry-batch/scripts/python_results.py`: the official SDK iterating
+//! 5. `$TENANTRY_PYTHON crates/tenantry-batch/scripts/python_results.py` (the interpreter
+//!    `cargo xtask provision` prints, else `python3`): the official SDK iterating
 //!    `client.messages.batches.results()` over the same batch (time, peak RSS).
 
 use std::io::{BufRead, BufReader};
@@ -253,15 +254,21 @@ async fn drive(requests: usize, runs: usize) -> Fallible {
         env!("CARGO_MANIFEST_DIR"),
         "/../crates/tenantry-batch/scripts/python_results.py"
     );
+    // The interpreter `cargo xtask provision` set up with the SDK, else the system's.
+    let python = std::env::var_os("TENANTRY_PYTHON").unwrap_or_else(|| "python3".into());
     let mut py_s = Vec::new();
     let mut py_rss = Vec::new();
     for _ in 0..runs {
-        let output = Command::new("python3")
+        let output = Command::new(&python)
             .args([script, &url, &id, KEY])
             .stderr(Stdio::inherit())
             .output()?;
         if !output.status.success() {
-            return Err("the Python SDK run failed (pip install anthropic)".into());
+            return Err(
+                "the Python SDK run failed: run `cargo xtask provision` and export \
+                        TENANTRY_PYTHON as it prints (or pip install anthropic)"
+                    .into(),
+            );
         }
         let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
         assert_eq!(
