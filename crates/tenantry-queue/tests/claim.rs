@@ -10,8 +10,8 @@ use pretty_assertions::assert_eq;
 use support::{params, tenant};
 use tenantry_queue::planner::FlushPolicy;
 use tenantry_queue::{
-    BatchState, ClaimStore, ItemOutcome, JobError, JobFilter, JobId, JobState, JobStore, Lane,
-    Position, ResultItem, Submission, SubmitOptions, WorkerId,
+    BatchState, ClaimStore, ItemOutcome, JobError, JobFilter, JobState, JobStore, Lane, Position,
+    ResultItem, Submission, SubmitOptions, WorkerId,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -208,8 +208,11 @@ async fn create_is_recorded_before_and_after<S: ClaimStore>(store: S) {
             .unwrap(),
         "not creating yet"
     );
-    assert!(begin(&store, &claim.batch, &w, LEASE).await);
-    assert!(!begin(&store, &claim.batch, &w, LEASE).await, "only once");
+    assert!(support::begin_create_all(&store, &claim.batch, &w, LEASE).await);
+    assert!(
+        !support::begin_create_all(&store, &claim.batch, &w, LEASE).await,
+        "only once"
+    );
     assert!(
         !store
             .finish_create(&claim.batch, &WorkerId::generate(), "msgbatch_1")
@@ -265,10 +268,10 @@ async fn an_expired_lease_is_taken_over_and_fences_the_old_owner<S: ClaimStore>(
         (&claim.batch, BatchState::Planned, None)
     );
     assert!(
-        !begin(&store, &claim.batch, &a, LEASE).await,
+        !support::begin_create_all(&store, &claim.batch, &a, LEASE).await,
         "the old owner is fenced out"
     );
-    assert!(begin(&store, &claim.batch, &b, Duration::ZERO).await);
+    assert!(support::begin_create_all(&store, &claim.batch, &b, Duration::ZERO).await);
     tokio::time::sleep(Duration::from_millis(5)).await;
     let taken = store.take_over_expired(&c, LEASE).await.unwrap();
     assert_eq!(taken.len(), 1);
@@ -307,7 +310,7 @@ async fn release_hands_planned_work_back<S: ClaimStore>(store: S) {
     let policy = FlushPolicy::new().max_requests(2);
     let first = store.claim_due(&a, policy, LEASE).await.unwrap().unwrap();
     let second = store.claim_due(&a, policy, LEASE).await.unwrap().unwrap();
-    assert!(begin(&store, &second.batch, &a, LEASE).await);
+    assert!(support::begin_create_all(&store, &second.batch, &a, LEASE).await);
     assert_eq!(store.release(&a).await.unwrap(), 2);
     for id in &first.jobs {
         let job = store.job(&t, id).await.unwrap();
@@ -506,26 +509,4 @@ async fn postgres_concurrent_claimers_never_share_a_job() {
     let unique: HashSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "a job was claimed twice");
     assert_eq!(unique, all, "every job was claimed");
-}
-
-/// Records `creating` for every request the batch holds now, as the engine does before a
-/// create; whether `worker` owned the batch in `planned`.
-async fn begin<S: ClaimStore>(
-    store: &S,
-    batch: &tenantry_queue::BatchId,
-    worker: &WorkerId,
-    lease: Duration,
-) -> bool {
-    let send: Vec<JobId> = store
-        .batch_requests(batch)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.job)
-        .collect();
-    store
-        .begin_create(batch, worker, lease, &send, None)
-        .await
-        .unwrap()
-        .is_some()
 }

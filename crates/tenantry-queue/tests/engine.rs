@@ -3,40 +3,17 @@
 #[macro_use]
 mod support;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pretty_assertions::assert_eq;
-use support::tenant;
+use support::{Ledger, client, tenant};
 use tenantry_emulator::{Emulator, Endpoint, ErrorType, Fault, FaultPlan};
 use tenantry_queue::planner::FlushPolicy;
 use tenantry_queue::{
     ClaimStore, Engine, EngineConfig, ItemOutcome, JobFilter, JobId, JobState, ResultItem,
-    Submission, SubmitOptions, TenantId, UsageRecord, UsageSink, WorkerId,
+    Submission, SubmitOptions, TenantId, WorkerId,
 };
-
-/// A ledger stand-in that keeps every record it is handed.
-#[derive(Debug, Default)]
-struct Ledger(Mutex<Vec<UsageRecord>>);
-
-#[async_trait::async_trait]
-impl UsageSink for Ledger {
-    async fn record(&self, usage: &UsageRecord) -> Result<(), tenantry_queue::SinkError> {
-        self.0.lock().unwrap().push(usage.clone());
-        Ok(())
-    }
-}
-
-impl Ledger {
-    fn by_key(&self) -> HashMap<String, usize> {
-        let mut m = HashMap::new();
-        for r in self.0.lock().unwrap().iter() {
-            *m.entry(r.key()).or_insert(0) += 1;
-        }
-        m
-    }
-}
 
 fn params(text: &str) -> serde_json::Value {
     serde_json::json!({
@@ -63,19 +40,6 @@ async fn emulator_with_latency(faults: FaultPlan, latency: Duration) -> Emulator
         .start()
         .await
         .unwrap()
-}
-
-fn client(emu: &Emulator) -> tenantry_batch::Client {
-    let retry = tenantry_batch::RetryPolicy::default()
-        .initial_delay(Duration::from_millis(10))
-        .max_delay(Duration::from_millis(50))
-        .max_retry_after(Duration::from_millis(50));
-    tenantry_batch::Client::new(
-        tenantry_batch::Config::new("sk-test")
-            .base_url(emu.base_url())
-            .retry(retry),
-    )
-    .unwrap()
 }
 
 fn config() -> EngineConfig {
@@ -258,7 +222,7 @@ async fn interrupted_create<S: ClaimStore>(
         .await
         .unwrap()
         .unwrap();
-    assert!(begin(store, &claim.batch, &dead, Duration::ZERO).await);
+    assert!(support::begin_create_all(store, &claim.batch, &dead, Duration::ZERO).await);
     for _ in 0..copies {
         let mut body = tenantry_batch::BatchRequests::new();
         for r in store.batch_requests(&claim.batch).await.unwrap() {
@@ -582,25 +546,3 @@ on_both_stores!(
     a_create_sent_twice_is_reconciled_and_the_duplicate_billed,
     a_create_that_lost_its_lease_cancels_its_batch,
 );
-
-/// Records `creating` for every request the batch holds now, as the engine does before a
-/// create; whether `worker` owned the batch in `planned`.
-async fn begin<S: ClaimStore>(
-    store: &S,
-    batch: &tenantry_queue::BatchId,
-    worker: &WorkerId,
-    lease: Duration,
-) -> bool {
-    let send: Vec<JobId> = store
-        .batch_requests(batch)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.job)
-        .collect();
-    store
-        .begin_create(batch, worker, lease, &send, None)
-        .await
-        .unwrap()
-        .is_some()
-}

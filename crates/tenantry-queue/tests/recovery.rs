@@ -5,41 +5,17 @@
 #[macro_use]
 mod support;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pretty_assertions::assert_eq;
-use support::tenant;
+use support::{Ledger, client, tenant};
 use tenantry_emulator::{Emulator, Endpoint, Fault, FaultPlan};
 use tenantry_queue::planner::FlushPolicy;
 use tenantry_queue::{
     ClaimStore, Engine, EngineConfig, ItemOutcome, JobFilter, JobId, JobState, MissingResult,
-    ResultItem, Submission, SubmitOptions, TenantId, UsageRecord, UsageSink, WorkerId,
+    ResultItem, Submission, SubmitOptions, TenantId, WorkerId,
 };
-
-/// A ledger stand-in that keeps every record it is handed.
-#[derive(Debug, Default)]
-struct Ledger(Mutex<Vec<UsageRecord>>);
-
-#[async_trait::async_trait]
-impl UsageSink for Ledger {
-    async fn record(&self, usage: &UsageRecord) -> Result<(), tenantry_queue::SinkError> {
-        self.0.lock().unwrap().push(usage.clone());
-        Ok(())
-    }
-}
-
-impl Ledger {
-    /// Times each job was billed.
-    fn by_job(&self) -> HashMap<JobId, usize> {
-        let mut m = HashMap::new();
-        for r in self.0.lock().unwrap().iter() {
-            *m.entry(r.job.clone()).or_insert(0) += 1;
-        }
-        m
-    }
-}
 
 fn params(text: &str) -> serde_json::Value {
     serde_json::json!({
@@ -61,19 +37,6 @@ async fn emulator(faults: FaultPlan) -> Emulator {
         .start()
         .await
         .unwrap()
-}
-
-fn client(emu: &Emulator) -> tenantry_batch::Client {
-    let retry = tenantry_batch::RetryPolicy::default()
-        .initial_delay(Duration::from_millis(10))
-        .max_delay(Duration::from_millis(50))
-        .max_retry_after(Duration::from_millis(50));
-    tenantry_batch::Client::new(
-        tenantry_batch::Config::new("sk-test")
-            .base_url(emu.base_url())
-            .retry(retry),
-    )
-    .unwrap()
 }
 
 fn config() -> EngineConfig {
@@ -119,24 +82,6 @@ async fn state<S: ClaimStore>(store: &S, t: &TenantId, id: &JobId) -> (JobState,
     let job = store.job(t, id).await.unwrap();
     let kind = job.error.map(|e| e.kind).unwrap_or_default();
     (job.state, job.attempts, kind)
-}
-
-/// Records `creating` with every request the batch holds now, as a worker does right before
-/// its create call.
-async fn begin_all<S: ClaimStore>(store: &S, batch: &tenantry_queue::BatchId, w: &WorkerId) {
-    let send: Vec<JobId> = store
-        .batch_requests(batch)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.job)
-        .collect();
-    let frozen = store
-        .begin_create(batch, w, Duration::ZERO, &send, None)
-        .await
-        .unwrap()
-        .expect("the worker owns the planned batch");
-    assert_eq!(frozen.len(), send.len());
 }
 
 /// Sends the batch's frozen members as one API batch, as the dead worker's call did.
@@ -223,7 +168,7 @@ async fn case_01_results_of_jobs_a_batch_did_not_send_charge_nothing<S: ClaimSto
         .await
         .unwrap()
         .unwrap();
-    begin_all(&store, &first.batch, &w).await;
+    assert!(support::begin_create_all(&store, &first.batch, &w, Duration::ZERO).await);
     assert!(
         store
             .finish_create(&first.batch, &w, "msgbatch_one")
@@ -253,7 +198,7 @@ async fn case_01_results_of_jobs_a_batch_did_not_send_charge_nothing<S: ClaimSto
         "nothing to bill"
     );
     // The same API batch id cannot be recorded on a second record.
-    begin_all(&store, &second.batch, &w).await;
+    assert!(support::begin_create_all(&store, &second.batch, &w, Duration::ZERO).await);
     assert!(
         store
             .finish_create(&second.batch, &w, "msgbatch_one")
@@ -280,7 +225,7 @@ async fn case_02_a_batch_that_shrinks_before_reconciliation_is_not_sent_again<
         .await
         .unwrap()
         .unwrap();
-    begin_all(&store, &claim.batch, &dead).await;
+    assert!(support::begin_create_all(&store, &claim.batch, &dead, Duration::ZERO).await);
     send_members(&store, &emu, &claim.batch).await;
     let canceled = store.cancel(&t, &ids[0]).await.unwrap();
     assert!(

@@ -48,6 +48,27 @@ async fn advance<B: Backend>(
     Ok(changed.is_some())
 }
 
+/// Moves a batch record on inside `tx`, fenced by owner and state, so what the step does
+/// next commits with it; `None` (the transaction rolled back) when `worker` no longer holds
+/// the batch in `from`.
+async fn advance_in(
+    mut tx: exec::Tx,
+    batch: &BatchId,
+    worker: &WorkerId,
+    (from, to): (BatchState, BatchState),
+    extra: Vec<(Batches, sea_query::Expr)>,
+    now: i64,
+) -> Result<Option<exec::Tx>> {
+    let changed: Option<(String,)> = tx
+        .fetch_optional(&sql::advance_batch(batch, worker, from, to, extra, now))
+        .await?;
+    if changed.is_none() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    Ok(Some(tx))
+}
+
 /// Marks rows of one outbox, named by `(job, batch)`, recorded.
 async fn mark<B: Backend>(store: &B, outbox: Outbox, keys: &[(&str, &str)]) -> Result<()> {
     for chunk in keys.chunks(B::CHUNK / 2) {
@@ -180,23 +201,13 @@ impl<B: Backend> ClaimStore for B {
             (Batches::CreateSentApiAt, sent_api_at.into()),
             (Batches::LeaseExpiresAt, lease_until(now, lease).into()),
         ];
-        let mut tx = self.begin().await?;
+        let tx = self.begin().await?;
         // The batch row is updated first: a cancel locks it before touching its job, so the
         // two serialise and the cancel sees whether the job was frozen in.
-        let changed: Option<(String,)> = tx
-            .fetch_optional(&sql::advance_batch(
-                batch,
-                worker,
-                BatchState::Planned,
-                BatchState::Creating,
-                extra,
-                now,
-            ))
-            .await?;
-        if changed.is_none() {
-            tx.rollback().await?;
+        let step = (BatchState::Planned, BatchState::Creating);
+        let Some(mut tx) = advance_in(tx, batch, worker, step, extra, now).await? else {
             return Ok(None);
-        }
+        };
         // Dying here, between the two statements, must leave the batch `planned`.
         crate::failpoint!("store.begin_create.unfrozen");
         let ids: Vec<String> = send.iter().map(|j| j.as_str().to_owned()).collect();
@@ -229,7 +240,7 @@ impl<B: Backend> ClaimStore for B {
         api_batch_id: &str,
     ) -> Result<bool> {
         let now = self.clock_now();
-        let mut tx = self.begin().await?;
+        let tx = self.begin().await?;
         // No API batch (nothing was left to send) is recorded as none, not as an empty id.
         let api_batch_id = Some(api_batch_id).filter(|id| !id.is_empty());
         let extra = vec![
@@ -238,20 +249,10 @@ impl<B: Backend> ClaimStore for B {
             // Due for its first poll at once; the poller spaces the next ones.
             (Batches::LeaseExpiresAt, now.into()),
         ];
-        let changed: Option<(String,)> = tx
-            .fetch_optional(&sql::advance_batch(
-                batch,
-                worker,
-                BatchState::Creating,
-                BatchState::Submitted,
-                extra,
-                now,
-            ))
-            .await?;
-        if changed.is_none() {
-            tx.rollback().await?;
+        let step = (BatchState::Creating, BatchState::Submitted);
+        let Some(mut tx) = advance_in(tx, batch, worker, step, extra, now).await? else {
             return Ok(false);
-        }
+        };
         let rows: Vec<(String, String)> = tx.fetch_all(&sql::submit_batch_jobs(batch, now)).await?;
         let events = claiming::events(rows, JobState::Submitted, now);
         self.commit(tx, &events).await?;
@@ -270,21 +271,11 @@ impl<B: Backend> ClaimStore for B {
             (Batches::CreateStartedAt, Option::<i64>::None.into()),
             (Batches::CreateSentApiAt, Option::<i64>::None.into()),
         ];
-        let mut tx = self.begin().await?;
-        let changed: Option<(String,)> = tx
-            .fetch_optional(&sql::advance_batch(
-                batch,
-                worker,
-                BatchState::Creating,
-                BatchState::Planned,
-                extra,
-                now,
-            ))
-            .await?;
-        if changed.is_none() {
-            tx.rollback().await?;
+        let tx = self.begin().await?;
+        let step = (BatchState::Creating, BatchState::Planned);
+        let Some(mut tx) = advance_in(tx, batch, worker, step, extra, now).await? else {
             return Ok(false);
-        }
+        };
         // The create did not happen: neither did the attempt counted when it began.
         tx.execute(&members::count_attempt(batch, -1)).await?;
         tx.execute(&members::clear(batch)).await?;
@@ -421,21 +412,11 @@ impl<B: Backend> ClaimStore for B {
         max_attempts: u32,
     ) -> Result<Option<IngestCounts>> {
         let now = self.clock_now();
-        let mut tx = self.begin().await?;
-        let changed: Option<(String,)> = tx
-            .fetch_optional(&sql::advance_batch(
-                batch,
-                worker,
-                BatchState::Submitted,
-                BatchState::Ended,
-                vec![],
-                now,
-            ))
-            .await?;
-        if changed.is_none() {
-            tx.rollback().await?;
+        let tx = self.begin().await?;
+        let step = (BatchState::Submitted, BatchState::Ended);
+        let Some(mut tx) = advance_in(tx, batch, worker, step, vec![], now).await? else {
             return Ok(None);
-        }
+        };
         let open: Vec<(String,)> = tx.fetch_all(&sql::open_jobs_of(batch)).await?;
         let error = crate::job::JobError {
             kind: "missing_result".to_owned(),

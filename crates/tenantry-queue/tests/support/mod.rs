@@ -4,7 +4,13 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use tenantry_queue::{JobEvent, PgStore, SqliteStore, Subscription, TenantId};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tenantry_queue::{
+    BatchId, ClaimStore, JobEvent, JobId, PgStore, SinkError, SqliteStore, Subscription, TenantId,
+    UsageRecord, UsageSink, WorkerId,
+};
 
 /// A store on a fresh SQLite database; the database lives as long as the guard.
 pub async fn sqlite() -> (SqliteStore, tenantry_testkit::SqliteDatabase) {
@@ -81,4 +87,83 @@ macro_rules! on_both_stores {
             )*
         }
     };
+}
+
+/// Records `creating` for every request the batch holds now, as the engine does right before
+/// its create call; whether `worker` owned the batch in `planned` (then every request was
+/// frozen in).
+pub async fn begin_create_all<S: ClaimStore>(
+    store: &S,
+    batch: &BatchId,
+    worker: &WorkerId,
+    lease: Duration,
+) -> bool {
+    let send: Vec<JobId> = store
+        .batch_requests(batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job)
+        .collect();
+    match store
+        .begin_create(batch, worker, lease, &send, None)
+        .await
+        .unwrap()
+    {
+        Some(frozen) => {
+            assert_eq!(
+                frozen.len(),
+                send.len(),
+                "every request still batched is frozen"
+            );
+            true
+        }
+        None => false,
+    }
+}
+
+/// A ledger stand-in that keeps every record it is handed.
+#[derive(Debug, Default)]
+pub struct Ledger(pub Mutex<Vec<UsageRecord>>);
+
+#[async_trait::async_trait]
+impl UsageSink for Ledger {
+    async fn record(&self, usage: &UsageRecord) -> Result<(), SinkError> {
+        self.0.lock().unwrap().push(usage.clone());
+        Ok(())
+    }
+}
+
+impl Ledger {
+    /// Times each record key was handed over.
+    pub fn by_key(&self) -> HashMap<String, usize> {
+        let mut m = HashMap::new();
+        for r in self.0.lock().unwrap().iter() {
+            *m.entry(r.key()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Times each job was billed.
+    pub fn by_job(&self) -> HashMap<JobId, usize> {
+        let mut m = HashMap::new();
+        for r in self.0.lock().unwrap().iter() {
+            *m.entry(r.job.clone()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// A client of the emulator whose retries wait milliseconds, not seconds.
+pub fn client(emu: &tenantry_emulator::Emulator) -> tenantry_batch::Client {
+    let retry = tenantry_batch::RetryPolicy::default()
+        .initial_delay(Duration::from_millis(10))
+        .max_delay(Duration::from_millis(50))
+        .max_retry_after(Duration::from_millis(50));
+    tenantry_batch::Client::new(
+        tenantry_batch::Config::new("sk-test")
+            .base_url(emu.base_url())
+            .retry(retry),
+    )
+    .unwrap()
 }
