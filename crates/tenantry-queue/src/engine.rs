@@ -333,6 +333,9 @@ impl<S: ClaimStore> Engine<S> {
     /// A database error. API errors are handled in place (a refused create is planned
     /// again, a failed poll or results stream is retried at the next poll).
     pub async fn step(&self) -> Result<StepReport> {
+        // Every lease and deadline below is on the database's clock; its offset is measured
+        // again when older than 30 s (a read only: nothing to recover if it fails).
+        self.store.sync_clock().await?;
         let mut report = StepReport {
             swept: self.store.sweep_capped(self.config.max_attempts).await?,
             ..StepReport::default()
