@@ -418,28 +418,23 @@ impl<S: ClaimStore> Engine<S> {
         let calls = u64::try_from(claim.requests.len()).unwrap_or(u64::MAX);
         let answers = futures::stream::iter(claim.requests)
             .map(|r| async move {
-                let outcome = match serde_json::from_value::<MessageParams>(r.params) {
+                let params = match serde_json::from_value::<MessageParams>(r.params) {
+                    Ok(params) => params,
+                    Err(e) => return invalid(r.job, e.to_string()),
+                };
+                // Never sent twice within one attempt: a lost answer is retried as a new,
+                // counted attempt.
+                let outcome = match self.client.messages().create_once(&params).await {
+                    Ok(message) => outcome(ResultOutcome::Succeeded { message }),
                     Err(e) => ItemOutcome::Failed {
                         error: JobError {
-                            kind: "invalid_request_error".to_owned(),
+                            kind: e.api_error().map_or_else(
+                                || "transport_error".to_owned(),
+                                |a| a.error.kind.as_str().to_owned(),
+                            ),
                             message: e.to_string(),
                         },
-                        retryable: false,
-                    },
-                    // Never sent twice within one attempt: a lost answer is retried as a new,
-                    // counted attempt.
-                    Ok(params) => match self.client.messages().create_once(&params).await {
-                        Ok(message) => outcome(ResultOutcome::Succeeded { message }),
-                        Err(e) => ItemOutcome::Failed {
-                            error: JobError {
-                                kind: e.api_error().map_or_else(
-                                    || "transport_error".to_owned(),
-                                    |a| a.error.kind.as_str().to_owned(),
-                                ),
-                                message: e.to_string(),
-                            },
-                            retryable: e.is_retryable(),
-                        },
+                        retryable: e.is_retryable(),
                     },
                 };
                 ResultItem {
