@@ -50,12 +50,6 @@ pub enum Error {
         /// The rejected value.
         value: String,
     },
-    /// A page claims more items follow but has no cursor to fetch them, or the reverse.
-    #[error("page has_more is {has_more} but next_cursor is {}", if *has_more { "missing" } else { "present" })]
-    InconsistentPage {
-        /// The `has_more` flag that disagrees with the cursor.
-        has_more: bool,
-    },
     /// Writing the TypeScript definitions failed.
     #[cfg(feature = "ts")]
     #[error("writing the TypeScript definitions failed")]
@@ -96,11 +90,6 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid JSON pointer `items`: must start with `/`"
-        );
-        let err = Error::InconsistentPage { has_more: true };
-        assert_eq!(
-            err.to_string(),
-            "page has_more is true but next_cursor is missing"
         );
     }
 }

@@ -4,8 +4,6 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::Error;
-
 /// One page of a list: the items, the cursor to the next page, and whether there is one.
 ///
 /// `has_more` is true exactly when `next_cursor` is present; the constructors keep it so and
@@ -15,14 +13,11 @@ use crate::Error;
 /// # Example
 ///
 /// ```
-/// use tenantry_envelope::{Cursor, Envelope, Page};
+/// use tenantry_core::{Cursor, Page};
 ///
 /// let page = Page::more(vec![1, 2], Cursor::new("after:2"));
-/// let json = serde_json::to_string(&Envelope::success(page))?;
-/// assert_eq!(
-///     json,
-///     r#"{"status":"success","data":{"items":[1,2],"next_cursor":"after:2","has_more":true}}"#,
-/// );
+/// let json = serde_json::to_string(&page)?;
+/// assert_eq!(json, r#"{"items":[1,2],"next_cursor":"after:2","has_more":true}"#);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,7 +34,7 @@ impl<T> Page<T> {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::Page;
+    /// use tenantry_core::Page;
     ///
     /// let page: Page<u8> = Page::new(vec![], None);
     /// assert!(!page.has_more());
@@ -58,7 +53,7 @@ impl<T> Page<T> {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::Page;
+    /// use tenantry_core::Page;
     ///
     /// let page = Page::last(vec![1, 2]);
     /// assert!(!page.has_more() && page.next_cursor().is_none());
@@ -73,7 +68,7 @@ impl<T> Page<T> {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::{Cursor, Page};
+    /// use tenantry_core::{Cursor, Page};
     ///
     /// let page = Page::more(vec![1], Cursor::new("after:1"));
     /// assert!(page.has_more());
@@ -88,7 +83,7 @@ impl<T> Page<T> {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::Page;
+    /// use tenantry_core::Page;
     ///
     /// assert_eq!(Page::last(vec!["a"]).items(), &["a"]);
     /// ```
@@ -102,7 +97,7 @@ impl<T> Page<T> {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::Page;
+    /// use tenantry_core::Page;
     ///
     /// assert_eq!(Page::last(vec![1, 2]).into_items(), vec![1, 2]);
     /// ```
@@ -116,7 +111,7 @@ impl<T> Page<T> {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::{Cursor, Page};
+    /// use tenantry_core::{Cursor, Page};
     ///
     /// let page = Page::more(vec![1], Cursor::new("after:1"));
     /// assert_eq!(page.next_cursor().map(Cursor::as_str), Some("after:1"));
@@ -131,7 +126,7 @@ impl<T> Page<T> {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::{Cursor, Page};
+    /// use tenantry_core::{Cursor, Page};
     ///
     /// assert!(Page::more(vec![1], Cursor::new("c")).has_more());
     /// assert!(!Page::last(vec![1]).has_more());
@@ -146,7 +141,7 @@ impl<T> Page<T> {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::Page;
+    /// use tenantry_core::Page;
     ///
     /// let page = Page::last(vec![1, 2]).map(|n| n * 10);
     /// assert_eq!(page.items(), &[10, 20]);
@@ -161,6 +156,17 @@ impl<T> Page<T> {
     }
 }
 
+/// A page whose `has_more` disagrees with its `next_cursor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "page has_more is {has_more} but next_cursor is {}",
+    if *has_more { "missing" } else { "present" }
+)]
+pub struct InconsistentPage {
+    /// The page's `has_more`.
+    pub has_more: bool,
+}
+
 #[derive(Deserialize)]
 struct PageWire<T> {
     items: Vec<T>,
@@ -172,7 +178,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Page<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = PageWire::<T>::deserialize(deserializer)?;
         if wire.has_more != wire.next_cursor.is_some() {
-            return Err(serde::de::Error::custom(Error::InconsistentPage {
+            return Err(serde::de::Error::custom(InconsistentPage {
                 has_more: wire.has_more,
             }));
         }
@@ -190,7 +196,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Page<T> {
 /// # Example
 ///
 /// ```
-/// use tenantry_envelope::Cursor;
+/// use tenantry_core::Cursor;
 ///
 /// let cursor = Cursor::new("eyJpZCI6NDJ9");
 /// assert_eq!(cursor.as_str(), "eyJpZCI6NDJ9");
@@ -205,7 +211,7 @@ impl Cursor {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::Cursor;
+    /// use tenantry_core::Cursor;
     ///
     /// assert_eq!(Cursor::new(String::from("after:9")).to_string(), "after:9");
     /// ```
@@ -219,7 +225,7 @@ impl Cursor {
     /// # Example
     ///
     /// ```
-    /// use tenantry_envelope::Cursor;
+    /// use tenantry_core::Cursor;
     ///
     /// assert_eq!(Cursor::new("after:9").as_str(), "after:9");
     /// ```
