@@ -12,7 +12,7 @@ use crate::client::{Call, Client, Failure, Received, Repeat};
 use crate::error::{Error, Result};
 use crate::requests::BatchRequests;
 use crate::results::{Body, Reopen, ResultStream};
-use crate::types::{DeletedMessageBatch, MessageBatch, Page};
+use crate::types::{DeletedMessageBatch, MessageBatch, MessageBatchList};
 
 /// Which way [`Batches::list_all`] pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -307,7 +307,7 @@ impl<'c> Batches<'c> {
     ///
     /// [`Error::Api`] (e.g. 400 for a bad cursor or limit), [`Error::Transport`],
     /// [`Error::Timeout`], [`Error::Decode`].
-    pub async fn list(&self, params: &ListParams) -> Result<Page<MessageBatch>> {
+    pub async fn list(&self, params: &ListParams) -> Result<MessageBatchList> {
         let query = params.query();
         let call = Call {
             query: &query,

@@ -160,6 +160,59 @@ impl Error {
         matches!(self, Self::Api(api) if api.error.error_code() == Some(crate::retry::SPEND_LIMIT_CODE))
     }
 
+    /// Whether the API said the thing asked for does not exist (404): an unknown batch id, an
+    /// archived results file.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// A stable snake_case name for the kind of error, for logs, metrics and scripts.
+    ///
+    /// | variant | code |
+    /// |---|---|
+    /// | `Api` | `api_error` |
+    /// | `Transport` | `transport` |
+    /// | `Timeout` | `timeout` |
+    /// | `CreateOutcomeUnknown` | `create_outcome_unknown` |
+    /// | `Validation` | `validation` |
+    /// | `Decode` | `decode` |
+    /// | `Encode` | `encode` |
+    /// | `InvalidId` | `invalid_id` |
+    /// | `Io` | `io` |
+    /// | `MalformedResult` | `malformed_result` |
+    /// | `TruncatedResults` | `truncated_results` |
+    /// | `MissingResults` | `missing_results` |
+    /// | `ResultsUnavailable` | `results_unavailable` |
+    /// | `Config` | `config` |
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let err = tenantry_batch::Error::InvalidId("a/b".into());
+    /// assert_eq!(err.code(), "invalid_id");
+    /// assert!(!err.is_retryable() && !err.is_not_found());
+    /// ```
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Api(_) => "api_error",
+            Self::Transport(_) => "transport",
+            Self::Timeout(_) => "timeout",
+            Self::CreateOutcomeUnknown { .. } => "create_outcome_unknown",
+            Self::Validation { .. } => "validation",
+            Self::Decode { .. } => "decode",
+            Self::Encode { .. } => "encode",
+            Self::InvalidId(_) => "invalid_id",
+            Self::Io(_) => "io",
+            Self::MalformedResult { .. } => "malformed_result",
+            Self::TruncatedResults { .. } => "truncated_results",
+            Self::MissingResults { .. } => "missing_results",
+            Self::ResultsUnavailable { .. } => "results_unavailable",
+            Self::Config(_) => "config",
+        }
+    }
+
     pub(crate) fn validation(index: Option<usize>, rule: ValidationRule) -> Self {
         Self::Validation { index, rule }
     }

@@ -193,7 +193,7 @@ fn message_batch_from_the_reference() {
     let batch: MessageBatch = round_trip(&fresh);
     assert!(batch.archived_at.is_none() && batch.results_url.is_none() && !batch.is_ended());
 
-    let page: Page<MessageBatch> = round_trip(&json!({
+    let page: MessageBatchList = round_trip(&json!({
         "data": [fresh], "has_more": true, "first_id": "msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d", "last_id": "msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d"
     }));
     assert!(page.has_more);

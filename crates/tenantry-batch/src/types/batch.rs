@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::open_enum::open_enum;
+use tenantry_core::open_enum;
 
 /// A Message Batch as the API describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,12 +84,13 @@ impl RequestCounts {
     }
 }
 
-/// One page of `GET /v1/messages/batches`.
+/// The answer of `GET /v1/messages/batches`: one page of the API's batch list, in the API's
+/// own wire shape (tenantry's own lists page with `tenantry_core::Page`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct Page<T> {
-    /// The items, newest first.
-    pub data: Vec<T>,
+pub struct MessageBatchList {
+    /// The batches, newest first.
+    pub data: Vec<MessageBatch>,
     /// Whether more items exist in the direction of travel.
     #[serde(default)]
     pub has_more: bool,

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::open_enum::open_enum;
 use super::params::Role;
+use tenantry_core::open_enum;
+pub use tenantry_core::{CacheCreation, OutputTokensDetails, ServerToolUsage, ServiceTier, Usage};
 
 /// A model response: `POST /v1/messages`, or `result.message` of a succeeded batch result.
 ///
@@ -268,82 +269,6 @@ open_enum! {
         Refusal = "refusal",
         /// The context window is full.
         ModelContextWindowExceeded = "model_context_window_exceeded",
-    }
-}
-
-/// Token usage of one response. Only the first two fields are always present.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Usage {
-    /// Uncached input tokens.
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Input tokens written to the cache.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_creation_input_tokens: Option<u64>,
-    /// Input tokens read from the cache.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_read_input_tokens: Option<u64>,
-    /// Cache writes broken down by lifetime.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_creation: Option<CacheCreation>,
-    /// Where inference ran (`"global"`, `"us"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inference_geo: Option<String>,
-    /// Output broken down.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_tokens_details: Option<OutputTokensDetails>,
-    /// Server tool calls made.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_tool_use: Option<ServerToolUsage>,
-    /// The tier that served the request (`batch` for batch results).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_tier: Option<ServiceTier>,
-}
-
-/// Cache writes by lifetime.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct CacheCreation {
-    /// Tokens written with a five-minute lifetime.
-    #[serde(default)]
-    pub ephemeral_5m_input_tokens: u64,
-    /// Tokens written with a one-hour lifetime.
-    #[serde(default)]
-    pub ephemeral_1h_input_tokens: u64,
-}
-
-/// Output tokens broken down.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct OutputTokensDetails {
-    /// Tokens spent thinking.
-    #[serde(default)]
-    pub thinking_tokens: u64,
-}
-
-/// Server tool calls made.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct ServerToolUsage {
-    /// Web searches.
-    #[serde(default)]
-    pub web_search_requests: u64,
-    /// Web fetches.
-    #[serde(default)]
-    pub web_fetch_requests: u64,
-}
-
-open_enum! {
-    /// The tier that served a request.
-    ServiceTier {
-        /// Standard capacity.
-        Standard = "standard",
-        /// Priority capacity.
-        Priority = "priority",
-        /// The Message Batches API.
-        Batch = "batch",
     }
 }
 

@@ -5,11 +5,12 @@
 
 mod batch;
 mod message;
-mod open_enum;
 mod params;
 mod result;
 
-pub use batch::{DeletedMessageBatch, MessageBatch, Page, ProcessingStatus, RequestCounts};
+pub use batch::{
+    DeletedMessageBatch, MessageBatch, MessageBatchList, ProcessingStatus, RequestCounts,
+};
 pub use message::{
     CacheCreation, ContentBlock, Message, OutputTokensDetails, ServerToolUsage, ServiceTier,
     StopReason, TokenCount, Usage,

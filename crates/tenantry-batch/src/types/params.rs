@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::open_enum::open_enum;
+use tenantry_core::open_enum;
 
 /// The parameters of one Messages API call (`POST /v1/messages`, or `params` of a batch item).
 ///

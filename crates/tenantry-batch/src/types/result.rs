@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::message::Message;
-use super::open_enum::open_enum;
+use tenantry_core::open_enum;
 
 /// One line of the results file: which request, and what became of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
