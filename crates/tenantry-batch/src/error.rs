@@ -167,6 +167,25 @@ impl Error {
         self.status() == Some(404)
     }
 
+    /// What kind of failure it is, in the terms every tenantry crate shares: a retryable answer
+    /// or a lost connection is [`Unavailable`](tenantry_core::ErrorKind::Unavailable), a 404
+    /// [`NotFound`](tenantry_core::ErrorKind::NotFound), a request the API or this client refused
+    /// [`InvalidInput`](tenantry_core::ErrorKind::InvalidInput).
+    #[must_use]
+    pub fn kind(&self) -> tenantry_core::ErrorKind {
+        use tenantry_core::ErrorKind as K;
+        if self.is_retryable() {
+            return K::Unavailable;
+        }
+        match self {
+            _ if self.is_not_found() => K::NotFound,
+            Self::Api(api) if api.status == 409 => K::Conflict,
+            Self::Api(api) if matches!(api.status, 400 | 413 | 422) => K::InvalidInput,
+            Self::Validation { .. } | Self::InvalidId(_) => K::InvalidInput,
+            _ => K::Internal,
+        }
+    }
+
     /// A stable snake_case name for the kind of error, for logs, metrics and scripts.
     ///
     /// | variant | code |

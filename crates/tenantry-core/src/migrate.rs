@@ -202,15 +202,20 @@ pub enum MigrateError {
 }
 
 impl MigrateError {
+    /// What kind of failure it is: a connection problem is worth retrying, a schema that is
+    /// newer or edited is not.
+    #[must_use]
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Self::Database(e) => crate::ErrorKind::of_database(e),
+            Self::TooNew { .. } | Self::Edited { .. } => crate::ErrorKind::Internal,
+        }
+    }
+
     /// Whether trying again may succeed (a connection or lock problem, not the schema).
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            )
-        )
+        self.kind().is_retryable()
     }
 }
 

@@ -1,0 +1,89 @@
+//! [`ErrorKind`]: the few kinds of failure every crate's error falls into, so a caller (the
+//! facade, an HTTP layer, a retry loop) decides what to do without matching another crate's
+//! variants.
+
+use std::fmt;
+
+/// What kind of failure an error is, across the crates.
+///
+/// Each crate's `Error::kind()` answers it; the facade turns it into an HTTP problem, and a
+/// caller decides on it whether to retry, report or fix its input.
+///
+/// # Example
+///
+/// ```
+/// use tenantry_core::ErrorKind;
+///
+/// assert!(ErrorKind::Unavailable.is_retryable());
+/// assert!(!ErrorKind::InvalidInput.is_retryable());
+/// assert_eq!(ErrorKind::BudgetExceeded.as_str(), "budget_exceeded");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller's input breaks a rule (which field, which limit is in the error); nothing
+    /// changed.
+    InvalidInput,
+    /// The thing asked for does not exist for this tenant (another tenant's is "not found" too).
+    NotFound,
+    /// The request conflicts with the current state: a finished job, a key already taken.
+    Conflict,
+    /// A budget would be exceeded; nothing was sent or held.
+    BudgetExceeded,
+    /// The usage cannot be priced: the model or a modifier is not in the price book.
+    Unpriceable,
+    /// A dependency (the database, the API) could not be reached or timed out; trying again
+    /// later may succeed.
+    Unavailable,
+    /// Anything else: a bug, a corrupt row, a schema this code does not know.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind's stable snake_case name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "invalid_input",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::Unpriceable => "unpriceable",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Whether trying the same call again later may succeed.
+    #[must_use]
+    pub const fn is_retryable(self) -> bool {
+        matches!(self, Self::Unavailable)
+    }
+
+    /// The kind of a database driver error: a connection or pool problem is
+    /// [`Unavailable`](Self::Unavailable), a unique or foreign-key violation a
+    /// [`Conflict`](Self::Conflict), anything else [`Internal`](Self::Internal).
+    #[cfg(feature = "sql")]
+    #[must_use]
+    pub fn of_database(error: &sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable,
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_foreign_key_violation() =>
+            {
+                Self::Conflict
+            }
+            _ => Self::Internal,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
