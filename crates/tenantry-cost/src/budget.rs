@@ -13,11 +13,10 @@
 
 use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement, UpdateStatement};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use tenantry_core::db::Tx;
 use time::{Date, Month};
 
 use crate::clock::UnixMicros;
-use crate::db::{on_pool, query, transaction};
 use crate::error::{Error, Result};
 use crate::formula::{self, TokenBuckets};
 use crate::ledger::{Ledger, Recorded, UsageRecord};
@@ -271,6 +270,16 @@ fn reserved_select(tenant_id: &str, feature: Option<&str>, at: UnixMicros) -> Se
     q
 }
 
+/// A row of `tenantry_budgets`, as [`lock_budgets`] reads it.
+#[derive(sqlx::FromRow)]
+struct StoredPolicy {
+    feature: Option<String>,
+    period: String,
+    period_micros: Option<i64>,
+    limit_nanos: i64,
+    effective_from: i64,
+}
+
 struct PolicyRow {
     feature: Option<String>,
     period: Period,
@@ -301,49 +310,48 @@ fn in_force(rows: Vec<PolicyRow>, feature: &str, at: UnixMicros) -> Vec<PolicyRo
     tenant.into_iter().chain(feat).collect()
 }
 
-macro_rules! load_status {
-    ($tx:expr, $qb:ident, $tenant:expr, $feature:expr, $at:expr) => {{
-        let lock = lock_budgets($tenant);
-        let rows = query!(lock, $qb).fetch_all(&mut *$tx).await?;
-        let mut policies = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let kind: String = r.try_get(2)?;
-            policies.push(PolicyRow {
-                feature: r.try_get(1)?,
-                period: Period::parse(&kind, r.try_get(3)?)?,
-                limit: r.try_get(4)?,
-                effective_from: r.try_get(5)?,
-            });
-        }
-        let mut out = Vec::new();
-        for p in in_force(policies, $feature, $at) {
-            let (start, end) = budget_window(p.period, UnixMicros(p.effective_from), $at)?;
-            let spent_q = spent_select($tenant, p.feature.as_deref(), start, end);
-            let spent: i64 = query!(spent_q, $qb)
-                .fetch_one(&mut *$tx)
-                .await?
-                .try_get(0)?;
-            let reserved_q = reserved_select($tenant, p.feature.as_deref(), $at);
-            let reserved: i64 = query!(reserved_q, $qb)
-                .fetch_one(&mut *$tx)
-                .await?
-                .try_get(0)?;
-            out.push(BudgetStatus {
-                policy: BudgetPolicy {
-                    tenant_id: $tenant.to_owned(),
-                    feature: p.feature,
-                    period: p.period,
-                    limit: Nanos(p.limit),
-                    effective_from: UnixMicros(p.effective_from),
-                },
-                window_start: start,
-                window_end: end,
-                spent: Nanos(spent),
-                reserved: Nanos(reserved),
-            });
-        }
-        out
-    }};
+/// Locks the tenant's budgets (PostgreSQL: `FOR UPDATE`) and reads each one in force for
+/// `feature` at `at`, with its window's spend and live holds.
+async fn load_status(
+    tx: &mut Tx,
+    tenant: &str,
+    feature: &str,
+    at: UnixMicros,
+) -> Result<Vec<BudgetStatus>> {
+    let rows: Vec<StoredPolicy> = tx.fetch_all(&lock_budgets(tenant)).await?;
+    let mut policies = Vec::with_capacity(rows.len());
+    for r in rows {
+        policies.push(PolicyRow {
+            feature: r.feature,
+            period: Period::parse(&r.period, r.period_micros)?,
+            limit: r.limit_nanos,
+            effective_from: r.effective_from,
+        });
+    }
+    let mut out = Vec::new();
+    for p in in_force(policies, feature, at) {
+        let (start, end) = budget_window(p.period, UnixMicros(p.effective_from), at)?;
+        let (spent,): (i64,) = tx
+            .fetch_one(&spent_select(tenant, p.feature.as_deref(), start, end))
+            .await?;
+        let (reserved,): (i64,) = tx
+            .fetch_one(&reserved_select(tenant, p.feature.as_deref(), at))
+            .await?;
+        out.push(BudgetStatus {
+            policy: BudgetPolicy {
+                tenant_id: tenant.to_owned(),
+                feature: p.feature,
+                period: p.period,
+                limit: Nanos(p.limit),
+                effective_from: UnixMicros(p.effective_from),
+            },
+            window_start: start,
+            window_end: end,
+            spent: Nanos(spent),
+            reserved: Nanos(reserved),
+        });
+    }
+    Ok(out)
 }
 
 impl Ledger {
@@ -382,9 +390,7 @@ impl Ledger {
                 policy.effective_from.0.into(),
             ])?
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            query!(stmt, qb).execute(pool).await?;
-        });
+        self.pool.execute(&stmt).await?;
         Ok(())
     }
 
@@ -494,33 +500,33 @@ impl Ledger {
             ])?
             .returning_col(Reservation::Id)
             .to_owned();
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            let statuses = load_status!(tx, qb, &req.tenant_id, &req.feature, req.at);
-            for s in statuses {
-                let total = s
-                    .spent
-                    .0
-                    .saturating_add(s.reserved.0)
-                    .saturating_add(amount.0);
-                if total > s.policy.limit.0 {
-                    return Err(Error::BudgetExceeded {
-                        tenant_id: req.tenant_id.clone(),
-                        feature: s.policy.feature,
-                        limit: s.policy.limit,
-                        spent: s.spent,
-                        reserved: s.reserved,
-                        requested: amount,
-                        window_start: s.window_start.0,
-                        window_end: s.window_end.0,
-                    });
-                }
+        let mut tx = self.pool.begin().await?;
+        let statuses = load_status(&mut tx, &req.tenant_id, &req.feature, req.at).await?;
+        for s in statuses {
+            let total = s
+                .spent
+                .0
+                .saturating_add(s.reserved.0)
+                .saturating_add(amount.0);
+            if total > s.policy.limit.0 {
+                return Err(Error::BudgetExceeded {
+                    tenant_id: req.tenant_id.clone(),
+                    feature: s.policy.feature,
+                    limit: s.policy.limit,
+                    spent: s.spent,
+                    reserved: s.reserved,
+                    requested: amount,
+                    window_start: s.window_start.0,
+                    window_end: s.window_end.0,
+                });
             }
-            let id: i64 = query!(insert, qb).fetch_one(&mut *tx).await?.try_get(0)?;
-            Ok::<Reserved, Error>(Reserved {
-                id,
-                amount,
-                expires_at,
-            })
+        }
+        let (id,): (i64,) = tx.fetch_one(&insert).await?;
+        tx.commit().await?;
+        Ok(Reserved {
+            id,
+            amount,
+            expires_at,
         })
     }
 
@@ -602,87 +608,83 @@ impl Ledger {
             insert.returning_col(Reservation::Id);
             inserts.push(insert);
         }
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            // One entry per budget window: its status and the batch's total against it.
-            let mut checks: Vec<(BudgetStatus, i64)> = Vec::new();
-            let mut loaded: std::collections::HashMap<(&str, &str, UnixMicros), Vec<usize>> =
-                std::collections::HashMap::new();
-            // Lock tenants in one order, so two batches over the same tenants cannot deadlock.
-            let mut order: Vec<usize> = (0..reqs.len()).collect();
-            order.sort_by(|&a, &b| reqs[a].tenant_id.cmp(&reqs[b].tenant_id));
-            for i in order {
-                let (r, (amount, _)) = (&reqs[i], &amounts[i]);
-                let key = (r.tenant_id.as_str(), r.feature.as_str(), r.at);
-                if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(key) {
-                    let statuses = load_status!(tx, qb, &r.tenant_id, &r.feature, r.at);
-                    let mut idx = Vec::with_capacity(statuses.len());
-                    for s in statuses {
-                        let same = checks.iter().position(|(c, _)| {
-                            c.policy.tenant_id == s.policy.tenant_id
-                                && c.policy.feature == s.policy.feature
-                                && c.window_start == s.window_start
-                        });
-                        idx.push(same.unwrap_or_else(|| {
-                            checks.push((s, 0));
-                            checks.len() - 1
-                        }));
-                    }
-                    slot.insert(idx);
-                }
-                for &i in &loaded[&key] {
-                    checks[i].1 = checks[i].1.saturating_add(amount.0);
-                }
-            }
-            for (s, requested) in checks {
-                let total = s
-                    .spent
-                    .0
-                    .saturating_add(s.reserved.0)
-                    .saturating_add(requested);
-                if total > s.policy.limit.0 {
-                    return Err(Error::BudgetExceeded {
-                        tenant_id: s.policy.tenant_id,
-                        feature: s.policy.feature,
-                        limit: s.policy.limit,
-                        spent: s.spent,
-                        reserved: s.reserved,
-                        requested: Nanos(requested),
-                        window_start: s.window_start.0,
-                        window_end: s.window_end.0,
+        let mut tx = self.pool.begin().await?;
+        // One entry per budget window: its status and the batch's total against it.
+        let mut checks: Vec<(BudgetStatus, i64)> = Vec::new();
+        let mut loaded: std::collections::HashMap<(&str, &str, UnixMicros), Vec<usize>> =
+            std::collections::HashMap::new();
+        // Lock tenants in one order, so two batches over the same tenants cannot deadlock.
+        let mut order: Vec<usize> = (0..reqs.len()).collect();
+        order.sort_by(|&a, &b| reqs[a].tenant_id.cmp(&reqs[b].tenant_id));
+        for i in order {
+            let (r, (amount, _)) = (&reqs[i], &amounts[i]);
+            let key = (r.tenant_id.as_str(), r.feature.as_str(), r.at);
+            if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(key) {
+                let statuses = load_status(&mut tx, &r.tenant_id, &r.feature, r.at).await?;
+                let mut idx = Vec::with_capacity(statuses.len());
+                for s in statuses {
+                    let same = checks.iter().position(|(c, _)| {
+                        c.policy.tenant_id == s.policy.tenant_id
+                            && c.policy.feature == s.policy.feature
+                            && c.window_start == s.window_start
                     });
+                    idx.push(same.unwrap_or_else(|| {
+                        checks.push((s, 0));
+                        checks.len() - 1
+                    }));
                 }
+                slot.insert(idx);
             }
-            let mut ids = Vec::with_capacity(reqs.len());
-            for insert in &inserts {
-                let rows = query!(*insert, qb).fetch_all(&mut *tx).await?;
-                let mut chunk_ids = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    chunk_ids.push(row.try_get::<i64, _>(0)?);
-                }
-                // One statement draws its ids in row order on both backends, and a later
-                // statement draws larger ones; RETURNING does not promise an order, so sort
-                // each chunk's ids back into it.
-                chunk_ids.sort_unstable();
-                ids.extend(chunk_ids);
+            for &i in &loaded[&key] {
+                checks[i].1 = checks[i].1.saturating_add(amount.0);
             }
-            if ids.len() != reqs.len() {
-                return Err(Error::InvalidRow(format!(
-                    "inserted {} holds for {} requests",
-                    ids.len(),
-                    reqs.len()
-                )));
+        }
+        for (s, requested) in checks {
+            let total = s
+                .spent
+                .0
+                .saturating_add(s.reserved.0)
+                .saturating_add(requested);
+            if total > s.policy.limit.0 {
+                return Err(Error::BudgetExceeded {
+                    tenant_id: s.policy.tenant_id,
+                    feature: s.policy.feature,
+                    limit: s.policy.limit,
+                    spent: s.spent,
+                    reserved: s.reserved,
+                    requested: Nanos(requested),
+                    window_start: s.window_start.0,
+                    window_end: s.window_end.0,
+                });
             }
-            Ok::<Vec<Reserved>, Error>(
-                ids.into_iter()
-                    .zip(&amounts)
-                    .map(|(id, &(amount, expires_at))| Reserved {
-                        id,
-                        amount,
-                        expires_at,
-                    })
-                    .collect(),
-            )
-        })
+        }
+        let mut ids = Vec::with_capacity(reqs.len());
+        for insert in &inserts {
+            let rows: Vec<(i64,)> = tx.fetch_all(insert).await?;
+            let mut chunk_ids: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
+            // One statement draws its ids in row order on both backends, and a later
+            // statement draws larger ones; RETURNING does not promise an order, so sort
+            // each chunk's ids back into it.
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
+        }
+        if ids.len() != reqs.len() {
+            return Err(Error::InvalidRow(format!(
+                "inserted {} holds for {} requests",
+                ids.len(),
+                reqs.len()
+            )));
+        }
+        tx.commit().await?;
+        Ok(ids
+            .into_iter()
+            .zip(&amounts)
+            .map(|(id, &(amount, expires_at))| Reserved {
+                id,
+                amount,
+                expires_at,
+            })
+            .collect())
     }
 
     /// Records the actual usage of a reserved request and closes the reservation, in one
@@ -709,9 +711,7 @@ impl Ledger {
     /// [`Error::Database`].
     pub async fn release(&self, reservation_id: i64) -> Result<bool> {
         let stmt = close_reservation(reservation_id, "released", None, None);
-        on_pool!(&self.pool, |pool, qb| {
-            Ok(query!(stmt, qb).execute(pool).await?.rows_affected() == 1)
-        })
+        Ok(self.pool.execute(&stmt).await? == 1)
     }
 
     /// Releases many held reservations in one transaction (a call whose work was never
@@ -735,13 +735,13 @@ impl Ledger {
         if updates.is_empty() {
             return Ok(0);
         }
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            let mut released = 0;
-            for update in &updates {
-                released += query!(*update, qb).execute(&mut *tx).await?.rows_affected();
-            }
-            Ok::<u64, Error>(released)
-        })
+        let mut tx = self.pool.begin().await?;
+        let mut released = 0;
+        for update in &updates {
+            released += tx.execute(update).await?;
+        }
+        tx.commit().await?;
+        Ok(released)
     }
 
     /// The tenants that have at least one live hold at `at` (held and not yet expired), in
@@ -759,14 +759,8 @@ impl Ledger {
             .and_where(Expr::col(Reservation::ExpiresAt).gt(at.0))
             .order_by(Reservation::TenantId, Order::Asc)
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            let rows = query!(stmt, qb).fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(r.try_get::<String, _>(0)?);
-            }
-            Ok(out)
-        })
+        let rows: Vec<(String,)> = self.pool.fetch_all(&stmt).await?;
+        Ok(rows.into_iter().map(|(tenant,)| tenant).collect())
     }
 
     /// The ids of a tenant's live holds (held, not expired at `at`) taken before
@@ -791,14 +785,8 @@ impl Ledger {
             .and_where(Expr::col(Reservation::CreatedAt).lt(taken_before.0))
             .order_by(Reservation::Id, Order::Asc)
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            let rows = query!(stmt, qb).fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(r.try_get::<i64, _>(0)?);
-            }
-            Ok(out)
-        })
+        let rows: Vec<(i64,)> = self.pool.fetch_all(&stmt).await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// The budgets in force for a tenant's feature at `at`, with their current window's spend.
@@ -812,10 +800,10 @@ impl Ledger {
         feature: &str,
         at: UnixMicros,
     ) -> Result<Vec<BudgetStatus>> {
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            let statuses = load_status!(tx, qb, tenant_id, feature, at);
-            Ok::<Vec<BudgetStatus>, Error>(statuses)
-        })
+        let mut tx = self.pool.begin().await?;
+        let statuses = load_status(&mut tx, tenant_id, feature, at).await?;
+        tx.commit().await?;
+        Ok(statuses)
     }
 }
 

@@ -116,6 +116,11 @@ pub enum Error {
     /// A time outside the calendar range.
     #[error("time {0} µs is outside the supported calendar range")]
     TimeRange(i64),
+    /// The database's ledger schema cannot be used by this version: it was migrated by a newer
+    /// one, or a migration applied to it differs from the one shipped under the same version.
+    /// Nothing was migrated.
+    #[error("the ledger's schema cannot be migrated")]
+    Migrate(#[source] tenantry_core::migrate::MigrateError),
     /// The database failed.
     #[error("database error")]
     Database(
@@ -163,6 +168,17 @@ impl Error {
                 | Self::KeyConflict { .. }
                 | Self::TimeRange(_)
         )
+    }
+}
+
+impl From<tenantry_core::migrate::MigrateError> for Error {
+    /// A failed statement stays a database error (so it is retryable like any other); only
+    /// a refused schema is [`Error::Migrate`].
+    fn from(e: tenantry_core::migrate::MigrateError) -> Self {
+        match e {
+            tenantry_core::migrate::MigrateError::Database(e) => Self::Database(e),
+            other => Self::Migrate(other),
+        }
     }
 }
 

@@ -7,18 +7,17 @@ use sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Query};
 use serde::{Deserialize, Serialize};
 #[cfg(feature = "postgres")]
 use sqlx::PgPool;
-use sqlx::Row;
 #[cfg(feature = "sqlite")]
 use sqlx::SqlitePool;
+use tenantry_core::db::{Backend, Pool};
 
 use crate::clock::UnixMicros;
-use crate::db::{Pool, ddl, on_pool, query, transaction};
 use crate::error::{Error, Result};
 use crate::formula::{
     self, ContextTier, LineCost, MAX_TENANT_BP, RateSnapshot, Rates, TokenBuckets,
 };
 use crate::price_book::{PriceBook, PriceQuery};
-use crate::schema::{self, Migrations, Multiplier, MultiplierTable, Reservation, Usage};
+use crate::schema::{self, Multiplier, MultiplierTable, Reservation, Usage};
 use crate::usage::Lane;
 
 /// One usage event to record: who, what, when, and the exclusive token buckets.
@@ -136,9 +135,6 @@ pub struct Ledger {
     plain_cost_columns: bool,
 }
 
-/// The PostgreSQL advisory-lock key that serializes concurrent migrators.
-const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74_7279; // "tenantry"
-
 impl Ledger {
     /// A ledger on PostgreSQL.
     #[cfg(feature = "postgres")]
@@ -146,7 +142,7 @@ impl Ledger {
     #[must_use]
     pub fn postgres(pool: PgPool, book: PriceBook) -> Self {
         Self {
-            pool: Pool::Postgres(pool),
+            pool: Pool::from(pool),
             book: Arc::new(book),
             plain_cost_columns: false,
         }
@@ -158,7 +154,7 @@ impl Ledger {
     #[must_use]
     pub fn sqlite(pool: SqlitePool, book: PriceBook) -> Self {
         Self {
-            pool: Pool::Sqlite(pool),
+            pool: Pool::from(pool),
             book: Arc::new(book),
             plain_cost_columns: false,
         }
@@ -170,15 +166,24 @@ impl Ledger {
         &self.book
     }
 
-    /// Creates or upgrades the schema. Idempotent, and safe to run from several processes at
-    /// once (PostgreSQL: an advisory lock; SQLite: `BEGIN IMMEDIATE`). Applied versions are
-    /// kept in `tenantry_cost_migrations`.
+    /// Creates or upgrades the schema: the ledger's [`MIGRATIONS`](crate::MIGRATIONS) through
+    /// the shared migration runner. Idempotent, and safe to run from several processes at once
+    /// (PostgreSQL: an advisory lock; SQLite: `BEGIN IMMEDIATE`). Applied versions are kept in
+    /// `tenantry_migrations` under the component `cost`.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] when a statement fails.
+    /// [`Error::Migrate`] for a database migrated by a newer version or a shipped migration
+    /// that differs from the applied one (nothing is changed), [`Error::Database`] when a
+    /// statement fails.
     pub async fn migrate(&self) -> Result<()> {
-        self.migrate_with(!self.plain_cost_columns).await
+        let component = if self.plain_cost_columns {
+            &schema::PLAIN_COST_MIGRATIONS
+        } else {
+            &schema::MIGRATIONS
+        };
+        tenantry_core::migrate::migrate(&self.pool, &[component]).await?;
+        Ok(())
     }
 
     /// Benchmark baseline only: a ledger whose `migrate` creates `cost_nanos` and
@@ -196,46 +201,6 @@ impl Ledger {
             plain_cost_columns: true,
             ..Self::postgres(pool, book)
         }
-    }
-
-    async fn migrate_with(&self, generated: bool) -> Result<()> {
-        let backend = self.pool.backend();
-        transaction!(&self.pool, |tx, qb, is_pg| {
-            if is_pg {
-                // Raw statement: sea-query has no advisory-lock builder; the key is a constant.
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(MIGRATION_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            ddl!(schema::migrations_table(backend))
-                .execute(&mut *tx)
-                .await?;
-            for (version, name, statements) in schema::migrations(backend, generated) {
-                let applied = Query::select()
-                    .column(Migrations::Version)
-                    .from(Migrations::Table)
-                    .and_where(Expr::col(Migrations::Version).eq(version))
-                    .to_owned();
-                if query!(applied, qb)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some()
-                {
-                    continue;
-                }
-                for sql in statements {
-                    ddl!(sql).execute(&mut *tx).await?;
-                }
-                let mark = Query::insert()
-                    .into_table(Migrations::Table)
-                    .columns([Migrations::Version, Migrations::Name, Migrations::AppliedAt])
-                    .values([version.into(), name.into(), UnixMicros::now().0.into()])?
-                    .to_owned();
-                query!(mark, qb).execute(&mut *tx).await?;
-            }
-            Ok::<(), Error>(())
-        })
     }
 
     /// Sets the multiplier of a feature tier from `effective_from` on (basis points,
@@ -296,9 +261,7 @@ impl Ledger {
             ])
             .values([name.into(), effective_from.0.into(), multiplier_bp.into()])?
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            query!(stmt, qb).execute(pool).await?;
-        });
+        self.pool.execute(&stmt).await?;
         Ok(())
     }
 
@@ -387,18 +350,14 @@ impl Ledger {
                 Some(bp) => *bp,
                 None => {
                     let sel = multiplier_select(table, name, record.occurred_at);
-                    let found: Option<i64> = on_pool!(&self.pool, |pool, qb| {
-                        query!(sel, qb)
-                            .fetch_optional(pool)
-                            .await?
-                            .map(|r| r.try_get::<i64, _>(0))
-                            .transpose()?
-                    });
-                    let bp = found.ok_or_else(|| Error::UnknownMultiplier {
-                        kind,
-                        name: name.clone(),
-                        at_micros: record.occurred_at.0,
-                    })?;
+                    let found: Option<(i64,)> = self.pool.fetch_optional(&sel).await?;
+                    let bp = found
+                        .map(|(bp,)| bp)
+                        .ok_or_else(|| Error::UnknownMultiplier {
+                            kind,
+                            name: name.clone(),
+                            at_micros: record.occurred_at.0,
+                        })?;
                     cache.insert(key, bp);
                     bp
                 }
@@ -449,54 +408,55 @@ impl Ledger {
             .and_where(Expr::col(Usage::Source).eq(record.source.as_str()))
             .and_where(Expr::col(Usage::RequestId).eq(record.request_id.as_str()))
             .to_owned();
-        transaction!(&self.pool, |tx, qb, is_pg| {
-            if let (Some(_), true) = (settle, is_pg) {
-                let lock = crate::budget::lock_budgets(&record.tenant_id);
-                query!(lock, qb).fetch_all(&mut *tx).await?;
-            }
-            let inserted = query!(insert, qb).fetch_optional(&mut *tx).await?;
-            let recorded = match inserted {
-                Some(row) => Recorded {
-                    line_id: row.try_get(0)?,
-                    duplicate: false,
-                    cost,
-                },
-                None => {
-                    let row = query!(existing, qb).fetch_one(&mut *tx).await?;
-                    // The key is taken: it is this usage again only if it is the same
-                    // tenant's same tokens; anything else is refused, never answered with
-                    // another line (possibly another tenant's).
-                    if !KeyOwner::from_row(&row, 3)?.matches(record) {
-                        return Err(Error::KeyConflict {
-                            key_source: record.source.clone(),
-                            request_id: record.request_id.clone(),
-                        });
-                    }
-                    Recorded {
-                        line_id: row.try_get(0)?,
-                        duplicate: true,
-                        cost: LineCost {
-                            cost: crate::Nanos(row.try_get(1)?),
-                            standard_cost: crate::Nanos(row.try_get(2)?),
-                        },
-                    }
+        let mut tx = self.pool.begin().await?;
+        if settle.is_some() && tx.backend() == Backend::Postgres {
+            // The rows are only locked, not read: running the `FOR UPDATE` is the point.
+            tx.execute(&crate::budget::lock_budgets(&record.tenant_id))
+                .await?;
+        }
+        let inserted: Option<(i64,)> = tx.fetch_optional(&insert).await?;
+        let recorded = match inserted {
+            Some((line_id,)) => Recorded {
+                line_id,
+                duplicate: false,
+                cost,
+            },
+            None => {
+                let row: ExistingLine = tx.fetch_one(&existing).await?;
+                // The key is taken: it is this usage again only if it is the same tenant's
+                // same tokens; anything else is refused, never answered with another line
+                // (possibly another tenant's).
+                if !row.owner.matches(record) {
+                    return Err(Error::KeyConflict {
+                        key_source: record.source.clone(),
+                        request_id: record.request_id.clone(),
+                    });
                 }
-            };
-            if let Some(reservation) = settle {
-                let close = crate::budget::close_reservation(
-                    reservation,
-                    if recorded.duplicate {
-                        "released"
-                    } else {
-                        "settled"
+                Recorded {
+                    line_id: row.id,
+                    duplicate: true,
+                    cost: LineCost {
+                        cost: crate::Nanos(row.cost_nanos),
+                        standard_cost: crate::Nanos(row.standard_cost_nanos),
                     },
-                    Some(recorded.line_id),
-                    Some(&record.tenant_id),
-                );
-                query!(close, qb).execute(&mut *tx).await?;
+                }
             }
-            Ok::<Recorded, Error>(recorded)
-        })
+        };
+        if let Some(reservation) = settle {
+            let close = crate::budget::close_reservation(
+                reservation,
+                if recorded.duplicate {
+                    "released"
+                } else {
+                    "settled"
+                },
+                Some(recorded.line_id),
+                Some(&record.tenant_id),
+            );
+            tx.execute(&close).await?;
+        }
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     /// Records many lines in one transaction with multi-row inserts, skipping duplicates.
@@ -535,41 +495,40 @@ impl Ledger {
         for chunk in refs.chunks(CHUNK) {
             inserts.push(insert_usage(chunk, now, self.plain_cost_columns)?);
         }
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            let mut added = 0;
-            for (insert, chunk) in inserts.iter().zip(rows.chunks(CHUNK)) {
-                let inserted = query!(*insert, qb).execute(&mut *tx).await?.rows_affected();
-                added += inserted;
-                if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
-                    continue;
-                }
-                // Some keys were taken (earlier, or twice in this chunk): each must be the
-                // same tenant's same usage, or the whole call is refused and rolled back.
-                let keys: Vec<&str> = chunk.iter().map(|(r, _)| r.request_id.as_str()).collect();
-                let owners = Query::select()
-                    .columns([Usage::Source, Usage::RequestId])
-                    .columns(KEY_OWNER_COLUMNS)
-                    .from(Usage::Table)
-                    .and_where(Expr::col(Usage::RequestId).is_in(keys))
-                    .to_owned();
-                let found = query!(owners, qb).fetch_all(&mut *tx).await?;
-                let mut by_key = HashMap::with_capacity(found.len());
-                for row in &found {
-                    let key: (String, String) = (row.try_get(0)?, row.try_get(1)?);
-                    by_key.insert(key, KeyOwner::from_row(row, 2)?);
-                }
-                for (r, _) in chunk {
-                    let key = (r.source.clone(), r.request_id.clone());
-                    if !by_key.get(&key).is_some_and(|owner| owner.matches(r)) {
-                        return Err(Error::KeyConflict {
-                            key_source: r.source.clone(),
-                            request_id: r.request_id.clone(),
-                        });
-                    }
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for (insert, chunk) in inserts.iter().zip(rows.chunks(CHUNK)) {
+            let inserted = tx.execute(insert).await?;
+            added += inserted;
+            if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
+                continue;
+            }
+            // Some keys were taken (earlier, or twice in this chunk): each must be the same
+            // tenant's same usage, or the whole call is refused and rolled back.
+            let keys: Vec<&str> = chunk.iter().map(|(r, _)| r.request_id.as_str()).collect();
+            let owners = Query::select()
+                .columns([Usage::Source, Usage::RequestId])
+                .columns(KEY_OWNER_COLUMNS)
+                .from(Usage::Table)
+                .and_where(Expr::col(Usage::RequestId).is_in(keys))
+                .to_owned();
+            let found: Vec<KeyHolder> = tx.fetch_all(&owners).await?;
+            let by_key: HashMap<(String, String), KeyOwner> = found
+                .into_iter()
+                .map(|row| ((row.source, row.request_id), row.owner))
+                .collect();
+            for (r, _) in chunk {
+                let key = (r.source.clone(), r.request_id.clone());
+                if !by_key.get(&key).is_some_and(|owner| owner.matches(r)) {
+                    return Err(Error::KeyConflict {
+                        key_source: r.source.clone(),
+                        request_id: r.request_id.clone(),
+                    });
                 }
             }
-            Ok::<u64, Error>(added)
-        })
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     /// Reads one line back.
@@ -583,14 +542,12 @@ impl Ledger {
             .from(Usage::Table)
             .and_where(Expr::col(Usage::Id).eq(line_id))
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            let row = query!(sel, qb).fetch_optional(pool).await?;
-            let row = row.ok_or(Error::NotFound {
-                kind: "line",
-                id: line_id,
-            })?;
-            line_from_row(&row)
-        })
+        let row: Option<LineRow> = self.pool.fetch_optional(&sel).await?;
+        row.ok_or(Error::NotFound {
+            kind: "line",
+            id: line_id,
+        })?
+        .into_line()
     }
 
     /// Reads every line of a tenant, oldest first (for audits and tests).
@@ -605,10 +562,8 @@ impl Ledger {
             .and_where(Expr::col(Usage::TenantId).eq(tenant_id))
             .order_by(Usage::Id, Order::Asc)
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            let rows = query!(sel, qb).fetch_all(pool).await?;
-            rows.iter().map(line_from_row).collect()
-        })
+        let rows: Vec<LineRow> = self.pool.fetch_all(&sel).await?;
+        rows.into_iter().map(LineRow::into_line).collect()
     }
 
     /// Marks reservations whose time ran out as released (they already stopped counting
@@ -624,9 +579,7 @@ impl Ledger {
             .and_where(Expr::col(Reservation::State).eq("held"))
             .and_where(Expr::col(Reservation::ExpiresAt).lte(now.0))
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            Ok(query!(stmt, qb).execute(pool).await?.rows_affected())
-        })
+        Ok(self.pool.execute(&stmt).await?)
     }
 }
 
@@ -644,38 +597,47 @@ const KEY_OWNER_COLUMNS: [Usage; 7] = [
 ];
 
 /// The stored line that holds a key, as far as [`KEY_OWNER_COLUMNS`] tell.
+#[derive(sqlx::FromRow)]
 struct KeyOwner {
     tenant_id: String,
     model: String,
-    tokens: TokenBuckets,
+    input_tokens: i64,
+    cache_write_5m_tokens: i64,
+    cache_write_1h_tokens: i64,
+    cache_read_tokens: i64,
+    output_tokens: i64,
+}
+
+/// The line already recorded under a key, with its stored cost.
+#[derive(sqlx::FromRow)]
+struct ExistingLine {
+    id: i64,
+    cost_nanos: i64,
+    standard_cost_nanos: i64,
+    #[sqlx(flatten)]
+    owner: KeyOwner,
+}
+
+/// A key and the line that holds it.
+#[derive(sqlx::FromRow)]
+struct KeyHolder {
+    source: String,
+    request_id: String,
+    #[sqlx(flatten)]
+    owner: KeyOwner,
 }
 
 impl KeyOwner {
-    /// Reads [`KEY_OWNER_COLUMNS`] starting at column `at`.
-    fn from_row<R: Row>(row: &R, at: usize) -> Result<Self>
-    where
-        usize: sqlx::ColumnIndex<R>,
-        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    {
-        Ok(Self {
-            tenant_id: row.try_get(at)?,
-            model: row.try_get(at + 1)?,
-            tokens: TokenBuckets {
-                input: row.try_get(at + 2)?,
-                cache_write_5m: row.try_get(at + 3)?,
-                cache_write_1h: row.try_get(at + 4)?,
-                cache_read: row.try_get(at + 5)?,
-                output: row.try_get(at + 6)?,
-            },
-        })
-    }
-
     /// Whether `record` is the usage this line already charged.
     fn matches(&self, record: &UsageRecord) -> bool {
-        self.tenant_id == record.tenant_id
-            && self.model == record.model
-            && self.tokens == record.tokens
+        let tokens = TokenBuckets {
+            input: self.input_tokens,
+            cache_write_5m: self.cache_write_5m_tokens,
+            cache_write_1h: self.cache_write_1h_tokens,
+            cache_read: self.cache_read_tokens,
+            output: self.output_tokens,
+        };
+        self.tenant_id == record.tenant_id && self.model == record.model && tokens == record.tokens
     }
 }
 
@@ -716,62 +678,94 @@ const LINE_COLUMNS: [Usage; 34] = [
     Usage::RecordedAt,
 ];
 
-fn line_from_row<R: Row>(row: &R) -> Result<LedgerLine>
-where
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
-{
-    let lane: String = row.try_get(5)?;
-    let tier: String = row.try_get(20)?;
-    Ok(LedgerLine {
-        id: row.try_get(0)?,
-        record: UsageRecord {
-            tenant_id: row.try_get(1)?,
-            user_id: row.try_get(2)?,
-            feature: row.try_get(3)?,
-            model: row.try_get(4)?,
-            lane: Lane::parse(&lane)
-                .ok_or_else(|| Error::InvalidRow(format!("unknown lane `{lane}`")))?,
-            occurred_at: UnixMicros(row.try_get(6)?),
-            tokens: TokenBuckets {
-                input: row.try_get(7)?,
-                cache_write_5m: row.try_get(8)?,
-                cache_write_1h: row.try_get(9)?,
-                cache_read: row.try_get(10)?,
-                output: row.try_get(11)?,
+/// A row of [`LINE_COLUMNS`], as stored.
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    id: i64,
+    tenant_id: String,
+    user_id: Option<String>,
+    feature: String,
+    model: String,
+    lane: String,
+    occurred_at: i64,
+    input_tokens: i64,
+    cache_write_5m_tokens: i64,
+    cache_write_1h_tokens: i64,
+    cache_read_tokens: i64,
+    output_tokens: i64,
+    cost_nanos: i64,
+    standard_cost_nanos: i64,
+    source: String,
+    request_id: String,
+    job_id: Option<String>,
+    batch_id: Option<String>,
+    corrects_id: Option<i64>,
+    price_id: String,
+    context_tier: String,
+    input_rate: i64,
+    cache_write_5m_rate: i64,
+    cache_write_1h_rate: i64,
+    cache_read_rate: i64,
+    output_rate: i64,
+    batch_permille: i64,
+    geo_permille: i64,
+    tier_bp: i64,
+    region_bp: i64,
+    inference_geo: Option<String>,
+    feature_tier: Option<String>,
+    region: Option<String>,
+}
+
+impl LineRow {
+    fn into_line(self) -> Result<LedgerLine> {
+        let lane = Lane::parse(&self.lane)
+            .ok_or_else(|| Error::InvalidRow(format!("unknown lane `{}`", self.lane)))?;
+        Ok(LedgerLine {
+            id: self.id,
+            record: UsageRecord {
+                tenant_id: self.tenant_id,
+                user_id: self.user_id,
+                feature: self.feature,
+                model: self.model,
+                lane,
+                occurred_at: UnixMicros(self.occurred_at),
+                tokens: TokenBuckets {
+                    input: self.input_tokens,
+                    cache_write_5m: self.cache_write_5m_tokens,
+                    cache_write_1h: self.cache_write_1h_tokens,
+                    cache_read: self.cache_read_tokens,
+                    output: self.output_tokens,
+                },
+                source: self.source,
+                request_id: self.request_id,
+                job_id: self.job_id,
+                batch_id: self.batch_id,
+                inference_geo: self.inference_geo,
+                feature_tier: self.feature_tier,
+                region: self.region,
             },
-            source: row.try_get(14)?,
-            request_id: row.try_get(15)?,
-            job_id: row.try_get(16)?,
-            batch_id: row.try_get(17)?,
-            inference_geo: row.try_get(30)?,
-            feature_tier: row.try_get(31)?,
-            region: row.try_get(32)?,
-        },
-        stored: LineCost {
-            cost: crate::Nanos(row.try_get(12)?),
-            standard_cost: crate::Nanos(row.try_get(13)?),
-        },
-        corrects_id: row.try_get(18)?,
-        snapshot: RateSnapshot {
-            price_id: row.try_get(19)?,
-            context_tier: ContextTier::parse(&tier)?,
-            rates: Rates {
-                input: row.try_get(21)?,
-                cache_write_5m: row.try_get(22)?,
-                cache_write_1h: row.try_get(23)?,
-                cache_read: row.try_get(24)?,
-                output: row.try_get(25)?,
+            stored: LineCost {
+                cost: crate::Nanos(self.cost_nanos),
+                standard_cost: crate::Nanos(self.standard_cost_nanos),
             },
-            batch_permille: row.try_get(26)?,
-            geo_permille: row.try_get(27)?,
-            tier_bp: row.try_get(28)?,
-            region_bp: row.try_get(29)?,
-        },
-    })
+            corrects_id: self.corrects_id,
+            snapshot: RateSnapshot {
+                price_id: self.price_id,
+                context_tier: ContextTier::parse(&self.context_tier)?,
+                rates: Rates {
+                    input: self.input_rate,
+                    cache_write_5m: self.cache_write_5m_rate,
+                    cache_write_1h: self.cache_write_1h_rate,
+                    cache_read: self.cache_read_rate,
+                    output: self.output_rate,
+                },
+                batch_permille: self.batch_permille,
+                geo_permille: self.geo_permille,
+                tier_bp: self.tier_bp,
+                region_bp: self.region_bp,
+            },
+        })
+    }
 }
 
 fn multiplier_select(

@@ -22,7 +22,6 @@
 
 mod budget;
 mod clock;
-mod db;
 mod error;
 pub mod formula;
 mod ledger;
@@ -40,4 +39,5 @@ pub use ledger::{Ledger, LedgerLine, Recorded, UsageRecord};
 pub use money::Nanos;
 pub use price_book::{LongContext, PriceBook, PriceQuery, RateRow};
 pub use report::{GroupBy, SpendQuery, SpendRow};
+pub use schema::MIGRATIONS;
 pub use usage::{AnthropicUsage, CacheCreation, Lane};

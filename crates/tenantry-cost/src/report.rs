@@ -2,10 +2,8 @@
 
 use sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::clock::UnixMicros;
-use crate::db::{on_pool, query};
 use crate::error::Result;
 use crate::ledger::Ledger;
 use crate::money::Nanos;
@@ -116,19 +114,16 @@ impl Ledger {
     /// [`crate::Error::Database`].
     pub async fn spend(&self, q: &SpendQuery) -> Result<Vec<SpendRow>> {
         let stmt = spend_statement(q);
-        on_pool!(&self.pool, |pool, qb| {
-            let rows = query!(stmt, qb).fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(SpendRow {
-                    key: r.try_get(0)?,
-                    cost: Nanos(r.try_get(1)?),
-                    standard_cost: Nanos(r.try_get(2)?),
-                    lines: r.try_get(3)?,
-                });
-            }
-            Ok(out)
-        })
+        let rows: Vec<(Option<String>, i64, i64, i64)> = self.pool.fetch_all(&stmt).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, cost, standard_cost, lines)| SpendRow {
+                key,
+                cost: Nanos(cost),
+                standard_cost: Nanos(standard_cost),
+                lines,
+            })
+            .collect())
     }
 
     /// What batching saved over a period (all tenants, or one): the standard-price cost of the
