@@ -14,15 +14,16 @@
 use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement, UpdateStatement};
 use serde::{Deserialize, Serialize};
 use tenantry_core::db::Tx;
+use tenantry_core::time::OutOfRange;
 use time::{Date, Month};
 
-use crate::clock::UnixMicros;
 use crate::error::{Error, Result};
 use crate::formula::{self, TokenBuckets};
 use crate::ledger::{Ledger, Recorded, UsageRecord};
 use crate::money::Nanos;
 use crate::schema::{Budget, Reservation, Usage};
 use crate::usage::Lane;
+use tenantry_core::UnixMicros;
 
 /// Holds inserted per statement by [`Ledger::reserve_many`]: 6 bound values a row, far below
 /// SQLite's 32,766 and PostgreSQL's 65,535 bound values per statement.
@@ -166,7 +167,7 @@ pub fn budget_window(
         }
         Period::Day => {
             let d = at.to_datetime()?.date();
-            let next = d.next_day().ok_or(Error::TimeRange(at.0))?;
+            let next = d.next_day().ok_or(Error::TimeRange(OutOfRange(at.0)))?;
             (UnixMicros::from_date(d), UnixMicros::from_date(next))
         }
         Period::Custom { length_micros } => {
@@ -181,10 +182,10 @@ pub fn budget_window(
                     .map(|since| since.div_euclid(length_micros))
                     .and_then(|n| n.checked_mul(length_micros))
                     .and_then(|offset| effective_from.0.checked_add(offset))
-                    .ok_or(Error::TimeRange(at.0))?;
+                    .ok_or(Error::TimeRange(OutOfRange(at.0)))?;
             let end = start
                 .checked_add(length_micros)
-                .ok_or(Error::TimeRange(at.0))?;
+                .ok_or(Error::TimeRange(OutOfRange(at.0)))?;
             (UnixMicros(start), UnixMicros(end))
         }
     };
@@ -192,7 +193,7 @@ pub fn budget_window(
 }
 
 fn first_of_month(year: i32, month: Month) -> Result<Date> {
-    Date::from_calendar_date(year, month, 1).map_err(|_| Error::TimeRange(0))
+    Date::from_calendar_date(year, month, 1).map_err(|_| Error::TimeRange(OutOfRange(0)))
 }
 
 /// `SELECT … FROM tenantry_budgets WHERE tenant_id = ? FOR UPDATE` (the lock clause renders

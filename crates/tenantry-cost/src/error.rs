@@ -114,8 +114,8 @@ pub enum Error {
     #[error("invalid ledger row: {0}")]
     InvalidRow(String),
     /// A time outside the calendar range.
-    #[error("time {0} µs is outside the supported calendar range")]
-    TimeRange(i64),
+    #[error("time outside the supported calendar range")]
+    TimeRange(#[from] tenantry_core::time::OutOfRange),
     /// The database's ledger schema cannot be used by this version: it was migrated by a newer
     /// one, or a migration applied to it differs from the one shipped under the same version.
     /// Nothing was migrated.

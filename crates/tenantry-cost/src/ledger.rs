@@ -11,7 +11,6 @@ use sqlx::PgPool;
 use sqlx::SqlitePool;
 use tenantry_core::db::{Backend, Pool};
 
-use crate::clock::UnixMicros;
 use crate::error::{Error, Result};
 use crate::formula::{
     self, ContextTier, LineCost, MAX_TENANT_BP, RateSnapshot, Rates, TokenBuckets,
@@ -19,6 +18,7 @@ use crate::formula::{
 use crate::price_book::{PriceBook, PriceQuery};
 use crate::schema::{self, Multiplier, MultiplierTable, Reservation, Usage};
 use crate::usage::Lane;
+use tenantry_core::UnixMicros;
 
 /// One usage event to record: who, what, when, and the exclusive token buckets.
 ///

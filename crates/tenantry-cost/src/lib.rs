@@ -21,7 +21,6 @@
 )]
 
 mod budget;
-mod clock;
 mod error;
 pub mod formula;
 mod ledger;
@@ -32,7 +31,6 @@ mod schema;
 mod usage;
 
 pub use budget::{BudgetPolicy, BudgetStatus, Period, ReservationRequest, Reserved, budget_window};
-pub use clock::UnixMicros;
 pub use error::{Error, Result};
 pub use formula::{ContextTier, LineCost, RateSnapshot, Rates, TokenBuckets};
 pub use ledger::{Ledger, LedgerLine, Recorded, UsageRecord};
@@ -40,4 +38,5 @@ pub use money::Nanos;
 pub use price_book::{LongContext, PriceBook, PriceQuery, RateRow};
 pub use report::{GroupBy, SpendQuery, SpendRow};
 pub use schema::MIGRATIONS;
+pub use tenantry_core::UnixMicros;
 pub use usage::{AnthropicUsage, CacheCreation, Lane};

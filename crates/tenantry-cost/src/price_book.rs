@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 use time::macros::format_description;
 
-use crate::clock::UnixMicros;
 use crate::error::{Error, Result};
 use crate::formula::{
     self, ContextTier, LineCost, MAX_BATCH_PERMILLE, MAX_GEO_PERMILLE, ONE_BP, ONE_PERMILLE,
     RateSnapshot, Rates, TokenBuckets,
 };
 use crate::usage::Lane;
+use tenantry_core::UnixMicros;
 
 const DEFAULT_BOOK: &str = include_str!("../data/anthropic.json");
 

@@ -3,11 +3,11 @@
 use sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::UnixMicros;
 use crate::error::Result;
 use crate::ledger::Ledger;
 use crate::money::Nanos;
 use crate::schema::Usage;
+use tenantry_core::UnixMicros;
 
 /// What a spend report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
