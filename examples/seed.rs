@@ -103,7 +103,7 @@ pub(crate) async fn seeded(
                         "claude-haiku-4-5"
                     }
                     .into(),
-                    lane: if urgent { Lane::Sync } else { Lane::Batch },
+                    lane: if urgent { Lane::Urgent } else { Lane::Batch },
                     occurred_at: UnixMicros(
                         start.0 + day * DAY_MICROS + int(rng.next(86_400)) * 1_000_000,
                     ),

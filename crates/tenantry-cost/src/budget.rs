@@ -22,7 +22,7 @@ use crate::formula::{self, TokenBuckets};
 use crate::ledger::{Ledger, Recorded, UsageRecord};
 use crate::money::Nanos;
 use crate::schema::{Budget, Reservation, Usage};
-use crate::usage::Lane;
+use tenantry_core::Lane;
 use tenantry_core::UnixMicros;
 
 /// Holds inserted per statement by [`Ledger::reserve_many`]: 6 bound values a row, far below
@@ -464,7 +464,7 @@ impl Ledger {
     /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
     ///     period: Period::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
     /// let req = ReservationRequest { tenant_id: "acme".into(), feature: "chat".into(),
-    ///     model: "claude-haiku-4-5".into(), lane: Lane::Sync, inference_geo: None,
+    ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
     ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
     ///     at, ttl_micros: 600_000_000 };
     /// let held = ledger.reserve(&req).await?; // $0.006 of $0.01
@@ -553,7 +553,7 @@ impl Ledger {
     /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
     ///     period: Period::Month, limit: Nanos(15_000_000), effective_from: at }).await?;
     /// let req = ReservationRequest { tenant_id: "acme".into(), feature: "chat".into(),
-    ///     model: "claude-haiku-4-5".into(), lane: Lane::Sync, inference_geo: None,
+    ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
     ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
     ///     at, ttl_micros: 600_000_000 };
     /// let held = ledger.reserve_many(&[req.clone(), req.clone()]).await?; // $0.012 of $0.015

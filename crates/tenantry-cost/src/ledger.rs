@@ -17,7 +17,7 @@ use crate::formula::{
 };
 use crate::price_book::{PriceBook, PriceQuery};
 use crate::schema::{self, Multiplier, MultiplierTable, Reservation, Usage};
-use crate::usage::Lane;
+use tenantry_core::Lane;
 use tenantry_core::UnixMicros;
 
 /// One usage event to record: who, what, when, and the exclusive token buckets.
@@ -718,7 +718,7 @@ struct LineRow {
 
 impl LineRow {
     fn into_line(self) -> Result<LedgerLine> {
-        let lane = Lane::parse(&self.lane)
+        let lane = schema::lane_from_column(&self.lane)
             .ok_or_else(|| Error::InvalidRow(format!("unknown lane `{}`", self.lane)))?;
         Ok(LedgerLine {
             id: self.id,
@@ -806,7 +806,7 @@ pub(crate) fn insert_usage(
             r.user_id.clone().into(),
             r.feature.as_str().into(),
             r.model.as_str().into(),
-            r.lane.as_str().into(),
+            schema::lane_column(r.lane).into(),
             r.occurred_at.0.into(),
             t.input.into(),
             t.cache_write_5m.into(),

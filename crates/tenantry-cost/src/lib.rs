@@ -38,5 +38,6 @@ pub use money::Nanos;
 pub use price_book::{LongContext, PriceBook, PriceQuery, RateRow};
 pub use report::{GroupBy, SpendQuery, SpendRow};
 pub use schema::MIGRATIONS;
+pub use tenantry_core::Lane;
 pub use tenantry_core::UnixMicros;
-pub use usage::{AnthropicUsage, CacheCreation, Lane};
+pub use usage::{AnthropicUsage, CacheCreation};

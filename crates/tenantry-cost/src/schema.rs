@@ -1,6 +1,7 @@
 //! The ledger schema, built with sea-query, and the versioned migrations that create it.
 
 use sea_query::{ColumnDef, Expr, ExprTrait, Iden, Index, Table};
+use tenantry_core::Lane;
 use tenantry_core::db::Backend;
 use tenantry_core::migrate::{Component, Migration};
 
@@ -42,6 +43,31 @@ fn versions(backend: Backend, generated: bool) -> Vec<Migration> {
         "usage ledger, multipliers, budgets, reservations",
         migration_1(backend, generated),
     )]
+}
+
+/// The value of the `lane` column for `lane`: `'batch'`, or `'sync'` for the urgent lane.
+///
+/// The ledger stored the urgent lane as `'sync'` before the lanes got one name across the
+/// crates, and stored values are data: the column's `CHECK`, the rows already written, spend
+/// reports grouped by lane and the metrics that read the column all know `'sync'`. Rewriting
+/// them would need a table rebuild on SQLite (a `CHECK` cannot be altered), so this function
+/// and [`lane_from_column`] are the one place the two spellings meet. A lane this version does
+/// not know is stored under its own name, which the `CHECK` refuses.
+pub(crate) fn lane_column(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Urgent => "sync",
+        other => other.as_str(),
+    }
+}
+
+/// The lane of a stored `lane` value (see [`lane_column`]); `None` for a value this version
+/// does not know.
+pub(crate) fn lane_from_column(value: &str) -> Option<Lane> {
+    match value {
+        "sync" => Some(Lane::Urgent),
+        "batch" => Some(Lane::Batch),
+        _ => None,
+    }
 }
 
 /// `tenantry_usage`, the append-only ledger (its contract with the metrics crate is in the
@@ -189,12 +215,9 @@ pub(crate) fn usage_table(backend: Backend, generated: bool) -> String {
         .col(text_null(Usage::UserId))
         .col(text(Usage::Feature))
         .col(text(Usage::Model))
-        .col(
-            ColumnDef::new(Usage::Lane)
-                .text()
-                .not_null()
-                .check(Expr::col(Usage::Lane).is_in(["batch", "sync"])),
-        )
+        .col(ColumnDef::new(Usage::Lane).text().not_null().check(
+            Expr::col(Usage::Lane).is_in([lane_column(Lane::Batch), lane_column(Lane::Urgent)]),
+        ))
         .col(ColumnDef::new(Usage::OccurredAt).big_integer().not_null())
         .col(bounded(Usage::InputTokens, -MAX_TOKENS, MAX_TOKENS))
         .col(bounded(Usage::CacheWrite5mTokens, -MAX_TOKENS, MAX_TOKENS))
@@ -353,6 +376,16 @@ fn migration_1(backend: Backend, generated: bool) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_lane_has_one_stored_value_that_reads_back() {
+        assert_eq!(lane_column(Lane::Batch), "batch");
+        assert_eq!(lane_column(Lane::Urgent), "sync");
+        for lane in Lane::ALL {
+            assert_eq!(lane_from_column(lane_column(lane)), Some(lane));
+        }
+        assert_eq!(lane_from_column("urgent"), None);
+    }
 
     #[test]
     fn usage_table_renders_contract_columns() {

@@ -4,36 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::formula::TokenBuckets;
-
-/// Which API served a request: the discounted Message Batches API or the synchronous one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Lane {
-    /// Message Batches API (batch discount applies).
-    Batch,
-    /// Messages API, full price.
-    Sync,
-}
-
-impl Lane {
-    /// The value of the ledger's `lane` column.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Batch => "batch",
-            Self::Sync => "sync",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "batch" => Some(Self::Batch),
-            "sync" => Some(Self::Sync),
-            _ => None,
-        }
-    }
-}
+use tenantry_core::Lane;
 
 /// The breakdown of cache writes by lifetime.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +113,7 @@ impl AnthropicUsage {
         if self.service_tier.as_deref() == Some("batch") {
             Lane::Batch
         } else {
-            Lane::Sync
+            Lane::Urgent
         }
     }
 }

@@ -14,7 +14,7 @@ fn request(feature: &str, when: UnixMicros) -> ReservationRequest {
         tenant_id: "acme".into(),
         feature: feature.into(),
         model: "claude-haiku-4-5".into(),
-        lane: Lane::Sync,
+        lane: Lane::Urgent,
         inference_geo: None,
         feature_tier: None,
         region: None,
@@ -70,7 +70,7 @@ async fn fifty_concurrent_reservations_admit_exactly_ten_on_postgres() {
         let u = usage(
             &format!("s{i}"),
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 200),
         );
         let mut u = u;
@@ -157,7 +157,7 @@ async fn windows_come_from_the_ledger_and_policies_are_effective_dated() {
         let mut u = usage(
             "m1",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(995_000, 0, 0, 0, 0),
         );
         u.occurred_at = at(2026, 3, 5);
@@ -203,7 +203,7 @@ async fn settling_a_duplicate_releases_instead_of_charging_twice() {
         let u = usage(
             "dup",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 1_000),
         );
         let r1 = ledger.reserve(&request("summaries", when)).await.unwrap();
@@ -408,7 +408,7 @@ async fn a_released_hold_settled_late_is_charged_once_and_closed_once() {
         let u = usage(
             "late",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 1_000),
         );
         let held = ledger

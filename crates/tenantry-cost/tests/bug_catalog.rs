@@ -27,7 +27,7 @@ fn anthropic(json: &str) -> AnthropicUsage {
 fn each_cache_class_is_priced_at_its_own_rate() {
     let book = PriceBook::anthropic_default();
     let one = |t: TokenBuckets| {
-        book.price(&query("claude-sonnet-4-5", Lane::Sync, &t), &t)
+        book.price(&query("claude-sonnet-4-5", Lane::Urgent, &t), &t)
             .unwrap()
             .cost
     };
@@ -50,7 +50,7 @@ fn cache_writes_are_not_also_input() {
     assert_eq!(b.input, 10, "input_tokens already excludes cache tokens");
     let book = PriceBook::anthropic_default();
     let cost = book
-        .price(&query("claude-sonnet-4-5", Lane::Sync, &b), &b)
+        .price(&query("claude-sonnet-4-5", Lane::Urgent, &b), &b)
         .unwrap()
         .cost;
     // 10×$3 + 5000×$3.75 + 20000×$0.30 + 500×$15 per MTok = $0.03233
@@ -92,7 +92,7 @@ fn custom_books_price_every_class() {
     let t = tokens(0, 0, 0, 1_000_000, 0);
     assert_eq!(
         custom
-            .price(&query("claude-sonnet-4-5", Lane::Sync, &t), &t)
+            .price(&query("claude-sonnet-4-5", Lane::Urgent, &t), &t)
             .unwrap()
             .cost,
         Nanos(25_000_000)
@@ -186,7 +186,7 @@ fn batch_discount_applies_to_every_class() {
     let book = PriceBook::anthropic_default();
     let t = tokens(1_000, 2_000, 3_000, 4_000, 5_000);
     let sync = book
-        .price(&query("claude-haiku-4-5", Lane::Sync, &t), &t)
+        .price(&query("claude-haiku-4-5", Lane::Urgent, &t), &t)
         .unwrap();
     let batch = book
         .price(&query("claude-haiku-4-5", Lane::Batch, &t), &t)
@@ -233,7 +233,7 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
             .record(&usage(
                 &format!("l{i}"),
                 "claude-haiku-4-5",
-                Lane::Sync,
+                Lane::Urgent,
                 tokens(100_000, 0, 0, 0, 0),
             ))
             .await

@@ -13,7 +13,7 @@ async fn same_request_twice_is_one_line() {
         let u = usage(
             "req-1",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 1_000),
         );
         let first = ledger.record(&u).await.unwrap();
@@ -123,7 +123,7 @@ async fn tier_and_region_multipliers_are_copied_at_insert() {
         let mut u = usage(
             "tiered",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000_000, 0, 0, 0, 0),
         );
         u.feature_tier = Some("premium".into());
@@ -186,18 +186,18 @@ async fn reversal_cancels_exactly_and_never_updates() {
 #[tokio::test]
 async fn unknown_model_and_dates_before_any_rate_are_errors_not_zero() {
     for (name, ledger, _db) in support::both().await {
-        let u = usage("x", "claude-unknown-9", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        let u = usage("x", "claude-unknown-9", Lane::Urgent, tokens(1, 0, 0, 0, 1));
         assert!(
             matches!(ledger.record(&u).await, Err(Error::UnknownModel { .. })),
             "{name}"
         );
-        let mut early = usage("y", "claude-haiku-4-5", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        let mut early = usage("y", "claude-haiku-4-5", Lane::Urgent, tokens(1, 0, 0, 0, 1));
         early.occurred_at = at(2025, 1, 1);
         assert!(matches!(
             ledger.record(&early).await,
             Err(Error::NoRateAt { .. })
         ));
-        let mut geo = usage("z", "claude-opus-4-5", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        let mut geo = usage("z", "claude-opus-4-5", Lane::Urgent, tokens(1, 0, 0, 0, 1));
         geo.inference_geo = Some("us".into());
         assert!(matches!(
             ledger.record(&geo).await,
@@ -220,7 +220,7 @@ async fn reports_group_spend_and_show_batch_savings() {
             usage(
                 "r2",
                 "claude-haiku-4-5",
-                Lane::Sync,
+                Lane::Urgent,
                 tokens(1_000_000, 0, 0, 0, 0),
             ),
             usage(
@@ -235,7 +235,7 @@ async fn reports_group_spend_and_show_batch_savings() {
         let mut other = usage(
             "r4",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000_000, 0, 0, 0, 0),
         );
         other.tenant_id = "globex".into();
@@ -243,7 +243,7 @@ async fn reports_group_spend_and_show_batch_savings() {
         let mut late = usage(
             "r5",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000_000, 0, 0, 0, 0),
         );
         late.occurred_at = at(2026, 4, 2);
@@ -304,7 +304,7 @@ async fn migrations_are_idempotent_and_recorded() {
     for (name, ledger, _db) in support::both().await {
         ledger.migrate().await.unwrap();
         ledger.migrate().await.unwrap();
-        let u = usage("m", "claude-haiku-4-5", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        let u = usage("m", "claude-haiku-4-5", Lane::Urgent, tokens(1, 0, 0, 0, 1));
         assert!(!ledger.record(&u).await.unwrap().duplicate, "{name}");
     }
 }
@@ -341,7 +341,7 @@ async fn concurrent_migrators_on_postgres_both_succeed() {
     let u = usage(
         "after-migrate",
         "claude-haiku-4-5",
-        Lane::Sync,
+        Lane::Urgent,
         tokens(1, 0, 0, 0, 1),
     );
     assert!(!a.record(&u).await.unwrap().duplicate);
@@ -358,7 +358,7 @@ async fn case_10_ledger_key_is_tenant_scoped() {
         let acme = usage(
             "req-shared",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 1_000),
         );
         let first = ledger.record(&acme).await.unwrap();
@@ -384,7 +384,7 @@ async fn case_10_ledger_key_is_tenant_scoped() {
         let fresh = usage(
             "req-fresh",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(10, 0, 0, 0, 10),
         );
         let err = ledger

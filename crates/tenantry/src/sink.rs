@@ -39,7 +39,7 @@ pub(crate) fn ledger_lane(lane: Lane) -> Option<LedgerLane> {
             source: SOURCE_BATCH,
         }),
         Lane::Urgent => Some(LedgerLane {
-            lane: tenantry_cost::Lane::Sync,
+            lane: tenantry_cost::Lane::Urgent,
             source: SOURCE_MESSAGES,
         }),
         _ => None,

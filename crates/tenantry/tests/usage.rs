@@ -56,7 +56,7 @@ async fn case_08_urgent_lines_are_recorded_with_the_messages_source(database: Da
     let urgent = line_of(&urgent);
     assert_eq!(
         (urgent.record.source.as_str(), urgent.record.lane),
-        (SOURCE_MESSAGES, CostLane::Sync)
+        (SOURCE_MESSAGES, CostLane::Urgent)
     );
     let batched = line_of(&batched);
     assert_eq!(

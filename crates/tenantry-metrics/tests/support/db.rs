@@ -85,7 +85,7 @@ fn priced(i: usize, row: &UsageRow) -> (UsageRecord, RateSnapshot) {
     let lane = if row.lane == "batch" {
         Lane::Batch
     } else {
-        Lane::Sync
+        Lane::Urgent
     };
     let record = UsageRecord {
         source: "metrics-test".into(),
