@@ -100,7 +100,7 @@ const DENOMINATOR: i128 = 100_000_000_000_000_000; // 10^17
 /// Token counts in five mutually exclusive buckets: no token is in two of them.
 ///
 /// Anthropic reports `input_tokens` *without* the cache tokens, so its usage maps one to one
-/// ([`crate::AnthropicUsage::buckets`] is the single place that says so). A provider that
+/// ([`TokenBuckets::from_usage`] is the single place that says so). A provider that
 /// reports inclusive totals must subtract before building this.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TokenBuckets {

@@ -40,4 +40,5 @@ pub use report::{GroupBy, SpendQuery, SpendRow};
 pub use schema::MIGRATIONS;
 pub use tenantry_core::Lane;
 pub use tenantry_core::UnixMicros;
-pub use usage::{AnthropicUsage, CacheCreation};
+pub use tenantry_core::{CacheCreation, Usage};
+pub use usage::served_lane;

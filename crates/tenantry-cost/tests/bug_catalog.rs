@@ -4,8 +4,8 @@ mod support;
 
 use support::{at, tokens, usage};
 use tenantry_cost::{
-    AnthropicUsage, BudgetPolicy, Error, Lane, Nanos, Period, PriceBook, PriceQuery, TokenBuckets,
-    UnixMicros,
+    BudgetPolicy, Error, Lane, Nanos, Period, PriceBook, PriceQuery, TokenBuckets, UnixMicros,
+    Usage, served_lane,
 };
 
 fn query<'a>(model: &'a str, lane: Lane, t: &TokenBuckets) -> PriceQuery<'a> {
@@ -18,7 +18,7 @@ fn query<'a>(model: &'a str, lane: Lane, t: &TokenBuckets) -> PriceQuery<'a> {
     }
 }
 
-fn anthropic(json: &str) -> AnthropicUsage {
+fn anthropic(json: &str) -> Usage {
     serde_json::from_str(json).unwrap()
 }
 
@@ -46,7 +46,7 @@ fn cache_writes_are_not_also_input() {
         r#"{"input_tokens": 10, "cache_creation_input_tokens": 5000,
             "cache_read_input_tokens": 20000, "output_tokens": 500}"#,
     );
-    let b = u.buckets().unwrap();
+    let b = TokenBuckets::from_usage(&u).unwrap();
     assert_eq!(b.input, 10, "input_tokens already excludes cache tokens");
     let book = PriceBook::anthropic_default();
     let cost = book
@@ -116,7 +116,12 @@ async fn the_ledger_stores_exclusive_buckets() {
             "output_tokens": 3, "service_tier": "batch"}"#,
     );
     let (ledger, _db) = support::sqlite_ledger().await;
-    let rec = usage("x", "claude-haiku-4-5", u.lane(), u.buckets().unwrap());
+    let rec = usage(
+        "x",
+        "claude-haiku-4-5",
+        served_lane(&u),
+        TokenBuckets::from_usage(&u).unwrap(),
+    );
     let line = ledger
         .line(ledger.record(&rec).await.unwrap().line_id)
         .await
@@ -135,11 +140,14 @@ async fn the_ledger_stores_exclusive_buckets() {
 #[test]
 fn buckets_are_never_negative() {
     let u = anthropic(
-        r#"{"input_tokens": 0, "cache_creation_input_tokens": 5,
+        r#"{"input_tokens": 0, "cache_creation_input_tokens": 5, "output_tokens": 0,
             "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 0}}"#,
     );
-    assert!(matches!(u.buckets(), Err(Error::InconsistentUsage(_))));
-    assert!(serde_json::from_str::<AnthropicUsage>(r#"{"input_tokens": -1}"#).is_err());
+    assert!(matches!(
+        TokenBuckets::from_usage(&u),
+        Err(Error::InconsistentUsage(_))
+    ));
+    assert!(serde_json::from_str::<Usage>(r#"{"input_tokens": -1, "output_tokens": 0}"#).is_err());
 }
 
 /// LiteLLM #8867: float artefacts. No `f32`/`f64` anywhere in the crate's sources.
