@@ -19,7 +19,7 @@ use time::{Date, Month};
 
 use crate::error::{Error, Result};
 use crate::formula::{self, TokenBuckets};
-use crate::ledger::{Ledger, Recorded, UsageRecord};
+use crate::ledger::{Ledger, LedgerEntry, Recorded};
 use crate::money::Nanos;
 use crate::schema::{Budget, Reservation, Usage};
 use tenantry_core::Lane;
@@ -422,7 +422,7 @@ impl Ledger {
         // (the same bound every ledger line's token buckets have).
         formula::check_range("input_tokens", req.input_tokens, 0, formula::MAX_TOKENS)?;
         formula::check_range("max_tokens", req.max_tokens, 0, formula::MAX_TOKENS)?;
-        let probe = UsageRecord {
+        let probe = LedgerEntry {
             source: String::new(),
             request_id: String::new(),
             tenant_id: req.tenant_id.clone(),
@@ -696,7 +696,7 @@ impl Ledger {
     /// # Errors
     ///
     /// As [`Ledger::record`].
-    pub async fn settle(&self, reservation_id: i64, record: &UsageRecord) -> Result<Recorded> {
+    pub async fn settle(&self, reservation_id: i64, record: &LedgerEntry) -> Result<Recorded> {
         let snapshot = self
             .full_snapshot(record, &mut std::collections::HashMap::new())
             .await?;

@@ -20,13 +20,15 @@ use crate::schema::{self, Multiplier, MultiplierTable, Reservation, Usage};
 use tenantry_core::Lane;
 use tenantry_core::UnixMicros;
 
-/// One usage event to record: who, what, when, and the exclusive token buckets.
+/// One usage event to record in the ledger: who, what, when, and the exclusive token buckets.
+/// (The queue's `UsageRecord` is the billed usage of one request as the API reported it; an
+/// entry is what the ledger charges for it.) Read back, it is a [`LedgerLine`].
 ///
 /// `(source, request_id)` is the idempotency key: recording the same pair twice yields one line.
 /// The key names one provider request, which belongs to one tenant: the same pair with another
 /// tenant, model or tokens is refused with [`Error::KeyConflict`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageRecord {
+pub struct LedgerEntry {
     /// Who reports the usage (e.g. `anthropic-batch`, `anthropic-messages`).
     pub source: String,
     /// The provider's request id (or batch custom id), unique within `source`.
@@ -74,7 +76,7 @@ pub struct LedgerLine {
     /// Line id.
     pub id: i64,
     /// The usage as recorded (tokens negated on a reversal).
-    pub record: UsageRecord,
+    pub record: LedgerEntry,
     /// The rate snapshot stored on the row.
     pub snapshot: RateSnapshot,
     /// The costs stored by the generated columns.
@@ -99,13 +101,13 @@ impl LedgerLine {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use tenantry_cost::{Lane, Ledger, PriceBook, TokenBuckets, UnixMicros, UsageRecord};
+/// use tenantry_cost::{Lane, Ledger, PriceBook, TokenBuckets, UnixMicros, LedgerEntry};
 /// // One connection: every connection to `sqlite::memory:` is its own database.
 /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
 ///     .connect("sqlite::memory:").await?;
 /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
 /// ledger.migrate().await?;
-/// let usage = UsageRecord {
+/// let usage = LedgerEntry {
 ///     source: "anthropic-batch".into(),
 ///     request_id: "msgbatch_01:req-1".into(),
 ///     tenant_id: "acme".into(),
@@ -270,7 +272,7 @@ impl Ledger {
     /// # Errors
     ///
     /// As [`PriceBook::snapshot`] and [`formula::line_cost`].
-    pub fn snapshot(&self, record: &UsageRecord) -> Result<RateSnapshot> {
+    pub fn snapshot(&self, record: &LedgerEntry) -> Result<RateSnapshot> {
         record.tokens.validate()?;
         self.book.snapshot(&PriceQuery {
             model: &record.model,
@@ -294,7 +296,7 @@ impl Ledger {
     /// other usage (nothing is recorded), [`Error::UnknownModel`], [`Error::NoRateAt`],
     /// [`Error::UnsupportedModifier`], [`Error::UnknownMultiplier`], [`Error::OutOfRange`],
     /// [`Error::Database`].
-    pub async fn record(&self, record: &UsageRecord) -> Result<Recorded> {
+    pub async fn record(&self, record: &LedgerEntry) -> Result<Recorded> {
         self.record_inner(record, None, None).await
     }
 
@@ -317,7 +319,7 @@ impl Ledger {
 
     pub(crate) async fn record_inner(
         &self,
-        record: &UsageRecord,
+        record: &LedgerEntry,
         fixed_snapshot: Option<RateSnapshot>,
         corrects: Option<i64>,
     ) -> Result<Recorded> {
@@ -332,7 +334,7 @@ impl Ledger {
     /// `occurred_at` (looked up once per name and time in `cache`).
     pub(crate) async fn full_snapshot(
         &self,
-        record: &UsageRecord,
+        record: &LedgerEntry,
         cache: &mut HashMap<(&'static str, String, UnixMicros), i64>,
     ) -> Result<RateSnapshot> {
         let mut snapshot = self.snapshot(record)?;
@@ -379,7 +381,7 @@ impl Ledger {
     /// [`Error::Database`].
     pub async fn record_priced(
         &self,
-        record: &UsageRecord,
+        record: &LedgerEntry,
         snapshot: &RateSnapshot,
     ) -> Result<Recorded> {
         self.insert_one(record, snapshot, None, None).await
@@ -389,7 +391,7 @@ impl Ledger {
     /// same transaction, under the tenant's budget lock).
     pub(crate) async fn insert_one(
         &self,
-        record: &UsageRecord,
+        record: &LedgerEntry,
         snapshot: &RateSnapshot,
         corrects: Option<i64>,
         settle: Option<i64>,
@@ -467,7 +469,7 @@ impl Ledger {
     ///
     /// As [`Ledger::record`]; nothing is recorded when any record fails to price or any key
     /// conflicts.
-    pub async fn record_batch(&self, records: &[UsageRecord]) -> Result<u64> {
+    pub async fn record_batch(&self, records: &[LedgerEntry]) -> Result<u64> {
         let mut cache = HashMap::new();
         let mut priced = Vec::with_capacity(records.len());
         for r in records {
@@ -482,7 +484,7 @@ impl Ledger {
     ///
     /// [`Error::OutOfRange`] or [`Error::KeyConflict`] (nothing is recorded),
     /// [`Error::Database`].
-    pub async fn record_batch_priced(&self, rows: &[(UsageRecord, RateSnapshot)]) -> Result<u64> {
+    pub async fn record_batch_priced(&self, rows: &[(LedgerEntry, RateSnapshot)]) -> Result<u64> {
         for (r, s) in rows {
             r.tokens.validate()?;
             s.validate()?;
@@ -629,7 +631,7 @@ struct KeyHolder {
 
 impl KeyOwner {
     /// Whether `record` is the usage this line already charged.
-    fn matches(&self, record: &UsageRecord) -> bool {
+    fn matches(&self, record: &LedgerEntry) -> bool {
         let tokens = TokenBuckets {
             input: self.input_tokens,
             cache_write_5m: self.cache_write_5m_tokens,
@@ -722,7 +724,7 @@ impl LineRow {
             .ok_or_else(|| Error::InvalidRow(format!("unknown lane `{}`", self.lane)))?;
         Ok(LedgerLine {
             id: self.id,
-            record: UsageRecord {
+            record: LedgerEntry {
                 tenant_id: self.tenant_id,
                 user_id: self.user_id,
                 feature: self.feature,
@@ -785,7 +787,7 @@ fn multiplier_select(
 
 /// The insert of priced rows, skipping any `(source, request_id)` already present.
 pub(crate) fn insert_usage(
-    rows: &[(&UsageRecord, &RateSnapshot, Option<i64>)],
+    rows: &[(&LedgerEntry, &RateSnapshot, Option<i64>)],
     recorded_at: UnixMicros,
     write_costs: bool,
 ) -> Result<InsertStatement> {

@@ -33,7 +33,7 @@ mod usage;
 pub use budget::{BudgetPolicy, BudgetStatus, Period, ReservationRequest, Reserved, budget_window};
 pub use error::{Error, Result};
 pub use formula::{ContextTier, LineCost, RateSnapshot, Rates, TokenBuckets};
-pub use ledger::{Ledger, LedgerLine, Recorded, UsageRecord};
+pub use ledger::{Ledger, LedgerEntry, LedgerLine, Recorded};
 pub use money::Nanos;
 pub use price_book::{LongContext, PriceBook, PriceQuery, RateRow};
 pub use report::{GroupBy, SpendQuery, SpendRow};

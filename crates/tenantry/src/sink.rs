@@ -94,7 +94,7 @@ pub(crate) fn ledger_record(
     usage: &UsageRecord,
     assignments: &Assignments,
     at: UnixMicros,
-) -> Result<tenantry_cost::UsageRecord, SinkError> {
+) -> Result<tenantry_cost::LedgerEntry, SinkError> {
     let lane = ledger_lane(usage.lane).ok_or_else(|| {
         SinkError::unpriceable(format!(
             "lane `{}` has no ledger price",
@@ -103,7 +103,7 @@ pub(crate) fn ledger_record(
     })?;
     let api = anthropic_usage(&usage.usage);
     let tenant = usage.tenant.as_str();
-    Ok(tenantry_cost::UsageRecord {
+    Ok(tenantry_cost::LedgerEntry {
         source: lane.source.to_owned(),
         request_id: usage.key(),
         tenant_id: tenant.to_owned(),

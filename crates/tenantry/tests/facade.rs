@@ -216,7 +216,7 @@ async fn budgets_are_stored_once_across_restarts() {
 
 #[tokio::test]
 async fn metrics_roll_up_over_added_tenants() {
-    use tenantry::cost::{Lane, TokenBuckets, UsageRecord};
+    use tenantry::cost::{Lane, LedgerEntry, TokenBuckets};
     let db = tenantry_testkit::SqliteDatabase::create().await;
     let t = Tenantry::builder()
         .database_pool(Database::Sqlite(db.pool().clone()))
@@ -230,7 +230,7 @@ async fn metrics_roll_up_over_added_tenants() {
     let at = UnixMicros::from_ymd(2026, 10, 1).unwrap();
     for (i, tenant) in ["org-eu", "org-us", "org-us"].iter().enumerate() {
         t.ledger()
-            .record(&UsageRecord {
+            .record(&LedgerEntry {
                 source: "test".into(),
                 request_id: format!("r{i}"),
                 tenant_id: (*tenant).into(),
