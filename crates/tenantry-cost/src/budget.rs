@@ -1,14 +1,14 @@
-//! Budgets: effective-dated policies, windows derived from the ledger, and atomic reservations.
+//! Budgets: effective-dated policies, windows derived from the ledger, and atomic holds.
 //!
 //! A budget never has a counter to reset. Its spend in a window is `SUM(cost_nanos)` of the
-//! ledger lines whose `occurred_at` falls in the window, plus the live reservations; the window
+//! ledger lines whose `occurred_at` falls in the window, plus the live holds; the window
 //! is computed from the policy (calendar month or day in UTC, or a custom length anchored at
 //! the policy's start), so there is no reset job to race, and a new policy starts a new window.
 //!
-//! Reserving takes the tenant's budget rows `FOR UPDATE` on PostgreSQL (SQLite serializes
-//! writers with `BEGIN IMMEDIATE`), then checks `spent + reserved + requested ≤ limit` for the
-//! tenant-wide budget and the feature's budget, and inserts the reservation, in one
-//! transaction. Settling records the actual line and closes the reservation in one
+//! Holding takes the tenant's budget rows `FOR UPDATE` on PostgreSQL (SQLite serializes
+//! writers with `BEGIN IMMEDIATE`), then checks `spent + held + requested ≤ limit` for the
+//! tenant-wide budget and the feature's budget, and inserts the hold, in one
+//! transaction. Settling records the actual line and closes the hold in one
 //! transaction under the same lock, so no admission can see neither of them.
 
 use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement, UpdateStatement};
@@ -25,9 +25,9 @@ use crate::schema::{Budget, Reservation, Usage};
 use tenantry_core::Lane;
 use tenantry_core::UnixMicros;
 
-/// Holds inserted per statement by [`Ledger::reserve_many`]: 6 bound values a row, far below
+/// Holds inserted per statement by [`Ledger::hold_many`]: 6 bound values a row, far below
 /// SQLite's 32,766 and PostgreSQL's 65,535 bound values per statement.
-const RESERVE_CHUNK: usize = 1_000;
+const HOLD_CHUNK: usize = 1_000;
 
 /// How a budget's windows are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,9 +61,9 @@ pub struct BudgetPolicy {
     pub effective_from: UnixMicros,
 }
 
-/// A request about to be dispatched, to reserve its worst-case cost for.
+/// A request about to be dispatched, to hold its worst-case cost for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReservationRequest {
+pub struct HoldRequest {
     /// The tenant.
     pub tenant_id: String,
     /// The feature.
@@ -84,14 +84,14 @@ pub struct ReservationRequest {
     pub max_tokens: i64,
     /// When the request is made.
     pub at: UnixMicros,
-    /// How long the reservation holds before it stops counting.
+    /// How long the hold lasts before it stops counting.
     pub ttl_micros: i64,
 }
 
-/// A held reservation.
+/// Money held against the budgets for one request in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reserved {
-    /// Reservation id, to pass to [`Ledger::settle`] or [`Ledger::release`].
+pub struct Hold {
+    /// The hold's id, to pass to [`Ledger::settle`] or [`Ledger::release`].
     pub id: i64,
     /// The worst-case amount held.
     pub amount: Nanos,
@@ -110,8 +110,8 @@ pub struct BudgetStatus {
     pub window_end: UnixMicros,
     /// Spent in the window, from the ledger.
     pub spent: Nanos,
-    /// Held by live reservations.
-    pub reserved: Nanos,
+    /// Held by live holds.
+    pub held: Nanos,
 }
 
 impl Period {
@@ -215,9 +215,9 @@ pub(crate) fn lock_budgets(tenant_id: &str) -> SelectStatement {
         .to_owned()
 }
 
-/// Moves a held reservation to `state`, linking the line that settled it. With `tenant_id`,
-/// only that tenant's reservation matches (a line never settles another tenant's hold).
-pub(crate) fn close_reservation(
+/// Moves a live hold to `state`, linking the line that settled it. With `tenant_id`,
+/// only that tenant's hold matches (a line never settles another tenant's hold).
+pub(crate) fn close_hold(
     id: i64,
     state: &str,
     line_id: Option<i64>,
@@ -258,7 +258,7 @@ fn spent_select(
     q
 }
 
-fn reserved_select(tenant_id: &str, feature: Option<&str>, at: UnixMicros) -> SelectStatement {
+fn held_select(tenant_id: &str, feature: Option<&str>, at: UnixMicros) -> SelectStatement {
     let mut q = Query::select();
     q.expr(sum_bigint(Reservation::AmountNanos))
         .from(Reservation::Table)
@@ -335,8 +335,8 @@ async fn load_status(
         let (spent,): (i64,) = tx
             .fetch_one(&spent_select(tenant, p.feature.as_deref(), start, end))
             .await?;
-        let (reserved,): (i64,) = tx
-            .fetch_one(&reserved_select(tenant, p.feature.as_deref(), at))
+        let (held,): (i64,) = tx
+            .fetch_one(&held_select(tenant, p.feature.as_deref(), at))
             .await?;
         out.push(BudgetStatus {
             policy: BudgetPolicy {
@@ -349,7 +349,7 @@ async fn load_status(
             window_start: start,
             window_end: end,
             spent: Nanos(spent),
-            reserved: Nanos(reserved),
+            held: Nanos(held),
         });
     }
     Ok(out)
@@ -407,7 +407,7 @@ impl Ledger {
     /// [`Error::OutOfRange`] naming `input_tokens` or `max_tokens` when either is negative or
     /// above [`MAX_TOKENS`](formula::MAX_TOKENS); as [`Ledger::record`]'s pricing: an
     /// unpriceable request fails closed.
-    pub async fn estimate(&self, req: &ReservationRequest) -> Result<Nanos> {
+    pub async fn estimate(&self, req: &HoldRequest) -> Result<Nanos> {
         self.estimate_cached(req, &mut std::collections::HashMap::new())
             .await
     }
@@ -415,7 +415,7 @@ impl Ledger {
     /// [`Ledger::estimate`] with a rate cache shared across requests.
     async fn estimate_cached(
         &self,
-        req: &ReservationRequest,
+        req: &HoldRequest,
         cache: &mut std::collections::HashMap<(&'static str, String, UnixMicros), i64>,
     ) -> Result<Nanos> {
         // Named after the request's own fields, so a caller learns which one is too large
@@ -446,15 +446,15 @@ impl Ledger {
         Ok(formula::line_cost(&probe.tokens, &snapshot)?.cost)
     }
 
-    /// Reserves the request's worst-case cost against the tenant's budget and the feature's
-    /// budget, atomically. Without any budget policy the reservation is still recorded (it
+    /// Holds the request's worst-case cost against the tenant's budget and the feature's
+    /// budget, atomically. Without any budget policy the hold is still recorded (it
     /// simply cannot fail on a limit).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Period, PriceBook,
-    ///     ReservationRequest, UnixMicros};
+    ///     HoldRequest, UnixMicros};
     /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
     ///     .connect("sqlite::memory:").await?;
     /// let ledger = Ledger::sqlite(pool,
@@ -463,22 +463,22 @@ impl Ledger {
     /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
     /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
     ///     period: Period::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
-    /// let req = ReservationRequest { tenant_id: "acme".into(), feature: "chat".into(),
+    /// let req = HoldRequest { tenant_id: "acme".into(), feature: "chat".into(),
     ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
     ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
     ///     at, ttl_micros: 600_000_000 };
-    /// let held = ledger.reserve(&req).await?; // $0.006 of $0.01
+    /// let held = ledger.hold(&req).await?; // $0.006 of $0.01
     /// assert_eq!(held.amount, Nanos(6_000_000));
-    /// let err = ledger.reserve(&req).await.unwrap_err();
+    /// let err = ledger.hold(&req).await.unwrap_err();
     /// assert!(err.is_budget_exceeded());
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
     ///
-    /// [`Error::BudgetExceeded`] with the limit, spent, reserved and requested amounts;
+    /// [`Error::BudgetExceeded`] with the limit, spent, held and requested amounts;
     /// pricing errors as [`Ledger::estimate`]; [`Error::Database`].
-    pub async fn reserve(&self, req: &ReservationRequest) -> Result<Reserved> {
+    pub async fn hold(&self, req: &HoldRequest) -> Result<Hold> {
         let amount = self.estimate(req).await?;
         let expires_at = UnixMicros(req.at.0.saturating_add(Ord::max(req.ttl_micros, 0)));
         let insert = Query::insert()
@@ -504,18 +504,14 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         let statuses = load_status(&mut tx, &req.tenant_id, &req.feature, req.at).await?;
         for s in statuses {
-            let total = s
-                .spent
-                .0
-                .saturating_add(s.reserved.0)
-                .saturating_add(amount.0);
+            let total = s.spent.0.saturating_add(s.held.0).saturating_add(amount.0);
             if total > s.policy.limit.0 {
                 return Err(Error::BudgetExceeded {
                     tenant_id: req.tenant_id.clone(),
                     feature: s.policy.feature,
                     limit: s.policy.limit,
                     spent: s.spent,
-                    reserved: s.reserved,
+                    held: s.held,
                     requested: amount,
                     window_start: s.window_start.0,
                     window_end: s.window_end.0,
@@ -524,27 +520,27 @@ impl Ledger {
         }
         let (id,): (i64,) = tx.fetch_one(&insert).await?;
         tx.commit().await?;
-        Ok(Reserved {
+        Ok(Hold {
             id,
             amount,
             expires_at,
         })
     }
 
-    /// Reserves many requests' worst-case costs in one transaction, all or nothing.
+    /// Holds many requests' worst-case costs in one transaction, all or nothing.
     ///
     /// Each budget in force for any of the requests (tenant-wide or per feature, in the window
     /// containing each request's `at`) is locked and read once, and checked once for the sum of
-    /// the requests it covers: `spent + reserved + Σ requested ≤ limit`. Then the holds are
+    /// the requests it covers: `spent + held + Σ requested ≤ limit`. Then the holds are
     /// inserted, 1,000 per statement in the same transaction, so any number of requests fits
     /// the databases' bound-value limits. If any budget would be exceeded, nothing is held. Returns one
-    /// [`Reserved`] per request, in order; an empty slice holds nothing.
+    /// [`Hold`] per request, in order; an empty slice holds nothing.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Period, PriceBook,
-    ///     ReservationRequest, UnixMicros};
+    ///     HoldRequest, UnixMicros};
     /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
     ///     .connect("sqlite::memory:").await?;
     /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
@@ -552,13 +548,13 @@ impl Ledger {
     /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
     /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
     ///     period: Period::Month, limit: Nanos(15_000_000), effective_from: at }).await?;
-    /// let req = ReservationRequest { tenant_id: "acme".into(), feature: "chat".into(),
+    /// let req = HoldRequest { tenant_id: "acme".into(), feature: "chat".into(),
     ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
     ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
     ///     at, ttl_micros: 600_000_000 };
-    /// let held = ledger.reserve_many(&[req.clone(), req.clone()]).await?; // $0.012 of $0.015
+    /// let held = ledger.hold_many(&[req.clone(), req.clone()]).await?; // $0.012 of $0.015
     /// assert_eq!(held.len(), 2);
-    /// let err = ledger.reserve_many(&[req]).await.unwrap_err();
+    /// let err = ledger.hold_many(&[req]).await.unwrap_err();
     /// assert!(err.is_budget_exceeded());
     /// # Ok(()) }
     /// ```
@@ -566,9 +562,9 @@ impl Ledger {
     /// # Errors
     ///
     /// [`Error::BudgetExceeded`] for the first budget the batch would exceed, with the limit,
-    /// spent, reserved and the batch's total requested against that budget; pricing errors as
+    /// spent, held and the batch's total requested against that budget; pricing errors as
     /// [`Ledger::estimate`] (nothing is held); [`Error::Database`].
-    pub async fn reserve_many(&self, reqs: &[ReservationRequest]) -> Result<Vec<Reserved>> {
+    pub async fn hold_many(&self, reqs: &[HoldRequest]) -> Result<Vec<Hold>> {
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
@@ -582,11 +578,8 @@ impl Ledger {
         // One multi-row insert per chunk, all in the transaction below: a single statement for
         // every hold would bind 6 values per request and pass SQLite's 32,766 bound variables
         // at about 5,400 requests (PostgreSQL's 65,535 at about 10,900).
-        let mut inserts = Vec::with_capacity(reqs.len().div_ceil(RESERVE_CHUNK));
-        for (chunk, chunk_amounts) in reqs
-            .chunks(RESERVE_CHUNK)
-            .zip(amounts.chunks(RESERVE_CHUNK))
-        {
+        let mut inserts = Vec::with_capacity(reqs.len().div_ceil(HOLD_CHUNK));
+        for (chunk, chunk_amounts) in reqs.chunks(HOLD_CHUNK).zip(amounts.chunks(HOLD_CHUNK)) {
             let mut insert = Query::insert();
             insert.into_table(Reservation::Table).columns([
                 Reservation::TenantId,
@@ -641,18 +634,14 @@ impl Ledger {
             }
         }
         for (s, requested) in checks {
-            let total = s
-                .spent
-                .0
-                .saturating_add(s.reserved.0)
-                .saturating_add(requested);
+            let total = s.spent.0.saturating_add(s.held.0).saturating_add(requested);
             if total > s.policy.limit.0 {
                 return Err(Error::BudgetExceeded {
                     tenant_id: s.policy.tenant_id,
                     feature: s.policy.feature,
                     limit: s.policy.limit,
                     spent: s.spent,
-                    reserved: s.reserved,
+                    held: s.held,
                     requested: Nanos(requested),
                     window_start: s.window_start.0,
                     window_end: s.window_end.0,
@@ -680,7 +669,7 @@ impl Ledger {
         Ok(ids
             .into_iter()
             .zip(&amounts)
-            .map(|(id, &(amount, expires_at))| Reserved {
+            .map(|(id, &(amount, expires_at))| Hold {
                 id,
                 amount,
                 expires_at,
@@ -688,42 +677,42 @@ impl Ledger {
             .collect())
     }
 
-    /// Records the actual usage of a reserved request and closes the reservation, in one
+    /// Records the actual usage of a held request and closes the hold, in one
     /// transaction: the actual cost lands, the rest of the hold is released. If the usage was
-    /// already recorded (a duplicate delivery), the reservation is released and nothing is
+    /// already recorded (a duplicate delivery), the hold is released and nothing is
     /// charged twice.
     ///
     /// # Errors
     ///
     /// As [`Ledger::record`].
-    pub async fn settle(&self, reservation_id: i64, record: &LedgerEntry) -> Result<Recorded> {
+    pub async fn settle(&self, hold_id: i64, record: &LedgerEntry) -> Result<Recorded> {
         let snapshot = self
             .full_snapshot(record, &mut std::collections::HashMap::new())
             .await?;
-        self.insert_one(record, &snapshot, None, Some(reservation_id))
+        self.insert_one(record, &snapshot, None, Some(hold_id))
             .await
     }
 
-    /// Releases a held reservation (the request failed or was canceled). Returns `false` when
+    /// Releases a live hold (the request failed or was canceled). Returns `false` when
     /// it was no longer held.
     ///
     /// # Errors
     ///
     /// [`Error::Database`].
-    pub async fn release(&self, reservation_id: i64) -> Result<bool> {
-        let stmt = close_reservation(reservation_id, "released", None, None);
+    pub async fn release(&self, hold_id: i64) -> Result<bool> {
+        let stmt = close_hold(hold_id, "released", None, None);
         Ok(self.pool.execute(&stmt).await? == 1)
     }
 
-    /// Releases many held reservations in one transaction (a call whose work was never
+    /// Releases many live holds in one transaction (a call whose work was never
     /// stored); those no longer held are left as they are. Returns how many were released.
     ///
     /// # Errors
     ///
     /// [`Error::Database`]; then none is released.
-    pub async fn release_many(&self, reservation_ids: &[i64]) -> Result<u64> {
-        let updates: Vec<UpdateStatement> = reservation_ids
-            .chunks(RESERVE_CHUNK)
+    pub async fn release_many(&self, hold_ids: &[i64]) -> Result<u64> {
+        let updates: Vec<UpdateStatement> = hold_ids
+            .chunks(HOLD_CHUNK)
             .map(|ids| {
                 Query::update()
                     .table(Reservation::Table)
@@ -771,7 +760,7 @@ impl Ledger {
     /// # Errors
     ///
     /// [`Error::Database`].
-    pub async fn held_reservations(
+    pub async fn holds_in_force(
         &self,
         tenant_id: &str,
         taken_before: UnixMicros,

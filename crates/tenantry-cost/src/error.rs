@@ -62,9 +62,9 @@ pub enum Error {
         /// The time asked for, Unix microseconds.
         at_micros: i64,
     },
-    /// A reservation would take a budget past its limit.
+    /// A hold would take a budget past its limit.
     #[error(
-        "budget of tenant `{tenant_id}`{} exceeded: limit {limit}, spent {spent}, reserved {reserved}, requested {requested}",
+        "budget of tenant `{tenant_id}`{} exceeded: limit {limit}, spent {spent}, reserved {held}, requested {requested}",
         feature.as_ref().map(|f| format!(" feature `{f}`")).unwrap_or_default()
     )]
     BudgetExceeded {
@@ -76,9 +76,9 @@ pub enum Error {
         limit: Nanos,
         /// Spent in the window so far, from the ledger.
         spent: Nanos,
-        /// Held by live reservations.
-        reserved: Nanos,
-        /// The amount this request asked to reserve.
+        /// Held by live holds.
+        held: Nanos,
+        /// The amount this request asked to hold.
         requested: Nanos,
         /// Window start, Unix microseconds.
         window_start: i64,
@@ -102,10 +102,10 @@ pub enum Error {
     /// A budget policy that breaks a rule (negative limit, empty custom period, …).
     #[error("invalid budget: {0}")]
     InvalidBudget(String),
-    /// A line or reservation id that does not exist.
+    /// A line id that does not exist.
     #[error("{kind} {id} not found")]
     NotFound {
-        /// `line` or `reservation`.
+        /// What was looked up: `line`.
         kind: &'static str,
         /// The id.
         id: i64,
@@ -202,7 +202,7 @@ mod tests {
             feature: Some("summaries".into()),
             limit: Nanos(10),
             spent: Nanos(4),
-            reserved: Nanos(5),
+            held: Nanos(5),
             requested: Nanos(2),
             window_start: 0,
             window_end: 1,

@@ -387,7 +387,7 @@ impl Ledger {
         self.insert_one(record, snapshot, None, None).await
     }
 
-    /// Inserts one priced line (and, when `settle` is given, settles that reservation in the
+    /// Inserts one priced line (and, when `settle` is given, settles that hold in the
     /// same transaction, under the tenant's budget lock).
     pub(crate) async fn insert_one(
         &self,
@@ -444,9 +444,9 @@ impl Ledger {
                 }
             }
         };
-        if let Some(reservation) = settle {
-            let close = crate::budget::close_reservation(
-                reservation,
+        if let Some(hold) = settle {
+            let close = crate::budget::close_hold(
+                hold,
                 if recorded.duplicate {
                     "released"
                 } else {
@@ -568,7 +568,7 @@ impl Ledger {
         rows.into_iter().map(LineRow::into_line).collect()
     }
 
-    /// Marks reservations whose time ran out as released (they already stopped counting
+    /// Marks holds whose time ran out as released (they already stopped counting
     /// against budgets when they expired; this only tidies their state). Returns how many.
     ///
     /// # Errors

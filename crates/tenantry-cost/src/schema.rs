@@ -148,7 +148,8 @@ pub(crate) enum Budget {
     EffectiveFrom,
 }
 
-/// `tenantry_reservations`: money held for requests in flight.
+/// `tenantry_reservations`: the holds, money held for requests in flight (the table keeps the
+/// name it was released with).
 #[derive(Debug, Clone, Copy, Iden)]
 pub(crate) enum Reservation {
     #[iden = "tenantry_reservations"]

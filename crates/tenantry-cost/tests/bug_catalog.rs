@@ -220,7 +220,7 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
         })
         .await
         .unwrap();
-    let mut req = tenantry_cost::ReservationRequest {
+    let mut req = tenantry_cost::HoldRequest {
         tenant_id: "acme".into(),
         feature: "summaries".into(),
         model: "who-knows".into(),
@@ -233,7 +233,7 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
         at: at(2026, 3, 2),
         ttl_micros: 60_000_000,
     };
-    assert!(ledger.reserve(&req).await.is_err(), "#35524: fail closed");
+    assert!(ledger.hold(&req).await.is_err(), "#35524: fail closed");
     req.model = "claude-haiku-4-5".into();
     // Spend is the ledger's sum, whatever wrote it: #36926.
     for i in 0..3 {

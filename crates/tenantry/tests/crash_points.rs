@@ -143,7 +143,7 @@ async fn reserved(t: &Tenantry) -> Nanos {
         .budget_status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap()[0]
-        .reserved
+        .held
 }
 
 /// Usage rows not handed to the ledger yet, and batch records not ended.

@@ -37,7 +37,7 @@ async fn reserved(tenantry: &Tenantry) -> Nanos {
         .budget_status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap();
-    status[0].reserved
+    status[0].held
 }
 
 /// How many events `acme`'s log holds: one `queued` event per stored job.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tenantry::batch::RetryPolicy;
-use tenantry::cost::{GroupBy, Lane, Nanos, Period, ReservationRequest, SpendQuery, UnixMicros};
+use tenantry::cost::{GroupBy, HoldRequest, Lane, Nanos, Period, SpendQuery, UnixMicros};
 use tenantry::emulator::{Emulator, ErrorType, FaultPlan};
 use tenantry::queue::{DeadlinePolicy, JobState};
 use tenantry::{Database, Envelope, InputTokens, Request, Tenantry, batch::Config};
@@ -21,7 +21,7 @@ async fn reserved(tenantry: &Tenantry) -> Nanos {
         .budget_status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap();
-    status[0].reserved
+    status[0].held
 }
 
 async fn failed_jobs_release_their_holds(database: Database) {
@@ -347,7 +347,7 @@ async fn orphaned_holds<S: tenantry::queue::ClaimStore>(database: Database, stor
     // A submit that died after taking its hold.
     tenantry
         .ledger()
-        .reserve(&ReservationRequest {
+        .hold(&HoldRequest {
             tenant_id: "acme".into(),
             feature: "summaries".into(),
             model: "claude-haiku-4-5".into(),
@@ -435,7 +435,7 @@ async fn hold_for(tenantry: &Tenantry, input_tokens: i64) -> Nanos {
     let r = long_request();
     tenantry
         .ledger()
-        .estimate(&ReservationRequest {
+        .estimate(&HoldRequest {
             tenant_id: "acme".into(),
             feature: r.feature().into(),
             model: "claude-haiku-4-5".into(),

@@ -172,7 +172,7 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
         .budget_status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap();
-    assert!(status[0].reserved > Nanos::ZERO, "held at submit");
+    assert!(status[0].held > Nanos::ZERO, "held at submit");
 
     // The usage settles that very hold: it stops counting and the spend is charged once.
     let engine = tenantry.spawn();
@@ -184,7 +184,7 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
             .budget_status("acme", "summaries", UnixMicros::now())
             .await
             .unwrap();
-        if status[0].reserved == Nanos::ZERO {
+        if status[0].held == Nanos::ZERO {
             assert_eq!(status[0].spent, lines[0].stored.cost);
             break;
         }
@@ -204,7 +204,7 @@ async fn reserved(tenantry: &Tenantry) -> Nanos {
         .budget_status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap()[0]
-        .reserved
+        .held
 }
 
 async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Database) {
