@@ -29,11 +29,12 @@ use tenantry_core::UnixMicros;
 /// SQLite's 32,766 and PostgreSQL's 65,535 bound values per statement.
 const HOLD_CHUNK: usize = 1_000;
 
-/// How a budget's windows are cut.
+/// How a budget's windows are cut: the recurring window its limit applies to (stored in the
+/// budget's `period` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Period {
+pub enum Window {
     /// Calendar months, UTC.
     Month,
     /// Calendar days, UTC.
@@ -54,7 +55,7 @@ pub struct BudgetPolicy {
     /// `None` for the tenant-wide budget, or the feature it limits.
     pub feature: Option<String>,
     /// How windows are cut.
-    pub period: Period,
+    pub window: Window,
     /// The limit per window.
     pub limit: Nanos,
     /// When the policy starts. The first window of a policy starts here, never earlier.
@@ -114,7 +115,7 @@ pub struct BudgetStatus {
     pub held: Nanos,
 }
 
-impl Period {
+impl Window {
     fn as_str(self) -> &'static str {
         match self {
             Self::Month => "month",
@@ -144,19 +145,19 @@ impl Period {
     }
 }
 
-/// The window of `period` containing `at`, never starting before `effective_from`.
+/// The window of `window` containing `at`, never starting before `effective_from`.
 ///
 /// # Errors
 ///
 /// [`Error::TimeRange`] outside the calendar range, [`Error::InvalidBudget`] for a custom
 /// period that is not positive.
 pub fn budget_window(
-    period: Period,
+    window: Window,
     effective_from: UnixMicros,
     at: UnixMicros,
 ) -> Result<(UnixMicros, UnixMicros)> {
-    let (start, end) = match period {
-        Period::Month => {
+    let (start, end) = match window {
+        Window::Month => {
             let d = at.to_datetime()?.date();
             let first = first_of_month(d.year(), d.month())?;
             let next = match d.month() {
@@ -165,12 +166,12 @@ pub fn budget_window(
             };
             (UnixMicros::from_date(first), UnixMicros::from_date(next))
         }
-        Period::Day => {
+        Window::Day => {
             let d = at.to_datetime()?.date();
             let next = d.next_day().ok_or(Error::TimeRange(OutOfRange(at.0)))?;
             (UnixMicros::from_date(d), UnixMicros::from_date(next))
         }
-        Period::Custom { length_micros } => {
+        Window::Custom { length_micros } => {
             if length_micros <= 0 {
                 return Err(Error::InvalidBudget(
                     "custom period must be positive".into(),
@@ -283,7 +284,7 @@ struct StoredPolicy {
 
 struct PolicyRow {
     feature: Option<String>,
-    period: Period,
+    window: Window,
     limit: i64,
     effective_from: i64,
 }
@@ -324,14 +325,14 @@ async fn load_status(
     for r in rows {
         policies.push(PolicyRow {
             feature: r.feature,
-            period: Period::parse(&r.period, r.period_micros)?,
+            window: Window::parse(&r.period, r.period_micros)?,
             limit: r.limit_nanos,
             effective_from: r.effective_from,
         });
     }
     let mut out = Vec::new();
     for p in in_force(policies, feature, at) {
-        let (start, end) = budget_window(p.period, UnixMicros(p.effective_from), at)?;
+        let (start, end) = budget_window(p.window, UnixMicros(p.effective_from), at)?;
         let (spent,): (i64,) = tx
             .fetch_one(&spent_select(tenant, p.feature.as_deref(), start, end))
             .await?;
@@ -342,7 +343,7 @@ async fn load_status(
             policy: BudgetPolicy {
                 tenant_id: tenant.to_owned(),
                 feature: p.feature,
-                period: p.period,
+                window: p.window,
                 limit: Nanos(p.limit),
                 effective_from: UnixMicros(p.effective_from),
             },
@@ -367,7 +368,7 @@ impl Ledger {
         if policy.limit.0 < 0 {
             return Err(Error::InvalidBudget("limit must not be negative".into()));
         }
-        if policy.period.length().is_some_and(|l| l <= 0) {
+        if policy.window.length().is_some_and(|l| l <= 0) {
             return Err(Error::InvalidBudget(
                 "custom period must be positive".into(),
             ));
@@ -385,8 +386,8 @@ impl Ledger {
             .values([
                 policy.tenant_id.as_str().into(),
                 policy.feature.clone().into(),
-                policy.period.as_str().into(),
-                policy.period.length().into(),
+                policy.window.as_str().into(),
+                policy.window.length().into(),
                 policy.limit.0.into(),
                 policy.effective_from.0.into(),
             ])?
@@ -453,7 +454,7 @@ impl Ledger {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Period, PriceBook,
+    /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Window, PriceBook,
     ///     HoldRequest, UnixMicros};
     /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
     ///     .connect("sqlite::memory:").await?;
@@ -462,7 +463,7 @@ impl Ledger {
     /// ledger.migrate().await?;
     /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
     /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
-    ///     period: Period::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
+    ///     window: Window::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
     /// let req = HoldRequest { tenant_id: "acme".into(), feature: "chat".into(),
     ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
     ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
@@ -539,7 +540,7 @@ impl Ledger {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Period, PriceBook,
+    /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Window, PriceBook,
     ///     HoldRequest, UnixMicros};
     /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
     ///     .connect("sqlite::memory:").await?;
@@ -547,7 +548,7 @@ impl Ledger {
     /// ledger.migrate().await?;
     /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
     /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
-    ///     period: Period::Month, limit: Nanos(15_000_000), effective_from: at }).await?;
+    ///     window: Window::Month, limit: Nanos(15_000_000), effective_from: at }).await?;
     /// let req = HoldRequest { tenant_id: "acme".into(), feature: "chat".into(),
     ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
     ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
@@ -805,11 +806,11 @@ mod tests {
     fn month_windows_are_calendar_months_cut_at_policy_start() {
         let eff = UnixMicros::from_ymd(2026, 1, 15).unwrap();
         let at = UnixMicros::from_ymd(2026, 1, 20).unwrap();
-        let (s, e) = budget_window(Period::Month, eff, at).unwrap();
+        let (s, e) = budget_window(Window::Month, eff, at).unwrap();
         assert_eq!(s, eff);
         assert_eq!(e, UnixMicros::from_ymd(2026, 2, 1).unwrap());
         let at = UnixMicros::from_ymd(2026, 12, 31).unwrap();
-        let (s, e) = budget_window(Period::Month, eff, at).unwrap();
+        let (s, e) = budget_window(Window::Month, eff, at).unwrap();
         assert_eq!(s, UnixMicros::from_ymd(2026, 12, 1).unwrap());
         assert_eq!(e, UnixMicros::from_ymd(2027, 1, 1).unwrap());
     }
@@ -818,13 +819,13 @@ mod tests {
     fn custom_windows_are_anchored_at_policy_start() {
         let eff = UnixMicros(1_000);
         let (s, e) = budget_window(
-            Period::Custom { length_micros: 100 },
+            Window::Custom { length_micros: 100 },
             eff,
             UnixMicros(1_250),
         )
         .unwrap();
         assert_eq!((s.0, e.0), (1_200, 1_300));
-        let (s, _) = budget_window(Period::Day, eff, UnixMicros(1_250)).unwrap();
+        let (s, _) = budget_window(Window::Day, eff, UnixMicros(1_250)).unwrap();
         assert_eq!(s, eff);
     }
 }

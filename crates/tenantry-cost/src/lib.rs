@@ -30,7 +30,7 @@ pub mod report;
 mod schema;
 mod usage;
 
-pub use budget::{BudgetPolicy, BudgetStatus, Hold, HoldRequest, Period, budget_window};
+pub use budget::{BudgetPolicy, BudgetStatus, Hold, HoldRequest, Window, budget_window};
 pub use error::{Error, Result};
 pub use formula::{ContextTier, LineCost, RateSnapshot, Rates, TokenBuckets};
 pub use ledger::{Ledger, LedgerEntry, LedgerLine, Recorded};

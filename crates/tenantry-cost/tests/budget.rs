@@ -5,7 +5,7 @@ mod support;
 use std::sync::Arc;
 
 use support::{at, tokens, usage};
-use tenantry_cost::{BudgetPolicy, Error, HoldRequest, Lane, Ledger, Nanos, Period, UnixMicros};
+use tenantry_cost::{BudgetPolicy, Error, HoldRequest, Lane, Ledger, Nanos, UnixMicros, Window};
 
 fn request(feature: &str, when: UnixMicros) -> HoldRequest {
     HoldRequest {
@@ -31,7 +31,7 @@ async fn monthly(ledger: &Ledger, feature: Option<&str>, limit: Nanos, from: Uni
         .set_budget(&BudgetPolicy {
             tenant_id: "acme".into(),
             feature: feature.map(str::to_owned),
-            period: Period::Month,
+            window: Window::Month,
             limit,
             effective_from: from,
         })
@@ -232,7 +232,7 @@ async fn custom_and_daily_periods() {
             .set_budget(&BudgetPolicy {
                 tenant_id: "acme".into(),
                 feature: Some("chat".into()),
-                period: Period::Day,
+                window: Window::Day,
                 limit: EACH,
                 effective_from: at(2026, 3, 1),
             })
@@ -251,7 +251,7 @@ async fn custom_and_daily_periods() {
                 .set_budget(&BudgetPolicy {
                     tenant_id: "acme".into(),
                     feature: None,
-                    period: Period::Custom { length_micros: 0 },
+                    window: Window::Custom { length_micros: 0 },
                     limit: EACH,
                     effective_from: at(2026, 3, 1),
                 })

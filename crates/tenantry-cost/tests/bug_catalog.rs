@@ -4,8 +4,8 @@ mod support;
 
 use support::{at, tokens, usage};
 use tenantry_cost::{
-    BudgetPolicy, Error, Lane, Nanos, Period, PriceBook, PriceQuery, TokenBuckets, UnixMicros,
-    Usage, served_lane,
+    BudgetPolicy, Error, Lane, Nanos, PriceBook, PriceQuery, TokenBuckets, UnixMicros, Usage,
+    Window, served_lane,
 };
 
 fn query<'a>(model: &'a str, lane: Lane, t: &TokenBuckets) -> PriceQuery<'a> {
@@ -214,7 +214,7 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
         .set_budget(&BudgetPolicy {
             tenant_id: "acme".into(),
             feature: None,
-            period: Period::Month,
+            window: Window::Month,
             limit: Nanos(1_000_000_000),
             effective_from: at(2026, 3, 1),
         })

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tenantry::cost::{Nanos, Period, UnixMicros};
+use tenantry::cost::{Nanos, UnixMicros, Window};
 use tenantry::emulator::Emulator;
 use tenantry::queue::failpoints::{Action, Scenario};
 use tenantry::queue::{EngineConfig, JobFilter, TenantId};
@@ -131,7 +131,7 @@ async fn tenantry(database: &Database, emu: &Emulator, case: Case) -> Tenantry {
         .engine(engine())
         .reservation_ttl(TTL)
         .hold_reconcile_interval(reconcile)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000_000))
         .event_poll_interval(Duration::from_millis(50))
         .build()
         .await

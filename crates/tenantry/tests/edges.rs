@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tenantry::cost::{Nanos, Period, UnixMicros};
+use tenantry::cost::{Nanos, UnixMicros, Window};
 use tenantry::envelope::Code;
 use tenantry::queue::{InvalidRequest, MAX_OUTPUT_TOKENS, Position, TenantId};
 use tenantry::{Database, Envelope, Request, Tenantry, batch::Config};
@@ -20,7 +20,7 @@ async fn tenantry(database: Database) -> Tenantry {
     Tenantry::builder()
         .database_pool(database)
         .api(Config::new("sk-test").base_url("http://127.0.0.1:9"))
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000_000))
         .build()
         .await
         .unwrap()

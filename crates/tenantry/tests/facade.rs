@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use tenantry::cost::{GroupBy, Nanos, Period, SpendQuery, UnixMicros};
+use tenantry::cost::{GroupBy, Nanos, SpendQuery, UnixMicros, Window};
 use tenantry::envelope::Code;
 use tenantry::queue::JobState;
 use tenantry::{Database, Envelope, Request, Tenantry, batch::Config};
@@ -22,7 +22,7 @@ use support::{
 async fn round_trip(database: Database) {
     let emulator = emulator(Duration::from_millis(100)).await;
     let tenantry = builder(database, &emulator)
-        .budget("tight", Period::Month, Nanos(1_000))
+        .budget("tight", Window::Month, Nanos(1_000))
         .build()
         .await
         .unwrap();
@@ -192,7 +192,7 @@ async fn budgets_are_stored_once_across_restarts() {
         Tenantry::builder()
             .database_pool(Database::Sqlite(db.pool().clone()))
             .api(Config::new("k"))
-            .budget("acme", Period::Month, Nanos(5_000))
+            .budget("acme", Window::Month, Nanos(5_000))
             .feature_tier("gold", 15_000)
             .tenant_tier("acme", "gold")
             .build()

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use tenantry::cost::{Lane as CostLane, LedgerLine, Nanos, Period, PriceBook, UnixMicros};
+use tenantry::cost::{Lane as CostLane, LedgerLine, Nanos, PriceBook, UnixMicros, Window};
 use tenantry::queue::{ClaimStore, ItemOutcome, JobState, ResultItem, TenantId, WorkerId};
 use tenantry::{Database, Request, SOURCE_BATCH, SOURCE_MESSAGES, Tenantry};
 
@@ -145,7 +145,7 @@ async fn store_billed_result<S: ClaimStore>(store: &S, item: ResultItem) {
 async fn case_08_hold_id_is_a_job_column(database: Database) {
     let emulator = emulator(Duration::from_millis(100)).await;
     let tenantry = builder(database, &emulator)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000))
         .build()
         .await
         .unwrap();
@@ -212,7 +212,7 @@ async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Datab
     let budget = Nanos::from_usd_micros(1_000_000);
     // Submitted while the price book has the model: the hold is taken.
     let submitter = builder(database.clone(), &emulator)
-        .budget("acme", Period::Month, budget)
+        .budget("acme", Window::Month, budget)
         .build()
         .await
         .unwrap();
@@ -227,7 +227,7 @@ async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Datab
     // The engine runs with a price book that lost the model.
     let broken = builder(database.clone(), &emulator)
         .price_book(PriceBook::empty())
-        .budget("acme", Period::Month, budget)
+        .budget("acme", Window::Month, budget)
         .build()
         .await
         .unwrap();
@@ -272,7 +272,7 @@ async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Datab
     // The price book is fixed (a new deployment): its usage is re-priced, charged exactly
     // once, and settles the hold.
     let fixed = builder(database, &emulator)
-        .budget("acme", Period::Month, budget)
+        .budget("acme", Window::Month, budget)
         .build()
         .await
         .unwrap();
