@@ -12,11 +12,9 @@ use sqlx::SqlitePool;
 use tenantry_core::db::{Backend, Pool};
 
 use crate::error::{Error, Result};
-use crate::formula::{
-    self, ContextTier, LineCost, MAX_TENANT_BP, RateSnapshot, Rates, TokenBuckets,
-};
+use crate::formula::{self, ContextTier, LineCost, RateSnapshot, Rates, TokenBuckets};
 use crate::price_book::{PriceBook, PriceQuery};
-use crate::schema::{self, Multiplier, MultiplierTable, Reservation, Usage};
+use crate::schema::{self, MultiplierTable, Usage};
 use tenantry_core::Lane;
 use tenantry_core::UnixMicros;
 
@@ -205,68 +203,6 @@ impl Ledger {
         }
     }
 
-    /// Sets the multiplier of a feature tier from `effective_from` on (basis points,
-    /// `10_000` = 1×). Earlier lines keep the multiplier they copied.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfRange`] above 10×, [`Error::Database`].
-    pub async fn set_feature_tier(
-        &self,
-        name: &str,
-        multiplier_bp: i64,
-        effective_from: UnixMicros,
-    ) -> Result<()> {
-        self.set_multiplier(
-            MultiplierTable::FeatureTiers,
-            name,
-            multiplier_bp,
-            effective_from,
-        )
-        .await
-    }
-
-    /// Sets the multiplier of a region from `effective_from` on (basis points, `10_000` = 1×).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfRange`] above 10×, [`Error::Database`].
-    pub async fn set_region(
-        &self,
-        name: &str,
-        multiplier_bp: i64,
-        effective_from: UnixMicros,
-    ) -> Result<()> {
-        self.set_multiplier(
-            MultiplierTable::Regions,
-            name,
-            multiplier_bp,
-            effective_from,
-        )
-        .await
-    }
-
-    async fn set_multiplier(
-        &self,
-        table: MultiplierTable,
-        name: &str,
-        multiplier_bp: i64,
-        effective_from: UnixMicros,
-    ) -> Result<()> {
-        formula::check_range("multiplier_bp", multiplier_bp, 0, MAX_TENANT_BP)?;
-        let stmt = Query::insert()
-            .into_table(table)
-            .columns([
-                Multiplier::Name,
-                Multiplier::EffectiveFrom,
-                Multiplier::MultiplierBp,
-            ])
-            .values([name.into(), effective_from.0.into(), multiplier_bp.into()])?
-            .to_owned();
-        self.pool.execute(&stmt).await?;
-        Ok(())
-    }
-
     /// Prices a record with the price book alone (tier and region at 1×).
     ///
     /// # Errors
@@ -351,7 +287,7 @@ impl Ledger {
             let bp = match cache.get(&key) {
                 Some(bp) => *bp,
                 None => {
-                    let sel = multiplier_select(table, name, record.occurred_at);
+                    let sel = crate::multiplier::effective_select(table, name, record.occurred_at);
                     let found: Option<(i64,)> = self.pool.fetch_optional(&sel).await?;
                     let bp = found
                         .map(|(bp,)| bp)
@@ -445,7 +381,7 @@ impl Ledger {
             }
         };
         if let Some(hold) = settle {
-            let close = crate::budget::close_hold(
+            let close = crate::hold::close_hold(
                 hold,
                 if recorded.duplicate {
                     "released"
@@ -566,22 +502,6 @@ impl Ledger {
             .to_owned();
         let rows: Vec<LineRow> = self.pool.fetch_all(&sel).await?;
         rows.into_iter().map(LineRow::into_line).collect()
-    }
-
-    /// Marks holds whose time ran out as released (they already stopped counting
-    /// against budgets when they expired; this only tidies their state). Returns how many.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    pub async fn release_expired(&self, now: UnixMicros) -> Result<u64> {
-        let stmt = Query::update()
-            .table(Reservation::Table)
-            .value(Reservation::State, "released")
-            .and_where(Expr::col(Reservation::State).eq("held"))
-            .and_where(Expr::col(Reservation::ExpiresAt).lte(now.0))
-            .to_owned();
-        Ok(self.pool.execute(&stmt).await?)
     }
 }
 
@@ -768,21 +688,6 @@ impl LineRow {
             },
         })
     }
-}
-
-fn multiplier_select(
-    table: MultiplierTable,
-    name: &str,
-    at: UnixMicros,
-) -> sea_query::SelectStatement {
-    Query::select()
-        .column(Multiplier::MultiplierBp)
-        .from(table)
-        .and_where(Expr::col(Multiplier::Name).eq(name))
-        .and_where(Expr::col(Multiplier::EffectiveFrom).lte(at.0))
-        .order_by(Multiplier::EffectiveFrom, Order::Desc)
-        .limit(1)
-        .to_owned()
 }
 
 /// The insert of priced rows, skipping any `(source, request_id)` already present.

@@ -23,20 +23,24 @@
 mod budget;
 mod error;
 pub mod formula;
+mod hold;
 mod ledger;
 mod money;
+mod multiplier;
 mod price_book;
 pub mod report;
 mod schema;
 mod usage;
 
-pub use budget::{BudgetPolicy, BudgetStatus, Hold, HoldRequest, Window, budget_window};
+pub use budget::{BudgetPolicy, BudgetStatus, Budgets, Window, budget_window};
 pub use error::{Error, Result};
 pub use formula::{ContextTier, LineCost, RateSnapshot, Rates, TokenBuckets};
+pub use hold::{Hold, HoldRequest};
 pub use ledger::{Ledger, LedgerEntry, LedgerLine, Recorded};
 pub use money::Nanos;
+pub use multiplier::Multipliers;
 pub use price_book::{LongContext, PriceBook, PriceQuery, RateRow};
-pub use report::{GroupBy, SpendQuery, SpendRow};
+pub use report::{GroupBy, Reports, SpendQuery, SpendRow};
 pub use schema::MIGRATIONS;
 pub use tenantry_core::Lane;
 pub use tenantry_core::UnixMicros;

@@ -28,7 +28,8 @@ const EACH: Nanos = Nanos(6_000_000);
 
 async fn monthly(ledger: &Ledger, feature: Option<&str>, limit: Nanos, from: UnixMicros) {
     ledger
-        .set_budget(&BudgetPolicy {
+        .budgets()
+        .set(&BudgetPolicy {
             tenant_id: "acme".into(),
             feature: feature.map(str::to_owned),
             window: Window::Month,
@@ -75,7 +76,7 @@ async fn fifty_concurrent_reservations_admit_exactly_ten_on_postgres() {
         u.feature = "chat".into();
         ledger.settle(r.id, &u).await.unwrap();
     }
-    let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+    let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
     assert_eq!(status.len(), 1);
     let s = &status[0];
     assert_eq!(s.spent, Nanos(5 * 2_000_000));
@@ -169,7 +170,8 @@ async fn windows_come_from_the_ledger_and_policies_are_effective_dated() {
         // A policy change mid-month starts a new window at its effective date (no old spend).
         monthly(&ledger, None, Nanos(1_000_000_000), at(2026, 3, 21)).await;
         let status = ledger
-            .budget_status("acme", "chat", at(2026, 3, 22))
+            .budgets()
+            .status("acme", "chat", at(2026, 3, 22))
             .await
             .unwrap();
         assert_eq!(status[0].window_start, at(2026, 3, 21));
@@ -180,7 +182,8 @@ async fn windows_come_from_the_ledger_and_policies_are_effective_dated() {
             .unwrap();
         // Asking about the earlier part of March still sees the old policy and its spend.
         let before = ledger
-            .budget_status("acme", "chat", at(2026, 3, 20))
+            .budgets()
+            .status("acme", "chat", at(2026, 3, 20))
             .await
             .unwrap();
         assert_eq!(before[0].spent, Nanos(995_000_000));
@@ -205,7 +208,8 @@ async fn settling_a_duplicate_releases_instead_of_charging_twice() {
         assert!(again.duplicate, "{name}");
         assert_eq!(again.line_id, first.line_id);
         let s = &ledger
-            .budget_status("acme", "summaries", when)
+            .budgets()
+            .status("acme", "summaries", when)
             .await
             .unwrap()[0];
         assert_eq!(s.spent, EACH);
@@ -229,7 +233,8 @@ async fn unpriceable_requests_fail_closed() {
 async fn custom_and_daily_periods() {
     for (name, ledger, _db) in support::both().await {
         ledger
-            .set_budget(&BudgetPolicy {
+            .budgets()
+            .set(&BudgetPolicy {
                 tenant_id: "acme".into(),
                 feature: Some("chat".into()),
                 window: Window::Day,
@@ -248,7 +253,8 @@ async fn custom_and_daily_periods() {
         );
         assert!(
             ledger
-                .set_budget(&BudgetPolicy {
+                .budgets()
+                .set(&BudgetPolicy {
                     tenant_id: "acme".into(),
                     feature: None,
                     window: Window::Custom { length_micros: 0 },
@@ -301,7 +307,7 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
             }
             other => panic!("{name}: expected BudgetExceeded, got {other:?}"),
         }
-        let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+        let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
         assert!(status.iter().all(|s| s.held == Nanos::ZERO), "{name}");
         // Two chat and one search fit both budgets exactly; ids come back in request order.
         let batch = vec![
@@ -313,7 +319,7 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
         assert_eq!(held.len(), 3, "{name}");
         assert!(held.windows(2).all(|w| w[0].id < w[1].id), "{name}");
         assert!(held.iter().all(|r| r.amount == EACH), "{name}");
-        let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+        let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
         let tenant = status.iter().find(|s| s.policy.feature.is_none()).unwrap();
         assert_eq!(tenant.held, Nanos(EACH.0 * 3), "{name}");
         // Full now: one more is refused, and releasing one hold by its id frees room for one.
@@ -334,7 +340,11 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
         let mut bad = request("search", when);
         bad.model = "no-such-model".into();
         ledger.release(held[0].id).await.unwrap();
-        let before = ledger.budget_status("acme", "search", when).await.unwrap();
+        let before = ledger
+            .budgets()
+            .status("acme", "search", when)
+            .await
+            .unwrap();
         assert!(
             ledger
                 .hold_many(&[request("search", when), bad])
@@ -342,7 +352,11 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
                 .is_err()
         );
         assert_eq!(
-            ledger.budget_status("acme", "search", when).await.unwrap(),
+            ledger
+                .budgets()
+                .status("acme", "search", when)
+                .await
+                .unwrap(),
             before,
             "{name}"
         );
@@ -369,7 +383,7 @@ async fn concurrent_batches_never_exceed(ledger: Ledger, batches: usize, fit: us
     }
     // Batches of 3 against room for 10: exactly three batches fit, never a fourth.
     assert_eq!(admitted, fit);
-    let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+    let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
     assert_eq!(status[0].held, Nanos(EACH.0 * 9));
     assert!(status[0].spent.0 + status[0].held.0 <= status[0].policy.limit.0);
 }
@@ -409,7 +423,8 @@ async fn a_released_hold_settled_late_is_charged_once_and_closed_once() {
         assert_eq!(again.line_id, first.line_id);
         assert!(!ledger.release(held[0].id).await.unwrap(), "{name}");
         let s = &ledger
-            .budget_status("acme", "summaries", when)
+            .budgets()
+            .status("acme", "summaries", when)
             .await
             .unwrap()[0];
         assert_eq!(s.spent, EACH, "{name}");
@@ -429,7 +444,8 @@ async fn reserve_many_above_bind_limits() {
         assert_eq!(held.len(), 12_000, "{name}");
         assert!(held.windows(2).all(|w| w[0].id < w[1].id), "{name}");
         let status = ledger
-            .budget_status("acme", "summaries", when)
+            .budgets()
+            .status("acme", "summaries", when)
             .await
             .unwrap();
         assert_eq!(status[0].held, Nanos(EACH.0 * 12_000), "{name}");

@@ -211,7 +211,8 @@ fn batch_discount_applies_to_every_class() {
 async fn budgets_derive_from_the_ledger_and_fail_closed() {
     let (ledger, _db) = support::pg_ledger().await;
     ledger
-        .set_budget(&BudgetPolicy {
+        .budgets()
+        .set(&BudgetPolicy {
             tenant_id: "acme".into(),
             feature: None,
             window: Window::Month,
@@ -248,7 +249,8 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
             .unwrap();
     }
     let s = &ledger
-        .budget_status("acme", "summaries", at(2026, 3, 20))
+        .budgets()
+        .status("acme", "summaries", at(2026, 3, 20))
         .await
         .unwrap()[0];
     let lines: Nanos = ledger
@@ -262,13 +264,15 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
     // No policy is in force before its start (#22013), and windows roll with the calendar (#20532).
     assert!(
         ledger
-            .budget_status("acme", "summaries", at(2026, 2, 28))
+            .budgets()
+            .status("acme", "summaries", at(2026, 2, 28))
             .await
             .unwrap()
             .is_empty()
     );
     let april = &ledger
-        .budget_status("acme", "summaries", at(2026, 4, 3))
+        .budgets()
+        .status("acme", "summaries", at(2026, 4, 3))
         .await
         .unwrap()[0];
     assert_eq!(

@@ -113,10 +113,12 @@ async fn a_line_keeps_its_snapshot_and_can_be_rederived() {
 async fn tier_and_region_multipliers_are_copied_at_insert() {
     for (name, ledger, _db) in support::both().await {
         ledger
+            .multipliers()
             .set_feature_tier("premium", 15_000, at(2026, 1, 1))
             .await
             .unwrap();
         ledger
+            .multipliers()
             .set_region("eu", 11_000, at(2026, 1, 1))
             .await
             .unwrap();
@@ -132,6 +134,7 @@ async fn tier_and_region_multipliers_are_copied_at_insert() {
         assert_eq!(first.cost.cost, Nanos(1_650_000_000), "{name}"); // $1 × 1.5 × 1.1
         // A later multiplier change does not touch the recorded line.
         ledger
+            .multipliers()
             .set_feature_tier("premium", 20_000, at(2026, 3, 5))
             .await
             .unwrap();
@@ -257,7 +260,11 @@ async fn reports_group_spend_and_show_batch_savings() {
             to,
             group_by,
         };
-        let by_lane = ledger.spend(&q(Some("acme"), GroupBy::Lane)).await.unwrap();
+        let by_lane = ledger
+            .reports()
+            .spend(&q(Some("acme"), GroupBy::Lane))
+            .await
+            .unwrap();
         assert_eq!(by_lane.len(), 2, "{name}");
         assert_eq!(by_lane[0].key.as_deref(), Some("batch"));
         assert_eq!(by_lane[0].cost, Nanos(500_000_000 + 7_500_000_000));
@@ -268,29 +275,41 @@ async fn reports_group_spend_and_show_batch_savings() {
         assert_eq!(by_lane[1].cost, Nanos(1_000_000_000));
         assert_eq!(by_lane[1].saved_by_batching(), Nanos::ZERO);
         let saved = ledger
+            .reports()
             .saved_by_batching(Some("acme"), from, to)
             .await
             .unwrap();
         assert_eq!(saved, Nanos(8_000_000_000));
 
-        let by_tenant = ledger.spend(&q(None, GroupBy::Tenant)).await.unwrap();
+        let by_tenant = ledger
+            .reports()
+            .spend(&q(None, GroupBy::Tenant))
+            .await
+            .unwrap();
         assert_eq!(by_tenant.len(), 2);
         assert_eq!(by_tenant[1].key.as_deref(), Some("globex"));
         assert_eq!(by_tenant[1].cost, Nanos(1_000_000_000));
         let by_feature = ledger
+            .reports()
             .spend(&q(Some("acme"), GroupBy::Feature))
             .await
             .unwrap();
         assert_eq!(by_feature.iter().map(|r| r.lines).sum::<i64>(), 3);
-        let by_user = ledger.spend(&q(Some("acme"), GroupBy::User)).await.unwrap();
+        let by_user = ledger
+            .reports()
+            .spend(&q(Some("acme"), GroupBy::User))
+            .await
+            .unwrap();
         assert!(by_user.iter().any(|r| r.key.is_none()));
         let by_model = ledger
+            .reports()
             .spend(&q(Some("acme"), GroupBy::Model))
             .await
             .unwrap();
         assert_eq!(by_model.len(), 2);
         // A tenant id carrying SQL is a bound value, not spliced.
         let evil = ledger
+            .reports()
             .spend(&q(Some("acme' OR '1'='1"), GroupBy::Tenant))
             .await
             .unwrap();

@@ -164,7 +164,7 @@ impl TenantryBuilder {
 
     /// Defines a feature tier's cost multiplier in basis points (`10_000` = 1×). A tier defined
     /// once keeps its first multiplier; change it later with
-    /// [`Ledger::set_feature_tier`] (via [`Tenantry::ledger`]). Default: no tiers.
+    /// [`Multipliers::set_feature_tier`](tenantry_cost::Multipliers::set_feature_tier) (via [`Tenantry::ledger`]). Default: no tiers.
     pub fn feature_tier(mut self, name: impl Into<String>, multiplier_bp: i64) -> Self {
         self.tiers.push((name.into(), multiplier_bp));
         self
@@ -263,10 +263,20 @@ impl TenantryBuilder {
         let book = self.book.unwrap_or_else(PriceBook::anthropic_default);
         let (store, ledger) = Store::open(database, book, self.event_poll).await?;
         for (name, bp) in &self.tiers {
-            define(ledger.set_feature_tier(name, *bp, UnixMicros(0)).await)?;
+            define(
+                ledger
+                    .multipliers()
+                    .set_feature_tier(name, *bp, UnixMicros(0))
+                    .await,
+            )?;
         }
         for (name, bp) in &self.regions {
-            define(ledger.set_region(name, *bp, UnixMicros(0)).await)?;
+            define(
+                ledger
+                    .multipliers()
+                    .set_region(name, *bp, UnixMicros(0))
+                    .await,
+            )?;
         }
         for b in &self.budgets {
             store_budget(&ledger, b).await?;
@@ -304,13 +314,14 @@ fn define(result: tenantry_cost::Result<()>) -> Result<()> {
 async fn store_budget(ledger: &Ledger, b: &Budget) -> Result<()> {
     let now = UnixMicros::now();
     let feature = b.feature.clone().unwrap_or_default();
-    let in_force = ledger.budget_status(&b.tenant, &feature, now).await?;
+    let in_force = ledger.budgets().status(&b.tenant, &feature, now).await?;
     let same = in_force.iter().any(|s| {
         s.policy.feature == b.feature && s.policy.window == b.period && s.policy.limit == b.limit
     });
     if !same {
         ledger
-            .set_budget(&BudgetPolicy {
+            .budgets()
+            .set(&BudgetPolicy {
                 tenant_id: b.tenant.clone(),
                 feature: b.feature.clone(),
                 window: b.period,

@@ -365,7 +365,7 @@ impl Tenantry {
     ///
     /// A database error.
     pub async fn spend(&self, query: &SpendQuery) -> Result<Vec<SpendRow>> {
-        Ok(self.inner.ledger.spend(query).await?)
+        Ok(self.inner.ledger.reports().spend(query).await?)
     }
 
     /// Runs a metrics query on the same database (tenants and users are recorded as they

@@ -140,7 +140,8 @@ async fn tenantry(database: &Database, emu: &Emulator, case: Case) -> Tenantry {
 
 async fn reserved(t: &Tenantry) -> Nanos {
     t.ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap()[0]
         .held

@@ -34,7 +34,8 @@ fn request(text: &str) -> Request {
 async fn reserved(tenantry: &Tenantry) -> Nanos {
     let status = tenantry
         .ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap();
     status[0].held

@@ -207,7 +207,8 @@ async fn budgets_are_stored_once_across_restarts() {
         .unwrap();
     let status = t
         .ledger()
-        .budget_status("acme", "any", UnixMicros::now())
+        .budgets()
+        .status("acme", "any", UnixMicros::now())
         .await
         .unwrap();
     assert_eq!(status.len(), 1);

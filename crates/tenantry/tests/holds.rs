@@ -18,7 +18,8 @@ use support::{builder, emulator, fast_engine, request};
 async fn reserved(tenantry: &Tenantry) -> Nanos {
     let status = tenantry
         .ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap();
     status[0].held

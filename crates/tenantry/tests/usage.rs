@@ -169,7 +169,8 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
     assert_eq!(job.metadata, serde_json::json!({"doc": 42}));
     let status = tenantry
         .ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap();
     assert!(status[0].held > Nanos::ZERO, "held at submit");
@@ -181,7 +182,8 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
     loop {
         let status = tenantry
             .ledger()
-            .budget_status("acme", "summaries", UnixMicros::now())
+            .budgets()
+            .status("acme", "summaries", UnixMicros::now())
             .await
             .unwrap();
         if status[0].held == Nanos::ZERO {
@@ -201,7 +203,8 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
 async fn reserved(tenantry: &Tenantry) -> Nanos {
     tenantry
         .ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap()[0]
         .held
