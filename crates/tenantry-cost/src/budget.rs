@@ -54,6 +54,7 @@ pub struct BudgetPolicy {
 
 /// A budget's state in its current window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BudgetStatus {
     /// The policy in force.
     pub policy: BudgetPolicy,

@@ -119,7 +119,7 @@ pub struct TokenBuckets {
 impl TokenBuckets {
     /// The buckets as `(column name, count)` pairs, in formula order.
     #[must_use]
-    pub const fn as_array(&self) -> [(&'static str, i64); 5] {
+    pub(crate) const fn as_array(&self) -> [(&'static str, i64); 5] {
         [
             ("input_tokens", self.input),
             ("cache_write_5m_tokens", self.cache_write_5m),
@@ -178,7 +178,7 @@ pub struct Rates {
 impl Rates {
     /// The rates as `(column name, rate)` pairs, in formula order.
     #[must_use]
-    pub const fn as_array(&self) -> [(&'static str, i64); 5] {
+    pub(crate) const fn as_array(&self) -> [(&'static str, i64); 5] {
         [
             ("input_rate", self.input),
             ("cache_write_5m_rate", self.cache_write_5m),

@@ -51,6 +51,7 @@ pub struct HoldRequest {
 
 /// Money held against the budgets for one request in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Hold {
     /// The hold's id, to pass to [`Ledger::settle`] or [`Ledger::release`].
     pub id: i64,

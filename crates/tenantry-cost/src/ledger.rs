@@ -59,6 +59,7 @@ pub struct LedgerEntry {
 
 /// The answer to [`Ledger::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Recorded {
     /// The ledger line (the existing one for a duplicate).
     pub line_id: i64,
@@ -70,6 +71,7 @@ pub struct Recorded {
 
 /// A ledger line read back, with everything needed to re-derive its cost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LedgerLine {
     /// Line id.
     pub id: i64,

@@ -54,6 +54,7 @@ pub struct SpendQuery {
 
 /// One row of a spend report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SpendRow {
     /// The group's key (tenant, feature, user, model or lane); `None` for lines without a user.
     pub key: Option<String>,
