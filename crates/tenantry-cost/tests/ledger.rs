@@ -438,3 +438,27 @@ async fn case_10_ledger_key_is_tenant_scoped() {
         assert_eq!(ledger.lines("globex").await.unwrap().len(), 1, "{name}");
     }
 }
+
+#[tokio::test]
+async fn what_the_database_refuses_is_not_retryable_and_an_unknown_line_is_not_found() {
+    for (name, ledger, _db) in support::both().await {
+        let from = at(2026, 1, 1);
+        ledger
+            .multipliers()
+            .set_feature_tier("premium", 15_000, from)
+            .await
+            .unwrap();
+        // The same name and start again breaks the table's primary key.
+        let err = ledger
+            .multipliers()
+            .set_feature_tier("premium", 20_000, from)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Database(_)), "{name}: {err:?}");
+        assert!(!err.is_retryable(), "{name}");
+        assert_eq!(err.code(), "database");
+        let missing = ledger.line(999_999).await.unwrap_err();
+        assert!(missing.is_not_found(), "{name}: {missing:?}");
+        assert_eq!(missing.code(), "not_found");
+    }
+}
