@@ -5,13 +5,7 @@
 // design; the default features build and test both.
 #![cfg_attr(
     not(all(feature = "postgres", feature = "sqlite")),
-    allow(
-        dead_code,
-        unused_imports,
-        unused_macros,
-        unused_variables,
-        unreachable_code
-    )
+    allow(dead_code, unused_imports, unused_variables, unreachable_code)
 )]
 // Money is integer arithmetic only: no float may creep onto a money path.
 #![deny(
