@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tenantry_cost::formula::line_cost;
 use tenantry_cost::{
-    ContextTier, Lane, Ledger, PriceBook, PriceQuery, RateSnapshot, Rates, TokenBuckets,
-    UnixMicros, UsageRecord,
+    ContextTier, Lane, Ledger, LedgerEntry, PriceBook, PriceQuery, RateSnapshot, Rates,
+    TokenBuckets, UnixMicros,
 };
 
 const RECORDS: usize = 10_000;
@@ -83,7 +83,7 @@ fn cost_in_rust(c: &mut Criterion) {
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-fn rows(n: usize) -> Vec<(UsageRecord, RateSnapshot)> {
+fn rows(n: usize) -> Vec<(LedgerEntry, RateSnapshot)> {
     let snap = snapshot();
     let base = NEXT.fetch_add(n as u64, Ordering::Relaxed);
     records()
@@ -92,7 +92,7 @@ fn rows(n: usize) -> Vec<(UsageRecord, RateSnapshot)> {
         .take(n)
         .enumerate()
         .map(|(i, tokens)| {
-            let rec = UsageRecord {
+            let rec = LedgerEntry {
                 source: "bench".into(),
                 request_id: format!("req-{base}-{i}"),
                 tenant_id: format!("tenant-{}", i % 50),

@@ -15,8 +15,8 @@
 use std::time::Instant;
 
 use tenantry_cost::{
-    ContextTier, Lane, Ledger, PriceBook, RateSnapshot, Rates, TokenBuckets, UnixMicros,
-    UsageRecord,
+    ContextTier, Lane, Ledger, LedgerEntry, PriceBook, RateSnapshot, Rates, TokenBuckets,
+    UnixMicros,
 };
 
 /// Rows per round and rounds: the measurement, or a smoke run under CI.
@@ -28,7 +28,7 @@ fn sizes() -> (usize, usize) {
     }
 }
 
-fn rows(n: usize, round: usize, side: &str) -> Vec<(UsageRecord, RateSnapshot)> {
+fn rows(n: usize, round: usize, side: &str) -> Vec<(LedgerEntry, RateSnapshot)> {
     let snap = RateSnapshot {
         price_id: "claude-sonnet-4-5@2025-09-29".into(),
         context_tier: ContextTier::Standard,
@@ -46,7 +46,7 @@ fn rows(n: usize, round: usize, side: &str) -> Vec<(UsageRecord, RateSnapshot)> 
     };
     (0..i64::try_from(n).expect("fits"))
         .map(|i| {
-            let rec = UsageRecord {
+            let rec = LedgerEntry {
                 source: "example".into(),
                 request_id: format!("{side}-{round}-{i}"),
                 tenant_id: format!("tenant-{}", i % 50),
@@ -73,7 +73,7 @@ fn rows(n: usize, round: usize, side: &str) -> Vec<(UsageRecord, RateSnapshot)> 
         .collect()
 }
 
-async fn timed(ledger: &Ledger, rows: &[(UsageRecord, RateSnapshot)]) -> f64 {
+async fn timed(ledger: &Ledger, rows: &[(LedgerEntry, RateSnapshot)]) -> f64 {
     let start = Instant::now();
     let added = ledger.record_batch_priced(rows).await.expect("insert");
     assert_eq!(usize::try_from(added).ok(), Some(rows.len()));

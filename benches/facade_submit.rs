@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use tenantry::cost::{Nanos, Period};
+use tenantry::cost::{Nanos, Window};
 use tenantry::queue::{JobStore, Submission, TenantId};
 use tenantry::{Database, InputTokens, Request, Tenantry, batch::Config, emulator::Emulator};
 
@@ -32,7 +32,7 @@ async fn facade(
         .database_pool(database)
         .api(api)
         .input_tokens(input)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000_000))
         .build()
         .await?;
     let started = Instant::now();

@@ -61,7 +61,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!();
     }
-    let saved = tenantry.ledger().saved_by_batching(None, from, to).await?;
+    let saved = tenantry
+        .ledger()
+        .reports()
+        .saved_by_batching(None, from, to)
+        .await?;
     println!("batching saved {saved} this month\n");
 
     // Spend by tenant and day: one report per day.

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tenantry::cost::{GroupBy, Nanos, Period, SpendQuery, UnixMicros};
+use tenantry::cost::{GroupBy, Nanos, SpendQuery, UnixMicros, Window};
 use tenantry::emulator::{Emulator, MessageRequest, Reply, Responder};
 use tenantry::metrics::{MetricsQuery, Scope, builtin};
 use tenantry::queue::EngineConfig;
@@ -141,7 +141,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .idle(Duration::from_millis(50)),
         )
         .event_poll_interval(Duration::from_millis(250))
-        .budget("acme", Period::Month, Nanos::from_usd_micros(5_000_000)) // $5 a month
+        .budget("acme", Window::Month, Nanos::from_usd_micros(5_000_000)) // $5 a month
         .feature_tier("premium", 12_000) // 1.2× for premium tenants
         .tenant_tier("globex", "premium")
         .build()

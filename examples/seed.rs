@@ -2,7 +2,7 @@
 //! usage in the ledger, the same on every run.
 
 use tenantry::Tenantry;
-use tenantry::cost::{Lane, TokenBuckets, UnixMicros, UsageRecord};
+use tenantry::cost::{Lane, LedgerEntry, TokenBuckets, UnixMicros};
 
 /// The seeded month: October 2026 (UTC).
 pub(crate) const YEAR: i32 = 2026;
@@ -86,7 +86,7 @@ pub(crate) async fn seeded(
                 } else {
                     1 + rng.next(8)
                 };
-                records.push(UsageRecord {
+                records.push(LedgerEntry {
                     source: "seed".into(),
                     request_id: format!("{tenant}-{day}-{i}"),
                     tenant_id: (*tenant).into(),
@@ -103,7 +103,7 @@ pub(crate) async fn seeded(
                         "claude-haiku-4-5"
                     }
                     .into(),
-                    lane: if urgent { Lane::Sync } else { Lane::Batch },
+                    lane: if urgent { Lane::Urgent } else { Lane::Batch },
                     occurred_at: UnixMicros(
                         start.0 + day * DAY_MICROS + int(rng.next(86_400)) * 1_000_000,
                     ),

@@ -1,39 +1,30 @@
-//! Budgets: effective-dated policies, windows derived from the ledger, and atomic reservations.
+//! Budgets: effective-dated policies, windows derived from the ledger, reached through
+//! [`Ledger::budgets`].
 //!
 //! A budget never has a counter to reset. Its spend in a window is `SUM(cost_nanos)` of the
-//! ledger lines whose `occurred_at` falls in the window, plus the live reservations; the window
+//! ledger lines whose `occurred_at` falls in the window, plus the live holds; the window
 //! is computed from the policy (calendar month or day in UTC, or a custom length anchored at
 //! the policy's start), so there is no reset job to race, and a new policy starts a new window.
-//!
-//! Reserving takes the tenant's budget rows `FOR UPDATE` on PostgreSQL (SQLite serializes
-//! writers with `BEGIN IMMEDIATE`), then checks `spent + reserved + requested ≤ limit` for the
-//! tenant-wide budget and the feature's budget, and inserts the reservation, in one
-//! transaction. Settling records the actual line and closes the reservation in one
-//! transaction under the same lock, so no admission can see neither of them.
+//! Holds are taken against them by [`Ledger::hold`].
 
-use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement, UpdateStatement};
+use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use tenantry_core::UnixMicros;
+use tenantry_core::db::Tx;
+use tenantry_core::time::OutOfRange;
 use time::{Date, Month};
 
-use crate::clock::UnixMicros;
-use crate::db::{on_pool, query, transaction};
 use crate::error::{Error, Result};
-use crate::formula::{self, TokenBuckets};
-use crate::ledger::{Ledger, Recorded, UsageRecord};
+use crate::ledger::Ledger;
 use crate::money::Nanos;
 use crate::schema::{Budget, Reservation, Usage};
-use crate::usage::Lane;
 
-/// Holds inserted per statement by [`Ledger::reserve_many`]: 6 bound values a row, far below
-/// SQLite's 32,766 and PostgreSQL's 65,535 bound values per statement.
-const RESERVE_CHUNK: usize = 1_000;
-
-/// How a budget's windows are cut.
+/// How a budget's windows are cut: the recurring window its limit applies to (stored in the
+/// budget's `period` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Period {
+pub enum Window {
     /// Calendar months, UTC.
     Month,
     /// Calendar days, UTC.
@@ -54,53 +45,16 @@ pub struct BudgetPolicy {
     /// `None` for the tenant-wide budget, or the feature it limits.
     pub feature: Option<String>,
     /// How windows are cut.
-    pub period: Period,
+    pub window: Window,
     /// The limit per window.
     pub limit: Nanos,
     /// When the policy starts. The first window of a policy starts here, never earlier.
     pub effective_from: UnixMicros,
 }
 
-/// A request about to be dispatched, to reserve its worst-case cost for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReservationRequest {
-    /// The tenant.
-    pub tenant_id: String,
-    /// The feature.
-    pub feature: String,
-    /// The model the request names.
-    pub model: String,
-    /// Batch or synchronous.
-    pub lane: Lane,
-    /// The data-residency the request asks for, if any.
-    pub inference_geo: Option<String>,
-    /// The feature tier whose multiplier will apply.
-    pub feature_tier: Option<String>,
-    /// The region whose multiplier will apply.
-    pub region: Option<String>,
-    /// Counted input tokens (e.g. from the count-tokens endpoint).
-    pub input_tokens: i64,
-    /// The request's `max_tokens`.
-    pub max_tokens: i64,
-    /// When the request is made.
-    pub at: UnixMicros,
-    /// How long the reservation holds before it stops counting.
-    pub ttl_micros: i64,
-}
-
-/// A held reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reserved {
-    /// Reservation id, to pass to [`Ledger::settle`] or [`Ledger::release`].
-    pub id: i64,
-    /// The worst-case amount held.
-    pub amount: Nanos,
-    /// When it stops counting if neither settled nor released.
-    pub expires_at: UnixMicros,
-}
-
 /// A budget's state in its current window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BudgetStatus {
     /// The policy in force.
     pub policy: BudgetPolicy,
@@ -110,11 +64,11 @@ pub struct BudgetStatus {
     pub window_end: UnixMicros,
     /// Spent in the window, from the ledger.
     pub spent: Nanos,
-    /// Held by live reservations.
-    pub reserved: Nanos,
+    /// Held by live holds.
+    pub held: Nanos,
 }
 
-impl Period {
+impl Window {
     fn as_str(self) -> &'static str {
         match self {
             Self::Month => "month",
@@ -144,19 +98,19 @@ impl Period {
     }
 }
 
-/// The window of `period` containing `at`, never starting before `effective_from`.
+/// The window of `window` containing `at`, never starting before `effective_from`.
 ///
 /// # Errors
 ///
 /// [`Error::TimeRange`] outside the calendar range, [`Error::InvalidBudget`] for a custom
 /// period that is not positive.
 pub fn budget_window(
-    period: Period,
+    window: Window,
     effective_from: UnixMicros,
     at: UnixMicros,
 ) -> Result<(UnixMicros, UnixMicros)> {
-    let (start, end) = match period {
-        Period::Month => {
+    let (start, end) = match window {
+        Window::Month => {
             let d = at.to_datetime()?.date();
             let first = first_of_month(d.year(), d.month())?;
             let next = match d.month() {
@@ -165,12 +119,12 @@ pub fn budget_window(
             };
             (UnixMicros::from_date(first), UnixMicros::from_date(next))
         }
-        Period::Day => {
+        Window::Day => {
             let d = at.to_datetime()?.date();
-            let next = d.next_day().ok_or(Error::TimeRange(at.0))?;
+            let next = d.next_day().ok_or(Error::TimeRange(OutOfRange(at.0)))?;
             (UnixMicros::from_date(d), UnixMicros::from_date(next))
         }
-        Period::Custom { length_micros } => {
+        Window::Custom { length_micros } => {
             if length_micros <= 0 {
                 return Err(Error::InvalidBudget(
                     "custom period must be positive".into(),
@@ -182,10 +136,10 @@ pub fn budget_window(
                     .map(|since| since.div_euclid(length_micros))
                     .and_then(|n| n.checked_mul(length_micros))
                     .and_then(|offset| effective_from.0.checked_add(offset))
-                    .ok_or(Error::TimeRange(at.0))?;
+                    .ok_or(Error::TimeRange(OutOfRange(at.0)))?;
             let end = start
                 .checked_add(length_micros)
-                .ok_or(Error::TimeRange(at.0))?;
+                .ok_or(Error::TimeRange(OutOfRange(at.0)))?;
             (UnixMicros(start), UnixMicros(end))
         }
     };
@@ -193,7 +147,7 @@ pub fn budget_window(
 }
 
 fn first_of_month(year: i32, month: Month) -> Result<Date> {
-    Date::from_calendar_date(year, month, 1).map_err(|_| Error::TimeRange(0))
+    Date::from_calendar_date(year, month, 1).map_err(|_| Error::TimeRange(OutOfRange(0)))
 }
 
 /// `SELECT … FROM tenantry_budgets WHERE tenant_id = ? FOR UPDATE` (the lock clause renders
@@ -213,26 +167,6 @@ pub(crate) fn lock_budgets(tenant_id: &str) -> SelectStatement {
         .order_by(Budget::Id, Order::Asc)
         .lock(LockType::Update)
         .to_owned()
-}
-
-/// Moves a held reservation to `state`, linking the line that settled it. With `tenant_id`,
-/// only that tenant's reservation matches (a line never settles another tenant's hold).
-pub(crate) fn close_reservation(
-    id: i64,
-    state: &str,
-    line_id: Option<i64>,
-    tenant_id: Option<&str>,
-) -> UpdateStatement {
-    let mut q = Query::update();
-    q.table(Reservation::Table)
-        .value(Reservation::State, state)
-        .value(Reservation::LineId, line_id)
-        .and_where(Expr::col(Reservation::Id).eq(id))
-        .and_where(Expr::col(Reservation::State).eq("held"));
-    if let Some(t) = tenant_id {
-        q.and_where(Expr::col(Reservation::TenantId).eq(t));
-    }
-    q
 }
 
 fn sum_bigint<T: sea_query::IntoColumnRef>(col: T) -> Expr {
@@ -258,7 +192,7 @@ fn spent_select(
     q
 }
 
-fn reserved_select(tenant_id: &str, feature: Option<&str>, at: UnixMicros) -> SelectStatement {
+fn held_select(tenant_id: &str, feature: Option<&str>, at: UnixMicros) -> SelectStatement {
     let mut q = Query::select();
     q.expr(sum_bigint(Reservation::AmountNanos))
         .from(Reservation::Table)
@@ -271,9 +205,19 @@ fn reserved_select(tenant_id: &str, feature: Option<&str>, at: UnixMicros) -> Se
     q
 }
 
+/// A row of `tenantry_budgets`, as [`lock_budgets`] reads it.
+#[derive(sqlx::FromRow)]
+struct StoredPolicy {
+    feature: Option<String>,
+    period: String,
+    period_micros: Option<i64>,
+    limit_nanos: i64,
+    effective_from: i64,
+}
+
 struct PolicyRow {
     feature: Option<String>,
-    period: Period,
+    window: Window,
     limit: i64,
     effective_from: i64,
 }
@@ -301,52 +245,80 @@ fn in_force(rows: Vec<PolicyRow>, feature: &str, at: UnixMicros) -> Vec<PolicyRo
     tenant.into_iter().chain(feat).collect()
 }
 
-macro_rules! load_status {
-    ($tx:expr, $qb:ident, $tenant:expr, $feature:expr, $at:expr) => {{
-        let lock = lock_budgets($tenant);
-        let rows = query!(lock, $qb).fetch_all(&mut *$tx).await?;
-        let mut policies = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let kind: String = r.try_get(2)?;
-            policies.push(PolicyRow {
-                feature: r.try_get(1)?,
-                period: Period::parse(&kind, r.try_get(3)?)?,
-                limit: r.try_get(4)?,
-                effective_from: r.try_get(5)?,
-            });
-        }
-        let mut out = Vec::new();
-        for p in in_force(policies, $feature, $at) {
-            let (start, end) = budget_window(p.period, UnixMicros(p.effective_from), $at)?;
-            let spent_q = spent_select($tenant, p.feature.as_deref(), start, end);
-            let spent: i64 = query!(spent_q, $qb)
-                .fetch_one(&mut *$tx)
-                .await?
-                .try_get(0)?;
-            let reserved_q = reserved_select($tenant, p.feature.as_deref(), $at);
-            let reserved: i64 = query!(reserved_q, $qb)
-                .fetch_one(&mut *$tx)
-                .await?
-                .try_get(0)?;
-            out.push(BudgetStatus {
-                policy: BudgetPolicy {
-                    tenant_id: $tenant.to_owned(),
-                    feature: p.feature,
-                    period: p.period,
-                    limit: Nanos(p.limit),
-                    effective_from: UnixMicros(p.effective_from),
-                },
-                window_start: start,
-                window_end: end,
-                spent: Nanos(spent),
-                reserved: Nanos(reserved),
-            });
-        }
-        out
-    }};
+/// Locks the tenant's budgets (PostgreSQL: `FOR UPDATE`) and reads each one in force for
+/// `feature` at `at`, with its window's spend and live holds.
+pub(crate) async fn load_status(
+    tx: &mut Tx,
+    tenant: &str,
+    feature: &str,
+    at: UnixMicros,
+) -> Result<Vec<BudgetStatus>> {
+    let rows: Vec<StoredPolicy> = tx.fetch_all(&lock_budgets(tenant)).await?;
+    let mut policies = Vec::with_capacity(rows.len());
+    for r in rows {
+        policies.push(PolicyRow {
+            feature: r.feature,
+            window: Window::parse(&r.period, r.period_micros)?,
+            limit: r.limit_nanos,
+            effective_from: r.effective_from,
+        });
+    }
+    let mut out = Vec::new();
+    for p in in_force(policies, feature, at) {
+        let (start, end) = budget_window(p.window, UnixMicros(p.effective_from), at)?;
+        let (spent,): (i64,) = tx
+            .fetch_one(&spent_select(tenant, p.feature.as_deref(), start, end))
+            .await?;
+        let (held,): (i64,) = tx
+            .fetch_one(&held_select(tenant, p.feature.as_deref(), at))
+            .await?;
+        out.push(BudgetStatus {
+            policy: BudgetPolicy {
+                tenant_id: tenant.to_owned(),
+                feature: p.feature,
+                window: p.window,
+                limit: Nanos(p.limit),
+                effective_from: UnixMicros(p.effective_from),
+            },
+            window_start: start,
+            window_end: end,
+            spent: Nanos(spent),
+            held: Nanos(held),
+        });
+    }
+    Ok(out)
+}
+/// The ledger's budget policies and their current windows: [`Ledger::budgets`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tenantry_cost::{BudgetPolicy, Ledger, Nanos, PriceBook, UnixMicros, Window};
+/// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
+///     .connect("sqlite::memory:").await?;
+/// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
+/// ledger.migrate().await?;
+/// let at = UnixMicros::from_ymd(2026, 3, 1)?;
+/// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
+///     window: Window::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
+/// let status = ledger.budgets().status("acme", "chat", at).await?;
+/// assert_eq!((status[0].policy.limit, status[0].spent), (Nanos(10_000_000), Nanos::ZERO));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets<'a> {
+    ledger: &'a Ledger,
 }
 
 impl Ledger {
+    /// The budget policies: set one, read where each stands in its current window.
+    #[must_use]
+    pub fn budgets(&self) -> Budgets<'_> {
+        Budgets { ledger: self }
+    }
+}
+
+impl Budgets<'_> {
     /// Adds a budget policy. Policies are effective-dated rows: a change is a new policy with
     /// a later `effective_from`, and its first window starts there.
     ///
@@ -354,11 +326,11 @@ impl Ledger {
     ///
     /// [`Error::InvalidBudget`] for a negative limit or a non-positive custom period,
     /// [`Error::Database`].
-    pub async fn set_budget(&self, policy: &BudgetPolicy) -> Result<()> {
+    pub async fn set(&self, policy: &BudgetPolicy) -> Result<()> {
         if policy.limit.0 < 0 {
             return Err(Error::InvalidBudget("limit must not be negative".into()));
         }
-        if policy.period.length().is_some_and(|l| l <= 0) {
+        if policy.window.length().is_some_and(|l| l <= 0) {
             return Err(Error::InvalidBudget(
                 "custom period must be positive".into(),
             ));
@@ -376,429 +348,14 @@ impl Ledger {
             .values([
                 policy.tenant_id.as_str().into(),
                 policy.feature.clone().into(),
-                policy.period.as_str().into(),
-                policy.period.length().into(),
+                policy.window.as_str().into(),
+                policy.window.length().into(),
                 policy.limit.0.into(),
                 policy.effective_from.0.into(),
             ])?
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            query!(stmt, qb).execute(pool).await?;
-        });
+        self.ledger.pool.execute(&stmt).await?;
         Ok(())
-    }
-
-    /// The worst-case cost of a request: counted input tokens at the input rate plus
-    /// `max_tokens` at the output rate, after long-context selection and every multiplier the
-    /// request will get (batch, data residency, feature tier, region).
-    ///
-    /// Cache writes cost more than plain input (1.25× or 2×); a request that writes the cache
-    /// can therefore settle above its estimate, and settling records the actual cost anyway.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfRange`] naming `input_tokens` or `max_tokens` when either is negative or
-    /// above [`MAX_TOKENS`](formula::MAX_TOKENS); as [`Ledger::record`]'s pricing: an
-    /// unpriceable request fails closed.
-    pub async fn estimate(&self, req: &ReservationRequest) -> Result<Nanos> {
-        self.estimate_cached(req, &mut std::collections::HashMap::new())
-            .await
-    }
-
-    /// [`Ledger::estimate`] with a rate cache shared across requests.
-    async fn estimate_cached(
-        &self,
-        req: &ReservationRequest,
-        cache: &mut std::collections::HashMap<(&'static str, String, UnixMicros), i64>,
-    ) -> Result<Nanos> {
-        // Named after the request's own fields, so a caller learns which one is too large
-        // (the same bound every ledger line's token buckets have).
-        formula::check_range("input_tokens", req.input_tokens, 0, formula::MAX_TOKENS)?;
-        formula::check_range("max_tokens", req.max_tokens, 0, formula::MAX_TOKENS)?;
-        let probe = UsageRecord {
-            source: String::new(),
-            request_id: String::new(),
-            tenant_id: req.tenant_id.clone(),
-            user_id: None,
-            feature: req.feature.clone(),
-            model: req.model.clone(),
-            lane: req.lane,
-            occurred_at: req.at,
-            job_id: None,
-            batch_id: None,
-            tokens: TokenBuckets {
-                input: req.input_tokens,
-                output: req.max_tokens,
-                ..TokenBuckets::default()
-            },
-            inference_geo: req.inference_geo.clone(),
-            feature_tier: req.feature_tier.clone(),
-            region: req.region.clone(),
-        };
-        let snapshot = self.full_snapshot(&probe, cache).await?;
-        Ok(formula::line_cost(&probe.tokens, &snapshot)?.cost)
-    }
-
-    /// Reserves the request's worst-case cost against the tenant's budget and the feature's
-    /// budget, atomically. Without any budget policy the reservation is still recorded (it
-    /// simply cannot fail on a limit).
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Period, PriceBook,
-    ///     ReservationRequest, UnixMicros};
-    /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
-    ///     .connect("sqlite::memory:").await?;
-    /// let ledger = Ledger::sqlite(pool,
-    ///     PriceBook::anthropic_default());
-    /// ledger.migrate().await?;
-    /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
-    /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
-    ///     period: Period::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
-    /// let req = ReservationRequest { tenant_id: "acme".into(), feature: "chat".into(),
-    ///     model: "claude-haiku-4-5".into(), lane: Lane::Sync, inference_geo: None,
-    ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
-    ///     at, ttl_micros: 600_000_000 };
-    /// let held = ledger.reserve(&req).await?; // $0.006 of $0.01
-    /// assert_eq!(held.amount, Nanos(6_000_000));
-    /// let err = ledger.reserve(&req).await.unwrap_err();
-    /// assert!(err.is_budget_exceeded());
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::BudgetExceeded`] with the limit, spent, reserved and requested amounts;
-    /// pricing errors as [`Ledger::estimate`]; [`Error::Database`].
-    pub async fn reserve(&self, req: &ReservationRequest) -> Result<Reserved> {
-        let amount = self.estimate(req).await?;
-        let expires_at = UnixMicros(req.at.0.saturating_add(Ord::max(req.ttl_micros, 0)));
-        let insert = Query::insert()
-            .into_table(Reservation::Table)
-            .columns([
-                Reservation::TenantId,
-                Reservation::Feature,
-                Reservation::AmountNanos,
-                Reservation::CreatedAt,
-                Reservation::ExpiresAt,
-                Reservation::State,
-            ])
-            .values([
-                req.tenant_id.as_str().into(),
-                req.feature.as_str().into(),
-                amount.0.into(),
-                req.at.0.into(),
-                expires_at.0.into(),
-                "held".into(),
-            ])?
-            .returning_col(Reservation::Id)
-            .to_owned();
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            let statuses = load_status!(tx, qb, &req.tenant_id, &req.feature, req.at);
-            for s in statuses {
-                let total = s
-                    .spent
-                    .0
-                    .saturating_add(s.reserved.0)
-                    .saturating_add(amount.0);
-                if total > s.policy.limit.0 {
-                    return Err(Error::BudgetExceeded {
-                        tenant_id: req.tenant_id.clone(),
-                        feature: s.policy.feature,
-                        limit: s.policy.limit,
-                        spent: s.spent,
-                        reserved: s.reserved,
-                        requested: amount,
-                        window_start: s.window_start.0,
-                        window_end: s.window_end.0,
-                    });
-                }
-            }
-            let id: i64 = query!(insert, qb).fetch_one(&mut *tx).await?.try_get(0)?;
-            Ok::<Reserved, Error>(Reserved {
-                id,
-                amount,
-                expires_at,
-            })
-        })
-    }
-
-    /// Reserves many requests' worst-case costs in one transaction, all or nothing.
-    ///
-    /// Each budget in force for any of the requests (tenant-wide or per feature, in the window
-    /// containing each request's `at`) is locked and read once, and checked once for the sum of
-    /// the requests it covers: `spent + reserved + Σ requested ≤ limit`. Then the holds are
-    /// inserted, 1,000 per statement in the same transaction, so any number of requests fits
-    /// the databases' bound-value limits. If any budget would be exceeded, nothing is held. Returns one
-    /// [`Reserved`] per request, in order; an empty slice holds nothing.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tenantry_cost::{BudgetPolicy, Lane, Ledger, Nanos, Period, PriceBook,
-    ///     ReservationRequest, UnixMicros};
-    /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
-    ///     .connect("sqlite::memory:").await?;
-    /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
-    /// ledger.migrate().await?;
-    /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
-    /// ledger.set_budget(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
-    ///     period: Period::Month, limit: Nanos(15_000_000), effective_from: at }).await?;
-    /// let req = ReservationRequest { tenant_id: "acme".into(), feature: "chat".into(),
-    ///     model: "claude-haiku-4-5".into(), lane: Lane::Sync, inference_geo: None,
-    ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
-    ///     at, ttl_micros: 600_000_000 };
-    /// let held = ledger.reserve_many(&[req.clone(), req.clone()]).await?; // $0.012 of $0.015
-    /// assert_eq!(held.len(), 2);
-    /// let err = ledger.reserve_many(&[req]).await.unwrap_err();
-    /// assert!(err.is_budget_exceeded());
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::BudgetExceeded`] for the first budget the batch would exceed, with the limit,
-    /// spent, reserved and the batch's total requested against that budget; pricing errors as
-    /// [`Ledger::estimate`] (nothing is held); [`Error::Database`].
-    pub async fn reserve_many(&self, reqs: &[ReservationRequest]) -> Result<Vec<Reserved>> {
-        if reqs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cache = std::collections::HashMap::new();
-        let mut amounts = Vec::with_capacity(reqs.len());
-        for r in reqs {
-            let amount = self.estimate_cached(r, &mut cache).await?;
-            let expires_at = UnixMicros(r.at.0.saturating_add(Ord::max(r.ttl_micros, 0)));
-            amounts.push((amount, expires_at));
-        }
-        // One multi-row insert per chunk, all in the transaction below: a single statement for
-        // every hold would bind 6 values per request and pass SQLite's 32,766 bound variables
-        // at about 5,400 requests (PostgreSQL's 65,535 at about 10,900).
-        let mut inserts = Vec::with_capacity(reqs.len().div_ceil(RESERVE_CHUNK));
-        for (chunk, chunk_amounts) in reqs
-            .chunks(RESERVE_CHUNK)
-            .zip(amounts.chunks(RESERVE_CHUNK))
-        {
-            let mut insert = Query::insert();
-            insert.into_table(Reservation::Table).columns([
-                Reservation::TenantId,
-                Reservation::Feature,
-                Reservation::AmountNanos,
-                Reservation::CreatedAt,
-                Reservation::ExpiresAt,
-                Reservation::State,
-            ]);
-            for (r, (amount, expires_at)) in chunk.iter().zip(chunk_amounts) {
-                insert.values([
-                    r.tenant_id.as_str().into(),
-                    r.feature.as_str().into(),
-                    amount.0.into(),
-                    r.at.0.into(),
-                    expires_at.0.into(),
-                    "held".into(),
-                ])?;
-            }
-            insert.returning_col(Reservation::Id);
-            inserts.push(insert);
-        }
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            // One entry per budget window: its status and the batch's total against it.
-            let mut checks: Vec<(BudgetStatus, i64)> = Vec::new();
-            let mut loaded: std::collections::HashMap<(&str, &str, UnixMicros), Vec<usize>> =
-                std::collections::HashMap::new();
-            // Lock tenants in one order, so two batches over the same tenants cannot deadlock.
-            let mut order: Vec<usize> = (0..reqs.len()).collect();
-            order.sort_by(|&a, &b| reqs[a].tenant_id.cmp(&reqs[b].tenant_id));
-            for i in order {
-                let (r, (amount, _)) = (&reqs[i], &amounts[i]);
-                let key = (r.tenant_id.as_str(), r.feature.as_str(), r.at);
-                if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(key) {
-                    let statuses = load_status!(tx, qb, &r.tenant_id, &r.feature, r.at);
-                    let mut idx = Vec::with_capacity(statuses.len());
-                    for s in statuses {
-                        let same = checks.iter().position(|(c, _)| {
-                            c.policy.tenant_id == s.policy.tenant_id
-                                && c.policy.feature == s.policy.feature
-                                && c.window_start == s.window_start
-                        });
-                        idx.push(same.unwrap_or_else(|| {
-                            checks.push((s, 0));
-                            checks.len() - 1
-                        }));
-                    }
-                    slot.insert(idx);
-                }
-                for &i in &loaded[&key] {
-                    checks[i].1 = checks[i].1.saturating_add(amount.0);
-                }
-            }
-            for (s, requested) in checks {
-                let total = s
-                    .spent
-                    .0
-                    .saturating_add(s.reserved.0)
-                    .saturating_add(requested);
-                if total > s.policy.limit.0 {
-                    return Err(Error::BudgetExceeded {
-                        tenant_id: s.policy.tenant_id,
-                        feature: s.policy.feature,
-                        limit: s.policy.limit,
-                        spent: s.spent,
-                        reserved: s.reserved,
-                        requested: Nanos(requested),
-                        window_start: s.window_start.0,
-                        window_end: s.window_end.0,
-                    });
-                }
-            }
-            let mut ids = Vec::with_capacity(reqs.len());
-            for insert in &inserts {
-                let rows = query!(*insert, qb).fetch_all(&mut *tx).await?;
-                let mut chunk_ids = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    chunk_ids.push(row.try_get::<i64, _>(0)?);
-                }
-                // One statement draws its ids in row order on both backends, and a later
-                // statement draws larger ones; RETURNING does not promise an order, so sort
-                // each chunk's ids back into it.
-                chunk_ids.sort_unstable();
-                ids.extend(chunk_ids);
-            }
-            if ids.len() != reqs.len() {
-                return Err(Error::InvalidRow(format!(
-                    "inserted {} holds for {} requests",
-                    ids.len(),
-                    reqs.len()
-                )));
-            }
-            Ok::<Vec<Reserved>, Error>(
-                ids.into_iter()
-                    .zip(&amounts)
-                    .map(|(id, &(amount, expires_at))| Reserved {
-                        id,
-                        amount,
-                        expires_at,
-                    })
-                    .collect(),
-            )
-        })
-    }
-
-    /// Records the actual usage of a reserved request and closes the reservation, in one
-    /// transaction: the actual cost lands, the rest of the hold is released. If the usage was
-    /// already recorded (a duplicate delivery), the reservation is released and nothing is
-    /// charged twice.
-    ///
-    /// # Errors
-    ///
-    /// As [`Ledger::record`].
-    pub async fn settle(&self, reservation_id: i64, record: &UsageRecord) -> Result<Recorded> {
-        let snapshot = self
-            .full_snapshot(record, &mut std::collections::HashMap::new())
-            .await?;
-        self.insert_one(record, &snapshot, None, Some(reservation_id))
-            .await
-    }
-
-    /// Releases a held reservation (the request failed or was canceled). Returns `false` when
-    /// it was no longer held.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    pub async fn release(&self, reservation_id: i64) -> Result<bool> {
-        let stmt = close_reservation(reservation_id, "released", None, None);
-        on_pool!(&self.pool, |pool, qb| {
-            Ok(query!(stmt, qb).execute(pool).await?.rows_affected() == 1)
-        })
-    }
-
-    /// Releases many held reservations in one transaction (a call whose work was never
-    /// stored); those no longer held are left as they are. Returns how many were released.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`]; then none is released.
-    pub async fn release_many(&self, reservation_ids: &[i64]) -> Result<u64> {
-        let updates: Vec<UpdateStatement> = reservation_ids
-            .chunks(RESERVE_CHUNK)
-            .map(|ids| {
-                Query::update()
-                    .table(Reservation::Table)
-                    .value(Reservation::State, "released")
-                    .and_where(Expr::col(Reservation::Id).is_in(ids.iter().copied()))
-                    .and_where(Expr::col(Reservation::State).eq("held"))
-                    .to_owned()
-            })
-            .collect();
-        if updates.is_empty() {
-            return Ok(0);
-        }
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            let mut released = 0;
-            for update in &updates {
-                released += query!(*update, qb).execute(&mut *tx).await?.rows_affected();
-            }
-            Ok::<u64, Error>(released)
-        })
-    }
-
-    /// The tenants that have at least one live hold at `at` (held and not yet expired), in
-    /// order: the tenants whose holds a caller may have to give back.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    pub async fn held_tenants(&self, at: UnixMicros) -> Result<Vec<String>> {
-        let stmt = Query::select()
-            .distinct()
-            .column(Reservation::TenantId)
-            .from(Reservation::Table)
-            .and_where(Expr::col(Reservation::State).eq("held"))
-            .and_where(Expr::col(Reservation::ExpiresAt).gt(at.0))
-            .order_by(Reservation::TenantId, Order::Asc)
-            .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            let rows = query!(stmt, qb).fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(r.try_get::<String, _>(0)?);
-            }
-            Ok(out)
-        })
-    }
-
-    /// The ids of a tenant's live holds (held, not expired at `at`) taken before
-    /// `taken_before`, oldest first: the holds a caller reconciling them with its own records
-    /// looks at, leaving the ones taken moments ago to the call taking them.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    pub async fn held_reservations(
-        &self,
-        tenant_id: &str,
-        taken_before: UnixMicros,
-        at: UnixMicros,
-    ) -> Result<Vec<i64>> {
-        let stmt = Query::select()
-            .column(Reservation::Id)
-            .from(Reservation::Table)
-            .and_where(Expr::col(Reservation::TenantId).eq(tenant_id))
-            .and_where(Expr::col(Reservation::State).eq("held"))
-            .and_where(Expr::col(Reservation::ExpiresAt).gt(at.0))
-            .and_where(Expr::col(Reservation::CreatedAt).lt(taken_before.0))
-            .order_by(Reservation::Id, Order::Asc)
-            .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            let rows = query!(stmt, qb).fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(r.try_get::<i64, _>(0)?);
-            }
-            Ok(out)
-        })
     }
 
     /// The budgets in force for a tenant's feature at `at`, with their current window's spend.
@@ -806,16 +363,16 @@ impl Ledger {
     /// # Errors
     ///
     /// [`Error::Database`].
-    pub async fn budget_status(
+    pub async fn status(
         &self,
         tenant_id: &str,
         feature: &str,
         at: UnixMicros,
     ) -> Result<Vec<BudgetStatus>> {
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            let statuses = load_status!(tx, qb, tenant_id, feature, at);
-            Ok::<Vec<BudgetStatus>, Error>(statuses)
-        })
+        let mut tx = self.ledger.pool.begin().await?;
+        let statuses = load_status(&mut tx, tenant_id, feature, at).await?;
+        tx.commit().await?;
+        Ok(statuses)
     }
 }
 
@@ -827,11 +384,11 @@ mod tests {
     fn month_windows_are_calendar_months_cut_at_policy_start() {
         let eff = UnixMicros::from_ymd(2026, 1, 15).unwrap();
         let at = UnixMicros::from_ymd(2026, 1, 20).unwrap();
-        let (s, e) = budget_window(Period::Month, eff, at).unwrap();
+        let (s, e) = budget_window(Window::Month, eff, at).unwrap();
         assert_eq!(s, eff);
         assert_eq!(e, UnixMicros::from_ymd(2026, 2, 1).unwrap());
         let at = UnixMicros::from_ymd(2026, 12, 31).unwrap();
-        let (s, e) = budget_window(Period::Month, eff, at).unwrap();
+        let (s, e) = budget_window(Window::Month, eff, at).unwrap();
         assert_eq!(s, UnixMicros::from_ymd(2026, 12, 1).unwrap());
         assert_eq!(e, UnixMicros::from_ymd(2027, 1, 1).unwrap());
     }
@@ -840,13 +397,13 @@ mod tests {
     fn custom_windows_are_anchored_at_policy_start() {
         let eff = UnixMicros(1_000);
         let (s, e) = budget_window(
-            Period::Custom { length_micros: 100 },
+            Window::Custom { length_micros: 100 },
             eff,
             UnixMicros(1_250),
         )
         .unwrap();
         assert_eq!((s.0, e.0), (1_200, 1_300));
-        let (s, _) = budget_window(Period::Day, eff, UnixMicros(1_250)).unwrap();
+        let (s, _) = budget_window(Window::Day, eff, UnixMicros(1_250)).unwrap();
         assert_eq!(s, eff);
     }
 }

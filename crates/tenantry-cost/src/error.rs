@@ -62,9 +62,9 @@ pub enum Error {
         /// The time asked for, Unix microseconds.
         at_micros: i64,
     },
-    /// A reservation would take a budget past its limit.
+    /// A hold would take a budget past its limit.
     #[error(
-        "budget of tenant `{tenant_id}`{} exceeded: limit {limit}, spent {spent}, reserved {reserved}, requested {requested}",
+        "budget of tenant `{tenant_id}`{} exceeded: limit {limit}, spent {spent}, reserved {held}, requested {requested}",
         feature.as_ref().map(|f| format!(" feature `{f}`")).unwrap_or_default()
     )]
     BudgetExceeded {
@@ -76,9 +76,9 @@ pub enum Error {
         limit: Nanos,
         /// Spent in the window so far, from the ledger.
         spent: Nanos,
-        /// Held by live reservations.
-        reserved: Nanos,
-        /// The amount this request asked to reserve.
+        /// Held by live holds.
+        held: Nanos,
+        /// The amount this request asked to hold.
         requested: Nanos,
         /// Window start, Unix microseconds.
         window_start: i64,
@@ -102,10 +102,10 @@ pub enum Error {
     /// A budget policy that breaks a rule (negative limit, empty custom period, …).
     #[error("invalid budget: {0}")]
     InvalidBudget(String),
-    /// A line or reservation id that does not exist.
+    /// A line id that does not exist.
     #[error("{kind} {id} not found")]
     NotFound {
-        /// `line` or `reservation`.
+        /// What was looked up: `line`.
         kind: &'static str,
         /// The id.
         id: i64,
@@ -114,8 +114,13 @@ pub enum Error {
     #[error("invalid ledger row: {0}")]
     InvalidRow(String),
     /// A time outside the calendar range.
-    #[error("time {0} µs is outside the supported calendar range")]
-    TimeRange(i64),
+    #[error("time outside the supported calendar range")]
+    TimeRange(#[from] tenantry_core::time::OutOfRange),
+    /// The database's ledger schema cannot be used by this version: it was migrated by a newer
+    /// one, or a migration applied to it differs from the one shipped under the same version.
+    /// Nothing was migrated.
+    #[error("the ledger's schema cannot be migrated")]
+    Migrate(#[source] tenantry_core::migrate::MigrateError),
     /// The database failed.
     #[error("database error")]
     Database(
@@ -164,6 +169,86 @@ impl Error {
                 | Self::TimeRange(_)
         )
     }
+
+    /// `true` for [`Error::NotFound`]: the line asked for does not exist.
+    #[must_use]
+    pub const fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+
+    /// `true` when the database could not be reached in time: no connection within the pool's
+    /// timeout, a closed pool, or a broken connection. Trying again later may succeed, and
+    /// nothing was changed. `false` for everything the database refused (a constraint, a
+    /// refused schema) and for every error about the request itself.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Database(e) => matches!(
+                e,
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            ),
+            Self::Migrate(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// A stable, snake_case code for the kind of error, for logs, metrics and problem
+    /// responses. Codes never change meaning; a new variant gets a new code.
+    ///
+    /// | variant | code |
+    /// |---|---|
+    /// | [`UnknownModel`](Self::UnknownModel) | `unknown_model` |
+    /// | [`NoRateAt`](Self::NoRateAt) | `no_rate_at` |
+    /// | [`UnsupportedModifier`](Self::UnsupportedModifier) | `unsupported_modifier` |
+    /// | [`OutOfRange`](Self::OutOfRange) | `out_of_range` |
+    /// | [`InconsistentUsage`](Self::InconsistentUsage) | `inconsistent_usage` |
+    /// | [`InvalidPriceBook`](Self::InvalidPriceBook) | `invalid_price_book` |
+    /// | [`PriceBookJson`](Self::PriceBookJson) | `price_book_json` |
+    /// | [`PriceBookToml`](Self::PriceBookToml) | `price_book_toml` |
+    /// | [`UnknownMultiplier`](Self::UnknownMultiplier) | `unknown_multiplier` |
+    /// | [`BudgetExceeded`](Self::BudgetExceeded) | `budget_exceeded` |
+    /// | [`KeyConflict`](Self::KeyConflict) | `key_conflict` |
+    /// | [`InvalidBudget`](Self::InvalidBudget) | `invalid_budget` |
+    /// | [`NotFound`](Self::NotFound) | `not_found` |
+    /// | [`InvalidRow`](Self::InvalidRow) | `invalid_row` |
+    /// | [`TimeRange`](Self::TimeRange) | `time_out_of_range` |
+    /// | [`Migrate`](Self::Migrate) | `schema_refused` |
+    /// | [`Database`](Self::Database) | `database` |
+    /// | [`Sql`](Self::Sql) | `sql_build` |
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownModel { .. } => "unknown_model",
+            Self::NoRateAt { .. } => "no_rate_at",
+            Self::UnsupportedModifier { .. } => "unsupported_modifier",
+            Self::OutOfRange { .. } => "out_of_range",
+            Self::InconsistentUsage(_) => "inconsistent_usage",
+            Self::InvalidPriceBook(_) => "invalid_price_book",
+            Self::PriceBookJson(_) => "price_book_json",
+            Self::PriceBookToml(_) => "price_book_toml",
+            Self::UnknownMultiplier { .. } => "unknown_multiplier",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
+            Self::KeyConflict { .. } => "key_conflict",
+            Self::InvalidBudget(_) => "invalid_budget",
+            Self::NotFound { .. } => "not_found",
+            Self::InvalidRow(_) => "invalid_row",
+            Self::TimeRange(_) => "time_out_of_range",
+            Self::Migrate(_) => "schema_refused",
+            Self::Database(_) => "database",
+            Self::Sql(_) => "sql_build",
+        }
+    }
+}
+
+impl From<tenantry_core::migrate::MigrateError> for Error {
+    /// A failed statement stays a database error (so [`Error::is_retryable`] judges it like
+    /// any other); only a refused schema is [`Error::Migrate`].
+    fn from(e: tenantry_core::migrate::MigrateError) -> Self {
+        match e {
+            tenantry_core::migrate::MigrateError::Database(e) => Self::Database(e),
+            other => Self::Migrate(other),
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].
@@ -180,19 +265,75 @@ mod tests {
     }
 
     #[test]
+    fn predicates_and_codes() {
+        use tenantry_core::migrate::MigrateError;
+
+        let not_found = Error::NotFound {
+            kind: "line",
+            id: 7,
+        };
+        assert!(not_found.is_not_found() && !not_found.is_retryable());
+        assert_eq!(not_found.code(), "not_found");
+        for retryable in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        ] {
+            let e = Error::from(retryable);
+            assert!(e.is_retryable(), "{e:?}");
+            assert_eq!(e.code(), "database");
+        }
+        // What the database refused stays refused: a constraint, a row that is not there.
+        assert!(!Error::Database(sqlx::Error::RowNotFound).is_retryable());
+        assert!(!Error::Database(sqlx::Error::Protocol("check".into())).is_retryable());
+        let too_new = Error::from(MigrateError::TooNew {
+            component: "cost",
+            found: 2,
+            supported: 1,
+        });
+        assert!(matches!(too_new, Error::Migrate(_)) && !too_new.is_retryable());
+        assert_eq!(too_new.code(), "schema_refused");
+        // A migration statement that failed on the wire is a database error like any other.
+        let failed = Error::from(MigrateError::Database(sqlx::Error::PoolTimedOut));
+        assert!(matches!(failed, Error::Database(_)) && failed.is_retryable());
+        let codes = [
+            Error::UnknownModel { model: "m".into() }.code(),
+            Error::InvalidBudget("b".into()).code(),
+            Error::TimeRange(tenantry_core::time::OutOfRange(0)).code(),
+            Error::InconsistentUsage("u".into()).code(),
+            Error::Sql(sea_query::error::Error::ColValNumMismatch {
+                col_len: 1,
+                val_len: 2,
+            })
+            .code(),
+        ];
+        assert_eq!(
+            codes,
+            [
+                "unknown_model",
+                "invalid_budget",
+                "time_out_of_range",
+                "inconsistent_usage",
+                "sql_build"
+            ]
+        );
+    }
+
+    #[test]
     fn budget_error_carries_the_numbers() {
         let e = Error::BudgetExceeded {
             tenant_id: "t1".into(),
             feature: Some("summaries".into()),
             limit: Nanos(10),
             spent: Nanos(4),
-            reserved: Nanos(5),
+            held: Nanos(5),
             requested: Nanos(2),
             window_start: 0,
             window_end: 1,
         };
         assert!(e.is_budget_exceeded());
-        assert!(!e.is_permanent());
+        assert_eq!(e.code(), "budget_exceeded");
+        assert!(!e.is_permanent() && !e.is_retryable() && !e.is_not_found());
         assert!(Error::UnknownModel { model: "m".into() }.is_permanent());
         assert!(!Error::Database(sqlx::Error::PoolTimedOut).is_permanent());
         assert_eq!(

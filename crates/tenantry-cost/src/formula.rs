@@ -100,7 +100,7 @@ const DENOMINATOR: i128 = 100_000_000_000_000_000; // 10^17
 /// Token counts in five mutually exclusive buckets: no token is in two of them.
 ///
 /// Anthropic reports `input_tokens` *without* the cache tokens, so its usage maps one to one
-/// ([`crate::AnthropicUsage::buckets`] is the single place that says so). A provider that
+/// ([`TokenBuckets::from_usage`] is the single place that says so). A provider that
 /// reports inclusive totals must subtract before building this.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TokenBuckets {
@@ -119,7 +119,7 @@ pub struct TokenBuckets {
 impl TokenBuckets {
     /// The buckets as `(column name, count)` pairs, in formula order.
     #[must_use]
-    pub const fn as_array(&self) -> [(&'static str, i64); 5] {
+    pub(crate) const fn as_array(&self) -> [(&'static str, i64); 5] {
         [
             ("input_tokens", self.input),
             ("cache_write_5m_tokens", self.cache_write_5m),
@@ -178,7 +178,7 @@ pub struct Rates {
 impl Rates {
     /// The rates as `(column name, rate)` pairs, in formula order.
     #[must_use]
-    pub const fn as_array(&self) -> [(&'static str, i64); 5] {
+    pub(crate) const fn as_array(&self) -> [(&'static str, i64); 5] {
         [
             ("input_rate", self.input),
             ("cache_write_5m_rate", self.cache_write_5m),

@@ -7,27 +7,26 @@ use sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Query};
 use serde::{Deserialize, Serialize};
 #[cfg(feature = "postgres")]
 use sqlx::PgPool;
-use sqlx::Row;
 #[cfg(feature = "sqlite")]
 use sqlx::SqlitePool;
+use tenantry_core::db::{Backend, Pool};
 
-use crate::clock::UnixMicros;
-use crate::db::{Pool, ddl, on_pool, query, transaction};
 use crate::error::{Error, Result};
-use crate::formula::{
-    self, ContextTier, LineCost, MAX_TENANT_BP, RateSnapshot, Rates, TokenBuckets,
-};
+use crate::formula::{self, ContextTier, LineCost, RateSnapshot, Rates, TokenBuckets};
 use crate::price_book::{PriceBook, PriceQuery};
-use crate::schema::{self, Migrations, Multiplier, MultiplierTable, Reservation, Usage};
-use crate::usage::Lane;
+use crate::schema::{self, MultiplierTable, Usage};
+use tenantry_core::Lane;
+use tenantry_core::UnixMicros;
 
-/// One usage event to record: who, what, when, and the exclusive token buckets.
+/// One usage event to record in the ledger: who, what, when, and the exclusive token buckets.
+/// (The queue's `UsageRecord` is the billed usage of one request as the API reported it; an
+/// entry is what the ledger charges for it.) Read back, it is a [`LedgerLine`].
 ///
 /// `(source, request_id)` is the idempotency key: recording the same pair twice yields one line.
 /// The key names one provider request, which belongs to one tenant: the same pair with another
 /// tenant, model or tokens is refused with [`Error::KeyConflict`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageRecord {
+pub struct LedgerEntry {
     /// Who reports the usage (e.g. `anthropic-batch`, `anthropic-messages`).
     pub source: String,
     /// The provider's request id (or batch custom id), unique within `source`.
@@ -60,6 +59,7 @@ pub struct UsageRecord {
 
 /// The answer to [`Ledger::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Recorded {
     /// The ledger line (the existing one for a duplicate).
     pub line_id: i64,
@@ -71,11 +71,12 @@ pub struct Recorded {
 
 /// A ledger line read back, with everything needed to re-derive its cost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LedgerLine {
     /// Line id.
     pub id: i64,
     /// The usage as recorded (tokens negated on a reversal).
-    pub record: UsageRecord,
+    pub record: LedgerEntry,
     /// The rate snapshot stored on the row.
     pub snapshot: RateSnapshot,
     /// The costs stored by the generated columns.
@@ -100,13 +101,13 @@ impl LedgerLine {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use tenantry_cost::{Lane, Ledger, PriceBook, TokenBuckets, UnixMicros, UsageRecord};
+/// use tenantry_cost::{Lane, Ledger, PriceBook, TokenBuckets, UnixMicros, LedgerEntry};
 /// // One connection: every connection to `sqlite::memory:` is its own database.
 /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
 ///     .connect("sqlite::memory:").await?;
 /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
 /// ledger.migrate().await?;
-/// let usage = UsageRecord {
+/// let usage = LedgerEntry {
 ///     source: "anthropic-batch".into(),
 ///     request_id: "msgbatch_01:req-1".into(),
 ///     tenant_id: "acme".into(),
@@ -136,9 +137,6 @@ pub struct Ledger {
     plain_cost_columns: bool,
 }
 
-/// The PostgreSQL advisory-lock key that serializes concurrent migrators.
-const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74_7279; // "tenantry"
-
 impl Ledger {
     /// A ledger on PostgreSQL.
     #[cfg(feature = "postgres")]
@@ -146,7 +144,7 @@ impl Ledger {
     #[must_use]
     pub fn postgres(pool: PgPool, book: PriceBook) -> Self {
         Self {
-            pool: Pool::Postgres(pool),
+            pool: Pool::from(pool),
             book: Arc::new(book),
             plain_cost_columns: false,
         }
@@ -158,7 +156,7 @@ impl Ledger {
     #[must_use]
     pub fn sqlite(pool: SqlitePool, book: PriceBook) -> Self {
         Self {
-            pool: Pool::Sqlite(pool),
+            pool: Pool::from(pool),
             book: Arc::new(book),
             plain_cost_columns: false,
         }
@@ -170,15 +168,24 @@ impl Ledger {
         &self.book
     }
 
-    /// Creates or upgrades the schema. Idempotent, and safe to run from several processes at
-    /// once (PostgreSQL: an advisory lock; SQLite: `BEGIN IMMEDIATE`). Applied versions are
-    /// kept in `tenantry_cost_migrations`.
+    /// Creates or upgrades the schema: the ledger's [`MIGRATIONS`](crate::MIGRATIONS) through
+    /// the shared migration runner. Idempotent, and safe to run from several processes at once
+    /// (PostgreSQL: an advisory lock; SQLite: `BEGIN IMMEDIATE`). Applied versions are kept in
+    /// `tenantry_migrations` under the component `cost`.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] when a statement fails.
+    /// [`Error::Migrate`] for a database migrated by a newer version or a shipped migration
+    /// that differs from the applied one (nothing is changed), [`Error::Database`] when a
+    /// statement fails.
     pub async fn migrate(&self) -> Result<()> {
-        self.migrate_with(!self.plain_cost_columns).await
+        let component = if self.plain_cost_columns {
+            &schema::PLAIN_COST_MIGRATIONS
+        } else {
+            &schema::MIGRATIONS
+        };
+        tenantry_core::migrate::migrate(&self.pool, &[component]).await?;
+        Ok(())
     }
 
     /// Benchmark baseline only: a ledger whose `migrate` creates `cost_nanos` and
@@ -198,116 +205,12 @@ impl Ledger {
         }
     }
 
-    async fn migrate_with(&self, generated: bool) -> Result<()> {
-        let backend = self.pool.backend();
-        transaction!(&self.pool, |tx, qb, is_pg| {
-            if is_pg {
-                // Raw statement: sea-query has no advisory-lock builder; the key is a constant.
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(MIGRATION_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            ddl!(schema::migrations_table(backend))
-                .execute(&mut *tx)
-                .await?;
-            for (version, name, statements) in schema::migrations(backend, generated) {
-                let applied = Query::select()
-                    .column(Migrations::Version)
-                    .from(Migrations::Table)
-                    .and_where(Expr::col(Migrations::Version).eq(version))
-                    .to_owned();
-                if query!(applied, qb)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some()
-                {
-                    continue;
-                }
-                for sql in statements {
-                    ddl!(sql).execute(&mut *tx).await?;
-                }
-                let mark = Query::insert()
-                    .into_table(Migrations::Table)
-                    .columns([Migrations::Version, Migrations::Name, Migrations::AppliedAt])
-                    .values([version.into(), name.into(), UnixMicros::now().0.into()])?
-                    .to_owned();
-                query!(mark, qb).execute(&mut *tx).await?;
-            }
-            Ok::<(), Error>(())
-        })
-    }
-
-    /// Sets the multiplier of a feature tier from `effective_from` on (basis points,
-    /// `10_000` = 1×). Earlier lines keep the multiplier they copied.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfRange`] above 10×, [`Error::Database`].
-    pub async fn set_feature_tier(
-        &self,
-        name: &str,
-        multiplier_bp: i64,
-        effective_from: UnixMicros,
-    ) -> Result<()> {
-        self.set_multiplier(
-            MultiplierTable::FeatureTiers,
-            name,
-            multiplier_bp,
-            effective_from,
-        )
-        .await
-    }
-
-    /// Sets the multiplier of a region from `effective_from` on (basis points, `10_000` = 1×).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfRange`] above 10×, [`Error::Database`].
-    pub async fn set_region(
-        &self,
-        name: &str,
-        multiplier_bp: i64,
-        effective_from: UnixMicros,
-    ) -> Result<()> {
-        self.set_multiplier(
-            MultiplierTable::Regions,
-            name,
-            multiplier_bp,
-            effective_from,
-        )
-        .await
-    }
-
-    async fn set_multiplier(
-        &self,
-        table: MultiplierTable,
-        name: &str,
-        multiplier_bp: i64,
-        effective_from: UnixMicros,
-    ) -> Result<()> {
-        formula::check_range("multiplier_bp", multiplier_bp, 0, MAX_TENANT_BP)?;
-        let stmt = Query::insert()
-            .into_table(table)
-            .columns([
-                Multiplier::Name,
-                Multiplier::EffectiveFrom,
-                Multiplier::MultiplierBp,
-            ])
-            .values([name.into(), effective_from.0.into(), multiplier_bp.into()])?
-            .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            query!(stmt, qb).execute(pool).await?;
-        });
-        Ok(())
-    }
-
     /// Prices a record with the price book alone (tier and region at 1×).
     ///
     /// # Errors
     ///
     /// As [`PriceBook::snapshot`] and [`formula::line_cost`].
-    pub fn snapshot(&self, record: &UsageRecord) -> Result<RateSnapshot> {
+    pub fn snapshot(&self, record: &LedgerEntry) -> Result<RateSnapshot> {
         record.tokens.validate()?;
         self.book.snapshot(&PriceQuery {
             model: &record.model,
@@ -331,7 +234,7 @@ impl Ledger {
     /// other usage (nothing is recorded), [`Error::UnknownModel`], [`Error::NoRateAt`],
     /// [`Error::UnsupportedModifier`], [`Error::UnknownMultiplier`], [`Error::OutOfRange`],
     /// [`Error::Database`].
-    pub async fn record(&self, record: &UsageRecord) -> Result<Recorded> {
+    pub async fn record(&self, record: &LedgerEntry) -> Result<Recorded> {
         self.record_inner(record, None, None).await
     }
 
@@ -354,7 +257,7 @@ impl Ledger {
 
     pub(crate) async fn record_inner(
         &self,
-        record: &UsageRecord,
+        record: &LedgerEntry,
         fixed_snapshot: Option<RateSnapshot>,
         corrects: Option<i64>,
     ) -> Result<Recorded> {
@@ -369,7 +272,7 @@ impl Ledger {
     /// `occurred_at` (looked up once per name and time in `cache`).
     pub(crate) async fn full_snapshot(
         &self,
-        record: &UsageRecord,
+        record: &LedgerEntry,
         cache: &mut HashMap<(&'static str, String, UnixMicros), i64>,
     ) -> Result<RateSnapshot> {
         let mut snapshot = self.snapshot(record)?;
@@ -386,19 +289,15 @@ impl Ledger {
             let bp = match cache.get(&key) {
                 Some(bp) => *bp,
                 None => {
-                    let sel = multiplier_select(table, name, record.occurred_at);
-                    let found: Option<i64> = on_pool!(&self.pool, |pool, qb| {
-                        query!(sel, qb)
-                            .fetch_optional(pool)
-                            .await?
-                            .map(|r| r.try_get::<i64, _>(0))
-                            .transpose()?
-                    });
-                    let bp = found.ok_or_else(|| Error::UnknownMultiplier {
-                        kind,
-                        name: name.clone(),
-                        at_micros: record.occurred_at.0,
-                    })?;
+                    let sel = crate::multiplier::effective_select(table, name, record.occurred_at);
+                    let found: Option<(i64,)> = self.pool.fetch_optional(&sel).await?;
+                    let bp = found
+                        .map(|(bp,)| bp)
+                        .ok_or_else(|| Error::UnknownMultiplier {
+                            kind,
+                            name: name.clone(),
+                            at_micros: record.occurred_at.0,
+                        })?;
                     cache.insert(key, bp);
                     bp
                 }
@@ -420,17 +319,17 @@ impl Ledger {
     /// [`Error::Database`].
     pub async fn record_priced(
         &self,
-        record: &UsageRecord,
+        record: &LedgerEntry,
         snapshot: &RateSnapshot,
     ) -> Result<Recorded> {
         self.insert_one(record, snapshot, None, None).await
     }
 
-    /// Inserts one priced line (and, when `settle` is given, settles that reservation in the
+    /// Inserts one priced line (and, when `settle` is given, settles that hold in the
     /// same transaction, under the tenant's budget lock).
     pub(crate) async fn insert_one(
         &self,
-        record: &UsageRecord,
+        record: &LedgerEntry,
         snapshot: &RateSnapshot,
         corrects: Option<i64>,
         settle: Option<i64>,
@@ -449,54 +348,55 @@ impl Ledger {
             .and_where(Expr::col(Usage::Source).eq(record.source.as_str()))
             .and_where(Expr::col(Usage::RequestId).eq(record.request_id.as_str()))
             .to_owned();
-        transaction!(&self.pool, |tx, qb, is_pg| {
-            if let (Some(_), true) = (settle, is_pg) {
-                let lock = crate::budget::lock_budgets(&record.tenant_id);
-                query!(lock, qb).fetch_all(&mut *tx).await?;
-            }
-            let inserted = query!(insert, qb).fetch_optional(&mut *tx).await?;
-            let recorded = match inserted {
-                Some(row) => Recorded {
-                    line_id: row.try_get(0)?,
-                    duplicate: false,
-                    cost,
-                },
-                None => {
-                    let row = query!(existing, qb).fetch_one(&mut *tx).await?;
-                    // The key is taken: it is this usage again only if it is the same
-                    // tenant's same tokens; anything else is refused, never answered with
-                    // another line (possibly another tenant's).
-                    if !KeyOwner::from_row(&row, 3)?.matches(record) {
-                        return Err(Error::KeyConflict {
-                            key_source: record.source.clone(),
-                            request_id: record.request_id.clone(),
-                        });
-                    }
-                    Recorded {
-                        line_id: row.try_get(0)?,
-                        duplicate: true,
-                        cost: LineCost {
-                            cost: crate::Nanos(row.try_get(1)?),
-                            standard_cost: crate::Nanos(row.try_get(2)?),
-                        },
-                    }
+        let mut tx = self.pool.begin().await?;
+        if settle.is_some() && tx.backend() == Backend::Postgres {
+            // The rows are only locked, not read: running the `FOR UPDATE` is the point.
+            tx.execute(&crate::budget::lock_budgets(&record.tenant_id))
+                .await?;
+        }
+        let inserted: Option<(i64,)> = tx.fetch_optional(&insert).await?;
+        let recorded = match inserted {
+            Some((line_id,)) => Recorded {
+                line_id,
+                duplicate: false,
+                cost,
+            },
+            None => {
+                let row: ExistingLine = tx.fetch_one(&existing).await?;
+                // The key is taken: it is this usage again only if it is the same tenant's
+                // same tokens; anything else is refused, never answered with another line
+                // (possibly another tenant's).
+                if !row.owner.matches(record) {
+                    return Err(Error::KeyConflict {
+                        key_source: record.source.clone(),
+                        request_id: record.request_id.clone(),
+                    });
                 }
-            };
-            if let Some(reservation) = settle {
-                let close = crate::budget::close_reservation(
-                    reservation,
-                    if recorded.duplicate {
-                        "released"
-                    } else {
-                        "settled"
+                Recorded {
+                    line_id: row.id,
+                    duplicate: true,
+                    cost: LineCost {
+                        cost: crate::Nanos(row.cost_nanos),
+                        standard_cost: crate::Nanos(row.standard_cost_nanos),
                     },
-                    Some(recorded.line_id),
-                    Some(&record.tenant_id),
-                );
-                query!(close, qb).execute(&mut *tx).await?;
+                }
             }
-            Ok::<Recorded, Error>(recorded)
-        })
+        };
+        if let Some(hold) = settle {
+            let close = crate::hold::close_hold(
+                hold,
+                if recorded.duplicate {
+                    "released"
+                } else {
+                    "settled"
+                },
+                Some(recorded.line_id),
+                Some(&record.tenant_id),
+            );
+            tx.execute(&close).await?;
+        }
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     /// Records many lines in one transaction with multi-row inserts, skipping duplicates.
@@ -507,7 +407,7 @@ impl Ledger {
     ///
     /// As [`Ledger::record`]; nothing is recorded when any record fails to price or any key
     /// conflicts.
-    pub async fn record_batch(&self, records: &[UsageRecord]) -> Result<u64> {
+    pub async fn record_batch(&self, records: &[LedgerEntry]) -> Result<u64> {
         let mut cache = HashMap::new();
         let mut priced = Vec::with_capacity(records.len());
         for r in records {
@@ -522,7 +422,7 @@ impl Ledger {
     ///
     /// [`Error::OutOfRange`] or [`Error::KeyConflict`] (nothing is recorded),
     /// [`Error::Database`].
-    pub async fn record_batch_priced(&self, rows: &[(UsageRecord, RateSnapshot)]) -> Result<u64> {
+    pub async fn record_batch_priced(&self, rows: &[(LedgerEntry, RateSnapshot)]) -> Result<u64> {
         for (r, s) in rows {
             r.tokens.validate()?;
             s.validate()?;
@@ -535,41 +435,40 @@ impl Ledger {
         for chunk in refs.chunks(CHUNK) {
             inserts.push(insert_usage(chunk, now, self.plain_cost_columns)?);
         }
-        transaction!(&self.pool, |tx, qb, _is_pg| {
-            let mut added = 0;
-            for (insert, chunk) in inserts.iter().zip(rows.chunks(CHUNK)) {
-                let inserted = query!(*insert, qb).execute(&mut *tx).await?.rows_affected();
-                added += inserted;
-                if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
-                    continue;
-                }
-                // Some keys were taken (earlier, or twice in this chunk): each must be the
-                // same tenant's same usage, or the whole call is refused and rolled back.
-                let keys: Vec<&str> = chunk.iter().map(|(r, _)| r.request_id.as_str()).collect();
-                let owners = Query::select()
-                    .columns([Usage::Source, Usage::RequestId])
-                    .columns(KEY_OWNER_COLUMNS)
-                    .from(Usage::Table)
-                    .and_where(Expr::col(Usage::RequestId).is_in(keys))
-                    .to_owned();
-                let found = query!(owners, qb).fetch_all(&mut *tx).await?;
-                let mut by_key = HashMap::with_capacity(found.len());
-                for row in &found {
-                    let key: (String, String) = (row.try_get(0)?, row.try_get(1)?);
-                    by_key.insert(key, KeyOwner::from_row(row, 2)?);
-                }
-                for (r, _) in chunk {
-                    let key = (r.source.clone(), r.request_id.clone());
-                    if !by_key.get(&key).is_some_and(|owner| owner.matches(r)) {
-                        return Err(Error::KeyConflict {
-                            key_source: r.source.clone(),
-                            request_id: r.request_id.clone(),
-                        });
-                    }
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for (insert, chunk) in inserts.iter().zip(rows.chunks(CHUNK)) {
+            let inserted = tx.execute(insert).await?;
+            added += inserted;
+            if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
+                continue;
+            }
+            // Some keys were taken (earlier, or twice in this chunk): each must be the same
+            // tenant's same usage, or the whole call is refused and rolled back.
+            let keys: Vec<&str> = chunk.iter().map(|(r, _)| r.request_id.as_str()).collect();
+            let owners = Query::select()
+                .columns([Usage::Source, Usage::RequestId])
+                .columns(KEY_OWNER_COLUMNS)
+                .from(Usage::Table)
+                .and_where(Expr::col(Usage::RequestId).is_in(keys))
+                .to_owned();
+            let found: Vec<KeyHolder> = tx.fetch_all(&owners).await?;
+            let by_key: HashMap<(String, String), KeyOwner> = found
+                .into_iter()
+                .map(|row| ((row.source, row.request_id), row.owner))
+                .collect();
+            for (r, _) in chunk {
+                let key = (r.source.clone(), r.request_id.clone());
+                if !by_key.get(&key).is_some_and(|owner| owner.matches(r)) {
+                    return Err(Error::KeyConflict {
+                        key_source: r.source.clone(),
+                        request_id: r.request_id.clone(),
+                    });
                 }
             }
-            Ok::<u64, Error>(added)
-        })
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     /// Reads one line back.
@@ -583,14 +482,12 @@ impl Ledger {
             .from(Usage::Table)
             .and_where(Expr::col(Usage::Id).eq(line_id))
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            let row = query!(sel, qb).fetch_optional(pool).await?;
-            let row = row.ok_or(Error::NotFound {
-                kind: "line",
-                id: line_id,
-            })?;
-            line_from_row(&row)
-        })
+        let row: Option<LineRow> = self.pool.fetch_optional(&sel).await?;
+        row.ok_or(Error::NotFound {
+            kind: "line",
+            id: line_id,
+        })?
+        .into_line()
     }
 
     /// Reads every line of a tenant, oldest first (for audits and tests).
@@ -605,28 +502,8 @@ impl Ledger {
             .and_where(Expr::col(Usage::TenantId).eq(tenant_id))
             .order_by(Usage::Id, Order::Asc)
             .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            let rows = query!(sel, qb).fetch_all(pool).await?;
-            rows.iter().map(line_from_row).collect()
-        })
-    }
-
-    /// Marks reservations whose time ran out as released (they already stopped counting
-    /// against budgets when they expired; this only tidies their state). Returns how many.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`].
-    pub async fn release_expired(&self, now: UnixMicros) -> Result<u64> {
-        let stmt = Query::update()
-            .table(Reservation::Table)
-            .value(Reservation::State, "released")
-            .and_where(Expr::col(Reservation::State).eq("held"))
-            .and_where(Expr::col(Reservation::ExpiresAt).lte(now.0))
-            .to_owned();
-        on_pool!(&self.pool, |pool, qb| {
-            Ok(query!(stmt, qb).execute(pool).await?.rows_affected())
-        })
+        let rows: Vec<LineRow> = self.pool.fetch_all(&sel).await?;
+        rows.into_iter().map(LineRow::into_line).collect()
     }
 }
 
@@ -644,38 +521,47 @@ const KEY_OWNER_COLUMNS: [Usage; 7] = [
 ];
 
 /// The stored line that holds a key, as far as [`KEY_OWNER_COLUMNS`] tell.
+#[derive(sqlx::FromRow)]
 struct KeyOwner {
     tenant_id: String,
     model: String,
-    tokens: TokenBuckets,
+    input_tokens: i64,
+    cache_write_5m_tokens: i64,
+    cache_write_1h_tokens: i64,
+    cache_read_tokens: i64,
+    output_tokens: i64,
+}
+
+/// The line already recorded under a key, with its stored cost.
+#[derive(sqlx::FromRow)]
+struct ExistingLine {
+    id: i64,
+    cost_nanos: i64,
+    standard_cost_nanos: i64,
+    #[sqlx(flatten)]
+    owner: KeyOwner,
+}
+
+/// A key and the line that holds it.
+#[derive(sqlx::FromRow)]
+struct KeyHolder {
+    source: String,
+    request_id: String,
+    #[sqlx(flatten)]
+    owner: KeyOwner,
 }
 
 impl KeyOwner {
-    /// Reads [`KEY_OWNER_COLUMNS`] starting at column `at`.
-    fn from_row<R: Row>(row: &R, at: usize) -> Result<Self>
-    where
-        usize: sqlx::ColumnIndex<R>,
-        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    {
-        Ok(Self {
-            tenant_id: row.try_get(at)?,
-            model: row.try_get(at + 1)?,
-            tokens: TokenBuckets {
-                input: row.try_get(at + 2)?,
-                cache_write_5m: row.try_get(at + 3)?,
-                cache_write_1h: row.try_get(at + 4)?,
-                cache_read: row.try_get(at + 5)?,
-                output: row.try_get(at + 6)?,
-            },
-        })
-    }
-
     /// Whether `record` is the usage this line already charged.
-    fn matches(&self, record: &UsageRecord) -> bool {
-        self.tenant_id == record.tenant_id
-            && self.model == record.model
-            && self.tokens == record.tokens
+    fn matches(&self, record: &LedgerEntry) -> bool {
+        let tokens = TokenBuckets {
+            input: self.input_tokens,
+            cache_write_5m: self.cache_write_5m_tokens,
+            cache_write_1h: self.cache_write_1h_tokens,
+            cache_read: self.cache_read_tokens,
+            output: self.output_tokens,
+        };
+        self.tenant_id == record.tenant_id && self.model == record.model && tokens == record.tokens
     }
 }
 
@@ -716,82 +602,99 @@ const LINE_COLUMNS: [Usage; 34] = [
     Usage::RecordedAt,
 ];
 
-fn line_from_row<R: Row>(row: &R) -> Result<LedgerLine>
-where
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
-{
-    let lane: String = row.try_get(5)?;
-    let tier: String = row.try_get(20)?;
-    Ok(LedgerLine {
-        id: row.try_get(0)?,
-        record: UsageRecord {
-            tenant_id: row.try_get(1)?,
-            user_id: row.try_get(2)?,
-            feature: row.try_get(3)?,
-            model: row.try_get(4)?,
-            lane: Lane::parse(&lane)
-                .ok_or_else(|| Error::InvalidRow(format!("unknown lane `{lane}`")))?,
-            occurred_at: UnixMicros(row.try_get(6)?),
-            tokens: TokenBuckets {
-                input: row.try_get(7)?,
-                cache_write_5m: row.try_get(8)?,
-                cache_write_1h: row.try_get(9)?,
-                cache_read: row.try_get(10)?,
-                output: row.try_get(11)?,
-            },
-            source: row.try_get(14)?,
-            request_id: row.try_get(15)?,
-            job_id: row.try_get(16)?,
-            batch_id: row.try_get(17)?,
-            inference_geo: row.try_get(30)?,
-            feature_tier: row.try_get(31)?,
-            region: row.try_get(32)?,
-        },
-        stored: LineCost {
-            cost: crate::Nanos(row.try_get(12)?),
-            standard_cost: crate::Nanos(row.try_get(13)?),
-        },
-        corrects_id: row.try_get(18)?,
-        snapshot: RateSnapshot {
-            price_id: row.try_get(19)?,
-            context_tier: ContextTier::parse(&tier)?,
-            rates: Rates {
-                input: row.try_get(21)?,
-                cache_write_5m: row.try_get(22)?,
-                cache_write_1h: row.try_get(23)?,
-                cache_read: row.try_get(24)?,
-                output: row.try_get(25)?,
-            },
-            batch_permille: row.try_get(26)?,
-            geo_permille: row.try_get(27)?,
-            tier_bp: row.try_get(28)?,
-            region_bp: row.try_get(29)?,
-        },
-    })
+/// A row of [`LINE_COLUMNS`], as stored.
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    id: i64,
+    tenant_id: String,
+    user_id: Option<String>,
+    feature: String,
+    model: String,
+    lane: String,
+    occurred_at: i64,
+    input_tokens: i64,
+    cache_write_5m_tokens: i64,
+    cache_write_1h_tokens: i64,
+    cache_read_tokens: i64,
+    output_tokens: i64,
+    cost_nanos: i64,
+    standard_cost_nanos: i64,
+    source: String,
+    request_id: String,
+    job_id: Option<String>,
+    batch_id: Option<String>,
+    corrects_id: Option<i64>,
+    price_id: String,
+    context_tier: String,
+    input_rate: i64,
+    cache_write_5m_rate: i64,
+    cache_write_1h_rate: i64,
+    cache_read_rate: i64,
+    output_rate: i64,
+    batch_permille: i64,
+    geo_permille: i64,
+    tier_bp: i64,
+    region_bp: i64,
+    inference_geo: Option<String>,
+    feature_tier: Option<String>,
+    region: Option<String>,
 }
 
-fn multiplier_select(
-    table: MultiplierTable,
-    name: &str,
-    at: UnixMicros,
-) -> sea_query::SelectStatement {
-    Query::select()
-        .column(Multiplier::MultiplierBp)
-        .from(table)
-        .and_where(Expr::col(Multiplier::Name).eq(name))
-        .and_where(Expr::col(Multiplier::EffectiveFrom).lte(at.0))
-        .order_by(Multiplier::EffectiveFrom, Order::Desc)
-        .limit(1)
-        .to_owned()
+impl LineRow {
+    fn into_line(self) -> Result<LedgerLine> {
+        let lane = schema::lane_from_column(&self.lane)
+            .ok_or_else(|| Error::InvalidRow(format!("unknown lane `{}`", self.lane)))?;
+        Ok(LedgerLine {
+            id: self.id,
+            record: LedgerEntry {
+                tenant_id: self.tenant_id,
+                user_id: self.user_id,
+                feature: self.feature,
+                model: self.model,
+                lane,
+                occurred_at: UnixMicros(self.occurred_at),
+                tokens: TokenBuckets {
+                    input: self.input_tokens,
+                    cache_write_5m: self.cache_write_5m_tokens,
+                    cache_write_1h: self.cache_write_1h_tokens,
+                    cache_read: self.cache_read_tokens,
+                    output: self.output_tokens,
+                },
+                source: self.source,
+                request_id: self.request_id,
+                job_id: self.job_id,
+                batch_id: self.batch_id,
+                inference_geo: self.inference_geo,
+                feature_tier: self.feature_tier,
+                region: self.region,
+            },
+            stored: LineCost {
+                cost: crate::Nanos(self.cost_nanos),
+                standard_cost: crate::Nanos(self.standard_cost_nanos),
+            },
+            corrects_id: self.corrects_id,
+            snapshot: RateSnapshot {
+                price_id: self.price_id,
+                context_tier: ContextTier::parse(&self.context_tier)?,
+                rates: Rates {
+                    input: self.input_rate,
+                    cache_write_5m: self.cache_write_5m_rate,
+                    cache_write_1h: self.cache_write_1h_rate,
+                    cache_read: self.cache_read_rate,
+                    output: self.output_rate,
+                },
+                batch_permille: self.batch_permille,
+                geo_permille: self.geo_permille,
+                tier_bp: self.tier_bp,
+                region_bp: self.region_bp,
+            },
+        })
+    }
 }
 
 /// The insert of priced rows, skipping any `(source, request_id)` already present.
 pub(crate) fn insert_usage(
-    rows: &[(&UsageRecord, &RateSnapshot, Option<i64>)],
+    rows: &[(&LedgerEntry, &RateSnapshot, Option<i64>)],
     recorded_at: UnixMicros,
     write_costs: bool,
 ) -> Result<InsertStatement> {
@@ -812,7 +715,7 @@ pub(crate) fn insert_usage(
             r.user_id.clone().into(),
             r.feature.as_str().into(),
             r.model.as_str().into(),
-            r.lane.as_str().into(),
+            schema::lane_column(r.lane).into(),
             r.occurred_at.0.into(),
             t.input.into(),
             t.cache_write_5m.into(),

@@ -5,13 +5,7 @@
 // design; the default features build and test both.
 #![cfg_attr(
     not(all(feature = "postgres", feature = "sqlite")),
-    allow(
-        dead_code,
-        unused_imports,
-        unused_macros,
-        unused_variables,
-        unreachable_code
-    )
+    allow(dead_code, unused_imports, unused_variables, unreachable_code)
 )]
 // Money is integer arithmetic only: no float may creep onto a money path.
 #![deny(
@@ -21,23 +15,28 @@
 )]
 
 mod budget;
-mod clock;
-mod db;
 mod error;
 pub mod formula;
+mod hold;
 mod ledger;
 mod money;
+mod multiplier;
 mod price_book;
 pub mod report;
 mod schema;
 mod usage;
 
-pub use budget::{BudgetPolicy, BudgetStatus, Period, ReservationRequest, Reserved, budget_window};
-pub use clock::UnixMicros;
+pub use budget::{BudgetPolicy, BudgetStatus, Budgets, Window, budget_window};
 pub use error::{Error, Result};
 pub use formula::{ContextTier, LineCost, RateSnapshot, Rates, TokenBuckets};
-pub use ledger::{Ledger, LedgerLine, Recorded, UsageRecord};
+pub use hold::{Hold, HoldRequest};
+pub use ledger::{Ledger, LedgerEntry, LedgerLine, Recorded};
 pub use money::Nanos;
+pub use multiplier::Multipliers;
 pub use price_book::{LongContext, PriceBook, PriceQuery, RateRow};
-pub use report::{GroupBy, SpendQuery, SpendRow};
-pub use usage::{AnthropicUsage, CacheCreation, Lane};
+pub use report::{GroupBy, Reports, SpendQuery, SpendRow};
+pub use schema::MIGRATIONS;
+pub use tenantry_core::Lane;
+pub use tenantry_core::UnixMicros;
+pub use tenantry_core::{CacheCreation, Usage};
+pub use usage::served_lane;

@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 use time::macros::format_description;
 
-use crate::clock::UnixMicros;
 use crate::error::{Error, Result};
 use crate::formula::{
     self, ContextTier, LineCost, MAX_BATCH_PERMILLE, MAX_GEO_PERMILLE, ONE_BP, ONE_PERMILLE,
     RateSnapshot, Rates, TokenBuckets,
 };
-use crate::usage::Lane;
+use tenantry_core::Lane;
+use tenantry_core::UnixMicros;
 
 const DEFAULT_BOOK: &str = include_str!("../data/anthropic.json");
 
@@ -373,7 +373,14 @@ impl PriceBook {
         };
         let batch_permille = match query.lane {
             Lane::Batch => row.batch_permille,
-            Lane::Sync => ONE_PERMILLE,
+            Lane::Urgent => ONE_PERMILLE,
+            // A lane this version does not know is never priced by a guess.
+            other => {
+                return Err(Error::UnsupportedModifier {
+                    model: row.model.clone(),
+                    modifier: format!("lane \"{other}\""),
+                });
+            }
         };
         Ok((row, context_tier, rates, batch_permille, geo_permille))
     }

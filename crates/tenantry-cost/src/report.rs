@@ -1,15 +1,14 @@
-//! Spend reports over the ledger: per tenant, feature, user, model or lane, and what batching saved.
+//! Spend reports over the ledger, reached through [`Ledger::reports`]: per tenant, feature,
+//! user, model or lane, and what batching saved.
 
 use sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
-use crate::clock::UnixMicros;
-use crate::db::{on_pool, query};
 use crate::error::Result;
 use crate::ledger::Ledger;
 use crate::money::Nanos;
 use crate::schema::Usage;
+use tenantry_core::UnixMicros;
 
 /// What a spend report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +54,7 @@ pub struct SpendQuery {
 
 /// One row of a spend report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SpendRow {
     /// The group's key (tenant, feature, user, model or lane); `None` for lines without a user.
     pub key: Option<String>,
@@ -107,7 +107,37 @@ pub fn spend_statement(q: &SpendQuery) -> SelectStatement {
     stmt
 }
 
+/// Spend reports over the ledger: [`Ledger::reports`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tenantry_cost::{GroupBy, Ledger, Nanos, PriceBook, SpendQuery, UnixMicros};
+/// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
+///     .connect("sqlite::memory:").await?;
+/// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
+/// ledger.migrate().await?;
+/// let (from, to) = (UnixMicros::from_ymd(2026, 3, 1)?, UnixMicros::from_ymd(2026, 4, 1)?);
+/// let rows = ledger.reports().spend(&SpendQuery { tenant_id: Some("acme".into()), from, to,
+///     group_by: GroupBy::Feature }).await?;
+/// assert!(rows.is_empty());
+/// assert_eq!(ledger.reports().saved_by_batching(Some("acme"), from, to).await?, Nanos::ZERO);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Reports<'a> {
+    ledger: &'a Ledger,
+}
+
 impl Ledger {
+    /// Spend reports: by tenant, feature, user, model or lane, and what batching saved.
+    #[must_use]
+    pub fn reports(&self) -> Reports<'_> {
+        Reports { ledger: self }
+    }
+}
+
+impl Reports<'_> {
     /// Spend over a period, grouped as asked. Group by [`GroupBy::Lane`] for batch versus
     /// synchronous spend; every row carries what batching saved.
     ///
@@ -116,19 +146,16 @@ impl Ledger {
     /// [`crate::Error::Database`].
     pub async fn spend(&self, q: &SpendQuery) -> Result<Vec<SpendRow>> {
         let stmt = spend_statement(q);
-        on_pool!(&self.pool, |pool, qb| {
-            let rows = query!(stmt, qb).fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(SpendRow {
-                    key: r.try_get(0)?,
-                    cost: Nanos(r.try_get(1)?),
-                    standard_cost: Nanos(r.try_get(2)?),
-                    lines: r.try_get(3)?,
-                });
-            }
-            Ok(out)
-        })
+        let rows: Vec<(Option<String>, i64, i64, i64)> = self.ledger.pool.fetch_all(&stmt).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, cost, standard_cost, lines)| SpendRow {
+                key,
+                cost: Nanos(cost),
+                standard_cost: Nanos(standard_cost),
+                lines,
+            })
+            .collect())
     }
 
     /// What batching saved over a period (all tenants, or one): the standard-price cost of the

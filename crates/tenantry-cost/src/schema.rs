@@ -1,19 +1,73 @@
 //! The ledger schema, built with sea-query, and the versioned migrations that create it.
 
-use sea_query::{
-    ColumnDef, Expr, ExprTrait, Iden, Index, IndexCreateStatement, PostgresQueryBuilder,
-    SqliteQueryBuilder, Table, TableCreateStatement,
-};
+use sea_query::{ColumnDef, Expr, ExprTrait, Iden, Index, Table};
+use tenantry_core::Lane;
+use tenantry_core::db::Backend;
+use tenantry_core::migrate::{Component, Migration};
 
 use crate::formula::{
     self, MAX_BATCH_PERMILLE, MAX_GEO_PERMILLE, MAX_RATE, MAX_TENANT_BP, MAX_TOKENS,
 };
 
-/// The two supported databases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Backend {
-    Postgres,
-    Sqlite,
+/// The ledger's schema as a component of the one migration runner: the usage ledger, the
+/// multiplier tables, budgets and holds, named `"cost"` in `tenantry_migrations`.
+///
+/// [`Ledger::migrate`](crate::Ledger::migrate) runs it alone; a host that runs every
+/// component's migrations in one call passes it to [`tenantry_core::migrate::migrate`] with
+/// the others. A database migrated by an earlier version (which kept its versions in
+/// `tenantry_cost_migrations`) is adopted as it is.
+pub const MIGRATIONS: Component =
+    Component::new("cost", migrations).legacy_table(LEGACY_MIGRATIONS_TABLE);
+
+/// Benchmark baseline only: [`MIGRATIONS`] with plain cost columns, for
+/// [`Ledger::postgres_without_generated_columns_for_benchmarks`](crate::Ledger).
+pub(crate) const PLAIN_COST_MIGRATIONS: Component =
+    Component::new("cost", plain_cost_migrations).legacy_table(LEGACY_MIGRATIONS_TABLE);
+
+/// Where the ledger's own runner recorded its versions before the shared runner existed.
+const LEGACY_MIGRATIONS_TABLE: &str = "tenantry_cost_migrations";
+
+fn migrations(backend: Backend) -> Vec<Migration> {
+    versions(backend, true)
+}
+
+fn plain_cost_migrations(backend: Backend) -> Vec<Migration> {
+    versions(backend, false)
+}
+
+/// Every migration, oldest first. Released migrations never change: a test pins their
+/// checksums.
+fn versions(backend: Backend, generated: bool) -> Vec<Migration> {
+    vec![Migration::new(
+        1,
+        "usage ledger, multipliers, budgets, reservations",
+        migration_1(backend, generated),
+    )]
+}
+
+/// The value of the `lane` column for `lane`: `'batch'`, or `'sync'` for the urgent lane.
+///
+/// The ledger stored the urgent lane as `'sync'` before the lanes got one name across the
+/// crates, and stored values are data: the column's `CHECK`, the rows already written, spend
+/// reports grouped by lane and the metrics that read the column all know `'sync'`. Rewriting
+/// them would need a table rebuild on SQLite (a `CHECK` cannot be altered), so this function
+/// and [`lane_from_column`] are the one place the two spellings meet. A lane this version does
+/// not know is stored under its own name, which the `CHECK` refuses.
+pub(crate) fn lane_column(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Urgent => "sync",
+        other => other.as_str(),
+    }
+}
+
+/// The lane of a stored `lane` value (see [`lane_column`]); `None` for a value this version
+/// does not know.
+pub(crate) fn lane_from_column(value: &str) -> Option<Lane> {
+    match value {
+        "sync" => Some(Lane::Urgent),
+        "batch" => Some(Lane::Batch),
+        _ => None,
+    }
 }
 
 /// `tenantry_usage`, the append-only ledger (its contract with the metrics crate is in the
@@ -94,7 +148,8 @@ pub(crate) enum Budget {
     EffectiveFrom,
 }
 
-/// `tenantry_reservations`: money held for requests in flight.
+/// `tenantry_reservations`: the holds, money held for requests in flight (the table keeps the
+/// name it was released with).
 #[derive(Debug, Clone, Copy, Iden)]
 pub(crate) enum Reservation {
     #[iden = "tenantry_reservations"]
@@ -109,45 +164,18 @@ pub(crate) enum Reservation {
     LineId,
 }
 
-/// `tenantry_cost_migrations`: which migrations ran.
-#[derive(Debug, Clone, Copy, Iden)]
-pub(crate) enum Migrations {
-    #[iden = "tenantry_cost_migrations"]
-    Table,
-    Version,
-    Name,
-    AppliedAt,
-}
-
-fn build_table(backend: Backend, stmt: &TableCreateStatement) -> String {
-    match backend {
-        Backend::Postgres => stmt.build(PostgresQueryBuilder),
-        Backend::Sqlite => stmt.build(SqliteQueryBuilder),
-    }
-}
-
-fn build_index(backend: Backend, stmt: &IndexCreateStatement) -> String {
-    match backend {
-        Backend::Postgres => stmt.build(PostgresQueryBuilder),
-        Backend::Sqlite => stmt.build(SqliteQueryBuilder),
-    }
-}
-
 /// The identity column: `BIGINT GENERATED ALWAYS AS IDENTITY` on PostgreSQL (sea-query's
 /// `auto_increment` renders `BY DEFAULT`, so the clause is spelled out), and SQLite's
 /// `INTEGER PRIMARY KEY` (the rowid alias; `BIGINT PRIMARY KEY` would not be one).
 fn id_column<T: Iden + 'static>(backend: Backend, col: T) -> ColumnDef {
     let mut def = ColumnDef::new(col);
-    match backend {
-        Backend::Postgres => {
-            def.big_integer()
-                .not_null()
-                .extra("GENERATED ALWAYS AS IDENTITY")
-                .primary_key();
-        }
-        Backend::Sqlite => {
-            def.integer().not_null().primary_key();
-        }
+    if backend == Backend::Postgres {
+        def.big_integer()
+            .not_null()
+            .extra("GENERATED ALWAYS AS IDENTITY")
+            .primary_key();
+    } else {
+        def.integer().not_null().primary_key();
     }
     def
 }
@@ -169,9 +197,10 @@ pub(crate) fn usage_table(backend: Backend, generated: bool) -> String {
         let mut def = ColumnDef::new(col);
         def.big_integer();
         if generated {
-            let expr = match backend {
-                Backend::Postgres => formula::postgres_expr(standard),
-                Backend::Sqlite => formula::sqlite_expr(standard),
+            let expr = if backend == Backend::Postgres {
+                formula::postgres_expr(standard)
+            } else {
+                formula::sqlite_expr(standard)
             };
             def.generated(expr, true);
         }
@@ -187,12 +216,9 @@ pub(crate) fn usage_table(backend: Backend, generated: bool) -> String {
         .col(text_null(Usage::UserId))
         .col(text(Usage::Feature))
         .col(text(Usage::Model))
-        .col(
-            ColumnDef::new(Usage::Lane)
-                .text()
-                .not_null()
-                .check(Expr::col(Usage::Lane).is_in(["batch", "sync"])),
-        )
+        .col(ColumnDef::new(Usage::Lane).text().not_null().check(
+            Expr::col(Usage::Lane).is_in([lane_column(Lane::Batch), lane_column(Lane::Urgent)]),
+        ))
         .col(ColumnDef::new(Usage::OccurredAt).big_integer().not_null())
         .col(bounded(Usage::InputTokens, -MAX_TOKENS, MAX_TOKENS))
         .col(bounded(Usage::CacheWrite5mTokens, -MAX_TOKENS, MAX_TOKENS))
@@ -222,7 +248,7 @@ pub(crate) fn usage_table(backend: Backend, generated: bool) -> String {
         .col(text_null(Usage::Region))
         .col(ColumnDef::new(Usage::RecordedAt).big_integer().not_null())
         .to_owned();
-    build_table(backend, &stmt)
+    backend.render_schema(&stmt)
 }
 
 fn multiplier_table(backend: Backend, table: MultiplierTable) -> String {
@@ -247,11 +273,11 @@ fn multiplier_table(backend: Backend, table: MultiplierTable) -> String {
                 .col(Multiplier::EffectiveFrom),
         )
         .to_owned();
-    build_table(backend, &stmt)
+    backend.render_schema(&stmt)
 }
 
 /// The statements of migration 1, in order.
-pub(crate) fn migration_1(backend: Backend, generated: bool) -> Vec<String> {
+fn migration_1(backend: Backend, generated: bool) -> Vec<String> {
     let budgets = Table::create()
         .table(Budget::Table)
         .if_not_exists()
@@ -341,49 +367,26 @@ pub(crate) fn migration_1(backend: Backend, generated: bool) -> Vec<String> {
         usage_table(backend, generated),
         multiplier_table(backend, MultiplierTable::FeatureTiers),
         multiplier_table(backend, MultiplierTable::Regions),
-        build_table(backend, &budgets),
-        build_table(backend, &reservations),
+        backend.render_schema(&budgets),
+        backend.render_schema(&reservations),
     ];
-    out.extend(indexes.iter().map(|i| build_index(backend, i)));
+    out.extend(indexes.iter().map(|i| backend.render_schema(i)));
     out
-}
-
-/// The migrations table itself (created before any migration runs).
-pub(crate) fn migrations_table(backend: Backend) -> String {
-    let stmt = Table::create()
-        .table(Migrations::Table)
-        .if_not_exists()
-        .col(
-            ColumnDef::new(Migrations::Version)
-                .big_integer()
-                .not_null()
-                .primary_key(),
-        )
-        .col(ColumnDef::new(Migrations::Name).text().not_null())
-        .col(
-            ColumnDef::new(Migrations::AppliedAt)
-                .big_integer()
-                .not_null(),
-        )
-        .to_owned();
-    build_table(backend, &stmt)
-}
-
-/// Every migration: version, name, statements.
-pub(crate) fn migrations(
-    backend: Backend,
-    generated: bool,
-) -> Vec<(i64, &'static str, Vec<String>)> {
-    vec![(
-        1,
-        "usage ledger, multipliers, budgets, reservations",
-        migration_1(backend, generated),
-    )]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_lane_has_one_stored_value_that_reads_back() {
+        assert_eq!(lane_column(Lane::Batch), "batch");
+        assert_eq!(lane_column(Lane::Urgent), "sync");
+        for lane in Lane::ALL {
+            assert_eq!(lane_from_column(lane_column(lane)), Some(lane));
+        }
+        assert_eq!(lane_from_column("urgent"), None);
+    }
 
     #[test]
     fn usage_table_renders_contract_columns() {

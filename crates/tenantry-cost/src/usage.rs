@@ -1,96 +1,28 @@
-//! Provider usage as reported, and its normalization into exclusive buckets.
+//! Provider usage as reported ([`Usage`]), and its normalization into exclusive buckets.
 
-use serde::{Deserialize, Serialize};
+use tenantry_core::{Lane, ServiceTier, Usage};
 
 use crate::error::{Error, Result};
 use crate::formula::TokenBuckets;
 
-/// Which API served a request: the discounted Message Batches API or the synchronous one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Lane {
-    /// Message Batches API (batch discount applies).
-    Batch,
-    /// Messages API, full price.
-    Sync,
-}
-
-impl Lane {
-    /// The value of the ledger's `lane` column.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Batch => "batch",
-            Self::Sync => "sync",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "batch" => Some(Self::Batch),
-            "sync" => Some(Self::Sync),
-            _ => None,
-        }
-    }
-}
-
-/// The breakdown of cache writes by lifetime.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CacheCreation {
-    /// Tokens written with the 5-minute lifetime.
-    #[serde(default)]
-    pub ephemeral_5m_input_tokens: u64,
-    /// Tokens written with the 1-hour lifetime.
-    #[serde(default)]
-    pub ephemeral_1h_input_tokens: u64,
-}
-
-/// Anthropic's `usage` object, as the Messages and Message Batches APIs return it.
-///
-/// Unknown fields are ignored. See [`AnthropicUsage::buckets`] for how it is normalized.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnthropicUsage {
-    /// Uncached input tokens. **Excludes** cache reads and writes.
-    #[serde(default)]
-    pub input_tokens: u64,
-    /// All cache-write tokens (5 m + 1 h).
-    #[serde(default)]
-    pub cache_creation_input_tokens: Option<u64>,
-    /// Cache-read tokens.
-    #[serde(default)]
-    pub cache_read_input_tokens: Option<u64>,
-    /// Cache writes split by lifetime, when the API reports it.
-    #[serde(default)]
-    pub cache_creation: Option<CacheCreation>,
-    /// Output tokens (thinking included).
-    #[serde(default)]
-    pub output_tokens: u64,
-    /// `standard`, `priority` or `batch`.
-    #[serde(default)]
-    pub service_tier: Option<String>,
-    /// Where inference ran: `global`, `us`, ….
-    #[serde(default)]
-    pub inference_geo: Option<String>,
-}
-
-impl AnthropicUsage {
-    /// Normalizes into exclusive buckets. **This is the one place that states Anthropic's
-    /// convention**: `input_tokens` does *not* include `cache_creation_input_tokens` or
-    /// `cache_read_input_tokens` (the request's prompt is the sum of the three), so each field
-    /// maps to its own bucket and nothing is subtracted or added twice.
+impl TokenBuckets {
+    /// Normalizes the API's usage into exclusive buckets. **This is the one place that states
+    /// Anthropic's convention**: `input_tokens` does *not* include
+    /// `cache_creation_input_tokens` or `cache_read_input_tokens` (the request's prompt is the
+    /// sum of the three), so each field maps to its own bucket and nothing is subtracted or
+    /// added twice.
     ///
     /// Cache writes are split by `cache_creation` when present (its two fields must sum to
     /// `cache_creation_input_tokens`); without the split, every write is a 5-minute write,
     /// the API's default lifetime.
     ///
     /// ```
-    /// use tenantry_cost::AnthropicUsage;
-    /// let usage: AnthropicUsage = serde_json::from_str(r#"{"input_tokens": 10,
+    /// use tenantry_cost::{TokenBuckets, Usage};
+    /// let usage: Usage = serde_json::from_str(r#"{"input_tokens": 10,
     ///   "cache_creation_input_tokens": 300, "cache_read_input_tokens": 2000,
     ///   "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
     ///   "output_tokens": 50}"#)?;
-    /// let b = usage.buckets()?;
+    /// let b = TokenBuckets::from_usage(&usage)?;
     /// assert_eq!((b.input, b.cache_write_5m, b.cache_write_1h, b.cache_read, b.output),
     ///            (10, 100, 200, 2000, 50));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -100,15 +32,15 @@ impl AnthropicUsage {
     ///
     /// [`Error::InconsistentUsage`] when the split does not sum to the total, and
     /// [`Error::OutOfRange`] when a count exceeds [`crate::formula::MAX_TOKENS`].
-    pub fn buckets(&self) -> Result<TokenBuckets> {
-        let total_writes = self.cache_creation_input_tokens.unwrap_or(0);
-        let (w5, w1) = match self.cache_creation {
+    pub fn from_usage(usage: &Usage) -> Result<Self> {
+        let total_writes = usage.cache_creation_input_tokens.unwrap_or(0);
+        let (w5, w1) = match &usage.cache_creation {
             Some(split) => {
                 let sum = split
                     .ephemeral_5m_input_tokens
                     .checked_add(split.ephemeral_1h_input_tokens);
                 if sum != Some(total_writes)
-                    && !(self.cache_creation_input_tokens.is_none() && sum.is_some())
+                    && !(usage.cache_creation_input_tokens.is_none() && sum.is_some())
                 {
                     return Err(Error::InconsistentUsage(format!(
                         "cache_creation splits into {} + {} tokens but cache_creation_input_tokens is {total_writes}",
@@ -122,28 +54,29 @@ impl AnthropicUsage {
             }
             None => (total_writes, 0),
         };
-        let buckets = TokenBuckets {
-            input: to_i64("input_tokens", self.input_tokens)?,
+        let buckets = Self {
+            input: to_i64("input_tokens", usage.input_tokens)?,
             cache_write_5m: to_i64("cache_write_5m_tokens", w5)?,
             cache_write_1h: to_i64("cache_write_1h_tokens", w1)?,
             cache_read: to_i64(
                 "cache_read_tokens",
-                self.cache_read_input_tokens.unwrap_or(0),
+                usage.cache_read_input_tokens.unwrap_or(0),
             )?,
-            output: to_i64("output_tokens", self.output_tokens)?,
+            output: to_i64("output_tokens", usage.output_tokens)?,
         };
         buckets.validate()?;
         Ok(buckets)
     }
+}
 
-    /// The lane the usage was served on: `service_tier: "batch"` is the batch lane.
-    #[must_use]
-    pub fn lane(&self) -> Lane {
-        if self.service_tier.as_deref() == Some("batch") {
-            Lane::Batch
-        } else {
-            Lane::Sync
-        }
+/// The lane a usage was served on, as the API reports it: `service_tier: "batch"` is the batch
+/// lane, anything else the urgent one.
+#[must_use]
+pub fn served_lane(usage: &Usage) -> Lane {
+    if usage.service_tier == Some(ServiceTier::Batch) {
+        Lane::Batch
+    } else {
+        Lane::Urgent
     }
 }
 
@@ -158,32 +91,28 @@ fn to_i64(field: &'static str, v: u64) -> Result<i64> {
 
 #[cfg(test)]
 mod tests {
+    use tenantry_core::CacheCreation;
+
     use super::*;
 
     #[test]
     fn split_must_sum_to_total() {
-        let u = AnthropicUsage {
-            cache_creation_input_tokens: Some(10),
-            cache_creation: Some(CacheCreation {
-                ephemeral_5m_input_tokens: 3,
-                ephemeral_1h_input_tokens: 3,
-            }),
-            ..AnthropicUsage::default()
-        };
-        assert!(matches!(u.buckets(), Err(Error::InconsistentUsage(_))));
+        let mut u = Usage::default();
+        u.cache_creation_input_tokens = Some(10);
+        u.cache_creation = Some(CacheCreation::new(3, 3));
+        assert!(matches!(
+            TokenBuckets::from_usage(&u),
+            Err(Error::InconsistentUsage(_))
+        ));
     }
 
     #[test]
     fn writes_without_split_are_five_minute_writes() {
-        let u = AnthropicUsage {
-            input_tokens: 1,
-            cache_creation_input_tokens: Some(10),
-            output_tokens: 2,
-            service_tier: Some("batch".into()),
-            ..AnthropicUsage::default()
-        };
-        let b = u.buckets().unwrap();
+        let mut u = Usage::new(1, 2);
+        u.cache_creation_input_tokens = Some(10);
+        u.service_tier = Some(ServiceTier::Batch);
+        let b = TokenBuckets::from_usage(&u).unwrap();
         assert_eq!((b.cache_write_5m, b.cache_write_1h), (10, 0));
-        assert_eq!(u.lane(), Lane::Batch);
+        assert_eq!(served_lane(&u), Lane::Batch);
     }
 }

@@ -5,16 +5,14 @@ mod support;
 use std::sync::Arc;
 
 use support::{at, tokens, usage};
-use tenantry_cost::{
-    BudgetPolicy, Error, Lane, Ledger, Nanos, Period, ReservationRequest, UnixMicros,
-};
+use tenantry_cost::{BudgetPolicy, Error, HoldRequest, Lane, Ledger, Nanos, UnixMicros, Window};
 
-fn request(feature: &str, when: UnixMicros) -> ReservationRequest {
-    ReservationRequest {
+fn request(feature: &str, when: UnixMicros) -> HoldRequest {
+    HoldRequest {
         tenant_id: "acme".into(),
         feature: feature.into(),
         model: "claude-haiku-4-5".into(),
-        lane: Lane::Sync,
+        lane: Lane::Urgent,
         inference_geo: None,
         feature_tier: None,
         region: None,
@@ -30,10 +28,11 @@ const EACH: Nanos = Nanos(6_000_000);
 
 async fn monthly(ledger: &Ledger, feature: Option<&str>, limit: Nanos, from: UnixMicros) {
     ledger
-        .set_budget(&BudgetPolicy {
+        .budgets()
+        .set(&BudgetPolicy {
             tenant_id: "acme".into(),
             feature: feature.map(str::to_owned),
-            period: Period::Month,
+            window: Window::Month,
             limit,
             effective_from: from,
         })
@@ -51,9 +50,9 @@ async fn fifty_concurrent_reservations_admit_exactly_ten_on_postgres() {
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let l = ledger.clone();
-        tasks.push(tokio::spawn(async move {
-            l.reserve(&request("chat", when)).await
-        }));
+        tasks.push(tokio::spawn(
+            async move { l.hold(&request("chat", when)).await },
+        ));
     }
     let (mut admitted, mut refused) = (Vec::new(), 0);
     for t in tasks {
@@ -70,22 +69,22 @@ async fn fifty_concurrent_reservations_admit_exactly_ten_on_postgres() {
         let u = usage(
             &format!("s{i}"),
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 200),
         );
         let mut u = u;
         u.feature = "chat".into();
         ledger.settle(r.id, &u).await.unwrap();
     }
-    let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+    let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
     assert_eq!(status.len(), 1);
     let s = &status[0];
     assert_eq!(s.spent, Nanos(5 * 2_000_000));
-    assert_eq!(s.reserved, Nanos(5 * EACH.0));
-    assert!(s.spent.0 + s.reserved.0 <= s.policy.limit.0);
+    assert_eq!(s.held, Nanos(5 * EACH.0));
+    assert!(s.spent.0 + s.held.0 <= s.policy.limit.0);
     // The released headroom admits new work again: $0.02 left → 3 more reservations.
     let mut more = 0;
-    while ledger.reserve(&request("chat", when)).await.is_ok() {
+    while ledger.hold(&request("chat", when)).await.is_ok() {
         more += 1;
     }
     assert_eq!(more, 3);
@@ -96,12 +95,12 @@ async fn over_budget_error_carries_the_numbers() {
     for (name, ledger, _db) in support::both().await {
         monthly(&ledger, Some("chat"), Nanos(10_000_000), at(2026, 3, 1)).await;
         let when = at(2026, 3, 2);
-        ledger.reserve(&request("chat", when)).await.unwrap();
-        match ledger.reserve(&request("chat", when)).await {
+        ledger.hold(&request("chat", when)).await.unwrap();
+        match ledger.hold(&request("chat", when)).await {
             Err(Error::BudgetExceeded {
                 limit,
                 spent,
-                reserved,
+                held,
                 requested,
                 feature,
                 window_start,
@@ -110,7 +109,7 @@ async fn over_budget_error_carries_the_numbers() {
             }) => {
                 assert_eq!(limit, Nanos(10_000_000), "{name}");
                 assert_eq!(spent, Nanos::ZERO);
-                assert_eq!(reserved, EACH);
+                assert_eq!(held, EACH);
                 assert_eq!(requested, EACH);
                 assert_eq!(feature.as_deref(), Some("chat"));
                 assert_eq!(window_start, at(2026, 3, 1).0);
@@ -119,7 +118,7 @@ async fn over_budget_error_carries_the_numbers() {
             other => panic!("{name}: expected BudgetExceeded, got {other:?}"),
         }
         // Another feature has no per-feature budget and no tenant budget: admitted.
-        ledger.reserve(&request("search", when)).await.unwrap();
+        ledger.hold(&request("search", when)).await.unwrap();
     }
 }
 
@@ -128,17 +127,14 @@ async fn release_and_expiry_free_the_hold() {
     for (name, ledger, _db) in support::both().await {
         monthly(&ledger, None, EACH, at(2026, 3, 1)).await;
         let when = at(2026, 3, 2);
-        let r = ledger.reserve(&request("chat", when)).await.unwrap();
-        assert!(
-            ledger.reserve(&request("chat", when)).await.is_err(),
-            "{name}"
-        );
+        let r = ledger.hold(&request("chat", when)).await.unwrap();
+        assert!(ledger.hold(&request("chat", when)).await.is_err(), "{name}");
         assert!(ledger.release(r.id).await.unwrap());
         assert!(!ledger.release(r.id).await.unwrap());
-        let r2 = ledger.reserve(&request("chat", when)).await.unwrap();
+        let r2 = ledger.hold(&request("chat", when)).await.unwrap();
         // After its TTL the hold stops counting, even before any cleanup runs.
         let later = UnixMicros(r2.expires_at.0 + 1);
-        ledger.reserve(&request("chat", later)).await.unwrap();
+        ledger.hold(&request("chat", later)).await.unwrap();
         assert_eq!(
             ledger
                 .release_expired(UnixMicros(later.0 + 3_600_000_000))
@@ -157,38 +153,37 @@ async fn windows_come_from_the_ledger_and_policies_are_effective_dated() {
         let mut u = usage(
             "m1",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(995_000, 0, 0, 0, 0),
         );
         u.occurred_at = at(2026, 3, 5);
         ledger.record(&u).await.unwrap();
         assert!(
             ledger
-                .reserve(&request("chat", at(2026, 3, 20)))
+                .hold(&request("chat", at(2026, 3, 20)))
                 .await
                 .is_err(),
             "{name}"
         );
         // April is a new window: no reset job, the sum simply starts again.
-        ledger
-            .reserve(&request("chat", at(2026, 4, 1)))
-            .await
-            .unwrap();
+        ledger.hold(&request("chat", at(2026, 4, 1))).await.unwrap();
         // A policy change mid-month starts a new window at its effective date (no old spend).
         monthly(&ledger, None, Nanos(1_000_000_000), at(2026, 3, 21)).await;
         let status = ledger
-            .budget_status("acme", "chat", at(2026, 3, 22))
+            .budgets()
+            .status("acme", "chat", at(2026, 3, 22))
             .await
             .unwrap();
         assert_eq!(status[0].window_start, at(2026, 3, 21));
         assert_eq!(status[0].spent, Nanos::ZERO);
         ledger
-            .reserve(&request("chat", at(2026, 3, 22)))
+            .hold(&request("chat", at(2026, 3, 22)))
             .await
             .unwrap();
         // Asking about the earlier part of March still sees the old policy and its spend.
         let before = ledger
-            .budget_status("acme", "chat", at(2026, 3, 20))
+            .budgets()
+            .status("acme", "chat", at(2026, 3, 20))
             .await
             .unwrap();
         assert_eq!(before[0].spent, Nanos(995_000_000));
@@ -203,21 +198,22 @@ async fn settling_a_duplicate_releases_instead_of_charging_twice() {
         let u = usage(
             "dup",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 1_000),
         );
-        let r1 = ledger.reserve(&request("summaries", when)).await.unwrap();
+        let r1 = ledger.hold(&request("summaries", when)).await.unwrap();
         let first = ledger.settle(r1.id, &u).await.unwrap();
-        let r2 = ledger.reserve(&request("summaries", when)).await.unwrap();
+        let r2 = ledger.hold(&request("summaries", when)).await.unwrap();
         let again = ledger.settle(r2.id, &u).await.unwrap();
         assert!(again.duplicate, "{name}");
         assert_eq!(again.line_id, first.line_id);
         let s = &ledger
-            .budget_status("acme", "summaries", when)
+            .budgets()
+            .status("acme", "summaries", when)
             .await
             .unwrap()[0];
         assert_eq!(s.spent, EACH);
-        assert_eq!(s.reserved, Nanos::ZERO);
+        assert_eq!(s.held, Nanos::ZERO);
     }
 }
 
@@ -227,7 +223,7 @@ async fn unpriceable_requests_fail_closed() {
         let mut req = request("chat", at(2026, 3, 1));
         req.model = "not-a-model".into();
         assert!(
-            matches!(ledger.reserve(&req).await, Err(Error::UnknownModel { .. })),
+            matches!(ledger.hold(&req).await, Err(Error::UnknownModel { .. })),
             "{name}"
         );
     }
@@ -237,32 +233,31 @@ async fn unpriceable_requests_fail_closed() {
 async fn custom_and_daily_periods() {
     for (name, ledger, _db) in support::both().await {
         ledger
-            .set_budget(&BudgetPolicy {
+            .budgets()
+            .set(&BudgetPolicy {
                 tenant_id: "acme".into(),
                 feature: Some("chat".into()),
-                period: Period::Day,
+                window: Window::Day,
                 limit: EACH,
                 effective_from: at(2026, 3, 1),
             })
             .await
             .unwrap();
-        ledger
-            .reserve(&request("chat", at(2026, 3, 2)))
-            .await
-            .unwrap();
+        ledger.hold(&request("chat", at(2026, 3, 2))).await.unwrap();
         assert!(
             ledger
-                .reserve(&request("chat", UnixMicros(at(2026, 3, 2).0 + 1)))
+                .hold(&request("chat", UnixMicros(at(2026, 3, 2).0 + 1)))
                 .await
                 .is_err(),
             "{name}"
         );
         assert!(
             ledger
-                .set_budget(&BudgetPolicy {
+                .budgets()
+                .set(&BudgetPolicy {
                     tenant_id: "acme".into(),
                     feature: None,
-                    period: Period::Custom { length_micros: 0 },
+                    window: Window::Custom { length_micros: 0 },
                     limit: EACH,
                     effective_from: at(2026, 3, 1),
                 })
@@ -281,9 +276,9 @@ async fn concurrent_reservations_on_sqlite_admit_exactly_what_fits() {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let l = ledger.clone();
-        tasks.push(tokio::spawn(async move {
-            l.reserve(&request("chat", when)).await
-        }));
+        tasks.push(tokio::spawn(
+            async move { l.hold(&request("chat", when)).await },
+        ));
     }
     let mut admitted = 0;
     for t in tasks {
@@ -303,7 +298,7 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
         let when = at(2026, 3, 2);
         // Three chat holds each fit the tenant budget alone, but not the feature budget together.
         let three = vec![request("chat", when); 3];
-        match ledger.reserve_many(&three).await {
+        match ledger.hold_many(&three).await {
             Err(Error::BudgetExceeded {
                 feature, requested, ..
             }) => {
@@ -312,25 +307,25 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
             }
             other => panic!("{name}: expected BudgetExceeded, got {other:?}"),
         }
-        let status = ledger.budget_status("acme", "chat", when).await.unwrap();
-        assert!(status.iter().all(|s| s.reserved == Nanos::ZERO), "{name}");
+        let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
+        assert!(status.iter().all(|s| s.held == Nanos::ZERO), "{name}");
         // Two chat and one search fit both budgets exactly; ids come back in request order.
         let batch = vec![
             request("chat", when),
             request("search", when),
             request("chat", when),
         ];
-        let held = ledger.reserve_many(&batch).await.unwrap();
+        let held = ledger.hold_many(&batch).await.unwrap();
         assert_eq!(held.len(), 3, "{name}");
         assert!(held.windows(2).all(|w| w[0].id < w[1].id), "{name}");
         assert!(held.iter().all(|r| r.amount == EACH), "{name}");
-        let status = ledger.budget_status("acme", "chat", when).await.unwrap();
+        let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
         let tenant = status.iter().find(|s| s.policy.feature.is_none()).unwrap();
-        assert_eq!(tenant.reserved, Nanos(EACH.0 * 3), "{name}");
+        assert_eq!(tenant.held, Nanos(EACH.0 * 3), "{name}");
         // Full now: one more is refused, and releasing one hold by its id frees room for one.
         assert!(
             ledger
-                .reserve_many(&[request("search", when)])
+                .hold_many(&[request("search", when)])
                 .await
                 .unwrap_err()
                 .is_budget_exceeded()
@@ -339,24 +334,29 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
         let after_ttl = UnixMicros(held[0].expires_at.0 + 1);
         assert!(ledger.held_tenants(after_ttl).await.unwrap().is_empty());
         assert!(ledger.release(held[1].id).await.unwrap(), "{name}");
-        ledger
-            .reserve_many(&[request("search", when)])
-            .await
-            .unwrap();
-        assert!(ledger.reserve_many(&[]).await.unwrap().is_empty());
+        ledger.hold_many(&[request("search", when)]).await.unwrap();
+        assert!(ledger.hold_many(&[]).await.unwrap().is_empty());
         // An unpriceable request fails the whole batch closed.
         let mut bad = request("search", when);
         bad.model = "no-such-model".into();
         ledger.release(held[0].id).await.unwrap();
-        let before = ledger.budget_status("acme", "search", when).await.unwrap();
+        let before = ledger
+            .budgets()
+            .status("acme", "search", when)
+            .await
+            .unwrap();
         assert!(
             ledger
-                .reserve_many(&[request("search", when), bad])
+                .hold_many(&[request("search", when), bad])
                 .await
                 .is_err()
         );
         assert_eq!(
-            ledger.budget_status("acme", "search", when).await.unwrap(),
+            ledger
+                .budgets()
+                .status("acme", "search", when)
+                .await
+                .unwrap(),
             before,
             "{name}"
         );
@@ -371,7 +371,7 @@ async fn concurrent_batches_never_exceed(ledger: Ledger, batches: usize, fit: us
     for _ in 0..batches {
         let l = ledger.clone();
         tasks.push(tokio::spawn(async move {
-            l.reserve_many(&vec![request("chat", when); 3]).await
+            l.hold_many(&vec![request("chat", when); 3]).await
         }));
     }
     let mut admitted = 0;
@@ -383,9 +383,9 @@ async fn concurrent_batches_never_exceed(ledger: Ledger, batches: usize, fit: us
     }
     // Batches of 3 against room for 10: exactly three batches fit, never a fourth.
     assert_eq!(admitted, fit);
-    let status = ledger.budget_status("acme", "chat", when).await.unwrap();
-    assert_eq!(status[0].reserved, Nanos(EACH.0 * 9));
-    assert!(status[0].spent.0 + status[0].reserved.0 <= status[0].policy.limit.0);
+    let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
+    assert_eq!(status[0].held, Nanos(EACH.0 * 9));
+    assert!(status[0].spent.0 + status[0].held.0 <= status[0].policy.limit.0);
 }
 
 #[tokio::test]
@@ -408,11 +408,11 @@ async fn a_released_hold_settled_late_is_charged_once_and_closed_once() {
         let u = usage(
             "late",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 1_000),
         );
         let held = ledger
-            .reserve_many(&[request("summaries", when)])
+            .hold_many(&[request("summaries", when)])
             .await
             .unwrap();
         assert!(ledger.release(held[0].id).await.unwrap(), "{name}");
@@ -423,11 +423,12 @@ async fn a_released_hold_settled_late_is_charged_once_and_closed_once() {
         assert_eq!(again.line_id, first.line_id);
         assert!(!ledger.release(held[0].id).await.unwrap(), "{name}");
         let s = &ledger
-            .budget_status("acme", "summaries", when)
+            .budgets()
+            .status("acme", "summaries", when)
             .await
             .unwrap()[0];
         assert_eq!(s.spent, EACH, "{name}");
-        assert_eq!(s.reserved, Nanos::ZERO, "{name}");
+        assert_eq!(s.held, Nanos::ZERO, "{name}");
     }
 }
 
@@ -439,16 +440,17 @@ async fn reserve_many_above_bind_limits() {
         let when = at(2026, 3, 10);
         monthly(&ledger, None, Nanos(EACH.0 * 12_000), when).await;
         let reqs = vec![request("summaries", when); 12_000];
-        let held = ledger.reserve_many(&reqs).await.unwrap();
+        let held = ledger.hold_many(&reqs).await.unwrap();
         assert_eq!(held.len(), 12_000, "{name}");
         assert!(held.windows(2).all(|w| w[0].id < w[1].id), "{name}");
         let status = ledger
-            .budget_status("acme", "summaries", when)
+            .budgets()
+            .status("acme", "summaries", when)
             .await
             .unwrap();
-        assert_eq!(status[0].reserved, Nanos(EACH.0 * 12_000), "{name}");
+        assert_eq!(status[0].held, Nanos(EACH.0 * 12_000), "{name}");
         // One more does not fit, and nothing of the refused call is held.
-        let err = ledger.reserve_many(&reqs[..2]).await.unwrap_err();
+        let err = ledger.hold_many(&reqs[..2]).await.unwrap_err();
         assert!(err.is_budget_exceeded(), "{name}");
     }
 }
@@ -460,7 +462,7 @@ async fn oversized_max_tokens_is_named() {
     for (name, ledger, _db) in support::both().await {
         let mut req = request("summaries", at(2026, 3, 10));
         req.max_tokens = 2_000_000_000;
-        let err = ledger.reserve(&req).await.unwrap_err();
+        let err = ledger.hold(&req).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -473,7 +475,7 @@ async fn oversized_max_tokens_is_named() {
             "{name}: {err:?}"
         );
         req.max_tokens = i64::MAX;
-        let err = ledger.reserve_many(&[req]).await.unwrap_err();
+        let err = ledger.hold_many(&[req]).await.unwrap_err();
         assert!(
             matches!(
                 err,

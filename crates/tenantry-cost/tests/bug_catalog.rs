@@ -4,8 +4,8 @@ mod support;
 
 use support::{at, tokens, usage};
 use tenantry_cost::{
-    AnthropicUsage, BudgetPolicy, Error, Lane, Nanos, Period, PriceBook, PriceQuery, TokenBuckets,
-    UnixMicros,
+    BudgetPolicy, Error, Lane, Nanos, PriceBook, PriceQuery, TokenBuckets, UnixMicros, Usage,
+    Window, served_lane,
 };
 
 fn query<'a>(model: &'a str, lane: Lane, t: &TokenBuckets) -> PriceQuery<'a> {
@@ -18,7 +18,7 @@ fn query<'a>(model: &'a str, lane: Lane, t: &TokenBuckets) -> PriceQuery<'a> {
     }
 }
 
-fn anthropic(json: &str) -> AnthropicUsage {
+fn anthropic(json: &str) -> Usage {
     serde_json::from_str(json).unwrap()
 }
 
@@ -27,7 +27,7 @@ fn anthropic(json: &str) -> AnthropicUsage {
 fn each_cache_class_is_priced_at_its_own_rate() {
     let book = PriceBook::anthropic_default();
     let one = |t: TokenBuckets| {
-        book.price(&query("claude-sonnet-4-5", Lane::Sync, &t), &t)
+        book.price(&query("claude-sonnet-4-5", Lane::Urgent, &t), &t)
             .unwrap()
             .cost
     };
@@ -46,11 +46,11 @@ fn cache_writes_are_not_also_input() {
         r#"{"input_tokens": 10, "cache_creation_input_tokens": 5000,
             "cache_read_input_tokens": 20000, "output_tokens": 500}"#,
     );
-    let b = u.buckets().unwrap();
+    let b = TokenBuckets::from_usage(&u).unwrap();
     assert_eq!(b.input, 10, "input_tokens already excludes cache tokens");
     let book = PriceBook::anthropic_default();
     let cost = book
-        .price(&query("claude-sonnet-4-5", Lane::Sync, &b), &b)
+        .price(&query("claude-sonnet-4-5", Lane::Urgent, &b), &b)
         .unwrap()
         .cost;
     // 10×$3 + 5000×$3.75 + 20000×$0.30 + 500×$15 per MTok = $0.03233
@@ -92,7 +92,7 @@ fn custom_books_price_every_class() {
     let t = tokens(0, 0, 0, 1_000_000, 0);
     assert_eq!(
         custom
-            .price(&query("claude-sonnet-4-5", Lane::Sync, &t), &t)
+            .price(&query("claude-sonnet-4-5", Lane::Urgent, &t), &t)
             .unwrap()
             .cost,
         Nanos(25_000_000)
@@ -116,7 +116,12 @@ async fn the_ledger_stores_exclusive_buckets() {
             "output_tokens": 3, "service_tier": "batch"}"#,
     );
     let (ledger, _db) = support::sqlite_ledger().await;
-    let rec = usage("x", "claude-haiku-4-5", u.lane(), u.buckets().unwrap());
+    let rec = usage(
+        "x",
+        "claude-haiku-4-5",
+        served_lane(&u),
+        TokenBuckets::from_usage(&u).unwrap(),
+    );
     let line = ledger
         .line(ledger.record(&rec).await.unwrap().line_id)
         .await
@@ -135,11 +140,14 @@ async fn the_ledger_stores_exclusive_buckets() {
 #[test]
 fn buckets_are_never_negative() {
     let u = anthropic(
-        r#"{"input_tokens": 0, "cache_creation_input_tokens": 5,
+        r#"{"input_tokens": 0, "cache_creation_input_tokens": 5, "output_tokens": 0,
             "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 0}}"#,
     );
-    assert!(matches!(u.buckets(), Err(Error::InconsistentUsage(_))));
-    assert!(serde_json::from_str::<AnthropicUsage>(r#"{"input_tokens": -1}"#).is_err());
+    assert!(matches!(
+        TokenBuckets::from_usage(&u),
+        Err(Error::InconsistentUsage(_))
+    ));
+    assert!(serde_json::from_str::<Usage>(r#"{"input_tokens": -1, "output_tokens": 0}"#).is_err());
 }
 
 /// LiteLLM #8867: float artefacts. No `f32`/`f64` anywhere in the crate's sources.
@@ -186,7 +194,7 @@ fn batch_discount_applies_to_every_class() {
     let book = PriceBook::anthropic_default();
     let t = tokens(1_000, 2_000, 3_000, 4_000, 5_000);
     let sync = book
-        .price(&query("claude-haiku-4-5", Lane::Sync, &t), &t)
+        .price(&query("claude-haiku-4-5", Lane::Urgent, &t), &t)
         .unwrap();
     let batch = book
         .price(&query("claude-haiku-4-5", Lane::Batch, &t), &t)
@@ -203,16 +211,17 @@ fn batch_discount_applies_to_every_class() {
 async fn budgets_derive_from_the_ledger_and_fail_closed() {
     let (ledger, _db) = support::pg_ledger().await;
     ledger
-        .set_budget(&BudgetPolicy {
+        .budgets()
+        .set(&BudgetPolicy {
             tenant_id: "acme".into(),
             feature: None,
-            period: Period::Month,
+            window: Window::Month,
             limit: Nanos(1_000_000_000),
             effective_from: at(2026, 3, 1),
         })
         .await
         .unwrap();
-    let mut req = tenantry_cost::ReservationRequest {
+    let mut req = tenantry_cost::HoldRequest {
         tenant_id: "acme".into(),
         feature: "summaries".into(),
         model: "who-knows".into(),
@@ -225,7 +234,7 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
         at: at(2026, 3, 2),
         ttl_micros: 60_000_000,
     };
-    assert!(ledger.reserve(&req).await.is_err(), "#35524: fail closed");
+    assert!(ledger.hold(&req).await.is_err(), "#35524: fail closed");
     req.model = "claude-haiku-4-5".into();
     // Spend is the ledger's sum, whatever wrote it: #36926.
     for i in 0..3 {
@@ -233,14 +242,15 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
             .record(&usage(
                 &format!("l{i}"),
                 "claude-haiku-4-5",
-                Lane::Sync,
+                Lane::Urgent,
                 tokens(100_000, 0, 0, 0, 0),
             ))
             .await
             .unwrap();
     }
     let s = &ledger
-        .budget_status("acme", "summaries", at(2026, 3, 20))
+        .budgets()
+        .status("acme", "summaries", at(2026, 3, 20))
         .await
         .unwrap()[0];
     let lines: Nanos = ledger
@@ -254,13 +264,15 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
     // No policy is in force before its start (#22013), and windows roll with the calendar (#20532).
     assert!(
         ledger
-            .budget_status("acme", "summaries", at(2026, 2, 28))
+            .budgets()
+            .status("acme", "summaries", at(2026, 2, 28))
             .await
             .unwrap()
             .is_empty()
     );
     let april = &ledger
-        .budget_status("acme", "summaries", at(2026, 4, 3))
+        .budgets()
+        .status("acme", "summaries", at(2026, 4, 3))
         .await
         .unwrap()[0];
     assert_eq!(

@@ -13,7 +13,7 @@ async fn same_request_twice_is_one_line() {
         let u = usage(
             "req-1",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 1_000),
         );
         let first = ledger.record(&u).await.unwrap();
@@ -113,17 +113,19 @@ async fn a_line_keeps_its_snapshot_and_can_be_rederived() {
 async fn tier_and_region_multipliers_are_copied_at_insert() {
     for (name, ledger, _db) in support::both().await {
         ledger
+            .multipliers()
             .set_feature_tier("premium", 15_000, at(2026, 1, 1))
             .await
             .unwrap();
         ledger
+            .multipliers()
             .set_region("eu", 11_000, at(2026, 1, 1))
             .await
             .unwrap();
         let mut u = usage(
             "tiered",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000_000, 0, 0, 0, 0),
         );
         u.feature_tier = Some("premium".into());
@@ -132,6 +134,7 @@ async fn tier_and_region_multipliers_are_copied_at_insert() {
         assert_eq!(first.cost.cost, Nanos(1_650_000_000), "{name}"); // $1 × 1.5 × 1.1
         // A later multiplier change does not touch the recorded line.
         ledger
+            .multipliers()
             .set_feature_tier("premium", 20_000, at(2026, 3, 5))
             .await
             .unwrap();
@@ -186,18 +189,18 @@ async fn reversal_cancels_exactly_and_never_updates() {
 #[tokio::test]
 async fn unknown_model_and_dates_before_any_rate_are_errors_not_zero() {
     for (name, ledger, _db) in support::both().await {
-        let u = usage("x", "claude-unknown-9", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        let u = usage("x", "claude-unknown-9", Lane::Urgent, tokens(1, 0, 0, 0, 1));
         assert!(
             matches!(ledger.record(&u).await, Err(Error::UnknownModel { .. })),
             "{name}"
         );
-        let mut early = usage("y", "claude-haiku-4-5", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        let mut early = usage("y", "claude-haiku-4-5", Lane::Urgent, tokens(1, 0, 0, 0, 1));
         early.occurred_at = at(2025, 1, 1);
         assert!(matches!(
             ledger.record(&early).await,
             Err(Error::NoRateAt { .. })
         ));
-        let mut geo = usage("z", "claude-opus-4-5", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        let mut geo = usage("z", "claude-opus-4-5", Lane::Urgent, tokens(1, 0, 0, 0, 1));
         geo.inference_geo = Some("us".into());
         assert!(matches!(
             ledger.record(&geo).await,
@@ -220,7 +223,7 @@ async fn reports_group_spend_and_show_batch_savings() {
             usage(
                 "r2",
                 "claude-haiku-4-5",
-                Lane::Sync,
+                Lane::Urgent,
                 tokens(1_000_000, 0, 0, 0, 0),
             ),
             usage(
@@ -235,7 +238,7 @@ async fn reports_group_spend_and_show_batch_savings() {
         let mut other = usage(
             "r4",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000_000, 0, 0, 0, 0),
         );
         other.tenant_id = "globex".into();
@@ -243,7 +246,7 @@ async fn reports_group_spend_and_show_batch_savings() {
         let mut late = usage(
             "r5",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000_000, 0, 0, 0, 0),
         );
         late.occurred_at = at(2026, 4, 2);
@@ -257,7 +260,11 @@ async fn reports_group_spend_and_show_batch_savings() {
             to,
             group_by,
         };
-        let by_lane = ledger.spend(&q(Some("acme"), GroupBy::Lane)).await.unwrap();
+        let by_lane = ledger
+            .reports()
+            .spend(&q(Some("acme"), GroupBy::Lane))
+            .await
+            .unwrap();
         assert_eq!(by_lane.len(), 2, "{name}");
         assert_eq!(by_lane[0].key.as_deref(), Some("batch"));
         assert_eq!(by_lane[0].cost, Nanos(500_000_000 + 7_500_000_000));
@@ -268,29 +275,41 @@ async fn reports_group_spend_and_show_batch_savings() {
         assert_eq!(by_lane[1].cost, Nanos(1_000_000_000));
         assert_eq!(by_lane[1].saved_by_batching(), Nanos::ZERO);
         let saved = ledger
+            .reports()
             .saved_by_batching(Some("acme"), from, to)
             .await
             .unwrap();
         assert_eq!(saved, Nanos(8_000_000_000));
 
-        let by_tenant = ledger.spend(&q(None, GroupBy::Tenant)).await.unwrap();
+        let by_tenant = ledger
+            .reports()
+            .spend(&q(None, GroupBy::Tenant))
+            .await
+            .unwrap();
         assert_eq!(by_tenant.len(), 2);
         assert_eq!(by_tenant[1].key.as_deref(), Some("globex"));
         assert_eq!(by_tenant[1].cost, Nanos(1_000_000_000));
         let by_feature = ledger
+            .reports()
             .spend(&q(Some("acme"), GroupBy::Feature))
             .await
             .unwrap();
         assert_eq!(by_feature.iter().map(|r| r.lines).sum::<i64>(), 3);
-        let by_user = ledger.spend(&q(Some("acme"), GroupBy::User)).await.unwrap();
+        let by_user = ledger
+            .reports()
+            .spend(&q(Some("acme"), GroupBy::User))
+            .await
+            .unwrap();
         assert!(by_user.iter().any(|r| r.key.is_none()));
         let by_model = ledger
+            .reports()
             .spend(&q(Some("acme"), GroupBy::Model))
             .await
             .unwrap();
         assert_eq!(by_model.len(), 2);
         // A tenant id carrying SQL is a bound value, not spliced.
         let evil = ledger
+            .reports()
             .spend(&q(Some("acme' OR '1'='1"), GroupBy::Tenant))
             .await
             .unwrap();
@@ -304,7 +323,7 @@ async fn migrations_are_idempotent_and_recorded() {
     for (name, ledger, _db) in support::both().await {
         ledger.migrate().await.unwrap();
         ledger.migrate().await.unwrap();
-        let u = usage("m", "claude-haiku-4-5", Lane::Sync, tokens(1, 0, 0, 0, 1));
+        let u = usage("m", "claude-haiku-4-5", Lane::Urgent, tokens(1, 0, 0, 0, 1));
         assert!(!ledger.record(&u).await.unwrap().duplicate, "{name}");
     }
 }
@@ -341,7 +360,7 @@ async fn concurrent_migrators_on_postgres_both_succeed() {
     let u = usage(
         "after-migrate",
         "claude-haiku-4-5",
-        Lane::Sync,
+        Lane::Urgent,
         tokens(1, 0, 0, 0, 1),
     );
     assert!(!a.record(&u).await.unwrap().duplicate);
@@ -358,7 +377,7 @@ async fn case_10_ledger_key_is_tenant_scoped() {
         let acme = usage(
             "req-shared",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(1_000, 0, 0, 0, 1_000),
         );
         let first = ledger.record(&acme).await.unwrap();
@@ -384,7 +403,7 @@ async fn case_10_ledger_key_is_tenant_scoped() {
         let fresh = usage(
             "req-fresh",
             "claude-haiku-4-5",
-            Lane::Sync,
+            Lane::Urgent,
             tokens(10, 0, 0, 0, 10),
         );
         let err = ledger
@@ -417,5 +436,29 @@ async fn case_10_ledger_key_is_tenant_scoped() {
         globex.request_id = "req-globex".into();
         assert!(!ledger.record(&globex).await.unwrap().duplicate, "{name}");
         assert_eq!(ledger.lines("globex").await.unwrap().len(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn what_the_database_refuses_is_not_retryable_and_an_unknown_line_is_not_found() {
+    for (name, ledger, _db) in support::both().await {
+        let from = at(2026, 1, 1);
+        ledger
+            .multipliers()
+            .set_feature_tier("premium", 15_000, from)
+            .await
+            .unwrap();
+        // The same name and start again breaks the table's primary key.
+        let err = ledger
+            .multipliers()
+            .set_feature_tier("premium", 20_000, from)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Database(_)), "{name}: {err:?}");
+        assert!(!err.is_retryable(), "{name}");
+        assert_eq!(err.code(), "database");
+        let missing = ledger.line(999_999).await.unwrap_err();
+        assert!(missing.is_not_found(), "{name}: {missing:?}");
+        assert_eq!(missing.code(), "not_found");
     }
 }

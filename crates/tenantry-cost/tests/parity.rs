@@ -8,7 +8,7 @@ use proptest::test_runner::TestRunner;
 use tenantry_cost::formula::{
     MAX_BATCH_PERMILLE, MAX_GEO_PERMILLE, MAX_RATE, MAX_TENANT_BP, MAX_TOKENS, line_cost,
 };
-use tenantry_cost::{ContextTier, Lane, Ledger, RateSnapshot, Rates, TokenBuckets, UsageRecord};
+use tenantry_cost::{ContextTier, Lane, Ledger, LedgerEntry, RateSnapshot, Rates, TokenBuckets};
 
 // The random inputs come from proptest (`any::<[u64; 16]>()` per row, deterministic runner);
 // each draw is mapped to a value class — zeros, bounds, ±1, rounding-prone small values,
@@ -119,7 +119,7 @@ async fn check(ledger: &Ledger, backend: &str) {
     let mut n = 0;
     for chunk in 0..CHUNKS {
         let rows = strategy.new_tree(&mut runner).unwrap().current();
-        let records: Vec<(UsageRecord, RateSnapshot)> = rows
+        let records: Vec<(LedgerEntry, RateSnapshot)> = rows
             .into_iter()
             .enumerate()
             .map(|(i, seeds)| {

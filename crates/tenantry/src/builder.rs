@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenantry_batch::{Client, Config};
-use tenantry_cost::{BudgetPolicy, Ledger, Nanos, Period, PriceBook, UnixMicros};
+use tenantry_cost::{BudgetPolicy, Ledger, Nanos, PriceBook, UnixMicros, Window};
 use tenantry_queue::EngineConfig;
 
 use crate::db::{Database, Store};
@@ -38,7 +38,7 @@ enum DatabaseSetting {
 struct Budget {
     tenant: String,
     feature: Option<String>,
-    period: Period,
+    period: Window,
     limit: Nanos,
 }
 
@@ -51,12 +51,12 @@ struct Budget {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let dir = tempfile::tempdir()?;
 /// # let path = dir.path().join("app.db");
-/// use tenantry::{Tenantry, batch::Config, cost::{Nanos, Period}};
+/// use tenantry::{Tenantry, batch::Config, cost::{Nanos, Window}};
 ///
 /// let tenantry = Tenantry::builder()
 ///     .database(format!("sqlite://{}", path.display()))
 ///     .api(Config::new("sk-test").base_url("http://127.0.0.1:9"))
-///     .budget("acme", Period::Month, Nanos::from_usd_micros(50_000_000)) // $50 a month
+///     .budget("acme", Window::Month, Nanos::from_usd_micros(50_000_000)) // $50 a month
 ///     .feature_tier("premium", 12_000) // 1.2×
 ///     .tenant_tier("acme", "premium")
 ///     .build()
@@ -135,7 +135,7 @@ impl TenantryBuilder {
 
     /// A budget for every feature of a tenant together. Default: none (submits are still held
     /// against the ledger, but never refused).
-    pub fn budget(mut self, tenant: impl Into<String>, period: Period, limit: Nanos) -> Self {
+    pub fn budget(mut self, tenant: impl Into<String>, period: Window, limit: Nanos) -> Self {
         self.budgets.push(Budget {
             tenant: tenant.into(),
             feature: None,
@@ -150,7 +150,7 @@ impl TenantryBuilder {
         mut self,
         tenant: impl Into<String>,
         feature: impl Into<String>,
-        period: Period,
+        period: Window,
         limit: Nanos,
     ) -> Self {
         self.budgets.push(Budget {
@@ -164,7 +164,7 @@ impl TenantryBuilder {
 
     /// Defines a feature tier's cost multiplier in basis points (`10_000` = 1×). A tier defined
     /// once keeps its first multiplier; change it later with
-    /// [`Ledger::set_feature_tier`] (via [`Tenantry::ledger`]). Default: no tiers.
+    /// [`Multipliers::set_feature_tier`](tenantry_cost::Multipliers::set_feature_tier) (via [`Tenantry::ledger`]). Default: no tiers.
     pub fn feature_tier(mut self, name: impl Into<String>, multiplier_bp: i64) -> Self {
         self.tiers.push((name.into(), multiplier_bp));
         self
@@ -263,10 +263,20 @@ impl TenantryBuilder {
         let book = self.book.unwrap_or_else(PriceBook::anthropic_default);
         let (store, ledger) = Store::open(database, book, self.event_poll).await?;
         for (name, bp) in &self.tiers {
-            define(ledger.set_feature_tier(name, *bp, UnixMicros(0)).await)?;
+            define(
+                ledger
+                    .multipliers()
+                    .set_feature_tier(name, *bp, UnixMicros(0))
+                    .await,
+            )?;
         }
         for (name, bp) in &self.regions {
-            define(ledger.set_region(name, *bp, UnixMicros(0)).await)?;
+            define(
+                ledger
+                    .multipliers()
+                    .set_region(name, *bp, UnixMicros(0))
+                    .await,
+            )?;
         }
         for b in &self.budgets {
             store_budget(&ledger, b).await?;
@@ -304,16 +314,17 @@ fn define(result: tenantry_cost::Result<()>) -> Result<()> {
 async fn store_budget(ledger: &Ledger, b: &Budget) -> Result<()> {
     let now = UnixMicros::now();
     let feature = b.feature.clone().unwrap_or_default();
-    let in_force = ledger.budget_status(&b.tenant, &feature, now).await?;
+    let in_force = ledger.budgets().status(&b.tenant, &feature, now).await?;
     let same = in_force.iter().any(|s| {
-        s.policy.feature == b.feature && s.policy.period == b.period && s.policy.limit == b.limit
+        s.policy.feature == b.feature && s.policy.window == b.period && s.policy.limit == b.limit
     });
     if !same {
         ledger
-            .set_budget(&BudgetPolicy {
+            .budgets()
+            .set(&BudgetPolicy {
                 tenant_id: b.tenant.clone(),
                 feature: b.feature.clone(),
-                period: b.period,
+                window: b.period,
                 limit: b.limit,
                 effective_from: now,
             })

@@ -137,14 +137,11 @@ impl Error {
             Self::Cost(tenantry_cost::Error::BudgetExceeded {
                 limit,
                 spent,
-                reserved,
+                held,
                 requested,
                 ..
             }) => {
-                let reached = spent
-                    .0
-                    .saturating_add(reserved.0)
-                    .saturating_add(requested.0);
+                let reached = spent.0.saturating_add(held.0).saturating_add(requested.0);
                 let limit = Limit::new("budget", "usd_nanos", u64::try_from(limit.0).unwrap_or(0))
                     .with_actual(u64::try_from(reached).unwrap_or(0));
                 Problem::budget_exceeded(chain(self), limit)
@@ -251,7 +248,7 @@ mod tests {
             feature: None,
             limit: tenantry_cost::Nanos(100),
             spent: tenantry_cost::Nanos(60),
-            reserved: tenantry_cost::Nanos(30),
+            held: tenantry_cost::Nanos(30),
             requested: tenantry_cost::Nanos(20),
             window_start: 0,
             window_end: 1,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenantry_batch::Client;
-use tenantry_cost::{Ledger, ReservationRequest, SpendQuery, SpendRow, UnixMicros};
+use tenantry_cost::{HoldRequest, Ledger, SpendQuery, SpendRow, UnixMicros};
 use tenantry_envelope::{Envelope, OperationState};
 use tenantry_queue::{
     Engine, EngineConfig, HoldId, JobId, JobState, Position, Subscription, TenantId,
@@ -203,14 +203,14 @@ impl Tenantry {
         let ttl = i64::try_from(self.inner.reservation_ttl.as_micros()).unwrap_or(i64::MAX);
         let inputs = input_tokens(self.inner.input_tokens, &self.inner.client, requests).await;
         let at = UnixMicros::now();
-        let reqs: Vec<ReservationRequest> = requests
+        let reqs: Vec<HoldRequest> = requests
             .iter()
             .zip(inputs)
             .map(|(r, input_tokens)| {
                 let lane = ledger_lane(r.lane()).ok_or_else(|| {
                     Error::Config(format!("lane `{}` has no ledger price", r.lane().as_str()))
                 })?;
-                Ok(ReservationRequest {
+                Ok(HoldRequest {
                     tenant_id: tenant.as_str().to_owned(),
                     feature: r.feature().to_owned(),
                     model: r.model().to_owned(),
@@ -232,7 +232,7 @@ impl Tenantry {
         let held = self
             .inner
             .ledger
-            .reserve_many(&reqs)
+            .hold_many(&reqs)
             .await
             .map_err(|e| match e {
                 // A request the queue would refuse anyway: report the queue's reason.
@@ -365,7 +365,7 @@ impl Tenantry {
     ///
     /// A database error.
     pub async fn spend(&self, query: &SpendQuery) -> Result<Vec<SpendRow>> {
-        Ok(self.inner.ledger.spend(query).await?)
+        Ok(self.inner.ledger.reports().spend(query).await?)
     }
 
     /// Runs a metrics query on the same database (tenants and users are recorded as they

@@ -76,7 +76,7 @@ pub(crate) async fn reconcile_holds(
         let Ok(id) = TenantId::new(tenant.as_str()) else {
             continue; // not a queue tenant: its holds were not taken for jobs
         };
-        let held = ledger.held_reservations(&tenant, taken_before, now).await?;
+        let held = ledger.holds_in_force(&tenant, taken_before, now).await?;
         if held.is_empty() {
             continue;
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tenantry_batch::types::Usage;
-use tenantry_cost::{AnthropicUsage, CacheCreation, Ledger, UnixMicros};
+use tenantry_cost::{CacheCreation, Ledger, TokenBuckets, UnixMicros};
 use tenantry_queue::{Lane, SinkError, UsageRecord, UsageSink};
 
 /// The ledger `source` of batch-lane lines.
@@ -39,7 +39,7 @@ pub(crate) fn ledger_lane(lane: Lane) -> Option<LedgerLane> {
             source: SOURCE_BATCH,
         }),
         Lane::Urgent => Some(LedgerLane {
-            lane: tenantry_cost::Lane::Sync,
+            lane: tenantry_cost::Lane::Urgent,
             source: SOURCE_MESSAGES,
         }),
         _ => None,
@@ -48,19 +48,17 @@ pub(crate) fn ledger_lane(lane: Lane) -> Option<LedgerLane> {
 
 /// The API's usage as the ledger reads it, field by field (no JSON round trip that could lose
 /// a field). `service_tier` is carried along but never decides the price: the lane does.
-fn anthropic_usage(usage: &Usage) -> AnthropicUsage {
-    AnthropicUsage {
-        input_tokens: usage.input_tokens,
-        cache_creation_input_tokens: usage.cache_creation_input_tokens,
-        cache_read_input_tokens: usage.cache_read_input_tokens,
-        cache_creation: usage.cache_creation.as_ref().map(|c| CacheCreation {
-            ephemeral_5m_input_tokens: c.ephemeral_5m_input_tokens,
-            ephemeral_1h_input_tokens: c.ephemeral_1h_input_tokens,
-        }),
-        output_tokens: usage.output_tokens,
-        service_tier: usage.service_tier.as_ref().map(|t| t.as_str().to_owned()),
-        inference_geo: usage.inference_geo.clone(),
-    }
+fn anthropic_usage(usage: &Usage) -> tenantry_cost::Usage {
+    let mut api = tenantry_cost::Usage::new(usage.input_tokens, usage.output_tokens);
+    api.cache_creation_input_tokens = usage.cache_creation_input_tokens;
+    api.cache_read_input_tokens = usage.cache_read_input_tokens;
+    api.cache_creation = usage
+        .cache_creation
+        .as_ref()
+        .map(|c| CacheCreation::new(c.ephemeral_5m_input_tokens, c.ephemeral_1h_input_tokens));
+    api.service_tier = usage.service_tier.as_ref().map(|t| t.as_str().into());
+    api.inference_geo = usage.inference_geo.clone();
+    api
 }
 
 /// Feature tiers and regions assigned to tenants.
@@ -96,7 +94,7 @@ pub(crate) fn ledger_record(
     usage: &UsageRecord,
     assignments: &Assignments,
     at: UnixMicros,
-) -> Result<tenantry_cost::UsageRecord, SinkError> {
+) -> Result<tenantry_cost::LedgerEntry, SinkError> {
     let lane = ledger_lane(usage.lane).ok_or_else(|| {
         SinkError::unpriceable(format!(
             "lane `{}` has no ledger price",
@@ -105,7 +103,7 @@ pub(crate) fn ledger_record(
     })?;
     let api = anthropic_usage(&usage.usage);
     let tenant = usage.tenant.as_str();
-    Ok(tenantry_cost::UsageRecord {
+    Ok(tenantry_cost::LedgerEntry {
         source: lane.source.to_owned(),
         request_id: usage.key(),
         tenant_id: tenant.to_owned(),
@@ -116,7 +114,7 @@ pub(crate) fn ledger_record(
         occurred_at: at,
         job_id: Some(usage.job.to_string()),
         batch_id: usage.batch.clone(),
-        tokens: api.buckets().map_err(sink_error)?,
+        tokens: TokenBuckets::from_usage(&api).map_err(sink_error)?,
         inference_geo: api.inference_geo.clone(),
         feature_tier: assignments.tier(tenant),
         region: assignments.region(tenant),

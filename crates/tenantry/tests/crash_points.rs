@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tenantry::cost::{Nanos, Period, UnixMicros};
+use tenantry::cost::{Nanos, UnixMicros, Window};
 use tenantry::emulator::Emulator;
 use tenantry::queue::failpoints::{Action, Scenario};
 use tenantry::queue::{EngineConfig, JobFilter, TenantId};
@@ -131,7 +131,7 @@ async fn tenantry(database: &Database, emu: &Emulator, case: Case) -> Tenantry {
         .engine(engine())
         .reservation_ttl(TTL)
         .hold_reconcile_interval(reconcile)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000_000))
         .event_poll_interval(Duration::from_millis(50))
         .build()
         .await
@@ -140,10 +140,11 @@ async fn tenantry(database: &Database, emu: &Emulator, case: Case) -> Tenantry {
 
 async fn reserved(t: &Tenantry) -> Nanos {
     t.ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap()[0]
-        .reserved
+        .held
 }
 
 /// Usage rows not handed to the ledger yet, and batch records not ended.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tenantry::cost::{Nanos, Period, UnixMicros};
+use tenantry::cost::{Nanos, UnixMicros, Window};
 use tenantry::envelope::Code;
 use tenantry::queue::{InvalidRequest, MAX_OUTPUT_TOKENS, Position, TenantId};
 use tenantry::{Database, Envelope, Request, Tenantry, batch::Config};
@@ -20,7 +20,7 @@ async fn tenantry(database: Database) -> Tenantry {
     Tenantry::builder()
         .database_pool(database)
         .api(Config::new("sk-test").base_url("http://127.0.0.1:9"))
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000_000))
         .build()
         .await
         .unwrap()
@@ -34,10 +34,11 @@ fn request(text: &str) -> Request {
 async fn reserved(tenantry: &Tenantry) -> Nanos {
     let status = tenantry
         .ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap();
-    status[0].reserved
+    status[0].held
 }
 
 /// How many events `acme`'s log holds: one `queued` event per stored job.

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use tenantry::cost::{GroupBy, Nanos, Period, SpendQuery, UnixMicros};
+use tenantry::cost::{GroupBy, Nanos, SpendQuery, UnixMicros, Window};
 use tenantry::envelope::Code;
 use tenantry::queue::JobState;
 use tenantry::{Database, Envelope, Request, Tenantry, batch::Config};
@@ -22,7 +22,7 @@ use support::{
 async fn round_trip(database: Database) {
     let emulator = emulator(Duration::from_millis(100)).await;
     let tenantry = builder(database, &emulator)
-        .budget("tight", Period::Month, Nanos(1_000))
+        .budget("tight", Window::Month, Nanos(1_000))
         .build()
         .await
         .unwrap();
@@ -192,7 +192,7 @@ async fn budgets_are_stored_once_across_restarts() {
         Tenantry::builder()
             .database_pool(Database::Sqlite(db.pool().clone()))
             .api(Config::new("k"))
-            .budget("acme", Period::Month, Nanos(5_000))
+            .budget("acme", Window::Month, Nanos(5_000))
             .feature_tier("gold", 15_000)
             .tenant_tier("acme", "gold")
             .build()
@@ -207,7 +207,8 @@ async fn budgets_are_stored_once_across_restarts() {
         .unwrap();
     let status = t
         .ledger()
-        .budget_status("acme", "any", UnixMicros::now())
+        .budgets()
+        .status("acme", "any", UnixMicros::now())
         .await
         .unwrap();
     assert_eq!(status.len(), 1);
@@ -216,7 +217,7 @@ async fn budgets_are_stored_once_across_restarts() {
 
 #[tokio::test]
 async fn metrics_roll_up_over_added_tenants() {
-    use tenantry::cost::{Lane, TokenBuckets, UsageRecord};
+    use tenantry::cost::{Lane, LedgerEntry, TokenBuckets};
     let db = tenantry_testkit::SqliteDatabase::create().await;
     let t = Tenantry::builder()
         .database_pool(Database::Sqlite(db.pool().clone()))
@@ -230,7 +231,7 @@ async fn metrics_roll_up_over_added_tenants() {
     let at = UnixMicros::from_ymd(2026, 10, 1).unwrap();
     for (i, tenant) in ["org-eu", "org-us", "org-us"].iter().enumerate() {
         t.ledger()
-            .record(&UsageRecord {
+            .record(&LedgerEntry {
                 source: "test".into(),
                 request_id: format!("r{i}"),
                 tenant_id: (*tenant).into(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tenantry::batch::RetryPolicy;
-use tenantry::cost::{GroupBy, Lane, Nanos, Period, ReservationRequest, SpendQuery, UnixMicros};
+use tenantry::cost::{GroupBy, HoldRequest, Lane, Nanos, SpendQuery, UnixMicros, Window};
 use tenantry::emulator::{Emulator, ErrorType, FaultPlan};
 use tenantry::queue::{DeadlinePolicy, JobState};
 use tenantry::{Database, Envelope, InputTokens, Request, Tenantry, batch::Config};
@@ -18,10 +18,11 @@ use support::{builder, emulator, fast_engine, request};
 async fn reserved(tenantry: &Tenantry) -> Nanos {
     let status = tenantry
         .ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap();
-    status[0].reserved
+    status[0].held
 }
 
 async fn failed_jobs_release_their_holds(database: Database) {
@@ -35,7 +36,7 @@ async fn failed_jobs_release_their_holds(database: Database) {
         .unwrap();
     let tenantry = builder(database, &emulator)
         .engine(fast_engine().max_attempts(1))
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000))
         .build()
         .await
         .unwrap();
@@ -104,7 +105,7 @@ async fn a_job_closed_after_sending_keeps_its_hold_until_billed(database: Databa
     // The batch takes long enough to cancel the job while it is out at the API.
     let emulator = emulator(Duration::from_secs(3)).await;
     let tenantry = builder(database, &emulator)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000))
         .build()
         .await
         .unwrap();
@@ -221,7 +222,7 @@ async fn cancel_around_a_create<S: tenantry::queue::ClaimStore>(database: Databa
     use tenantry::queue::{WorkerId, planner::FlushPolicy};
     let emulator = emulator(Duration::from_millis(200)).await;
     let tenantry = builder(database, &emulator)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000))
         .build()
         .await
         .unwrap();
@@ -339,7 +340,7 @@ async fn orphaned_holds<S: tenantry::queue::ClaimStore>(database: Database, stor
     use tenantry::queue::{WorkerId, planner::FlushPolicy};
     let emulator = emulator(Duration::from_millis(100)).await;
     let tenantry = builder(database, &emulator)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000))
         .hold_reconcile_interval(Duration::from_millis(200))
         .build()
         .await
@@ -347,7 +348,7 @@ async fn orphaned_holds<S: tenantry::queue::ClaimStore>(database: Database, stor
     // A submit that died after taking its hold.
     tenantry
         .ledger()
-        .reserve(&ReservationRequest {
+        .hold(&HoldRequest {
             tenant_id: "acme".into(),
             feature: "summaries".into(),
             model: "claude-haiku-4-5".into(),
@@ -435,7 +436,7 @@ async fn hold_for(tenantry: &Tenantry, input_tokens: i64) -> Nanos {
     let r = long_request();
     tenantry
         .ledger()
-        .estimate(&ReservationRequest {
+        .estimate(&HoldRequest {
             tenant_id: "acme".into(),
             feature: r.feature().into(),
             model: "claude-haiku-4-5".into(),
@@ -456,7 +457,7 @@ async fn counted_holds_are_exact(database: Database) {
     let emulator = emulator(Duration::ZERO).await;
     let tenantry = builder(database, &emulator)
         .input_tokens(InputTokens::Counted)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000))
         .build()
         .await
         .unwrap();
@@ -495,7 +496,7 @@ async fn counting_falls_back_to_the_estimate(database: Database) {
                 .retry(RetryPolicy::none()),
         )
         .input_tokens(InputTokens::Counted)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000))
         .build()
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use tenantry::cost::{Lane as CostLane, LedgerLine, Nanos, Period, PriceBook, UnixMicros};
+use tenantry::cost::{Lane as CostLane, LedgerLine, Nanos, PriceBook, UnixMicros, Window};
 use tenantry::queue::{ClaimStore, ItemOutcome, JobState, ResultItem, TenantId, WorkerId};
 use tenantry::{Database, Request, SOURCE_BATCH, SOURCE_MESSAGES, Tenantry};
 
@@ -56,7 +56,7 @@ async fn case_08_urgent_lines_are_recorded_with_the_messages_source(database: Da
     let urgent = line_of(&urgent);
     assert_eq!(
         (urgent.record.source.as_str(), urgent.record.lane),
-        (SOURCE_MESSAGES, CostLane::Sync)
+        (SOURCE_MESSAGES, CostLane::Urgent)
     );
     let batched = line_of(&batched);
     assert_eq!(
@@ -145,7 +145,7 @@ async fn store_billed_result<S: ClaimStore>(store: &S, item: ResultItem) {
 async fn case_08_hold_id_is_a_job_column(database: Database) {
     let emulator = emulator(Duration::from_millis(100)).await;
     let tenantry = builder(database, &emulator)
-        .budget("acme", Period::Month, Nanos::from_usd_micros(1_000_000))
+        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000))
         .build()
         .await
         .unwrap();
@@ -169,10 +169,11 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
     assert_eq!(job.metadata, serde_json::json!({"doc": 42}));
     let status = tenantry
         .ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap();
-    assert!(status[0].reserved > Nanos::ZERO, "held at submit");
+    assert!(status[0].held > Nanos::ZERO, "held at submit");
 
     // The usage settles that very hold: it stops counting and the spend is charged once.
     let engine = tenantry.spawn();
@@ -181,10 +182,11 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
     loop {
         let status = tenantry
             .ledger()
-            .budget_status("acme", "summaries", UnixMicros::now())
+            .budgets()
+            .status("acme", "summaries", UnixMicros::now())
             .await
             .unwrap();
-        if status[0].reserved == Nanos::ZERO {
+        if status[0].held == Nanos::ZERO {
             assert_eq!(status[0].spent, lines[0].stored.cost);
             break;
         }
@@ -201,10 +203,11 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
 async fn reserved(tenantry: &Tenantry) -> Nanos {
     tenantry
         .ledger()
-        .budget_status("acme", "summaries", UnixMicros::now())
+        .budgets()
+        .status("acme", "summaries", UnixMicros::now())
         .await
         .unwrap()[0]
-        .reserved
+        .held
 }
 
 async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Database) {
@@ -212,7 +215,7 @@ async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Datab
     let budget = Nanos::from_usd_micros(1_000_000);
     // Submitted while the price book has the model: the hold is taken.
     let submitter = builder(database.clone(), &emulator)
-        .budget("acme", Period::Month, budget)
+        .budget("acme", Window::Month, budget)
         .build()
         .await
         .unwrap();
@@ -227,7 +230,7 @@ async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Datab
     // The engine runs with a price book that lost the model.
     let broken = builder(database.clone(), &emulator)
         .price_book(PriceBook::empty())
-        .budget("acme", Period::Month, budget)
+        .budget("acme", Window::Month, budget)
         .build()
         .await
         .unwrap();
@@ -272,7 +275,7 @@ async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Datab
     // The price book is fixed (a new deployment): its usage is re-priced, charged exactly
     // once, and settles the hold.
     let fixed = builder(database, &emulator)
-        .budget("acme", Period::Month, budget)
+        .budget("acme", Window::Month, budget)
         .build()
         .await
         .unwrap();

@@ -1,7 +1,7 @@
 //! Shared fixtures of the integration tests: ledgers on real databases and usage records.
 #![allow(dead_code, unreachable_pub)]
 
-use tenantry_cost::{Lane, Ledger, PriceBook, TokenBuckets, UnixMicros, UsageRecord};
+use tenantry_cost::{Lane, Ledger, LedgerEntry, PriceBook, TokenBuckets, UnixMicros};
 use tenantry_testkit::{PgDatabase, SqliteDatabase};
 
 /// A migrated ledger plus the database that keeps it alive.
@@ -35,8 +35,8 @@ pub fn at(y: i32, m: u8, d: u8) -> UnixMicros {
     UnixMicros::from_ymd(y, m, d).unwrap()
 }
 
-pub fn usage(request_id: &str, model: &str, lane: Lane, tokens: TokenBuckets) -> UsageRecord {
-    UsageRecord {
+pub fn usage(request_id: &str, model: &str, lane: Lane, tokens: TokenBuckets) -> LedgerEntry {
+    LedgerEntry {
         source: "anthropic".into(),
         request_id: request_id.into(),
         tenant_id: "acme".into(),

@@ -3,8 +3,8 @@
 
 use sqlx::AssertSqlSafe;
 use tenantry_cost::{
-    ContextTier, Lane, Ledger, PriceBook, RateSnapshot, Rates, TokenBuckets, UnixMicros,
-    UsageRecord,
+    ContextTier, Lane, Ledger, LedgerEntry, PriceBook, RateSnapshot, Rates, TokenBuckets,
+    UnixMicros,
 };
 use tenantry_metrics::{
     Dataset, MetricRow, MetricsCache, MetricsQuery, UsageRow, fixture, migrate,
@@ -73,7 +73,7 @@ fn usage_row(t: UsageTuple) -> UsageRow {
 
 /// A priced ledger line for `row`: its attribution and tokens (clamped to the ledger's
 /// range), rates derived from its generated cost values so they vary from row to row.
-fn priced(i: usize, row: &UsageRow) -> (UsageRecord, RateSnapshot) {
+fn priced(i: usize, row: &UsageRow) -> (LedgerEntry, RateSnapshot) {
     let clamp = |t: i64| {
         t.clamp(
             -tenantry_cost::formula::MAX_TOKENS,
@@ -85,9 +85,9 @@ fn priced(i: usize, row: &UsageRow) -> (UsageRecord, RateSnapshot) {
     let lane = if row.lane == "batch" {
         Lane::Batch
     } else {
-        Lane::Sync
+        Lane::Urgent
     };
-    let record = UsageRecord {
+    let record = LedgerEntry {
         source: "metrics-test".into(),
         request_id: format!("req-{i}"),
         tenant_id: row.tenant_id.clone(),
