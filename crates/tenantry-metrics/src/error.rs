@@ -51,6 +51,9 @@ pub enum Error {
     /// A fixture insert could not be built (a row with the wrong number of values).
     #[error("fixture insert could not be built")]
     Fixture(#[source] sea_query::error::Error),
+    /// The metrics' migrations could not be applied.
+    #[error("migrating the metrics tables failed")]
+    Migrate(#[source] tenantry_core::migrate::MigrateError),
     /// The database rejected or failed the query.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -62,6 +65,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         Error::Database(e)
+    }
+}
+
+impl From<tenantry_core::migrate::MigrateError> for Error {
+    fn from(e: tenantry_core::migrate::MigrateError) -> Self {
+        Error::Migrate(e)
     }
 }
 

@@ -12,6 +12,8 @@ use sea_query::{InsertStatement, PostgresQueryBuilder, Query, SqliteQueryBuilder
 use sea_query_sqlx::SqlxBinder;
 use sqlx::AssertSqlSafe;
 
+use tenantry_core::db::Pool;
+
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::render::ident;
@@ -190,7 +192,7 @@ fn inserts(data: &Dataset) -> Result<Vec<InsertStatement>, sea_query::error::Err
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub async fn setup_postgres(pool: &sqlx::PgPool) -> Result<()> {
-    crate::migrate::run_postgres(pool).await?;
+    crate::migrate(&Pool::from(pool.clone())).await?;
     sqlx::raw_sql(USAGE_TABLE_POSTGRES).execute(pool).await?;
     Ok(())
 }
@@ -202,7 +204,7 @@ pub async fn setup_postgres(pool: &sqlx::PgPool) -> Result<()> {
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub async fn setup_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
-    crate::migrate::run_sqlite(pool).await?;
+    crate::migrate(&Pool::from(pool.clone())).await?;
     sqlx::raw_sql(USAGE_TABLE_SQLITE).execute(pool).await?;
     Ok(())
 }

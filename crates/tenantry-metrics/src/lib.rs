@@ -75,7 +75,7 @@ mod fetch;
 pub mod fixture;
 mod memo;
 mod metric;
-pub mod migrate;
+mod migrate;
 mod query;
 mod render;
 mod schema;
@@ -100,6 +100,7 @@ pub use expr::{
 pub use metric::{
     Aggregate, Metric, MetricFilter, Order, avg, count, count_distinct, count_rows, max, min, sum,
 };
+pub use migrate::{MIGRATIONS, migrate};
 pub use query::{Column, DEFAULT_MAX_DEPTH, MetricRow, MetricsQuery, Scope};
 pub use render::Dialect;
 pub use schema::{Ident, Schema, Table};

@@ -127,7 +127,9 @@ impl Store {
                 let ledger = Ledger::sqlite(pool.clone(), book);
                 ledger.migrate().await?;
                 #[cfg(feature = "metrics")]
-                tenantry_metrics::migrate::run_sqlite(&pool).await?;
+                tenantry_metrics::migrate(&tenantry_core::db::Pool::from(pool.clone()))
+                    .await
+                    .map_err(tenantry_metrics::Error::from)?;
                 let store = Self::Sqlite(store);
                 store.migrate().await?;
                 Ok((store, ledger))
@@ -141,7 +143,9 @@ impl Store {
                 let ledger = Ledger::postgres(pool.clone(), book);
                 ledger.migrate().await?;
                 #[cfg(feature = "metrics")]
-                tenantry_metrics::migrate::run_postgres(&pool).await?;
+                tenantry_metrics::migrate(&tenantry_core::db::Pool::from(pool.clone()))
+                    .await
+                    .map_err(tenantry_metrics::Error::from)?;
                 let store = Self::Postgres(store);
                 store.migrate().await?;
                 Ok((store, ledger))

@@ -2,13 +2,12 @@
 //! table or as `tenantry-cost` creates it.
 
 use sqlx::AssertSqlSafe;
+use tenantry_core::db::Pool;
 use tenantry_cost::{
     ContextTier, Lane, Ledger, PriceBook, RateSnapshot, Rates, TokenBuckets, UnixMicros,
     UsageRecord,
 };
-use tenantry_metrics::{
-    Dataset, MetricRow, MetricsCache, MetricsQuery, UsageRow, fixture, migrate,
-};
+use tenantry_metrics::{Dataset, MetricRow, MetricsCache, MetricsQuery, UsageRow, fixture};
 use tenantry_testkit::{PgDatabase, SqliteDatabase};
 
 /// Which table holds the ledger.
@@ -131,7 +130,9 @@ impl TestDb {
     /// A fresh PostgreSQL database with the metrics tables and `ledger`.
     pub async fn postgres(ledger: LedgerTable) -> Self {
         let db = PgDatabase::create().await;
-        migrate::run_postgres(db.pool()).await.expect("migrate");
+        tenantry_metrics::migrate(&Pool::from(db.pool().clone()))
+            .await
+            .expect("migrate");
         match ledger {
             LedgerTable::Fixture => fixture::setup_postgres(db.pool()).await.expect("ledger"),
             LedgerTable::Cost => {
@@ -150,7 +151,9 @@ impl TestDb {
     /// A fresh SQLite database with the metrics tables and `ledger`.
     pub async fn sqlite(ledger: LedgerTable) -> Self {
         let db = SqliteDatabase::create().await;
-        migrate::run_sqlite(db.pool()).await.expect("migrate");
+        tenantry_metrics::migrate(&Pool::from(db.pool().clone()))
+            .await
+            .expect("migrate");
         match ledger {
             LedgerTable::Fixture => fixture::setup_sqlite(db.pool()).await.expect("ledger"),
             LedgerTable::Cost => Ledger::sqlite(db.pool().clone(), PriceBook::anthropic_default())
