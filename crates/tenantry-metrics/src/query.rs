@@ -826,7 +826,7 @@ impl MetricsQuery {
     }
 
     /// Evaluates the query in Rust on rows already in memory. The result equals what
-    /// [`fetch_postgres`](Self::fetch_postgres) and [`fetch_sqlite`](Self::fetch_sqlite) return
+    /// [`fetch`](Self::fetch) returns
     /// for the same rows, in the same order.
     ///
     /// # Errors

@@ -214,10 +214,7 @@ impl TestDb {
 
     /// Runs `q` on the database.
     pub async fn fetch(&self, q: &MetricsQuery) -> tenantry_metrics::Result<Vec<MetricRow>> {
-        match &self.backend {
-            Backend::Postgres(db) => q.fetch_postgres(db.pool()).await,
-            Backend::Sqlite(db) => q.fetch_sqlite(db.pool()).await,
-        }
+        q.fetch(&self.pool()).await
     }
 
     /// Runs `q` on the database with its SQL from `cache`.
@@ -226,9 +223,14 @@ impl TestDb {
         q: &MetricsQuery,
         cache: &MetricsCache,
     ) -> tenantry_metrics::Result<Vec<MetricRow>> {
+        q.fetch_cached(cache, &self.pool()).await
+    }
+
+    /// The database's pool.
+    fn pool(&self) -> Pool {
         match &self.backend {
-            Backend::Postgres(db) => q.fetch_postgres_cached(cache, db.pool()).await,
-            Backend::Sqlite(db) => q.fetch_sqlite_cached(cache, db.pool()).await,
+            Backend::Postgres(db) => Pool::from(db.pool().clone()),
+            Backend::Sqlite(db) => Pool::from(db.pool().clone()),
         }
     }
 
