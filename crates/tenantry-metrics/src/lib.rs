@@ -77,6 +77,7 @@ mod memo;
 mod metric;
 mod migrate;
 mod query;
+mod registry;
 mod render;
 mod schema;
 mod shape;
@@ -102,5 +103,6 @@ pub use metric::{
 };
 pub use migrate::{MIGRATIONS, migrate};
 pub use query::{Column, DEFAULT_MAX_DEPTH, MetricRow, MetricsQuery, Scope};
+pub use registry::Registry;
 pub use render::Dialect;
 pub use schema::{Ident, Schema, Table};

@@ -382,12 +382,7 @@ impl Tenantry {
         &self,
         query: &tenantry_metrics::MetricsQuery,
     ) -> Result<Vec<tenantry_metrics::MetricRow>> {
-        let pool = match &self.inner.store {
-            #[cfg(feature = "sqlite")]
-            Store::Sqlite(s) => tenantry_core::db::Pool::from(s.pool().clone()),
-            #[cfg(feature = "postgres")]
-            Store::Postgres(s) => tenantry_core::db::Pool::from(s.pool().clone()),
-        };
+        let pool = self.inner.store.metrics_pool();
         Ok(query.fetch_cached(&self.inner.metrics_cache, &pool).await?)
     }
 
