@@ -7,6 +7,9 @@
 //! but write `cost_nanos` / `standard_cost_nanos` directly, so tests can store costs the formula
 //! never produces (extremes, negative values, totals that overflow) and the benchmark can be
 //! seeded quickly.
+//!
+//! Test support behind the `fixture` feature: not part of the API the crate promises, and it
+//! creates a ledger table that `tenantry-cost` owns in a real deployment.
 
 use sea_query::{InsertStatement, PostgresQueryBuilder, Query, SqliteQueryBuilder, Value};
 use sea_query_sqlx::SqlxBinder;

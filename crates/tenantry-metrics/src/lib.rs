@@ -72,6 +72,8 @@ mod error;
 mod eval;
 mod expr;
 mod fetch;
+#[cfg(feature = "fixture")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fixture")))]
 pub mod fixture;
 mod memo;
 mod metric;
