@@ -138,8 +138,8 @@ impl Names {
 /// from the base rows of its subtree, in one SQL statement whatever the number
 /// of tenants.
 ///
-/// The same query evaluates in Rust on a [`Dataset`] ([`MetricsQuery::evaluate`]) with the same
-/// result, row for row.
+/// The same query evaluates in Rust on a [`Dataset`](crate::Dataset)
+/// ([`MetricsQuery::evaluate`]) with the same result, row for row.
 ///
 /// # Example
 /// ```
