@@ -72,6 +72,13 @@ impl UnixMicros {
     }
 }
 
+impl From<i64> for UnixMicros {
+    /// A raw microsecond count, as stored.
+    fn from(micros: i64) -> Self {
+        Self(micros)
+    }
+}
+
 impl From<OffsetDateTime> for UnixMicros {
     /// Truncates to the microsecond; saturates beyond `i64` (never reached by a real clock).
     fn from(at: OffsetDateTime) -> Self {

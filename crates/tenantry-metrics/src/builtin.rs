@@ -10,6 +10,8 @@
 //! clone that shares the tree (an equal [`Metric`], for a few reference-count increments), so a
 //! dashboard rebuilt for every request costs little to build and to drop.
 
+use tenantry_core::UnixMicros;
+
 use crate::error::{Error, Result};
 use crate::expr::{Access, Expr, Int, RoleAccess, Usage, access, members, role_access, usage};
 use crate::memo::{Builtin, Key, remembered};
@@ -27,11 +29,22 @@ pub struct Period {
 }
 
 impl Period {
-    /// The range `[start_micros, end_micros)`.
+    /// The range `[start, end)`, each a [`UnixMicros`] or its raw microsecond count.
     ///
     /// # Errors
-    /// [`Error::InvalidPeriod`] when `end_micros < start_micros`.
-    pub fn new(start_micros: i64, end_micros: i64) -> Result<Self> {
+    /// [`Error::InvalidPeriod`] when `end < start`.
+    ///
+    /// # Example
+    /// ```
+    /// use tenantry_core::UnixMicros;
+    /// use tenantry_metrics::Period;
+    ///
+    /// let june = Period::new(UnixMicros::from_ymd(2026, 6, 1)?, UnixMicros::from_ymd(2026, 7, 1)?)?;
+    /// assert_eq!(june, Period::new(1_780_272_000_000_000, 1_782_864_000_000_000)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(start: impl Into<UnixMicros>, end: impl Into<UnixMicros>) -> Result<Self> {
+        let (start_micros, end_micros) = (start.into().get(), end.into().get());
         if end_micros < start_micros {
             return Err(Error::InvalidPeriod {
                 start: start_micros,

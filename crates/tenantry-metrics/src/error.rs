@@ -1,6 +1,28 @@
 //! The crate's one error type.
 
 /// Everything that can go wrong while building, evaluating or running a metrics query.
+///
+/// A caller maps it through its predicates rather than its variants:
+/// [`is_invalid`](Self::is_invalid) (the query, metric or schema is wrong: fix the caller),
+/// [`is_retryable`](Self::is_retryable) (the database was unreachable: try again), and
+/// [`code`](Self::code), a stable snake_case name for every variant:
+///
+/// | variant | `code()` | `is_invalid()` | `is_retryable()` |
+/// |---|---|---|---|
+/// | [`InvalidIdentifier`](Self::InvalidIdentifier) | `invalid_identifier` | yes | no |
+/// | [`UnknownColumn`](Self::UnknownColumn) | `unknown_column` | yes | no |
+/// | [`NoMetrics`](Self::NoMetrics) | `no_metrics` | yes | no |
+/// | [`DuplicateName`](Self::DuplicateName) | `duplicate_name` | yes | no |
+/// | [`DimensionSource`](Self::DimensionSource) | `dimension_source` | yes | no |
+/// | [`InvalidScale`](Self::InvalidScale) | `invalid_scale` | yes | no |
+/// | [`InvalidPeriod`](Self::InvalidPeriod) | `invalid_period` | yes | no |
+/// | [`Overflow`](Self::Overflow) | `overflow` | no | no |
+/// | [`Fixture`](Self::Fixture) | `fixture` | no | no |
+/// | [`Migrate`](Self::Migrate) | `migration` | no | when the database was unreachable |
+/// | [`Database`](Self::Database) | `database` | no | when the database was unreachable |
+///
+/// There is no `is_not_found`: nothing here looks one thing up. A query over tenants that do
+/// not exist returns no rows, not an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -51,6 +73,9 @@ pub enum Error {
     /// A fixture insert could not be built (a row with the wrong number of values).
     #[error("fixture insert could not be built")]
     Fixture(#[source] sea_query::error::Error),
+    /// The metrics' migrations could not be applied.
+    #[error("migrating the metrics tables failed")]
+    Migrate(#[source] tenantry_core::migrate::MigrateError),
     /// The database rejected or failed the query.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -65,8 +90,150 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl Error {
+    /// The error's stable name, in snake_case (the table on [`Error`]). It never changes for a
+    /// variant once released; a new variant gets a new code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidIdentifier(_) => "invalid_identifier",
+            Self::UnknownColumn { .. } => "unknown_column",
+            Self::NoMetrics => "no_metrics",
+            Self::DuplicateName(_) => "duplicate_name",
+            Self::DimensionSource { .. } => "dimension_source",
+            Self::InvalidScale(_) => "invalid_scale",
+            Self::Overflow(_) => "overflow",
+            Self::InvalidPeriod { .. } => "invalid_period",
+            Self::Fixture(_) => "fixture",
+            Self::Migrate(_) => "migration",
+            Self::Database(_) => "database",
+        }
+    }
+
+    /// Whether the query, a metric, a period or the schema is wrong: the same call fails the
+    /// same way until the caller changes it (a `400`, not a `500`).
+    #[must_use]
+    pub fn is_invalid(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidIdentifier(_)
+                | Self::UnknownColumn { .. }
+                | Self::NoMetrics
+                | Self::DuplicateName(_)
+                | Self::DimensionSource { .. }
+                | Self::InvalidScale(_)
+                | Self::InvalidPeriod { .. }
+        )
+    }
+
+    /// Whether trying again may succeed: the database could not be reached (an I/O error, the
+    /// pool timed out or was closed), not a refusal of the query or the schema.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            ),
+            Self::Migrate(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+impl From<tenantry_core::migrate::MigrateError> for Error {
+    fn from(e: tenantry_core::migrate::MigrateError) -> Self {
+        Error::Migrate(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::Error;
+
+    /// One of each variant.
+    fn every_variant() -> Vec<Error> {
+        vec![
+            Error::InvalidIdentifier("a b".into()),
+            Error::UnknownColumn {
+                table: "usage",
+                column: "x".into(),
+            },
+            Error::NoMetrics,
+            Error::DuplicateName("cost".into()),
+            Error::DimensionSource {
+                table: "memberships",
+            },
+            Error::InvalidScale(0),
+            Error::Overflow("sum"),
+            Error::InvalidPeriod { start: 2, end: 1 },
+            Error::Fixture(sea_query::error::Error::ColValNumMismatch {
+                col_len: 1,
+                val_len: 2,
+            }),
+            Error::Migrate(tenantry_core::migrate::MigrateError::TooNew {
+                component: "metrics",
+                found: 3,
+                supported: 2,
+            }),
+            Error::Database(sqlx::Error::RowNotFound),
+        ]
+    }
+
+    #[test]
+    fn codes_are_stable_snake_case_and_distinct() {
+        let codes: Vec<_> = every_variant().iter().map(Error::code).collect();
+        assert_eq!(
+            codes,
+            [
+                "invalid_identifier",
+                "unknown_column",
+                "no_metrics",
+                "duplicate_name",
+                "dimension_source",
+                "invalid_scale",
+                "overflow",
+                "invalid_period",
+                "fixture",
+                "migration",
+                "database",
+            ]
+        );
+    }
+
+    #[test]
+    fn definitions_are_invalid_and_the_database_is_not() {
+        let invalid: Vec<_> = every_variant()
+            .iter()
+            .filter(|e| e.is_invalid())
+            .map(Error::code)
+            .collect();
+        assert_eq!(
+            invalid,
+            [
+                "invalid_identifier",
+                "unknown_column",
+                "no_metrics",
+                "duplicate_name",
+                "dimension_source",
+                "invalid_scale",
+                "invalid_period",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_an_unreachable_database_is_retryable() {
+        assert!(every_variant().iter().all(|e| !e.is_retryable()));
+        assert!(Error::Database(sqlx::Error::PoolTimedOut).is_retryable());
+        assert!(
+            Error::Migrate(tenantry_core::migrate::MigrateError::Database(
+                sqlx::Error::PoolTimedOut
+            ))
+            .is_retryable()
+        );
+    }
+
     #[test]
     fn error_is_send_sync_static() {
         fn check<T: std::error::Error + Send + Sync + 'static>() {}

@@ -7,10 +7,15 @@
 //! but write `cost_nanos` / `standard_cost_nanos` directly, so tests can store costs the formula
 //! never produces (extremes, negative values, totals that overflow) and the benchmark can be
 //! seeded quickly.
+//!
+//! Test support behind the `fixture` feature: not part of the API the crate promises, and it
+//! creates a ledger table that `tenantry-cost` owns in a real deployment.
 
 use sea_query::{InsertStatement, PostgresQueryBuilder, Query, SqliteQueryBuilder, Value};
 use sea_query_sqlx::SqlxBinder;
 use sqlx::AssertSqlSafe;
+
+use tenantry_core::db::Pool;
 
 use crate::data::Dataset;
 use crate::error::Result;
@@ -190,7 +195,7 @@ fn inserts(data: &Dataset) -> Result<Vec<InsertStatement>, sea_query::error::Err
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub async fn setup_postgres(pool: &sqlx::PgPool) -> Result<()> {
-    crate::migrate::run_postgres(pool).await?;
+    crate::migrate(&Pool::from(pool.clone())).await?;
     sqlx::raw_sql(USAGE_TABLE_POSTGRES).execute(pool).await?;
     Ok(())
 }
@@ -202,7 +207,7 @@ pub async fn setup_postgres(pool: &sqlx::PgPool) -> Result<()> {
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub async fn setup_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
-    crate::migrate::run_sqlite(pool).await?;
+    crate::migrate(&Pool::from(pool.clone())).await?;
     sqlx::raw_sql(USAGE_TABLE_SQLITE).execute(pool).await?;
     Ok(())
 }

@@ -4,11 +4,11 @@
 //! SQLAlchemy's `hybrid_property` has two hand-written halves, a Python getter and a SQL
 //! expression, that nobody proves agree. Here a metric is one typed expression tree with two
 //! interpreters: [`MetricsQuery::evaluate`] computes it in Rust from rows in memory, and
-//! [`MetricsQuery::build`] / [`MetricsQuery::fetch_postgres`] / [`MetricsQuery::fetch_sqlite`]
-//! render it with sea-query for PostgreSQL and SQLite. Property tests run both on random tenant
+//! [`MetricsQuery::build`] / [`MetricsQuery::fetch`] render it with sea-query for PostgreSQL and
+//! SQLite and run it on a `tenantry_core::db::Pool`. Property tests run both on random tenant
 //! forests and require the same integers, row for row. A [`MetricsCache`] keeps rendered SQL by
 //! query shape, so a dashboard asked again with other tenants or periods only binds its values
-//! ([`MetricsQuery::fetch_postgres_cached`], [`MetricsQuery::fetch_sqlite_cached`]).
+//! ([`MetricsQuery::fetch_cached`]).
 //!
 //! # Example
 //! ```
@@ -72,11 +72,14 @@ mod error;
 mod eval;
 mod expr;
 mod fetch;
+#[cfg(feature = "fixture")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fixture")))]
 pub mod fixture;
 mod memo;
 mod metric;
-pub mod migrate;
+mod migrate;
 mod query;
+mod registry;
 mod render;
 mod schema;
 mod shape;
@@ -100,6 +103,8 @@ pub use expr::{
 pub use metric::{
     Aggregate, Metric, MetricFilter, Order, avg, count, count_distinct, count_rows, max, min, sum,
 };
+pub use migrate::{MIGRATIONS, migrate};
 pub use query::{Column, DEFAULT_MAX_DEPTH, MetricRow, MetricsQuery, Scope};
+pub use registry::Registry;
 pub use render::Dialect;
 pub use schema::{Ident, Schema, Table};

@@ -1,32 +1,23 @@
-//! Versioned, idempotent migrations for the crate's default tables (tenants with parent and
-//! level, users, memberships, grants; roles with parent, role assignments, grants to roles), for
-//! PostgreSQL and SQLite.
+//! The crate's schema as a `tenantry-core` migration component: the default tables (tenants
+//! with parent and level, users, memberships, grants; roles with parent, role assignments,
+//! grants to roles), for PostgreSQL and SQLite.
 //!
 //! The usage ledger (`tenantry_usage`) belongs to `tenantry-cost` and is not created here.
-//! Applied versions are recorded in `tenantry_metrics_migrations`; running again is a no-op, and
-//! every statement is `IF NOT EXISTS`, so a half-applied schema also converges.
+//! Applied versions are recorded by core's runner in `tenantry_migrations` under the component
+//! `metrics`; a database migrated before that (versions in `tenantry_metrics_migrations`) is
+//! adopted as it stands. Every statement is also `IF NOT EXISTS`, so a half-applied schema
+//! converges.
 
-use sqlx::AssertSqlSafe;
+use tenantry_core::db::{Backend, Pool};
+use tenantry_core::migrate::{self, AppliedMigration, Component, MigrateError, Migration};
 
-use crate::error::Result;
+/// The metrics' tables as a migration component, for [`tenantry_core::migrate::migrate`] next to
+/// the other components a host runs, or through [`migrate`](crate::migrate) alone.
+pub const MIGRATIONS: Component =
+    Component::new("metrics", migrations).legacy_table("tenantry_metrics_migrations");
 
-/// One schema version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Migration {
-    /// Version number, increasing.
-    pub version: i64,
-    /// What it does.
-    pub name: &'static str,
-    /// The DDL, identical on PostgreSQL and SQLite.
-    pub sql: &'static str,
-}
-
-/// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "tenant tree, users, memberships, grants",
-        sql: r"
+/// Version 1: the tenant tree, users, memberships and grants.
+const TENANTS: &str = r"
 CREATE TABLE IF NOT EXISTS tenantry_tenants (
     id        TEXT PRIMARY KEY,
     parent_id TEXT NULL REFERENCES tenantry_tenants (id),
@@ -50,14 +41,12 @@ CREATE TABLE IF NOT EXISTS tenantry_grants (
     permission TEXT NOT NULL,
     PRIMARY KEY (tenant_id, permission)
 );
-",
-    },
-    Migration {
-        version: 2,
-        name: "role tree, role assignments, grants to roles",
-        // The parent reference is checked at commit, so a role tree can be written in any
-        // order (roles referring to later ones, cycles the metrics' depth guard ends).
-        sql: r"
+";
+
+/// Version 2: the role tree, role assignments and grants to roles. The parent reference is
+/// checked at commit, so a role tree can be written in any order (roles referring to later ones,
+/// cycles the metrics' depth guard ends).
+const ROLES: &str = r"
 CREATE TABLE IF NOT EXISTS tenantry_roles (
     id        TEXT PRIMARY KEY,
     parent_id TEXT NULL REFERENCES tenantry_roles (id) DEFERRABLE INITIALLY DEFERRED,
@@ -78,83 +67,83 @@ CREATE TABLE IF NOT EXISTS tenantry_role_grants (
     permission TEXT NOT NULL,
     PRIMARY KEY (role_id, permission)
 );
-",
-    },
-];
+";
 
-const LEDGER: &str = "CREATE TABLE IF NOT EXISTS tenantry_metrics_migrations (
-    version BIGINT PRIMARY KEY,
-    name    TEXT NOT NULL
-)";
-
-/// Applies the missing migrations on PostgreSQL, in one transaction, serialised by an
-/// advisory lock so concurrent service instances can all call it at start-up.
-///
-/// # Errors
-/// [`Error::Database`](crate::Error::Database) when a statement fails; nothing is applied then.
-///
-/// # Example
-/// ```no_run
-/// # async fn demo(pool: sqlx::PgPool) -> Result<(), tenantry_metrics::Error> {
-/// tenantry_metrics::migrate::run_postgres(&pool).await?;
-/// # Ok(()) }
-/// ```
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub async fn run_postgres(pool: &sqlx::PgPool) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7302615114)")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::raw_sql(LEDGER).execute(&mut *tx).await?;
-    for m in MIGRATIONS {
-        let done: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM tenantry_metrics_migrations WHERE version = $1",
-        )
-        .bind(m.version)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if done.is_none() {
-            sqlx::raw_sql(AssertSqlSafe(m.sql))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO tenantry_metrics_migrations (version, name) VALUES ($1, $2)")
-                .bind(m.version)
-                .bind(m.name)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(())
+/// Every migration, oldest first. The DDL is the same text on both backends.
+fn migrations(_backend: Backend) -> Vec<Migration> {
+    vec![
+        Migration::new(1, "tenant tree, users, memberships, grants", [TENANTS]),
+        Migration::new(2, "role tree, role assignments, grants to roles", [ROLES]),
+    ]
 }
 
-/// Applies the missing migrations on SQLite, in one transaction.
+/// Applies the metrics' missing migrations with core's runner: in one transaction, under its
+/// advisory lock (PostgreSQL), so concurrent service instances can all call it at start-up.
+/// Returns what it applied.
 ///
 /// # Errors
-/// [`Error::Database`](crate::Error::Database) when a statement fails; nothing is applied then.
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub async fn run_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    sqlx::raw_sql(LEDGER).execute(&mut *tx).await?;
-    for m in MIGRATIONS {
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM tenantry_metrics_migrations WHERE version = ?")
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if done.is_none() {
-            sqlx::raw_sql(AssertSqlSafe(m.sql))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO tenantry_metrics_migrations (version, name) VALUES (?, ?)")
-                .bind(m.version)
-                .bind(m.name)
-                .execute(&mut *tx)
-                .await?;
+/// [`MigrateError::TooNew`] when the database was migrated by a newer version,
+/// [`MigrateError::Edited`] when an applied migration differs from the shipped one,
+/// [`MigrateError::Database`] when a statement fails; nothing is applied then.
+///
+/// # Example
+/// ```
+/// # #[cfg(feature = "sqlite")]
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use tenantry_core::db::Pool;
+///
+/// let pool = Pool::from(sqlx::SqlitePool::connect("sqlite::memory:").await?);
+/// assert_eq!(tenantry_metrics::migrate(&pool).await?.len(), 2);
+/// assert!(tenantry_metrics::migrate(&pool).await?.is_empty());
+/// # Ok::<(), tenantry_core::migrate::MigrateError>(())
+/// # }).unwrap();
+/// ```
+pub async fn migrate(pool: &Pool) -> Result<Vec<AppliedMigration>, MigrateError> {
+    migrate::migrate(pool, &[&MIGRATIONS]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A released migration never changes: core refuses a database whose applied migration
+    /// differs from the shipped one, so an edit here would stop every deployed service.
+    #[test]
+    fn checksums_are_pinned_per_backend() {
+        const GOLDEN: [(Backend, i64, &str); 4] = [
+            (
+                Backend::Postgres,
+                1,
+                "531219b8d080b15685b1166bcff50917738b683b4fcd647c7bb65db5120eddd0",
+            ),
+            (
+                Backend::Postgres,
+                2,
+                "6fe580cbb6481c21b68cde5646647022eef52e48180bf28fb3636e89928a4c99",
+            ),
+            (
+                Backend::Sqlite,
+                1,
+                "531219b8d080b15685b1166bcff50917738b683b4fcd647c7bb65db5120eddd0",
+            ),
+            (
+                Backend::Sqlite,
+                2,
+                "6fe580cbb6481c21b68cde5646647022eef52e48180bf28fb3636e89928a4c99",
+            ),
+        ];
+        for backend in [Backend::Postgres, Backend::Sqlite] {
+            let shipped: Vec<_> = MIGRATIONS
+                .migrations(backend)
+                .iter()
+                .map(|m| (m.version(), m.checksum()))
+                .collect();
+            let golden: Vec<_> = GOLDEN
+                .iter()
+                .filter(|(b, _, _)| *b == backend)
+                .map(|(_, v, c)| (*v, (*c).to_owned()))
+                .collect();
+            assert_eq!(shipped, golden, "{}", backend.as_str());
         }
     }
-    tx.commit().await?;
-    Ok(())
 }

@@ -50,7 +50,8 @@ impl Ident {
     }
 }
 
-/// The logical tables the metrics read.
+/// The logical tables the metrics read (and the users table the [`Registry`](crate::Registry)
+/// writes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Table {
@@ -58,6 +59,9 @@ pub enum Table {
     Tenants,
     /// Which user belongs to which tenant: `user_id`, `tenant_id` (default `tenantry_memberships`).
     Memberships,
+    /// The users memberships refer to: `id` (default `tenantry_users`). The queries never read
+    /// it; the [`Registry`](crate::Registry) adds a member's user there first.
+    Users,
     /// Permissions granted on a tenant to its members and its subtree: `tenant_id`, `permission`
     /// (default `tenantry_grants`).
     Grants,
@@ -78,6 +82,7 @@ impl Table {
         match self {
             Table::Tenants => "tenants",
             Table::Memberships => "memberships",
+            Table::Users => "users",
             Table::Grants => "grants",
             Table::Usage => "usage",
             Table::Roles => "roles",
@@ -105,6 +110,7 @@ pub(crate) const USAGE_COLUMNS: [&str; 13] = [
 ];
 const TENANT_COLUMNS: [&str; 3] = ["id", "parent_id", "level"];
 const MEMBERSHIP_COLUMNS: [&str; 2] = ["user_id", "tenant_id"];
+const USER_COLUMNS: [&str; 1] = ["id"];
 const GRANT_COLUMNS: [&str; 2] = ["tenant_id", "permission"];
 const ROLE_COLUMNS: [&str; 2] = ["id", "parent_id"];
 const ROLE_ASSIGNMENT_COLUMNS: [&str; 3] = ["user_id", "tenant_id", "role_id"];
@@ -156,6 +162,7 @@ impl TableNames {
 pub struct Schema {
     pub(crate) tenants: TableNames,
     pub(crate) memberships: TableNames,
+    pub(crate) users: TableNames,
     pub(crate) grants: TableNames,
     pub(crate) usage: TableNames,
     pub(crate) roles: TableNames,
@@ -168,6 +175,7 @@ impl Default for Schema {
         Self {
             tenants: TableNames::new("tenantry_tenants", &TENANT_COLUMNS),
             memberships: TableNames::new("tenantry_memberships", &MEMBERSHIP_COLUMNS),
+            users: TableNames::new("tenantry_users", &USER_COLUMNS),
             grants: TableNames::new("tenantry_grants", &GRANT_COLUMNS),
             usage: TableNames::new("tenantry_usage", &USAGE_COLUMNS),
             roles: TableNames::new("tenantry_roles", &ROLE_COLUMNS),
@@ -185,6 +193,7 @@ impl Schema {
         match table {
             Table::Tenants => &mut self.tenants,
             Table::Memberships => &mut self.memberships,
+            Table::Users => &mut self.users,
             Table::Grants => &mut self.grants,
             Table::Usage => &mut self.usage,
             Table::Roles => &mut self.roles,
@@ -197,6 +206,7 @@ impl Schema {
         match table {
             Table::Tenants => &self.tenants,
             Table::Memberships => &self.memberships,
+            Table::Users => &self.users,
             Table::Grants => &self.grants,
             Table::Usage => &self.usage,
             Table::Roles => &self.roles,

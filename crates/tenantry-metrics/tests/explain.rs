@@ -3,9 +3,10 @@
 //! `tenantry-cost`'s own migration creates.
 
 use sqlx::{AssertSqlSafe, Row};
+use tenantry_core::db::Pool;
 use tenantry_cost::{Ledger, PriceBook};
 use tenantry_metrics::builtin::{self, Period};
-use tenantry_metrics::{Dialect, MetricsQuery, Scope, fixture, migrate};
+use tenantry_metrics::{Dialect, MetricsQuery, Scope, fixture};
 use tenantry_testkit::PgDatabase;
 
 #[tokio::test]
@@ -18,7 +19,9 @@ async fn tenant_scoped_query_uses_the_indexes_of_the_fixture_ledger() {
 #[tokio::test]
 async fn tenant_scoped_query_uses_the_indexes_of_the_cost_ledger() {
     let db = PgDatabase::create().await;
-    migrate::run_postgres(db.pool()).await.expect("schema");
+    tenantry_metrics::migrate(&Pool::from(db.pool().clone()))
+        .await
+        .expect("schema");
     Ledger::postgres(db.pool().clone(), PriceBook::anthropic_default())
         .migrate()
         .await

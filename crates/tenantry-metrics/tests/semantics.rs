@@ -1,10 +1,12 @@
 //! Worked examples with hand-computed values, the same on Rust, PostgreSQL and SQLite: roll-up,
 //! ratios, NULL and empty-set rules, cyclic tenant and role trees and overflow.
 
+use tenantry_core::db::Pool;
 use tenantry_metrics::builtin::{self, Period};
 use tenantry_metrics::{
-    Dataset, Dialect, Dimension, Error, GrantRow, MembershipRow, MetricRow, MetricsQuery, Order,
-    RoleAssignmentRow, RoleGrantRow, RoleRow, Scope, TenantRow, UsageRow, fixture, migrate,
+    Dataset, Dialect, Dimension, Error, GrantRow, MIGRATIONS, MembershipRow, MetricRow,
+    MetricsQuery, Order, RoleAssignmentRow, RoleGrantRow, RoleRow, Scope, TenantRow, UsageRow,
+    fixture,
 };
 use tenantry_testkit::{PgDatabase, SqliteDatabase};
 
@@ -419,30 +421,54 @@ async fn sum_overflow_is_an_error_on_every_backend() {
 
 #[tokio::test]
 async fn migrations_are_idempotent() {
+    const COUNT: &str = "SELECT COUNT(*) FROM tenantry_migrations WHERE component = 'metrics'";
     let pg = PgDatabase::create().await;
-    tenantry_metrics::migrate::run_postgres(pg.pool())
-        .await
-        .expect("first");
-    tenantry_metrics::migrate::run_postgres(pg.pool())
-        .await
-        .expect("second");
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenantry_metrics_migrations")
+    let pool = Pool::from(pg.pool().clone());
+    tenantry_metrics::migrate(&pool).await.expect("first");
+    tenantry_metrics::migrate(&pool).await.expect("second");
+    let n: i64 = sqlx::query_scalar(COUNT)
         .fetch_one(pg.pool())
         .await
         .expect("count");
-    assert_eq!(n, i64::try_from(migrate::MIGRATIONS.len()).expect("few"));
+    let shipped = MIGRATIONS.migrations(tenantry_core::db::Backend::Postgres);
+    assert_eq!(n, i64::try_from(shipped.len()).expect("few"));
     let lite = SqliteDatabase::create().await;
-    tenantry_metrics::migrate::run_sqlite(lite.pool())
-        .await
-        .expect("first");
-    tenantry_metrics::migrate::run_sqlite(lite.pool())
-        .await
-        .expect("second");
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenantry_metrics_migrations")
+    let pool = Pool::from(lite.pool().clone());
+    tenantry_metrics::migrate(&pool).await.expect("first");
+    tenantry_metrics::migrate(&pool).await.expect("second");
+    let n: i64 = sqlx::query_scalar(COUNT)
         .fetch_one(lite.pool())
         .await
         .expect("count");
-    assert_eq!(n, i64::try_from(migrate::MIGRATIONS.len()).expect("few"));
+    let shipped = MIGRATIONS.migrations(tenantry_core::db::Backend::Sqlite);
+    assert_eq!(n, i64::try_from(shipped.len()).expect("few"));
+}
+
+/// A database migrated by the crate's own runner before core's (its versions in
+/// `tenantry_metrics_migrations`) is adopted as it stands: nothing is applied again.
+#[tokio::test]
+async fn a_database_migrated_by_the_old_runner_is_adopted() {
+    let lite = SqliteDatabase::create().await;
+    let pool = Pool::from(lite.pool().clone());
+    let mut tx = pool.begin().await.expect("begin");
+    for m in MIGRATIONS.migrations(tenantry_core::db::Backend::Sqlite) {
+        for statement in m.statements() {
+            tx.execute_schema(statement).await.expect("old schema");
+        }
+    }
+    tx.execute_schema(
+        "CREATE TABLE tenantry_metrics_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL);
+         INSERT INTO tenantry_metrics_migrations VALUES (1, 'one'), (2, 'two')",
+    )
+    .await
+    .expect("old ledger");
+    tx.commit().await.expect("commit");
+    assert!(
+        tenantry_metrics::migrate(&pool)
+            .await
+            .expect("adopt")
+            .is_empty()
+    );
 }
 
 const RENAMED: &str = "

@@ -101,6 +101,14 @@ macro_rules! on_store {
     };
 }
 
+/// A tenant id as the metrics take it. The handle has checked it with the queue's rules, which
+/// are the same.
+#[cfg(feature = "metrics")]
+fn metrics_tenant(tenant: &str) -> Result<tenantry_core::TenantId> {
+    tenantry_core::TenantId::new(tenant)
+        .map_err(|e| Error::from(tenantry_queue::InvalidRequest::TenantId { max: e.max }))
+}
+
 /// The queue store, opened (and migrated) on the database.
 #[derive(Debug, Clone)]
 pub(crate) enum Store {
@@ -127,7 +135,9 @@ impl Store {
                 let ledger = Ledger::sqlite(pool.clone(), book);
                 ledger.migrate().await?;
                 #[cfg(feature = "metrics")]
-                tenantry_metrics::migrate::run_sqlite(&pool).await?;
+                tenantry_metrics::migrate(&tenantry_core::db::Pool::from(pool.clone()))
+                    .await
+                    .map_err(tenantry_metrics::Error::from)?;
                 let store = Self::Sqlite(store);
                 store.migrate().await?;
                 Ok((store, ledger))
@@ -141,7 +151,9 @@ impl Store {
                 let ledger = Ledger::postgres(pool.clone(), book);
                 ledger.migrate().await?;
                 #[cfg(feature = "metrics")]
-                tenantry_metrics::migrate::run_postgres(&pool).await?;
+                tenantry_metrics::migrate(&tenantry_core::db::Pool::from(pool.clone()))
+                    .await
+                    .map_err(tenantry_metrics::Error::from)?;
                 let store = Self::Postgres(store);
                 store.migrate().await?;
                 Ok((store, ledger))
@@ -169,17 +181,39 @@ impl Store {
         })
     }
 
+    /// The database as the metrics take it.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn metrics_pool(&self) -> tenantry_core::db::Pool {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s.pool().clone().into(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.pool().clone().into(),
+        }
+    }
+
     /// Adds a tenant to the metrics' tenant tree under `parent` (its level is the parent's + 1).
     /// A tenant already there is left as it is.
     #[cfg(feature = "metrics")]
     pub(crate) async fn add_tenant(&self, tenant: &str, parent: Option<&str>) -> Result<()> {
-        self.execute_all(&[sql::add_tenant(tenant, parent)]).await
+        let parent = parent.map(metrics_tenant).transpose()?;
+        tenantry_metrics::Registry::default()
+            .add_tenant(
+                &self.metrics_pool(),
+                &metrics_tenant(tenant)?,
+                parent.as_ref(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Records a tenant, a user and the membership for the metrics (idempotent).
     #[cfg(feature = "metrics")]
     pub(crate) async fn register(&self, tenant: &str, user: &str) -> Result<()> {
-        self.execute_all(&sql::register(tenant, user)).await
+        tenantry_metrics::Registry::default()
+            .add_member(&self.metrics_pool(), &metrics_tenant(tenant)?, user)
+            .await?;
+        Ok(())
     }
 
     /// Where the hold releaser has read `tenant`'s event log up to, as stored by any instance.

@@ -382,20 +382,8 @@ impl Tenantry {
         &self,
         query: &tenantry_metrics::MetricsQuery,
     ) -> Result<Vec<tenantry_metrics::MetricRow>> {
-        Ok(match &self.inner.store {
-            #[cfg(feature = "sqlite")]
-            Store::Sqlite(s) => {
-                query
-                    .fetch_sqlite_cached(&self.inner.metrics_cache, s.pool())
-                    .await?
-            }
-            #[cfg(feature = "postgres")]
-            Store::Postgres(s) => {
-                query
-                    .fetch_postgres_cached(&self.inner.metrics_cache, s.pool())
-                    .await?
-            }
-        })
+        let pool = self.inner.store.metrics_pool();
+        Ok(query.fetch_cached(&self.inner.metrics_cache, &pool).await?)
     }
 
     /// Adds a tenant to the tenant tree the metrics roll up over, under `parent` (which must

@@ -2,13 +2,12 @@
 //! table or as `tenantry-cost` creates it.
 
 use sqlx::AssertSqlSafe;
+use tenantry_core::db::Pool;
 use tenantry_cost::{
     ContextTier, Lane, Ledger, LedgerEntry, PriceBook, RateSnapshot, Rates, TokenBuckets,
     UnixMicros,
 };
-use tenantry_metrics::{
-    Dataset, MetricRow, MetricsCache, MetricsQuery, UsageRow, fixture, migrate,
-};
+use tenantry_metrics::{Dataset, MetricRow, MetricsCache, MetricsQuery, UsageRow, fixture};
 use tenantry_testkit::{PgDatabase, SqliteDatabase};
 
 /// Which table holds the ledger.
@@ -131,7 +130,9 @@ impl TestDb {
     /// A fresh PostgreSQL database with the metrics tables and `ledger`.
     pub async fn postgres(ledger: LedgerTable) -> Self {
         let db = PgDatabase::create().await;
-        migrate::run_postgres(db.pool()).await.expect("migrate");
+        tenantry_metrics::migrate(&Pool::from(db.pool().clone()))
+            .await
+            .expect("migrate");
         match ledger {
             LedgerTable::Fixture => fixture::setup_postgres(db.pool()).await.expect("ledger"),
             LedgerTable::Cost => {
@@ -150,7 +151,9 @@ impl TestDb {
     /// A fresh SQLite database with the metrics tables and `ledger`.
     pub async fn sqlite(ledger: LedgerTable) -> Self {
         let db = SqliteDatabase::create().await;
-        migrate::run_sqlite(db.pool()).await.expect("migrate");
+        tenantry_metrics::migrate(&Pool::from(db.pool().clone()))
+            .await
+            .expect("migrate");
         match ledger {
             LedgerTable::Fixture => fixture::setup_sqlite(db.pool()).await.expect("ledger"),
             LedgerTable::Cost => Ledger::sqlite(db.pool().clone(), PriceBook::anthropic_default())
@@ -211,10 +214,7 @@ impl TestDb {
 
     /// Runs `q` on the database.
     pub async fn fetch(&self, q: &MetricsQuery) -> tenantry_metrics::Result<Vec<MetricRow>> {
-        match &self.backend {
-            Backend::Postgres(db) => q.fetch_postgres(db.pool()).await,
-            Backend::Sqlite(db) => q.fetch_sqlite(db.pool()).await,
-        }
+        q.fetch(&self.pool()).await
     }
 
     /// Runs `q` on the database with its SQL from `cache`.
@@ -223,9 +223,14 @@ impl TestDb {
         q: &MetricsQuery,
         cache: &MetricsCache,
     ) -> tenantry_metrics::Result<Vec<MetricRow>> {
+        q.fetch_cached(cache, &self.pool()).await
+    }
+
+    /// The database's pool.
+    fn pool(&self) -> Pool {
         match &self.backend {
-            Backend::Postgres(db) => q.fetch_postgres_cached(cache, db.pool()).await,
-            Backend::Sqlite(db) => q.fetch_sqlite_cached(cache, db.pool()).await,
+            Backend::Postgres(db) => Pool::from(db.pool().clone()),
+            Backend::Sqlite(db) => Pool::from(db.pool().clone()),
         }
     }
 

@@ -1,8 +1,8 @@
-//! `MetricsQuery`: metrics for many tenant groups, rolled up over the tenant tree in one query.
+//! The SQL plan of a [`MetricsQuery`]: one `SELECT` statement, built with sea-query for
+//! PostgreSQL or SQLite, that walks the tenant tree with recursive CTEs and aggregates each fact
+//! source in its own subquery before joining.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use sea_query::{
     CommonTableExpression, Cond, Expr as Sql, ExprTrait, JoinType, NullOrdering, Order as SqlOrder,
@@ -10,76 +10,13 @@ use sea_query::{
     WithClause,
 };
 
-use crate::data::Dataset;
+use super::{MetricsQuery, Scope};
 use crate::dimension::Dimension;
 use crate::error::{Error, Result};
-use crate::eval;
 use crate::expr::SourceKind;
-use crate::metric::{AggCall, AggFunc, FilterOp, Metric, MetricFilter, Order};
+use crate::metric::{AggCall, AggFunc, FilterOp, Order};
 use crate::render::{self, Dialect, Located, Name, col, ident};
 use crate::schema::Schema;
-
-/// Which tenants become result groups.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Scope {
-    /// Every tenant.
-    All,
-    /// The tenants with these ids (bound as values).
-    Ids(Vec<String>),
-    /// This tenant and every tenant below it.
-    Subtree(String),
-}
-
-/// The handle of a selected metric, to read its value from a [`MetricRow`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Column(usize);
-
-/// One result group: a tenant and the value of each selected metric over its whole subtree.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MetricRow {
-    pub(crate) tenant_id: String,
-    pub(crate) dimensions: Vec<(Dimension, String)>,
-    pub(crate) values: Vec<Option<i64>>,
-    pub(crate) names: Arc<[String]>,
-}
-
-impl MetricRow {
-    /// The tenant this row is for.
-    #[must_use]
-    pub fn tenant_id(&self) -> &str {
-        &self.tenant_id
-    }
-
-    /// The value of `dimension` in this row; `None` when the query does not group by it
-    /// ([`MetricsQuery::group_by`]).
-    #[must_use]
-    pub fn dimension(&self, dimension: Dimension) -> Option<&str> {
-        self.dimensions
-            .iter()
-            .find(|(d, _)| *d == dimension)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The value of a selected metric (`None` is SQL `NULL`).
-    #[must_use]
-    pub fn get(&self, column: Column) -> Option<i64> {
-        self.values.get(column.0).copied().flatten()
-    }
-
-    /// The value of the metric selected under `name`; `None` when it is `NULL` or not selected.
-    #[must_use]
-    pub fn value(&self, name: &str) -> Option<i64> {
-        let i = self.names.iter().position(|n| n == name)?;
-        self.values[i]
-    }
-
-    /// All values in selection order.
-    #[must_use]
-    pub fn values(&self) -> &[Option<i64>] {
-        &self.values
-    }
-}
 
 /// A common table expression, built without cloning its query.
 fn cte(name: &str, columns: &[&str], query: SelectStatement) -> CommonTableExpression {
@@ -113,29 +50,6 @@ fn descendants() -> Sql {
 /// (`LATERAL`, index lookups); with more, it takes the whole-table plan.
 const LATERAL_MAX_IDS: usize = 64;
 
-/// The default depth guard of the recursive walks.
-pub const DEFAULT_MAX_DEPTH: u32 = 32;
-
-/// The aggregates of a query, each once, and where each aggregate node of its metrics points.
-pub(crate) struct Aggregates<'q> {
-    pub(crate) calls: Vec<&'q AggCall>,
-    /// Each aggregate node by address, with its index in `calls`. A list, not a map: a query
-    /// has a few dozen aggregate nodes, and scanning them is cheaper than hashing them.
-    index: Vec<(*const AggCall, usize)>,
-}
-
-impl Aggregates<'_> {
-    /// The index in `calls` of an aggregate node of one of the query's metrics.
-    pub(crate) fn of(&self, call: &AggCall) -> usize {
-        let address = std::ptr::from_ref(call);
-        self.index
-            .iter()
-            .find(|(a, _)| *a == address)
-            .map(|(_, i)| *i)
-            .unwrap_or_else(|| unreachable!("every aggregate node of the query is listed"))
-    }
-}
-
 const GROUPS: &str = "mq_groups";
 const SCOPE: &str = "mq_scope";
 const TREE: &str = "mq_tree";
@@ -156,229 +70,7 @@ fn dim_alias(j: usize) -> Name {
     render::numbered("d", j)
 }
 
-/// The names of the selected metrics, in selection order, in one buffer: one allocation per
-/// name was a measurable part of building a dashboard.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Names {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl Names {
-    fn push(&mut self, name: &str) {
-        if self.ends.is_empty() {
-            self.text.reserve(256);
-            self.ends.reserve(16);
-        }
-        self.text.push_str(name);
-        self.ends.push(self.text.len());
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        let mut start = 0;
-        self.ends.iter().any(|&end| {
-            let found =
-                end - start == name.len() && self.text.as_bytes()[start..end] == *name.as_bytes();
-            start = end;
-            found
-        })
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(s, e)| &self.text[s..*e])
-    }
-}
-
-/// A dashboard query: several metrics for many tenant groups, each group's values recomputed
-/// from the base rows of its subtree, in one SQL statement whatever the number
-/// of tenants.
-///
-/// The same query evaluates in Rust on a [`Dataset`] ([`MetricsQuery::evaluate`]) with the same
-/// result, row for row.
-///
-/// # Example
-/// ```
-/// use tenantry_metrics::{builtin, Dialect, MetricsQuery, Order, Period, Scope};
-/// let may = Period::new(1_777_593_600_000_000, 1_780_272_000_000_000)?;
-/// let mut q = MetricsQuery::new();
-/// q.scope(Scope::All).level(0);
-/// let cost = q.select("cost", builtin::cost(may))?;
-/// q.select("adoption_ppm", builtin::adoption_rate("summarize", may))?;
-/// q.filter(builtin::cost(may).gt(0)).order_by(builtin::cost(may), Order::Desc).limit(10);
-/// let (sql, values) = q.build(Dialect::Postgres)?;
-/// assert!(sql.starts_with("WITH RECURSIVE"));
-/// assert!(!values.0.is_empty());
-/// # let _ = cost;
-/// # Ok::<(), tenantry_metrics::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct MetricsQuery {
-    pub(crate) schema: Schema,
-    pub(crate) scope: Scope,
-    pub(crate) level: Option<i32>,
-    pub(crate) names: Names,
-    pub(crate) metrics: Vec<Metric>,
-    pub(crate) filters: Vec<MetricFilter>,
-    pub(crate) order: Vec<(Metric, Order)>,
-    pub(crate) limit: Option<u64>,
-    pub(crate) max_depth: u32,
-    pub(crate) dimensions: Vec<Dimension>,
-}
-
-impl Default for MetricsQuery {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl MetricsQuery {
-    /// A query over the default schema, scope [`Scope::All`], every level, no limit.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::with_schema(Schema::default())
-    }
-
-    /// A query over the host's own table and column names.
-    #[must_use]
-    pub fn with_schema(schema: Schema) -> Self {
-        Self {
-            schema,
-            scope: Scope::All,
-            level: None,
-            names: Names::default(),
-            metrics: Vec::new(),
-            filters: Vec::new(),
-            order: Vec::new(),
-            limit: None,
-            max_depth: DEFAULT_MAX_DEPTH,
-            dimensions: Vec::new(),
-        }
-    }
-
-    /// Which tenants are groups (default [`Scope::All`]).
-    pub fn scope(&mut self, scope: Scope) -> &mut Self {
-        self.scope = scope;
-        self
-    }
-
-    /// Only tenants at this level are groups (default: every level). Each group still rolls up
-    /// its whole subtree.
-    pub fn level(&mut self, level: i32) -> &mut Self {
-        self.level = Some(level);
-        self
-    }
-
-    /// The depth guard of the recursive tree walks (default [`DEFAULT_MAX_DEPTH`]). It ends the
-    /// walk on cyclic data identically on PostgreSQL, SQLite and in Rust.
-    pub fn max_depth(&mut self, depth: u32) -> &mut Self {
-        self.max_depth = depth;
-        self
-    }
-
-    /// Selects `metric` under `name` and returns its column handle.
-    ///
-    /// # Errors
-    /// [`Error::DuplicateName`] when `name` is already selected.
-    pub fn select(&mut self, name: &str, metric: impl Into<Metric>) -> Result<Column> {
-        if self.names.contains(name) {
-            return Err(Error::DuplicateName(name.to_owned()));
-        }
-        if self.metrics.is_empty() {
-            // A dashboard selects a dozen metrics or more: grow once, not four times.
-            self.metrics.reserve(16);
-        }
-        self.names.push(name);
-        self.metrics.push(metric.into());
-        Ok(Column(self.metrics.len() - 1))
-    }
-
-    /// Keeps only groups for which `filter` holds (`NULL` never holds). Several filters combine
-    /// with `AND`.
-    pub fn filter(&mut self, filter: MetricFilter) -> &mut Self {
-        self.filters.push(filter);
-        self
-    }
-
-    /// Orders groups by a metric (`NULL` last). Ties, and groups when no order is given, are
-    /// ordered by tenant id, byte-wise.
-    pub fn order_by(&mut self, metric: impl Into<Metric>, order: Order) -> &mut Self {
-        self.order.push((metric.into(), order));
-        self
-    }
-
-    /// Splits every tenant group by a ledger dimension: one row per tenant and value (per
-    /// combination, when called for several dimensions), e.g. requests, tokens and cost per
-    /// tenant × feature × model. Calling it again with the same dimension changes nothing.
-    ///
-    /// A row exists for each value that occurs in at least one ledger row of the tenant's
-    /// subtree (whatever the metrics' own filters); a tenant without ledger rows has no row.
-    /// Values are recomputed per tenant and value from the subtree's ledger rows, like every
-    /// metric. Rows are ordered by the [`order_by`](Self::order_by) metrics, then tenant id,
-    /// then the dimension values in grouping order, byte-wise. Every aggregate must read the
-    /// usage ledger (see [`Dimension`]).
-    ///
-    /// # Example
-    /// ```
-    /// use tenantry_metrics::{builtin, Dialect, Dimension, MetricsQuery, Period};
-    /// let all = Period::all_time();
-    /// let mut q = MetricsQuery::new();
-    /// q.level(0).group_by(Dimension::Feature).group_by(Dimension::Model);
-    /// q.select("requests", builtin::requests(all))?;
-    /// let (sql, _) = q.build(Dialect::Postgres)?;
-    /// assert!(sql.contains(r#"SELECT "f"."tenant_id" AS "tenant_id", "f"."feature" AS "d0", "f"."model" AS "d1", COUNT(*) FILTER"#));
-    /// assert!(sql.contains(r#"GROUP BY "f"."tenant_id", "f"."feature", "f"."model""#));
-    /// assert!(sql.ends_with(r#"ORDER BY "g"."id" COLLATE "C" ASC, "s0"."d0" COLLATE "C" ASC, "s0"."d1" COLLATE "C" ASC"#));
-    /// # Ok::<(), tenantry_metrics::Error>(())
-    /// ```
-    pub fn group_by(&mut self, dimension: Dimension) -> &mut Self {
-        if !self.dimensions.contains(&dimension) {
-            self.dimensions.push(dimension);
-        }
-        self
-    }
-
-    /// Returns at most `limit` groups.
-    pub fn limit(&mut self, limit: u64) -> &mut Self {
-        self.limit = Some(limit);
-        self
-    }
-
-    /// Every aggregate of the query, once each, checked against its dimensions.
-    pub(crate) fn aggregates(&self) -> Result<Aggregates<'_>> {
-        let mut aggs = Aggregates {
-            calls: Vec::with_capacity(self.metrics.len() * 2),
-            index: Vec::with_capacity(self.metrics.len() * 2),
-        };
-        let all = self
-            .metrics
-            .iter()
-            .chain(self.filters.iter().map(|f| &f.metric))
-            .chain(self.order.iter().map(|(m, _)| m));
-        for m in all {
-            m.aggregates(&mut aggs.calls, &mut aggs.index);
-        }
-        if !self.dimensions.is_empty() {
-            for a in &aggs.calls {
-                match a.source {
-                    SourceKind::Usage => {}
-                    SourceKind::Members => {
-                        return Err(Error::DimensionSource {
-                            table: "memberships",
-                        });
-                    }
-                    SourceKind::Access => return Err(Error::DimensionSource { table: "access" }),
-                    SourceKind::RoleAccess => {
-                        return Err(Error::DimensionSource {
-                            table: "role access",
-                        });
-                    }
-                }
-            }
-        }
-        Ok(aggs)
-    }
-
     /// Renders the query as one `SELECT` statement for `dialect`.
     ///
     /// # Errors
@@ -809,10 +501,6 @@ impl MetricsQuery {
         ));
     }
 
-    pub(crate) fn names(&self) -> Arc<[String]> {
-        self.names.iter().map(str::to_owned).collect()
-    }
-
     /// Renders the query for `dialect`: SQL text with placeholders and the values to bind.
     ///
     /// # Errors
@@ -822,139 +510,6 @@ impl MetricsQuery {
         Ok(match dialect {
             Dialect::Postgres => stmt.build(PostgresQueryBuilder),
             Dialect::Sqlite => stmt.build(SqliteQueryBuilder),
-        })
-    }
-
-    /// Evaluates the query in Rust on rows already in memory. The result equals what
-    /// [`fetch_postgres`](Self::fetch_postgres) and [`fetch_sqlite`](Self::fetch_sqlite) return
-    /// for the same rows, in the same order.
-    ///
-    /// # Errors
-    /// [`Error::NoMetrics`] when nothing is selected, [`Error::Overflow`] where the databases
-    /// would fail with an integer overflow.
-    pub fn evaluate(&self, data: &Dataset) -> Result<Vec<MetricRow>> {
-        if self.metrics.is_empty() {
-            return Err(Error::NoMetrics);
-        }
-        let tree = eval::Tree::new(&data.tenants, self.max_depth);
-        let mut groups: Vec<&str> = match &self.scope {
-            Scope::All => data.tenants.iter().map(|t| t.id.as_str()).collect(),
-            Scope::Ids(ids) => data
-                .tenants
-                .iter()
-                .map(|t| t.id.as_str())
-                .filter(|id| ids.iter().any(|i| i == id))
-                .collect(),
-            Scope::Subtree(root) => match tree.get(root) {
-                None => Vec::new(),
-                Some(r) => {
-                    let sub = tree.subtree(&r.id);
-                    data.tenants
-                        .iter()
-                        .map(|t| t.id.as_str())
-                        .filter(|id| sub.contains(id))
-                        .collect()
-                }
-            },
-        };
-        if let Some(level) = self.level {
-            groups.retain(|id| tree.get(id).is_some_and(|t| t.level == level));
-        }
-        let aggs = self.aggregates()?;
-        let aggs = aggs.calls;
-        let reads = |source| aggs.iter().any(|a| a.source == source);
-        let derived = eval::DerivedRows {
-            access: if reads(SourceKind::Access) {
-                eval::access_rows(data, &tree)
-            } else {
-                Vec::new()
-            },
-            role_access: if reads(SourceKind::RoleAccess) {
-                eval::role_access_rows(data, self.max_depth)
-            } else {
-                Vec::new()
-            },
-        };
-        let mut by_source = HashMap::new();
-        let dimension_source = (!self.dimensions.is_empty()).then_some(SourceKind::Usage);
-        for source in aggs.iter().map(|a| a.source).chain(dimension_source) {
-            by_source
-                .entry(source)
-                .or_insert_with(|| eval::fact_rows(data, &derived, source));
-        }
-        let names = self.names();
-        let mut out = Vec::new();
-        let parts = groups.into_iter().flat_map(|g| {
-            let rows = eval::rows_in(&by_source, &tree.subtree(g));
-            eval::partition(rows, &self.dimensions)
-                .into_iter()
-                .map(move |(key, rows)| (g, key, rows))
-        });
-        for (g, key, rows) in parts {
-            let values = eval::eval_aggregates(&aggs, &rows)?;
-            let mut passes = true;
-            for f in &self.filters {
-                let v = eval::eval_metric(&f.metric.node, &values)?;
-                passes &= eval::filter_passes(f.op, v, f.value);
-            }
-            if !passes {
-                continue;
-            }
-            let keys = self
-                .order
-                .iter()
-                .map(|(m, _)| eval::eval_metric(&m.node, &values))
-                .collect::<Result<Vec<_>>>()?;
-            let metrics = self
-                .metrics
-                .iter()
-                .map(|m| eval::eval_metric(&m.node, &values))
-                .collect::<Result<Vec<_>>>()?;
-            out.push((
-                keys,
-                MetricRow {
-                    tenant_id: g.to_owned(),
-                    dimensions: self
-                        .dimensions
-                        .iter()
-                        .zip(key)
-                        .map(|(d, v)| (*d, v.to_owned()))
-                        .collect(),
-                    values: metrics,
-                    names: names.clone(),
-                },
-            ));
-        }
-        out.sort_by(|(ka, ra), (kb, rb)| {
-            for ((a, b), (_, order)) in ka.iter().zip(kb).zip(&self.order) {
-                let o = match (a, b) {
-                    (None, None) => std::cmp::Ordering::Equal,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (Some(x), Some(y)) => match order {
-                        Order::Asc => x.cmp(y),
-                        Order::Desc => y.cmp(x),
-                    },
-                };
-                if o.is_ne() {
-                    return o;
-                }
-            }
-            ra.tenant_id
-                .as_bytes()
-                .cmp(rb.tenant_id.as_bytes())
-                // `String` orders byte-wise.
-                .then_with(|| {
-                    let a = ra.dimensions.iter().map(|(_, v)| v);
-                    a.cmp(rb.dimensions.iter().map(|(_, v)| v))
-                })
-        });
-        let rows = out.into_iter().map(|(_, r)| r);
-        Ok(match self.limit {
-            Some(l) => rows
-                .take(usize::try_from(l).unwrap_or(usize::MAX))
-                .collect(),
-            None => rows.collect(),
         })
     }
 }
