@@ -8,7 +8,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use tenantry_metrics::builtin::{self, Period, Slice};
-use tenantry_metrics::{Dialect, MetricsCache, MetricsQuery, Scope};
+use tenantry_metrics::{Backend, MetricsCache, MetricsQuery, Scope};
 
 fn dashboard(scope: Scope) -> MetricsQuery {
     let all = Period::all_time();
@@ -62,7 +62,7 @@ const TENANTS: [&str; 4] = ["m7", "m8", "w3", "o1"];
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("metrics_build_render");
-    for (label, dialect) in [("postgres", Dialect::Postgres), ("sqlite", Dialect::Sqlite)] {
+    for (label, dialect) in [("postgres", Backend::Postgres), ("sqlite", Backend::Sqlite)] {
         g.bench_function(format!("all_builtins_all_tenants/{label}"), |b| {
             b.iter(|| {
                 dashboard(black_box(Scope::All))

@@ -130,7 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "one query, sessions jit = off: {:>10.3?}  round trips: 2",
         median(times)
     );
-    let (sql, values) = one.build(tenantry_metrics::Dialect::Postgres)?;
+    let (sql, values) = one.build(tenantry_metrics::Backend::Postgres)?;
     let mut times = Vec::new();
     for _ in 0..3 {
         let mut raw = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
@@ -170,7 +170,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     if std::env::var_os("METRICS_EXPLAIN").is_some() {
         let sql = one
-            .statement(tenantry_metrics::Dialect::Postgres)?
+            .statement(tenantry_metrics::Backend::Postgres)?
             .to_string(sea_query::PostgresQueryBuilder);
         let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "EXPLAIN (ANALYZE, BUFFERS OFF) {sql}"

@@ -109,11 +109,11 @@ pub fn feature_active_users(feature: &str, period: Period) -> Metric {
 ///
 /// # Example
 /// ```
-/// use tenantry_metrics::{builtin, Dialect, MetricsQuery, Period, Scope};
+/// use tenantry_metrics::{builtin, Backend, MetricsQuery, Period, Scope};
 /// let mut q = MetricsQuery::new();
 /// q.scope(Scope::Ids(vec!["acme".into()]));
 /// q.select("adoption", builtin::adoption_rate("summarize", Period::new(0, 10)?))?;
-/// let (sql, _) = q.build(Dialect::Sqlite)?;
+/// let (sql, _) = q.build(Backend::Sqlite)?;
 /// assert!(sql.contains(r#"SELECT DISTINCT "f"."tenant_id" AS "tenant_id", "f"."user_id" AS "v" FROM "tenantry_usage" AS "f" WHERE "f"."occurred_at" >= ? AND "f"."occurred_at" < ? AND "f"."feature" = ?"#));
 /// # Ok::<(), tenantry_metrics::Error>(())
 /// ```
@@ -154,10 +154,10 @@ pub fn tokens(period: Period) -> Metric {
 ///
 /// # Example
 /// ```
-/// use tenantry_metrics::{builtin, Dialect, MetricsQuery, Period};
+/// use tenantry_metrics::{builtin, Backend, MetricsQuery, Period};
 /// let mut q = MetricsQuery::new();
 /// q.select("cost", builtin::cost(Period::new(0, 10)?))?;
-/// let (sql, _) = q.build(Dialect::Postgres)?;
+/// let (sql, _) = q.build(Backend::Postgres)?;
 /// // Per tenant first, then summed over each subtree and cast back to BIGINT.
 /// assert!(sql.contains(r#"SUM("f"."cost_nanos") FILTER (WHERE "f"."occurred_at" >= $"#));
 /// assert!(sql.contains(r#"CAST(SUM("pre"."c0") AS BIGINT) AS "a0""#));
@@ -322,11 +322,11 @@ fn role_permission_is(permission: &str) -> Expr<crate::Bool, RoleAccess> {
 ///
 /// # Example
 /// ```
-/// use tenantry_metrics::{builtin, Dialect, MetricsQuery, Scope};
+/// use tenantry_metrics::{builtin, Backend, MetricsQuery, Scope};
 /// let mut q = MetricsQuery::new();
 /// q.scope(Scope::Subtree("acme".into())).level(1);
 /// q.select("admin_role_depth", builtin::max_role_inheritance_depth("admin"))?;
-/// let (sql, _) = q.build(Dialect::Sqlite)?;
+/// let (sql, _) = q.build(Backend::Sqlite)?;
 /// assert!(sql.contains(r#""mq_role_up" ("node_id", "ancestor_id", "depth")"#));
 /// # Ok::<(), tenantry_metrics::Error>(())
 /// ```

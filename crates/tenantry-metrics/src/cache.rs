@@ -11,7 +11,7 @@ use sea_query::{Value, Values};
 
 use crate::error::{Error, Result};
 use crate::query::{Aggregates, MetricsQuery};
-use crate::render::Dialect;
+use crate::render::Backend;
 use crate::schema::Schema;
 use crate::shape::{Param, Shape, sentinel_position};
 
@@ -41,7 +41,7 @@ use crate::shape::{Param, Shape, sentinel_position};
 ///
 /// # Example
 /// ```
-/// use tenantry_metrics::{builtin, Dialect, MetricsCache, MetricsQuery, Period, Scope};
+/// use tenantry_metrics::{builtin, Backend, MetricsCache, MetricsQuery, Period, Scope};
 /// let cache = MetricsCache::default();
 /// let dashboard = |tenant: &str, period: Period| -> tenantry_metrics::Result<MetricsQuery> {
 ///     let mut q = MetricsQuery::new();
@@ -52,12 +52,12 @@ use crate::shape::{Param, Shape, sentinel_position};
 /// };
 /// let may = Period::new(1_777_593_600_000_000, 1_780_272_000_000_000)?;
 /// let june = Period::new(1_780_272_000_000_000, 1_782_864_000_000_000)?;
-/// let (first, _) = cache.build(&dashboard("acme", may)?, Dialect::Postgres)?;
+/// let (first, _) = cache.build(&dashboard("acme", may)?, Backend::Postgres)?;
 /// // Another tenant and period: the same SQL text, other values.
 /// let q = dashboard("globex", june)?;
-/// let (sql, values) = cache.build(&q, Dialect::Postgres)?;
+/// let (sql, values) = cache.build(&q, Backend::Postgres)?;
 /// assert!(std::sync::Arc::ptr_eq(&first, &sql));
-/// assert_eq!((sql.to_string(), values), q.build(Dialect::Postgres)?);
+/// assert_eq!((sql.to_string(), values), q.build(Backend::Postgres)?);
 /// assert_eq!(cache.len(), 1);
 /// # Ok::<(), tenantry_metrics::Error>(())
 /// ```
@@ -116,7 +116,7 @@ impl Template {
     /// would be a bug in the shape: the caller still gets the query's own rendering.
     fn learn(
         query: &MetricsQuery,
-        dialect: Dialect,
+        dialect: Backend,
         (aggs, shape): (&Aggregates<'_>, &Shape<'_>),
         (sql, values): (&Arc<str>, &Values),
     ) -> Option<Self> {
@@ -194,7 +194,7 @@ impl MetricsCache {
     /// # Errors
     /// As [`MetricsQuery::build`]: [`Error::NoMetrics`] when nothing is selected,
     /// [`Error::DimensionSource`] when a grouped query aggregates another source than the ledger.
-    pub fn build(&self, query: &MetricsQuery, dialect: Dialect) -> Result<(Arc<str>, Values)> {
+    pub fn build(&self, query: &MetricsQuery, dialect: Backend) -> Result<(Arc<str>, Values)> {
         if query.metrics.is_empty() {
             return Err(Error::NoMetrics);
         }
@@ -291,7 +291,7 @@ mod tests {
         let by_level = |level: i32| {
             let mut q = cost_for("acme");
             q.level(level);
-            cache.build(&q, Dialect::Sqlite).expect("build").0
+            cache.build(&q, Backend::Sqlite).expect("build").0
         };
         let zero = by_level(0);
         let one = by_level(1);
@@ -314,9 +314,9 @@ mod tests {
             ..q.clone()
         };
         for (query, dialect) in [
-            (&q, Dialect::Postgres),
-            (&q, Dialect::Sqlite),
-            (&other, Dialect::Postgres),
+            (&q, Backend::Postgres),
+            (&q, Backend::Sqlite),
+            (&other, Backend::Postgres),
         ] {
             let (sql, values) = cache.build(query, dialect).expect("build");
             assert_eq!(
@@ -335,7 +335,7 @@ mod tests {
         let q = cost_for("acme");
         let sql: Vec<Arc<str>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| cache.clone().build(&q, Dialect::Postgres).expect("build").0))
+                .map(|_| s.spawn(|| cache.clone().build(&q, Backend::Postgres).expect("build").0))
                 .collect();
             handles
                 .into_iter()
@@ -350,7 +350,7 @@ mod tests {
     fn errors_are_those_of_build() {
         let cache = MetricsCache::default();
         assert!(matches!(
-            cache.build(&MetricsQuery::new(), Dialect::Sqlite),
+            cache.build(&MetricsQuery::new(), Backend::Sqlite),
             Err(Error::NoMetrics)
         ));
         assert!(cache.is_empty());

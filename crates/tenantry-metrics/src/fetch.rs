@@ -10,7 +10,7 @@ use tenantry_core::db::Pool;
 use crate::cache::MetricsCache;
 use crate::error::{Error, Result};
 use crate::query::{MetricRow, MetricsQuery};
-use crate::render::Dialect;
+use crate::render::Backend;
 
 /// Turns JIT off until the end of the current transaction (or savepoint, when rolled back).
 const NO_JIT: &str = "SET LOCAL jit = off";
@@ -93,7 +93,7 @@ impl MetricsQuery {
     where
         A: sqlx::Acquire<'c, Database = sqlx::Postgres>,
     {
-        let (sql, values) = self.render(Dialect::Postgres, None)?;
+        let (sql, values) = self.render(Backend::Postgres, None)?;
         self.run_postgres(sql, values, conn).await
     }
 
@@ -108,7 +108,7 @@ impl MetricsQuery {
     where
         E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
     {
-        let (sql, values) = self.render(Dialect::Sqlite, None)?;
+        let (sql, values) = self.render(Backend::Sqlite, None)?;
         self.run_sqlite(sql, values, executor).await
     }
 
@@ -116,12 +116,12 @@ impl MetricsQuery {
     async fn fetch_on(&self, pool: &Pool, cache: Option<&MetricsCache>) -> Result<Vec<MetricRow>> {
         #[cfg(feature = "postgres")]
         if let Some(pool) = pool.as_postgres() {
-            let (sql, values) = self.render(Dialect::Postgres, cache)?;
+            let (sql, values) = self.render(Backend::Postgres, cache)?;
             return self.run_postgres(sql, values, pool).await;
         }
         #[cfg(feature = "sqlite")]
         if let Some(pool) = pool.as_sqlite() {
-            let (sql, values) = self.render(Dialect::Sqlite, cache)?;
+            let (sql, values) = self.render(Backend::Sqlite, cache)?;
             return self.run_sqlite(sql, values, pool).await;
         }
         Err(Error::Database(sqlx::Error::Configuration(
@@ -136,7 +136,7 @@ impl MetricsQuery {
     /// The SQL text and values for `dialect`, from `cache` when given.
     fn render(
         &self,
-        dialect: Dialect,
+        dialect: Backend,
         cache: Option<&MetricsCache>,
     ) -> Result<(AssertSqlSafe<Arc<str>>, SqlxValues)> {
         let (sql, values) = match cache {

@@ -12,7 +12,7 @@
 //!
 //! # Example
 //! ```
-//! use tenantry_metrics::{builtin, count_distinct, usage, Dialect, Metric, MetricsQuery, Period, Scope};
+//! use tenantry_metrics::{builtin, count_distinct, usage, Backend, Metric, MetricsQuery, Period, Scope};
 //!
 //! let june = Period::new(1_780_272_000_000_000, 1_782_864_000_000_000)?;
 //! // A metric of your own: distinct models used in batches.
@@ -24,7 +24,7 @@
 //! q.scope(Scope::Subtree("acme".into())).level(1); // every workspace of acme
 //! q.select("cost_per_user", builtin::cost_per_active_user(june))?;
 //! q.select("batch_models", batch_models)?;
-//! let (sql, values) = q.build(Dialect::Sqlite)?;
+//! let (sql, values) = q.build(Backend::Sqlite)?;
 //! assert!(sql.starts_with("WITH RECURSIVE"));
 //! assert!(values.0.len() > 4);
 //! # Ok::<(), tenantry_metrics::Error>(())
@@ -35,7 +35,20 @@
 //! Values are `Option<i64>`: integer counts, integer nano-USD, ratios scaled to parts per
 //! million and truncated toward zero. `NULL` propagates; `SUM`/`MIN`/`MAX` of no rows are `NULL`,
 //! `COUNT` of no rows is 0; division is only safe division (`NULL` on a zero divisor); overflow is
-//! an error everywhere. The dialect table is on [`Dialect`].
+//! an error everywhere. The dialect table:
+//!
+//! | semantics | PostgreSQL | SQLite | decided rule (Rust does the same) |
+//! |---|---|---|---|
+//! | `x / 0` | error 22012 | `NULL` | only safe division: `x / NULLIF(y, 0)` → `NULL` |
+//! | integer division | truncates | truncates | truncates toward zero |
+//! | `SUM` over no rows | `NULL` | `NULL` | `NULL` (use [`Metric::or_zero`](crate::Metric::or_zero)) |
+//! | `SUM(bigint)` type | `numeric` | integer | `CAST(SUM(..) AS BIGINT)` on PostgreSQL |
+//! | `SUM` overflow | cast error | `integer overflow` error | [`Error::Overflow`](crate::Error::Overflow) |
+//! | `AVG` type | `numeric` | float | not used: [`avg`](crate::avg) is `SUM / COUNT`, an integer |
+//! | `FILTER (WHERE ..)` | since 9.4 | since 3.30 | rendered natively on both |
+//! | `NULLS LAST` | yes | since 3.30 | rendered explicitly; `NULL` metrics sort last |
+//! | text order | collation | bytes | text is never ordered; tenant ids tie-break `COLLATE "C"` on PostgreSQL |
+//! | recursive `CYCLE` | since 14 | dropped by sea-query | not used: a depth guard on both |
 //!
 //! # Roll-up
 //!
@@ -106,5 +119,5 @@ pub use metric::{
 pub use migrate::{MIGRATIONS, migrate};
 pub use query::{Column, DEFAULT_MAX_DEPTH, MetricRow, MetricsQuery, Scope};
 pub use registry::Registry;
-pub use render::Dialect;
+pub use render::Backend;
 pub use schema::{Ident, Schema, Table};

@@ -133,7 +133,7 @@ mod tests {
     fn sql_of(m: Metric) -> (String, sea_query::Values) {
         let mut q = MetricsQuery::new();
         q.select("m", m).expect("select");
-        q.build(crate::Dialect::Postgres).expect("build")
+        q.build(crate::Backend::Postgres).expect("build")
     }
 
     /// Builds with an empty memo on this thread: from scratch (its parts are remembered again).

@@ -9,29 +9,7 @@ use sea_query::{Asterisk, Cond, DynIden, Expr as Sql, ExprTrait, Func, Value};
 use crate::expr::{ArithOp, CmpOp, Node, SourceKind, ValueKind};
 use crate::metric::{AggCall, AggFunc, MNode};
 use crate::schema::Schema;
-
-/// The SQL backends a query renders for.
-///
-/// | semantics | PostgreSQL | SQLite | decided rule (Rust does the same) |
-/// |---|---|---|---|
-/// | `x / 0` | error 22012 | `NULL` | only safe division: `x / NULLIF(y, 0)` → `NULL` |
-/// | integer division | truncates | truncates | truncates toward zero |
-/// | `SUM` over no rows | `NULL` | `NULL` | `NULL` (use [`Metric::or_zero`](crate::Metric::or_zero)) |
-/// | `SUM(bigint)` type | `numeric` | integer | `CAST(SUM(..) AS BIGINT)` on PostgreSQL |
-/// | `SUM` overflow | cast error | `integer overflow` error | [`Error::Overflow`](crate::Error::Overflow) |
-/// | `AVG` type | `numeric` | float | not used: [`avg`](crate::avg) is `SUM / COUNT`, an integer |
-/// | `FILTER (WHERE ..)` | since 9.4 | since 3.30 | rendered natively on both |
-/// | `NULLS LAST` | yes | since 3.30 | rendered explicitly; `NULL` metrics sort last |
-/// | text order | collation | bytes | text is never ordered; tenant ids tie-break `COLLATE "C"` on PostgreSQL |
-/// | recursive `CYCLE` | since 14 | dropped by sea-query | not used: a depth guard on both |
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Dialect {
-    /// PostgreSQL 14 or newer.
-    Postgres,
-    /// SQLite 3.30 or newer.
-    Sqlite,
-}
+pub use tenantry_core::db::Backend;
 
 /// The names a query is built from (aliases, CTE and generated column names, and the default
 /// table and column names): as `&'static str` they become identifiers without an allocation.
@@ -207,7 +185,7 @@ pub(crate) fn node(n: &Node, schema: &Schema, alias: &str) -> Sql {
 pub(crate) fn aggregate(
     call: &AggCall,
     schema: &Schema,
-    final_sum: Option<Dialect>,
+    final_sum: Option<Backend>,
     alias: &str,
 ) -> Sql {
     let arg = || {
@@ -226,7 +204,7 @@ pub(crate) fn aggregate(
     if let Some(filter) = &call.filter {
         f = f.filter(Cond::all().add(node(filter, schema, alias)));
     }
-    if call.func == AggFunc::Sum && final_sum == Some(Dialect::Postgres) {
+    if call.func == AggFunc::Sum && final_sum == Some(Backend::Postgres) {
         Func::cast_as(f, "BIGINT").into()
     } else {
         f.into()
@@ -237,12 +215,12 @@ pub(crate) fn aggregate(
 /// counts and sums add up, minima and maxima take theirs. On PostgreSQL the result is cast back
 /// to `BIGINT` (`SUM` of `bigint` is `numeric` there), which fails exactly when the total leaves
 /// the `i64` range.
-pub(crate) fn combine(func: AggFunc, dialect: Dialect, table: &str, column: &str) -> Sql {
+pub(crate) fn combine(func: AggFunc, dialect: Backend, table: &str, column: &str) -> Sql {
     let c = col(table, column);
     match func {
         AggFunc::CountRows | AggFunc::Count | AggFunc::Sum | AggFunc::CountDistinct => {
             let f = Func::sum(c);
-            if dialect == Dialect::Postgres {
+            if dialect == Backend::Postgres {
                 Func::cast_as(f, "BIGINT").into()
             } else {
                 f.into()

@@ -292,7 +292,7 @@ mod tests {
             .with_column(Table::RoleGrants, "role_id", "group_id")?;
         let mut q = crate::MetricsQuery::with_schema(schema);
         q.select("depth", crate::builtin::max_role_inheritance_depth("read"))?;
-        for dialect in [crate::Dialect::Postgres, crate::Dialect::Sqlite] {
+        for dialect in [crate::Backend::Postgres, crate::Backend::Sqlite] {
             let (sql, _) = q.build(dialect)?;
             for name in [
                 r#""groups" AS "r""#,

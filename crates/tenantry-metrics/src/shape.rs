@@ -18,7 +18,7 @@ use sea_query::Value;
 use crate::expr::Node;
 use crate::metric::{AggCall, MNode, Metric};
 use crate::query::{Aggregates, MetricsQuery, Scope};
-use crate::render::Dialect;
+use crate::render::Backend;
 
 /// A value of the query, in walk order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +167,7 @@ impl MetricsQuery {
     /// distinct aggregate's literals (in the order of `aggs.calls`), then the metrics' constants,
     /// each filter's constants and threshold, the order metrics' constants, and the limit.
     /// [`MetricsQuery::with_sentinels`] walks in the same order.
-    pub(crate) fn shape<'q>(&'q self, dialect: Dialect, aggs: &Aggregates<'q>) -> Shape<'q> {
+    pub(crate) fn shape<'q>(&'q self, dialect: Backend, aggs: &Aggregates<'q>) -> Shape<'q> {
         let mut w = Walk {
             key: Vec::with_capacity(1024),
             params: Vec::with_capacity(64),
@@ -382,7 +382,7 @@ mod tests {
             q.select("a", builtin::cost(a)).expect("select");
             q.select("b", builtin::cost(b)).expect("select");
             let aggs = q.aggregates().expect("aggregates");
-            q.shape(Dialect::Postgres, &aggs).key
+            q.shape(Backend::Postgres, &aggs).key
         };
         assert_eq!(shape_of(may, june), shape_of(june, may));
         // The same period twice is one aggregate rendered once: different SQL.

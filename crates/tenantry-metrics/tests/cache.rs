@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tenantry_metrics::builtin::{self, Slice};
 use tenantry_metrics::{
-    Dialect, Dimension, Metric, MetricFilter, MetricsCache, MetricsQuery, Order, Period, Scope,
+    Backend, Dimension, Metric, MetricFilter, MetricsCache, MetricsQuery, Order, Period, Scope,
     Usage, case_when, count_distinct, count_rows, lit, null, sum, usage,
 };
 
@@ -168,7 +168,7 @@ fn query(r: &Recipe, values: &[u8]) -> MetricsQuery {
 
 type Built = Result<(String, sea_query::Values), String>;
 
-fn cached(cache: &MetricsCache, q: &MetricsQuery, d: Dialect) -> (Built, Option<Arc<str>>) {
+fn cached(cache: &MetricsCache, q: &MetricsQuery, d: Backend) -> (Built, Option<Arc<str>>) {
     match cache.build(q, d) {
         Ok((sql, values)) => (Ok((sql.to_string(), values)), Some(sql)),
         Err(e) => (Err(e.to_string()), None),
@@ -189,7 +189,7 @@ fn cached_rendering_equals_rendering() {
         .run(
             &(recipe(), vec(any::<u8>(), 96), vec(any::<u8>(), 96)),
             |(r, first, second)| {
-                for d in [Dialect::Postgres, Dialect::Sqlite] {
+                for d in [Backend::Postgres, Backend::Sqlite] {
                     let mut seen: Option<(String, Arc<str>)> = None;
                     for values in [&first, &second] {
                         let q = query(&r, values);

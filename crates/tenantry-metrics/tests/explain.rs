@@ -6,7 +6,7 @@ use sqlx::{AssertSqlSafe, Row};
 use tenantry_core::db::Pool;
 use tenantry_cost::{Ledger, PriceBook};
 use tenantry_metrics::builtin::{self, Period};
-use tenantry_metrics::{Dialect, MetricsQuery, Scope, fixture};
+use tenantry_metrics::{Backend, MetricsQuery, Scope, fixture};
 use tenantry_testkit::PgDatabase;
 
 #[tokio::test]
@@ -68,7 +68,7 @@ async fn plan(db: &PgDatabase, scope: Scope) -> String {
 
 /// The plan of `q` on PostgreSQL, with actual row counts when `analyze`.
 async fn explain(db: &PgDatabase, q: &MetricsQuery, analyze: bool) -> String {
-    let (sql, values) = q.build(Dialect::Postgres).expect("build");
+    let (sql, values) = q.build(Backend::Postgres).expect("build");
     let explain = if analyze {
         format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}")
     } else {

@@ -4,7 +4,7 @@
 use tenantry_core::db::Pool;
 use tenantry_metrics::builtin::{self, Period};
 use tenantry_metrics::{
-    Dataset, Dialect, Dimension, Error, GrantRow, MIGRATIONS, MembershipRow, MetricRow,
+    Backend, Dataset, Dimension, Error, GrantRow, MIGRATIONS, MembershipRow, MetricRow,
     MetricsQuery, Order, RoleAssignmentRow, RoleGrantRow, RoleRow, Scope, TenantRow, UsageRow,
     fixture,
 };
@@ -574,10 +574,10 @@ async fn long_id_lists_take_the_whole_table_plan_with_the_same_values() {
         None,
     );
     let (long_sql, _) = long
-        .build(tenantry_metrics::Dialect::Postgres)
+        .build(tenantry_metrics::Backend::Postgres)
         .expect("build");
     let (short_sql, _) = short
-        .build(tenantry_metrics::Dialect::Postgres)
+        .build(tenantry_metrics::Backend::Postgres)
         .expect("build");
     assert!(!long_sql.contains("LATERAL") && short_sql.contains("LATERAL"));
     let rows = on_every_backend(&org_chart(), &long).await;
@@ -638,7 +638,7 @@ fn grouping_by_a_dimension_needs_ledger_metrics() {
     let mut q = MetricsQuery::new();
     q.group_by(Dimension::Lane);
     q.select("users", builtin::users()).expect("select");
-    for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+    for dialect in [Backend::Postgres, Backend::Sqlite] {
         assert!(matches!(
             q.build(dialect),
             Err(Error::DimensionSource {
@@ -655,7 +655,7 @@ fn grouping_by_a_dimension_needs_ledger_metrics() {
     q.select("admins", builtin::role_permission_holders("admin"))
         .expect("select");
     assert!(matches!(
-        q.build(Dialect::Sqlite),
+        q.build(Backend::Sqlite),
         Err(Error::DimensionSource {
             table: "role access"
         })

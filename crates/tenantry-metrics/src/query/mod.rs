@@ -143,14 +143,14 @@ impl Names {
 ///
 /// # Example
 /// ```
-/// use tenantry_metrics::{builtin, Dialect, MetricsQuery, Order, Period, Scope};
+/// use tenantry_metrics::{builtin, Backend, MetricsQuery, Order, Period, Scope};
 /// let may = Period::new(1_777_593_600_000_000, 1_780_272_000_000_000)?;
 /// let mut q = MetricsQuery::new();
 /// q.scope(Scope::All).level(0);
 /// let cost = q.select("cost", builtin::cost(may))?;
 /// q.select("adoption_ppm", builtin::adoption_rate("summarize", may))?;
 /// q.filter(builtin::cost(may).gt(0)).order_by(builtin::cost(may), Order::Desc).limit(10);
-/// let (sql, values) = q.build(Dialect::Postgres)?;
+/// let (sql, values) = q.build(Backend::Postgres)?;
 /// assert!(sql.starts_with("WITH RECURSIVE"));
 /// assert!(!values.0.is_empty());
 /// # let _ = cost;
@@ -264,12 +264,12 @@ impl MetricsQuery {
     ///
     /// # Example
     /// ```
-    /// use tenantry_metrics::{builtin, Dialect, Dimension, MetricsQuery, Period};
+    /// use tenantry_metrics::{builtin, Backend, Dimension, MetricsQuery, Period};
     /// let all = Period::all_time();
     /// let mut q = MetricsQuery::new();
     /// q.level(0).group_by(Dimension::Feature).group_by(Dimension::Model);
     /// q.select("requests", builtin::requests(all))?;
-    /// let (sql, _) = q.build(Dialect::Postgres)?;
+    /// let (sql, _) = q.build(Backend::Postgres)?;
     /// assert!(sql.contains(r#"SELECT "f"."tenant_id" AS "tenant_id", "f"."feature" AS "d0", "f"."model" AS "d1", COUNT(*) FILTER"#));
     /// assert!(sql.contains(r#"GROUP BY "f"."tenant_id", "f"."feature", "f"."model""#));
     /// assert!(sql.ends_with(r#"ORDER BY "g"."id" COLLATE "C" ASC, "s0"."d0" COLLATE "C" ASC, "s0"."d1" COLLATE "C" ASC"#));

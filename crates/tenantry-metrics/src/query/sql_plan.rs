@@ -15,7 +15,7 @@ use crate::dimension::Dimension;
 use crate::error::{Error, Result};
 use crate::expr::SourceKind;
 use crate::metric::{AggCall, AggFunc, FilterOp, Order};
-use crate::render::{self, Dialect, Located, Name, col, ident};
+use crate::render::{self, Backend, Located, Name, col, ident};
 use crate::schema::Schema;
 
 /// A common table expression, built without cloning its query.
@@ -75,7 +75,7 @@ impl MetricsQuery {
     ///
     /// # Errors
     /// [`Error::NoMetrics`] when nothing is selected.
-    pub fn statement(&self, dialect: Dialect) -> Result<SelectStatement> {
+    pub fn statement(&self, dialect: Backend) -> Result<SelectStatement> {
         if self.metrics.is_empty() {
             return Err(Error::NoMetrics);
         }
@@ -153,7 +153,7 @@ impl MetricsQuery {
         // and probes the indexes; whole-table dashboards (and SQLite, which has no LATERAL) walk
         // all groups once and aggregate them in one GROUP BY, which reads the ledger once. Both
         // shapes compute the same values (a group without rows gets COUNT 0, SUM NULL).
-        let lateral = dialect == Dialect::Postgres
+        let lateral = dialect == Backend::Postgres
             && match &self.scope {
                 Scope::All => false,
                 Scope::Ids(ids) => ids.len() <= LATERAL_MAX_IDS,
@@ -259,15 +259,15 @@ impl MetricsQuery {
             );
         }
         let tie = match dialect {
-            Dialect::Postgres => Sql::cust(r#""g"."id" COLLATE "C""#),
-            Dialect::Sqlite => col("g", "id"),
+            Backend::Postgres => Sql::cust(r#""g"."id" COLLATE "C""#),
+            Backend::Sqlite => col("g", "id"),
         };
         outer.order_by_expr(tie, SqlOrder::Asc);
         for j in 0..self.dimensions.len() {
             let d = dim_alias(j);
             let tie = match dialect {
-                Dialect::Postgres => Sql::cust(format!(r#""{USAGE_ALIAS}"."{d}" COLLATE "C""#)),
-                Dialect::Sqlite => col(USAGE_ALIAS, &d),
+                Backend::Postgres => Sql::cust(format!(r#""{USAGE_ALIAS}"."{d}" COLLATE "C""#)),
+                Backend::Sqlite => col(USAGE_ALIAS, &d),
             };
             outer.order_by_expr(tie, SqlOrder::Asc);
         }
@@ -314,7 +314,7 @@ impl MetricsQuery {
         calls: &[(usize, &AggCall)],
         (table, tenant_col): (&str, &str),
         alias: &Name,
-        dialect: Dialect,
+        dialect: Backend,
         depth_guard: i64,
         located: &mut [Located],
     ) {
@@ -505,11 +505,11 @@ impl MetricsQuery {
     ///
     /// # Errors
     /// [`Error::NoMetrics`] when nothing is selected.
-    pub fn build(&self, dialect: Dialect) -> Result<(String, Values)> {
+    pub fn build(&self, dialect: Backend) -> Result<(String, Values)> {
         let stmt = self.statement(dialect)?;
         Ok(match dialect {
-            Dialect::Postgres => stmt.build(PostgresQueryBuilder),
-            Dialect::Sqlite => stmt.build(SqliteQueryBuilder),
+            Backend::Postgres => stmt.build(PostgresQueryBuilder),
+            Backend::Sqlite => stmt.build(SqliteQueryBuilder),
         })
     }
 }
@@ -524,7 +524,7 @@ fn rollup_source(
     (table, tenant_col): (&str, &str),
     alias: &Name,
     (schema, dims): (&Schema, &[Dimension]),
-    dialect: Dialect,
+    dialect: Backend,
     located: &mut [Located],
 ) {
     let dim_cols: Vec<&str> = dims
