@@ -176,6 +176,41 @@ impl Error {
         matches!(self, Self::NotFound { .. })
     }
 
+    /// What kind of failure it is, in the terms every tenantry crate shares: a spent budget, a
+    /// model or rate missing from the price book ([`Unpriceable`](tenantry_core::ErrorKind::Unpriceable)),
+    /// a count out of range ([`InvalidInput`](tenantry_core::ErrorKind::InvalidInput)), an
+    /// idempotency key taken by other usage ([`Conflict`](tenantry_core::ErrorKind::Conflict)),
+    /// a database that could not be reached ([`Unavailable`](tenantry_core::ErrorKind::Unavailable)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_core::ErrorKind;
+    ///
+    /// let err = tenantry_cost::Error::UnknownModel { model: "claude-x".into() };
+    /// assert_eq!(err.kind(), ErrorKind::Unpriceable);
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> tenantry_core::ErrorKind {
+        use tenantry_core::ErrorKind as K;
+        match self {
+            Self::BudgetExceeded { .. } => K::BudgetExceeded,
+            Self::UnknownModel { .. }
+            | Self::NoRateAt { .. }
+            | Self::UnsupportedModifier { .. } => K::Unpriceable,
+            Self::OutOfRange { .. }
+            | Self::InconsistentUsage(_)
+            | Self::UnknownMultiplier { .. }
+            | Self::InvalidBudget(_)
+            | Self::TimeRange(_) => K::InvalidInput,
+            Self::KeyConflict { .. } => K::Conflict,
+            Self::NotFound { .. } => K::NotFound,
+            Self::Migrate(e) => e.kind(),
+            Self::Database(e) if self.is_retryable() => K::of_database(e),
+            _ => K::Internal,
+        }
+    }
+
     /// `true` when the database could not be reached in time: no connection within the pool's
     /// timeout, a closed pool, or a broken connection. Trying again later may succeed, and
     /// nothing was changed. `false` for everything the database refused (a constraint, a

@@ -110,6 +110,19 @@ impl Error {
         }
     }
 
+    /// What kind of failure it is, in the terms every tenantry crate shares: a definition or
+    /// input that breaks a rule is [`InvalidInput`](tenantry_core::ErrorKind::InvalidInput), a
+    /// database that could not be reached [`Unavailable`](tenantry_core::ErrorKind::Unavailable),
+    /// anything else [`Internal`](tenantry_core::ErrorKind::Internal).
+    #[must_use]
+    pub fn kind(&self) -> tenantry_core::ErrorKind {
+        match self {
+            _ if self.is_invalid() => tenantry_core::ErrorKind::InvalidInput,
+            _ if self.is_retryable() => tenantry_core::ErrorKind::Unavailable,
+            _ => tenantry_core::ErrorKind::Internal,
+        }
+    }
+
     /// Whether the query, a metric, a period or the schema is wrong: the same call fails the
     /// same way until the caller changes it (a `400`, not a `500`).
     #[must_use]
