@@ -1,5 +1,7 @@
 //! The one error type of the queue crate and its `Result` alias.
 
+use tenantry_core::migrate::MigrateError;
+
 use crate::job::JobState;
 
 /// Everything that can go wrong in the queue.
@@ -40,14 +42,11 @@ pub enum Error {
     /// A stored JSON value could not be decoded.
     #[error("stored JSON is unreadable")]
     Json(#[source] serde_json::Error),
-    /// The store's schema is newer than this version of the crate understands.
-    #[error("database schema version {found} is newer than the {supported} this crate knows")]
-    SchemaTooNew {
-        /// The highest migration version found in the database.
-        found: i64,
-        /// The highest version this crate ships.
-        supported: i64,
-    },
+    /// The queue's schema could not be migrated: the database was migrated by a newer version
+    /// of this crate ([`MigrateError::TooNew`]), a shipped migration differs from the one
+    /// applied ([`MigrateError::Edited`]), or a statement failed.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
 }
 
 impl From<sqlx::Error> for Error {

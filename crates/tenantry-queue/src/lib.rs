@@ -63,9 +63,10 @@
 //!
 //! # Storage
 //!
-//! All SQL is built with sea-query and bound through sea-query-sqlx. Migrations are
-//! versioned and recorded in `tenantry_queue_migrations`; [`SqliteStore::open`] and
-//! [`PgStore::open`] apply the pending ones.
+//! All SQL is built with sea-query and runs through `tenantry-core`'s SQL layer with bound
+//! values. The queue's migrations are the [`MIGRATIONS`] component of `tenantry-core`'s
+//! runner (versioned, checksummed, recorded in `tenantry_migrations`);
+//! [`SqliteStore::open`] and [`PgStore::open`] apply the pending ones.
 #![deny(missing_docs)]
 // With one database driver (or none) compiled in, the other backend's paths are unused by
 // design; the default features build and test both.
@@ -124,6 +125,7 @@ pub use store::SqliteStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::{DEFAULT_LISTENER_HEARTBEAT, LISTENER_APPLICATION_NAME};
+pub use store::schema::MIGRATIONS;
 /// Without the `failpoints` feature a crash point is nothing at all.
 #[cfg(not(feature = "failpoints"))]
 #[doc(hidden)]

@@ -385,6 +385,7 @@ on_both_stores!(
 mod raw {
     use super::{Error, JobState, JobStore, SubmitOptions, params, tenant};
     use pretty_assertions::assert_eq;
+    use tenantry_core::migrate::MigrateError;
 
     #[tokio::test]
     async fn sqlite_finished_jobs_cannot_be_canceled_and_migrations_are_idempotent() {
@@ -413,13 +414,14 @@ mod raw {
         tenantry_queue::SqliteStore::open(db.pool().clone())
             .await
             .unwrap();
-        let versions: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM tenantry_queue_migrations")
-                .fetch_all(db.pool())
-                .await
-                .unwrap();
+        let versions: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM tenantry_migrations WHERE component = 'queue' ORDER BY version",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
         assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
-        sqlx::query("INSERT INTO tenantry_queue_migrations VALUES (99, 'future', 0)")
+        sqlx::query("INSERT INTO tenantry_migrations VALUES ('queue', 99, 'future', '', 0)")
             .execute(db.pool())
             .await
             .unwrap();
@@ -429,10 +431,11 @@ mod raw {
         assert!(
             matches!(
                 err,
-                Error::SchemaTooNew {
+                Error::Migrate(MigrateError::TooNew {
+                    component: "queue",
                     found: 99,
                     supported: 8
-                }
+                })
             ),
             "{err:?}"
         );

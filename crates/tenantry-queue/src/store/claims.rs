@@ -1,10 +1,11 @@
-//! [`ClaimStore`] for both stores, written once over [`Backend`]. On PostgreSQL claims
+//! [`ClaimStore`] for both stores, written once over [`Store`](super::backend::Store). On PostgreSQL claims
 //! skip rows locked by other workers inside the claiming statement; on SQLite every write
 //! is serialised by `BEGIN IMMEDIATE`.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tenantry_core::db::Tx;
 
 use crate::claim::{
     BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, PollClaim, UrgentClaim,
@@ -15,26 +16,17 @@ use crate::ids::JobId;
 use crate::ingest::{IngestCounts, ItemOutcome, MissingResult, ResultItem, UsageRecord};
 use crate::job::{JobError, JobState};
 use crate::planner::{FlushPolicy, Plan, TenantBacklog};
-use crate::store::backend::Backend;
+use crate::store::backend::Store;
 use crate::store::claiming::{self, lease_until};
 use crate::store::outbox::{self, Outbox};
 use crate::store::row::parse_job_id;
-use crate::store::schema::{Batches, Dialect};
+use crate::store::schema::Batches;
 use crate::store::sql;
-use crate::store::{exec, members, results};
-
-fn dialect<B: Backend>(store: &B) -> Dialect {
-    match store.pool() {
-        #[cfg(feature = "postgres")]
-        exec::Pool::Postgres(_) => Dialect::Postgres,
-        #[cfg(feature = "sqlite")]
-        exec::Pool::Sqlite(_) => Dialect::Sqlite,
-    }
-}
+use crate::store::{members, results};
 
 /// Moves a batch record on, fenced by owner and state, in one statement.
-async fn advance<B: Backend>(
-    store: &B,
+async fn advance<S: Store>(
+    store: &S,
     batch: &BatchId,
     worker: &WorkerId,
     (from, to): (BatchState, BatchState),
@@ -52,13 +44,13 @@ async fn advance<B: Backend>(
 /// next commits with it; `None` (the transaction rolled back) when `worker` no longer holds
 /// the batch in `from`.
 async fn advance_in(
-    mut tx: exec::Tx,
+    mut tx: Tx,
     batch: &BatchId,
     worker: &WorkerId,
     (from, to): (BatchState, BatchState),
     extra: Vec<(Batches, sea_query::Expr)>,
     now: i64,
-) -> Result<Option<exec::Tx>> {
+) -> Result<Option<Tx>> {
     let changed: Option<(String,)> = tx
         .fetch_optional(&sql::advance_batch(batch, worker, from, to, extra, now))
         .await?;
@@ -70,8 +62,8 @@ async fn advance_in(
 }
 
 /// Marks rows of one outbox, named by `(job, batch)`, recorded.
-async fn mark<B: Backend>(store: &B, outbox: Outbox, keys: &[(&str, &str)]) -> Result<()> {
-    for chunk in keys.chunks(B::CHUNK / 2) {
+async fn mark<S: Store>(store: &S, outbox: Outbox, keys: &[(&str, &str)]) -> Result<()> {
+    for chunk in keys.chunks(S::CHUNK / 2) {
         store
             .pool()
             .execute(&outbox::mark_recorded(outbox, chunk))
@@ -81,13 +73,13 @@ async fn mark<B: Backend>(store: &B, outbox: Outbox, keys: &[(&str, &str)]) -> R
 }
 
 #[async_trait]
-impl<B: Backend> ClaimStore for B {
+impl<S: Store> ClaimStore for S {
     fn now(&self) -> i64 {
         self.clock_now()
     }
 
     async fn sync_clock(&self) -> Result<()> {
-        Backend::sync_clock(self).await
+        Store::sync_clock(self).await
     }
 
     async fn renew_batch(
@@ -116,14 +108,15 @@ impl<B: Backend> ClaimStore for B {
         lease: Duration,
     ) -> Result<u64> {
         let now = self.clock_now();
-        self.pool()
+        Ok(self
+            .pool()
             .execute(&sql::renew_urgent(
                 token,
                 worker,
                 lease_until(now, lease),
                 now,
             ))
-            .await
+            .await?)
     }
 
     async fn backlog(&self) -> Result<Vec<TenantBacklog>> {
@@ -139,7 +132,7 @@ impl<B: Backend> ClaimStore for B {
         lease: Duration,
     ) -> Result<Option<BatchClaim>> {
         let now = self.clock_now();
-        let d = dialect(self);
+        let d = self.pool().backend();
         let batch = BatchId::generate();
         let mut tx = self.begin().await?;
         let mut claimed = Vec::new();
@@ -155,7 +148,7 @@ impl<B: Backend> ClaimStore for B {
         }
         let (keep, back) = claiming::settle(claimed, policy);
         let back: Vec<String> = back.into_iter().map(|c| c.key).collect();
-        for ids in back.chunks(B::CHUNK) {
+        for ids in back.chunks(S::CHUNK) {
             tx.execute(&sql::unclaim_jobs(&batch, ids.to_vec())).await?;
         }
         let bytes = keep.iter().map(|c| c.bytes).sum();
@@ -212,7 +205,7 @@ impl<B: Backend> ClaimStore for B {
         crate::failpoint!("store.begin_create.unfrozen");
         let ids: Vec<String> = send.iter().map(|j| j.as_str().to_owned()).collect();
         let mut frozen = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(B::CHUNK) {
+        for chunk in ids.chunks(S::CHUNK) {
             let rows: Vec<(String,)> = tx
                 .fetch_all(&members::freeze(batch, chunk.to_vec()))
                 .await?;
@@ -292,7 +285,7 @@ impl<B: Backend> ClaimStore for B {
 
     async fn known_api_batches(&self, api_ids: &[String]) -> Result<Vec<String>> {
         let mut known = Vec::new();
-        for ids in api_ids.chunks(B::CHUNK) {
+        for ids in api_ids.chunks(S::CHUNK) {
             let rows: Vec<(String,)> = self
                 .pool()
                 .fetch_all(&sql::known_api_batches(ids.to_vec()))
@@ -311,7 +304,7 @@ impl<B: Backend> ClaimStore for B {
         let mut tx = self.begin().await?;
         let rows = tx
             .fetch_all(&sql::take_over_batches(
-                dialect(self),
+                self.pool().backend(),
                 worker,
                 lease_until(now, lease),
                 now,
@@ -327,7 +320,7 @@ impl<B: Backend> ClaimStore for B {
         let released: Vec<(String,)> = tx.fetch_all(&sql::release_planned(worker, now)).await?;
         let released: Vec<String> = released.into_iter().map(|(id,)| id).collect();
         let mut events = Vec::new();
-        for ids in released.chunks(B::CHUNK) {
+        for ids in released.chunks(S::CHUNK) {
             let rows: Vec<(String, String)> = tx
                 .fetch_all(&sql::requeue_batches(ids.to_vec(), now))
                 .await?;
@@ -343,7 +336,7 @@ impl<B: Backend> ClaimStore for B {
         let mut tx = self.begin().await?;
         let row: Option<(String, Option<String>, Option<i64>)> = tx
             .fetch_optional(&sql::claim_poll(
-                dialect(self),
+                self.pool().backend(),
                 worker,
                 lease_until(now, lease),
                 now,
@@ -386,7 +379,7 @@ impl<B: Backend> ClaimStore for B {
         let mut changed = Vec::with_capacity(encoded.rows.len());
         let mut extra = 0;
         let mut tx = self.begin().await?;
-        for chunk in encoded.rows.chunks(B::CHUNK) {
+        for chunk in encoded.rows.chunks(S::CHUNK) {
             let rows: Vec<results::Changed> = tx
                 .fetch_all(&results::store_results(chunk, batch, max_attempts, now))
                 .await?;
@@ -436,7 +429,7 @@ impl<B: Backend> ClaimStore for B {
             .collect::<Result<Vec<_>>>()?;
         let encoded = results::encode(&items)?;
         let mut swept = Vec::with_capacity(encoded.rows.len());
-        for chunk in encoded.rows.chunks(B::CHUNK) {
+        for chunk in encoded.rows.chunks(S::CHUNK) {
             swept.extend(
                 tx.fetch_all::<results::Changed>(&results::store_results(
                     chunk,
@@ -468,7 +461,7 @@ impl<B: Backend> ClaimStore for B {
             }
             let stmt = outbox::claim_usage(
                 outbox,
-                dialect(self),
+                self.pool().backend(),
                 worker,
                 left,
                 lease_until(now, lease),
@@ -540,7 +533,7 @@ impl<B: Backend> ClaimStore for B {
         let mut tx = self.begin().await?;
         let rows: Vec<(String, String, String)> = tx
             .fetch_all(&sql::claim_urgent(
-                dialect(self),
+                self.pool().backend(),
                 worker,
                 &token,
                 limit,

@@ -1,9 +1,10 @@
-//! [`JobStore`] for both stores, written once over [`Backend`].
+//! [`JobStore`] for both stores, written once over [`Store`](super::backend::Store).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tenantry_core::db::Tx;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
@@ -12,8 +13,7 @@ use crate::ids::{JobId, TenantId};
 use crate::ingest::DeadUsage;
 use crate::job::{Cursor, HoldId, Job, JobFilter, JobState, Page, Submission};
 use crate::store::JobStore;
-use crate::store::backend::Backend;
-use crate::store::exec::Tx;
+use crate::store::backend::Store;
 use crate::store::outbox;
 use crate::store::row::{EventRow, JobRow, parse_job_id};
 use crate::store::sql::{self, NewEvent};
@@ -33,14 +33,14 @@ async fn request_may_be_out(tx: &mut Tx, tenant: &TenantId, id: &JobId) -> Resul
         return Ok(true);
     }
     let record: Option<(String,)> = tx
-        .fetch_optional(&sql::lock_batch_state(tx.dialect(), &batch))
+        .fetch_optional(&sql::lock_batch_state(tx.backend(), &batch))
         .await?;
     Ok(record.is_some_and(|(state,)| state != crate::claim::BatchState::Planned.as_str()))
 }
 
 /// A subscription to `tenant`'s events after `after`, woken through `wake`.
-fn follow<B: Backend>(
-    store: &B,
+fn follow<S: Store>(
+    store: &S,
     tenant: &TenantId,
     after: Position,
     wake: tokio::sync::broadcast::Receiver<crate::event::Wake>,
@@ -55,7 +55,7 @@ fn follow<B: Backend>(
 }
 
 #[async_trait]
-impl<B: Backend> JobStore for B {
+impl<S: Store> JobStore for S {
     async fn submit_many(
         &self,
         tenant: &TenantId,
@@ -80,7 +80,7 @@ impl<B: Backend> JobStore for B {
         // The jobs holding these keys are committed: a conflicting insert waits for the
         // transaction that holds the key to end.
         let mut existing = HashMap::new();
-        for keys in dup_keys.chunks(B::CHUNK) {
+        for keys in dup_keys.chunks(S::CHUNK) {
             let rows: Vec<(String, String)> = self
                 .pool()
                 .fetch_all(&sql::jobs_by_keys(tenant, keys.to_vec()))
@@ -192,7 +192,7 @@ impl<B: Backend> JobStore for B {
 
     async fn holds_in_use(&self, tenant: &TenantId, holds: &[HoldId]) -> Result<Vec<HoldId>> {
         let mut in_use = Vec::new();
-        for chunk in holds.chunks(B::CHUNK) {
+        for chunk in holds.chunks(S::CHUNK) {
             let ids = chunk.iter().map(|h| h.get()).collect();
             let rows: Vec<(i64,)> = self
                 .pool()

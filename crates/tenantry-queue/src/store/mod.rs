@@ -12,10 +12,8 @@ mod backend;
 mod claiming;
 mod claims;
 mod clock;
-mod exec;
 mod jobs;
 mod members;
-mod migrate;
 mod outbox;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;

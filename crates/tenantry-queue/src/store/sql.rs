@@ -1,31 +1,17 @@
 //! The queue's statements, built once with sea-query for both dialects.
 
 use sea_query::{
-    CommonTableExpression, Expr, ExprTrait, Func, LockBehavior, LockType, OnConflict, Order,
-    PostgresQueryBuilder, Query, SelectStatement, SqliteQueryBuilder, UpdateStatement, WithClause,
+    CommonTableExpression, Expr, ExprTrait, Func, LockBehavior, LockType, OnConflict, Order, Query,
+    SelectStatement, UpdateStatement, WithClause,
 };
-use sea_query_sqlx::{SqlxBinder, SqlxValues};
-use sqlx::AssertSqlSafe;
+use tenantry_core::db::Backend;
 
 use crate::claim::{BatchId, BatchState, WorkerId};
 use crate::event::Position;
 use crate::ids::{JobId, TenantId};
 use crate::job::{Cursor, DeadlinePolicy, JobFilter, JobState, Lane};
-use crate::store::schema::{Batches, Dialect, Events, Jobs};
+use crate::store::schema::{Batches, Events, Jobs};
 use crate::validate::NewJob;
-
-/// Renders a statement with bound values: the single hand-off of SQL text to sqlx. Every
-/// value is a bind parameter, so the text only ever holds identifiers and placeholders.
-pub(crate) fn render(
-    stmt: &impl SqlxBinder,
-    dialect: Dialect,
-) -> (AssertSqlSafe<String>, SqlxValues) {
-    let (sql, values) = match dialect {
-        Dialect::Postgres => stmt.build_sqlx(PostgresQueryBuilder),
-        Dialect::Sqlite => stmt.build_sqlx(SqliteQueryBuilder),
-    };
-    (AssertSqlSafe(sql), values)
-}
 
 /// The columns a [`JobRow`](super::row::JobRow) reads.
 pub(crate) const JOB_COLUMNS: [Jobs; 23] = [
@@ -143,29 +129,26 @@ fn multi_row_insert<R: InsertRecord>(
     table: impl sea_query::IntoIden + Copy,
     columns: &[impl sea_query::IntoIden + Copy],
     records: &[R],
-    dialect: Dialect,
+    backend: Backend,
 ) -> sea_query::InsertStatement {
     let mut insert = Query::insert();
     insert.into_table(table).columns(columns.iter().copied());
-    match dialect {
-        Dialect::Postgres => {
-            // Serialising borrowed fields into a string cannot fail: no maps, no non-string keys.
-            let json = serde_json::to_string(records).expect("rows serialise to JSON");
-            let source = Func::cust("json_populate_recordset")
-                .arg(Func::cast_as_quoted(Expr::cust("NULL"), table.into_iden()))
-                .arg(Expr::val(json).cast_as("json"));
-            let rows = Query::select()
-                .columns(columns.iter().copied())
-                .from_function(source, "rows")
-                .to_owned();
-            insert
-                .select_from(rows)
-                .expect("the select lists the insert's columns");
-        }
-        Dialect::Sqlite => {
-            for r in records {
-                insert.values_panic(r.values());
-            }
+    if backend == Backend::Postgres {
+        // Serialising borrowed fields into a string cannot fail: no maps, no non-string keys.
+        let json = serde_json::to_string(records).expect("rows serialise to JSON");
+        let source = Func::cust("json_populate_recordset")
+            .arg(Func::cast_as_quoted(Expr::cust("NULL"), table.into_iden()))
+            .arg(Expr::val(json).cast_as("json"));
+        let rows = Query::select()
+            .columns(columns.iter().copied())
+            .from_function(source, "rows")
+            .to_owned();
+        insert
+            .select_from(rows)
+            .expect("the select lists the insert's columns");
+    } else {
+        for r in records {
+            insert.values_panic(r.values());
         }
     }
     insert
@@ -198,9 +181,9 @@ impl InsertRecord for JobRecord<'_> {
 
 /// One multi-row insert of new jobs; keyed duplicates are skipped and the ids actually
 /// inserted come back.
-pub(crate) fn insert_jobs(jobs: &[NewJob], dialect: Dialect) -> sea_query::InsertStatement {
+pub(crate) fn insert_jobs(jobs: &[NewJob], backend: Backend) -> sea_query::InsertStatement {
     let records: Vec<JobRecord<'_>> = jobs.iter().map(JobRecord::from).collect();
-    let mut insert = multi_row_insert(Jobs::Table, &INSERT_JOB_COLUMNS, &records, dialect);
+    let mut insert = multi_row_insert(Jobs::Table, &INSERT_JOB_COLUMNS, &records, backend);
     insert
         .on_conflict(
             // The condition matches the partial unique index of keyed jobs on PostgreSQL; on
@@ -271,7 +254,7 @@ pub(crate) fn submit_jobs_postgres(
     let with = WithClause::new()
         .cte(
             CommonTableExpression::new()
-                .query(insert_jobs(jobs, Dialect::Postgres))
+                .query(insert_jobs(jobs, Backend::Postgres))
                 .table_name(Submitted::Inserted)
                 .to_owned(),
         )
@@ -352,9 +335,9 @@ impl InsertRecord for EventRecord<'_> {
 
 /// One multi-row insert of events, in the given order (a function scan returns the array's
 /// elements in order, so positions follow it on PostgreSQL too).
-pub(crate) fn insert_events(events: &[NewEvent], dialect: Dialect) -> sea_query::InsertStatement {
+pub(crate) fn insert_events(events: &[NewEvent], backend: Backend) -> sea_query::InsertStatement {
     let records: Vec<EventRecord<'_>> = events.iter().map(EventRecord::from).collect();
-    multi_row_insert(Events::Table, &INSERT_EVENT_COLUMNS, &records, dialect)
+    multi_row_insert(Events::Table, &INSERT_EVENT_COLUMNS, &records, backend)
 }
 
 /// One job of a tenant.
@@ -459,13 +442,13 @@ pub(crate) fn job_state_and_batch(tenant: &TenantId, id: &JobId) -> SelectStatem
 
 /// A batch record's state, share-locked on PostgreSQL until the transaction ends, so a
 /// create cannot begin (or has committed its beginning) while the caller decides.
-pub(crate) fn lock_batch_state(dialect: Dialect, batch: &str) -> SelectStatement {
+pub(crate) fn lock_batch_state(backend: Backend, batch: &str) -> SelectStatement {
     let mut select = Query::select();
     select
         .column(Batches::State)
         .from(Batches::Table)
         .and_where(Expr::col(Batches::Id).eq(batch));
-    if dialect == Dialect::Postgres {
+    if backend == Backend::Postgres {
         select.lock(LockType::Share);
     }
     select
@@ -495,9 +478,9 @@ pub(crate) fn latest_position(tenant: &TenantId) -> SelectStatement {
 // ---------------------------------------------------------------------------------------
 // Claims and batch records.
 
-pub(crate) fn lock_skip(select: &mut SelectStatement, dialect: Dialect) {
+pub(crate) fn lock_skip(select: &mut SelectStatement, backend: Backend) {
     // SQLite has a single writer (`BEGIN IMMEDIATE`), so there is nothing to skip.
-    if dialect == Dialect::Postgres {
+    if backend == Backend::Postgres {
         select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
 }
@@ -528,7 +511,7 @@ pub(crate) struct Picked;
 /// planner may re-run the subquery per row, and rows this statement already changed then
 /// drop out of it, so the limit would not hold.
 pub(crate) fn claim_jobs(
-    dialect: Dialect,
+    backend: Backend,
     tenant: &TenantId,
     limit: usize,
     batch: &BatchId,
@@ -543,7 +526,7 @@ pub(crate) fn claim_jobs(
         .order_by(Jobs::FlushAt, Order::Asc)
         .order_by(Jobs::Id, Order::Asc)
         .limit(u64::try_from(limit).unwrap_or(u64::MAX));
-    lock_skip(&mut pick, dialect);
+    lock_skip(&mut pick, backend);
     let cte = CommonTableExpression::new()
         .query(pick)
         .column(Jobs::Id)
@@ -735,7 +718,7 @@ pub(crate) fn unsent_closed_members(batch: &BatchId, now: i64) -> UpdateStatemen
 /// Takes over `planned`/`creating` batches whose lease expired; rows another worker is
 /// taking over right now are skipped inside this statement.
 pub(crate) fn take_over_batches(
-    dialect: Dialect,
+    backend: Backend,
     worker: &WorkerId,
     lease_until: i64,
     now: i64,
@@ -748,7 +731,7 @@ pub(crate) fn take_over_batches(
                 .is_in([BatchState::Planned.as_str(), BatchState::Creating.as_str()]),
         )
         .and_where(Expr::col(Batches::LeaseExpiresAt).lt(now));
-    lock_skip(&mut pick, dialect);
+    lock_skip(&mut pick, backend);
     Query::update()
         .table(Batches::Table)
         .values([
@@ -860,7 +843,7 @@ pub(crate) fn expire_creating(worker: &WorkerId, now: i64) -> UpdateStatement {
 /// Claims the most overdue submitted batch for polling; a batch another worker is claiming
 /// right now is skipped inside this statement.
 pub(crate) fn claim_poll(
-    dialect: Dialect,
+    backend: Backend,
     worker: &WorkerId,
     lease_until: i64,
     now: i64,
@@ -872,7 +855,7 @@ pub(crate) fn claim_poll(
         .and_where(Expr::col(Batches::LeaseExpiresAt).lt(now))
         .order_by(Batches::LeaseExpiresAt, Order::Asc)
         .limit(1);
-    lock_skip(&mut pick, dialect);
+    lock_skip(&mut pick, backend);
     let cte = CommonTableExpression::new()
         .query(pick)
         .column(Batches::Id)
@@ -935,7 +918,7 @@ pub(crate) fn known_api_batches(api_ids: Vec<String>) -> SelectStatement {
 /// Claims up to `limit` queued urgent jobs for one wave of Messages API calls, under a
 /// claim token that fences their results; locked rows are skipped inside this statement.
 pub(crate) fn claim_urgent(
-    dialect: Dialect,
+    backend: Backend,
     worker: &WorkerId,
     token: &BatchId,
     limit: usize,
@@ -949,7 +932,7 @@ pub(crate) fn claim_urgent(
         .and_where(Expr::col(Jobs::Lane).eq(Lane::Urgent.as_str()))
         .order_by(Jobs::Id, Order::Asc)
         .limit(u64::try_from(limit).unwrap_or(u64::MAX));
-    lock_skip(&mut pick, dialect);
+    lock_skip(&mut pick, backend);
     let cte = CommonTableExpression::new()
         .query(pick)
         .column(Jobs::Id)
@@ -1096,6 +1079,8 @@ pub(crate) fn insert_duplicate(
 
 #[cfg(test)]
 mod tests {
+    use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+
     use super::*;
 
     fn tenant() -> TenantId {
@@ -1125,15 +1110,15 @@ mod tests {
     fn postgres_claims_skip_locked_rows_in_the_updating_statement() {
         let batch = BatchId::record("qb_1".to_owned());
         let pg =
-            claim_jobs(Dialect::Postgres, &tenant(), 10, &batch, 5).to_string(PostgresQueryBuilder);
+            claim_jobs(Backend::Postgres, &tenant(), 10, &batch, 5).to_string(PostgresQueryBuilder);
         assert_eq!(
             pg,
             r#"WITH "picked" ("id") AS  MATERIALIZED (SELECT "id" FROM "tenantry_queue_jobs" WHERE "tenant" = 't1' AND "state" = 'queued' AND "lane" = 'batch' ORDER BY "flush_at" ASC, "id" ASC LIMIT 10 FOR UPDATE SKIP LOCKED) UPDATE "tenantry_queue_jobs" SET "state" = 'batched', "batch_id" = 'qb_1', "updated_at" = 5 WHERE "id" IN (SELECT "id" FROM "picked") AND "state" = 'queued' RETURNING "id", "request_bytes", "flush_at""#
         );
         let lite =
-            claim_jobs(Dialect::Sqlite, &tenant(), 10, &batch, 5).to_string(SqliteQueryBuilder);
+            claim_jobs(Backend::Sqlite, &tenant(), 10, &batch, 5).to_string(SqliteQueryBuilder);
         assert!(!lite.contains("FOR UPDATE"), "{lite}");
-        let take = take_over_batches(Dialect::Postgres, &WorkerId("w_1".to_owned()), 9, 5)
+        let take = take_over_batches(Backend::Postgres, &WorkerId("w_1".to_owned()), 9, 5)
             .to_string(PostgresQueryBuilder);
         assert!(take.contains(r#"WHERE "state" IN ('planned', 'creating') AND "lease_expires_at" < 5 FOR UPDATE SKIP LOCKED)"#), "{take}");
     }
@@ -1183,7 +1168,7 @@ mod tests {
     #[test]
     fn postgres_bulk_inserts_bind_one_json_array_whatever_the_row_count() {
         let jobs = new_jobs(3);
-        let (sql, values) = insert_jobs(&jobs, Dialect::Postgres).build(PostgresQueryBuilder);
+        let (sql, values) = insert_jobs(&jobs, Backend::Postgres).build(PostgresQueryBuilder);
         assert_eq!(
             sql,
             r#"INSERT INTO "tenantry_queue_jobs" ("id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at", "hold_id") SELECT "id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at", "hold_id" FROM json_populate_recordset(CAST((NULL) AS "tenantry_queue_jobs"), CAST($1 AS json)) AS "rows" ON CONFLICT ("tenant", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING RETURNING "id""#
@@ -1196,7 +1181,7 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[1]["id"], jobs[1].id.as_str());
         assert_eq!(rows[1]["idempotency_key"], serde_json::Value::Null);
-        let (_, lite) = insert_jobs(&jobs, Dialect::Sqlite).build(SqliteQueryBuilder);
+        let (_, lite) = insert_jobs(&jobs, Backend::Sqlite).build(SqliteQueryBuilder);
         assert_eq!(lite.0.len(), 3 * INSERT_JOB_COLUMNS.len());
 
         let events: Vec<NewEvent> = jobs
@@ -1208,7 +1193,7 @@ mod tests {
                 at: 1,
             })
             .collect();
-        let (sql, values) = insert_events(&events, Dialect::Postgres).build(PostgresQueryBuilder);
+        let (sql, values) = insert_events(&events, Backend::Postgres).build(PostgresQueryBuilder);
         assert!(
             sql.ends_with(r#"FROM json_populate_recordset(CAST((NULL) AS "tenantry_queue_events"), CAST($1 AS json)) AS "rows""#),
             "{sql}"
