@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::Lane;
+use crate::TenantId;
 use crate::error::Result;
-use crate::ids::{JobId, TenantId};
+use crate::ids::JobId;
 use crate::ingest::{IngestCounts, MissingResult, ResultItem, UsageRecord};
-use crate::job::Lane;
 use crate::planner::{FlushPolicy, Plan, TenantBacklog};
 use crate::store::JobStore;
 

@@ -1,5 +1,6 @@
 //! The one error type of the queue crate and its `Result` alias.
 
+use tenantry_core::InvalidTenantId;
 use tenantry_core::migrate::MigrateError;
 
 use crate::job::JobState;
@@ -155,6 +156,18 @@ pub enum InvalidRequest {
         #[source]
         reason: Box<InvalidRequest>,
     },
+}
+
+impl From<InvalidTenantId> for InvalidRequest {
+    fn from(e: InvalidTenantId) -> Self {
+        Self::TenantId { max: e.max }
+    }
+}
+
+impl From<InvalidTenantId> for Error {
+    fn from(e: InvalidTenantId) -> Self {
+        Self::Invalid(e.into())
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -108,14 +108,14 @@ pub use claim::{
 pub use engine::{DEFAULT_MAX_ATTEMPTS, Engine, EngineConfig, StepReport};
 pub use error::{Error, InvalidRequest, Result};
 pub use event::{DEFAULT_POLL_INTERVAL, JobEvent, Position, Subscription};
-pub use ids::{JobId, ParseJobIdError, TENANT_ID_MAX, TenantId};
+pub use ids::{JobId, ParseJobIdError};
 pub use ingest::{
     DeadUsage, IngestCounts, ItemOutcome, MissingResult, ResultItem, SinkError, UsageRecord,
     UsageSink,
 };
 pub use job::{
-    Cursor, DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, HoldId, Job, JobError, JobFilter,
-    JobState, Lane, MAX_MAX_WAIT, MAX_PAGE_SIZE, Page, ParseStateError, Submission, SubmitOptions,
+    DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, HoldId, Job, JobError, JobFilter,
+    JobState, MAX_MAX_WAIT, MAX_PAGE_SIZE, ParseStateError, Submission, SubmitOptions,
 };
 pub use store::JobStore;
 #[cfg(feature = "postgres")]
@@ -126,6 +126,7 @@ pub use store::SqliteStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::{DEFAULT_LISTENER_HEARTBEAT, LISTENER_APPLICATION_NAME};
 pub use store::schema::MIGRATIONS;
+pub use tenantry_core::{Cursor, InvalidTenantId, Lane, Page, TENANT_ID_MAX, TenantId};
 /// Without the `failpoints` feature a crash point is nothing at all.
 #[cfg(not(feature = "failpoints"))]
 #[doc(hidden)]

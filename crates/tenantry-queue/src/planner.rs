@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ids::TenantId;
+use crate::TenantId;
 
 /// The batch API's limit on requests per batch.
 pub const API_MAX_REQUESTS: usize = 100_000;

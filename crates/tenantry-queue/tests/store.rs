@@ -59,9 +59,9 @@ async fn invalid_submission_stores_nothing<S: JobStore>(store: S) {
     );
     let page = store.list(&t, &JobFilter::new(), None).await.unwrap();
     assert!(
-        page.jobs.is_empty(),
+        page.items().is_empty(),
         "rejected requests were stored: {:?}",
-        page.jobs
+        page.items()
     );
     assert_eq!(store.latest_position(&t).await.unwrap(), Position::START);
 }
@@ -96,7 +96,7 @@ async fn idempotency_key_returns_the_same_job<S: JobStore>(store: S) {
     assert_ne!(ids[0], ids[2]);
     let page = store.list(&a, &JobFilter::new(), None).await.unwrap();
     assert_eq!(
-        page.jobs.len(),
+        page.items().len(),
         3,
         "one keyed job, one new keyed job, one unkeyed job"
     );
@@ -130,7 +130,7 @@ async fn another_tenants_job_is_not_found<S: JobStore>(store: S) {
             .list(&b, &JobFilter::new(), None)
             .await
             .unwrap()
-            .jobs
+            .items()
             .is_empty()
     );
     assert_eq!(
@@ -182,10 +182,10 @@ async fn list_pages_with_a_cursor_and_filters<S: JobStore>(store: S) {
     let mut cursor = None;
     loop {
         let page = store.list(&t, &filter, cursor.as_ref()).await.unwrap();
-        assert!(page.jobs.len() <= 3);
-        seen.extend(page.jobs.iter().map(|j| j.id.clone()));
-        match page.next {
-            Some(next) => cursor = Some(next.as_str().parse().unwrap()),
+        assert!(page.items().len() <= 3);
+        seen.extend(page.items().iter().map(|j| j.id.clone()));
+        match page.next_cursor() {
+            Some(next) => cursor = Some(tenantry_queue::Cursor::new(next.as_str())),
             None => break,
         }
     }
@@ -195,16 +195,22 @@ async fn list_pages_with_a_cursor_and_filters<S: JobStore>(store: S) {
         .list(&t, &JobFilter::new().feature("even"), None)
         .await
         .unwrap();
-    assert_eq!(even.jobs.len(), 4);
+    assert_eq!(even.items().len(), 4);
     let canceled = store
         .list(&t, &JobFilter::new().states([JobState::Canceled]), None)
         .await
         .unwrap();
     assert_eq!(
-        canceled.jobs.iter().map(|j| &j.id).collect::<Vec<_>>(),
+        canceled.items().iter().map(|j| &j.id).collect::<Vec<_>>(),
         [&ids[6]]
     );
-    assert!("nonsense".parse::<tenantry_queue::Cursor>().is_err());
+    let bad = store
+        .list(&t, &filter, Some(&tenantry_queue::Cursor::new("nonsense")))
+        .await;
+    assert!(
+        matches!(bad, Err(tenantry_queue::Error::BadCursor)),
+        "{bad:?}"
+    );
 }
 
 async fn subscriptions_see_only_their_tenant_in_order<S: JobStore>(store: S) {
@@ -363,7 +369,7 @@ async fn the_batch_builders_rules_apply_at_submit<S: JobStore>(store: S) {
     );
     assert!(err.to_string().contains("item 0"), "{err}");
     let page = store.list(&t, &JobFilter::new(), None).await.unwrap();
-    assert!(page.jobs.is_empty(), "stored: {:?}", page.jobs);
+    assert!(page.items().is_empty(), "stored: {:?}", page.items());
     assert_eq!(store.latest_position(&t).await.unwrap(), Position::START);
 }
 

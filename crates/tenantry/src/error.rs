@@ -57,6 +57,12 @@ impl From<tenantry_queue::InvalidRequest> for Error {
     }
 }
 
+impl From<tenantry_queue::InvalidTenantId> for Error {
+    fn from(e: tenantry_queue::InvalidTenantId) -> Self {
+        Self::Queue(e.into())
+    }
+}
+
 impl From<tenantry_cost::Error> for Error {
     fn from(e: tenantry_cost::Error) -> Self {
         Self::Cost(e)

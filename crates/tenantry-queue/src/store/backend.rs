@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use sea_query::{Expr, Func, Query};
 use tokio::sync::broadcast;
 
+use crate::TenantId;
 use crate::error::Result;
 use crate::event::Wake;
-use crate::ids::TenantId;
 use crate::job::JobState;
 use tenantry_core::db::{Backend, Pool, Tx};
 

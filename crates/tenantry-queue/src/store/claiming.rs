@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use crate::TenantId;
 use crate::claim::{BatchId, BatchRecord, BatchRequest, BatchState};
 use crate::error::{Error, Result};
-use crate::ids::TenantId;
 use crate::job::JobState;
 use crate::planner::{Claimed, FlushPolicy, REQUEST_OVERHEAD_BYTES, fit_bytes};
 use crate::store::row::parse_job_id;

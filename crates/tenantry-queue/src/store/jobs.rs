@@ -7,17 +7,19 @@ use async_trait::async_trait;
 use tenantry_core::db::Tx;
 use time::OffsetDateTime;
 
+use crate::TenantId;
 use crate::error::{Error, Result};
 use crate::event::{self, JobEvent, Position, Subscription};
-use crate::ids::{JobId, TenantId};
+use crate::ids::JobId;
 use crate::ingest::DeadUsage;
-use crate::job::{Cursor, HoldId, Job, JobFilter, JobState, Page, Submission};
+use crate::job::{HoldId, Job, JobFilter, JobState, Submission};
 use crate::store::JobStore;
 use crate::store::backend::Store;
 use crate::store::outbox;
 use crate::store::row::{EventRow, JobRow, parse_job_id};
 use crate::store::sql::{self, NewEvent};
 use crate::validate::{micros, prepare_many};
+use crate::{Cursor, Page};
 
 /// Whether the job's request may already be at the API, decided under a lock on its batch
 /// record (PostgreSQL; SQLite serialises every write): a `batched` job whose batch has not
@@ -140,10 +142,11 @@ impl<S: Store> JobStore for S {
         tenant: &TenantId,
         filter: &JobFilter,
         cursor: Option<&Cursor>,
-    ) -> Result<Page> {
+    ) -> Result<Page<Job>> {
+        let before = cursor.map(super::list_position).transpose()?;
         let rows: Vec<JobRow> = self
             .pool()
-            .fetch_all(&sql::list_jobs(tenant, filter, cursor))
+            .fetch_all(&sql::list_jobs(tenant, filter, before.as_ref()))
             .await?;
         super::page(rows, filter)
     }

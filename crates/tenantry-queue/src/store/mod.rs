@@ -2,11 +2,13 @@
 
 use async_trait::async_trait;
 
+use crate::TenantId;
 use crate::error::Result;
 use crate::event::{JobEvent, Position, Subscription};
-use crate::ids::{JobId, TenantId};
+use crate::ids::JobId;
 use crate::ingest::DeadUsage;
-use crate::job::{Cursor, HoldId, Job, JobFilter, Page, Submission, SubmitOptions};
+use crate::job::{HoldId, Job, JobFilter, Submission, SubmitOptions};
+use crate::{Cursor, Page};
 
 mod backend;
 mod claiming;
@@ -114,17 +116,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     /// expired, or a database error.
     async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<Job>;
 
-    /// Lists the tenant's jobs, newest first, one page at a time.
+    /// Lists the tenant's jobs, newest first, one page at a time: pass the page's
+    /// [`next_cursor`](Page::next_cursor) back to get the next one.
     ///
     /// # Errors
     ///
-    /// A database error.
+    /// [`Error::BadCursor`](crate::Error::BadCursor) for a cursor this crate did not make, or
+    /// a database error.
     async fn list(
         &self,
         tenant: &TenantId,
         filter: &JobFilter,
         cursor: Option<&Cursor>,
-    ) -> Result<Page>;
+    ) -> Result<Page<Job>>;
 
     /// The tenant's events after `after`, in order, at most `limit` of them.
     ///
@@ -203,8 +207,13 @@ fn cancel_outcome(job: Job) -> Result<Job> {
     }
 }
 
+/// The job a list cursor points after: a cursor holds the id of the last job of its page.
+fn list_position(cursor: &Cursor) -> Result<JobId> {
+    cursor.as_str().parse().map_err(|_| crate::Error::BadCursor)
+}
+
 /// Turns `page size + 1` rows into a page and the cursor of the next one.
-fn page(rows: Vec<row::JobRow>, filter: &JobFilter) -> Result<Page> {
+fn page(rows: Vec<row::JobRow>, filter: &JobFilter) -> Result<Page<Job>> {
     let size = usize::try_from(filter.page_size()).unwrap_or(usize::MAX);
     let mut jobs = rows
         .into_iter()
@@ -212,11 +221,11 @@ fn page(rows: Vec<row::JobRow>, filter: &JobFilter) -> Result<Page> {
         .collect::<Result<Vec<_>>>()?;
     let next = if jobs.len() > size {
         jobs.truncate(size);
-        jobs.last().map(|j| Cursor(j.id.clone()))
+        jobs.last().map(|j| Cursor::new(j.id.as_str()))
     } else {
         None
     };
-    Ok(Page { jobs, next })
+    Ok(Page::new(jobs, next))
 }
 
 /// Backlog rows `(tenant, jobs, params bytes, oldest flush_at)` with the per-request overhead added.

@@ -19,11 +19,12 @@ use sea_query::{
 
 use tenantry_core::db::Backend;
 
+use crate::Lane;
+use crate::TenantId;
 use crate::claim::WorkerId;
 use crate::error::{Error, Result};
-use crate::ids::TenantId;
 use crate::ingest::{DeadUsage, UsageRecord};
-use crate::job::{HoldId, JobState, Lane};
+use crate::job::{HoldId, JobState};
 use crate::store::backend::Store;
 use crate::store::row::parse_job_id;
 use crate::store::schema::{ExtraUsage, Jobs};
@@ -350,7 +351,7 @@ fn usage_record(row: UsageRow, outbox: Outbox) -> Result<UsageRecord> {
         })?,
         feature: row.feature,
         user: row.user_id,
-        lane: Lane::parse(&row.lane).ok_or_else(|| Error::Corrupt {
+        lane: row.lane.parse::<Lane>().map_err(|_| Error::Corrupt {
             what: "lane",
             detail: row.lane.clone(),
         })?,

@@ -6,10 +6,12 @@ use sea_query::{
 };
 use tenantry_core::db::Backend;
 
+use crate::Lane;
+use crate::TenantId;
 use crate::claim::{BatchId, BatchState, WorkerId};
 use crate::event::Position;
-use crate::ids::{JobId, TenantId};
-use crate::job::{Cursor, DeadlinePolicy, JobFilter, JobState, Lane};
+use crate::ids::JobId;
+use crate::job::{DeadlinePolicy, JobFilter, JobState};
 use crate::store::schema::{Batches, Events, Jobs};
 use crate::validate::NewJob;
 
@@ -350,12 +352,12 @@ pub(crate) fn select_job(tenant: &TenantId, id: &JobId) -> SelectStatement {
         .to_owned()
 }
 
-/// One page of a tenant's jobs, newest first; one row more than the page size tells
-/// whether there is a next page.
+/// One page of a tenant's jobs older than `before`, newest first; one row more than the page
+/// size tells whether there is a next page.
 pub(crate) fn list_jobs(
     tenant: &TenantId,
     filter: &JobFilter,
-    cursor: Option<&Cursor>,
+    before: Option<&JobId>,
 ) -> SelectStatement {
     let mut q = Query::select();
     q.columns(JOB_COLUMNS)
@@ -370,8 +372,8 @@ pub(crate) fn list_jobs(
     if let Some(user) = &filter.user {
         q.and_where(Expr::col(Jobs::UserId).eq(user.as_str()));
     }
-    if let Some(cursor) = cursor {
-        q.and_where(Expr::col(Jobs::Id).lt(cursor.0.as_str()));
+    if let Some(before) = before {
+        q.and_where(Expr::col(Jobs::Id).lt(before.as_str()));
     }
     q.order_by(Jobs::Id, Order::Desc)
         .limit(u64::from(filter.page_size()) + 1);
@@ -1089,9 +1091,9 @@ mod tests {
 
     #[test]
     fn list_renders_tenant_scope_cursor_and_limit() {
-        let cursor: Cursor = "job_0190b2c3d4e5f60718293a4b5c6d7e8f".parse().unwrap();
+        let before: JobId = "job_0190b2c3d4e5f60718293a4b5c6d7e8f".parse().unwrap();
         let filter = JobFilter::new().states([JobState::Queued]).limit(10);
-        let sql = list_jobs(&tenant(), &filter, Some(&cursor)).to_string(PostgresQueryBuilder);
+        let sql = list_jobs(&tenant(), &filter, Some(&before)).to_string(PostgresQueryBuilder);
         assert!(sql.contains(r#"WHERE "tenant" = 't1' AND "state" IN ('queued') AND "id" < 'job_0190b2c3d4e5f60718293a4b5c6d7e8f' ORDER BY "id" DESC LIMIT 11"#), "{sql}");
     }
 
