@@ -373,7 +373,70 @@ async fn the_batch_builders_rules_apply_at_submit<S: JobStore>(store: S) {
     assert_eq!(store.latest_position(&t).await.unwrap(), Position::START);
 }
 
+async fn consumer_cursors_move_forward_per_consumer_and_tenant<S: JobStore>(store: S) {
+    let (a, b) = (tenant("a"), tenant("b"));
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::START
+    );
+    store
+        .advance_consumer("holds", &a, Position::from_i64(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::from_i64(7)
+    );
+    // Forward only: a lower position (a slower instance) is a no-op, a higher one moves it.
+    store
+        .advance_consumer("holds", &a, Position::from_i64(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::from_i64(7)
+    );
+    store
+        .advance_consumer("holds", &a, Position::from_i64(9))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::from_i64(9)
+    );
+    // Per tenant and per consumer.
+    assert_eq!(
+        store.consumer_position("holds", &b).await.unwrap(),
+        Position::START
+    );
+    assert_eq!(
+        store.consumer_position("webhooks", &a).await.unwrap(),
+        Position::START
+    );
+    store
+        .advance_consumer("webhooks", &a, Position::from_i64(2))
+        .await
+        .unwrap();
+    store
+        .advance_consumer("holds", &b, Position::from_i64(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consumer_position("webhooks", &a).await.unwrap(),
+        Position::from_i64(2)
+    );
+    assert_eq!(
+        store.consumer_position("holds", &b).await.unwrap(),
+        Position::from_i64(1)
+    );
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::from_i64(9)
+    );
+}
+
 on_both_stores!(
+    consumer_cursors_move_forward_per_consumer_and_tenant,
     submit_stores_the_request,
     invalid_submission_stores_nothing,
     the_batch_builders_rules_apply_at_submit,
@@ -387,9 +450,9 @@ on_both_stores!(
     concurrent_writers_never_leave_a_gap,
 );
 
-/// Backend-specific checks that need raw SQL.
+/// Backend-specific checks that need raw SQL or a reopened store.
 mod raw {
-    use super::{Error, JobState, JobStore, SubmitOptions, params, tenant};
+    use super::{Error, JobState, JobStore, Position, SubmitOptions, params, tenant};
     use pretty_assertions::assert_eq;
     use tenantry_core::migrate::MigrateError;
 
@@ -426,7 +489,7 @@ mod raw {
         .fetch_all(db.pool())
         .await
         .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
         sqlx::query("INSERT INTO tenantry_migrations VALUES ('queue', 99, 'future', '', 0)")
             .execute(db.pool())
             .await
@@ -440,7 +503,7 @@ mod raw {
                 Error::Migrate(MigrateError::TooNew {
                     component: "queue",
                     found: 99,
-                    supported: 8
+                    supported: 9
                 })
             ),
             "{err:?}"
@@ -470,6 +533,42 @@ mod raw {
                 }
             ),
             "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_consumer_cursors_survive_a_reopen() {
+        let (store, db) = crate::support::sqlite().await;
+        let t = tenant("acme");
+        store
+            .advance_consumer("holds", &t, Position::from_i64(5))
+            .await
+            .unwrap();
+        drop(store);
+        let reopened = tenantry_queue::SqliteStore::open(db.pool().clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            reopened.consumer_position("holds", &t).await.unwrap(),
+            Position::from_i64(5)
+        );
+    }
+
+    #[tokio::test]
+    async fn postgres_consumer_cursors_survive_a_reopen() {
+        let (store, db) = crate::support::postgres().await;
+        let t = tenant("acme");
+        store
+            .advance_consumer("holds", &t, Position::from_i64(5))
+            .await
+            .unwrap();
+        drop(store);
+        let reopened = tenantry_queue::PgStore::open(db.pool().clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            reopened.consumer_position("holds", &t).await.unwrap(),
+            Position::from_i64(5)
         );
     }
 }

@@ -3,13 +3,17 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+#[cfg(feature = "metrics")]
 use sea_query::InsertStatement;
+#[cfg(feature = "metrics")]
 use sea_query_sqlx::SqlxBinder;
+#[cfg(feature = "metrics")]
 use sqlx::AssertSqlSafe;
 use tenantry_cost::{Ledger, PriceBook};
-use tenantry_queue::{JobStore, Position};
+use tenantry_queue::JobStore;
 
 use crate::error::{Error, Result};
+#[cfg(feature = "metrics")]
 use crate::sql;
 
 /// Where a [`Tenantry`](crate::Tenantry) keeps its jobs, events, ledger and budgets.
@@ -82,6 +86,7 @@ impl Database {
 
 /// Runs `$body` with the store's pool as `$pool` and a maker of its sea-query builder as `$qb`, so one
 /// statement serves both backends.
+#[cfg(feature = "metrics")]
 macro_rules! on_store {
     ($store:expr, |$pool:ident, $qb:ident| $body:expr) => {
         match $store {
@@ -128,9 +133,7 @@ impl Store {
                 ledger.migrate().await?;
                 #[cfg(feature = "metrics")]
                 tenantry_metrics::migrate::run_sqlite(&pool).await?;
-                let store = Self::Sqlite(store);
-                store.migrate().await?;
-                Ok((store, ledger))
+                Ok((Self::Sqlite(store), ledger))
             }
             #[cfg(feature = "postgres")]
             Database::Postgres(pool) => {
@@ -142,9 +145,7 @@ impl Store {
                 ledger.migrate().await?;
                 #[cfg(feature = "metrics")]
                 tenantry_metrics::migrate::run_postgres(&pool).await?;
-                let store = Self::Postgres(store);
-                store.migrate().await?;
-                Ok((store, ledger))
+                Ok((Self::Postgres(store), ledger))
             }
         }
     }
@@ -182,26 +183,8 @@ impl Store {
         self.execute_all(&sql::register(tenant, user)).await
     }
 
-    /// Where the hold releaser has read `tenant`'s event log up to, as stored by any instance.
-    pub(crate) async fn hold_cursor(&self, tenant: &str) -> Result<Position> {
-        let stmt = sql::hold_cursor(tenant);
-        let position: Option<i64> = on_store!(self, |pool, qb| {
-            let (text, values) = stmt.build_sqlx(qb());
-            sqlx::query_scalar_with(AssertSqlSafe(text), values)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(position.map_or(Position::START, Position::from_i64))
-    }
-
-    /// Stores that `tenant`'s event log has been read up to `position`; a position behind the
-    /// stored one (another instance read further) is ignored.
-    pub(crate) async fn save_hold_cursor(&self, tenant: &str, position: Position) -> Result<()> {
-        self.execute_all(&[sql::save_hold_cursor(tenant, position)])
-            .await
-    }
-
     /// Runs `statements` in one transaction.
+    #[cfg(feature = "metrics")]
     async fn execute_all(&self, statements: &[InsertStatement]) -> Result<()> {
         on_store!(self, |pool, qb| {
             let mut tx = pool.begin().await?;
@@ -212,17 +195,6 @@ impl Store {
                     .await?;
             }
             tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// Creates the facade's own table.
-    async fn migrate(&self) -> Result<()> {
-        let stmt = sql::create_hold_cursors();
-        on_store!(self, |pool, qb| {
-            sqlx::query(AssertSqlSafe(stmt.build(qb())))
-                .execute(pool)
-                .await?;
         });
         Ok(())
     }

@@ -22,7 +22,7 @@ mod output;
 mod request;
 #[cfg(feature = "_handle")]
 mod sink;
-#[cfg(feature = "_handle")]
+#[cfg(all(feature = "_handle", feature = "metrics"))]
 mod sql;
 #[cfg(feature = "ts")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ts")))]

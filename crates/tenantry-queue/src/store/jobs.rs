@@ -15,9 +15,9 @@ use crate::ingest::DeadUsage;
 use crate::job::{HoldId, Job, JobFilter, JobState, Submission};
 use crate::store::JobStore;
 use crate::store::backend::Store;
-use crate::store::outbox;
 use crate::store::row::{EventRow, JobRow, parse_job_id};
 use crate::store::sql::{self, NewEvent};
+use crate::store::{cursors, outbox};
 use crate::validate::{micros, prepare_many};
 use crate::{Cursor, Page};
 
@@ -204,5 +204,25 @@ impl<S: Store> JobStore for S {
             in_use.extend(rows.into_iter().map(|(id,)| HoldId::new(id)));
         }
         Ok(in_use)
+    }
+
+    async fn consumer_position(&self, consumer: &str, tenant: &TenantId) -> Result<Position> {
+        let position: Option<(i64,)> = self
+            .pool()
+            .fetch_optional(&cursors::position(consumer, tenant))
+            .await?;
+        Ok(position.map_or(Position::START, |(p,)| Position(p)))
+    }
+
+    async fn advance_consumer(
+        &self,
+        consumer: &str,
+        tenant: &TenantId,
+        position: Position,
+    ) -> Result<()> {
+        self.pool()
+            .execute(&cursors::advance(consumer, tenant, position))
+            .await?;
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@ mod backend;
 mod claiming;
 mod claims;
 mod clock;
+mod cursors;
 mod jobs;
 mod members;
 mod outbox;
@@ -193,6 +194,28 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// A database error.
     async fn holds_in_use(&self, tenant: &TenantId, holds: &[HoldId]) -> Result<Vec<HoldId>>;
+
+    /// How far `consumer` has read the tenant's event log, as stored by any instance
+    /// ([`Position::START`] when it never stored a position). A consumer is a name the host
+    /// picks for a reader of the log (the `tenantry` facade's hold releaser is `"holds"`).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn consumer_position(&self, consumer: &str, tenant: &TenantId) -> Result<Position>;
+
+    /// Stores that `consumer` has read the tenant's event log up to `position`. A cursor only
+    /// moves forward: a position behind the stored one (a slower instance) changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn advance_consumer(
+        &self,
+        consumer: &str,
+        tenant: &TenantId,
+        position: Position,
+    ) -> Result<()>;
 }
 
 /// What `cancel` returns once the update ran: the job, or why it could not be canceled.
