@@ -15,7 +15,7 @@ use crate::event::Wake;
 use crate::job::JobState;
 use tenantry_core::db::{Backend, Pool, Tx};
 
-use crate::store::sql::{self, NewEvent};
+use crate::store::sql::{self, events::NewEvent};
 #[cfg(feature = "postgres")]
 use crate::store::{PgStore, postgres};
 #[cfg(feature = "sqlite")]
@@ -64,7 +64,7 @@ pub(crate) trait Store: Clone + Send + Sync + std::fmt::Debug + 'static {
         let mut tx = self.begin().await?;
         let mut inserted = HashSet::with_capacity(jobs.len());
         for chunk in jobs.chunks(Self::CHUNK) {
-            let insert = sql::insert_jobs(chunk, tx.backend());
+            let insert = sql::submit::insert_jobs(chunk, tx.backend());
             let ids: Vec<(String,)> = tx.fetch_all(&insert).await?;
             inserted.extend(ids.into_iter().map(|(id,)| id));
         }
@@ -130,7 +130,7 @@ async fn append_events(
         }
     }
     for rows in events.chunks(chunk) {
-        let insert = sql::insert_events(rows, tx.backend());
+        let insert = sql::events::insert_events(rows, tx.backend());
         tx.execute(&insert).await?;
     }
     Ok(())
@@ -156,7 +156,7 @@ impl Store for PgStore {
         jobs: &[NewJob],
         at: i64,
     ) -> Result<HashSet<String>> {
-        let submit = sql::submit_jobs_postgres(tenant, jobs, EVENT_LOCK_CLASS, at);
+        let submit = sql::submit::submit_jobs_postgres(tenant, jobs, EVENT_LOCK_CLASS, at);
         let ids: Vec<(String,)> = Store::pool(self).fetch_all(&submit).await?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }

@@ -35,7 +35,9 @@ async fn advance<S: Store>(
 ) -> Result<bool> {
     let changed: Option<(String,)> = store
         .pool()
-        .fetch_optional(&sql::advance_batch(batch, worker, from, to, extra, now))
+        .fetch_optional(&sql::batches::advance_batch(
+            batch, worker, from, to, extra, now,
+        ))
         .await?;
     Ok(changed.is_some())
 }
@@ -52,7 +54,9 @@ async fn advance_in(
     now: i64,
 ) -> Result<Option<Tx>> {
     let changed: Option<(String,)> = tx
-        .fetch_optional(&sql::advance_batch(batch, worker, from, to, extra, now))
+        .fetch_optional(&sql::batches::advance_batch(
+            batch, worker, from, to, extra, now,
+        ))
         .await?;
     if changed.is_none() {
         tx.rollback().await?;
@@ -91,7 +95,7 @@ impl<S: Store> ClaimStore for S {
         let now = self.clock_now();
         let renewed: Option<(String,)> = self
             .pool()
-            .fetch_optional(&sql::renew_batch(
+            .fetch_optional(&sql::batches::renew_batch(
                 batch,
                 worker,
                 lease_until(now, lease),
@@ -110,7 +114,7 @@ impl<S: Store> ClaimStore for S {
         let now = self.clock_now();
         Ok(self
             .pool()
-            .execute(&sql::renew_urgent(
+            .execute(&sql::urgent::renew_urgent(
                 token,
                 worker,
                 lease_until(now, lease),
@@ -120,7 +124,8 @@ impl<S: Store> ClaimStore for S {
     }
 
     async fn backlog(&self) -> Result<Vec<TenantBacklog>> {
-        let rows: Vec<(String, i64, i64, i64)> = self.pool().fetch_all(&sql::backlog()).await?;
+        let rows: Vec<(String, i64, i64, i64)> =
+            self.pool().fetch_all(&sql::claims::backlog()).await?;
         super::backlog_rows(rows)
     }
 
@@ -138,7 +143,7 @@ impl<S: Store> ClaimStore for S {
         let mut claimed = Vec::new();
         for (tenant, quota) in &plan.quotas {
             let rows: Vec<(String, i64, i64)> = tx
-                .fetch_all(&sql::claim_jobs(d, tenant, *quota, &batch, now))
+                .fetch_all(&sql::claims::claim_jobs(d, tenant, *quota, &batch, now))
                 .await?;
             claimed.extend(claiming::claimed_rows(tenant, rows));
         }
@@ -149,10 +154,11 @@ impl<S: Store> ClaimStore for S {
         let (keep, back) = claiming::settle(claimed, policy);
         let back: Vec<String> = back.into_iter().map(|c| c.key).collect();
         for ids in back.chunks(S::CHUNK) {
-            tx.execute(&sql::unclaim_jobs(&batch, ids.to_vec())).await?;
+            tx.execute(&sql::claims::unclaim_jobs(&batch, ids.to_vec()))
+                .await?;
         }
         let bytes = keep.iter().map(|c| c.bytes).sum();
-        tx.execute(&sql::insert_batch(
+        tx.execute(&sql::batches::insert_batch(
             &batch,
             worker,
             lease_until(now, lease),
@@ -176,7 +182,10 @@ impl<S: Store> ClaimStore for S {
     }
 
     async fn batch_requests(&self, batch: &BatchId) -> Result<Vec<BatchRequest>> {
-        let rows = self.pool().fetch_all(&sql::batch_requests(batch)).await?;
+        let rows = self
+            .pool()
+            .fetch_all(&sql::batches::batch_requests(batch))
+            .await?;
         claiming::requests(rows)
     }
 
@@ -246,7 +255,9 @@ impl<S: Store> ClaimStore for S {
         let Some(mut tx) = advance_in(tx, batch, worker, step, extra, now).await? else {
             return Ok(false);
         };
-        let rows: Vec<(String, String)> = tx.fetch_all(&sql::submit_batch_jobs(batch, now)).await?;
+        let rows: Vec<(String, String)> = tx
+            .fetch_all(&sql::batches::submit_batch_jobs(batch, now))
+            .await?;
         let events = claiming::events(rows, JobState::Submitted, now);
         self.commit(tx, &events).await?;
         Ok(true)
@@ -272,7 +283,8 @@ impl<S: Store> ClaimStore for S {
         // The create did not happen: neither did the attempt counted when it began.
         tx.execute(&members::count_attempt(batch, -1)).await?;
         tx.execute(&members::clear(batch)).await?;
-        tx.execute(&sql::unsent_closed_members(batch, now)).await?;
+        tx.execute(&sql::batches::unsent_closed_members(batch, now))
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -288,7 +300,7 @@ impl<S: Store> ClaimStore for S {
         for ids in api_ids.chunks(S::CHUNK) {
             let rows: Vec<(String,)> = self
                 .pool()
-                .fetch_all(&sql::known_api_batches(ids.to_vec()))
+                .fetch_all(&sql::polls::known_api_batches(ids.to_vec()))
                 .await?;
             known.extend(rows.into_iter().map(|(id,)| id));
         }
@@ -303,7 +315,7 @@ impl<S: Store> ClaimStore for S {
         let now = self.clock_now();
         let mut tx = self.begin().await?;
         let rows = tx
-            .fetch_all(&sql::take_over_batches(
+            .fetch_all(&sql::batches::take_over_batches(
                 self.pool().backend(),
                 worker,
                 lease_until(now, lease),
@@ -317,16 +329,20 @@ impl<S: Store> ClaimStore for S {
     async fn release(&self, worker: &WorkerId) -> Result<u64> {
         let now = self.clock_now();
         let mut tx = self.begin().await?;
-        let released: Vec<(String,)> = tx.fetch_all(&sql::release_planned(worker, now)).await?;
+        let released: Vec<(String,)> = tx
+            .fetch_all(&sql::batches::release_planned(worker, now))
+            .await?;
         let released: Vec<String> = released.into_iter().map(|(id,)| id).collect();
         let mut events = Vec::new();
         for ids in released.chunks(S::CHUNK) {
             let rows: Vec<(String, String)> = tx
-                .fetch_all(&sql::requeue_batches(ids.to_vec(), now))
+                .fetch_all(&sql::batches::requeue_batches(ids.to_vec(), now))
                 .await?;
             events.extend(claiming::events(rows, JobState::Queued, now));
         }
-        let expired: Vec<(String,)> = tx.fetch_all(&sql::expire_creating(worker, now)).await?;
+        let expired: Vec<(String,)> = tx
+            .fetch_all(&sql::batches::expire_creating(worker, now))
+            .await?;
         self.commit(tx, &events).await?;
         Ok(u64::try_from(released.len() + expired.len()).unwrap_or(u64::MAX))
     }
@@ -335,7 +351,7 @@ impl<S: Store> ClaimStore for S {
         let now = self.clock_now();
         let mut tx = self.begin().await?;
         let row: Option<(String, Option<String>, Option<i64>)> = tx
-            .fetch_optional(&sql::claim_poll(
+            .fetch_optional(&sql::polls::claim_poll(
                 self.pool().backend(),
                 worker,
                 lease_until(now, lease),
@@ -358,7 +374,7 @@ impl<S: Store> ClaimStore for S {
     ) -> Result<bool> {
         let changed: Option<(String,)> = self
             .pool()
-            .fetch_optional(&sql::defer_poll(
+            .fetch_optional(&sql::polls::defer_poll(
                 batch,
                 worker,
                 next_poll_at,
@@ -410,7 +426,7 @@ impl<S: Store> ClaimStore for S {
         let Some(mut tx) = advance_in(tx, batch, worker, step, vec![], now).await? else {
             return Ok(None);
         };
-        let open: Vec<(String,)> = tx.fetch_all(&sql::open_jobs_of(batch)).await?;
+        let open: Vec<(String,)> = tx.fetch_all(&sql::batches::open_jobs_of(batch)).await?;
         let error = crate::job::JobError {
             kind: "missing_result".to_owned(),
             message: "the batch ended without a readable result for this request".to_owned(),
@@ -505,7 +521,7 @@ impl<S: Store> ClaimStore for S {
         let batch = BatchId::duplicate(api_batch_id);
         let mut tx = self.begin().await?;
         let stored: Option<(String,)> = tx
-            .fetch_optional(&sql::insert_duplicate(
+            .fetch_optional(&sql::batches::insert_duplicate(
                 &batch,
                 api_batch_id,
                 self.clock_now(),
@@ -532,7 +548,7 @@ impl<S: Store> ClaimStore for S {
         let token = BatchId::urgent();
         let mut tx = self.begin().await?;
         let rows: Vec<(String, String, String)> = tx
-            .fetch_all(&sql::claim_urgent(
+            .fetch_all(&sql::urgent::claim_urgent(
                 self.pool().backend(),
                 worker,
                 &token,
@@ -568,18 +584,19 @@ impl<S: Store> ClaimStore for S {
         .map_err(Error::Json)?;
         let mut tx = self.begin().await?;
         let requeued: Vec<(String, String)> = tx
-            .fetch_all(&sql::requeue_stale_urgent(now, max_attempts))
+            .fetch_all(&sql::urgent::requeue_stale_urgent(now, max_attempts))
             .await?;
         let failed: Vec<(String, String)> = tx
-            .fetch_all(&sql::fail_stale_urgent(now, max_attempts, lost))
+            .fetch_all(&sql::urgent::fail_stale_urgent(now, max_attempts, lost))
             .await?;
-        let expired: Vec<(String, String)> = tx.fetch_all(&sql::expire_overdue(now)).await?;
+        let expired: Vec<(String, String)> =
+            tx.fetch_all(&sql::deadlines::expire_overdue(now)).await?;
         // Queued jobs only change lane (no event); jobs already in a batch leave it.
         let promoted: Vec<(String, String)> = tx
-            .fetch_all(&sql::promote_overdue(now, &[JobState::Queued]))
+            .fetch_all(&sql::deadlines::promote_overdue(now, &[JobState::Queued]))
             .await?;
         let pulled: Vec<(String, String)> = tx
-            .fetch_all(&sql::promote_overdue(
+            .fetch_all(&sql::deadlines::promote_overdue(
                 now,
                 &[JobState::Batched, JobState::Submitted],
             ))

@@ -16,7 +16,7 @@ use crate::job::{HoldId, Job, JobFilter, JobState, Submission};
 use crate::store::JobStore;
 use crate::store::backend::Store;
 use crate::store::row::{EventRow, JobRow, parse_job_id};
-use crate::store::sql::{self, NewEvent};
+use crate::store::sql::{self, events::NewEvent};
 use crate::store::{cursors, outbox};
 use crate::validate::{micros, prepare_many};
 use crate::{Cursor, Page};
@@ -26,7 +26,7 @@ use crate::{Cursor, Page};
 /// begun its create is not out, and that create, waiting on the lock, will not send it.
 async fn request_may_be_out(tx: &mut Tx, tenant: &TenantId, id: &JobId) -> Result<bool> {
     let row: Option<(String, Option<String>)> = tx
-        .fetch_optional(&sql::job_state_and_batch(tenant, id))
+        .fetch_optional(&sql::jobs::job_state_and_batch(tenant, id))
         .await?;
     let Some((state, Some(batch))) = row else {
         return Ok(false);
@@ -35,7 +35,7 @@ async fn request_may_be_out(tx: &mut Tx, tenant: &TenantId, id: &JobId) -> Resul
         return Ok(true);
     }
     let record: Option<(String,)> = tx
-        .fetch_optional(&sql::lock_batch_state(tx.backend(), &batch))
+        .fetch_optional(&sql::jobs::lock_batch_state(tx.backend(), &batch))
         .await?;
     Ok(record.is_some_and(|(state,)| state != crate::claim::BatchState::Planned.as_str()))
 }
@@ -85,7 +85,7 @@ impl<S: Store> JobStore for S {
         for keys in dup_keys.chunks(S::CHUNK) {
             let rows: Vec<(String, String)> = self
                 .pool()
-                .fetch_all(&sql::jobs_by_keys(tenant, keys.to_vec()))
+                .fetch_all(&sql::submit::jobs_by_keys(tenant, keys.to_vec()))
                 .await?;
             existing.extend(rows.into_iter().map(|(id, key)| (key, id)));
         }
@@ -107,7 +107,7 @@ impl<S: Store> JobStore for S {
     async fn job(&self, tenant: &TenantId, id: &JobId) -> Result<Job> {
         let row: Option<JobRow> = self
             .pool()
-            .fetch_optional(&sql::select_job(tenant, id))
+            .fetch_optional(&sql::jobs::select_job(tenant, id))
             .await?;
         row.ok_or_else(|| Error::NotFound { id: id.to_string() })?
             .try_into()
@@ -118,9 +118,11 @@ impl<S: Store> JobStore for S {
         let mut tx = self.begin().await?;
         let request_out = request_may_be_out(&mut tx, tenant, id).await?;
         let changed: Option<(String,)> = tx
-            .fetch_optional(&sql::cancel_job(tenant, id, now, request_out))
+            .fetch_optional(&sql::jobs::cancel_job(tenant, id, now, request_out))
             .await?;
-        let row: Option<JobRow> = tx.fetch_optional(&sql::select_job(tenant, id)).await?;
+        let row: Option<JobRow> = tx
+            .fetch_optional(&sql::jobs::select_job(tenant, id))
+            .await?;
         let events: Vec<NewEvent> = changed
             .map(|_| NewEvent {
                 tenant: tenant.as_str().to_owned(),
@@ -146,7 +148,7 @@ impl<S: Store> JobStore for S {
         let before = cursor.map(super::list_position).transpose()?;
         let rows: Vec<JobRow> = self
             .pool()
-            .fetch_all(&sql::list_jobs(tenant, filter, before.as_ref()))
+            .fetch_all(&sql::jobs::list_jobs(tenant, filter, before.as_ref()))
             .await?;
         super::page(rows, filter)
     }
@@ -159,7 +161,7 @@ impl<S: Store> JobStore for S {
     ) -> Result<Vec<JobEvent>> {
         let rows: Vec<EventRow> = self
             .pool()
-            .fetch_all(&sql::events_after(tenant, after, limit))
+            .fetch_all(&sql::events::events_after(tenant, after, limit))
             .await?;
         rows.into_iter().map(|r| r.into_event(tenant)).collect()
     }
@@ -167,7 +169,7 @@ impl<S: Store> JobStore for S {
     async fn latest_position(&self, tenant: &TenantId) -> Result<Position> {
         let seq: Option<(Option<i64>,)> = self
             .pool()
-            .fetch_optional(&sql::latest_position(tenant))
+            .fetch_optional(&sql::events::latest_position(tenant))
             .await?;
         Ok(Position(seq.and_then(|(s,)| s).unwrap_or(0)))
     }
@@ -199,7 +201,7 @@ impl<S: Store> JobStore for S {
             let ids = chunk.iter().map(|h| h.get()).collect();
             let rows: Vec<(i64,)> = self
                 .pool()
-                .fetch_all(&sql::holds_in_use(tenant, ids))
+                .fetch_all(&sql::jobs::holds_in_use(tenant, ids))
                 .await?;
             in_use.extend(rows.into_iter().map(|(id,)| HoldId::new(id)));
         }

@@ -28,7 +28,8 @@ use crate::job::{HoldId, JobState};
 use crate::store::backend::Store;
 use crate::store::row::parse_job_id;
 use crate::store::schema::{ExtraUsage, Jobs};
-use crate::store::sql::{NewEvent, Picked, lock_skip};
+use crate::store::sql::events::NewEvent;
+use crate::store::sql::skip_locked::{Picked, lock_skip};
 use crate::validate::{from_micros, micros};
 
 /// Stored `usage_state` of usage not yet handed to the sink.

@@ -10,7 +10,7 @@ use crate::ids::JobId;
 use crate::job::{DeadlinePolicy, HoldId, Job, JobError, JobState};
 use crate::validate::from_micros;
 
-/// A jobs-table row as read by [`JOB_COLUMNS`](super::sql::JOB_COLUMNS).
+/// A jobs-table row as read by [`JOB_COLUMNS`](super::sql::jobs::JOB_COLUMNS).
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct JobRow {
     id: String,
