@@ -59,6 +59,7 @@ pub struct ResultItem {
 
 /// What one [`ingest`](crate::ClaimStore::ingest) call changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IngestCounts {
     /// Jobs that succeeded.
     pub succeeded: u64,

@@ -91,8 +91,9 @@ compile_error!(
 mod engine;
 mod error;
 mod event;
+// Test-only: the crash-point explorer's hooks, not part of the API a host builds on.
 #[cfg(feature = "failpoints")]
-#[cfg_attr(docsrs, doc(cfg(feature = "failpoints")))]
+#[doc(hidden)]
 pub mod failpoints;
 mod ids;
 mod ingest;

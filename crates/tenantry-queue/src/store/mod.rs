@@ -34,12 +34,23 @@ pub use postgres::PgStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
+/// Keeps the store traits to this crate's two stores: the queue's guarantees (each job ends
+/// once, tenants isolated, usage charged once) live in their SQL, so no other implementation
+/// could promise them.
+mod sealed {
+    pub trait Sealed {}
+    impl<S: super::backend::Store> Sealed for S {}
+}
+
 /// Durable storage of jobs and their events, scoped by tenant on every call.
 ///
 /// Both implementations pass the same behaviour suite. A job of another tenant is reported
 /// exactly like a missing job ([`Error::NotFound`](crate::Error::NotFound)).
+///
+/// The trait is sealed: [`SqliteStore`] and [`PgStore`] are its only implementations. Code
+/// generic over a store, or holding a `&dyn JobStore`, works with either.
 #[async_trait]
-pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait JobStore: sealed::Sealed + Send + Sync + std::fmt::Debug + 'static {
     /// Validates and stores one request; returns its id.
     ///
     /// With an idempotency key that the tenant already used, returns the earlier job's id
