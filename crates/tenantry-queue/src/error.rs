@@ -57,16 +57,63 @@ impl From<sqlx::Error> for Error {
 }
 
 impl Error {
-    /// Whether the error is a rejected submission ([`Error::Invalid`]).
+    /// Whether the caller's input was rejected and nothing changed: an invalid submission
+    /// ([`Error::Invalid`]) or a list cursor this crate did not make ([`Error::BadCursor`]).
     #[must_use]
-    pub fn is_invalid(&self) -> bool {
-        matches!(self, Self::Invalid(_))
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self, Self::Invalid(_) | Self::BadCursor)
     }
 
     /// Whether the error means "no such job for this tenant".
     #[must_use]
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+
+    /// Whether trying again later may succeed: the database could not be reached (I/O error,
+    /// no pooled connection within the timeout, pool closed), also while migrating. A
+    /// constraint violation, a rejected request or an unreadable row is not retryable.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            ),
+            Self::Migrate(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// A stable snake_case code naming the error, for logs, metrics and API responses; codes
+    /// are never renamed or reused.
+    ///
+    /// | error | code |
+    /// |---|---|
+    /// | [`Error::Invalid`] | `invalid_request` |
+    /// | [`Error::NotFound`] | `not_found` |
+    /// | [`Error::AlreadyFinished`] | `already_finished` |
+    /// | [`Error::BadCursor`] | `bad_cursor` |
+    /// | [`Error::Database`] | `database` |
+    /// | [`Error::Corrupt`] | `corrupt_row` |
+    /// | [`Error::Json`] | `corrupt_json` |
+    /// | [`Error::Migrate`] with [`MigrateError::TooNew`] | `schema_too_new` |
+    /// | [`Error::Migrate`] with [`MigrateError::Edited`] | `schema_edited` |
+    /// | [`Error::Migrate`], any other cause | `migration_failed` |
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_request",
+            Self::NotFound { .. } => "not_found",
+            Self::AlreadyFinished { .. } => "already_finished",
+            Self::BadCursor => "bad_cursor",
+            Self::Database(_) => "database",
+            Self::Corrupt { .. } => "corrupt_row",
+            Self::Json(_) => "corrupt_json",
+            Self::Migrate(MigrateError::TooNew { .. }) => "schema_too_new",
+            Self::Migrate(MigrateError::Edited { .. }) => "schema_edited",
+            Self::Migrate(_) => "migration_failed",
+        }
     }
 }
 
@@ -182,6 +229,30 @@ mod tests {
         fn check<T: std::error::Error + Send + Sync + 'static>() {}
         check::<Error>();
         check::<InvalidRequest>();
+    }
+
+    #[test]
+    fn predicates_and_codes() {
+        let unreachable = Error::Database(sqlx::Error::PoolTimedOut);
+        assert!(unreachable.is_retryable());
+        assert_eq!(unreachable.code(), "database");
+        let constraint = Error::Database(sqlx::Error::RowNotFound);
+        assert!(!constraint.is_retryable());
+        let invalid = Error::from(InvalidRequest::Model);
+        assert!(invalid.is_invalid_request() && !invalid.is_retryable());
+        assert_eq!(invalid.code(), "invalid_request");
+        assert!(Error::BadCursor.is_invalid_request());
+        let missing = Error::NotFound { id: "job_1".into() };
+        assert!(missing.is_not_found() && !missing.is_invalid_request());
+        assert_eq!(missing.code(), "not_found");
+        let too_new = Error::Migrate(MigrateError::TooNew {
+            component: "queue",
+            found: 99,
+            supported: 9,
+        });
+        assert_eq!(too_new.code(), "schema_too_new");
+        assert!(!too_new.is_retryable());
+        assert!(Error::Migrate(MigrateError::Database(sqlx::Error::PoolTimedOut)).is_retryable());
     }
 
     #[test]
