@@ -571,4 +571,44 @@ mod raw {
             Position::from_i64(5)
         );
     }
+
+    /// A database migrated by the queue's own runner of earlier versions (versions in
+    /// `tenantry_queue_migrations`, up to 8) is adopted: nothing applied twice, the next
+    /// migration applied, the stored jobs still there.
+    #[tokio::test]
+    async fn sqlite_a_database_of_the_old_runner_is_adopted() {
+        let (store, db) = crate::support::sqlite().await;
+        let t = tenant("acme");
+        let id = store
+            .submit(&t, "f", "u", params("x"), SubmitOptions::new())
+            .await
+            .unwrap();
+        drop(store);
+        for statement in [
+            "DELETE FROM tenantry_migrations WHERE component = 'queue'",
+            "DROP TABLE tenantry_queue_cursors",
+            "CREATE TABLE tenantry_queue_migrations \
+             (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            "INSERT INTO tenantry_queue_migrations (version, name, applied_at) \
+             VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0), (4, 'd', 0), (5, 'e', 0), (6, 'f', 0), \
+             (7, 'g', 0), (8, 'h', 0)",
+        ] {
+            sqlx::query(statement).execute(db.pool()).await.unwrap();
+        }
+        let store = tenantry_queue::SqliteStore::open(db.pool().clone())
+            .await
+            .unwrap();
+        let versions: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM tenantry_migrations WHERE component = 'queue' ORDER BY version",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(store.job(&t, &id).await.unwrap().state, JobState::Queued);
+        assert_eq!(
+            store.consumer_position("holds", &t).await.unwrap(),
+            Position::START
+        );
+    }
 }
