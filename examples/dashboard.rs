@@ -97,8 +97,8 @@ async fn jobs(
         .await
         .map_err(tenantry::Error::from)?;
     Ok(Envelope::success(
-        page.jobs
-            .into_iter()
+        page.items()
+            .iter()
             .map(|j| JobRow {
                 id: j.id.to_string(),
                 state: j.state.to_string(),

@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::Lane;
+use crate::TenantId;
 use crate::error::Result;
-use crate::ids::{JobId, TenantId};
+use crate::ids::JobId;
 use crate::ingest::{IngestCounts, MissingResult, ResultItem, UsageRecord};
-use crate::job::Lane;
 use crate::planner::{FlushPolicy, Plan, TenantBacklog};
 use crate::store::JobStore;
 
@@ -167,6 +168,7 @@ impl BatchState {
 
 /// A batch just claimed by [`ClaimStore::claim_batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchClaim {
     /// The new batch record.
     pub batch: BatchId,
@@ -178,6 +180,7 @@ pub struct BatchClaim {
 
 /// A batch record taken over from a worker whose lease expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchRecord {
     /// The batch.
     pub batch: BatchId,
@@ -193,6 +196,7 @@ pub struct BatchRecord {
 
 /// A submitted batch this worker may poll now.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PollClaim {
     /// The batch.
     pub batch: BatchId,
@@ -204,6 +208,7 @@ pub struct PollClaim {
 
 /// Urgent jobs claimed for one wave of Messages API calls.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct UrgentClaim {
     /// The claim token that fences their results (pass it to [`ClaimStore::ingest`]).
     pub token: BatchId,
@@ -213,6 +218,7 @@ pub struct UrgentClaim {
 
 /// One request of a batch to create: the job id is the `custom_id`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BatchRequest {
     /// The job, also the request's `custom_id`.
     pub job: JobId,
@@ -226,6 +232,8 @@ pub struct BatchRequest {
 ///
 /// On PostgreSQL every claim takes its rows with `FOR UPDATE SKIP LOCKED` inside the
 /// statement that changes their state, so concurrent engines never claim the same job.
+///
+/// Sealed like [`JobStore`] (its supertrait): the two stores are its only implementations.
 #[async_trait]
 pub trait ClaimStore: JobStore {
     /// The store's clock (the database's), in microseconds since the epoch. Every lease,

@@ -1,5 +1,8 @@
 //! The one error type of the queue crate and its `Result` alias.
 
+use tenantry_core::InvalidTenantId;
+use tenantry_core::migrate::MigrateError;
+
 use crate::job::JobState;
 
 /// Everything that can go wrong in the queue.
@@ -40,14 +43,11 @@ pub enum Error {
     /// A stored JSON value could not be decoded.
     #[error("stored JSON is unreadable")]
     Json(#[source] serde_json::Error),
-    /// The store's schema is newer than this version of the crate understands.
-    #[error("database schema version {found} is newer than the {supported} this crate knows")]
-    SchemaTooNew {
-        /// The highest migration version found in the database.
-        found: i64,
-        /// The highest version this crate ships.
-        supported: i64,
-    },
+    /// The queue's schema could not be migrated: the database was migrated by a newer version
+    /// of this crate ([`MigrateError::TooNew`]), a shipped migration differs from the one
+    /// applied ([`MigrateError::Edited`]), or a statement failed.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
 }
 
 impl From<sqlx::Error> for Error {
@@ -57,16 +57,87 @@ impl From<sqlx::Error> for Error {
 }
 
 impl Error {
-    /// Whether the error is a rejected submission ([`Error::Invalid`]).
+    /// Whether the caller's input was rejected and nothing changed: an invalid submission
+    /// ([`Error::Invalid`]) or a list cursor this crate did not make ([`Error::BadCursor`]).
     #[must_use]
-    pub fn is_invalid(&self) -> bool {
-        matches!(self, Self::Invalid(_))
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self, Self::Invalid(_) | Self::BadCursor)
     }
 
     /// Whether the error means "no such job for this tenant".
     #[must_use]
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+
+    /// Whether trying again later may succeed: the database could not be reached (I/O error,
+    /// no pooled connection within the timeout, pool closed), also while migrating. A
+    /// constraint violation, a rejected request or an unreadable row is not retryable.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            ),
+            Self::Migrate(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// What kind of failure it is, in the terms every tenantry crate shares: rejected input,
+    /// an unknown job, a finished job ([`Conflict`](tenantry_core::ErrorKind::Conflict)), an
+    /// unreachable database ([`Unavailable`](tenantry_core::ErrorKind::Unavailable)), or
+    /// anything else ([`Internal`](tenantry_core::ErrorKind::Internal)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_core::ErrorKind;
+    ///
+    /// assert_eq!(tenantry_queue::Error::BadCursor.kind(), ErrorKind::InvalidInput);
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> tenantry_core::ErrorKind {
+        use tenantry_core::ErrorKind as K;
+        match self {
+            _ if self.is_invalid_request() => K::InvalidInput,
+            Self::NotFound { .. } => K::NotFound,
+            Self::AlreadyFinished { .. } => K::Conflict,
+            _ if self.is_retryable() => K::Unavailable,
+            _ => K::Internal,
+        }
+    }
+
+    /// A stable snake_case code naming the error, for logs, metrics and API responses; codes
+    /// are never renamed or reused.
+    ///
+    /// | error | code |
+    /// |---|---|
+    /// | [`Error::Invalid`] | `invalid_request` |
+    /// | [`Error::NotFound`] | `not_found` |
+    /// | [`Error::AlreadyFinished`] | `already_finished` |
+    /// | [`Error::BadCursor`] | `bad_cursor` |
+    /// | [`Error::Database`] | `database` |
+    /// | [`Error::Corrupt`] | `corrupt_row` |
+    /// | [`Error::Json`] | `corrupt_json` |
+    /// | [`Error::Migrate`] with [`MigrateError::TooNew`] | `schema_too_new` |
+    /// | [`Error::Migrate`] with [`MigrateError::Edited`] | `schema_edited` |
+    /// | [`Error::Migrate`], any other cause | `migration_failed` |
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_request",
+            Self::NotFound { .. } => "not_found",
+            Self::AlreadyFinished { .. } => "already_finished",
+            Self::BadCursor => "bad_cursor",
+            Self::Database(_) => "database",
+            Self::Corrupt { .. } => "corrupt_row",
+            Self::Json(_) => "corrupt_json",
+            Self::Migrate(MigrateError::TooNew { .. }) => "schema_too_new",
+            Self::Migrate(MigrateError::Edited { .. }) => "schema_edited",
+            Self::Migrate(_) => "migration_failed",
+        }
     }
 }
 
@@ -158,6 +229,18 @@ pub enum InvalidRequest {
     },
 }
 
+impl From<InvalidTenantId> for InvalidRequest {
+    fn from(e: InvalidTenantId) -> Self {
+        Self::TenantId { max: e.max }
+    }
+}
+
+impl From<InvalidTenantId> for Error {
+    fn from(e: InvalidTenantId) -> Self {
+        Self::Invalid(e.into())
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -170,6 +253,30 @@ mod tests {
         fn check<T: std::error::Error + Send + Sync + 'static>() {}
         check::<Error>();
         check::<InvalidRequest>();
+    }
+
+    #[test]
+    fn predicates_and_codes() {
+        let unreachable = Error::Database(sqlx::Error::PoolTimedOut);
+        assert!(unreachable.is_retryable());
+        assert_eq!(unreachable.code(), "database");
+        let constraint = Error::Database(sqlx::Error::RowNotFound);
+        assert!(!constraint.is_retryable());
+        let invalid = Error::from(InvalidRequest::Model);
+        assert!(invalid.is_invalid_request() && !invalid.is_retryable());
+        assert_eq!(invalid.code(), "invalid_request");
+        assert!(Error::BadCursor.is_invalid_request());
+        let missing = Error::NotFound { id: "job_1".into() };
+        assert!(missing.is_not_found() && !missing.is_invalid_request());
+        assert_eq!(missing.code(), "not_found");
+        let too_new = Error::Migrate(MigrateError::TooNew {
+            component: "queue",
+            found: 99,
+            supported: 9,
+        });
+        assert_eq!(too_new.code(), "schema_too_new");
+        assert!(!too_new.is_retryable());
+        assert!(Error::Migrate(MigrateError::Database(sqlx::Error::PoolTimedOut)).is_retryable());
     }
 
     #[test]

@@ -14,8 +14,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::TenantId;
 use crate::error::Result;
-use crate::ids::{JobId, TenantId};
+use crate::ids::JobId;
 use crate::job::JobState;
 use crate::store::JobStore;
 

@@ -1,67 +1,7 @@
-//! Typed identifiers: the tenant a job belongs to and the job itself.
+//! A job's id. (The tenant's id is [`TenantId`](crate::TenantId), from `tenantry-core`.)
 
 use std::fmt;
 use std::str::FromStr;
-
-use crate::error::InvalidRequest;
-
-/// The longest tenant id accepted, in bytes.
-pub const TENANT_ID_MAX: usize = 128;
-
-/// The tenant that owns a job. Every store call is scoped by one.
-///
-/// 1 to 128 characters of `[A-Za-z0-9_.:@-]`, so it is safe in logs, URLs and notification
-/// payloads.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct TenantId(String);
-
-impl TenantId {
-    /// Checks and wraps a tenant id.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidRequest::TenantId`] when it is empty, too long or has other characters.
-    pub fn new(id: impl Into<String>) -> Result<Self, InvalidRequest> {
-        let id = id.into();
-        let ok = !id.is_empty()
-            && id.len() <= TENANT_ID_MAX
-            && id.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'-')
-            });
-        if ok {
-            Ok(Self(id))
-        } else {
-            Err(InvalidRequest::TenantId { max: TENANT_ID_MAX })
-        }
-    }
-
-    /// The id as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for TenantId {
-    type Err = InvalidRequest;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::new(s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for TenantId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::new(s).map_err(serde::de::Error::custom)
-    }
-}
 
 /// A job's id: `job_` followed by the 32 hex digits of a UUIDv7.
 ///
@@ -154,6 +94,8 @@ mod tests {
 
     #[test]
     fn tenant_ids_are_checked() {
+        use crate::{TENANT_ID_MAX, TenantId};
+
         assert!(TenantId::new("acme-prod_1").is_ok());
         assert!(TenantId::new("").is_err());
         assert!(TenantId::new("a b").is_err());

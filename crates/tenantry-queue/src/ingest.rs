@@ -9,8 +9,10 @@
 use async_trait::async_trait;
 use tenantry_batch::types::{Message, Usage};
 
-use crate::ids::{JobId, TenantId};
-use crate::job::{HoldId, JobError, Lane};
+use crate::Lane;
+use crate::TenantId;
+use crate::ids::JobId;
+use crate::job::{HoldId, JobError};
 
 /// What the API returned for one job.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +59,7 @@ pub struct ResultItem {
 
 /// What one [`ingest`](crate::ClaimStore::ingest) call changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IngestCounts {
     /// Jobs that succeeded.
     pub succeeded: u64,

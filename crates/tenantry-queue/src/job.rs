@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use tenantry_batch::types::Usage;
 use time::OffsetDateTime;
 
-use crate::ids::{JobId, TenantId};
+use crate::ids::JobId;
+use crate::{Lane, TenantId};
 
 /// Where a job is in its life.
 ///
@@ -99,39 +100,6 @@ impl FromStr for JobState {
             .chain([Self::UsageUnpriced])
             .find(|st| st.as_str() == s)
             .ok_or_else(|| ParseStateError(s.to_owned()))
-    }
-}
-
-/// How a job reaches the API.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Lane {
-    /// Gathered into a Message Batch (half price, results within 24 h).
-    #[default]
-    Batch,
-    /// Sent at once through the synchronous Messages API (full price).
-    Urgent,
-}
-
-impl Lane {
-    /// The lane's stored name.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Batch => "batch",
-            Self::Urgent => "urgent",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "batch" => Some(Self::Batch),
-            "urgent" => Some(Self::Urgent),
-            _ => None,
-        }
     }
 }
 
@@ -418,34 +386,6 @@ impl JobFilter {
             self.limit.min(MAX_PAGE_SIZE)
         }
     }
-}
-
-/// An opaque position in a job listing, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Cursor(pub(crate) JobId);
-
-impl Cursor {
-    /// The cursor as text, for an HTTP query string.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl FromStr for Cursor {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse().map(Self).map_err(|_| crate::Error::BadCursor)
-    }
-}
-
-/// One page of jobs, newest first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    /// The jobs.
-    pub jobs: Vec<Job>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<Cursor>,
 }
 
 #[cfg(test)]

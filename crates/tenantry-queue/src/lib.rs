@@ -63,9 +63,10 @@
 //!
 //! # Storage
 //!
-//! All SQL is built with sea-query and bound through sea-query-sqlx. Migrations are
-//! versioned and recorded in `tenantry_queue_migrations`; [`SqliteStore::open`] and
-//! [`PgStore::open`] apply the pending ones.
+//! All SQL is built with sea-query and runs through `tenantry-core`'s SQL layer with bound
+//! values. The queue's migrations are the [`MIGRATIONS`] component of `tenantry-core`'s
+//! runner (versioned, checksummed, recorded in `tenantry_migrations`);
+//! [`SqliteStore::open`] and [`PgStore::open`] apply the pending ones.
 #![deny(missing_docs)]
 // With one database driver (or none) compiled in, the other backend's paths are unused by
 // design; the default features build and test both.
@@ -90,8 +91,9 @@ compile_error!(
 mod engine;
 mod error;
 mod event;
+// Test-only: the crash-point explorer's hooks, not part of the API a host builds on.
 #[cfg(feature = "failpoints")]
-#[cfg_attr(docsrs, doc(cfg(feature = "failpoints")))]
+#[doc(hidden)]
 pub mod failpoints;
 mod ids;
 mod ingest;
@@ -107,14 +109,14 @@ pub use claim::{
 pub use engine::{DEFAULT_MAX_ATTEMPTS, Engine, EngineConfig, StepReport};
 pub use error::{Error, InvalidRequest, Result};
 pub use event::{DEFAULT_POLL_INTERVAL, JobEvent, Position, Subscription};
-pub use ids::{JobId, ParseJobIdError, TENANT_ID_MAX, TenantId};
+pub use ids::{JobId, ParseJobIdError};
 pub use ingest::{
     DeadUsage, IngestCounts, ItemOutcome, MissingResult, ResultItem, SinkError, UsageRecord,
     UsageSink,
 };
 pub use job::{
-    Cursor, DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, HoldId, Job, JobError, JobFilter,
-    JobState, Lane, MAX_MAX_WAIT, MAX_PAGE_SIZE, Page, ParseStateError, Submission, SubmitOptions,
+    DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, HoldId, Job, JobError, JobFilter,
+    JobState, MAX_MAX_WAIT, MAX_PAGE_SIZE, ParseStateError, Submission, SubmitOptions,
 };
 pub use store::JobStore;
 #[cfg(feature = "postgres")]
@@ -124,6 +126,8 @@ pub use store::SqliteStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::{DEFAULT_LISTENER_HEARTBEAT, LISTENER_APPLICATION_NAME};
+pub use store::schema::MIGRATIONS;
+pub use tenantry_core::{Cursor, InvalidTenantId, Lane, Page, TENANT_ID_MAX, TenantId};
 /// Without the `failpoints` feature a crash point is nothing at all.
 #[cfg(not(feature = "failpoints"))]
 #[doc(hidden)]

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ids::TenantId;
+use crate::TenantId;
 
 /// The batch API's limit on requests per batch.
 pub const API_MAX_REQUESTS: usize = 100_000;
@@ -76,6 +76,7 @@ impl FlushPolicy {
 
 /// One tenant's open batch-lane backlog, as summarised by the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TenantBacklog {
     /// The tenant.
     pub tenant: TenantId,
@@ -101,6 +102,7 @@ pub enum FlushReason {
 
 /// A batch to claim: how many jobs each tenant gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Plan {
     /// Why the batch closes now.
     pub reason: FlushReason,
@@ -184,20 +186,20 @@ fn water_fill(needs: &[usize], slots: usize) -> Vec<usize> {
 
 /// A claimed job, as the byte trim sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed<K> {
+pub(crate) struct Claimed<K> {
     /// The job's key (its id in the store).
-    pub key: K,
+    pub(crate) key: K,
     /// Its tenant.
-    pub tenant: TenantId,
+    pub(crate) tenant: TenantId,
     /// Its body bytes, overhead included.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 /// Splits claimed jobs (each tenant's in its flush order) into those kept within
 /// `max_bytes` and those to give back, taking them round-robin across tenants so the byte
 /// limit is shared as fairly as the slots.
 #[must_use]
-pub fn fit_bytes<K>(
+pub(crate) fn fit_bytes<K>(
     claimed: Vec<Claimed<K>>,
     max_bytes: u64,
 ) -> (Vec<Claimed<K>>, Vec<Claimed<K>>) {

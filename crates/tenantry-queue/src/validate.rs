@@ -13,8 +13,9 @@ use tenantry_batch::ValidationRule;
 use tenantry_batch::types::MessageParams;
 use time::OffsetDateTime;
 
+use crate::TenantId;
 use crate::error::InvalidRequest;
-use crate::ids::{JobId, TenantId};
+use crate::ids::JobId;
 use crate::job::{MAX_MAX_WAIT, Submission};
 
 /// The largest serialized request accepted, in bytes: the Messages API's 32 MB request

@@ -102,7 +102,7 @@ async fn full_batches_close_at_max_requests<S: ClaimStore>(store: S) {
         .list(&t, &JobFilter::new().states([JobState::Queued]), None)
         .await
         .unwrap();
-    assert_eq!(queued.jobs.len(), 2);
+    assert_eq!(queued.items().len(), 2);
 }
 
 async fn a_backlog_does_not_crowd_out_a_single_job<S: ClaimStore>(store: S) {
@@ -162,9 +162,9 @@ async fn the_byte_limit_holds_and_the_rest_stays_queued<S: ClaimStore>(store: S)
         .list(&t, &JobFilter::new().states([JobState::Queued]), None)
         .await
         .unwrap();
-    assert_eq!(queued.jobs.len(), 20 - claim.jobs.len());
+    assert_eq!(queued.items().len(), 20 - claim.jobs.len());
     assert!(
-        queued.jobs.iter().all(|j| j.batch_id.is_none()),
+        queued.items().iter().all(|j| j.batch_id.is_none()),
         "given-back jobs carry no batch"
     );
     let batched_events = store

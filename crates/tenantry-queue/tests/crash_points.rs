@@ -574,7 +574,7 @@ async fn job_states<S: ClaimStore>(store: &S, t: &TenantId) -> Vec<(JobState, u3
         .list(t, &JobFilter::new().limit(100), None)
         .await
         .unwrap()
-        .jobs
+        .items()
         .iter()
         .map(|j| (j.state, j.attempts))
         .collect()

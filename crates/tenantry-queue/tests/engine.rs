@@ -61,7 +61,11 @@ async fn drive<S: ClaimStore>(engine: &Engine<S>, tenants: &[TenantId], jobs: us
                 .list(t, &JobFilter::new().limit(1000), None)
                 .await
                 .unwrap();
-            done += page.jobs.iter().filter(|j| j.state.is_terminal()).count();
+            done += page
+                .items()
+                .iter()
+                .filter(|j| j.state.is_terminal())
+                .count();
         }
         if done == jobs {
             // One more step hands over the last usage.
@@ -78,7 +82,7 @@ async fn drive<S: ClaimStore>(engine: &Engine<S>, tenants: &[TenantId], jobs: us
             .unwrap();
         eprintln!(
             "{:?}",
-            page.jobs
+            page.items()
                 .iter()
                 .map(|j| (j.state, j.attempts, j.error.clone()))
                 .collect::<Vec<_>>()

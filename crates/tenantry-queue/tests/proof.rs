@@ -125,7 +125,7 @@ async fn ten_thousand_jobs_under_faults<S: ClaimStore + Clone>(store: S) {
                 let filter = JobFilter::new()
                     .states([JobState::Queued, JobState::Batched, JobState::Submitted])
                     .limit(1);
-                open += store.list(t, &filter, None).await.unwrap().jobs.len();
+                open += store.list(t, &filter, None).await.unwrap().items().len();
             }
             if open == 0 {
                 engine.step().await.unwrap();
@@ -144,7 +144,7 @@ async fn ten_thousand_jobs_under_faults<S: ClaimStore + Clone>(store: S) {
             .list(t, &JobFilter::new().limit(1000), None)
             .await
             .unwrap()
-            .jobs;
+            .into_items();
         assert_eq!(jobs.len(), PER_TENANT);
         let events = store
             .events_after(t, Position::START, 100_000)

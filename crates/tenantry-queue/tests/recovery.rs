@@ -69,7 +69,7 @@ async fn run_to_quiescence<S: ClaimStore>(engine: &Engine<S>, t: &TenantId) {
             .list(t, &JobFilter::new().limit(1000), None)
             .await
             .unwrap();
-        if page.jobs.iter().all(|j| j.state.is_terminal()) {
+        if page.items().iter().all(|j| j.state.is_terminal()) {
             engine.step().await.unwrap();
             return;
         }

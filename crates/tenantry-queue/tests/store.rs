@@ -59,9 +59,9 @@ async fn invalid_submission_stores_nothing<S: JobStore>(store: S) {
     );
     let page = store.list(&t, &JobFilter::new(), None).await.unwrap();
     assert!(
-        page.jobs.is_empty(),
+        page.items().is_empty(),
         "rejected requests were stored: {:?}",
-        page.jobs
+        page.items()
     );
     assert_eq!(store.latest_position(&t).await.unwrap(), Position::START);
 }
@@ -96,7 +96,7 @@ async fn idempotency_key_returns_the_same_job<S: JobStore>(store: S) {
     assert_ne!(ids[0], ids[2]);
     let page = store.list(&a, &JobFilter::new(), None).await.unwrap();
     assert_eq!(
-        page.jobs.len(),
+        page.items().len(),
         3,
         "one keyed job, one new keyed job, one unkeyed job"
     );
@@ -130,7 +130,7 @@ async fn another_tenants_job_is_not_found<S: JobStore>(store: S) {
             .list(&b, &JobFilter::new(), None)
             .await
             .unwrap()
-            .jobs
+            .items()
             .is_empty()
     );
     assert_eq!(
@@ -182,10 +182,10 @@ async fn list_pages_with_a_cursor_and_filters<S: JobStore>(store: S) {
     let mut cursor = None;
     loop {
         let page = store.list(&t, &filter, cursor.as_ref()).await.unwrap();
-        assert!(page.jobs.len() <= 3);
-        seen.extend(page.jobs.iter().map(|j| j.id.clone()));
-        match page.next {
-            Some(next) => cursor = Some(next.as_str().parse().unwrap()),
+        assert!(page.items().len() <= 3);
+        seen.extend(page.items().iter().map(|j| j.id.clone()));
+        match page.next_cursor() {
+            Some(next) => cursor = Some(tenantry_queue::Cursor::new(next.as_str())),
             None => break,
         }
     }
@@ -195,16 +195,22 @@ async fn list_pages_with_a_cursor_and_filters<S: JobStore>(store: S) {
         .list(&t, &JobFilter::new().feature("even"), None)
         .await
         .unwrap();
-    assert_eq!(even.jobs.len(), 4);
+    assert_eq!(even.items().len(), 4);
     let canceled = store
         .list(&t, &JobFilter::new().states([JobState::Canceled]), None)
         .await
         .unwrap();
     assert_eq!(
-        canceled.jobs.iter().map(|j| &j.id).collect::<Vec<_>>(),
+        canceled.items().iter().map(|j| &j.id).collect::<Vec<_>>(),
         [&ids[6]]
     );
-    assert!("nonsense".parse::<tenantry_queue::Cursor>().is_err());
+    let bad = store
+        .list(&t, &filter, Some(&tenantry_queue::Cursor::new("nonsense")))
+        .await;
+    assert!(
+        matches!(bad, Err(tenantry_queue::Error::BadCursor)),
+        "{bad:?}"
+    );
 }
 
 async fn subscriptions_see_only_their_tenant_in_order<S: JobStore>(store: S) {
@@ -363,11 +369,74 @@ async fn the_batch_builders_rules_apply_at_submit<S: JobStore>(store: S) {
     );
     assert!(err.to_string().contains("item 0"), "{err}");
     let page = store.list(&t, &JobFilter::new(), None).await.unwrap();
-    assert!(page.jobs.is_empty(), "stored: {:?}", page.jobs);
+    assert!(page.items().is_empty(), "stored: {:?}", page.items());
     assert_eq!(store.latest_position(&t).await.unwrap(), Position::START);
 }
 
+async fn consumer_cursors_move_forward_per_consumer_and_tenant<S: JobStore>(store: S) {
+    let (a, b) = (tenant("a"), tenant("b"));
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::START
+    );
+    store
+        .advance_consumer("holds", &a, Position::from_i64(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::from_i64(7)
+    );
+    // Forward only: a lower position (a slower instance) is a no-op, a higher one moves it.
+    store
+        .advance_consumer("holds", &a, Position::from_i64(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::from_i64(7)
+    );
+    store
+        .advance_consumer("holds", &a, Position::from_i64(9))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::from_i64(9)
+    );
+    // Per tenant and per consumer.
+    assert_eq!(
+        store.consumer_position("holds", &b).await.unwrap(),
+        Position::START
+    );
+    assert_eq!(
+        store.consumer_position("webhooks", &a).await.unwrap(),
+        Position::START
+    );
+    store
+        .advance_consumer("webhooks", &a, Position::from_i64(2))
+        .await
+        .unwrap();
+    store
+        .advance_consumer("holds", &b, Position::from_i64(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consumer_position("webhooks", &a).await.unwrap(),
+        Position::from_i64(2)
+    );
+    assert_eq!(
+        store.consumer_position("holds", &b).await.unwrap(),
+        Position::from_i64(1)
+    );
+    assert_eq!(
+        store.consumer_position("holds", &a).await.unwrap(),
+        Position::from_i64(9)
+    );
+}
+
 on_both_stores!(
+    consumer_cursors_move_forward_per_consumer_and_tenant,
     submit_stores_the_request,
     invalid_submission_stores_nothing,
     the_batch_builders_rules_apply_at_submit,
@@ -381,10 +450,11 @@ on_both_stores!(
     concurrent_writers_never_leave_a_gap,
 );
 
-/// Backend-specific checks that need raw SQL.
+/// Backend-specific checks that need raw SQL or a reopened store.
 mod raw {
-    use super::{Error, JobState, JobStore, SubmitOptions, params, tenant};
+    use super::{Error, JobState, JobStore, Position, SubmitOptions, params, tenant};
     use pretty_assertions::assert_eq;
+    use tenantry_core::migrate::MigrateError;
 
     #[tokio::test]
     async fn sqlite_finished_jobs_cannot_be_canceled_and_migrations_are_idempotent() {
@@ -413,13 +483,14 @@ mod raw {
         tenantry_queue::SqliteStore::open(db.pool().clone())
             .await
             .unwrap();
-        let versions: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM tenantry_queue_migrations")
-                .fetch_all(db.pool())
-                .await
-                .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
-        sqlx::query("INSERT INTO tenantry_queue_migrations VALUES (99, 'future', 0)")
+        let versions: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM tenantry_migrations WHERE component = 'queue' ORDER BY version",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        sqlx::query("INSERT INTO tenantry_migrations VALUES ('queue', 99, 'future', '', 0)")
             .execute(db.pool())
             .await
             .unwrap();
@@ -429,10 +500,11 @@ mod raw {
         assert!(
             matches!(
                 err,
-                Error::SchemaTooNew {
+                Error::Migrate(MigrateError::TooNew {
+                    component: "queue",
                     found: 99,
-                    supported: 8
-                }
+                    supported: 9
+                })
             ),
             "{err:?}"
         );
@@ -461,6 +533,82 @@ mod raw {
                 }
             ),
             "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_consumer_cursors_survive_a_reopen() {
+        let (store, db) = crate::support::sqlite().await;
+        let t = tenant("acme");
+        store
+            .advance_consumer("holds", &t, Position::from_i64(5))
+            .await
+            .unwrap();
+        drop(store);
+        let reopened = tenantry_queue::SqliteStore::open(db.pool().clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            reopened.consumer_position("holds", &t).await.unwrap(),
+            Position::from_i64(5)
+        );
+    }
+
+    #[tokio::test]
+    async fn postgres_consumer_cursors_survive_a_reopen() {
+        let (store, db) = crate::support::postgres().await;
+        let t = tenant("acme");
+        store
+            .advance_consumer("holds", &t, Position::from_i64(5))
+            .await
+            .unwrap();
+        drop(store);
+        let reopened = tenantry_queue::PgStore::open(db.pool().clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            reopened.consumer_position("holds", &t).await.unwrap(),
+            Position::from_i64(5)
+        );
+    }
+
+    /// A database migrated by the queue's own runner of earlier versions (versions in
+    /// `tenantry_queue_migrations`, up to 8) is adopted: nothing applied twice, the next
+    /// migration applied, the stored jobs still there.
+    #[tokio::test]
+    async fn sqlite_a_database_of_the_old_runner_is_adopted() {
+        let (store, db) = crate::support::sqlite().await;
+        let t = tenant("acme");
+        let id = store
+            .submit(&t, "f", "u", params("x"), SubmitOptions::new())
+            .await
+            .unwrap();
+        drop(store);
+        for statement in [
+            "DELETE FROM tenantry_migrations WHERE component = 'queue'",
+            "DROP TABLE tenantry_queue_cursors",
+            "CREATE TABLE tenantry_queue_migrations \
+             (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            "INSERT INTO tenantry_queue_migrations (version, name, applied_at) \
+             VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0), (4, 'd', 0), (5, 'e', 0), (6, 'f', 0), \
+             (7, 'g', 0), (8, 'h', 0)",
+        ] {
+            sqlx::query(statement).execute(db.pool()).await.unwrap();
+        }
+        let store = tenantry_queue::SqliteStore::open(db.pool().clone())
+            .await
+            .unwrap();
+        let versions: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM tenantry_migrations WHERE component = 'queue' ORDER BY version",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(store.job(&t, &id).await.unwrap().state, JobState::Queued);
+        assert_eq!(
+            store.consumer_position("holds", &t).await.unwrap(),
+            Position::START
         );
     }
 }

@@ -3,14 +3,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sea_query::InsertStatement;
-use sea_query_sqlx::SqlxBinder;
-use sqlx::AssertSqlSafe;
 use tenantry_cost::{Ledger, PriceBook};
-use tenantry_queue::{JobStore, Position};
+use tenantry_queue::JobStore;
 
 use crate::error::{Error, Result};
-use crate::sql;
 
 /// Where a [`Tenantry`](crate::Tenantry) keeps its jobs, events, ledger and budgets.
 #[derive(Debug, Clone)]
@@ -78,27 +74,16 @@ impl Database {
             "database URL must start with sqlite: or postgres://".into(),
         ))
     }
-}
 
-/// Runs `$body` with the store's pool as `$pool` and a maker of its sea-query builder as `$qb`, so one
-/// statement serves both backends.
-macro_rules! on_store {
-    ($store:expr, |$pool:ident, $qb:ident| $body:expr) => {
-        match $store {
+    /// The database as the crates' shared SQL layer takes it.
+    fn pool(&self) -> tenantry_core::db::Pool {
+        match self {
             #[cfg(feature = "sqlite")]
-            Store::Sqlite(s) => {
-                let $pool = s.pool();
-                let $qb = || sea_query::SqliteQueryBuilder;
-                $body
-            }
+            Self::Sqlite(pool) => pool.clone().into(),
             #[cfg(feature = "postgres")]
-            Store::Postgres(s) => {
-                let $pool = s.pool();
-                let $qb = || sea_query::PostgresQueryBuilder;
-                $body
-            }
+            Self::Postgres(pool) => pool.clone().into(),
         }
-    };
+    }
 }
 
 /// A tenant id as the metrics take it. The handle has checked it with the queue's rules, which
@@ -109,7 +94,17 @@ fn metrics_tenant(tenant: &str) -> Result<tenantry_core::TenantId> {
         .map_err(|e| Error::from(tenantry_queue::InvalidRequest::TenantId { max: e.max }))
 }
 
-/// The queue store, opened (and migrated) on the database.
+/// Every component whose tables live in the host's database, migrated together.
+fn components() -> Vec<&'static tenantry_core::migrate::Component> {
+    vec![
+        &tenantry_queue::MIGRATIONS,
+        &tenantry_cost::MIGRATIONS,
+        #[cfg(feature = "metrics")]
+        &tenantry_metrics::MIGRATIONS,
+    ]
+}
+
+/// The queue store, opened on the database after every component's migrations.
 #[derive(Debug, Clone)]
 pub(crate) enum Store {
     #[cfg(feature = "sqlite")]
@@ -119,12 +114,15 @@ pub(crate) enum Store {
 }
 
 impl Store {
-    /// Opens the queue and the ledger (with the metrics tables) on one database, migrating all.
+    /// Migrates every component (queue, ledger, metrics) in one transaction, then opens the
+    /// queue store and the ledger on the database.
     pub(crate) async fn open(
         db: Database,
         book: PriceBook,
         poll: Option<Duration>,
     ) -> Result<(Self, Ledger)> {
+        let pool = db.pool();
+        tenantry_core::migrate::migrate(&pool, &components()).await?;
         match db {
             #[cfg(feature = "sqlite")]
             Database::Sqlite(pool) => {
@@ -132,15 +130,7 @@ impl Store {
                 if let Some(p) = poll {
                     store = store.with_poll_interval(p);
                 }
-                let ledger = Ledger::sqlite(pool.clone(), book);
-                ledger.migrate().await?;
-                #[cfg(feature = "metrics")]
-                tenantry_metrics::migrate(&tenantry_core::db::Pool::from(pool.clone()))
-                    .await
-                    .map_err(tenantry_metrics::Error::from)?;
-                let store = Self::Sqlite(store);
-                store.migrate().await?;
-                Ok((store, ledger))
+                Ok((Self::Sqlite(store), Ledger::sqlite(pool, book)))
             }
             #[cfg(feature = "postgres")]
             Database::Postgres(pool) => {
@@ -148,15 +138,7 @@ impl Store {
                 if let Some(p) = poll {
                     store = store.with_poll_interval(p);
                 }
-                let ledger = Ledger::postgres(pool.clone(), book);
-                ledger.migrate().await?;
-                #[cfg(feature = "metrics")]
-                tenantry_metrics::migrate(&tenantry_core::db::Pool::from(pool.clone()))
-                    .await
-                    .map_err(tenantry_metrics::Error::from)?;
-                let store = Self::Postgres(store);
-                store.migrate().await?;
-                Ok((store, ledger))
+                Ok((Self::Postgres(store), Ledger::postgres(pool, book)))
             }
         }
     }
@@ -213,51 +195,6 @@ impl Store {
         tenantry_metrics::Registry::default()
             .add_member(&self.metrics_pool(), &metrics_tenant(tenant)?, user)
             .await?;
-        Ok(())
-    }
-
-    /// Where the hold releaser has read `tenant`'s event log up to, as stored by any instance.
-    pub(crate) async fn hold_cursor(&self, tenant: &str) -> Result<Position> {
-        let stmt = sql::hold_cursor(tenant);
-        let position: Option<i64> = on_store!(self, |pool, qb| {
-            let (text, values) = stmt.build_sqlx(qb());
-            sqlx::query_scalar_with(AssertSqlSafe(text), values)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(position.map_or(Position::START, Position::from_i64))
-    }
-
-    /// Stores that `tenant`'s event log has been read up to `position`; a position behind the
-    /// stored one (another instance read further) is ignored.
-    pub(crate) async fn save_hold_cursor(&self, tenant: &str, position: Position) -> Result<()> {
-        self.execute_all(&[sql::save_hold_cursor(tenant, position)])
-            .await
-    }
-
-    /// Runs `statements` in one transaction.
-    async fn execute_all(&self, statements: &[InsertStatement]) -> Result<()> {
-        on_store!(self, |pool, qb| {
-            let mut tx = pool.begin().await?;
-            for stmt in statements {
-                let (text, values) = stmt.build_sqlx(qb());
-                sqlx::query_with(AssertSqlSafe(text), values)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// Creates the facade's own table.
-    async fn migrate(&self) -> Result<()> {
-        let stmt = sql::create_hold_cursors();
-        on_store!(self, |pool, qb| {
-            sqlx::query(AssertSqlSafe(stmt.build(qb())))
-                .execute(pool)
-                .await?;
-        });
         Ok(())
     }
 }

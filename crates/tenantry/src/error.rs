@@ -1,6 +1,7 @@
 //! The facade's one error type, and how each error becomes an envelope problem with a stable code.
 
 use http::StatusCode;
+use tenantry_core::ErrorKind;
 use tenantry_envelope::{Code, CustomCode, Envelope, Limit, Problem};
 
 /// The job was canceled before it finished (`409`).
@@ -32,6 +33,10 @@ pub enum Error {
     /// The database could not be reached or a statement failed.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The database's schema could not be migrated: it is newer than this code, a released
+    /// migration was edited, or a migration failed (nothing was applied then).
+    #[error("database schema error")]
+    Schema(#[source] tenantry_core::migrate::MigrateError),
     /// A metrics query could not be built or run.
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
@@ -57,6 +62,12 @@ impl From<tenantry_queue::InvalidRequest> for Error {
     }
 }
 
+impl From<tenantry_queue::InvalidTenantId> for Error {
+    fn from(e: tenantry_queue::InvalidTenantId) -> Self {
+        Self::Queue(e.into())
+    }
+}
+
 impl From<tenantry_cost::Error> for Error {
     fn from(e: tenantry_cost::Error) -> Self {
         Self::Cost(e)
@@ -66,6 +77,12 @@ impl From<tenantry_cost::Error> for Error {
 impl From<tenantry_batch::Error> for Error {
     fn from(e: tenantry_batch::Error) -> Self {
         Self::Client(e)
+    }
+}
+
+impl From<tenantry_core::migrate::MigrateError> for Error {
+    fn from(e: tenantry_core::migrate::MigrateError) -> Self {
+        Self::Schema(e)
     }
 }
 
@@ -83,36 +100,46 @@ impl From<tenantry_metrics::Error> for Error {
 }
 
 impl Error {
-    /// The stable problem code a client sees for this error.
+    /// What kind of failure it is, as the crate that failed classifies it.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Queue(e) => e.kind(),
+            Self::Cost(e) => e.kind(),
+            Self::Client(e) => e.kind(),
+            // The facade's own statements are idempotent registrations: a refusal there is a
+            // fault of ours, not a conflict the caller made.
+            Self::Database(e) => match ErrorKind::of_database(e) {
+                ErrorKind::Unavailable => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
+            Self::Schema(e) => e.kind(),
+            #[cfg(feature = "metrics")]
+            Self::Metrics(e) => e.kind(),
+            Self::Config(_) | Self::Engine(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The stable problem code a client sees for this error, from its [`kind`](Self::kind).
     ///
-    /// | error | code |
+    /// | kind | code |
     /// |---|---|
-    /// | invalid request or tenant id, a token count out of range | `VALIDATION_FAILED` (422) |
-    /// | unknown job (also another tenant's) | `NOT_FOUND` (404) |
-    /// | job already finished, a ledger key taken by other usage | `CONFLICT` (409) |
+    /// | invalid input (a request, a tenant id, a token count out of range) | `VALIDATION_FAILED` (422) |
+    /// | not found (an unknown job, also another tenant's) | `NOT_FOUND` (404) |
+    /// | conflict (a finished job, a ledger key taken by other usage) | `CONFLICT` (409) |
     /// | budget exceeded | `BUDGET_EXCEEDED` (402) |
-    /// | model not in the price book | `INVALID_REQUEST` (400) |
-    /// | database unreachable | `UNAVAILABLE` (503) |
+    /// | unpriceable (a model not in the price book) | `INVALID_REQUEST` (400) |
+    /// | unavailable (the database unreachable) | `UNAVAILABLE` (503) |
     /// | anything else | `INTERNAL` (500) |
     #[must_use]
     pub fn code(&self) -> Code {
-        use tenantry_cost::Error as C;
-        use tenantry_queue::Error as Q;
-        match self {
-            Self::Queue(Q::Invalid(_)) => Code::ValidationFailed,
-            Self::Queue(Q::NotFound { .. }) => Code::NotFound,
-            Self::Queue(Q::AlreadyFinished { .. }) => Code::Conflict,
-            Self::Queue(Q::Database(e)) | Self::Database(e) if is_unavailable(e) => {
-                Code::Unavailable
-            }
-            Self::Cost(C::BudgetExceeded { .. }) => Code::BudgetExceeded,
-            Self::Cost(
-                C::UnknownModel { .. } | C::NoRateAt { .. } | C::UnsupportedModifier { .. },
-            ) => Code::InvalidRequest,
-            // A request's token count beyond what a ledger line holds (the field is named).
-            Self::Cost(C::OutOfRange { .. }) => Code::ValidationFailed,
-            Self::Cost(C::KeyConflict { .. }) => Code::Conflict,
-            Self::Cost(C::Database(e)) if is_unavailable(e) => Code::Unavailable,
+        match self.kind() {
+            ErrorKind::InvalidInput => Code::ValidationFailed,
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::Conflict => Code::Conflict,
+            ErrorKind::BudgetExceeded => Code::BudgetExceeded,
+            ErrorKind::Unpriceable => Code::InvalidRequest,
+            ErrorKind::Unavailable => Code::Unavailable,
             _ => Code::Internal,
         }
     }
@@ -169,13 +196,6 @@ fn innermost(invalid: &tenantry_queue::InvalidRequest) -> &tenantry_queue::Inval
         tenantry_queue::InvalidRequest::Item { reason, .. } => innermost(reason),
         other => other,
     }
-}
-
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-    )
 }
 
 /// The message of an error and of its causes, without the wrapper's own words.

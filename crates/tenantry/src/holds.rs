@@ -4,7 +4,8 @@
 //!
 //! The engine task follows the queue's durable event log of every tenant that still has a live
 //! hold, from where it last read, and releases the hold of each job that entered one of those
-//! states. Where it has read to is stored per tenant (`tenantry_hold_cursors`), so a restarted
+//! states. Where it has read to is stored per tenant as the queue's consumer cursor `holds`
+//! ([`JobStore::advance_consumer`](tenantry_queue::JobStore::advance_consumer)), so a restarted
 //! engine, or another instance, goes on from there instead of reading every tenant's log from
 //! the start. Releasing closes a hold only while it is still held, and settling records a line once per request (idempotent on the ledger's
 //! `(source, request_id)`), so a late usage report for a released hold is charged exactly once
@@ -20,6 +21,9 @@ use crate::error::Result;
 
 /// Events read per page.
 const PAGE: u32 = 500;
+
+/// The releaser's name among the consumers of the queue's event log.
+const CONSUMER: &str = "holds";
 
 /// Where the releaser has read each tenant's event log up to (a cache of the stored cursors).
 #[derive(Debug, Default)]
@@ -108,7 +112,7 @@ impl HoldReleaser {
             };
             let start = match self.read.get(&tenant) {
                 Some(read) => *read,
-                None => store.hold_cursor(&tenant).await?,
+                None => jobs.consumer_position(CONSUMER, &id).await?,
             };
             let mut read = start;
             loop {
@@ -136,7 +140,7 @@ impl HoldReleaser {
             // releasing is idempotent.
             tenantry_queue::failpoint!("holds.read");
             if read > start {
-                store.save_hold_cursor(&tenant, read).await?;
+                jobs.advance_consumer(CONSUMER, &id, read).await?;
             }
             self.read.insert(tenant, read);
         }
@@ -213,7 +217,8 @@ mod tests {
             );
             assert_eq!(releaser.step(ledger, store).await.unwrap(), Step::default());
             let read = store.jobs().latest_position(&acme).await.unwrap();
-            assert_eq!(store.hold_cursor("acme").await.unwrap(), read);
+            let cursor = || store.jobs().consumer_position(CONSUMER, &acme);
+            assert_eq!(cursor().await.unwrap(), read);
 
             // A new releaser (a restart, or another instance) reads only the event written since.
             submit(&tenantry).await;
@@ -225,7 +230,7 @@ mod tests {
                     events: 1
                 }
             );
-            assert!(store.hold_cursor("acme").await.unwrap() > read);
+            assert!(cursor().await.unwrap() > read);
 
             // A job canceled before it was sent, behind `Tenantry::cancel`'s back: the releaser
             // gives its hold back.
@@ -245,8 +250,12 @@ mod tests {
             );
 
             // A cursor written behind the stored one (a slower instance) does not move it back.
-            store.save_hold_cursor("acme", read).await.unwrap();
-            assert!(store.hold_cursor("acme").await.unwrap() > read);
+            store
+                .jobs()
+                .advance_consumer(CONSUMER, &acme, read)
+                .await
+                .unwrap();
+            assert!(cursor().await.unwrap() > read);
         }
     }
 }

@@ -22,8 +22,7 @@ mod output;
 mod request;
 #[cfg(feature = "_handle")]
 mod sink;
-#[cfg(feature = "_handle")]
-mod sql;
+#[cfg(all(feature = "_handle", feature = "metrics"))]
 #[cfg(feature = "ts")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ts")))]
 pub mod ts;

@@ -168,7 +168,7 @@ async fn idle(t: &Tenantry, database: &Database) -> bool {
         .list(&acme, &JobFilter::new().limit(100), None)
         .await
         .unwrap()
-        .jobs;
+        .into_items();
     let done = jobs.iter().all(|j| j.state.is_terminal()) && open_work(database).await == 0;
     let held = reserved(t).await != Nanos::ZERO;
     done && !held
@@ -300,7 +300,7 @@ async fn check(t: &Tenantry, emu: &Emulator) -> Result<usize, String> {
         .list(&acme, &JobFilter::new().limit(100), None)
         .await
         .unwrap()
-        .jobs;
+        .into_items();
     if let Some(j) = jobs.iter().find(|j| !j.state.is_terminal()) {
         return Err(format!("(a) {} is {}", j.id, j.state));
     }

@@ -117,7 +117,7 @@ async fn round_trip(database: Database) {
         )
         .await
         .unwrap();
-    assert!(page.jobs.is_empty());
+    assert!(page.items().is_empty());
 
     // Invalid requests name the problem.
     let err = tenantry

@@ -9,13 +9,13 @@ use async_trait::async_trait;
 use sea_query::{Expr, Func, Query};
 use tokio::sync::broadcast;
 
+use crate::TenantId;
 use crate::error::Result;
 use crate::event::Wake;
-use crate::ids::TenantId;
 use crate::job::JobState;
-use crate::store::exec::{Pool, Tx};
-use crate::store::schema::Dialect;
-use crate::store::sql::{self, NewEvent};
+use tenantry_core::db::{Backend, Pool, Tx};
+
+use crate::store::sql::{self, events::NewEvent};
 #[cfg(feature = "postgres")]
 use crate::store::{PgStore, postgres};
 #[cfg(feature = "sqlite")]
@@ -27,12 +27,12 @@ const EVENT_LOCK_CLASS: i32 = 0x7471_6576;
 
 /// One of the two stores.
 #[async_trait]
-pub(crate) trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait Store: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Rows per multi-row statement, within the backend's bind-parameter limit.
     const CHUNK: usize;
 
     /// The pool, for single statements.
-    fn pool(&self) -> Pool<'_>;
+    fn pool(&self) -> &Pool;
 
     /// Starts a write transaction.
     async fn begin(&self) -> Result<Tx>;
@@ -64,7 +64,7 @@ pub(crate) trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
         let mut tx = self.begin().await?;
         let mut inserted = HashSet::with_capacity(jobs.len());
         for chunk in jobs.chunks(Self::CHUNK) {
-            let insert = sql::insert_jobs(chunk, tx.dialect());
+            let insert = sql::submit::insert_jobs(chunk, tx.backend());
             let ids: Vec<(String,)> = tx.fetch_all(&insert).await?;
             inserted.extend(ids.into_iter().map(|(id,)| id));
         }
@@ -116,7 +116,7 @@ async fn append_events(
         return Ok(());
     }
     #[cfg(feature = "postgres")]
-    if tx.dialect() == Dialect::Postgres {
+    if tx.backend() == Backend::Postgres {
         for t in tenants {
             let lock_and_notify = Query::select()
                 .expr(
@@ -130,7 +130,7 @@ async fn append_events(
         }
     }
     for rows in events.chunks(chunk) {
-        let insert = sql::insert_events(rows, tx.dialect());
+        let insert = sql::events::insert_events(rows, tx.backend());
         tx.execute(&insert).await?;
     }
     Ok(())
@@ -138,15 +138,15 @@ async fn append_events(
 
 #[cfg(feature = "postgres")]
 #[async_trait]
-impl Backend for PgStore {
+impl Store for PgStore {
     const CHUNK: usize = postgres::CHUNK;
 
-    fn pool(&self) -> Pool<'_> {
-        Pool::Postgres(&self.inner.pool)
+    fn pool(&self) -> &Pool {
+        &self.inner.db
     }
 
     async fn begin(&self) -> Result<Tx> {
-        Ok(Tx::Postgres(self.inner.pool.begin().await?))
+        Ok(self.inner.db.begin().await?)
     }
 
     /// One statement, committed on its own: a single `submit` costs one round trip.
@@ -156,8 +156,8 @@ impl Backend for PgStore {
         jobs: &[NewJob],
         at: i64,
     ) -> Result<HashSet<String>> {
-        let submit = sql::submit_jobs_postgres(tenant, jobs, EVENT_LOCK_CLASS, at);
-        let ids: Vec<(String,)> = Backend::pool(self).fetch_all(&submit).await?;
+        let submit = sql::submit::submit_jobs_postgres(tenant, jobs, EVENT_LOCK_CLASS, at);
+        let ids: Vec<(String,)> = Store::pool(self).fetch_all(&submit).await?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
@@ -184,18 +184,17 @@ impl Backend for PgStore {
 
 #[cfg(feature = "sqlite")]
 #[async_trait]
-impl Backend for SqliteStore {
+impl Store for SqliteStore {
     const CHUNK: usize = sqlite::CHUNK;
 
-    fn pool(&self) -> Pool<'_> {
-        Pool::Sqlite(&self.inner.pool)
+    fn pool(&self) -> &Pool {
+        &self.inner.db
     }
 
     async fn begin(&self) -> Result<Tx> {
-        // One writer at a time from the start, so the event log's order is commit order.
-        Ok(Tx::Sqlite(
-            self.inner.pool.begin_with("BEGIN IMMEDIATE").await?,
-        ))
+        // `BEGIN IMMEDIATE`: one writer at a time from the start, so the event log's order is
+        // commit order.
+        Ok(self.inner.db.begin().await?)
     }
 
     fn committed(&self, tenants: &[&str]) {

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
+use crate::TenantId;
 use crate::claim::{BatchId, BatchRecord, BatchRequest, BatchState};
 use crate::error::{Error, Result};
-use crate::ids::TenantId;
 use crate::job::JobState;
 use crate::planner::{Claimed, FlushPolicy, REQUEST_OVERHEAD_BYTES, fit_bytes};
 use crate::store::row::parse_job_id;
-use crate::store::sql::NewEvent;
+use crate::store::sql::events::NewEvent;
 
 /// `now` plus a lease, in stored microseconds.
 pub(crate) fn lease_until(now: i64, lease: Duration) -> i64 {

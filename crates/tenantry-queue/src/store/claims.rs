@@ -1,10 +1,11 @@
-//! [`ClaimStore`] for both stores, written once over [`Backend`]. On PostgreSQL claims
+//! [`ClaimStore`] for both stores, written once over [`Store`](super::backend::Store). On PostgreSQL claims
 //! skip rows locked by other workers inside the claiming statement; on SQLite every write
 //! is serialised by `BEGIN IMMEDIATE`.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tenantry_core::db::Tx;
 
 use crate::claim::{
     BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, PollClaim, UrgentClaim,
@@ -15,26 +16,17 @@ use crate::ids::JobId;
 use crate::ingest::{IngestCounts, ItemOutcome, MissingResult, ResultItem, UsageRecord};
 use crate::job::{JobError, JobState};
 use crate::planner::{FlushPolicy, Plan, TenantBacklog};
-use crate::store::backend::Backend;
+use crate::store::backend::Store;
 use crate::store::claiming::{self, lease_until};
 use crate::store::outbox::{self, Outbox};
 use crate::store::row::parse_job_id;
-use crate::store::schema::{Batches, Dialect};
+use crate::store::schema::Batches;
 use crate::store::sql;
-use crate::store::{exec, members, results};
-
-fn dialect<B: Backend>(store: &B) -> Dialect {
-    match store.pool() {
-        #[cfg(feature = "postgres")]
-        exec::Pool::Postgres(_) => Dialect::Postgres,
-        #[cfg(feature = "sqlite")]
-        exec::Pool::Sqlite(_) => Dialect::Sqlite,
-    }
-}
+use crate::store::{members, results};
 
 /// Moves a batch record on, fenced by owner and state, in one statement.
-async fn advance<B: Backend>(
-    store: &B,
+async fn advance<S: Store>(
+    store: &S,
     batch: &BatchId,
     worker: &WorkerId,
     (from, to): (BatchState, BatchState),
@@ -43,7 +35,9 @@ async fn advance<B: Backend>(
 ) -> Result<bool> {
     let changed: Option<(String,)> = store
         .pool()
-        .fetch_optional(&sql::advance_batch(batch, worker, from, to, extra, now))
+        .fetch_optional(&sql::batches::advance_batch(
+            batch, worker, from, to, extra, now,
+        ))
         .await?;
     Ok(changed.is_some())
 }
@@ -52,15 +46,17 @@ async fn advance<B: Backend>(
 /// next commits with it; `None` (the transaction rolled back) when `worker` no longer holds
 /// the batch in `from`.
 async fn advance_in(
-    mut tx: exec::Tx,
+    mut tx: Tx,
     batch: &BatchId,
     worker: &WorkerId,
     (from, to): (BatchState, BatchState),
     extra: Vec<(Batches, sea_query::Expr)>,
     now: i64,
-) -> Result<Option<exec::Tx>> {
+) -> Result<Option<Tx>> {
     let changed: Option<(String,)> = tx
-        .fetch_optional(&sql::advance_batch(batch, worker, from, to, extra, now))
+        .fetch_optional(&sql::batches::advance_batch(
+            batch, worker, from, to, extra, now,
+        ))
         .await?;
     if changed.is_none() {
         tx.rollback().await?;
@@ -70,8 +66,8 @@ async fn advance_in(
 }
 
 /// Marks rows of one outbox, named by `(job, batch)`, recorded.
-async fn mark<B: Backend>(store: &B, outbox: Outbox, keys: &[(&str, &str)]) -> Result<()> {
-    for chunk in keys.chunks(B::CHUNK / 2) {
+async fn mark<S: Store>(store: &S, outbox: Outbox, keys: &[(&str, &str)]) -> Result<()> {
+    for chunk in keys.chunks(S::CHUNK / 2) {
         store
             .pool()
             .execute(&outbox::mark_recorded(outbox, chunk))
@@ -81,13 +77,13 @@ async fn mark<B: Backend>(store: &B, outbox: Outbox, keys: &[(&str, &str)]) -> R
 }
 
 #[async_trait]
-impl<B: Backend> ClaimStore for B {
+impl<S: Store> ClaimStore for S {
     fn now(&self) -> i64 {
         self.clock_now()
     }
 
     async fn sync_clock(&self) -> Result<()> {
-        Backend::sync_clock(self).await
+        Store::sync_clock(self).await
     }
 
     async fn renew_batch(
@@ -99,7 +95,7 @@ impl<B: Backend> ClaimStore for B {
         let now = self.clock_now();
         let renewed: Option<(String,)> = self
             .pool()
-            .fetch_optional(&sql::renew_batch(
+            .fetch_optional(&sql::batches::renew_batch(
                 batch,
                 worker,
                 lease_until(now, lease),
@@ -116,18 +112,20 @@ impl<B: Backend> ClaimStore for B {
         lease: Duration,
     ) -> Result<u64> {
         let now = self.clock_now();
-        self.pool()
-            .execute(&sql::renew_urgent(
+        Ok(self
+            .pool()
+            .execute(&sql::urgent::renew_urgent(
                 token,
                 worker,
                 lease_until(now, lease),
                 now,
             ))
-            .await
+            .await?)
     }
 
     async fn backlog(&self) -> Result<Vec<TenantBacklog>> {
-        let rows: Vec<(String, i64, i64, i64)> = self.pool().fetch_all(&sql::backlog()).await?;
+        let rows: Vec<(String, i64, i64, i64)> =
+            self.pool().fetch_all(&sql::claims::backlog()).await?;
         super::backlog_rows(rows)
     }
 
@@ -139,13 +137,13 @@ impl<B: Backend> ClaimStore for B {
         lease: Duration,
     ) -> Result<Option<BatchClaim>> {
         let now = self.clock_now();
-        let d = dialect(self);
+        let d = self.pool().backend();
         let batch = BatchId::generate();
         let mut tx = self.begin().await?;
         let mut claimed = Vec::new();
         for (tenant, quota) in &plan.quotas {
             let rows: Vec<(String, i64, i64)> = tx
-                .fetch_all(&sql::claim_jobs(d, tenant, *quota, &batch, now))
+                .fetch_all(&sql::claims::claim_jobs(d, tenant, *quota, &batch, now))
                 .await?;
             claimed.extend(claiming::claimed_rows(tenant, rows));
         }
@@ -155,11 +153,12 @@ impl<B: Backend> ClaimStore for B {
         }
         let (keep, back) = claiming::settle(claimed, policy);
         let back: Vec<String> = back.into_iter().map(|c| c.key).collect();
-        for ids in back.chunks(B::CHUNK) {
-            tx.execute(&sql::unclaim_jobs(&batch, ids.to_vec())).await?;
+        for ids in back.chunks(S::CHUNK) {
+            tx.execute(&sql::claims::unclaim_jobs(&batch, ids.to_vec()))
+                .await?;
         }
         let bytes = keep.iter().map(|c| c.bytes).sum();
-        tx.execute(&sql::insert_batch(
+        tx.execute(&sql::batches::insert_batch(
             &batch,
             worker,
             lease_until(now, lease),
@@ -183,7 +182,10 @@ impl<B: Backend> ClaimStore for B {
     }
 
     async fn batch_requests(&self, batch: &BatchId) -> Result<Vec<BatchRequest>> {
-        let rows = self.pool().fetch_all(&sql::batch_requests(batch)).await?;
+        let rows = self
+            .pool()
+            .fetch_all(&sql::batches::batch_requests(batch))
+            .await?;
         claiming::requests(rows)
     }
 
@@ -212,7 +214,7 @@ impl<B: Backend> ClaimStore for B {
         crate::failpoint!("store.begin_create.unfrozen");
         let ids: Vec<String> = send.iter().map(|j| j.as_str().to_owned()).collect();
         let mut frozen = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(B::CHUNK) {
+        for chunk in ids.chunks(S::CHUNK) {
             let rows: Vec<(String,)> = tx
                 .fetch_all(&members::freeze(batch, chunk.to_vec()))
                 .await?;
@@ -253,7 +255,9 @@ impl<B: Backend> ClaimStore for B {
         let Some(mut tx) = advance_in(tx, batch, worker, step, extra, now).await? else {
             return Ok(false);
         };
-        let rows: Vec<(String, String)> = tx.fetch_all(&sql::submit_batch_jobs(batch, now)).await?;
+        let rows: Vec<(String, String)> = tx
+            .fetch_all(&sql::batches::submit_batch_jobs(batch, now))
+            .await?;
         let events = claiming::events(rows, JobState::Submitted, now);
         self.commit(tx, &events).await?;
         Ok(true)
@@ -279,7 +283,8 @@ impl<B: Backend> ClaimStore for B {
         // The create did not happen: neither did the attempt counted when it began.
         tx.execute(&members::count_attempt(batch, -1)).await?;
         tx.execute(&members::clear(batch)).await?;
-        tx.execute(&sql::unsent_closed_members(batch, now)).await?;
+        tx.execute(&sql::batches::unsent_closed_members(batch, now))
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -292,10 +297,10 @@ impl<B: Backend> ClaimStore for B {
 
     async fn known_api_batches(&self, api_ids: &[String]) -> Result<Vec<String>> {
         let mut known = Vec::new();
-        for ids in api_ids.chunks(B::CHUNK) {
+        for ids in api_ids.chunks(S::CHUNK) {
             let rows: Vec<(String,)> = self
                 .pool()
-                .fetch_all(&sql::known_api_batches(ids.to_vec()))
+                .fetch_all(&sql::polls::known_api_batches(ids.to_vec()))
                 .await?;
             known.extend(rows.into_iter().map(|(id,)| id));
         }
@@ -310,8 +315,8 @@ impl<B: Backend> ClaimStore for B {
         let now = self.clock_now();
         let mut tx = self.begin().await?;
         let rows = tx
-            .fetch_all(&sql::take_over_batches(
-                dialect(self),
+            .fetch_all(&sql::batches::take_over_batches(
+                self.pool().backend(),
                 worker,
                 lease_until(now, lease),
                 now,
@@ -324,16 +329,20 @@ impl<B: Backend> ClaimStore for B {
     async fn release(&self, worker: &WorkerId) -> Result<u64> {
         let now = self.clock_now();
         let mut tx = self.begin().await?;
-        let released: Vec<(String,)> = tx.fetch_all(&sql::release_planned(worker, now)).await?;
+        let released: Vec<(String,)> = tx
+            .fetch_all(&sql::batches::release_planned(worker, now))
+            .await?;
         let released: Vec<String> = released.into_iter().map(|(id,)| id).collect();
         let mut events = Vec::new();
-        for ids in released.chunks(B::CHUNK) {
+        for ids in released.chunks(S::CHUNK) {
             let rows: Vec<(String, String)> = tx
-                .fetch_all(&sql::requeue_batches(ids.to_vec(), now))
+                .fetch_all(&sql::batches::requeue_batches(ids.to_vec(), now))
                 .await?;
             events.extend(claiming::events(rows, JobState::Queued, now));
         }
-        let expired: Vec<(String,)> = tx.fetch_all(&sql::expire_creating(worker, now)).await?;
+        let expired: Vec<(String,)> = tx
+            .fetch_all(&sql::batches::expire_creating(worker, now))
+            .await?;
         self.commit(tx, &events).await?;
         Ok(u64::try_from(released.len() + expired.len()).unwrap_or(u64::MAX))
     }
@@ -342,8 +351,8 @@ impl<B: Backend> ClaimStore for B {
         let now = self.clock_now();
         let mut tx = self.begin().await?;
         let row: Option<(String, Option<String>, Option<i64>)> = tx
-            .fetch_optional(&sql::claim_poll(
-                dialect(self),
+            .fetch_optional(&sql::polls::claim_poll(
+                self.pool().backend(),
                 worker,
                 lease_until(now, lease),
                 now,
@@ -365,7 +374,7 @@ impl<B: Backend> ClaimStore for B {
     ) -> Result<bool> {
         let changed: Option<(String,)> = self
             .pool()
-            .fetch_optional(&sql::defer_poll(
+            .fetch_optional(&sql::polls::defer_poll(
                 batch,
                 worker,
                 next_poll_at,
@@ -386,7 +395,7 @@ impl<B: Backend> ClaimStore for B {
         let mut changed = Vec::with_capacity(encoded.rows.len());
         let mut extra = 0;
         let mut tx = self.begin().await?;
-        for chunk in encoded.rows.chunks(B::CHUNK) {
+        for chunk in encoded.rows.chunks(S::CHUNK) {
             let rows: Vec<results::Changed> = tx
                 .fetch_all(&results::store_results(chunk, batch, max_attempts, now))
                 .await?;
@@ -417,7 +426,7 @@ impl<B: Backend> ClaimStore for B {
         let Some(mut tx) = advance_in(tx, batch, worker, step, vec![], now).await? else {
             return Ok(None);
         };
-        let open: Vec<(String,)> = tx.fetch_all(&sql::open_jobs_of(batch)).await?;
+        let open: Vec<(String,)> = tx.fetch_all(&sql::batches::open_jobs_of(batch)).await?;
         let error = crate::job::JobError {
             kind: "missing_result".to_owned(),
             message: "the batch ended without a readable result for this request".to_owned(),
@@ -436,7 +445,7 @@ impl<B: Backend> ClaimStore for B {
             .collect::<Result<Vec<_>>>()?;
         let encoded = results::encode(&items)?;
         let mut swept = Vec::with_capacity(encoded.rows.len());
-        for chunk in encoded.rows.chunks(B::CHUNK) {
+        for chunk in encoded.rows.chunks(S::CHUNK) {
             swept.extend(
                 tx.fetch_all::<results::Changed>(&results::store_results(
                     chunk,
@@ -468,7 +477,7 @@ impl<B: Backend> ClaimStore for B {
             }
             let stmt = outbox::claim_usage(
                 outbox,
-                dialect(self),
+                self.pool().backend(),
                 worker,
                 left,
                 lease_until(now, lease),
@@ -512,7 +521,7 @@ impl<B: Backend> ClaimStore for B {
         let batch = BatchId::duplicate(api_batch_id);
         let mut tx = self.begin().await?;
         let stored: Option<(String,)> = tx
-            .fetch_optional(&sql::insert_duplicate(
+            .fetch_optional(&sql::batches::insert_duplicate(
                 &batch,
                 api_batch_id,
                 self.clock_now(),
@@ -539,8 +548,8 @@ impl<B: Backend> ClaimStore for B {
         let token = BatchId::urgent();
         let mut tx = self.begin().await?;
         let rows: Vec<(String, String, String)> = tx
-            .fetch_all(&sql::claim_urgent(
-                dialect(self),
+            .fetch_all(&sql::urgent::claim_urgent(
+                self.pool().backend(),
                 worker,
                 &token,
                 limit,
@@ -575,18 +584,19 @@ impl<B: Backend> ClaimStore for B {
         .map_err(Error::Json)?;
         let mut tx = self.begin().await?;
         let requeued: Vec<(String, String)> = tx
-            .fetch_all(&sql::requeue_stale_urgent(now, max_attempts))
+            .fetch_all(&sql::urgent::requeue_stale_urgent(now, max_attempts))
             .await?;
         let failed: Vec<(String, String)> = tx
-            .fetch_all(&sql::fail_stale_urgent(now, max_attempts, lost))
+            .fetch_all(&sql::urgent::fail_stale_urgent(now, max_attempts, lost))
             .await?;
-        let expired: Vec<(String, String)> = tx.fetch_all(&sql::expire_overdue(now)).await?;
+        let expired: Vec<(String, String)> =
+            tx.fetch_all(&sql::deadlines::expire_overdue(now)).await?;
         // Queued jobs only change lane (no event); jobs already in a batch leave it.
         let promoted: Vec<(String, String)> = tx
-            .fetch_all(&sql::promote_overdue(now, &[JobState::Queued]))
+            .fetch_all(&sql::deadlines::promote_overdue(now, &[JobState::Queued]))
             .await?;
         let pulled: Vec<(String, String)> = tx
-            .fetch_all(&sql::promote_overdue(
+            .fetch_all(&sql::deadlines::promote_overdue(
                 now,
                 &[JobState::Batched, JobState::Submitted],
             ))

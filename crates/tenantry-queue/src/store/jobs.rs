@@ -1,30 +1,32 @@
-//! [`JobStore`] for both stores, written once over [`Backend`].
+//! [`JobStore`] for both stores, written once over [`Store`](super::backend::Store).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tenantry_core::db::Tx;
 use time::OffsetDateTime;
 
+use crate::TenantId;
 use crate::error::{Error, Result};
 use crate::event::{self, JobEvent, Position, Subscription};
-use crate::ids::{JobId, TenantId};
+use crate::ids::JobId;
 use crate::ingest::DeadUsage;
-use crate::job::{Cursor, HoldId, Job, JobFilter, JobState, Page, Submission};
+use crate::job::{HoldId, Job, JobFilter, JobState, Submission};
 use crate::store::JobStore;
-use crate::store::backend::Backend;
-use crate::store::exec::Tx;
-use crate::store::outbox;
+use crate::store::backend::Store;
 use crate::store::row::{EventRow, JobRow, parse_job_id};
-use crate::store::sql::{self, NewEvent};
+use crate::store::sql::{self, events::NewEvent};
+use crate::store::{cursors, outbox};
 use crate::validate::{micros, prepare_many};
+use crate::{Cursor, Page};
 
 /// Whether the job's request may already be at the API, decided under a lock on its batch
 /// record (PostgreSQL; SQLite serialises every write): a `batched` job whose batch has not
 /// begun its create is not out, and that create, waiting on the lock, will not send it.
 async fn request_may_be_out(tx: &mut Tx, tenant: &TenantId, id: &JobId) -> Result<bool> {
     let row: Option<(String, Option<String>)> = tx
-        .fetch_optional(&sql::job_state_and_batch(tenant, id))
+        .fetch_optional(&sql::jobs::job_state_and_batch(tenant, id))
         .await?;
     let Some((state, Some(batch))) = row else {
         return Ok(false);
@@ -33,14 +35,14 @@ async fn request_may_be_out(tx: &mut Tx, tenant: &TenantId, id: &JobId) -> Resul
         return Ok(true);
     }
     let record: Option<(String,)> = tx
-        .fetch_optional(&sql::lock_batch_state(tx.dialect(), &batch))
+        .fetch_optional(&sql::jobs::lock_batch_state(tx.backend(), &batch))
         .await?;
     Ok(record.is_some_and(|(state,)| state != crate::claim::BatchState::Planned.as_str()))
 }
 
 /// A subscription to `tenant`'s events after `after`, woken through `wake`.
-fn follow<B: Backend>(
-    store: &B,
+fn follow<S: Store>(
+    store: &S,
     tenant: &TenantId,
     after: Position,
     wake: tokio::sync::broadcast::Receiver<crate::event::Wake>,
@@ -55,7 +57,7 @@ fn follow<B: Backend>(
 }
 
 #[async_trait]
-impl<B: Backend> JobStore for B {
+impl<S: Store> JobStore for S {
     async fn submit_many(
         &self,
         tenant: &TenantId,
@@ -80,10 +82,10 @@ impl<B: Backend> JobStore for B {
         // The jobs holding these keys are committed: a conflicting insert waits for the
         // transaction that holds the key to end.
         let mut existing = HashMap::new();
-        for keys in dup_keys.chunks(B::CHUNK) {
+        for keys in dup_keys.chunks(S::CHUNK) {
             let rows: Vec<(String, String)> = self
                 .pool()
-                .fetch_all(&sql::jobs_by_keys(tenant, keys.to_vec()))
+                .fetch_all(&sql::submit::jobs_by_keys(tenant, keys.to_vec()))
                 .await?;
             existing.extend(rows.into_iter().map(|(id, key)| (key, id)));
         }
@@ -105,7 +107,7 @@ impl<B: Backend> JobStore for B {
     async fn job(&self, tenant: &TenantId, id: &JobId) -> Result<Job> {
         let row: Option<JobRow> = self
             .pool()
-            .fetch_optional(&sql::select_job(tenant, id))
+            .fetch_optional(&sql::jobs::select_job(tenant, id))
             .await?;
         row.ok_or_else(|| Error::NotFound { id: id.to_string() })?
             .try_into()
@@ -116,9 +118,11 @@ impl<B: Backend> JobStore for B {
         let mut tx = self.begin().await?;
         let request_out = request_may_be_out(&mut tx, tenant, id).await?;
         let changed: Option<(String,)> = tx
-            .fetch_optional(&sql::cancel_job(tenant, id, now, request_out))
+            .fetch_optional(&sql::jobs::cancel_job(tenant, id, now, request_out))
             .await?;
-        let row: Option<JobRow> = tx.fetch_optional(&sql::select_job(tenant, id)).await?;
+        let row: Option<JobRow> = tx
+            .fetch_optional(&sql::jobs::select_job(tenant, id))
+            .await?;
         let events: Vec<NewEvent> = changed
             .map(|_| NewEvent {
                 tenant: tenant.as_str().to_owned(),
@@ -140,10 +144,11 @@ impl<B: Backend> JobStore for B {
         tenant: &TenantId,
         filter: &JobFilter,
         cursor: Option<&Cursor>,
-    ) -> Result<Page> {
+    ) -> Result<Page<Job>> {
+        let before = cursor.map(super::list_position).transpose()?;
         let rows: Vec<JobRow> = self
             .pool()
-            .fetch_all(&sql::list_jobs(tenant, filter, cursor))
+            .fetch_all(&sql::jobs::list_jobs(tenant, filter, before.as_ref()))
             .await?;
         super::page(rows, filter)
     }
@@ -156,7 +161,7 @@ impl<B: Backend> JobStore for B {
     ) -> Result<Vec<JobEvent>> {
         let rows: Vec<EventRow> = self
             .pool()
-            .fetch_all(&sql::events_after(tenant, after, limit))
+            .fetch_all(&sql::events::events_after(tenant, after, limit))
             .await?;
         rows.into_iter().map(|r| r.into_event(tenant)).collect()
     }
@@ -164,7 +169,7 @@ impl<B: Backend> JobStore for B {
     async fn latest_position(&self, tenant: &TenantId) -> Result<Position> {
         let seq: Option<(Option<i64>,)> = self
             .pool()
-            .fetch_optional(&sql::latest_position(tenant))
+            .fetch_optional(&sql::events::latest_position(tenant))
             .await?;
         Ok(Position(seq.and_then(|(s,)| s).unwrap_or(0)))
     }
@@ -192,14 +197,34 @@ impl<B: Backend> JobStore for B {
 
     async fn holds_in_use(&self, tenant: &TenantId, holds: &[HoldId]) -> Result<Vec<HoldId>> {
         let mut in_use = Vec::new();
-        for chunk in holds.chunks(B::CHUNK) {
+        for chunk in holds.chunks(S::CHUNK) {
             let ids = chunk.iter().map(|h| h.get()).collect();
             let rows: Vec<(i64,)> = self
                 .pool()
-                .fetch_all(&sql::holds_in_use(tenant, ids))
+                .fetch_all(&sql::jobs::holds_in_use(tenant, ids))
                 .await?;
             in_use.extend(rows.into_iter().map(|(id,)| HoldId::new(id)));
         }
         Ok(in_use)
+    }
+
+    async fn consumer_position(&self, consumer: &str, tenant: &TenantId) -> Result<Position> {
+        let position: Option<(i64,)> = self
+            .pool()
+            .fetch_optional(&cursors::position(consumer, tenant))
+            .await?;
+        Ok(position.map_or(Position::START, |(p,)| Position(p)))
+    }
+
+    async fn advance_consumer(
+        &self,
+        consumer: &str,
+        tenant: &TenantId,
+        position: Position,
+    ) -> Result<()> {
+        self.pool()
+            .execute(&cursors::advance(consumer, tenant, position))
+            .await?;
+        Ok(())
     }
 }

@@ -2,20 +2,21 @@
 
 use async_trait::async_trait;
 
+use crate::TenantId;
 use crate::error::Result;
 use crate::event::{JobEvent, Position, Subscription};
-use crate::ids::{JobId, TenantId};
+use crate::ids::JobId;
 use crate::ingest::DeadUsage;
-use crate::job::{Cursor, HoldId, Job, JobFilter, Page, Submission, SubmitOptions};
+use crate::job::{HoldId, Job, JobFilter, Submission, SubmitOptions};
+use crate::{Cursor, Page};
 
 mod backend;
 mod claiming;
 mod claims;
 mod clock;
-mod exec;
+mod cursors;
 mod jobs;
 mod members;
-mod migrate;
 mod outbox;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -33,12 +34,23 @@ pub use postgres::PgStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
+/// Keeps the store traits to this crate's two stores: the queue's guarantees (each job ends
+/// once, tenants isolated, usage charged once) live in their SQL, so no other implementation
+/// could promise them.
+mod sealed {
+    pub trait Sealed {}
+    impl<S: super::backend::Store> Sealed for S {}
+}
+
 /// Durable storage of jobs and their events, scoped by tenant on every call.
 ///
 /// Both implementations pass the same behaviour suite. A job of another tenant is reported
 /// exactly like a missing job ([`Error::NotFound`](crate::Error::NotFound)).
+///
+/// The trait is sealed: [`SqliteStore`] and [`PgStore`] are its only implementations. Code
+/// generic over a store, or holding a `&dyn JobStore`, works with either.
 #[async_trait]
-pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait JobStore: sealed::Sealed + Send + Sync + std::fmt::Debug + 'static {
     /// Validates and stores one request; returns its id.
     ///
     /// With an idempotency key that the tenant already used, returns the earlier job's id
@@ -116,17 +128,19 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     /// expired, or a database error.
     async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<Job>;
 
-    /// Lists the tenant's jobs, newest first, one page at a time.
+    /// Lists the tenant's jobs, newest first, one page at a time: pass the page's
+    /// [`next_cursor`](Page::next_cursor) back to get the next one.
     ///
     /// # Errors
     ///
-    /// A database error.
+    /// [`Error::BadCursor`](crate::Error::BadCursor) for a cursor this crate did not make, or
+    /// a database error.
     async fn list(
         &self,
         tenant: &TenantId,
         filter: &JobFilter,
         cursor: Option<&Cursor>,
-    ) -> Result<Page>;
+    ) -> Result<Page<Job>>;
 
     /// The tenant's events after `after`, in order, at most `limit` of them.
     ///
@@ -191,6 +205,28 @@ pub trait JobStore: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// A database error.
     async fn holds_in_use(&self, tenant: &TenantId, holds: &[HoldId]) -> Result<Vec<HoldId>>;
+
+    /// How far `consumer` has read the tenant's event log, as stored by any instance
+    /// ([`Position::START`] when it never stored a position). A consumer is a name the host
+    /// picks for a reader of the log (the `tenantry` facade's hold releaser is `"holds"`).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn consumer_position(&self, consumer: &str, tenant: &TenantId) -> Result<Position>;
+
+    /// Stores that `consumer` has read the tenant's event log up to `position`. A cursor only
+    /// moves forward: a position behind the stored one (a slower instance) changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn advance_consumer(
+        &self,
+        consumer: &str,
+        tenant: &TenantId,
+        position: Position,
+    ) -> Result<()>;
 }
 
 /// What `cancel` returns once the update ran: the job, or why it could not be canceled.
@@ -205,8 +241,13 @@ fn cancel_outcome(job: Job) -> Result<Job> {
     }
 }
 
+/// The job a list cursor points after: a cursor holds the id of the last job of its page.
+fn list_position(cursor: &Cursor) -> Result<JobId> {
+    cursor.as_str().parse().map_err(|_| crate::Error::BadCursor)
+}
+
 /// Turns `page size + 1` rows into a page and the cursor of the next one.
-fn page(rows: Vec<row::JobRow>, filter: &JobFilter) -> Result<Page> {
+fn page(rows: Vec<row::JobRow>, filter: &JobFilter) -> Result<Page<Job>> {
     let size = usize::try_from(filter.page_size()).unwrap_or(usize::MAX);
     let mut jobs = rows
         .into_iter()
@@ -214,11 +255,11 @@ fn page(rows: Vec<row::JobRow>, filter: &JobFilter) -> Result<Page> {
         .collect::<Result<Vec<_>>>()?;
     let next = if jobs.len() > size {
         jobs.truncate(size);
-        jobs.last().map(|j| Cursor(j.id.clone()))
+        jobs.last().map(|j| Cursor::new(j.id.as_str()))
     } else {
         None
     };
-    Ok(Page { jobs, next })
+    Ok(Page::new(jobs, next))
 }
 
 /// Backlog rows `(tenant, jobs, params bytes, oldest flush_at)` with the per-request overhead added.

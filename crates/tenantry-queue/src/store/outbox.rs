@@ -17,15 +17,19 @@ use sea_query::{
     TableRef, UpdateStatement, WithClause, WithQuery,
 };
 
+use tenantry_core::db::Backend;
+
+use crate::Lane;
+use crate::TenantId;
 use crate::claim::WorkerId;
 use crate::error::{Error, Result};
-use crate::ids::TenantId;
 use crate::ingest::{DeadUsage, UsageRecord};
-use crate::job::{HoldId, JobState, Lane};
-use crate::store::backend::Backend;
+use crate::job::{HoldId, JobState};
+use crate::store::backend::Store;
 use crate::store::row::parse_job_id;
-use crate::store::schema::{Dialect, ExtraUsage, Jobs};
-use crate::store::sql::{NewEvent, Picked, lock_skip};
+use crate::store::schema::{ExtraUsage, Jobs};
+use crate::store::sql::events::NewEvent;
+use crate::store::sql::skip_locked::{Picked, lock_skip};
 use crate::validate::{from_micros, micros};
 
 /// Stored `usage_state` of usage not yet handed to the sink.
@@ -85,7 +89,7 @@ impl Outbox {
 /// what the ledger needs; rows another worker is claiming are skipped in this statement.
 pub(crate) fn claim_usage(
     outbox: Outbox,
-    dialect: Dialect,
+    backend: Backend,
     worker: &WorkerId,
     limit: u32,
     lease_until: i64,
@@ -105,7 +109,7 @@ pub(crate) fn claim_usage(
         )
         .order_by(Jobs::Id, Order::Asc)
         .limit(u64::from(limit));
-    lock_skip(&mut pick, dialect);
+    lock_skip(&mut pick, backend);
     let cte = CommonTableExpression::new()
         .query(pick)
         .columns(outbox.key())
@@ -219,8 +223,8 @@ pub(crate) fn count_dead(outbox: Outbox) -> SelectStatement {
 /// Moves these records, as returned by [`claim_usage`], to the dead-letter state with their
 /// reasons and appends a [`JobState::UsageUnpriced`] event for each one that moved, in one
 /// transaction; returns how many moved.
-pub(crate) async fn dead_letter<B: Backend>(
-    store: &B,
+pub(crate) async fn dead_letter<S: Store>(
+    store: &S,
     dead: &[(UsageRecord, String)],
 ) -> Result<u64> {
     if dead.is_empty() {
@@ -257,7 +261,7 @@ pub(crate) async fn dead_letter<B: Backend>(
 }
 
 /// Makes the tenant's dead letters of both outboxes `pending` again; returns how many.
-pub(crate) async fn reprice_all<B: Backend>(store: &B, tenant: &TenantId) -> Result<u64> {
+pub(crate) async fn reprice_all<S: Store>(store: &S, tenant: &TenantId) -> Result<u64> {
     let mut tx = store.begin().await?;
     let mut repriced = 0;
     for outbox in Outbox::ALL {
@@ -268,8 +272,8 @@ pub(crate) async fn reprice_all<B: Backend>(store: &B, tenant: &TenantId) -> Res
 }
 
 /// The tenant's dead letters of both outboxes, oldest first, at most `limit`.
-pub(crate) async fn dead_of<B: Backend>(
-    store: &B,
+pub(crate) async fn dead_of<S: Store>(
+    store: &S,
     tenant: &TenantId,
     limit: u32,
 ) -> Result<Vec<DeadUsage>> {
@@ -284,7 +288,7 @@ pub(crate) async fn dead_of<B: Backend>(
 }
 
 /// Dead letters of every tenant, both outboxes together.
-pub(crate) async fn dead_count<B: Backend>(store: &B) -> Result<u64> {
+pub(crate) async fn dead_count<S: Store>(store: &S) -> Result<u64> {
     let mut total = 0;
     for outbox in Outbox::ALL {
         let rows: Vec<(i64,)> = store.pool().fetch_all(&count_dead(outbox)).await?;
@@ -348,7 +352,7 @@ fn usage_record(row: UsageRow, outbox: Outbox) -> Result<UsageRecord> {
         })?,
         feature: row.feature,
         user: row.user_id,
-        lane: Lane::parse(&row.lane).ok_or_else(|| Error::Corrupt {
+        lane: row.lane.parse::<Lane>().map_err(|_| Error::Corrupt {
             what: "lane",
             detail: row.lane.clone(),
         })?,
@@ -419,7 +423,7 @@ mod tests {
     fn extra_usage_is_claimed_by_job_and_batch() {
         let sql = claim_usage(
             Outbox::Extra,
-            Dialect::Postgres,
+            Backend::Postgres,
             &WorkerId("w_1".to_owned()),
             10,
             9,

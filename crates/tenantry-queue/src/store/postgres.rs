@@ -31,8 +31,9 @@ use tokio::sync::{OnceCell, broadcast};
 use crate::error::Result;
 use crate::event::{self, Wake};
 use crate::store::clock::DbClock;
-use crate::store::exec::Tx;
-use crate::store::migrate;
+use tenantry_core::db::Pool;
+
+use crate::store::schema;
 
 /// Rows per multi-row insert, within PostgreSQL's 65,535 bind parameters.
 pub(super) const CHUNK: usize = 2000;
@@ -75,6 +76,8 @@ pub struct PgStore {
 #[derive(Debug)]
 pub(super) struct Inner {
     pub(super) pool: PgPool,
+    /// The same pool, for the statements written once for both stores.
+    pub(super) db: Pool,
     hub: OnceCell<Hub>,
     pub(super) poll: Duration,
     heartbeat: Duration,
@@ -100,15 +103,17 @@ impl PgStore {
     ///
     /// # Errors
     ///
-    /// A database error, or [`Error::SchemaTooNew`](crate::Error::SchemaTooNew) when the database was migrated by a
-    /// newer version of this crate.
+    /// A database error, or [`Error::Migrate`](crate::Error::Migrate) when the database was
+    /// migrated by a newer version of this crate or a shipped migration was edited.
     pub async fn open(pool: PgPool) -> Result<Self> {
-        migrate::migrate(Tx::Postgres(pool.begin().await?)).await?;
+        let db = Pool::from(pool.clone());
+        schema::migrate(&db).await?;
         let clock = Arc::new(DbClock::default());
         clock.sync(&pool).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                db,
                 hub: OnceCell::new(),
                 poll: event::DEFAULT_POLL_INTERVAL,
                 heartbeat: DEFAULT_LISTENER_HEARTBEAT,
@@ -143,6 +148,7 @@ impl PgStore {
         Self {
             inner: Arc::new(Inner {
                 pool: self.inner.pool.clone(),
+                db: self.inner.db.clone(),
                 hub: OnceCell::new(),
                 poll,
                 heartbeat,

@@ -26,7 +26,7 @@ use crate::ingest::{IngestCounts, ItemOutcome, ResultItem};
 use crate::job::JobState;
 use crate::store::outbox::USAGE_PENDING;
 use crate::store::schema::{ExtraUsage, Jobs};
-use crate::store::sql::NewEvent;
+use crate::store::sql::events::NewEvent;
 
 /// The chunk of results, as the statement sees it.
 #[derive(Debug, Clone, Copy, sea_query::Iden)]

@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
+use crate::Lane;
+use crate::TenantId;
 use crate::error::{Error, Result};
 use crate::event::{JobEvent, Position};
-use crate::ids::{JobId, TenantId};
-use crate::job::{DeadlinePolicy, HoldId, Job, JobError, JobState, Lane};
+use crate::ids::JobId;
+use crate::job::{DeadlinePolicy, HoldId, Job, JobError, JobState};
 use crate::validate::from_micros;
 
-/// A jobs-table row as read by [`JOB_COLUMNS`](super::sql::JOB_COLUMNS).
+/// A jobs-table row as read by [`JOB_COLUMNS`](super::sql::jobs::JOB_COLUMNS).
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct JobRow {
     id: String,
@@ -62,7 +64,10 @@ impl TryFrom<JobRow> for Job {
             tenant: TenantId::new(row.tenant).map_err(|e| corrupt("tenant", e))?,
             feature: row.feature,
             user: row.user_id,
-            lane: Lane::parse(&row.lane).ok_or_else(|| corrupt("lane", &row.lane))?,
+            lane: row
+                .lane
+                .parse::<Lane>()
+                .map_err(|_| corrupt("lane", &row.lane))?,
             state: parse_state(&row.state)?,
             params: json(&row.params)?,
             metadata: json(&row.metadata)?,

@@ -5,10 +5,12 @@
 //! JSON as text, so both backends store identical values.
 
 use sea_query::{
-    ColumnDef, ConditionalStatement, Expr, ExprTrait, Iden, Index, IntoTableRef,
-    PostgresQueryBuilder, SchemaBuilder, SqliteQueryBuilder, Table, TableRef,
+    ColumnDef, ConditionalStatement, Expr, ExprTrait, Iden, Index, IntoTableRef, Table, TableRef,
 };
+use tenantry_core::db::{Backend, Pool};
+use tenantry_core::migrate::{self, Component, Migration};
 
+use crate::error::Result;
 use crate::job::JobState;
 
 /// The jobs table: one row per request, the source of truth for its state and result.
@@ -102,81 +104,14 @@ pub(crate) enum ExtraUsage {
     Table,
 }
 
-/// The migrations table: which schema versions are applied.
+/// Consumer cursors: per consumer of the event log and tenant, the position read up to.
 #[derive(Debug, Clone, Copy, Iden)]
-#[iden(rename = "tenantry_queue_migrations")]
-pub(crate) enum Migrations {
+#[iden(rename = "tenantry_queue_cursors")]
+pub(crate) enum Cursors {
     Table,
-    Version,
-    Name,
-    AppliedAt,
-}
-
-/// Which SQL dialect to render.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    Postgres,
-    Sqlite,
-}
-
-impl Dialect {
-    fn render(self, stmt: &impl SchemaStatement) -> String {
-        match self {
-            Self::Postgres => stmt.render(PostgresQueryBuilder),
-            Self::Sqlite => stmt.render(SqliteQueryBuilder),
-        }
-    }
-}
-
-trait SchemaStatement {
-    fn render<B: SchemaBuilder>(&self, builder: B) -> String;
-}
-
-impl SchemaStatement for sea_query::TableCreateStatement {
-    fn render<B: SchemaBuilder>(&self, builder: B) -> String {
-        self.to_string(builder)
-    }
-}
-
-impl SchemaStatement for sea_query::IndexCreateStatement {
-    fn render<B: SchemaBuilder>(&self, builder: B) -> String {
-        self.to_string(builder)
-    }
-}
-
-impl SchemaStatement for sea_query::IndexDropStatement {
-    fn render<B: SchemaBuilder>(&self, builder: B) -> String {
-        self.to_string(builder)
-    }
-}
-
-/// One schema version: its number, a name, and its statements in order.
-#[derive(Debug, Clone)]
-pub(crate) struct Migration {
-    pub(crate) version: i64,
-    pub(crate) name: &'static str,
-    pub(crate) statements: Vec<String>,
-}
-
-/// The migrations table itself, created before anything else (idempotent).
-pub(crate) fn migrations_table(dialect: Dialect) -> String {
-    dialect.render(
-        Table::create()
-            .table(Migrations::Table)
-            .if_not_exists()
-            .col(
-                ColumnDef::new(Migrations::Version)
-                    .big_integer()
-                    .not_null()
-                    .primary_key(),
-            )
-            .col(ColumnDef::new(Migrations::Name).text().not_null())
-            .col(
-                ColumnDef::new(Migrations::AppliedAt)
-                    .big_integer()
-                    .not_null(),
-            ),
-    )
+    Consumer,
+    Tenant,
+    Position,
 }
 
 fn text(col: impl sea_query::IntoIden) -> ColumnDef {
@@ -187,7 +122,7 @@ fn big(col: impl sea_query::IntoIden) -> ColumnDef {
     ColumnDef::new(col).big_integer().not_null().to_owned()
 }
 
-fn v1_jobs_and_events(dialect: Dialect) -> Vec<String> {
+fn v1_jobs_and_events(backend: Backend) -> Vec<String> {
     let jobs = Table::create()
         .table(Jobs::Table)
         .if_not_exists()
@@ -247,20 +182,21 @@ fn v1_jobs_and_events(dialect: Dialect) -> Vec<String> {
         .table(Jobs::Table)
         .col(Jobs::BatchId)
         .to_owned();
-    let seq = match dialect {
+    let seq = if backend == Backend::Sqlite {
         // SQLite only auto-increments an `INTEGER PRIMARY KEY` (a 64-bit rowid).
-        Dialect::Sqlite => ColumnDef::new(Events::Seq)
+        ColumnDef::new(Events::Seq)
             .integer()
             .not_null()
             .primary_key()
             .auto_increment()
-            .to_owned(),
-        Dialect::Postgres => ColumnDef::new(Events::Seq)
+            .to_owned()
+    } else {
+        ColumnDef::new(Events::Seq)
             .big_integer()
             .not_null()
             .primary_key()
             .auto_increment()
-            .to_owned(),
+            .to_owned()
     };
     let events = Table::create()
         .table(Events::Table)
@@ -279,17 +215,17 @@ fn v1_jobs_and_events(dialect: Dialect) -> Vec<String> {
         .col(Events::Seq)
         .to_owned();
     vec![
-        dialect.render(&jobs),
-        dialect.render(&idempotency),
-        dialect.render(&by_tenant),
-        dialect.render(&claimable),
-        dialect.render(&by_batch),
-        dialect.render(&events),
-        dialect.render(&events_by_tenant),
+        backend.render_schema(&jobs),
+        backend.render_schema(&idempotency),
+        backend.render_schema(&by_tenant),
+        backend.render_schema(&claimable),
+        backend.render_schema(&by_batch),
+        backend.render_schema(&events),
+        backend.render_schema(&events_by_tenant),
     ]
 }
 
-fn v2_batches(dialect: Dialect) -> Vec<String> {
+fn v2_batches(backend: Backend) -> Vec<String> {
     let batches = Table::create()
         .table(Batches::Table)
         .if_not_exists()
@@ -316,10 +252,13 @@ fn v2_batches(dialect: Dialect) -> Vec<String> {
         .col(Batches::State)
         .col(Batches::LeaseExpiresAt)
         .to_owned();
-    vec![dialect.render(&batches), dialect.render(&by_state)]
+    vec![
+        backend.render_schema(&batches),
+        backend.render_schema(&by_state),
+    ]
 }
 
-fn v3_usage_outbox(dialect: Dialect) -> Vec<String> {
+fn v3_usage_outbox(backend: Backend) -> Vec<String> {
     let column = Table::alter()
         .table(Jobs::Table)
         .add_column(ColumnDef::new(Jobs::UsageState).text().null())
@@ -330,14 +269,13 @@ fn v3_usage_outbox(dialect: Dialect) -> Vec<String> {
         .table(Jobs::Table)
         .col(Jobs::UsageState)
         .to_owned();
-    let column = match dialect {
-        Dialect::Postgres => column.to_string(PostgresQueryBuilder),
-        Dialect::Sqlite => column.to_string(SqliteQueryBuilder),
-    };
-    vec![column, dialect.render(&pending)]
+    vec![
+        backend.render_schema(&column),
+        backend.render_schema(&pending),
+    ]
 }
 
-fn v4_extra_usage(dialect: Dialect) -> Vec<String> {
+fn v4_extra_usage(backend: Backend) -> Vec<String> {
     let table = Table::create()
         .table(ExtraUsage::Table)
         .if_not_exists()
@@ -361,11 +299,14 @@ fn v4_extra_usage(dialect: Dialect) -> Vec<String> {
         .table(ExtraUsage::Table)
         .col(Jobs::UsageState)
         .to_owned();
-    vec![dialect.render(&table), dialect.render(&pending)]
+    vec![
+        backend.render_schema(&table),
+        backend.render_schema(&pending),
+    ]
 }
 
-fn drop_job_index(dialect: Dialect, name: &str) -> String {
-    dialect.render(
+fn drop_job_index(backend: Backend, name: &str) -> String {
+    backend.render_schema(
         &Index::drop()
             .if_exists()
             .name(name)
@@ -384,8 +325,8 @@ pub(crate) const OPEN_STATES: [JobState; 3] =
 /// two index entries fewer per job. SQLite keeps its full indexes: it uses a partial index only
 /// when the query repeats the index's own condition, and the claims bind their state as a
 /// value.
-fn v5_partial_indexes(dialect: Dialect) -> Vec<String> {
-    if dialect == Dialect::Sqlite {
+fn v5_partial_indexes(backend: Backend) -> Vec<String> {
+    if backend == Backend::Sqlite {
         return Vec::new();
     }
     let open = Index::create()
@@ -407,10 +348,10 @@ fn v5_partial_indexes(dialect: Dialect) -> Vec<String> {
         .and_where(Expr::col(Jobs::IdempotencyKey).is_not_null())
         .to_owned();
     vec![
-        dialect.render(&open),
-        dialect.render(&keyed),
-        drop_job_index(dialect, "tenantry_queue_jobs_claim"),
-        drop_job_index(dialect, "tenantry_queue_jobs_idempotency"),
+        backend.render_schema(&open),
+        backend.render_schema(&keyed),
+        drop_job_index(backend, "tenantry_queue_jobs_claim"),
+        drop_job_index(backend, "tenantry_queue_jobs_idempotency"),
     ]
 }
 
@@ -419,8 +360,8 @@ fn v5_partial_indexes(dialect: Dialect) -> Vec<String> {
 /// for every job; only jobs that have one are ever looked up by it (every lookup compares with
 /// `=`, which PostgreSQL proves implies `IS NOT NULL`, even for a bound value). SQLite keeps its
 /// full indexes, as in migration 5.
-fn v6_partial_batch_and_usage_indexes(dialect: Dialect) -> Vec<String> {
-    if dialect == Dialect::Sqlite {
+fn v6_partial_batch_and_usage_indexes(backend: Backend) -> Vec<String> {
+    if backend == Backend::Sqlite {
         return Vec::new();
     }
     let batched = Index::create()
@@ -438,17 +379,17 @@ fn v6_partial_batch_and_usage_indexes(dialect: Dialect) -> Vec<String> {
         .and_where(Expr::col(Jobs::UsageState).is_not_null())
         .to_owned();
     vec![
-        dialect.render(&batched),
-        dialect.render(&usage),
-        drop_job_index(dialect, "tenantry_queue_jobs_batch"),
-        drop_job_index(dialect, "tenantry_queue_jobs_usage_state"),
+        backend.render_schema(&batched),
+        backend.render_schema(&usage),
+        drop_job_index(backend, "tenantry_queue_jobs_batch"),
+        drop_job_index(backend, "tenantry_queue_jobs_usage_state"),
     ]
 }
 
 /// The membership of each batch record, one record per API batch, and the send time in the
 /// API's clock: a reconciliation can then neither adopt an API batch that is already recorded
 /// or older than the send, nor lose track of a request whose job moved on after it was sent.
-fn v7_batch_membership(dialect: Dialect) -> Vec<String> {
+fn v7_batch_membership(backend: Backend) -> Vec<String> {
     let members = Table::create()
         .table(BatchJobs::Table)
         .if_not_exists()
@@ -476,14 +417,10 @@ fn v7_batch_membership(dialect: Dialect) -> Vec<String> {
                 .null(),
         )
         .to_owned();
-    let sent_api_at = match dialect {
-        Dialect::Postgres => sent_api_at.to_string(PostgresQueryBuilder),
-        Dialect::Sqlite => sent_api_at.to_string(SqliteQueryBuilder),
-    };
     vec![
-        dialect.render(&members),
-        dialect.render(&one_record_per_api_batch),
-        sent_api_at,
+        backend.render_schema(&members),
+        backend.render_schema(&one_record_per_api_batch),
+        backend.render_schema(&sent_api_at),
     ]
 }
 
@@ -492,13 +429,9 @@ fn v7_batch_membership(dialect: Dialect) -> Vec<String> {
 /// row, so the usage settles it without reading the job), and why and when usage that
 /// cannot be priced was dead-lettered (`usage_state = 'dead'`). One column per statement:
 /// SQLite adds one column per `ALTER TABLE`.
-fn v8_hold_and_dead_usage(dialect: Dialect) -> Vec<String> {
+fn v8_hold_and_dead_usage(backend: Backend) -> Vec<String> {
     let add = |table: TableRef, column: ColumnDef| {
-        let alter = Table::alter().table(table).add_column(column).to_owned();
-        match dialect {
-            Dialect::Postgres => alter.to_string(PostgresQueryBuilder),
-            Dialect::Sqlite => alter.to_string(SqliteQueryBuilder),
-        }
+        backend.render_schema(&Table::alter().table(table).add_column(column).to_owned())
     };
     let mut statements = Vec::new();
     for table in [
@@ -524,50 +457,64 @@ fn v8_hold_and_dead_usage(dialect: Dialect) -> Vec<String> {
     statements
 }
 
+/// Durable consumer cursors, so a consumer of the event log (the facade's hold releaser) goes
+/// on after a restart, or on another instance, from where any instance stopped.
+fn v9_consumer_cursors(backend: Backend) -> Vec<String> {
+    let cursors = Table::create()
+        .table(Cursors::Table)
+        .if_not_exists()
+        .col(text(Cursors::Consumer))
+        .col(text(Cursors::Tenant))
+        .col(big(Cursors::Position))
+        .primary_key(Index::create().col(Cursors::Consumer).col(Cursors::Tenant))
+        .to_owned();
+    vec![backend.render_schema(&cursors)]
+}
+
+/// The queue's tables as a migration component, named `queue` in `tenantry_migrations`.
+///
+/// [`SqliteStore::open`](crate::SqliteStore::open) and [`PgStore::open`](crate::PgStore::open)
+/// apply it; a host that owns its start-up can run it with the other crates' components in
+/// one call of [`tenantry_core::migrate::migrate`]. A database migrated by an earlier version
+/// of this crate (versions recorded in `tenantry_queue_migrations`) is adopted as it is.
+pub const MIGRATIONS: Component =
+    Component::new("queue", migrations).legacy_table("tenantry_queue_migrations");
+
 /// Every migration this version of the crate ships, in order.
-pub(crate) fn migrations(dialect: Dialect) -> Vec<Migration> {
+fn migrations(backend: Backend) -> Vec<Migration> {
     vec![
-        Migration {
-            version: 1,
-            name: "jobs and events",
-            statements: v1_jobs_and_events(dialect),
-        },
-        Migration {
-            version: 2,
-            name: "batch records",
-            statements: v2_batches(dialect),
-        },
-        Migration {
-            version: 3,
-            name: "usage outbox",
-            statements: v3_usage_outbox(dialect),
-        },
-        Migration {
-            version: 4,
-            name: "usage billed off its job row",
-            statements: v4_extra_usage(dialect),
-        },
-        Migration {
-            version: 5,
-            name: "partial indexes of open and keyed jobs",
-            statements: v5_partial_indexes(dialect),
-        },
-        Migration {
-            version: 6,
-            name: "partial indexes of batched jobs and of jobs with usage",
-            statements: v6_partial_batch_and_usage_indexes(dialect),
-        },
-        Migration {
-            version: 7,
-            name: "batch membership and one record per API batch",
-            statements: v7_batch_membership(dialect),
-        },
-        Migration {
-            version: 8,
-            name: "hold id column and usage dead letters",
-            statements: v8_hold_and_dead_usage(dialect),
-        },
+        Migration::new(1, "jobs and events", v1_jobs_and_events(backend)),
+        Migration::new(2, "batch records", v2_batches(backend)),
+        Migration::new(3, "usage outbox", v3_usage_outbox(backend)),
+        Migration::new(4, "usage billed off its job row", v4_extra_usage(backend)),
+        Migration::new(
+            5,
+            "partial indexes of open and keyed jobs",
+            v5_partial_indexes(backend),
+        ),
+        Migration::new(
+            6,
+            "partial indexes of batched jobs and of jobs with usage",
+            v6_partial_batch_and_usage_indexes(backend),
+        ),
+        Migration::new(
+            7,
+            "batch membership and one record per API batch",
+            v7_batch_membership(backend),
+        ),
+        Migration::new(
+            8,
+            "hold id column and usage dead letters",
+            v8_hold_and_dead_usage(backend),
+        ),
+        Migration::new(9, "consumer cursors", v9_consumer_cursors(backend)),
     ]
+}
+
+/// Applies the queue's pending migrations.
+pub(crate) async fn migrate(pool: &Pool) -> Result<()> {
+    migrate::migrate(pool, &[&MIGRATIONS]).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -576,9 +523,9 @@ mod tests {
 
     #[test]
     fn finished_and_unkeyed_jobs_stay_out_of_the_partial_indexes() {
-        assert!(v5_partial_indexes(Dialect::Sqlite).is_empty());
+        assert!(v5_partial_indexes(Backend::Sqlite).is_empty());
         {
-            let sql = v5_partial_indexes(Dialect::Postgres).join(";\n");
+            let sql = v5_partial_indexes(Backend::Postgres).join(";\n");
             assert!(
                 sql.contains(r#"WHERE "state" IN ('queued', 'batched', 'submitted')"#),
                 "{sql}"
@@ -596,8 +543,8 @@ mod tests {
 
     #[test]
     fn sequences_are_rendered_per_dialect() {
-        let pg = v1_jobs_and_events(Dialect::Postgres).join(";\n");
-        let lite = v1_jobs_and_events(Dialect::Sqlite).join(";\n");
+        let pg = v1_jobs_and_events(Backend::Postgres).join(";\n");
+        let lite = v1_jobs_and_events(Backend::Sqlite).join(";\n");
         assert!(
             pg.contains(r#""seq" bigint GENERATED BY DEFAULT AS IDENTITY NOT NULL PRIMARY KEY"#),
             "{pg}"
@@ -613,11 +560,58 @@ mod tests {
 
     #[test]
     fn versions_are_increasing() {
-        let versions: Vec<_> = migrations(Dialect::Sqlite)
+        let versions: Vec<_> = migrations(Backend::Sqlite)
             .iter()
-            .map(|m| m.version)
+            .map(Migration::version)
             .collect();
         assert!(versions.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(versions.first(), Some(&1));
+    }
+
+    /// The checksum of every released migration, per backend. The DDL is rendered by sea-query
+    /// at run time, so a sea-query upgrade that changes its text changes a checksum, and every
+    /// database migrated before would refuse to start (`MigrateError::Edited`). This list
+    /// fails first. A new migration appends its line; a released line never changes.
+    const RELEASED_POSTGRES: &[&str] = &[
+        "05e19517cd6c858a65b96e3dfa5e424b3d5dddc5f8d0df7a3653365634ec59b6", // 1
+        "328b2905eef62e3fea9dd6ea5b1f968c1b0bc3239e36c47316757eab9ff87931", // 2
+        "bb1a88de02a3755822c2cea3738b71d479827e378c0832f5c66fdf2d79266ab4", // 3
+        "c1f01e97badfc77747a69c4d6de2a9b6b394d70864d2d9faf08133a18d6f7493", // 4
+        "a357e3e8b919412b4fe864fe770d729252b24d0cd672d7067033a821f29eddc1", // 5
+        "906d2945f76f68ed25791dfbbf50008c05628687b5f702b9b2ca76b31e551798", // 6
+        "0e74910a29e5cb98601280d5edfff4554c0c7eee2cbd049d40275133e622dd11", // 7
+        "1eaf48f99ad424b563fec1a9a20a016ea57b01e6c5eaca84cbfd393808009a43", // 8
+        "a950d746a84088230fbf238ff5172074bb56372743ea09cc6aae92773e4e1cab", // 9
+    ];
+
+    /// As [`RELEASED_POSTGRES`], for SQLite.
+    const RELEASED_SQLITE: &[&str] = &[
+        "dc7aa3414335539204d73aef7c90d5e5a0d68653bbb596334977a5c30e4e9c29", // 1
+        "063f716f9d28399a3dc7353e198a2f0d66153b35f0e5d4fdbc8eeae7d17fc5cb", // 2
+        "bb1a88de02a3755822c2cea3738b71d479827e378c0832f5c66fdf2d79266ab4", // 3
+        "33b54736ea7a9fe72cca226b87855a4efad5bbec487ad5b747224f3264564805", // 4
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", // 5
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", // 6
+        "374a4745dc6ad20b1ed595932cb0d91d889449a9a3445c1a6b9fe80946b58f3e", // 7
+        "654f37043e70e568150ce5f9fef089d5e4823613e233575dabbc01d603012093", // 8
+        "b8b5e65f754be1c11971a66ee5d0b2ef442826e9ce15293abf9912128f920517", // 9
+    ];
+
+    #[test]
+    fn released_migrations_keep_their_checksums() {
+        for (backend, released) in [
+            (Backend::Postgres, RELEASED_POSTGRES),
+            (Backend::Sqlite, RELEASED_SQLITE),
+        ] {
+            let shipped: Vec<(i64, String)> = MIGRATIONS
+                .migrations(backend)
+                .iter()
+                .map(|m| (m.version(), m.checksum()))
+                .collect();
+            let released: Vec<(i64, String)> = (1..)
+                .zip(released.iter().map(|sum| (*sum).to_owned()))
+                .collect();
+            assert_eq!(shipped, released, "{}", backend.as_str());
+        }
     }
 }

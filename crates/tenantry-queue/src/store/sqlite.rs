@@ -15,8 +15,9 @@ use tokio::sync::broadcast;
 
 use crate::error::Result;
 use crate::event::{self, Wake};
-use crate::store::exec::Tx;
-use crate::store::migrate;
+use tenantry_core::db::Pool;
+
+use crate::store::schema;
 
 /// Rows per multi-row insert, within SQLite's 32,766 bind parameters.
 pub(super) const CHUNK: usize = 1000;
@@ -49,6 +50,8 @@ pub struct SqliteStore {
 #[derive(Debug)]
 pub(super) struct Inner {
     pub(super) pool: SqlitePool,
+    /// The same pool, for the statements written once for both stores.
+    pub(super) db: Pool,
     pub(super) wake: broadcast::Sender<Wake>,
     pub(super) poll: Duration,
 }
@@ -58,14 +61,16 @@ impl SqliteStore {
     ///
     /// # Errors
     ///
-    /// A database error, or [`Error::SchemaTooNew`](crate::Error::SchemaTooNew) when the file was migrated by a newer
-    /// version of this crate.
+    /// A database error, or [`Error::Migrate`](crate::Error::Migrate) when the file was
+    /// migrated by a newer version of this crate or a shipped migration was edited.
     pub async fn open(pool: SqlitePool) -> Result<Self> {
-        migrate::migrate(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)).await?;
+        let db = Pool::from(pool.clone());
+        schema::migrate(&db).await?;
         let (wake, _) = broadcast::channel(1024);
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                db,
                 wake,
                 poll: event::DEFAULT_POLL_INTERVAL,
             }),
@@ -84,6 +89,7 @@ impl SqliteStore {
         Self {
             inner: Arc::new(Inner {
                 pool: self.inner.pool.clone(),
+                db: self.inner.db.clone(),
                 wake: self.inner.wake.clone(),
                 poll,
             }),

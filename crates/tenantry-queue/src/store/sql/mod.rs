@@ -1,0 +1,13 @@
+//! The queue's statements, built once with sea-query for both backends, one module per area
+//! of the store.
+
+pub(crate) mod batches;
+mod bulk;
+pub(crate) mod claims;
+pub(crate) mod deadlines;
+pub(crate) mod events;
+pub(crate) mod jobs;
+pub(crate) mod polls;
+pub(crate) mod skip_locked;
+pub(crate) mod submit;
+pub(crate) mod urgent;
