@@ -94,8 +94,7 @@ async fn jobs(
     let page = t
         .jobs()
         .list(&tenant_id, &JobFilter::new().limit(50), None)
-        .await
-        .map_err(tenantry::Error::from)?;
+        .await?;
     Ok(Envelope::success(
         page.items()
             .iter()

@@ -23,7 +23,7 @@ pub const DEFAULT_STATUS_PATH: &str = "/v1/jobs/";
 /// or canceled or expired before they were sent, within about a second; the TTL is the
 /// backstop when no engine runs, and for a job canceled or expired after it was sent that the
 /// API does not bill.
-pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(25 * 3600);
+pub const DEFAULT_HOLD_TTL: Duration = Duration::from_secs(25 * 3600);
 /// How often a running engine reconciles the live budget holds with the jobs, and how old a
 /// hold must be to be looked at. Default 60 s.
 pub const DEFAULT_HOLD_RECONCILE: Duration = Duration::from_secs(60);
@@ -76,7 +76,7 @@ pub struct TenantryBuilder {
     assignments: Assignments,
     engine: EngineConfig,
     status_path: String,
-    reservation_ttl: Duration,
+    hold_ttl: Duration,
     hold_reconcile: Duration,
     input_tokens: InputTokens,
     event_poll: Option<Duration>,
@@ -97,7 +97,7 @@ impl Default for TenantryBuilder {
             },
             engine: EngineConfig::new(),
             status_path: DEFAULT_STATUS_PATH.to_owned(),
-            reservation_ttl: DEFAULT_RESERVATION_TTL,
+            hold_ttl: DEFAULT_HOLD_TTL,
             hold_reconcile: DEFAULT_HOLD_RECONCILE,
             input_tokens: InputTokens::Estimate,
             event_poll: None,
@@ -206,9 +206,9 @@ impl TenantryBuilder {
     }
 
     /// How long a budget hold lasts when nothing settles or releases it. Default
-    /// [`DEFAULT_RESERVATION_TTL`].
-    pub fn reservation_ttl(mut self, ttl: Duration) -> Self {
-        self.reservation_ttl = ttl;
+    /// [`DEFAULT_HOLD_TTL`].
+    pub fn hold_ttl(mut self, ttl: Duration) -> Self {
+        self.hold_ttl = ttl;
         self
     }
 
@@ -287,7 +287,7 @@ impl TenantryBuilder {
             client,
             engine: self.engine,
             status_path: self.status_path,
-            reservation_ttl: self.reservation_ttl,
+            hold_ttl: self.hold_ttl,
             hold_reconcile: self.hold_reconcile,
             input_tokens: self.input_tokens,
             assignments: Arc::new(self.assignments),

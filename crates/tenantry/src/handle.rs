@@ -17,6 +17,7 @@ use crate::engine::EngineTask;
 use crate::error::{Error, Result};
 use crate::holds::{HoldReleaser, reconcile_holds};
 use crate::input::{InputTokens, input_tokens};
+use crate::jobs::Jobs;
 use crate::output::{JobOutput, envelope, operation};
 use crate::request::Request;
 use crate::sink::{Assignments, LedgerSink, ledger_lane};
@@ -84,7 +85,7 @@ pub(crate) struct Inner {
     pub(crate) client: Client,
     pub(crate) engine: EngineConfig,
     pub(crate) status_path: String,
-    pub(crate) reservation_ttl: Duration,
+    pub(crate) hold_ttl: Duration,
     pub(crate) hold_reconcile: Duration,
     pub(crate) input_tokens: InputTokens,
     pub(crate) assignments: Arc<Assignments>,
@@ -177,7 +178,7 @@ impl Tenantry {
             let mut state = OperationState::Queued;
             if keyed {
                 // An idempotency key may have returned an earlier job: its own hold stands.
-                let job = self.jobs().job(&tenant, id).await?;
+                let job = self.inner.store.jobs().job(&tenant, id).await?;
                 if job.hold != Some(HoldId::new(*hold)) {
                     self.inner.ledger.release(*hold).await?;
                 }
@@ -200,7 +201,7 @@ impl Tenantry {
 
     /// Takes every request's budget hold in one ledger transaction, all or nothing.
     async fn hold_all(&self, tenant: &TenantId, requests: &[Request]) -> Result<Vec<i64>> {
-        let ttl = i64::try_from(self.inner.reservation_ttl.as_micros()).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(self.inner.hold_ttl.as_micros()).unwrap_or(i64::MAX);
         let inputs = input_tokens(self.inner.input_tokens, &self.inner.client, requests).await;
         let at = UnixMicros::now();
         let reqs: Vec<HoldRequest> = requests
@@ -261,7 +262,12 @@ impl Tenantry {
             .zip(holds)
             .map(|(r, hold)| r.into_submission(Some(HoldId::new(*hold))))
             .collect();
-        Ok(self.jobs().submit_many(tenant, &submissions).await?)
+        Ok(self
+            .inner
+            .store
+            .jobs()
+            .submit_many(tenant, &submissions)
+            .await?)
     }
 
     /// Gives back the holds of a call that stored no job.
@@ -310,7 +316,12 @@ impl Tenantry {
     /// [`Error::Queue`] not found ([`Error::is_not_found`]) when the tenant has no such job
     /// (also when it is another tenant's), or a database error.
     pub async fn job(&self, tenant: &str, id: &str) -> Result<Envelope<JobOutput>> {
-        let job = self.jobs().job(&tenant_id(tenant)?, &job_id(id)?).await?;
+        let job = self
+            .inner
+            .store
+            .jobs()
+            .job(&tenant_id(tenant)?, &job_id(id)?)
+            .await?;
         envelope(&self.inner.status_path, job)
     }
 
@@ -324,7 +335,7 @@ impl Tenantry {
     pub async fn cancel(&self, tenant: &str, id: &str) -> Result<JobState> {
         let tenant = tenant_id(tenant)?;
         let id = job_id(id)?;
-        let after = self.jobs().cancel(&tenant, &id).await?;
+        let after = self.inner.store.jobs().cancel(&tenant, &id).await?;
         tenantry_queue::failpoint!("cancel.canceled");
         // A job whose request never left keeps no batch; one whose request may be out keeps
         // its batch, and its hold waits for the usage (or its TTL).
@@ -343,7 +354,12 @@ impl Tenantry {
     ///
     /// A bad tenant id, or a database error while setting up.
     pub async fn subscribe(&self, tenant: &str) -> Result<Subscription> {
-        Ok(self.jobs().subscribe(&tenant_id(tenant)?).await?)
+        Ok(self
+            .inner
+            .store
+            .jobs()
+            .subscribe(&tenant_id(tenant)?)
+            .await?)
     }
 
     /// The tenant's events after a position seen earlier, then on to new ones (resume).
@@ -353,6 +369,8 @@ impl Tenantry {
     /// As [`subscribe`](Self::subscribe).
     pub async fn subscribe_after(&self, tenant: &str, after: Position) -> Result<Subscription> {
         Ok(self
+            .inner
+            .store
             .jobs()
             .subscribe_after(&tenant_id(tenant)?, after)
             .await?)
@@ -433,7 +451,12 @@ impl Tenantry {
         tenant: &str,
         limit: u32,
     ) -> Result<Vec<tenantry_queue::DeadUsage>> {
-        Ok(self.jobs().dead_usage(&tenant_id(tenant)?, limit).await?)
+        Ok(self
+            .inner
+            .store
+            .jobs()
+            .dead_usage(&tenant_id(tenant)?, limit)
+            .await?)
     }
 
     /// Hands the tenant's dead-lettered usage back to the engine once the price book (or
@@ -446,7 +469,12 @@ impl Tenantry {
     ///
     /// A bad tenant id, or a database error.
     pub async fn reprice_usage(&self, tenant: &str) -> Result<u64> {
-        Ok(self.jobs().reprice_usage(&tenant_id(tenant)?).await?)
+        Ok(self
+            .inner
+            .store
+            .jobs()
+            .reprice_usage(&tenant_id(tenant)?)
+            .await?)
     }
 
     /// How many usage records are dead letters, every tenant together: spend missing from
@@ -465,10 +493,11 @@ impl Tenantry {
         &self.inner.ledger
     }
 
-    /// The job store, for listing jobs and reading events.
+    /// The tenants' jobs and event logs, read-only: listing, one job as stored, events.
+    /// Submitting and canceling go through this handle, which keeps the budget holds in step.
     #[must_use]
-    pub fn jobs(&self) -> &dyn tenantry_queue::JobStore {
-        self.inner.store.jobs()
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs::new(self.inner.store.jobs())
     }
 
     /// The API client.

@@ -17,12 +17,13 @@ mod holds;
 #[cfg(feature = "_handle")]
 mod input;
 #[cfg(feature = "_handle")]
+mod jobs;
+#[cfg(feature = "_handle")]
 mod output;
 #[cfg(feature = "_handle")]
 mod request;
 #[cfg(feature = "_handle")]
 mod sink;
-#[cfg(all(feature = "_handle", feature = "metrics"))]
 #[cfg(feature = "ts")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ts")))]
 pub mod ts;
@@ -59,14 +60,13 @@ pub use tenantry_envelope::{Envelope, Operation, Problem};
 #[cfg(feature = "_handle")]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use crate::{
-    builder::{
-        DEFAULT_HOLD_RECONCILE, DEFAULT_RESERVATION_TTL, DEFAULT_STATUS_PATH, TenantryBuilder,
-    },
+    builder::{DEFAULT_HOLD_RECONCILE, DEFAULT_HOLD_TTL, DEFAULT_STATUS_PATH, TenantryBuilder},
     db::Database,
     engine::EngineTask,
     error::{Error, JOB_CANCELED, JOB_EXPIRED, JOB_FAILED, Result},
     handle::Tenantry,
     input::InputTokens,
+    jobs::Jobs,
     output::JobOutput,
     request::Request,
     sink::{SOURCE_BATCH, SOURCE_MESSAGES},

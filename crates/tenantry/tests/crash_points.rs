@@ -129,7 +129,7 @@ async fn tenantry(database: &Database, emu: &Emulator, case: Case) -> Tenantry {
         .database_pool(database.clone())
         .api(Config::new("sk-test").base_url(emu.base_url()))
         .engine(engine())
-        .reservation_ttl(TTL)
+        .hold_ttl(TTL)
         .hold_reconcile_interval(reconcile)
         .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000_000))
         .event_poll_interval(Duration::from_millis(50))
