@@ -218,10 +218,7 @@ impl Error {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Database(e) => matches!(
-                e,
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            ),
+            Self::Database(e) => tenantry_core::ErrorKind::of_database(e).is_retryable(),
             Self::Migrate(e) => e.is_retryable(),
             _ => false,
         }

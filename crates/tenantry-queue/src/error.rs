@@ -76,10 +76,7 @@ impl Error {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Database(e) => matches!(
-                e,
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            ),
+            Self::Database(e) => tenantry_core::ErrorKind::of_database(e).is_retryable(),
             Self::Migrate(e) => e.is_retryable(),
             _ => false,
         }
