@@ -2,7 +2,7 @@
 //!
 //! Pure functions, no I/O. The store summarises the open backlog per tenant
 //! ([`TenantBacklog`]); [`plan`] decides whether a batch is due and how many jobs each tenant
-//! gets ([`Plan`]); once the store has claimed those jobs, [`fit_bytes`] trims the claim to
+//! gets ([`Plan`]); once the store has claimed those jobs, the store trims the claim to
 //! the byte limit in the same fair order.
 //!
 //! # Flush policy
