@@ -41,10 +41,10 @@
 //! |---|---|---|---|
 //! | `x / 0` | error 22012 | `NULL` | only safe division: `x / NULLIF(y, 0)` → `NULL` |
 //! | integer division | truncates | truncates | truncates toward zero |
-//! | `SUM` over no rows | `NULL` | `NULL` | `NULL` (use [`Metric::or_zero`](crate::Metric::or_zero)) |
+//! | `SUM` over no rows | `NULL` | `NULL` | `NULL` (use [`Metric::or_zero`]) |
 //! | `SUM(bigint)` type | `numeric` | integer | `CAST(SUM(..) AS BIGINT)` on PostgreSQL |
-//! | `SUM` overflow | cast error | `integer overflow` error | [`Error::Overflow`](crate::Error::Overflow) |
-//! | `AVG` type | `numeric` | float | not used: [`avg`](crate::avg) is `SUM / COUNT`, an integer |
+//! | `SUM` overflow | cast error | `integer overflow` error | [`Error::Overflow`] |
+//! | `AVG` type | `numeric` | float | not used: [`avg`] is `SUM / COUNT`, an integer |
 //! | `FILTER (WHERE ..)` | since 9.4 | since 3.30 | rendered natively on both |
 //! | `NULLS LAST` | yes | since 3.30 | rendered explicitly; `NULL` metrics sort last |
 //! | text order | collation | bytes | text is never ordered; tenant ids tie-break `COLLATE "C"` on PostgreSQL |
