@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tenantry_cost::formula::line_cost;
 use tenantry_cost::{
-    ContextTier, Lane, Ledger, LedgerEntry, PriceBook, PriceQuery, RateSnapshot, Rates,
+    ContextTier, Lane, Ledger, LedgerEntry, PriceBook, PriceQuery, RateSnapshot, Rates, TenantId,
     TokenBuckets, UnixMicros,
 };
 
@@ -95,7 +95,7 @@ fn rows(n: usize) -> Vec<(LedgerEntry, RateSnapshot)> {
             let rec = LedgerEntry {
                 source: "bench".into(),
                 request_id: format!("req-{base}-{i}"),
-                tenant_id: format!("tenant-{}", i % 50),
+                tenant_id: TenantId::new(format!("tenant-{}", i % 50)).expect("valid"),
                 user_id: Some(format!("user-{}", i % 500)),
                 feature: "summaries".into(),
                 model: "claude-sonnet-4-5".into(),

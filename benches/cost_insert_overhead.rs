@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use tenantry_cost::{
-    ContextTier, Lane, Ledger, LedgerEntry, PriceBook, RateSnapshot, Rates, TokenBuckets,
+    ContextTier, Lane, Ledger, LedgerEntry, PriceBook, RateSnapshot, Rates, TenantId, TokenBuckets,
     UnixMicros,
 };
 
@@ -49,7 +49,7 @@ fn rows(n: usize, round: usize, side: &str) -> Vec<(LedgerEntry, RateSnapshot)> 
             let rec = LedgerEntry {
                 source: "example".into(),
                 request_id: format!("{side}-{round}-{i}"),
-                tenant_id: format!("tenant-{}", i % 50),
+                tenant_id: TenantId::new(format!("tenant-{}", i % 50)).expect("valid"),
                 user_id: Some(format!("user-{}", i % 500)),
                 feature: "summaries".into(),
                 model: "claude-sonnet-4-5".into(),

@@ -112,7 +112,7 @@ async fn spend(
 ) -> Result<Envelope<Spend>, Problem> {
     let rows = t
         .spend(&SpendQuery {
-            tenant_id: Some(tenant),
+            tenant_id: Some(TenantId::new(tenant).map_err(tenantry::Error::from)?),
             from: UnixMicros(0),
             to: UnixMicros(i64::MAX),
             group_by: GroupBy::Tenant,

@@ -89,7 +89,7 @@ pub(crate) async fn seeded(
                 records.push(LedgerEntry {
                     source: "seed".into(),
                     request_id: format!("{tenant}-{day}-{i}"),
-                    tenant_id: (*tenant).into(),
+                    tenant_id: tenant.parse()?,
                     user_id: Some(format!("{tenant}-user-{}", rng.next(12))),
                     feature: if summary {
                         "summaries"

@@ -9,9 +9,9 @@
 
 use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement};
 use serde::{Deserialize, Serialize};
-use tenantry_core::UnixMicros;
 use tenantry_core::db::Tx;
 use tenantry_core::time::OutOfRange;
+use tenantry_core::{TenantId, UnixMicros};
 use time::{Date, Month};
 
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ pub enum Window {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetPolicy {
     /// The tenant.
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// `None` for the tenant-wide budget, or the feature it limits.
     pub feature: Option<String>,
     /// How windows are cut.
@@ -249,11 +249,11 @@ fn in_force(rows: Vec<PolicyRow>, feature: &str, at: UnixMicros) -> Vec<PolicyRo
 /// `feature` at `at`, with its window's spend and live holds.
 pub(crate) async fn load_status(
     tx: &mut Tx,
-    tenant: &str,
+    tenant: &TenantId,
     feature: &str,
     at: UnixMicros,
 ) -> Result<Vec<BudgetStatus>> {
-    let rows: Vec<StoredPolicy> = tx.fetch_all(&lock_budgets(tenant)).await?;
+    let rows: Vec<StoredPolicy> = tx.fetch_all(&lock_budgets(tenant.as_str())).await?;
     let mut policies = Vec::with_capacity(rows.len());
     for r in rows {
         policies.push(PolicyRow {
@@ -267,14 +267,19 @@ pub(crate) async fn load_status(
     for p in in_force(policies, feature, at) {
         let (start, end) = budget_window(p.window, UnixMicros(p.effective_from), at)?;
         let (spent,): (i64,) = tx
-            .fetch_one(&spent_select(tenant, p.feature.as_deref(), start, end))
+            .fetch_one(&spent_select(
+                tenant.as_str(),
+                p.feature.as_deref(),
+                start,
+                end,
+            ))
             .await?;
         let (held,): (i64,) = tx
-            .fetch_one(&held_select(tenant, p.feature.as_deref(), at))
+            .fetch_one(&held_select(tenant.as_str(), p.feature.as_deref(), at))
             .await?;
         out.push(BudgetStatus {
             policy: BudgetPolicy {
-                tenant_id: tenant.to_owned(),
+                tenant_id: tenant.clone(),
                 feature: p.feature,
                 window: p.window,
                 limit: Nanos(p.limit),
@@ -299,9 +304,9 @@ pub(crate) async fn load_status(
 /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
 /// ledger.migrate().await?;
 /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
-/// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
+/// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".parse()?, feature: None,
 ///     window: Window::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
-/// let status = ledger.budgets().status("acme", "chat", at).await?;
+/// let status = ledger.budgets().status(&"acme".parse()?, "chat", at).await?;
 /// assert_eq!((status[0].policy.limit, status[0].spent), (Nanos(10_000_000), Nanos::ZERO));
 /// # Ok(()) }
 /// ```
@@ -365,7 +370,7 @@ impl Budgets<'_> {
     /// [`Error::Database`].
     pub async fn status(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         feature: &str,
         at: UnixMicros,
     ) -> Result<Vec<BudgetStatus>> {

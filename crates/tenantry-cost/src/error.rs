@@ -69,7 +69,7 @@ pub enum Error {
     )]
     BudgetExceeded {
         /// The tenant.
-        tenant_id: String,
+        tenant_id: tenantry_core::TenantId,
         /// The feature, for a per-feature budget; `None` for the tenant-wide budget.
         feature: Option<String>,
         /// The budget's limit for the current window.
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn budget_error_carries_the_numbers() {
         let e = Error::BudgetExceeded {
-            tenant_id: "t1".into(),
+            tenant_id: tenantry_core::TenantId::new("t1").unwrap(),
             feature: Some("summaries".into()),
             limit: Nanos(10),
             spent: Nanos(4),

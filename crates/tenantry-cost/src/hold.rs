@@ -9,7 +9,7 @@
 
 use sea_query::{Expr, ExprTrait, Order, Query, UpdateStatement};
 use serde::{Deserialize, Serialize};
-use tenantry_core::{Lane, UnixMicros};
+use tenantry_core::{Lane, TenantId, UnixMicros};
 
 use crate::budget::{BudgetStatus, load_status};
 use crate::error::{Error, Result};
@@ -26,7 +26,7 @@ const HOLD_CHUNK: usize = 1_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldRequest {
     /// The tenant.
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// The feature.
     pub feature: String,
     /// The model the request names.
@@ -148,9 +148,9 @@ impl Ledger {
     ///     PriceBook::anthropic_default());
     /// ledger.migrate().await?;
     /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
-    /// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
+    /// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".parse()?, feature: None,
     ///     window: Window::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
-    /// let req = HoldRequest { tenant_id: "acme".into(), feature: "chat".into(),
+    /// let req = HoldRequest { tenant_id: "acme".parse()?, feature: "chat".into(),
     ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
     ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
     ///     at, ttl_micros: 600_000_000 };
@@ -233,9 +233,9 @@ impl Ledger {
     /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
     /// ledger.migrate().await?;
     /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
-    /// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".into(), feature: None,
+    /// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".parse()?, feature: None,
     ///     window: Window::Month, limit: Nanos(15_000_000), effective_from: at }).await?;
-    /// let req = HoldRequest { tenant_id: "acme".into(), feature: "chat".into(),
+    /// let req = HoldRequest { tenant_id: "acme".parse()?, feature: "chat".into(),
     ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
     ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
     ///     at, ttl_micros: 600_000_000 };
@@ -426,8 +426,8 @@ impl Ledger {
     ///
     /// # Errors
     ///
-    /// [`Error::Database`].
-    pub async fn held_tenants(&self, at: UnixMicros) -> Result<Vec<String>> {
+    /// [`Error::Database`]; [`Error::InvalidRow`] for a stored tenant id that is not valid.
+    pub async fn held_tenants(&self, at: UnixMicros) -> Result<Vec<TenantId>> {
         let stmt = Query::select()
             .distinct()
             .column(Reservation::TenantId)
@@ -437,7 +437,9 @@ impl Ledger {
             .order_by(Reservation::TenantId, Order::Asc)
             .to_owned();
         let rows: Vec<(String,)> = self.pool.fetch_all(&stmt).await?;
-        Ok(rows.into_iter().map(|(tenant,)| tenant).collect())
+        rows.into_iter()
+            .map(|(tenant,)| crate::ledger::stored_tenant(tenant))
+            .collect()
     }
 
     /// The ids of a tenant's live holds (held, not expired at `at`) taken before
@@ -449,14 +451,14 @@ impl Ledger {
     /// [`Error::Database`].
     pub async fn holds_in_force(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         taken_before: UnixMicros,
         at: UnixMicros,
     ) -> Result<Vec<i64>> {
         let stmt = Query::select()
             .column(Reservation::Id)
             .from(Reservation::Table)
-            .and_where(Expr::col(Reservation::TenantId).eq(tenant_id))
+            .and_where(Expr::col(Reservation::TenantId).eq(tenant_id.as_str()))
             .and_where(Expr::col(Reservation::State).eq("held"))
             .and_where(Expr::col(Reservation::ExpiresAt).gt(at.0))
             .and_where(Expr::col(Reservation::CreatedAt).lt(taken_before.0))

@@ -16,7 +16,7 @@ use crate::formula::{self, ContextTier, LineCost, RateSnapshot, Rates, TokenBuck
 use crate::price_book::{PriceBook, PriceQuery};
 use crate::schema::{self, MultiplierTable, Usage};
 use tenantry_core::Lane;
-use tenantry_core::UnixMicros;
+use tenantry_core::{TenantId, UnixMicros};
 
 /// One usage event to record in the ledger: who, what, when, and the exclusive token buckets.
 /// (The queue's `UsageRecord` is the billed usage of one request as the API reported it; an
@@ -32,7 +32,7 @@ pub struct LedgerEntry {
     /// The provider's request id (or batch custom id), unique within `source`.
     pub request_id: String,
     /// The tenant charged.
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// The end user, when known.
     pub user_id: Option<String>,
     /// The product feature that made the call.
@@ -110,7 +110,7 @@ impl LedgerLine {
 /// let usage = LedgerEntry {
 ///     source: "anthropic-batch".into(),
 ///     request_id: "msgbatch_01:req-1".into(),
-///     tenant_id: "acme".into(),
+///     tenant_id: "acme".parse()?,
 ///     user_id: None,
 ///     feature: "summaries".into(),
 ///     model: "claude-haiku-4-5".into(),
@@ -351,7 +351,7 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         if settle.is_some() && tx.backend() == Backend::Postgres {
             // The rows are only locked, not read: running the `FOR UPDATE` is the point.
-            tx.execute(&crate::budget::lock_budgets(&record.tenant_id))
+            tx.execute(&crate::budget::lock_budgets(record.tenant_id.as_str()))
                 .await?;
         }
         let inserted: Option<(i64,)> = tx.fetch_optional(&insert).await?;
@@ -391,7 +391,7 @@ impl Ledger {
                     "settled"
                 },
                 Some(recorded.line_id),
-                Some(&record.tenant_id),
+                Some(record.tenant_id.as_str()),
             );
             tx.execute(&close).await?;
         }
@@ -494,12 +494,12 @@ impl Ledger {
     ///
     /// # Errors
     ///
-    /// [`Error::Database`].
-    pub async fn lines(&self, tenant_id: &str) -> Result<Vec<LedgerLine>> {
+    /// [`Error::Database`]; [`Error::InvalidRow`] for a stored row this version cannot read.
+    pub async fn lines(&self, tenant_id: &TenantId) -> Result<Vec<LedgerLine>> {
         let sel = Query::select()
             .columns(LINE_COLUMNS)
             .from(Usage::Table)
-            .and_where(Expr::col(Usage::TenantId).eq(tenant_id))
+            .and_where(Expr::col(Usage::TenantId).eq(tenant_id.as_str()))
             .order_by(Usage::Id, Order::Asc)
             .to_owned();
         let rows: Vec<LineRow> = self.pool.fetch_all(&sel).await?;
@@ -561,7 +561,9 @@ impl KeyOwner {
             cache_read: self.cache_read_tokens,
             output: self.output_tokens,
         };
-        self.tenant_id == record.tenant_id && self.model == record.model && tokens == record.tokens
+        self.tenant_id == record.tenant_id.as_str()
+            && self.model == record.model
+            && tokens == record.tokens
     }
 }
 
@@ -647,7 +649,7 @@ impl LineRow {
         Ok(LedgerLine {
             id: self.id,
             record: LedgerEntry {
-                tenant_id: self.tenant_id,
+                tenant_id: stored_tenant(self.tenant_id)?,
                 user_id: self.user_id,
                 feature: self.feature,
                 model: self.model,
@@ -690,6 +692,13 @@ impl LineRow {
             },
         })
     }
+}
+
+/// A tenant id read back from the database: every writer checked it, so one that no longer
+/// passes is a damaged row, reported as such rather than trusted. The value is left out of
+/// the message, which may reach a caller who is not that tenant.
+pub(crate) fn stored_tenant(id: String) -> Result<TenantId> {
+    TenantId::new(id).map_err(|e| Error::InvalidRow(format!("stored tenant id: {e}")))
 }
 
 /// The insert of priced rows, skipping any `(source, request_id)` already present.

@@ -39,4 +39,5 @@ pub use schema::MIGRATIONS;
 pub use tenantry_core::Lane;
 pub use tenantry_core::UnixMicros;
 pub use tenantry_core::{CacheCreation, Usage};
+pub use tenantry_core::{InvalidTenantId, TenantId};
 pub use usage::served_lane;

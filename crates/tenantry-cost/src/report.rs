@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::ledger::Ledger;
 use crate::money::Nanos;
 use crate::schema::Usage;
-use tenantry_core::UnixMicros;
+use tenantry_core::{TenantId, UnixMicros};
 
 /// What a spend report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ impl GroupBy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpendQuery {
     /// Restrict to one tenant (`None`: every tenant).
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     /// Period start (inclusive).
     pub from: UnixMicros,
     /// Period end (exclusive).
@@ -83,11 +83,12 @@ fn sum(col: Usage) -> Expr {
 /// ```
 /// use sea_query::PostgresQueryBuilder;
 /// use tenantry_cost::{GroupBy, SpendQuery, UnixMicros, report};
-/// let q = SpendQuery { tenant_id: Some("acme".into()), from: UnixMicros(0),
+/// let q = SpendQuery { tenant_id: Some("acme".parse()?), from: UnixMicros(0),
 ///     to: UnixMicros(10), group_by: GroupBy::Lane };
 /// let (sql, values) = report::spend_statement(&q).build(PostgresQueryBuilder);
 /// assert_eq!(sql, r#"SELECT "lane", CAST(COALESCE(SUM("cost_nanos"), $1) AS bigint), CAST(COALESCE(SUM("standard_cost_nanos"), $2) AS bigint), COUNT(*) FROM "tenantry_usage" WHERE "occurred_at" >= $3 AND "occurred_at" < $4 AND "tenant_id" = $5 GROUP BY "lane" ORDER BY "lane" ASC"#);
 /// assert_eq!(values.0.len(), 5);
+/// # Ok::<(), tenantry_cost::InvalidTenantId>(())
 /// ```
 #[must_use]
 pub fn spend_statement(q: &SpendQuery) -> SelectStatement {
@@ -112,16 +113,17 @@ pub fn spend_statement(q: &SpendQuery) -> SelectStatement {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use tenantry_cost::{GroupBy, Ledger, Nanos, PriceBook, SpendQuery, UnixMicros};
+/// use tenantry_cost::{GroupBy, Ledger, Nanos, PriceBook, SpendQuery, TenantId, UnixMicros};
 /// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
 ///     .connect("sqlite::memory:").await?;
 /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
 /// ledger.migrate().await?;
 /// let (from, to) = (UnixMicros::from_ymd(2026, 3, 1)?, UnixMicros::from_ymd(2026, 4, 1)?);
-/// let rows = ledger.reports().spend(&SpendQuery { tenant_id: Some("acme".into()), from, to,
+/// let acme: TenantId = "acme".parse()?;
+/// let rows = ledger.reports().spend(&SpendQuery { tenant_id: Some(acme.clone()), from, to,
 ///     group_by: GroupBy::Feature }).await?;
 /// assert!(rows.is_empty());
-/// assert_eq!(ledger.reports().saved_by_batching(Some("acme"), from, to).await?, Nanos::ZERO);
+/// assert_eq!(ledger.reports().saved_by_batching(Some(&acme), from, to).await?, Nanos::ZERO);
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy)]
@@ -166,13 +168,13 @@ impl Reports<'_> {
     /// [`crate::Error::Database`].
     pub async fn saved_by_batching(
         &self,
-        tenant_id: Option<&str>,
+        tenant_id: Option<&TenantId>,
         from: UnixMicros,
         to: UnixMicros,
     ) -> Result<Nanos> {
         let rows = self
             .spend(&SpendQuery {
-                tenant_id: tenant_id.map(str::to_owned),
+                tenant_id: tenant_id.cloned(),
                 from,
                 to,
                 group_by: GroupBy::Lane,

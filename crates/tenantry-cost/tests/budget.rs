@@ -4,12 +4,12 @@ mod support;
 
 use std::sync::Arc;
 
-use support::{at, tokens, usage};
+use support::{at, tenant, tokens, usage};
 use tenantry_cost::{BudgetPolicy, Error, HoldRequest, Lane, Ledger, Nanos, UnixMicros, Window};
 
 fn request(feature: &str, when: UnixMicros) -> HoldRequest {
     HoldRequest {
-        tenant_id: "acme".into(),
+        tenant_id: tenant("acme"),
         feature: feature.into(),
         model: "claude-haiku-4-5".into(),
         lane: Lane::Urgent,
@@ -30,7 +30,7 @@ async fn monthly(ledger: &Ledger, feature: Option<&str>, limit: Nanos, from: Uni
     ledger
         .budgets()
         .set(&BudgetPolicy {
-            tenant_id: "acme".into(),
+            tenant_id: tenant("acme"),
             feature: feature.map(str::to_owned),
             window: Window::Month,
             limit,
@@ -76,7 +76,11 @@ async fn fifty_concurrent_reservations_admit_exactly_ten_on_postgres() {
         u.feature = "chat".into();
         ledger.settle(r.id, &u).await.unwrap();
     }
-    let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
+    let status = ledger
+        .budgets()
+        .status(&tenant("acme"), "chat", when)
+        .await
+        .unwrap();
     assert_eq!(status.len(), 1);
     let s = &status[0];
     assert_eq!(s.spent, Nanos(5 * 2_000_000));
@@ -171,7 +175,7 @@ async fn windows_come_from_the_ledger_and_policies_are_effective_dated() {
         monthly(&ledger, None, Nanos(1_000_000_000), at(2026, 3, 21)).await;
         let status = ledger
             .budgets()
-            .status("acme", "chat", at(2026, 3, 22))
+            .status(&tenant("acme"), "chat", at(2026, 3, 22))
             .await
             .unwrap();
         assert_eq!(status[0].window_start, at(2026, 3, 21));
@@ -183,7 +187,7 @@ async fn windows_come_from_the_ledger_and_policies_are_effective_dated() {
         // Asking about the earlier part of March still sees the old policy and its spend.
         let before = ledger
             .budgets()
-            .status("acme", "chat", at(2026, 3, 20))
+            .status(&tenant("acme"), "chat", at(2026, 3, 20))
             .await
             .unwrap();
         assert_eq!(before[0].spent, Nanos(995_000_000));
@@ -209,7 +213,7 @@ async fn settling_a_duplicate_releases_instead_of_charging_twice() {
         assert_eq!(again.line_id, first.line_id);
         let s = &ledger
             .budgets()
-            .status("acme", "summaries", when)
+            .status(&tenant("acme"), "summaries", when)
             .await
             .unwrap()[0];
         assert_eq!(s.spent, EACH);
@@ -235,7 +239,7 @@ async fn custom_and_daily_periods() {
         ledger
             .budgets()
             .set(&BudgetPolicy {
-                tenant_id: "acme".into(),
+                tenant_id: tenant("acme"),
                 feature: Some("chat".into()),
                 window: Window::Day,
                 limit: EACH,
@@ -255,7 +259,7 @@ async fn custom_and_daily_periods() {
             ledger
                 .budgets()
                 .set(&BudgetPolicy {
-                    tenant_id: "acme".into(),
+                    tenant_id: tenant("acme"),
                     feature: None,
                     window: Window::Custom { length_micros: 0 },
                     limit: EACH,
@@ -307,7 +311,11 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
             }
             other => panic!("{name}: expected BudgetExceeded, got {other:?}"),
         }
-        let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
+        let status = ledger
+            .budgets()
+            .status(&tenant("acme"), "chat", when)
+            .await
+            .unwrap();
         assert!(status.iter().all(|s| s.held == Nanos::ZERO), "{name}");
         // Two chat and one search fit both budgets exactly; ids come back in request order.
         let batch = vec![
@@ -319,7 +327,11 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
         assert_eq!(held.len(), 3, "{name}");
         assert!(held.windows(2).all(|w| w[0].id < w[1].id), "{name}");
         assert!(held.iter().all(|r| r.amount == EACH), "{name}");
-        let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
+        let status = ledger
+            .budgets()
+            .status(&tenant("acme"), "chat", when)
+            .await
+            .unwrap();
         let tenant = status.iter().find(|s| s.policy.feature.is_none()).unwrap();
         assert_eq!(tenant.held, Nanos(EACH.0 * 3), "{name}");
         // Full now: one more is refused, and releasing one hold by its id frees room for one.
@@ -330,7 +342,11 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
                 .unwrap_err()
                 .is_budget_exceeded()
         );
-        assert_eq!(ledger.held_tenants(when).await.unwrap(), ["acme"], "{name}");
+        assert_eq!(
+            ledger.held_tenants(when).await.unwrap(),
+            [support::tenant("acme")],
+            "{name}"
+        );
         let after_ttl = UnixMicros(held[0].expires_at.0 + 1);
         assert!(ledger.held_tenants(after_ttl).await.unwrap().is_empty());
         assert!(ledger.release(held[1].id).await.unwrap(), "{name}");
@@ -342,7 +358,7 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
         ledger.release(held[0].id).await.unwrap();
         let before = ledger
             .budgets()
-            .status("acme", "search", when)
+            .status(&support::tenant("acme"), "search", when)
             .await
             .unwrap();
         assert!(
@@ -354,7 +370,7 @@ async fn reserve_many_checks_the_sum_and_holds_all_or_nothing() {
         assert_eq!(
             ledger
                 .budgets()
-                .status("acme", "search", when)
+                .status(&support::tenant("acme"), "search", when)
                 .await
                 .unwrap(),
             before,
@@ -383,7 +399,11 @@ async fn concurrent_batches_never_exceed(ledger: Ledger, batches: usize, fit: us
     }
     // Batches of 3 against room for 10: exactly three batches fit, never a fourth.
     assert_eq!(admitted, fit);
-    let status = ledger.budgets().status("acme", "chat", when).await.unwrap();
+    let status = ledger
+        .budgets()
+        .status(&tenant("acme"), "chat", when)
+        .await
+        .unwrap();
     assert_eq!(status[0].held, Nanos(EACH.0 * 9));
     assert!(status[0].spent.0 + status[0].held.0 <= status[0].policy.limit.0);
 }
@@ -424,7 +444,7 @@ async fn a_released_hold_settled_late_is_charged_once_and_closed_once() {
         assert!(!ledger.release(held[0].id).await.unwrap(), "{name}");
         let s = &ledger
             .budgets()
-            .status("acme", "summaries", when)
+            .status(&tenant("acme"), "summaries", when)
             .await
             .unwrap()[0];
         assert_eq!(s.spent, EACH, "{name}");
@@ -445,7 +465,7 @@ async fn reserve_many_above_bind_limits() {
         assert!(held.windows(2).all(|w| w[0].id < w[1].id), "{name}");
         let status = ledger
             .budgets()
-            .status("acme", "summaries", when)
+            .status(&tenant("acme"), "summaries", when)
             .await
             .unwrap();
         assert_eq!(status[0].held, Nanos(EACH.0 * 12_000), "{name}");

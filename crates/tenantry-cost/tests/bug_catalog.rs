@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{at, tokens, usage};
+use support::{at, tenant, tokens, usage};
 use tenantry_cost::{
     BudgetPolicy, Error, Lane, Nanos, PriceBook, PriceQuery, TokenBuckets, UnixMicros, Usage,
     Window, served_lane,
@@ -185,7 +185,7 @@ async fn unknown_models_are_errors_never_zero() {
         ledger.record(&rec).await,
         Err(Error::UnknownModel { .. })
     ));
-    assert!(ledger.lines("acme").await.unwrap().is_empty());
+    assert!(ledger.lines(&tenant("acme")).await.unwrap().is_empty());
 }
 
 /// The batch discount applies to cache writes and reads too, not only to input and output.
@@ -213,7 +213,7 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
     ledger
         .budgets()
         .set(&BudgetPolicy {
-            tenant_id: "acme".into(),
+            tenant_id: tenant("acme"),
             feature: None,
             window: Window::Month,
             limit: Nanos(1_000_000_000),
@@ -222,7 +222,7 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
         .await
         .unwrap();
     let mut req = tenantry_cost::HoldRequest {
-        tenant_id: "acme".into(),
+        tenant_id: tenant("acme"),
         feature: "summaries".into(),
         model: "who-knows".into(),
         lane: Lane::Batch,
@@ -250,11 +250,11 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
     }
     let s = &ledger
         .budgets()
-        .status("acme", "summaries", at(2026, 3, 20))
+        .status(&tenant("acme"), "summaries", at(2026, 3, 20))
         .await
         .unwrap()[0];
     let lines: Nanos = ledger
-        .lines("acme")
+        .lines(&tenant("acme"))
         .await
         .unwrap()
         .iter()
@@ -265,14 +265,14 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
     assert!(
         ledger
             .budgets()
-            .status("acme", "summaries", at(2026, 2, 28))
+            .status(&tenant("acme"), "summaries", at(2026, 2, 28))
             .await
             .unwrap()
             .is_empty()
     );
     let april = &ledger
         .budgets()
-        .status("acme", "summaries", at(2026, 4, 3))
+        .status(&tenant("acme"), "summaries", at(2026, 4, 3))
         .await
         .unwrap()[0];
     assert_eq!(

@@ -4,7 +4,7 @@ mod support;
 
 use std::sync::Arc;
 
-use support::{at, tokens, usage};
+use support::{at, tenant, tokens, usage};
 use tenantry_cost::{Error, GroupBy, Lane, Nanos, SpendQuery, UnixMicros};
 
 #[tokio::test]
@@ -27,7 +27,11 @@ async fn same_request_twice_is_one_line() {
         let mut other = u.clone();
         other.source = "anthropic-messages".into();
         assert!(!ledger.record(&other).await.unwrap().duplicate);
-        assert_eq!(ledger.lines("acme").await.unwrap().len(), 2, "{name}");
+        assert_eq!(
+            ledger.lines(&tenant("acme")).await.unwrap().len(),
+            2,
+            "{name}"
+        );
     }
 }
 
@@ -55,7 +59,7 @@ async fn concurrent_recorders_on_postgres_cannot_double_a_line() {
     }
     assert_eq!(fresh, 1);
     assert_eq!(ids.len(), 1);
-    assert_eq!(ledger.lines("acme").await.unwrap().len(), 1);
+    assert_eq!(ledger.lines(&tenant("acme")).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -77,7 +81,7 @@ async fn record_batch_skips_duplicates() {
             0,
             "{name}"
         );
-        assert_eq!(ledger.lines("acme").await.unwrap().len(), 50);
+        assert_eq!(ledger.lines(&tenant("acme")).await.unwrap().len(), 50);
     }
 }
 
@@ -177,7 +181,7 @@ async fn reversal_cancels_exactly_and_never_updates() {
             .await
             .unwrap();
         assert!(again.duplicate);
-        let lines = ledger.lines("acme").await.unwrap();
+        let lines = ledger.lines(&tenant("acme")).await.unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].corrects_id, Some(orig.line_id));
         assert_eq!(lines[0].stored, orig.cost, "the original row is untouched");
@@ -206,7 +210,7 @@ async fn unknown_model_and_dates_before_any_rate_are_errors_not_zero() {
             ledger.record(&geo).await,
             Err(Error::UnsupportedModifier { .. })
         ));
-        assert!(ledger.lines("acme").await.unwrap().is_empty());
+        assert!(ledger.lines(&tenant("acme")).await.unwrap().is_empty());
     }
 }
 
@@ -241,7 +245,7 @@ async fn reports_group_spend_and_show_batch_savings() {
             Lane::Urgent,
             tokens(1_000_000, 0, 0, 0, 0),
         );
-        other.tenant_id = "globex".into();
+        other.tenant_id = tenant("globex");
         rows.push(other);
         let mut late = usage(
             "r5",
@@ -255,7 +259,7 @@ async fn reports_group_spend_and_show_batch_savings() {
 
         let (from, to) = (at(2026, 3, 1), at(2026, 4, 1));
         let q = |tenant: Option<&str>, group_by| SpendQuery {
-            tenant_id: tenant.map(str::to_owned),
+            tenant_id: tenant.map(support::tenant),
             from,
             to,
             group_by,
@@ -276,7 +280,7 @@ async fn reports_group_spend_and_show_batch_savings() {
         assert_eq!(by_lane[1].saved_by_batching(), Nanos::ZERO);
         let saved = ledger
             .reports()
-            .saved_by_batching(Some("acme"), from, to)
+            .saved_by_batching(Some(&tenant("acme")), from, to)
             .await
             .unwrap();
         assert_eq!(saved, Nanos(8_000_000_000));
@@ -307,12 +311,14 @@ async fn reports_group_spend_and_show_batch_savings() {
             .await
             .unwrap();
         assert_eq!(by_model.len(), 2);
-        // A tenant id carrying SQL is a bound value, not spliced.
-        let evil = ledger
-            .reports()
-            .spend(&q(Some("acme' OR '1'='1"), GroupBy::Tenant))
-            .await
-            .unwrap();
+        // A tenant id carrying SQL is refused before it can reach a statement, and the tenant
+        // filter is a bound value, not spliced.
+        assert!(tenantry_cost::TenantId::new("acme' OR '1'='1").is_err());
+        let nobody = q(Some("acme-or-1"), GroupBy::Tenant);
+        let (sql, _) =
+            tenantry_cost::report::spend_statement(&nobody).build(sea_query::PostgresQueryBuilder);
+        assert!(!sql.contains("acme-or-1"), "{sql}");
+        let evil = ledger.reports().spend(&nobody).await.unwrap();
         assert!(evil.is_empty());
         let _ = UnixMicros::now();
     }
@@ -384,14 +390,17 @@ async fn case_10_ledger_key_is_tenant_scoped() {
         assert!(!first.duplicate, "{name}");
 
         let mut globex = acme.clone();
-        globex.tenant_id = "globex".into();
+        globex.tenant_id = tenant("globex");
         let err = ledger.record(&globex).await.unwrap_err();
         assert!(err.is_key_conflict(), "{name}: {err:?}");
         assert!(
             !err.to_string().contains("acme"),
             "{name}: the error names the other tenant: {err}"
         );
-        assert!(ledger.lines("globex").await.unwrap().is_empty(), "{name}");
+        assert!(
+            ledger.lines(&tenant("globex")).await.unwrap().is_empty(),
+            "{name}"
+        );
 
         // The same tenant with other tokens under the same key is no duplicate either.
         let mut other_tokens = acme.clone();
@@ -412,14 +421,21 @@ async fn case_10_ledger_key_is_tenant_scoped() {
             .unwrap_err();
         assert!(err.is_key_conflict(), "{name}: {err:?}");
         let mut twice = fresh.clone();
-        twice.tenant_id = "globex".into();
+        twice.tenant_id = tenant("globex");
         let err = ledger
             .record_batch(&[fresh.clone(), twice])
             .await
             .unwrap_err();
         assert!(err.is_key_conflict(), "{name}: {err:?}");
-        assert_eq!(ledger.lines("acme").await.unwrap().len(), 1, "{name}");
-        assert!(ledger.lines("globex").await.unwrap().is_empty(), "{name}");
+        assert_eq!(
+            ledger.lines(&tenant("acme")).await.unwrap().len(),
+            1,
+            "{name}"
+        );
+        assert!(
+            ledger.lines(&tenant("globex")).await.unwrap().is_empty(),
+            "{name}"
+        );
 
         // The same usage again stays an idempotent duplicate, alone or in bulk.
         let again = ledger.record(&acme).await.unwrap();
@@ -435,7 +451,11 @@ async fn case_10_ledger_key_is_tenant_scoped() {
         // And the second tenant is charged once its usage has a key of its own.
         globex.request_id = "req-globex".into();
         assert!(!ledger.record(&globex).await.unwrap().duplicate, "{name}");
-        assert_eq!(ledger.lines("globex").await.unwrap().len(), 1, "{name}");
+        assert_eq!(
+            ledger.lines(&tenant("globex")).await.unwrap().len(),
+            1,
+            "{name}"
+        );
     }
 }
 
@@ -460,5 +480,53 @@ async fn what_the_database_refuses_is_not_retryable_and_an_unknown_line_is_not_f
         let missing = ledger.line(999_999).await.unwrap_err();
         assert!(missing.is_not_found(), "{name}: {missing:?}");
         assert_eq!(missing.code(), "not_found");
+    }
+}
+
+/// Every writer takes a checked tenant id, so one that no longer passes can only be a damaged
+/// row: reading it is a typed error, not a panic and not a silently trusted id.
+#[tokio::test]
+async fn a_stored_tenant_id_that_is_not_valid_is_an_invalid_row() {
+    for (name, ledger, db) in support::both().await {
+        let when = at(2026, 3, 10);
+        let line = ledger
+            .record(&usage(
+                "req-1",
+                "claude-haiku-4-5",
+                Lane::Urgent,
+                tokens(1_000, 0, 0, 0, 1_000),
+            ))
+            .await
+            .unwrap();
+        let hold = tenantry_cost::HoldRequest {
+            tenant_id: tenant("acme"),
+            feature: "summaries".into(),
+            model: "claude-haiku-4-5".into(),
+            lane: Lane::Urgent,
+            inference_geo: None,
+            feature_tier: None,
+            region: None,
+            input_tokens: 1_000,
+            max_tokens: 1_000,
+            at: when,
+            ttl_micros: 600_000_000,
+        };
+        ledger.hold(&hold).await.unwrap();
+        let sql = sqlx::AssertSqlSafe(
+            "UPDATE tenantry_usage SET tenant_id = 'not a tenant'; \
+             UPDATE tenantry_reservations SET tenant_id = 'not a tenant';",
+        );
+        match &db {
+            support::Db::Pg(db) => {
+                sqlx::raw_sql(sql).execute(db.pool()).await.unwrap();
+            }
+            support::Db::Sqlite(db) => {
+                sqlx::raw_sql(sql).execute(db.pool()).await.unwrap();
+            }
+        }
+        let err = ledger.line(line.line_id).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidRow(_)), "{name}: {err}");
+        let err = ledger.held_tenants(when).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidRow(_)), "{name}: {err}");
     }
 }

@@ -125,7 +125,7 @@ async fn check(ledger: &Ledger, backend: &str) {
             .map(|(i, seeds)| {
                 let (t, s) = row(seeds);
                 let mut r = support::usage(&format!("{chunk}-{i}"), "prop", Lane::Batch, t);
-                r.tenant_id = "parity".into();
+                r.tenant_id = support::tenant("parity");
                 (r, s)
             })
             .collect();
@@ -135,7 +135,7 @@ async fn check(ledger: &Ledger, backend: &str) {
         );
         n += records.len();
     }
-    let lines = ledger.lines("parity").await.unwrap();
+    let lines = ledger.lines(&support::tenant("parity")).await.unwrap();
     assert_eq!(lines.len(), n);
     assert!(n >= 10_000);
     for line in &lines {
@@ -230,7 +230,7 @@ async fn edges_match_in_both_engines() {
     for (name, ledger, _db) in support::both().await {
         for (i, (t, s)) in cases.iter().enumerate() {
             let mut r = support::usage(&format!("edge-{i}"), "edge", Lane::Batch, *t);
-            r.tenant_id = "edges".into();
+            r.tenant_id = support::tenant("edges");
             let rec = ledger.record_priced(&r, s).await.unwrap();
             let stored = ledger.line(rec.line_id).await.unwrap().stored;
             assert_eq!(stored, line_cost(t, s).unwrap(), "{name} case {i}");

@@ -243,8 +243,9 @@ impl TenantryBuilder {
     /// # Errors
     ///
     /// [`Error::Config`](crate::Error::Config) for a bad URL or status path,
-    /// [`Error::Client`](crate::Error::Client) when no API key is configured, a database, queue
-    /// or cost error when migrating or storing the settings fails.
+    /// [`Error::Client`](crate::Error::Client) when no API key is configured, a queue error for
+    /// a budget whose tenant id is not valid, a database, queue or cost error when migrating or
+    /// storing the settings fails.
     pub async fn build(self) -> Result<Tenantry> {
         crate::output::operation(
             &self.status_path,
@@ -314,7 +315,8 @@ fn define(result: tenantry_cost::Result<()>) -> Result<()> {
 async fn store_budget(ledger: &Ledger, b: &Budget) -> Result<()> {
     let now = UnixMicros::now();
     let feature = b.feature.clone().unwrap_or_default();
-    let in_force = ledger.budgets().status(&b.tenant, &feature, now).await?;
+    let tenant = tenantry_cost::TenantId::new(b.tenant.as_str())?;
+    let in_force = ledger.budgets().status(&tenant, &feature, now).await?;
     let same = in_force.iter().any(|s| {
         s.policy.feature == b.feature && s.policy.window == b.period && s.policy.limit == b.limit
     });
@@ -322,7 +324,7 @@ async fn store_budget(ledger: &Ledger, b: &Budget) -> Result<()> {
         ledger
             .budgets()
             .set(&BudgetPolicy {
-                tenant_id: b.tenant.clone(),
+                tenant_id: tenant,
                 feature: b.feature.clone(),
                 window: b.period,
                 limit: b.limit,

@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn budget_problem_carries_the_limit() {
         let e = Error::from(tenantry_cost::Error::BudgetExceeded {
-            tenant_id: "acme".into(),
+            tenant_id: tenantry_cost::TenantId::new("acme").unwrap(),
             feature: None,
             limit: tenantry_cost::Nanos(100),
             spent: tenantry_cost::Nanos(60),

@@ -212,7 +212,7 @@ impl Tenantry {
                     Error::Config(format!("lane `{}` has no ledger price", r.lane().as_str()))
                 })?;
                 Ok(HoldRequest {
-                    tenant_id: tenant.as_str().to_owned(),
+                    tenant_id: tenant.clone(),
                     feature: r.feature().to_owned(),
                     model: r.model().to_owned(),
                     lane: lane.lane,

@@ -28,7 +28,7 @@ const CONSUMER: &str = "holds";
 /// Where the releaser has read each tenant's event log up to (a cache of the stored cursors).
 #[derive(Debug, Default)]
 pub(crate) struct HoldReleaser {
-    read: HashMap<String, Position>,
+    read: HashMap<TenantId, Position>,
 }
 
 /// What one [`HoldReleaser::step`] did.
@@ -76,11 +76,8 @@ pub(crate) async fn reconcile_holds(
     let age = i64::try_from(min_age.as_micros()).unwrap_or(i64::MAX);
     let taken_before = UnixMicros(now.0.saturating_sub(age));
     let mut released = 0;
-    for tenant in ledger.held_tenants(now).await? {
-        let Ok(id) = TenantId::new(tenant.as_str()) else {
-            continue; // not a queue tenant: its holds were not taken for jobs
-        };
-        let held = ledger.holds_in_force(&tenant, taken_before, now).await?;
+    for id in ledger.held_tenants(now).await? {
+        let held = ledger.holds_in_force(&id, taken_before, now).await?;
         if held.is_empty() {
             continue;
         }
@@ -106,11 +103,8 @@ impl HoldReleaser {
     pub(crate) async fn step(&mut self, ledger: &Ledger, store: &Store) -> Result<Step> {
         let mut step = Step::default();
         let jobs = store.jobs();
-        for tenant in ledger.held_tenants(UnixMicros::now()).await? {
-            let Ok(id) = TenantId::new(tenant.as_str()) else {
-                continue; // not a queue tenant: its holds were not taken for jobs
-            };
-            let start = match self.read.get(&tenant) {
+        for id in ledger.held_tenants(UnixMicros::now()).await? {
+            let start = match self.read.get(&id) {
                 Some(read) => *read,
                 None => jobs.consumer_position(CONSUMER, &id).await?,
             };
@@ -142,7 +136,7 @@ impl HoldReleaser {
             if read > start {
                 jobs.advance_consumer(CONSUMER, &id, read).await?;
             }
-            self.read.insert(tenant, read);
+            self.read.insert(id, read);
         }
         Ok(step)
     }

@@ -106,7 +106,7 @@ pub(crate) fn ledger_record(
     Ok(tenantry_cost::LedgerEntry {
         source: lane.source.to_owned(),
         request_id: usage.key(),
-        tenant_id: tenant.to_owned(),
+        tenant_id: usage.tenant.clone(),
         user_id: Some(usage.user.clone()),
         feature: usage.feature.clone(),
         model: usage.model.clone(),

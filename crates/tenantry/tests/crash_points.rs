@@ -141,7 +141,7 @@ async fn tenantry(database: &Database, emu: &Emulator, case: Case) -> Tenantry {
 async fn reserved(t: &Tenantry) -> Nanos {
     t.ledger()
         .budgets()
-        .status("acme", "summaries", UnixMicros::now())
+        .status(&"acme".parse().unwrap(), "summaries", UnixMicros::now())
         .await
         .unwrap()[0]
         .held
@@ -332,7 +332,7 @@ async fn check(t: &Tenantry, emu: &Emulator) -> Result<usize, String> {
         }
     }
     let mut lines: BTreeMap<(String, &'static str), usize> = BTreeMap::new();
-    for line in t.ledger().lines("acme").await.unwrap() {
+    for line in t.ledger().lines(&"acme".parse().unwrap()).await.unwrap() {
         let lane = match line.record.lane {
             tenantry::cost::Lane::Batch => "batch",
             _ => "sync",

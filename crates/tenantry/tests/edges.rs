@@ -35,7 +35,7 @@ async fn reserved(tenantry: &Tenantry) -> Nanos {
     let status = tenantry
         .ledger()
         .budgets()
-        .status("acme", "summaries", UnixMicros::now())
+        .status(&"acme".parse().unwrap(), "summaries", UnixMicros::now())
         .await
         .unwrap();
     status[0].held

@@ -208,7 +208,7 @@ async fn budgets_are_stored_once_across_restarts() {
     let status = t
         .ledger()
         .budgets()
-        .status("acme", "any", UnixMicros::now())
+        .status(&"acme".parse().unwrap(), "any", UnixMicros::now())
         .await
         .unwrap();
     assert_eq!(status.len(), 1);
@@ -234,7 +234,7 @@ async fn metrics_roll_up_over_added_tenants() {
             .record(&LedgerEntry {
                 source: "test".into(),
                 request_id: format!("r{i}"),
-                tenant_id: (*tenant).into(),
+                tenant_id: tenant.parse().unwrap(),
                 user_id: Some("u".into()),
                 feature: "f".into(),
                 model: "claude-haiku-4-5".into(),

@@ -19,7 +19,7 @@ async fn reserved(tenantry: &Tenantry) -> Nanos {
     let status = tenantry
         .ledger()
         .budgets()
-        .status("acme", "summaries", UnixMicros::now())
+        .status(&"acme".parse().unwrap(), "summaries", UnixMicros::now())
         .await
         .unwrap();
     status[0].held
@@ -83,7 +83,7 @@ async fn failed_jobs_release_their_holds(database: Database) {
     // Nothing was charged for them.
     let rows = tenantry
         .spend(&SpendQuery {
-            tenant_id: Some("acme".into()),
+            tenant_id: Some("acme".parse().unwrap()),
             from: UnixMicros(0),
             to: UnixMicros(i64::MAX),
             group_by: GroupBy::Tenant,
@@ -161,7 +161,7 @@ async fn a_job_closed_after_sending_keeps_its_hold_until_billed(database: Databa
 
     // ...until its usage lands, charged once, and the hold closes.
     let all_time = SpendQuery {
-        tenant_id: Some("acme".into()),
+        tenant_id: Some("acme".parse().unwrap()),
         from: UnixMicros(0),
         to: UnixMicros(i64::MAX),
         group_by: GroupBy::Tenant,
@@ -283,7 +283,7 @@ async fn cancel_around_a_create<S: tenantry::queue::ClaimStore>(database: Databa
     // Reconciled, billed once, the hold settled.
     let engine = tenantry.spawn();
     let all_time = SpendQuery {
-        tenant_id: Some("acme".into()),
+        tenant_id: Some("acme".parse().unwrap()),
         from: UnixMicros(0),
         to: UnixMicros(i64::MAX),
         group_by: GroupBy::Tenant,
@@ -349,7 +349,7 @@ async fn orphaned_holds<S: tenantry::queue::ClaimStore>(database: Database, stor
     tenantry
         .ledger()
         .hold(&HoldRequest {
-            tenant_id: "acme".into(),
+            tenant_id: "acme".parse().unwrap(),
             feature: "summaries".into(),
             model: "claude-haiku-4-5".into(),
             lane: Lane::Batch,
@@ -437,7 +437,7 @@ async fn hold_for(tenantry: &Tenantry, input_tokens: i64) -> Nanos {
     tenantry
         .ledger()
         .estimate(&HoldRequest {
-            tenant_id: "acme".into(),
+            tenant_id: "acme".parse().unwrap(),
             feature: r.feature().into(),
             model: "claude-haiku-4-5".into(),
             lane: Lane::Batch,

@@ -20,7 +20,11 @@ use support::{builder, emulator, pending_id, request};
 async fn lines(tenantry: &Tenantry, n: usize) -> Vec<LedgerLine> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let lines = tenantry.ledger().lines("acme").await.unwrap();
+        let lines = tenantry
+            .ledger()
+            .lines(&"acme".parse().unwrap())
+            .await
+            .unwrap();
         assert!(lines.len() <= n, "{} lines, expected {n}", lines.len());
         if lines.len() == n {
             return lines;
@@ -173,7 +177,7 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
     let status = tenantry
         .ledger()
         .budgets()
-        .status("acme", "summaries", UnixMicros::now())
+        .status(&"acme".parse().unwrap(), "summaries", UnixMicros::now())
         .await
         .unwrap();
     assert!(status[0].held > Nanos::ZERO, "held at submit");
@@ -186,7 +190,7 @@ async fn case_08_hold_id_is_a_job_column(database: Database) {
         let status = tenantry
             .ledger()
             .budgets()
-            .status("acme", "summaries", UnixMicros::now())
+            .status(&"acme".parse().unwrap(), "summaries", UnixMicros::now())
             .await
             .unwrap();
         if status[0].held == Nanos::ZERO {
@@ -207,7 +211,7 @@ async fn reserved(tenantry: &Tenantry) -> Nanos {
     tenantry
         .ledger()
         .budgets()
-        .status("acme", "summaries", UnixMicros::now())
+        .status(&"acme".parse().unwrap(), "summaries", UnixMicros::now())
         .await
         .unwrap()[0]
         .held
@@ -266,7 +270,14 @@ async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Datab
     );
     assert_eq!(broken.dead_usage_count().await.unwrap(), 1);
     assert!(broken.dead_usage("globex", 10).await.unwrap().is_empty());
-    assert!(broken.ledger().lines("acme").await.unwrap().is_empty());
+    assert!(
+        broken
+            .ledger()
+            .lines(&"acme".parse().unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         reserved(&broken).await > Nanos::ZERO,
         "the hold waits for the usage"
@@ -299,7 +310,15 @@ async fn case_07_unpriceable_usage_is_dead_lettered_and_repriced(database: Datab
     // Re-pricing again hands nothing over, and the line stays alone.
     assert_eq!(fixed.reprice_usage("acme").await.unwrap(), 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fixed.ledger().lines("acme").await.unwrap().len(), 1);
+    assert_eq!(
+        fixed
+            .ledger()
+            .lines(&"acme".parse().unwrap())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     engine.shutdown().await.unwrap();
 }
 

@@ -1,7 +1,7 @@
 //! Shared fixtures of the integration tests: ledgers on real databases and usage records.
 #![allow(dead_code, unreachable_pub)]
 
-use tenantry_cost::{Lane, Ledger, LedgerEntry, PriceBook, TokenBuckets, UnixMicros};
+use tenantry_cost::{Lane, Ledger, LedgerEntry, PriceBook, TenantId, TokenBuckets, UnixMicros};
 use tenantry_testkit::{PgDatabase, SqliteDatabase};
 
 /// A migrated ledger plus the database that keeps it alive.
@@ -31,6 +31,10 @@ pub async fn both() -> Vec<(&'static str, Ledger, Db)> {
     vec![("postgres", pg, pg_db), ("sqlite", lite, lite_db)]
 }
 
+pub fn tenant(id: &str) -> TenantId {
+    TenantId::new(id).unwrap()
+}
+
 pub fn at(y: i32, m: u8, d: u8) -> UnixMicros {
     UnixMicros::from_ymd(y, m, d).unwrap()
 }
@@ -39,7 +43,7 @@ pub fn usage(request_id: &str, model: &str, lane: Lane, tokens: TokenBuckets) ->
     LedgerEntry {
         source: "anthropic".into(),
         request_id: request_id.into(),
-        tenant_id: "acme".into(),
+        tenant_id: tenant("acme"),
         user_id: Some("u1".into()),
         feature: "summaries".into(),
         model: model.into(),

@@ -89,7 +89,7 @@ fn priced(i: usize, row: &UsageRow) -> (LedgerEntry, RateSnapshot) {
     let record = LedgerEntry {
         source: "metrics-test".into(),
         request_id: format!("req-{i}"),
-        tenant_id: row.tenant_id.clone(),
+        tenant_id: tenantry_cost::TenantId::new(row.tenant_id.as_str()).unwrap(),
         user_id: row.user_id.clone(),
         feature: row.feature.clone(),
         model: row.model.clone(),
