@@ -61,8 +61,10 @@ impl ErrorKind {
     }
 
     /// The kind of a database driver error: a connection or pool problem is
-    /// [`Unavailable`](Self::Unavailable), a unique or foreign-key violation a
-    /// [`Conflict`](Self::Conflict), anything else [`Internal`](Self::Internal).
+    /// [`Unavailable`](Self::Unavailable), anything else [`Internal`](Self::Internal). A
+    /// constraint that one of our statements broke is our fault, not the caller's; the crates
+    /// report the conflicts a caller can cause (a key taken, a finished job) as their own
+    /// variants.
     #[cfg(feature = "sql")]
     #[must_use]
     pub fn of_database(error: &sqlx::Error) -> Self {
@@ -72,11 +74,6 @@ impl ErrorKind {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => Self::Unavailable,
-            sqlx::Error::Database(db)
-                if db.is_unique_violation() || db.is_foreign_key_violation() =>
-            {
-                Self::Conflict
-            }
             _ => Self::Internal,
         }
     }

@@ -206,7 +206,7 @@ impl Error {
             Self::KeyConflict { .. } => K::Conflict,
             Self::NotFound { .. } => K::NotFound,
             Self::Migrate(e) => e.kind(),
-            Self::Database(e) if self.is_retryable() => K::of_database(e),
+            Self::Database(e) => K::of_database(e),
             _ => K::Internal,
         }
     }
@@ -217,11 +217,7 @@ impl Error {
     /// refused schema) and for every error about the request itself.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Database(e) => tenantry_core::ErrorKind::of_database(e).is_retryable(),
-            Self::Migrate(e) => e.is_retryable(),
-            _ => false,
-        }
+        self.kind().is_retryable()
     }
 
     /// A stable, snake_case code for the kind of error, for logs, metrics and problem

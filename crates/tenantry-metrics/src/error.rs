@@ -118,7 +118,8 @@ impl Error {
     pub fn kind(&self) -> tenantry_core::ErrorKind {
         match self {
             _ if self.is_invalid() => tenantry_core::ErrorKind::InvalidInput,
-            _ if self.is_retryable() => tenantry_core::ErrorKind::Unavailable,
+            Self::Database(e) => tenantry_core::ErrorKind::of_database(e),
+            Self::Migrate(e) => e.kind(),
             _ => tenantry_core::ErrorKind::Internal,
         }
     }
@@ -143,11 +144,7 @@ impl Error {
     /// pool timed out or was closed), not a refusal of the query or the schema.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Database(e) => tenantry_core::ErrorKind::of_database(e).is_retryable(),
-            Self::Migrate(e) => e.is_retryable(),
-            _ => false,
-        }
+        self.kind().is_retryable()
     }
 }
 

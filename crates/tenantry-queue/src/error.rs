@@ -75,11 +75,7 @@ impl Error {
     /// constraint violation, a rejected request or an unreadable row is not retryable.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Database(e) => tenantry_core::ErrorKind::of_database(e).is_retryable(),
-            Self::Migrate(e) => e.is_retryable(),
-            _ => false,
-        }
+        self.kind().is_retryable()
     }
 
     /// What kind of failure it is, in the terms every tenantry crate shares: rejected input,
@@ -101,7 +97,8 @@ impl Error {
             _ if self.is_invalid_request() => K::InvalidInput,
             Self::NotFound { .. } => K::NotFound,
             Self::AlreadyFinished { .. } => K::Conflict,
-            _ if self.is_retryable() => K::Unavailable,
+            Self::Database(e) => K::of_database(e),
+            Self::Migrate(e) => e.kind(),
             _ => K::Internal,
         }
     }

@@ -107,12 +107,7 @@ impl Error {
             Self::Queue(e) => e.kind(),
             Self::Cost(e) => e.kind(),
             Self::Client(e) => e.kind(),
-            // The facade's own statements are idempotent registrations: a refusal there is a
-            // fault of ours, not a conflict the caller made.
-            Self::Database(e) => match ErrorKind::of_database(e) {
-                ErrorKind::Unavailable => ErrorKind::Unavailable,
-                _ => ErrorKind::Internal,
-            },
+            Self::Database(e) => ErrorKind::of_database(e),
             Self::Schema(e) => e.kind(),
             #[cfg(feature = "metrics")]
             Self::Metrics(e) => e.kind(),
