@@ -66,13 +66,8 @@ fn cost_in_rust(c: &mut Criterion) {
         b.iter(|| {
             let mut total = 0_i64;
             for t in &tokens {
-                let q = PriceQuery {
-                    model: "claude-sonnet-4-5-20250929",
-                    at,
-                    lane: Lane::Batch,
-                    inference_geo: None,
-                    prompt_tokens: t.prompt_tokens(),
-                };
+                let q = PriceQuery::new("claude-sonnet-4-5-20250929", at, Lane::Batch)
+                    .with_prompt_tokens(t.prompt_tokens());
                 total = total.wrapping_add(book.price(&q, black_box(t)).unwrap().cost.get());
             }
             black_box(total)
@@ -92,22 +87,18 @@ fn rows(n: usize) -> Vec<(LedgerEntry, RateSnapshot)> {
         .take(n)
         .enumerate()
         .map(|(i, tokens)| {
-            let rec = LedgerEntry {
-                source: "bench".into(),
-                request_id: format!("req-{base}-{i}"),
-                tenant_id: TenantId::new(format!("tenant-{}", i % 50)).expect("valid"),
-                user_id: Some(format!("user-{}", i % 500)),
-                feature: "summaries".into(),
-                model: "claude-sonnet-4-5".into(),
-                lane: Lane::Batch,
-                occurred_at: UnixMicros(1_772_000_000_000_000 + i64::try_from(i).expect("fits")),
-                job_id: None,
-                batch_id: Some("msgbatch_bench".into()),
-                tokens,
-                inference_geo: None,
-                feature_tier: None,
-                region: None,
-            };
+            let rec = LedgerEntry::new(
+                "bench",
+                format!("req-{base}-{i}"),
+                TenantId::new(format!("tenant-{}", i % 50)).expect("valid"),
+                "summaries",
+                "claude-sonnet-4-5",
+                Lane::Batch,
+                UnixMicros(1_772_000_000_000_000 + i64::try_from(i).expect("fits")),
+            )
+            .with_user(format!("user-{}", i % 500))
+            .with_batch("msgbatch_bench")
+            .with_tokens(tokens);
             (rec, snap.clone())
         })
         .collect()

@@ -46,28 +46,24 @@ fn rows(n: usize, round: usize, side: &str) -> Vec<(LedgerEntry, RateSnapshot)> 
     };
     (0..i64::try_from(n).expect("fits"))
         .map(|i| {
-            let rec = LedgerEntry {
-                source: "example".into(),
-                request_id: format!("{side}-{round}-{i}"),
-                tenant_id: TenantId::new(format!("tenant-{}", i % 50)).expect("valid"),
-                user_id: Some(format!("user-{}", i % 500)),
-                feature: "summaries".into(),
-                model: "claude-sonnet-4-5".into(),
-                lane: Lane::Batch,
-                occurred_at: UnixMicros(1_772_000_000_000_000 + i),
-                job_id: None,
-                batch_id: Some("msgbatch_example".into()),
-                tokens: TokenBuckets {
-                    input: (i * 7_919) % 250_000,
-                    cache_write_5m: (i * 104_729) % 4_096,
-                    cache_write_1h: (i * 31) % 2_048,
-                    cache_read: (i * 1_299_709) % 150_000,
-                    output: (i * 15_485_863) % 8_192,
-                },
-                inference_geo: None,
-                feature_tier: None,
-                region: None,
-            };
+            let rec = LedgerEntry::new(
+                "example",
+                format!("{side}-{round}-{i}"),
+                TenantId::new(format!("tenant-{}", i % 50)).expect("valid"),
+                "summaries",
+                "claude-sonnet-4-5",
+                Lane::Batch,
+                UnixMicros(1_772_000_000_000_000 + i),
+            )
+            .with_user(format!("user-{}", i % 500))
+            .with_batch("msgbatch_example")
+            .with_tokens(TokenBuckets {
+                input: (i * 7_919) % 250_000,
+                cache_write_5m: (i * 104_729) % 4_096,
+                cache_write_1h: (i * 31) % 2_048,
+                cache_read: (i * 1_299_709) % 150_000,
+                output: (i * 15_485_863) % 8_192,
+            });
             (rec, snap.clone())
         })
         .collect()

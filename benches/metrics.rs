@@ -13,10 +13,7 @@ use tenantry_metrics::{Backend, MetricsCache, MetricsQuery, Scope};
 fn dashboard(scope: Scope) -> MetricsQuery {
     let all = Period::all_time();
     let jan = Period::new(1_767_225_600_000_000, 1_769_904_000_000_000).expect("period");
-    let slice = Slice {
-        feature: Some("feature1".into()),
-        model: Some("model2".into()),
-    };
+    let slice = Slice::all().feature("feature1").model("model2");
     let mut q = MetricsQuery::new();
     q.scope(scope);
     let metrics = [

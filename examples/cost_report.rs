@@ -31,12 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let from = UnixMicros::from_ymd(seed::YEAR, seed::MONTH, 1)?;
     let to = UnixMicros::from_ymd(seed::YEAR, seed::MONTH + 1, 1)?;
-    let report = |group_by| SpendQuery {
-        tenant_id: None,
-        from,
-        to,
-        group_by,
-    };
+    let report = |group_by| SpendQuery::new(from, to, group_by);
 
     println!("AI spend, {}-{:02} (UTC)\n", seed::YEAR, seed::MONTH);
     for (title, group_by) in [
@@ -74,12 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = UnixMicros(from.0 + i64::from(day) * seed::DAY_MICROS);
         let end = UnixMicros(start.0 + seed::DAY_MICROS);
         for row in tenantry
-            .spend(&SpendQuery {
-                tenant_id: None,
-                from: start,
-                to: end,
-                group_by: GroupBy::Tenant,
-            })
+            .spend(&SpendQuery::new(start, end, GroupBy::Tenant))
             .await?
         {
             if let Some(t) = seed::ACTIVE

@@ -111,12 +111,10 @@ async fn spend(
     Path(tenant): Path<String>,
 ) -> Result<Envelope<Spend>, Problem> {
     let rows = t
-        .spend(&SpendQuery {
-            tenant_id: Some(TenantId::new(tenant).map_err(tenantry::Error::from)?),
-            from: UnixMicros(0),
-            to: UnixMicros(i64::MAX),
-            group_by: GroupBy::Tenant,
-        })
+        .spend(
+            &SpendQuery::new(UnixMicros(0), UnixMicros(i64::MAX), GroupBy::Tenant)
+                .for_tenant(TenantId::new(tenant).map_err(tenantry::Error::from)?),
+        )
         .await?;
     let (cost, standard, lines) = rows.iter().fold((0, 0, 0), |(c, s, l), r| {
         (c + r.cost.0, s + r.standard_cost.0, l + r.lines)

@@ -211,12 +211,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Usage is recorded right after the results; wait until every line is in the ledger.
-    let query = SpendQuery {
-        tenant_id: None,
-        from: UnixMicros(0),
-        to: UnixMicros(i64::MAX),
-        group_by: GroupBy::Tenant,
-    };
+    let query = SpendQuery::new(UnixMicros(0), UnixMicros(i64::MAX), GroupBy::Tenant);
     let deadline = Instant::now() + Duration::from_secs(20);
     let spend = loop {
         let rows = tenantry.spend(&query).await?;

@@ -86,38 +86,31 @@ pub(crate) async fn seeded(
                 } else {
                     1 + rng.next(8)
                 };
-                records.push(LedgerEntry {
-                    source: "seed".into(),
-                    request_id: format!("{tenant}-{day}-{i}"),
-                    tenant_id: tenant.parse()?,
-                    user_id: Some(format!("{tenant}-user-{}", rng.next(12))),
-                    feature: if summary {
+                let mut entry = LedgerEntry::new(
+                    "seed",
+                    format!("{tenant}-{day}-{i}"),
+                    tenant.parse()?,
+                    if summary {
                         "summaries"
                     } else {
                         "classifications"
-                    }
-                    .into(),
-                    model: if summary {
+                    },
+                    if summary {
                         "claude-sonnet-4-5"
                     } else {
                         "claude-haiku-4-5"
-                    }
-                    .into(),
-                    lane: if urgent { Lane::Urgent } else { Lane::Batch },
-                    occurred_at: UnixMicros(
-                        start.0 + day * DAY_MICROS + int(rng.next(86_400)) * 1_000_000,
-                    ),
-                    job_id: None,
-                    batch_id: None,
-                    tokens: TokenBuckets {
-                        input: int(input),
-                        output: int(output),
-                        ..TokenBuckets::default()
                     },
-                    inference_geo: None,
-                    feature_tier: (*tenant == "globex").then(|| "premium".into()),
-                    region: None,
+                    if urgent { Lane::Urgent } else { Lane::Batch },
+                    UnixMicros(start.0 + day * DAY_MICROS + int(rng.next(86_400)) * 1_000_000),
+                )
+                .with_user(format!("{tenant}-user-{}", rng.next(12)))
+                .with_tokens(TokenBuckets {
+                    input: int(input),
+                    output: int(output),
+                    ..TokenBuckets::default()
                 });
+                entry.feature_tier = (*tenant == "globex").then(|| "premium".into());
+                records.push(entry);
             }
         }
     }

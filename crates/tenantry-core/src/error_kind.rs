@@ -84,3 +84,50 @@ impl fmt::Display for ErrorKind {
         f.write_str(self.as_str())
     }
 }
+
+/// The limit an input broke: what is limited, in which unit, the limit and what the input
+/// reached. Errors that refuse input for exceeding a limit name it through an
+/// `exceeded_limit()` accessor, so a caller (the facade's HTTP problem, a client retrying with
+/// smaller input) reads it without matching another crate's variants.
+///
+/// # Example
+///
+/// ```
+/// use tenantry_core::ExceededLimit;
+///
+/// let limit = ExceededLimit::new("params.max_tokens", "tokens", 128_000).with_actual(200_000);
+/// assert_eq!((limit.name, limit.max, limit.actual), ("params.max_tokens", 128_000, Some(200_000)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct ExceededLimit {
+    /// What is limited, as the caller names it (a field path such as `params.max_tokens`, or
+    /// `budget`).
+    pub name: &'static str,
+    /// The unit of `max` and `actual` (`tokens`, `bytes`, `usd_nanos`).
+    pub unit: &'static str,
+    /// The limit.
+    pub max: u64,
+    /// What the input reached or would have reached, when known.
+    pub actual: Option<u64>,
+}
+
+impl ExceededLimit {
+    /// A limit of `max` `unit`s on `name`, with no reached value.
+    #[must_use]
+    pub const fn new(name: &'static str, unit: &'static str, max: u64) -> Self {
+        Self {
+            name,
+            unit,
+            max,
+            actual: None,
+        }
+    }
+
+    /// Sets the value the input reached.
+    #[must_use]
+    pub const fn with_actual(mut self, actual: u64) -> Self {
+        self.actual = Some(actual);
+        self
+    }
+}

@@ -8,7 +8,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`error_kind`] | [`ErrorKind`]: the kinds of failure every crate's error falls into |
+//! | [`error_kind`] | [`ErrorKind`]: the kinds of failure every crate's error falls into; [`ExceededLimit`]: the limit an input broke |
 //! | [`tenant`] | [`TenantId`]: the validated id every store call is scoped by |
 //! | [`lane`] | [`Lane`]: batch (discounted) or urgent (the synchronous Messages API) |
 //! | [`usage`] | [`Usage`] and its cache breakdown, as the Anthropic API reports them |
@@ -45,7 +45,7 @@ pub mod db;
 #[cfg_attr(docsrs, doc(cfg(feature = "sql")))]
 pub mod migrate;
 
-pub use error_kind::ErrorKind;
+pub use error_kind::{ErrorKind, ExceededLimit};
 pub use lane::{Lane, ParseLaneError};
 pub use page::{Cursor, Page};
 pub use tenant::{InvalidTenantId, TENANT_ID_MAX, TenantId};

@@ -39,6 +39,7 @@ pub enum Window {
 /// A budget policy: a limit per window for a tenant, or for one feature of a tenant, from
 /// `effective_from` until a later policy for the same scope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BudgetPolicy {
     /// The tenant.
     pub tenant_id: TenantId,
@@ -50,6 +51,33 @@ pub struct BudgetPolicy {
     pub limit: Nanos,
     /// When the policy starts. The first window of a policy starts here, never earlier.
     pub effective_from: UnixMicros,
+}
+
+impl BudgetPolicy {
+    /// The tenant-wide budget of `tenant_id`: `limit` per `window` from `effective_from`.
+    /// [`for_feature`](Self::for_feature) narrows it to one feature.
+    #[must_use]
+    pub fn new(
+        tenant_id: TenantId,
+        window: Window,
+        limit: Nanos,
+        effective_from: UnixMicros,
+    ) -> Self {
+        Self {
+            tenant_id,
+            feature: None,
+            window,
+            limit,
+            effective_from,
+        }
+    }
+
+    /// The same budget for one feature of the tenant.
+    #[must_use]
+    pub fn for_feature(mut self, feature: impl Into<String>) -> Self {
+        self.feature = Some(feature.into());
+        self
+    }
 }
 
 /// A budget's state in its current window.
@@ -304,7 +332,7 @@ pub(crate) async fn load_status(
 /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
 /// ledger.migrate().await?;
 /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
-/// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".parse()?, feature: None,
+/// ledger.budgets().set(&BudgetPolicy::new("acme".parse()?,
 ///     window: Window::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
 /// let status = ledger.budgets().status(&"acme".parse()?, "chat", at).await?;
 /// assert_eq!((status[0].policy.limit, status[0].spent), (Nanos(10_000_000), Nanos::ZERO));

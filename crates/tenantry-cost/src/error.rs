@@ -64,7 +64,7 @@ pub enum Error {
     },
     /// A hold would take a budget past its limit.
     #[error(
-        "budget of tenant `{tenant_id}`{} exceeded: limit {limit}, spent {spent}, reserved {held}, requested {requested}",
+        "budget of tenant `{tenant_id}`{} exceeded: limit {limit}, spent {spent}, held {held}, requested {requested}",
         feature.as_ref().map(|f| format!(" feature `{f}`")).unwrap_or_default()
     )]
     BudgetExceeded {
@@ -142,6 +142,48 @@ impl Error {
     #[must_use]
     pub const fn is_budget_exceeded(&self) -> bool {
         matches!(self, Self::BudgetExceeded { .. })
+    }
+
+    /// The budget a hold would exceed, in nano-USD, with what spent, held and requested
+    /// together would reach; `None` for any other error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_cost::{Error, Nanos, TenantId};
+    ///
+    /// let err = Error::BudgetExceeded {
+    ///     tenant_id: TenantId::new("acme")?,
+    ///     feature: None,
+    ///     limit: Nanos(100),
+    ///     spent: Nanos(60),
+    ///     held: Nanos(30),
+    ///     requested: Nanos(20),
+    ///     window_start: 0,
+    ///     window_end: 1,
+    /// };
+    /// let limit = err.exceeded_limit().expect("a budget limit");
+    /// assert_eq!((limit.name, limit.unit, limit.max, limit.actual), ("budget", "usd_nanos", 100, Some(110)));
+    /// # Ok::<(), tenantry_cost::InvalidTenantId>(())
+    /// ```
+    #[must_use]
+    pub fn exceeded_limit(&self) -> Option<tenantry_core::ExceededLimit> {
+        let Self::BudgetExceeded {
+            limit,
+            spent,
+            held,
+            requested,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let reached = spent.0.saturating_add(held.0).saturating_add(requested.0);
+        let nonnegative = |n: i64| u64::try_from(n).unwrap_or(0);
+        Some(
+            tenantry_core::ExceededLimit::new("budget", "usd_nanos", nonnegative(limit.0))
+                .with_actual(nonnegative(reached)),
+        )
     }
 
     /// `true` for [`Error::KeyConflict`]: the idempotency key is taken by a different line.
@@ -366,7 +408,7 @@ mod tests {
         assert!(!Error::Database(sqlx::Error::PoolTimedOut).is_permanent());
         assert_eq!(
             e.to_string(),
-            "budget of tenant `t1` feature `summaries` exceeded: limit $0.000000010, spent $0.000000004, reserved $0.000000005, requested $0.000000002"
+            "budget of tenant `t1` feature `summaries` exceeded: limit $0.000000010, spent $0.000000004, held $0.000000005, requested $0.000000002"
         );
     }
 }

@@ -24,6 +24,7 @@ const HOLD_CHUNK: usize = 1_000;
 
 /// A request about to be dispatched, to hold its worst-case cost for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HoldRequest {
     /// The tenant.
     pub tenant_id: TenantId,
@@ -47,6 +48,55 @@ pub struct HoldRequest {
     pub at: UnixMicros,
     /// How long the hold lasts before it stops counting.
     pub ttl_micros: i64,
+}
+
+impl HoldRequest {
+    /// How long a hold lasts by default: 25 hours, longer than a batch may take (24 hours) so
+    /// a hold never lapses under a request the API may still answer.
+    pub const DEFAULT_TTL_MICROS: i64 = 25 * 3_600 * 1_000_000;
+
+    /// A request of `tenant_id`'s `feature` to `model` on `lane` that may write up to
+    /// `max_tokens`, made at `at`. No counted input tokens yet
+    /// ([`with_input_tokens`](Self::with_input_tokens)), a TTL of
+    /// [`DEFAULT_TTL_MICROS`](Self::DEFAULT_TTL_MICROS), no residency or multipliers (set the
+    /// public fields).
+    #[must_use]
+    pub fn new(
+        tenant_id: TenantId,
+        feature: impl Into<String>,
+        model: impl Into<String>,
+        lane: Lane,
+        max_tokens: i64,
+        at: UnixMicros,
+    ) -> Self {
+        Self {
+            tenant_id,
+            feature: feature.into(),
+            model: model.into(),
+            lane,
+            inference_geo: None,
+            feature_tier: None,
+            region: None,
+            input_tokens: 0,
+            max_tokens,
+            at,
+            ttl_micros: Self::DEFAULT_TTL_MICROS,
+        }
+    }
+
+    /// Sets the counted input tokens (e.g. from the count-tokens endpoint).
+    #[must_use]
+    pub fn with_input_tokens(mut self, input_tokens: i64) -> Self {
+        self.input_tokens = input_tokens;
+        self
+    }
+
+    /// Sets how long the hold lasts before it stops counting.
+    #[must_use]
+    pub fn with_ttl_micros(mut self, ttl_micros: i64) -> Self {
+        self.ttl_micros = ttl_micros;
+        self
+    }
 }
 
 /// Money held against the budgets for one request in flight.
@@ -148,12 +198,10 @@ impl Ledger {
     ///     PriceBook::anthropic_default());
     /// ledger.migrate().await?;
     /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
-    /// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".parse()?, feature: None,
-    ///     window: Window::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
-    /// let req = HoldRequest { tenant_id: "acme".parse()?, feature: "chat".into(),
-    ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
-    ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
-    ///     at, ttl_micros: 600_000_000 };
+    /// ledger.budgets().set(&BudgetPolicy::new("acme".parse()?, Window::Month,
+    ///     Nanos(10_000_000), at)).await?;
+    /// let req = HoldRequest::new("acme".parse()?, "chat", "claude-haiku-4-5", Lane::Urgent,
+    ///     1_000, at).with_input_tokens(1_000).with_ttl_micros(600_000_000);
     /// let held = ledger.hold(&req).await?; // $0.006 of $0.01
     /// assert_eq!(held.amount, Nanos(6_000_000));
     /// let err = ledger.hold(&req).await.unwrap_err();

@@ -26,6 +26,7 @@ use tenantry_core::{TenantId, UnixMicros};
 /// The key names one provider request, which belongs to one tenant: the same pair with another
 /// tenant, model or tokens is refused with [`Error::KeyConflict`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LedgerEntry {
     /// Who reports the usage (e.g. `anthropic-batch`, `anthropic-messages`).
     pub source: String,
@@ -55,6 +56,60 @@ pub struct LedgerEntry {
     pub feature_tier: Option<String>,
     /// Name of the host's region whose multiplier applies (none = 1×).
     pub region: Option<String>,
+}
+
+impl LedgerEntry {
+    /// An entry with its idempotency key `(source, request_id)`, who is charged, for what and
+    /// when; no tokens yet ([`with_tokens`](Self::with_tokens)), no user, job, batch,
+    /// residency or multipliers (set the public fields).
+    #[must_use]
+    pub fn new(
+        source: impl Into<String>,
+        request_id: impl Into<String>,
+        tenant_id: TenantId,
+        feature: impl Into<String>,
+        model: impl Into<String>,
+        lane: Lane,
+        occurred_at: UnixMicros,
+    ) -> Self {
+        Self {
+            source: source.into(),
+            request_id: request_id.into(),
+            tenant_id,
+            user_id: None,
+            feature: feature.into(),
+            model: model.into(),
+            lane,
+            occurred_at,
+            job_id: None,
+            batch_id: None,
+            tokens: TokenBuckets::default(),
+            inference_geo: None,
+            feature_tier: None,
+            region: None,
+        }
+    }
+
+    /// Sets the exclusive token buckets charged.
+    #[must_use]
+    pub fn with_tokens(mut self, tokens: TokenBuckets) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// Sets the end user.
+    #[must_use]
+    pub fn with_user(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Sets the provider batch id, for batch usage.
+    #[must_use]
+    pub fn with_batch(mut self, batch_id: impl Into<String>) -> Self {
+        self.batch_id = Some(batch_id.into());
+        self
+    }
 }
 
 /// The answer to [`Ledger::record`].
@@ -107,22 +162,11 @@ impl LedgerLine {
 ///     .connect("sqlite::memory:").await?;
 /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
 /// ledger.migrate().await?;
-/// let usage = LedgerEntry {
-///     source: "anthropic-batch".into(),
-///     request_id: "msgbatch_01:req-1".into(),
-///     tenant_id: "acme".parse()?,
-///     user_id: None,
-///     feature: "summaries".into(),
-///     model: "claude-haiku-4-5".into(),
-///     lane: Lane::Batch,
-///     occurred_at: UnixMicros::from_ymd(2026, 3, 1)?,
-///     job_id: None,
-///     batch_id: Some("msgbatch_01".into()),
-///     tokens: TokenBuckets { input: 2_000, output: 500, ..Default::default() },
-///     inference_geo: None,
-///     feature_tier: None,
-///     region: None,
-/// };
+/// let at = UnixMicros::from_ymd(2026, 3, 1)?;
+/// let usage = LedgerEntry::new("anthropic-batch", "msgbatch_01:req-1", "acme".parse()?,
+///         "summaries", "claude-haiku-4-5", Lane::Batch, at)
+///     .with_batch("msgbatch_01")
+///     .with_tokens(TokenBuckets { input: 2_000, output: 500, ..Default::default() });
 /// let first = ledger.record(&usage).await?;
 /// assert_eq!(first.cost.cost.get(), 2_250_000); // (2000 × $1 + 500 × $5) / 1M × 0.5
 /// let again = ledger.record(&usage).await?;

@@ -28,6 +28,7 @@ pub struct LongContext {
 
 /// One immutable rate row: a model's prices from `effective_from` until the next row.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateRow {
     /// Canonical model id.
     pub model: String,
@@ -55,6 +56,7 @@ impl RateRow {
 
 /// What a request looks like to the price book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PriceQuery<'a> {
     /// Model id, alias or dated id.
     pub model: &'a str,
@@ -69,19 +71,46 @@ pub struct PriceQuery<'a> {
     pub prompt_tokens: i64,
 }
 
+impl<'a> PriceQuery<'a> {
+    /// A request to `model` at `at` on `lane`, with no residency and no prompt tokens (set
+    /// them with [`with_inference_geo`](Self::with_inference_geo) and
+    /// [`with_prompt_tokens`](Self::with_prompt_tokens)).
+    #[must_use]
+    pub fn new(model: &'a str, at: UnixMicros, lane: Lane) -> Self {
+        Self {
+            model,
+            at,
+            lane,
+            inference_geo: None,
+            prompt_tokens: 0,
+        }
+    }
+
+    /// Sets `usage.inference_geo`.
+    #[must_use]
+    pub fn with_inference_geo(mut self, inference_geo: Option<&'a str>) -> Self {
+        self.inference_geo = inference_geo;
+        self
+    }
+
+    /// Sets the prompt tokens (input + cache writes + cache reads), for the long-context
+    /// threshold.
+    #[must_use]
+    pub fn with_prompt_tokens(mut self, prompt_tokens: i64) -> Self {
+        self.prompt_tokens = prompt_tokens;
+        self
+    }
+}
+
 /// The price book: rates as data, with effective dates, model aliases and dated ids.
 ///
 /// ```
 /// use tenantry_cost::{Lane, PriceBook, PriceQuery, TokenBuckets, UnixMicros};
 /// let book = PriceBook::anthropic_default();
 /// let tokens = TokenBuckets { input: 100_000, output: 100_000, ..Default::default() };
-/// let mut query = PriceQuery {
-///     model: "claude-sonnet-4-5-20250929",
-///     at: UnixMicros::from_ymd(2026, 1, 15)?,
-///     lane: Lane::Batch,
-///     inference_geo: None,
-///     prompt_tokens: tokens.prompt_tokens(),
-/// };
+/// let at = UnixMicros::from_ymd(2026, 1, 15)?;
+/// let mut query = PriceQuery::new("claude-sonnet-4-5-20250929", at, Lane::Batch)
+///     .with_prompt_tokens(tokens.prompt_tokens());
 /// let line = book.price(&query, &tokens)?;
 /// assert_eq!(line.cost.to_string(), "$0.900000000"); // ($0.30 + $1.50) × 0.5
 /// // Past 200K prompt tokens every token switches to the long-context rates ($6 / $22.50).

@@ -41,6 +41,7 @@ impl GroupBy {
 
 /// A spend report: lines with `from ≤ occurred_at < to`, optionally for one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SpendQuery {
     /// Restrict to one tenant (`None`: every tenant).
     pub tenant_id: Option<TenantId>,
@@ -50,6 +51,27 @@ pub struct SpendQuery {
     pub to: UnixMicros,
     /// The grouping.
     pub group_by: GroupBy,
+}
+
+impl SpendQuery {
+    /// Every tenant's lines with `from ≤ occurred_at < to`, grouped by `group_by`;
+    /// [`for_tenant`](Self::for_tenant) keeps one tenant's.
+    #[must_use]
+    pub fn new(from: UnixMicros, to: UnixMicros, group_by: GroupBy) -> Self {
+        Self {
+            tenant_id: None,
+            from,
+            to,
+            group_by,
+        }
+    }
+
+    /// The same report restricted to one tenant.
+    #[must_use]
+    pub fn for_tenant(mut self, tenant_id: TenantId) -> Self {
+        self.tenant_id = Some(tenant_id);
+        self
+    }
 }
 
 /// One row of a spend report.
@@ -83,8 +105,7 @@ fn sum(col: Usage) -> Expr {
 /// ```
 /// use sea_query::PostgresQueryBuilder;
 /// use tenantry_cost::{GroupBy, SpendQuery, UnixMicros, report};
-/// let q = SpendQuery { tenant_id: Some("acme".parse()?), from: UnixMicros(0),
-///     to: UnixMicros(10), group_by: GroupBy::Lane };
+/// let q = SpendQuery::new(UnixMicros(0), UnixMicros(10), GroupBy::Lane).for_tenant("acme".parse()?);
 /// let (sql, values) = report::spend_statement(&q).build(PostgresQueryBuilder);
 /// assert_eq!(sql, r#"SELECT "lane", CAST(COALESCE(SUM("cost_nanos"), $1) AS bigint), CAST(COALESCE(SUM("standard_cost_nanos"), $2) AS bigint), COUNT(*) FROM "tenantry_usage" WHERE "occurred_at" >= $3 AND "occurred_at" < $4 AND "tenant_id" = $5 GROUP BY "lane" ORDER BY "lane" ASC"#);
 /// assert_eq!(values.0.len(), 5);
@@ -120,8 +141,8 @@ pub fn spend_statement(q: &SpendQuery) -> SelectStatement {
 /// ledger.migrate().await?;
 /// let (from, to) = (UnixMicros::from_ymd(2026, 3, 1)?, UnixMicros::from_ymd(2026, 4, 1)?);
 /// let acme: TenantId = "acme".parse()?;
-/// let rows = ledger.reports().spend(&SpendQuery { tenant_id: Some(acme.clone()), from, to,
-///     group_by: GroupBy::Feature }).await?;
+/// let rows = ledger.reports().spend(&SpendQuery::new(from, to, GroupBy::Feature)
+///     .for_tenant(acme.clone())).await?;
 /// assert!(rows.is_empty());
 /// assert_eq!(ledger.reports().saved_by_batching(Some(&acme), from, to).await?, Nanos::ZERO);
 /// # Ok(()) }

@@ -8,19 +8,16 @@ use support::{at, tenant, tokens, usage};
 use tenantry_cost::{BudgetPolicy, Error, HoldRequest, Lane, Ledger, Nanos, UnixMicros, Window};
 
 fn request(feature: &str, when: UnixMicros) -> HoldRequest {
-    HoldRequest {
-        tenant_id: tenant("acme"),
-        feature: feature.into(),
-        model: "claude-haiku-4-5".into(),
-        lane: Lane::Urgent,
-        inference_geo: None,
-        feature_tier: None,
-        region: None,
-        input_tokens: 1_000,
-        max_tokens: 1_000,
-        at: when,
-        ttl_micros: 3_600_000_000,
-    }
+    HoldRequest::new(
+        tenant("acme"),
+        feature,
+        "claude-haiku-4-5",
+        Lane::Urgent,
+        1_000,
+        when,
+    )
+    .with_input_tokens(1_000)
+    .with_ttl_micros(3_600_000_000)
 }
 
 /// $0.006 per reservation: 1000 × $1/MTok + 1000 × $5/MTok.
@@ -29,12 +26,10 @@ const EACH: Nanos = Nanos(6_000_000);
 async fn monthly(ledger: &Ledger, feature: Option<&str>, limit: Nanos, from: UnixMicros) {
     ledger
         .budgets()
-        .set(&BudgetPolicy {
-            tenant_id: tenant("acme"),
-            feature: feature.map(str::to_owned),
-            window: Window::Month,
-            limit,
-            effective_from: from,
+        .set(&{
+            let mut policy = BudgetPolicy::new(tenant("acme"), Window::Month, limit, from);
+            policy.feature = feature.map(str::to_owned);
+            policy
         })
         .await
         .unwrap();
@@ -64,7 +59,7 @@ async fn fifty_concurrent_reservations_admit_exactly_ten_on_postgres() {
     }
     assert_eq!(admitted.len(), 10);
     assert_eq!(refused, 40);
-    // Settle half of them at a lower actual cost; reserved + settled never exceeds the limit.
+    // Settle half of them at a lower actual cost; held + settled never exceeds the limit.
     for (i, r) in admitted.iter().enumerate().take(5) {
         let u = usage(
             &format!("s{i}"),
@@ -153,7 +148,7 @@ async fn release_and_expiry_free_the_hold() {
 async fn windows_come_from_the_ledger_and_policies_are_effective_dated() {
     for (name, ledger, _db) in support::both().await {
         monthly(&ledger, None, Nanos(1_000_000_000), at(2026, 1, 1)).await;
-        // $0.995 spent in March (unreserved usage counts too).
+        // $0.995 spent in March (usage recorded without a hold counts too).
         let mut u = usage(
             "m1",
             "claude-haiku-4-5",
@@ -238,13 +233,10 @@ async fn custom_and_daily_periods() {
     for (name, ledger, _db) in support::both().await {
         ledger
             .budgets()
-            .set(&BudgetPolicy {
-                tenant_id: tenant("acme"),
-                feature: Some("chat".into()),
-                window: Window::Day,
-                limit: EACH,
-                effective_from: at(2026, 3, 1),
-            })
+            .set(
+                &BudgetPolicy::new(tenant("acme"), Window::Day, EACH, at(2026, 3, 1))
+                    .for_feature("chat"),
+            )
             .await
             .unwrap();
         ledger.hold(&request("chat", at(2026, 3, 2))).await.unwrap();
@@ -258,13 +250,12 @@ async fn custom_and_daily_periods() {
         assert!(
             ledger
                 .budgets()
-                .set(&BudgetPolicy {
-                    tenant_id: tenant("acme"),
-                    feature: None,
-                    window: Window::Custom { length_micros: 0 },
-                    limit: EACH,
-                    effective_from: at(2026, 3, 1),
-                })
+                .set(&BudgetPolicy::new(
+                    tenant("acme"),
+                    Window::Custom { length_micros: 0 },
+                    EACH,
+                    at(2026, 3, 1)
+                ))
                 .await
                 .is_err()
         );

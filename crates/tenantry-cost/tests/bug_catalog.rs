@@ -9,13 +9,7 @@ use tenantry_cost::{
 };
 
 fn query<'a>(model: &'a str, lane: Lane, t: &TokenBuckets) -> PriceQuery<'a> {
-    PriceQuery {
-        model,
-        at: at(2026, 3, 1),
-        lane,
-        inference_geo: None,
-        prompt_tokens: t.prompt_tokens(),
-    }
+    PriceQuery::new(model, at(2026, 3, 1), lane).with_prompt_tokens(t.prompt_tokens())
 }
 
 fn anthropic(json: &str) -> Usage {
@@ -212,28 +206,24 @@ async fn budgets_derive_from_the_ledger_and_fail_closed() {
     let (ledger, _db) = support::pg_ledger().await;
     ledger
         .budgets()
-        .set(&BudgetPolicy {
-            tenant_id: tenant("acme"),
-            feature: None,
-            window: Window::Month,
-            limit: Nanos(1_000_000_000),
-            effective_from: at(2026, 3, 1),
-        })
+        .set(&BudgetPolicy::new(
+            tenant("acme"),
+            Window::Month,
+            Nanos(1_000_000_000),
+            at(2026, 3, 1),
+        ))
         .await
         .unwrap();
-    let mut req = tenantry_cost::HoldRequest {
-        tenant_id: tenant("acme"),
-        feature: "summaries".into(),
-        model: "who-knows".into(),
-        lane: Lane::Batch,
-        inference_geo: None,
-        feature_tier: None,
-        region: None,
-        input_tokens: 10,
-        max_tokens: 10,
-        at: at(2026, 3, 2),
-        ttl_micros: 60_000_000,
-    };
+    let mut req = tenantry_cost::HoldRequest::new(
+        tenant("acme"),
+        "summaries",
+        "who-knows",
+        Lane::Batch,
+        10,
+        at(2026, 3, 2),
+    )
+    .with_input_tokens(10)
+    .with_ttl_micros(60_000_000);
     assert!(ledger.hold(&req).await.is_err(), "#35524: fail closed");
     req.model = "claude-haiku-4-5".into();
     // Spend is the ledger's sum, whatever wrote it: #36926.

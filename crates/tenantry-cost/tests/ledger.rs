@@ -258,11 +258,10 @@ async fn reports_group_spend_and_show_batch_savings() {
         ledger.record_batch(&rows).await.unwrap();
 
         let (from, to) = (at(2026, 3, 1), at(2026, 4, 1));
-        let q = |tenant: Option<&str>, group_by| SpendQuery {
-            tenant_id: tenant.map(support::tenant),
-            from,
-            to,
-            group_by,
+        let q = |tenant: Option<&str>, group_by| {
+            let mut query = SpendQuery::new(from, to, group_by);
+            query.tenant_id = tenant.map(support::tenant);
+            query
         };
         let by_lane = ledger
             .reports()
@@ -498,19 +497,16 @@ async fn a_stored_tenant_id_that_is_not_valid_is_an_invalid_row() {
             ))
             .await
             .unwrap();
-        let hold = tenantry_cost::HoldRequest {
-            tenant_id: tenant("acme"),
-            feature: "summaries".into(),
-            model: "claude-haiku-4-5".into(),
-            lane: Lane::Urgent,
-            inference_geo: None,
-            feature_tier: None,
-            region: None,
-            input_tokens: 1_000,
-            max_tokens: 1_000,
-            at: when,
-            ttl_micros: 600_000_000,
-        };
+        let hold = tenantry_cost::HoldRequest::new(
+            tenant("acme"),
+            "summaries",
+            "claude-haiku-4-5",
+            Lane::Urgent,
+            1_000,
+            when,
+        )
+        .with_input_tokens(1_000)
+        .with_ttl_micros(600_000_000);
         ledger.hold(&hold).await.unwrap();
         let sql = sqlx::AssertSqlSafe(
             "UPDATE tenantry_usage SET tenant_id = 'not a tenant'; \

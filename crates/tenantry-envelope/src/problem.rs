@@ -495,6 +495,17 @@ pub struct Limit {
     pub actual: Option<u64>,
 }
 
+impl From<tenantry_core::ExceededLimit> for Limit {
+    /// The wire form of the limit an error names.
+    fn from(limit: tenantry_core::ExceededLimit) -> Self {
+        let wire = Limit::new(limit.name, limit.unit, limit.max);
+        match limit.actual {
+            Some(actual) => wire.with_actual(actual),
+            None => wire,
+        }
+    }
+}
+
 impl Limit {
     /// A limit of `max` `unit`s on `name`.
     ///

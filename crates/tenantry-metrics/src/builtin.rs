@@ -179,6 +179,7 @@ pub fn cost_per_active_user(period: Period) -> Metric {
 
 /// A slice of the ledger: one feature and/or one model (`None` = any).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Slice {
     /// Only this feature.
     pub feature: Option<String>,
@@ -187,6 +188,26 @@ pub struct Slice {
 }
 
 impl Slice {
+    /// The whole ledger: any feature, any model.
+    #[must_use]
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only lines of `feature`.
+    #[must_use]
+    pub fn feature(mut self, feature: impl Into<String>) -> Self {
+        self.feature = Some(feature.into());
+        self
+    }
+
+    /// Only lines of `model`.
+    #[must_use]
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
     /// The slice and period as memo parameters.
     fn key(&self, builtin: Builtin, period: Period) -> Key<'_> {
         period

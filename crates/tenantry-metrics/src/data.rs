@@ -2,6 +2,7 @@
 
 /// One tenant of the tree.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct TenantRow {
     /// Tenant id.
     pub id: String,
@@ -13,6 +14,7 @@ pub struct TenantRow {
 
 /// One membership: `user_id` belongs to `tenant_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct MembershipRow {
     /// The member.
     pub user_id: String,
@@ -22,6 +24,7 @@ pub struct MembershipRow {
 
 /// One grant: members of `tenant_id` and of its whole subtree hold `permission`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct GrantRow {
     /// The tenant the grant sits on.
     pub tenant_id: String,
@@ -31,6 +34,7 @@ pub struct GrantRow {
 
 /// One role of the role tree: a role inherits every permission of its parent role.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct RoleRow {
     /// Role id.
     pub id: String,
@@ -41,6 +45,7 @@ pub struct RoleRow {
 
 /// One role assignment: `user_id` holds `role_id` in `tenant_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct RoleAssignmentRow {
     /// The user.
     pub user_id: String,
@@ -52,6 +57,7 @@ pub struct RoleAssignmentRow {
 
 /// One grant to a role: holders of `role_id` and of every role below it hold `permission`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct RoleGrantRow {
     /// The role the grant sits on.
     pub role_id: String,
@@ -62,6 +68,7 @@ pub struct RoleGrantRow {
 /// One row of the usage ledger (the columns of the contract with `tenantry-cost` that metrics
 /// read).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct UsageRow {
     /// The tenant charged.
     pub tenant_id: String,
@@ -93,6 +100,7 @@ pub struct UsageRow {
 
 /// Everything the Rust interpreter reads: the same rows the SQL reads from the tables.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Dataset {
     /// The tenant tree.
     pub tenants: Vec<TenantRow>,
@@ -108,4 +116,105 @@ pub struct Dataset {
     pub role_grants: Vec<RoleGrantRow>,
     /// Usage ledger rows.
     pub usage: Vec<UsageRow>,
+}
+
+impl TenantRow {
+    /// Tenant `id` under `parent_id` at `level`.
+    #[must_use]
+    pub fn new(id: impl Into<String>, parent_id: Option<&str>, level: i32) -> Self {
+        Self {
+            id: id.into(),
+            parent_id: parent_id.map(str::to_owned),
+            level,
+        }
+    }
+}
+
+impl MembershipRow {
+    /// `user_id` belongs to `tenant_id`.
+    #[must_use]
+    pub fn new(user_id: impl Into<String>, tenant_id: impl Into<String>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            tenant_id: tenant_id.into(),
+        }
+    }
+}
+
+impl GrantRow {
+    /// Members of `tenant_id` and of its subtree hold `permission`.
+    #[must_use]
+    pub fn new(tenant_id: impl Into<String>, permission: impl Into<String>) -> Self {
+        Self {
+            tenant_id: tenant_id.into(),
+            permission: permission.into(),
+        }
+    }
+}
+
+impl RoleRow {
+    /// Role `id` inheriting from `parent_id`.
+    #[must_use]
+    pub fn new(id: impl Into<String>, parent_id: Option<&str>) -> Self {
+        Self {
+            id: id.into(),
+            parent_id: parent_id.map(str::to_owned),
+        }
+    }
+}
+
+impl RoleAssignmentRow {
+    /// `user_id` holds `role_id` in `tenant_id`.
+    #[must_use]
+    pub fn new(
+        user_id: impl Into<String>,
+        tenant_id: impl Into<String>,
+        role_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            user_id: user_id.into(),
+            tenant_id: tenant_id.into(),
+            role_id: role_id.into(),
+        }
+    }
+}
+
+impl RoleGrantRow {
+    /// Holders of `role_id` and of every role below it hold `permission`.
+    #[must_use]
+    pub fn new(role_id: impl Into<String>, permission: impl Into<String>) -> Self {
+        Self {
+            role_id: role_id.into(),
+            permission: permission.into(),
+        }
+    }
+}
+
+impl UsageRow {
+    /// A line of `tenant_id`'s `feature` on `model` in `lane` (`"batch"` or `"sync"`) at
+    /// `occurred_at`, with no user, no tokens and no cost yet (set the public fields).
+    #[must_use]
+    pub fn new(
+        tenant_id: impl Into<String>,
+        feature: impl Into<String>,
+        model: impl Into<String>,
+        lane: impl Into<String>,
+        occurred_at: i64,
+    ) -> Self {
+        Self {
+            tenant_id: tenant_id.into(),
+            user_id: None,
+            feature: feature.into(),
+            model: model.into(),
+            lane: lane.into(),
+            occurred_at,
+            input_tokens: 0,
+            cache_write_5m_tokens: 0,
+            cache_write_1h_tokens: 0,
+            cache_read_tokens: 0,
+            output_tokens: 0,
+            cost_nanos: 0,
+            standard_cost_nanos: 0,
+        }
+    }
 }

@@ -145,10 +145,7 @@ mod tests {
     #[test]
     fn a_remembered_metric_equals_a_fresh_one() {
         let june = Period::new(10, 20).expect("period");
-        let slice = builtin::Slice {
-            feature: Some("summarize".into()),
-            model: None,
-        };
+        let slice = builtin::Slice::all().feature("summarize");
         let builtins: [&dyn Fn() -> Metric; 5] = [
             &|| builtin::adoption_rate("summarize", june),
             &|| builtin::cost_per_active_user(june),

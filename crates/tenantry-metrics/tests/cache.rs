@@ -88,9 +88,10 @@ fn metric(kind: u8, v: &mut Values<'_>) -> Metric {
         5 => builtin::cost(v.period()),
         6 => builtin::cost_per_active_user(v.period()),
         7 => {
-            let slice = Slice {
-                feature: Some(v.text()),
-                model: v.pick().is_multiple_of(2).then(|| v.text()),
+            let slice = {
+                let mut sliced = Slice::all().feature(v.text());
+                sliced.model = v.pick().is_multiple_of(2).then(|| v.text());
+                sliced
             };
             builtin::cost_in(&slice, v.period())
         }

@@ -110,16 +110,17 @@ async fn proxy(upstream: (String, u16), wire: Wire) -> u16 {
 
 fn forest(n: usize) -> Dataset {
     let tenants = (0..n)
-        .map(|i| TenantRow {
-            id: format!("t{i}"),
-            parent_id: (i > 0).then(|| format!("t{}", (i - 1) / 3)),
-            level: 0,
+        .map(|i| {
+            TenantRow::new(
+                format!("t{i}"),
+                (i > 0).then(|| format!("t{}", (i - 1) / 3)).as_deref(),
+                0,
+            )
         })
         .collect();
-    Dataset {
-        tenants,
-        ..Dataset::default()
-    }
+    let mut data = Dataset::default();
+    data.tenants = tenants;
+    data
 }
 
 fn dashboard() -> MetricsQuery {

@@ -11,25 +11,15 @@ use tenantry_metrics::{
 use tenantry_testkit::{PgDatabase, SqliteDatabase};
 
 fn tenant(id: &str, parent: Option<&str>, level: i32) -> TenantRow {
-    TenantRow {
-        id: id.into(),
-        parent_id: parent.map(Into::into),
-        level,
-    }
+    TenantRow::new(id, parent, level)
 }
 
 fn member(user: &str, tenant: &str) -> MembershipRow {
-    MembershipRow {
-        user_id: user.into(),
-        tenant_id: tenant.into(),
-    }
+    MembershipRow::new(user, tenant)
 }
 
 fn grant(tenant: &str, permission: &str) -> GrantRow {
-    GrantRow {
-        tenant_id: tenant.into(),
-        permission: permission.into(),
-    }
+    GrantRow::new(tenant, permission)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -42,52 +32,50 @@ fn used(
     cost: i64,
     standard: i64,
 ) -> UsageRow {
-    UsageRow {
-        tenant_id: tenant.into(),
-        user_id: user.map(Into::into),
-        feature: feature.into(),
-        model: "claude-a".into(),
-        lane: lane.into(),
-        occurred_at: at,
-        input_tokens: 10,
-        cache_write_5m_tokens: 0,
-        cache_write_1h_tokens: 0,
-        cache_read_tokens: 0,
-        output_tokens: 5,
-        cost_nanos: cost,
-        standard_cost_nanos: standard,
+    {
+        let mut row = UsageRow::new(tenant, feature, "claude-a", lane, at);
+        row.user_id = user.map(Into::into);
+        row.input_tokens = 10;
+        row.cache_write_5m_tokens = 0;
+        row.cache_write_1h_tokens = 0;
+        row.cache_read_tokens = 0;
+        row.output_tokens = 5;
+        row.cost_nanos = cost;
+        row.standard_cost_nanos = standard;
+        row
     }
 }
 
 fn org_chart() -> Dataset {
-    Dataset {
-        tenants: vec![
+    {
+        let mut data = Dataset::default();
+        data.tenants = vec![
             tenant("org", None, 0),
             tenant("lonely", None, 0),
             tenant("ws1", Some("org"), 1),
             tenant("ws2", Some("org"), 1),
             tenant("team1", Some("ws1"), 2),
             tenant("team2", Some("ws1"), 2),
-        ],
-        memberships: vec![
+        ];
+        data.memberships = vec![
             member("u1", "team1"),
             member("u2", "team1"),
             member("u3", "team2"),
             member("u4", "ws2"),
-        ],
-        grants: vec![
+        ];
+        data.grants = vec![
             grant("org", "read"),
             grant("ws1", "admin"),
             grant("team2", "read"),
-        ],
-        usage: vec![
+        ];
+        data.usage = vec![
             used("team1", Some("u1"), "summarize", "batch", 150, 100, 200),
             used("team1", Some("u2"), "classify", "sync", 150, 50, 50),
             used("team2", Some("u3"), "summarize", "sync", 50, 30, 30),
             used("ws2", None, "summarize", "batch", 120, 7, 14),
             used("team2", Some("u3"), "summarize", "batch", 199, 0, 1),
-        ],
-        ..Dataset::default()
+        ];
+        data
     }
 }
 
@@ -249,19 +237,20 @@ async fn filter_order_and_limit_by_metric_value() {
 
 #[tokio::test]
 async fn cyclic_trees_end_at_the_depth_guard_everywhere() {
-    let data = Dataset {
-        tenants: vec![
+    let data = {
+        let mut data = Dataset::default();
+        data.tenants = vec![
             tenant("c1", Some("c2"), 0),
             tenant("c2", Some("c1"), 1),
             tenant("c3", Some("c2"), 2),
-        ],
-        memberships: vec![member("u1", "c3")],
-        grants: vec![grant("c1", "read")],
-        usage: vec![
+        ];
+        data.memberships = vec![member("u1", "c3")];
+        data.grants = vec![grant("c1", "read")];
+        data.usage = vec![
             used("c1", Some("u1"), "summarize", "sync", 150, 1, 1),
             used("c3", Some("u1"), "summarize", "sync", 150, 10, 10),
-        ],
-        ..Dataset::default()
+        ];
+        data
     };
     let mut q = dashboard(Scope::All, None);
     q.max_depth(5);
@@ -275,53 +264,43 @@ async fn cyclic_trees_end_at_the_depth_guard_everywhere() {
 }
 
 fn role(id: &str, parent: Option<&str>) -> RoleRow {
-    RoleRow {
-        id: id.into(),
-        parent_id: parent.map(Into::into),
-    }
+    RoleRow::new(id, parent)
 }
 
 fn assign(user: &str, tenant: &str, role: &str) -> RoleAssignmentRow {
-    RoleAssignmentRow {
-        user_id: user.into(),
-        tenant_id: tenant.into(),
-        role_id: role.into(),
-    }
+    RoleAssignmentRow::new(user, tenant, role)
 }
 
 fn role_grant(role: &str, permission: &str) -> RoleGrantRow {
-    RoleGrantRow {
-        role_id: role.into(),
-        permission: permission.into(),
-    }
+    RoleGrantRow::new(role, permission)
 }
 
 /// The org chart with a role tree `admin -> editor -> viewer` and a cycle `loop_a <-> loop_b`.
 fn org_chart_with_roles() -> Dataset {
-    Dataset {
-        roles: vec![
-            // A role may name a parent written after it.
+    {
+        let mut data = org_chart();
+        data.roles = vec![
             role("admin", Some("editor")),
             role("editor", Some("viewer")),
             role("viewer", None),
             role("loop_a", Some("loop_b")),
             role("loop_b", Some("loop_a")),
-        ],
-        role_assignments: vec![
+        ];
+        data.role_assignments = vec![
             assign("u1", "team1", "admin"),
             assign("u2", "team1", "viewer"),
             assign("u3", "team2", "editor"),
             assign("u3", "team2", "loop_a"),
             assign("u4", "ws2", "loop_a"),
             assign("u1", "ws1", "editor"),
-        ],
-        role_grants: vec![
+        ];
+        data.role_grants = vec![
             role_grant("viewer", "read"),
             role_grant("editor", "write"),
             role_grant("admin", "admin"),
             role_grant("loop_b", "read"),
-        ],
-        ..org_chart()
+        ];
+        data
     }
 }
 
@@ -521,11 +500,7 @@ async fn host_table_and_column_names_are_used() {
         .map(|r| {
             (
                 r.tenant_id().to_owned(),
-                vec![
-                    r.value("cost"),
-                    r.value("adoption"),
-                    r.value("max_read_depth"),
-                ],
+                vec![r.value("cost"), r.value("adoption"), r.value("max_read_depth")],
             )
         })
         .collect();

@@ -103,6 +103,27 @@ impl Error {
         }
     }
 
+    /// The limit a refused request exceeded (`params.max_tokens` in tokens, the request's
+    /// size in bytes), looking through a `submit_many` item to its reason; `None` for any other
+    /// error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_queue::{Error, InvalidRequest};
+    ///
+    /// let err = Error::Invalid(InvalidRequest::TooLarge { size: 300, max: 256 });
+    /// let limit = err.exceeded_limit().expect("a size limit");
+    /// assert_eq!((limit.name, limit.unit, limit.max, limit.actual), ("request", "bytes", 256, Some(300)));
+    /// ```
+    #[must_use]
+    pub fn exceeded_limit(&self) -> Option<tenantry_core::ExceededLimit> {
+        let Self::Invalid(invalid) = self else {
+            return None;
+        };
+        invalid.exceeded_limit()
+    }
+
     /// A stable snake_case code naming the error, for logs, metrics and API responses; codes
     /// are never renamed or reused.
     ///
@@ -237,6 +258,26 @@ impl From<InvalidTenantId> for Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl InvalidRequest {
+    /// The limit this request exceeded, looking through a `submit_many` item to its reason;
+    /// `None` for a rule that is not a numeric limit.
+    #[must_use]
+    pub fn exceeded_limit(&self) -> Option<tenantry_core::ExceededLimit> {
+        use tenantry_core::ExceededLimit;
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        match self {
+            Self::Item { reason, .. } => reason.exceeded_limit(),
+            Self::MaxTokensAbove { max } => {
+                Some(ExceededLimit::new("params.max_tokens", "tokens", *max))
+            }
+            Self::TooLarge { size, max } => Some(
+                ExceededLimit::new("request", "bytes", as_u64(*max)).with_actual(as_u64(*size)),
+            ),
+            _ => None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -323,12 +323,11 @@ async fn store_budget(ledger: &Ledger, b: &Budget) -> Result<()> {
     if !same {
         ledger
             .budgets()
-            .set(&BudgetPolicy {
-                tenant_id: tenant,
-                feature: b.feature.clone(),
-                window: b.period,
-                limit: b.limit,
-                effective_from: now,
+            .set(&match &b.feature {
+                Some(feature) => {
+                    BudgetPolicy::new(tenant, b.period, b.limit, now).for_feature(feature)
+                }
+                None => BudgetPolicy::new(tenant, b.period, b.limit, now),
             })
             .await?;
     }

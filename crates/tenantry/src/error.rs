@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 use tenantry_core::ErrorKind;
-use tenantry_envelope::{Code, CustomCode, Envelope, Limit, Problem};
+use tenantry_envelope::{Code, CustomCode, Envelope, Problem};
 
 /// The job was canceled before it finished (`409`).
 pub const JOB_CANCELED: CustomCode = CustomCode::new("JOB_CANCELED", StatusCode::CONFLICT);
@@ -151,45 +151,31 @@ impl Error {
         matches!(self, Self::Queue(e) if e.is_not_found())
     }
 
-    /// The problem a client sees. Internal errors keep their details out of the message.
+    /// The limit the input exceeded (a budget, `params.max_tokens`, the request's size), as the
+    /// crate that refused it names it; `None` for any other error.
+    #[must_use]
+    pub fn exceeded_limit(&self) -> Option<tenantry_core::ExceededLimit> {
+        match self {
+            Self::Cost(e) => e.exceeded_limit(),
+            Self::Queue(e) => e.exceeded_limit(),
+            _ => None,
+        }
+    }
+
+    /// The problem a client sees, with the exceeded limit when there is one. Internal errors
+    /// keep their details out of the message.
     #[must_use]
     pub fn to_problem(&self) -> Problem {
         let code = self.code();
-        match self {
-            Self::Cost(tenantry_cost::Error::BudgetExceeded {
-                limit,
-                spent,
-                held,
-                requested,
-                ..
-            }) => {
-                let reached = spent.0.saturating_add(held.0).saturating_add(requested.0);
-                let limit = Limit::new("budget", "usd_nanos", u64::try_from(limit.0).unwrap_or(0))
-                    .with_actual(u64::try_from(reached).unwrap_or(0));
-                Problem::budget_exceeded(chain(self), limit)
-            }
-            Self::Queue(tenantry_queue::Error::Invalid(invalid)) => {
-                let problem = Problem::new(code, chain(self));
-                match innermost(invalid) {
-                    tenantry_queue::InvalidRequest::MaxTokensAbove { max } => {
-                        problem.with_limit(Limit::new("params.max_tokens", "tokens", *max))
-                    }
-                    _ => problem,
-                }
-            }
-            _ if matches!(code, Code::Internal | Code::Unavailable) => {
-                Problem::new(code, "the request could not be completed; try again later")
-            }
-            _ => Problem::new(code, chain(self)),
+        let problem = if matches!(code, Code::Internal | Code::Unavailable) {
+            Problem::new(code, "the request could not be completed; try again later")
+        } else {
+            Problem::new(code, chain(self))
+        };
+        match self.exceeded_limit() {
+            Some(limit) => problem.with_limit(limit.into()),
+            None => problem,
         }
-    }
-}
-
-/// The reason inside a `submit_many` item's error.
-fn innermost(invalid: &tenantry_queue::InvalidRequest) -> &tenantry_queue::InvalidRequest {
-    match invalid {
-        tenantry_queue::InvalidRequest::Item { reason, .. } => innermost(reason),
-        other => other,
     }
 }
 

@@ -211,23 +211,24 @@ impl Tenantry {
                 let lane = ledger_lane(r.lane()).ok_or_else(|| {
                     Error::Config(format!("lane `{}` has no ledger price", r.lane().as_str()))
                 })?;
-                Ok(HoldRequest {
-                    tenant_id: tenant.clone(),
-                    feature: r.feature().to_owned(),
-                    model: r.model().to_owned(),
-                    lane: lane.lane,
-                    inference_geo: r
-                        .params()
-                        .get("inference_geo")
-                        .and_then(serde_json::Value::as_str)
-                        .map(str::to_owned),
-                    feature_tier: self.inner.assignments.tier(tenant.as_str()),
-                    region: self.inner.assignments.region(tenant.as_str()),
-                    input_tokens,
-                    max_tokens: r.max_tokens().max(0),
+                let mut hold = HoldRequest::new(
+                    tenant.clone(),
+                    r.feature().to_owned(),
+                    r.model().to_owned(),
+                    lane.lane,
+                    r.max_tokens().max(0),
                     at,
-                    ttl_micros: ttl,
-                })
+                )
+                .with_input_tokens(input_tokens)
+                .with_ttl_micros(ttl);
+                hold.inference_geo = r
+                    .params()
+                    .get("inference_geo")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
+                hold.feature_tier = self.inner.assignments.tier(tenant.as_str());
+                hold.region = self.inner.assignments.region(tenant.as_str());
+                Ok(hold)
             })
             .collect::<Result<_>>()?;
         let held = self

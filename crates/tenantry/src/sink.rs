@@ -103,22 +103,23 @@ pub(crate) fn ledger_record(
     })?;
     let api = anthropic_usage(&usage.usage);
     let tenant = usage.tenant.as_str();
-    Ok(tenantry_cost::LedgerEntry {
-        source: lane.source.to_owned(),
-        request_id: usage.key(),
-        tenant_id: usage.tenant.clone(),
-        user_id: Some(usage.user.clone()),
-        feature: usage.feature.clone(),
-        model: usage.model.clone(),
-        lane: lane.lane,
-        occurred_at: at,
-        job_id: Some(usage.job.to_string()),
-        batch_id: usage.batch.clone(),
-        tokens: TokenBuckets::from_usage(&api).map_err(sink_error)?,
-        inference_geo: api.inference_geo.clone(),
-        feature_tier: assignments.tier(tenant),
-        region: assignments.region(tenant),
-    })
+    let mut entry = tenantry_cost::LedgerEntry::new(
+        lane.source.to_owned(),
+        usage.key(),
+        usage.tenant.clone(),
+        usage.feature.clone(),
+        usage.model.clone(),
+        lane.lane,
+        at,
+    )
+    .with_user(usage.user.clone())
+    .with_tokens(TokenBuckets::from_usage(&api).map_err(sink_error)?);
+    entry.job_id = Some(usage.job.to_string());
+    entry.batch_id = usage.batch.clone();
+    entry.inference_geo = api.inference_geo.clone();
+    entry.feature_tier = assignments.tier(tenant);
+    entry.region = assignments.region(tenant);
+    Ok(entry)
 }
 
 /// A ledger error as the queue should treat it: usage the ledger refuses as it is stays

@@ -8,7 +8,7 @@
 //!   lines as many as its billed requests, at the lane the API served it on; the one exception,
 //!   counted in the table, is a Messages answer that died with the process that asked (the API
 //!   offers no way to read it again), and the call that succeeded is always recorded;
-//! - **(d)** the tenant's reserved budget returns to zero when idle, long before the holds'
+//! - **(d)** the tenant's held budget returns to zero when idle, long before the holds'
 //!   TTL: given back by the engine's event-driven releaser, or, where no event marks the
 //!   moment, by its reconciliation of holds with jobs;
 //! - **(e)** no other system's batch is recorded or canceled.
@@ -138,7 +138,7 @@ async fn tenantry(database: &Database, emu: &Emulator, case: Case) -> Tenantry {
         .unwrap()
 }
 
-async fn reserved(t: &Tenantry) -> Nanos {
+async fn held_amount(t: &Tenantry) -> Nanos {
     t.ledger()
         .budgets()
         .status(&"acme".parse().unwrap(), "summaries", UnixMicros::now())
@@ -170,7 +170,7 @@ async fn idle(t: &Tenantry, database: &Database) -> bool {
         .unwrap()
         .into_items();
     let done = jobs.iter().all(|j| j.state.is_terminal()) && open_work(database).await == 0;
-    let held = reserved(t).await != Nanos::ZERO;
+    let held = held_amount(t).await != Nanos::ZERO;
     done && !held
 }
 

@@ -31,7 +31,7 @@ fn request(text: &str) -> Request {
 }
 
 /// What `acme`'s live holds add up to.
-async fn reserved(tenantry: &Tenantry) -> Nanos {
+async fn held_amount(tenantry: &Tenantry) -> Nanos {
     let status = tenantry
         .ledger()
         .budgets()
@@ -75,7 +75,7 @@ async fn case_09_member_registration_failure_releases_holds(database: Database) 
         .unwrap_err();
     assert!(matches!(err, tenantry::Error::Database(_)), "{err:?}");
     assert_eq!(
-        reserved(&tenantry).await,
+        held_amount(&tenantry).await,
         Nanos::ZERO,
         "the holds are given back"
     );
@@ -83,7 +83,7 @@ async fn case_09_member_registration_failure_releases_holds(database: Database) 
 
     let err = tenantry.submit("acme", request("third")).await.unwrap_err();
     assert!(matches!(err, tenantry::Error::Database(_)), "{err:?}");
-    assert_eq!(reserved(&tenantry).await, Nanos::ZERO);
+    assert_eq!(held_amount(&tenantry).await, Nanos::ZERO);
 }
 
 /// 12,000 requests take 12,000 holds (6 bound values each: past SQLite's 32,766 and
@@ -101,7 +101,7 @@ async fn case_09_submit_many_above_bind_limits(database: Database) {
     );
     let err = tenantry.submit_many("acme", refused).await.unwrap_err();
     assert_eq!(err.code(), Code::ValidationFailed, "{err:?}");
-    assert_eq!(reserved(&tenantry).await, Nanos::ZERO);
+    assert_eq!(held_amount(&tenantry).await, Nanos::ZERO);
     assert_eq!(stored_jobs(&tenantry).await, 0);
 
     let requests: Vec<Request> = (0..N).map(|i| request(&format!("doc {i}"))).collect();
@@ -116,7 +116,7 @@ async fn case_09_submit_many_above_bind_limits(database: Database) {
         .collect();
     assert_eq!(ids.len(), N, "one job per request");
     assert_eq!(stored_jobs(&tenantry).await, N);
-    assert!(reserved(&tenantry).await > Nanos::ZERO);
+    assert!(held_amount(&tenantry).await > Nanos::ZERO);
 }
 
 /// `max_tokens: 2000000000` used to reach the worst-case cost as a token count the ledger
@@ -180,7 +180,7 @@ async fn case_09_max_tokens_overflow_is_validation_error(database: Database) {
         ),
         "{err:?}"
     );
-    assert_eq!(reserved(&tenantry).await, Nanos::ZERO);
+    assert_eq!(held_amount(&tenantry).await, Nanos::ZERO);
     assert_eq!(stored_jobs(&tenantry).await, 0);
 
     // The ceiling itself is accepted.

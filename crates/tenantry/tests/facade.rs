@@ -74,12 +74,11 @@ async fn round_trip(database: Database) {
     let spend_deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let rows = loop {
         let rows = tenantry
-            .spend(&SpendQuery {
-                tenant_id: None,
-                from: UnixMicros(0),
-                to: UnixMicros(i64::MAX),
-                group_by: GroupBy::Tenant,
-            })
+            .spend(&SpendQuery::new(
+                UnixMicros(0),
+                UnixMicros(i64::MAX),
+                GroupBy::Tenant,
+            ))
             .await
             .unwrap();
         if rows.iter().map(|r| r.lines).sum::<i64>() == 3 {
@@ -231,26 +230,23 @@ async fn metrics_roll_up_over_added_tenants() {
     let at = UnixMicros::from_ymd(2026, 10, 1).unwrap();
     for (i, tenant) in ["org-eu", "org-us", "org-us"].iter().enumerate() {
         t.ledger()
-            .record(&LedgerEntry {
-                source: "test".into(),
-                request_id: format!("r{i}"),
-                tenant_id: tenant.parse().unwrap(),
-                user_id: Some("u".into()),
-                feature: "f".into(),
-                model: "claude-haiku-4-5".into(),
-                lane: Lane::Batch,
-                occurred_at: at,
-                job_id: None,
-                batch_id: None,
-                tokens: TokenBuckets {
+            .record(
+                &LedgerEntry::new(
+                    "test",
+                    format!("r{i}"),
+                    tenant.parse().unwrap(),
+                    "f",
+                    "claude-haiku-4-5",
+                    Lane::Batch,
+                    at,
+                )
+                .with_user("u")
+                .with_tokens(TokenBuckets {
                     input: 100,
                     output: 10,
                     ..TokenBuckets::default()
-                },
-                inference_geo: None,
-                feature_tier: None,
-                region: None,
-            })
+                }),
+            )
             .await
             .unwrap();
     }

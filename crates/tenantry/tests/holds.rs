@@ -15,7 +15,7 @@ use tenantry::{Database, Envelope, InputTokens, Request, Tenantry, batch::Config
 mod support;
 use support::{builder, emulator, fast_engine, request};
 
-async fn reserved(tenantry: &Tenantry) -> Nanos {
+async fn held_amount(tenantry: &Tenantry) -> Nanos {
     let status = tenantry
         .ledger()
         .budgets()
@@ -51,7 +51,7 @@ async fn failed_jobs_release_their_holds(database: Database) {
             .all(|e| matches!(e, Envelope::Pending { .. }))
     );
     // The holds are taken at submit (default TTL: 25 h).
-    assert!(reserved(&tenantry).await > Nanos::ZERO);
+    assert!(held_amount(&tenantry).await > Nanos::ZERO);
 
     let engine = tenantry.spawn();
     let mut failed = 0;
@@ -72,22 +72,20 @@ async fn failed_jobs_release_their_holds(database: Database) {
 
     // Released within seconds, long before the TTL.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while reserved(&tenantry).await != Nanos::ZERO {
+    while held_amount(&tenantry).await != Nanos::ZERO {
         assert!(
             tokio::time::Instant::now() < deadline,
             "holds still counted: {:?}",
-            reserved(&tenantry).await
+            held_amount(&tenantry).await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Nothing was charged for them.
     let rows = tenantry
-        .spend(&SpendQuery {
-            tenant_id: Some("acme".parse().unwrap()),
-            from: UnixMicros(0),
-            to: UnixMicros(i64::MAX),
-            group_by: GroupBy::Tenant,
-        })
+        .spend(
+            &SpendQuery::new(UnixMicros(0), UnixMicros(i64::MAX), GroupBy::Tenant)
+                .for_tenant("acme".parse().unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(rows.iter().map(|r| r.lines).sum::<i64>(), 0, "{rows:?}");
@@ -155,17 +153,13 @@ async fn a_job_closed_after_sending_keeps_its_hold_until_billed(database: Databa
     // within a second)...
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        reserved(&tenantry).await > Nanos::ZERO,
+        held_amount(&tenantry).await > Nanos::ZERO,
         "the hold was given back before the result"
     );
 
     // ...until its usage lands, charged once, and the hold closes.
-    let all_time = SpendQuery {
-        tenant_id: Some("acme".parse().unwrap()),
-        from: UnixMicros(0),
-        to: UnixMicros(i64::MAX),
-        group_by: GroupBy::Tenant,
-    };
+    let all_time = SpendQuery::new(UnixMicros(0), UnixMicros(i64::MAX), GroupBy::Tenant)
+        .for_tenant("acme".parse().unwrap());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let lines: i64 = tenantry
@@ -175,7 +169,7 @@ async fn a_job_closed_after_sending_keeps_its_hold_until_billed(database: Databa
             .iter()
             .map(|r| r.lines)
             .sum();
-        if lines == 1 && reserved(&tenantry).await == Nanos::ZERO {
+        if lines == 1 && held_amount(&tenantry).await == Nanos::ZERO {
             break;
         }
         assert!(lines <= 1, "charged {lines} times");
@@ -234,7 +228,7 @@ async fn cancel_around_a_create<S: tenantry::queue::ClaimStore>(database: Databa
         .map(support::pending_id)
         .collect();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let both = reserved(&tenantry).await;
+    let both = held_amount(&tenantry).await;
 
     // A worker claims both jobs into a batch (planned), then dies during its create.
     let dead = WorkerId::generate();
@@ -248,7 +242,7 @@ async fn cancel_around_a_create<S: tenantry::queue::ClaimStore>(database: Databa
         tenantry.cancel("acme", &ids[0]).await.unwrap(),
         JobState::Canceled
     );
-    let one = reserved(&tenantry).await;
+    let one = held_amount(&tenantry).await;
     assert!(
         one < both && one > Nanos::ZERO,
         "not sent yet: its hold is given back at once"
@@ -264,7 +258,7 @@ async fn cancel_around_a_create<S: tenantry::queue::ClaimStore>(database: Databa
         JobState::Canceled
     );
     assert_eq!(
-        reserved(&tenantry).await,
+        held_amount(&tenantry).await,
         one,
         "its request may be out: the hold stays"
     );
@@ -282,12 +276,8 @@ async fn cancel_around_a_create<S: tenantry::queue::ClaimStore>(database: Databa
 
     // Reconciled, billed once, the hold settled.
     let engine = tenantry.spawn();
-    let all_time = SpendQuery {
-        tenant_id: Some("acme".parse().unwrap()),
-        from: UnixMicros(0),
-        to: UnixMicros(i64::MAX),
-        group_by: GroupBy::Tenant,
-    };
+    let all_time = SpendQuery::new(UnixMicros(0), UnixMicros(i64::MAX), GroupBy::Tenant)
+        .for_tenant("acme".parse().unwrap());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let lines: i64 = tenantry
@@ -298,13 +288,13 @@ async fn cancel_around_a_create<S: tenantry::queue::ClaimStore>(database: Databa
             .map(|r| r.lines)
             .sum();
         assert!(lines <= 1, "charged {lines} times");
-        if lines == 1 && reserved(&tenantry).await == Nanos::ZERO {
+        if lines == 1 && held_amount(&tenantry).await == Nanos::ZERO {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not settled within 30 s: {lines} lines, {:?} reserved",
-            reserved(&tenantry).await
+            "not settled within 30 s: {lines} lines, {:?} held",
+            held_amount(&tenantry).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -348,19 +338,18 @@ async fn orphaned_holds<S: tenantry::queue::ClaimStore>(database: Database, stor
     // A submit that died after taking its hold.
     tenantry
         .ledger()
-        .hold(&HoldRequest {
-            tenant_id: "acme".parse().unwrap(),
-            feature: "summaries".into(),
-            model: "claude-haiku-4-5".into(),
-            lane: Lane::Batch,
-            inference_geo: None,
-            feature_tier: None,
-            region: None,
-            input_tokens: 100,
-            max_tokens: 64,
-            at: UnixMicros::now(),
-            ttl_micros: 25 * 3_600_000_000,
-        })
+        .hold(
+            &HoldRequest::new(
+                "acme".parse().unwrap(),
+                "summaries",
+                "claude-haiku-4-5",
+                Lane::Batch,
+                64,
+                UnixMicros::now(),
+            )
+            .with_input_tokens(100)
+            .with_ttl_micros(25 * 3_600_000_000),
+        )
         .await
         .unwrap();
     // A job canceled while its create was in flight, a create that never reached the API.
@@ -383,7 +372,7 @@ async fn orphaned_holds<S: tenantry::queue::ClaimStore>(database: Database, stor
         JobState::Canceled
     );
     // A job that waits an hour for its batch: its hold must stay.
-    let before = reserved(&tenantry).await;
+    let before = held_amount(&tenantry).await;
     let waiting = tenantry
         .submit(
             "acme",
@@ -391,16 +380,16 @@ async fn orphaned_holds<S: tenantry::queue::ClaimStore>(database: Database, stor
         )
         .await
         .unwrap();
-    let waiting_hold = Nanos(reserved(&tenantry).await.0 - before.0);
+    let waiting_hold = Nanos(held_amount(&tenantry).await.0 - before.0);
     assert!(waiting_hold > Nanos::ZERO);
 
     let engine = tenantry.spawn();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while reserved(&tenantry).await != waiting_hold {
+    while held_amount(&tenantry).await != waiting_hold {
         assert!(
             tokio::time::Instant::now() < deadline,
             "holds no job can bill still counted: {:?} of {waiting_hold:?}",
-            reserved(&tenantry).await
+            held_amount(&tenantry).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -436,19 +425,18 @@ async fn hold_for(tenantry: &Tenantry, input_tokens: i64) -> Nanos {
     let r = long_request();
     tenantry
         .ledger()
-        .estimate(&HoldRequest {
-            tenant_id: "acme".parse().unwrap(),
-            feature: r.feature().into(),
-            model: "claude-haiku-4-5".into(),
-            lane: Lane::Batch,
-            inference_geo: None,
-            feature_tier: None,
-            region: None,
-            input_tokens,
-            max_tokens: 64,
-            at: UnixMicros::now(),
-            ttl_micros: 1,
-        })
+        .estimate(
+            &HoldRequest::new(
+                "acme".parse().unwrap(),
+                r.feature(),
+                "claude-haiku-4-5",
+                Lane::Batch,
+                64,
+                UnixMicros::now(),
+            )
+            .with_input_tokens(input_tokens)
+            .with_ttl_micros(1),
+        )
         .await
         .unwrap()
 }
@@ -478,7 +466,7 @@ async fn counted_holds_are_exact(database: Database) {
 
     tenantry.submit("acme", long_request()).await.unwrap();
     assert_eq!(
-        reserved(&tenantry).await,
+        held_amount(&tenantry).await,
         hold_for(&tenantry, counted).await
     );
     // The API's count is what the emulator bills, so the hold is the bill's upper bound with
@@ -505,7 +493,7 @@ async fn counting_falls_back_to_the_estimate(database: Database) {
     let bytes = serde_json::to_vec(long_request().params()).unwrap().len();
     let estimated = i64::try_from(bytes.div_ceil(3)).unwrap();
     assert_eq!(
-        reserved(&tenantry).await,
+        held_amount(&tenantry).await,
         hold_for(&tenantry, estimated).await
     );
 }

@@ -40,22 +40,17 @@ pub fn at(y: i32, m: u8, d: u8) -> UnixMicros {
 }
 
 pub fn usage(request_id: &str, model: &str, lane: Lane, tokens: TokenBuckets) -> LedgerEntry {
-    LedgerEntry {
-        source: "anthropic".into(),
-        request_id: request_id.into(),
-        tenant_id: tenant("acme"),
-        user_id: Some("u1".into()),
-        feature: "summaries".into(),
-        model: model.into(),
+    LedgerEntry::new(
+        "anthropic",
+        request_id,
+        tenant("acme"),
+        "summaries",
+        model,
         lane,
-        occurred_at: at(2026, 3, 10),
-        job_id: None,
-        batch_id: None,
-        tokens,
-        inference_geo: None,
-        feature_tier: None,
-        region: None,
-    }
+        at(2026, 3, 10),
+    )
+    .with_user("u1")
+    .with_tokens(tokens)
 }
 
 pub fn tokens(input: i64, w5: i64, w1: i64, read: i64, output: i64) -> TokenBuckets {

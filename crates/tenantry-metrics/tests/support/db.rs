@@ -53,20 +53,17 @@ type UsageTuple = (
 );
 
 fn usage_row(t: UsageTuple) -> UsageRow {
-    UsageRow {
-        tenant_id: t.0,
-        user_id: t.1,
-        feature: t.2,
-        model: t.3,
-        lane: t.4,
-        occurred_at: t.5,
-        input_tokens: t.6,
-        cache_write_5m_tokens: t.7,
-        cache_write_1h_tokens: t.8,
-        cache_read_tokens: t.9,
-        output_tokens: t.10,
-        cost_nanos: t.11,
-        standard_cost_nanos: t.12,
+    {
+        let mut row = UsageRow::new(t.0, t.2, t.3, t.4, t.5);
+        row.user_id = t.1;
+        row.input_tokens = t.6;
+        row.cache_write_5m_tokens = t.7;
+        row.cache_write_1h_tokens = t.8;
+        row.cache_read_tokens = t.9;
+        row.output_tokens = t.10;
+        row.cost_nanos = t.11;
+        row.standard_cost_nanos = t.12;
+        row
     }
 }
 
@@ -86,27 +83,25 @@ fn priced(i: usize, row: &UsageRow) -> (LedgerEntry, RateSnapshot) {
     } else {
         Lane::Urgent
     };
-    let record = LedgerEntry {
-        source: "metrics-test".into(),
-        request_id: format!("req-{i}"),
-        tenant_id: tenantry_cost::TenantId::new(row.tenant_id.as_str()).unwrap(),
-        user_id: row.user_id.clone(),
-        feature: row.feature.clone(),
-        model: row.model.clone(),
-        lane,
-        occurred_at: UnixMicros(row.occurred_at),
-        job_id: None,
-        batch_id: None,
-        tokens: TokenBuckets {
+    let record = {
+        let mut entry = LedgerEntry::new(
+            "metrics-test",
+            format!("req-{i}"),
+            tenantry_cost::TenantId::new(row.tenant_id.as_str()).unwrap(),
+            row.feature.clone(),
+            row.model.clone(),
+            lane,
+            UnixMicros(row.occurred_at),
+        )
+        .with_tokens(TokenBuckets {
             input: clamp(row.input_tokens),
             cache_write_5m: clamp(row.cache_write_5m_tokens),
             cache_write_1h: clamp(row.cache_write_1h_tokens),
             cache_read: clamp(row.cache_read_tokens),
             output: clamp(row.output_tokens),
-        },
-        inference_geo: None,
-        feature_tier: None,
-        region: None,
+        });
+        entry.user_id = row.user_id.clone();
+        entry
     };
     let snapshot = RateSnapshot {
         price_id: format!("{}@test", row.model),
@@ -178,10 +173,8 @@ impl TestDb {
             }
             return Ok(stored);
         }
-        let without_usage = Dataset {
-            usage: Vec::new(),
-            ..data.clone()
-        };
+        let mut without_usage = data.clone();
+        without_usage.usage.clear();
         let lines: Vec<_> = data
             .usage
             .iter()

@@ -104,19 +104,19 @@ pub fn dataset() -> impl Strategy<Value = Dataset> {
                         let p = &rows[parent.index(rows.len())];
                         (p.level < 6).then(|| p.clone())
                     };
-                    rows.push(TenantRow {
+                    rows.push(TenantRow::new(
                         id,
-                        level: parent.as_ref().map_or(0, |p| p.level + 1),
-                        parent_id: parent.map(|p| p.id),
-                    });
+                        parent.as_ref().map(|p| p.id.as_str()),
+                        parent.as_ref().map_or(0, |p| p.level + 1),
+                    ));
                 }
                 let mut memberships: Vec<MembershipRow> = Vec::new();
                 if !rows.is_empty() {
                     for (u, t) in members {
-                        let m = MembershipRow {
-                            user_id: format!("u{u}"),
-                            tenant_id: rows[t.index(rows.len())].id.clone(),
-                        };
+                        let m = MembershipRow::new(
+                            format!("u{u}"),
+                            rows[t.index(rows.len())].id.clone(),
+                        );
                         if !memberships.contains(&m) {
                             memberships.push(m);
                         }
@@ -125,10 +125,10 @@ pub fn dataset() -> impl Strategy<Value = Dataset> {
                 let mut grant_rows: Vec<GrantRow> = Vec::new();
                 if !rows.is_empty() {
                     for (t, p) in grants {
-                        let g = GrantRow {
-                            tenant_id: rows[t.index(rows.len())].id.clone(),
-                            permission: PERMISSIONS[p].to_owned(),
-                        };
+                        let g = GrantRow::new(
+                            rows[t.index(rows.len())].id.clone(),
+                            PERMISSIONS[p].to_owned(),
+                        );
                         if !grant_rows.contains(&g) {
                             grant_rows.push(g);
                         }
@@ -137,24 +137,27 @@ pub fn dataset() -> impl Strategy<Value = Dataset> {
                 let usage = usage
                     .into_iter()
                     .map(
-                        |(t, user, f, m, batch, at, (inp, w5, w1), (rd, out), (c, s))| UsageRow {
-                            tenant_id: if rows.is_empty() {
-                                "ghost".to_owned()
-                            } else {
-                                rows[t.index(rows.len())].id.clone()
-                            },
-                            user_id: user.map(|u| format!("u{u}")),
-                            feature: FEATURES[f].to_owned(),
-                            model: MODELS[m].to_owned(),
-                            lane: if batch { "batch" } else { "sync" }.to_owned(),
-                            occurred_at: at,
-                            input_tokens: inp,
-                            cache_write_5m_tokens: w5,
-                            cache_write_1h_tokens: w1,
-                            cache_read_tokens: rd,
-                            output_tokens: out,
-                            cost_nanos: c,
-                            standard_cost_nanos: s,
+                        |(t, user, f, m, batch, at, (inp, w5, w1), (rd, out), (c, s))| {
+                            let mut row = UsageRow::new(
+                                if rows.is_empty() {
+                                    "ghost".to_owned()
+                                } else {
+                                    rows[t.index(rows.len())].id.clone()
+                                },
+                                FEATURES[f].to_owned(),
+                                MODELS[m].to_owned(),
+                                if batch { "batch" } else { "sync" }.to_owned(),
+                                at,
+                            );
+                            row.user_id = user.map(|u| format!("u{u}"));
+                            row.input_tokens = inp;
+                            row.cache_write_5m_tokens = w5;
+                            row.cache_write_1h_tokens = w1;
+                            row.cache_read_tokens = rd;
+                            row.output_tokens = out;
+                            row.cost_nanos = c;
+                            row.standard_cost_nanos = s;
+                            row
                         },
                     )
                     .collect();
@@ -162,20 +165,22 @@ pub fn dataset() -> impl Strategy<Value = Dataset> {
                 let roles: Vec<RoleRow> = roles
                     .into_iter()
                     .enumerate()
-                    .map(|(i, parent)| RoleRow {
-                        id: format!("r{i}"),
-                        parent_id: parent.map(|p| format!("r{}", p.index(n))),
+                    .map(|(i, parent)| {
+                        RoleRow::new(
+                            format!("r{i}"),
+                            parent.map(|p| format!("r{}", p.index(n))).as_deref(),
+                        )
                     })
                     .collect();
                 let mut role_assignments: Vec<RoleAssignmentRow> = Vec::new();
                 let mut role_grant_rows: Vec<RoleGrantRow> = Vec::new();
                 if !rows.is_empty() && !roles.is_empty() {
                     for (u, t, r) in assigned {
-                        let a = RoleAssignmentRow {
-                            user_id: format!("u{u}"),
-                            tenant_id: rows[t.index(rows.len())].id.clone(),
-                            role_id: roles[r.index(n)].id.clone(),
-                        };
+                        let a = RoleAssignmentRow::new(
+                            format!("u{u}"),
+                            rows[t.index(rows.len())].id.clone(),
+                            roles[r.index(n)].id.clone(),
+                        );
                         if !role_assignments.contains(&a) {
                             role_assignments.push(a);
                         }
@@ -183,24 +188,24 @@ pub fn dataset() -> impl Strategy<Value = Dataset> {
                 }
                 if !roles.is_empty() {
                     for (r, p) in role_grants {
-                        let g = RoleGrantRow {
-                            role_id: roles[r.index(n)].id.clone(),
-                            permission: PERMISSIONS[p].to_owned(),
-                        };
+                        let g = RoleGrantRow::new(
+                            roles[r.index(n)].id.clone(),
+                            PERMISSIONS[p].to_owned(),
+                        );
                         if !role_grant_rows.contains(&g) {
                             role_grant_rows.push(g);
                         }
                     }
                 }
-                Dataset {
-                    tenants: rows,
-                    memberships,
-                    grants: grant_rows,
-                    roles,
-                    role_assignments,
-                    role_grants: role_grant_rows,
-                    usage,
-                }
+                let mut data = Dataset::default();
+                data.tenants = rows;
+                data.memberships = memberships;
+                data.grants = grant_rows;
+                data.roles = roles;
+                data.role_assignments = role_assignments;
+                data.role_grants = role_grant_rows;
+                data.usage = usage;
+                data
             },
         )
 }
@@ -288,14 +293,8 @@ pub fn all_metrics() -> Vec<(&'static str, Metric)> {
 pub fn usage_metrics() -> Vec<(&'static str, Metric)> {
     let now = p_now();
     let before = p_before();
-    let slice = Slice {
-        feature: Some("summarize".into()),
-        model: Some("claude-a".into()),
-    };
-    let feature_only = Slice {
-        feature: Some("classify".into()),
-        model: None,
-    };
+    let slice = Slice::all().feature("summarize").model("claude-a");
+    let feature_only = Slice::all().feature("classify");
     vec![
         ("active_users", builtin::active_users(now)),
         (
