@@ -332,8 +332,8 @@ pub(crate) async fn load_status(
 /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
 /// ledger.migrate().await?;
 /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
-/// ledger.budgets().set(&BudgetPolicy::new("acme".parse()?,
-///     window: Window::Month, limit: Nanos(10_000_000), effective_from: at }).await?;
+/// ledger.budgets().set(&BudgetPolicy::new("acme".parse()?, Window::Month,
+///     Nanos(10_000_000), at)).await?;
 /// let status = ledger.budgets().status(&"acme".parse()?, "chat", at).await?;
 /// assert_eq!((status[0].policy.limit, status[0].spent), (Nanos(10_000_000), Nanos::ZERO));
 /// # Ok(()) }

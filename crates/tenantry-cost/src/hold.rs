@@ -281,12 +281,10 @@ impl Ledger {
     /// let ledger = Ledger::sqlite(pool, PriceBook::anthropic_default());
     /// ledger.migrate().await?;
     /// let at = UnixMicros::from_ymd(2026, 3, 1)?;
-    /// ledger.budgets().set(&BudgetPolicy { tenant_id: "acme".parse()?, feature: None,
-    ///     window: Window::Month, limit: Nanos(15_000_000), effective_from: at }).await?;
-    /// let req = HoldRequest { tenant_id: "acme".parse()?, feature: "chat".into(),
-    ///     model: "claude-haiku-4-5".into(), lane: Lane::Urgent, inference_geo: None,
-    ///     feature_tier: None, region: None, input_tokens: 1_000, max_tokens: 1_000,
-    ///     at, ttl_micros: 600_000_000 };
+    /// ledger.budgets().set(&BudgetPolicy::new("acme".parse()?, Window::Month,
+    ///     Nanos(15_000_000), at)).await?;
+    /// let req = HoldRequest::new("acme".parse()?, "chat", "claude-haiku-4-5", Lane::Urgent,
+    ///     1_000, at).with_input_tokens(1_000).with_ttl_micros(600_000_000);
     /// let held = ledger.hold_many(&[req.clone(), req.clone()]).await?; // $0.012 of $0.015
     /// assert_eq!(held.len(), 2);
     /// let err = ledger.hold_many(&[req]).await.unwrap_err();

@@ -500,7 +500,11 @@ async fn host_table_and_column_names_are_used() {
         .map(|r| {
             (
                 r.tenant_id().to_owned(),
-                vec![r.value("cost"), r.value("adoption"), r.value("max_read_depth")],
+                vec![
+                    r.value("cost"),
+                    r.value("adoption"),
+                    r.value("max_read_depth"),
+                ],
             )
         })
         .collect();

@@ -3,6 +3,7 @@
 #[macro_use]
 mod support;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tenantry_emulator::{Emulator, Endpoint, ErrorType, Fault, FaultPlan};
 use tenantry_queue::planner::FlushPolicy;
 use tenantry_queue::{
     ClaimStore, Engine, EngineConfig, ItemOutcome, JobFilter, JobId, JobState, ResultItem,
-    Submission, SubmitOptions, TenantId, WorkerId,
+    Submission, SubmitOptions, TenantId, UsageRecord, WorkerId,
 };
 
 fn params(text: &str) -> serde_json::Value {
@@ -524,12 +525,19 @@ async fn a_create_that_lost_its_lease_cancels_its_batch<S: ClaimStore + Clone>(s
         last = now;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let keys = ledger.by_key();
-    assert!(keys.values().all(|&n| n == 1), "{keys:?}");
+    // The slow engine's 1 ms lease covers its usage claims too, so under load the other
+    // engine may take a claim over and hand the same record to the sink again: the sink's
+    // contract is "at least once, deduplicate on the key". What must hold is that every
+    // handover of a key carries the same usage, and that the keys are exactly the billed ones.
     let records = ledger.0.lock().unwrap().clone();
+    let mut distinct: HashMap<String, &UsageRecord> = HashMap::new();
+    for r in &records {
+        let first = *distinct.entry(r.key()).or_insert(r);
+        assert_eq!(first, r, "one key handed over with different usage");
+    }
     assert_eq!(
-        records
-            .iter()
+        distinct
+            .values()
             .filter(|r| r.batch.as_deref().is_some_and(|b| b.starts_with("qb_")))
             .count(),
         3
