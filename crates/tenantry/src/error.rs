@@ -263,6 +263,34 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_request_names_its_limit_even_inside_submit_many() {
+        let too_large = tenantry_queue::InvalidRequest::TooLarge {
+            size: 300,
+            max: 256,
+        };
+        let item = tenantry_queue::InvalidRequest::Item {
+            index: 3,
+            reason: Box::new(tenantry_queue::InvalidRequest::MaxTokensAbove { max: 128_000 }),
+        };
+        let json = |e: Error| serde_json::to_value(e.to_problem()).unwrap();
+        let limits = &json(Error::from(too_large))["details"]["limits"][0];
+        assert_eq!(
+            (limits["name"].as_str(), limits["unit"].as_str()),
+            (Some("request"), Some("bytes"))
+        );
+        assert_eq!(
+            (limits["max"].as_str(), limits["actual"].as_str()),
+            (Some("256"), Some("300"))
+        );
+        let limits = &json(Error::from(item))["details"]["limits"][0];
+        assert_eq!(limits["name"], "params.max_tokens");
+        assert_eq!(limits["max"], "128000");
+        assert!(
+            json(Error::from(tenantry_queue::InvalidRequest::Model))["details"]["limits"].is_null()
+        );
+    }
+
+    #[test]
     fn internal_errors_hide_details() {
         let e = Error::Config("secret detail".into());
         assert_eq!(e.code(), Code::Internal);
