@@ -119,6 +119,57 @@ async fn fail_due<S: ClaimStore>(store: &S) -> Vec<JobId> {
     claim.jobs
 }
 
+/// Sends every due job in a batch, stores a billed message for each, ends the batch, and
+/// dead-letters their usage as a ledger that cannot price it does.
+async fn bill_and_dead_letter<S: ClaimStore>(store: &S) -> Vec<JobId> {
+    let w = WorkerId::generate();
+    let claim = store
+        .claim_due(&w, FlushPolicy::new(), LEASE)
+        .await
+        .unwrap()
+        .expect("due");
+    store
+        .begin_create(&claim.batch, &w, LEASE, &claim.jobs, None)
+        .await
+        .unwrap()
+        .expect("planned");
+    assert!(
+        store
+            .finish_create(&claim.batch, &w, "msgbatch_y")
+            .await
+            .unwrap()
+    );
+    let message: tenantry::batch::types::Message = serde_json::from_value(serde_json::json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 12, "output_tokens": 34}
+    }))
+    .unwrap();
+    let items: Vec<ResultItem> = claim
+        .jobs
+        .iter()
+        .map(|job| ResultItem {
+            job: job.clone(),
+            outcome: ItemOutcome::Succeeded {
+                message: Box::new(message.clone()),
+            },
+        })
+        .collect();
+    store.ingest(&claim.batch, &items, 3).await.unwrap();
+    let records = store.claim_usage(&w, 10, LEASE).await.unwrap();
+    let dead: Vec<_> = records
+        .into_iter()
+        .map(|r| {
+            (
+                r,
+                "model `claude-haiku-4-5` is not in the price book".to_owned(),
+            )
+        })
+        .collect();
+    store.dead_letter_usage(&dead).await.unwrap();
+    claim.jobs
+}
+
 async fn admin_commands(database: Database, url: &str) {
     // A fresh database: nothing but `migrate` and `doctor` runs, and both say why.
     let run = tenantry_bin(url, &["jobs", "list", "--tenant", "acme"]);
@@ -442,6 +493,100 @@ async fn admin_commands(database: Database, url: &str) {
     )
     .json();
     assert!(outside["rows"].as_array().unwrap().is_empty(), "{outside}");
+
+    // Usage the ledger could not price: the doctor finds it, the dead letters list it, and
+    // re-pricing hands it back (only to its own tenant).
+    let billed = pending(&t.submit("acme", request("billed")).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let dead = match &database {
+        Database::Sqlite(pool) => {
+            bill_and_dead_letter(&SqliteStore::open(pool.clone()).await.unwrap()).await
+        }
+        Database::Postgres(pool) => {
+            bill_and_dead_letter(&PgStore::open(pool.clone()).await.unwrap()).await
+        }
+        _ => unreachable!("both backends are compiled in"),
+    };
+    // The batch that billed it took globex's waiting job along: both are dead letters.
+    assert_eq!(dead.len(), 2);
+    assert!(dead.iter().any(|j| j.as_str() == billed));
+    assert!(dead.iter().any(|j| j.as_str() == theirs));
+    let run = tenantry_bin(url, &["--json", "doctor"]);
+    assert_eq!(run.code, 5, "{run:?}");
+    let doctor = run.json();
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "dead-lettered usage")
+        .unwrap();
+    assert_eq!(check["ok"], false, "{doctor}");
+    let listed = ok(url, &["--json", "dead-letters", "list", "--tenant", "acme"]).json();
+    let unpriced = listed["unpriced_usage"].as_array().unwrap();
+    assert_eq!(unpriced.len(), 1, "{listed}");
+    assert_eq!(unpriced[0]["job"], billed.as_str());
+    assert!(
+        unpriced[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("price book")
+    );
+    // A succeeded job is not run again.
+    assert_eq!(
+        tenantry_bin(url, &["jobs", "retry", "--tenant", "acme", &billed]).code,
+        6
+    );
+    assert_eq!(
+        tenantry_bin(
+            url,
+            &["dead-letters", "reprice", "--tenant", "globex", &billed]
+        )
+        .code,
+        3
+    );
+    let repriced = ok(
+        url,
+        &[
+            "--json",
+            "dead-letters",
+            "reprice",
+            "--tenant",
+            "acme",
+            &billed,
+        ],
+    )
+    .json();
+    assert_eq!(repriced["repriced"], 1, "{repriced}");
+    // globex's is still there: the doctor still finds it, until its own tenant re-prices it.
+    assert_eq!(t.dead_usage_count().await.unwrap(), 1);
+    assert_eq!(tenantry_bin(url, &["doctor"]).code, 5);
+    let repriced = ok(
+        url,
+        &["--json", "dead-letters", "reprice", "--tenant", "globex"],
+    )
+    .json();
+    assert_eq!(repriced["repriced"], 1, "{repriced}");
+    assert_eq!(t.dead_usage_count().await.unwrap(), 0);
+    ok(url, &["doctor"]);
+
+    // A job waiting in the queue is stuck once it waits longer than the doctor allows.
+    t.submit("acme", request("waits").max_wait(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = tenantry_bin(url, &["--json", "doctor", "--stuck-after", "1s"]);
+    assert_eq!(run.code, 5, "{run:?}");
+    let doctor = run.json();
+    assert!(
+        doctor["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "stuck jobs"
+                && c["ok"] == false
+                && c["detail"].as_str().unwrap().contains("1 queued")),
+        "{doctor}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
