@@ -67,6 +67,13 @@ impl JobState {
         Self::Expired,
     ];
 
+    /// Whether a repair may send a job in this state back to `queued` for a new attempt
+    /// ([`RepairStore::retry`](crate::RepairStore::retry)): failed, canceled or expired.
+    #[must_use]
+    pub fn can_be_retried(self) -> bool {
+        matches!(self, Self::Failed | Self::Canceled | Self::Expired)
+    }
+
     /// The values only events carry, never a job: what happened to a job's billing or to its
     /// stored row rather than a state it entered.
     pub const EVENTS_ONLY: [Self; 3] = [Self::UsageUnpriced, Self::UsageRepriced, Self::Purged];
@@ -433,6 +440,14 @@ mod tests {
             assert!(!JobState::ALL.contains(&event));
         }
         assert!(JobState::ALL.into_iter().all(JobState::is_job_state));
+        let retried: Vec<_> = JobState::ALL
+            .into_iter()
+            .filter(|s| s.can_be_retried())
+            .collect();
+        assert_eq!(
+            retried,
+            [JobState::Failed, JobState::Canceled, JobState::Expired]
+        );
         let terminal: Vec<_> = JobState::ALL
             .into_iter()
             .filter(|s| s.is_terminal())

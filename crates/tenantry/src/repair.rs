@@ -90,6 +90,15 @@ impl<'a> Repair<'a> {
         let (tenant, id) = (tenant_id(tenant)?, job_id(id)?);
         let inner = &self.tenantry.inner;
         let job = inner.store.jobs().job(&tenant, &id).await?;
+        // Refused before any hold is taken, so a full budget does not hide the reason.
+        if !job.state.can_be_retried() {
+            return Err(tenantry_queue::Error::NotRetryable {
+                id: id.to_string(),
+                state: job.state,
+                reason: "only a failed, canceled or expired job can be retried",
+            }
+            .into());
+        }
         let mut request = Request::new(job.feature.clone(), job.user.clone(), job.params.clone());
         if job.lane == Lane::Urgent {
             request = request.urgent();

@@ -158,7 +158,8 @@ async fn a_failed_job_retried_succeeds_and_is_charged_once(database: Database) {
     assert_eq!(lines[0].record.job_id.as_deref(), Some(id.as_str()));
     engine.shutdown().await.unwrap();
 
-    // A succeeded job is not run again.
+    // A succeeded job is not run again, and says so even when the budget is spent.
+    set_budget(&tenantry, Nanos(1)).await;
     let e = tenantry.repair().retry("acme", &id).await.unwrap_err();
     assert_eq!(e.code(), tenantry::envelope::Code::Conflict, "{e:?}");
     assert_eq!(

@@ -25,7 +25,7 @@ fn refusal(
     usage_state: Option<&str>,
     batch: Option<Option<&str>>,
 ) -> Option<&'static str> {
-    if !repair::RETRYABLE.contains(&state) {
+    if !state.can_be_retried() {
         return Some("only a failed, canceled or expired job can be retried");
     }
     if usage_state.is_some_and(|u| u != "recorded") {

@@ -14,9 +14,13 @@ use crate::store::schema::{BatchJobs, Batches, Events, ExtraUsage, Jobs, OPEN_ST
 
 use super::skip_locked::lock_skip;
 
-/// The states a retry starts from.
-pub(crate) const RETRYABLE: [JobState; 3] =
-    [JobState::Failed, JobState::Canceled, JobState::Expired];
+/// The states a retry starts from ([`JobState::can_be_retried`]).
+fn retryable() -> impl Iterator<Item = &'static str> {
+    JobState::ALL
+        .into_iter()
+        .filter(|s| s.can_be_retried())
+        .map(JobState::as_str)
+}
 
 /// Stored `usage_state` of usage the sink has recorded (see the outbox).
 const USAGE_RECORDED: &str = "recorded";
@@ -94,7 +98,7 @@ pub(crate) fn retry_job(
         ])
         .and_where(Expr::col(Jobs::Tenant).eq(tenant.as_str()))
         .and_where(Expr::col(Jobs::Id).eq(id.as_str()))
-        .and_where(Expr::col(Jobs::State).is_in(RETRYABLE.map(JobState::as_str)))
+        .and_where(Expr::col(Jobs::State).is_in(retryable()))
         .and_where(usage_settled(Jobs::Table))
         .returning_col(Jobs::Id)
         .to_owned()
