@@ -175,6 +175,7 @@ impl Store {
         }
     }
 
+    /// The queue's repairs, on the same store.
     pub(crate) fn repair(&self) -> &dyn tenantry_queue::RepairStore {
         match self {
             #[cfg(feature = "sqlite")]
