@@ -144,7 +144,9 @@ pub enum BatchState {
 }
 
 impl BatchState {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The state's stored name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Planned => "planned",
             Self::Creating => "creating",
@@ -160,6 +162,7 @@ impl BatchState {
             Self::Creating,
             Self::Submitted,
             Self::Released,
+            Self::Ended,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)

@@ -26,6 +26,18 @@ pub enum Error {
         /// The terminal state it is in.
         state: JobState,
     },
+    /// The job cannot be retried now ([`RepairStore::retry`](crate::RepairStore::retry)):
+    /// it is not failed, canceled or expired, or its last attempt is not settled yet. Nothing
+    /// changed.
+    #[error("job {id} ({state}) cannot be retried: {reason}")]
+    NotRetryable {
+        /// The job.
+        id: String,
+        /// The state it is in.
+        state: JobState,
+        /// Why, in words.
+        reason: &'static str,
+    },
     /// A list cursor that this crate did not produce.
     #[error("malformed list cursor")]
     BadCursor,
@@ -96,7 +108,7 @@ impl Error {
         match self {
             _ if self.is_invalid_request() => K::InvalidInput,
             Self::NotFound { .. } => K::NotFound,
-            Self::AlreadyFinished { .. } => K::Conflict,
+            Self::AlreadyFinished { .. } | Self::NotRetryable { .. } => K::Conflict,
             Self::Database(e) => K::of_database(e),
             Self::Migrate(e) => e.kind(),
             _ => K::Internal,
@@ -132,6 +144,7 @@ impl Error {
     /// | [`Error::Invalid`] | `invalid_request` |
     /// | [`Error::NotFound`] | `not_found` |
     /// | [`Error::AlreadyFinished`] | `already_finished` |
+    /// | [`Error::NotRetryable`] | `not_retryable` |
     /// | [`Error::BadCursor`] | `bad_cursor` |
     /// | [`Error::Database`] | `database` |
     /// | [`Error::Corrupt`] | `corrupt_row` |
@@ -145,6 +158,7 @@ impl Error {
             Self::Invalid(_) => "invalid_request",
             Self::NotFound { .. } => "not_found",
             Self::AlreadyFinished { .. } => "already_finished",
+            Self::NotRetryable { .. } => "not_retryable",
             Self::BadCursor => "bad_cursor",
             Self::Database(_) => "database",
             Self::Corrupt { .. } => "corrupt_row",
@@ -304,6 +318,13 @@ mod tests {
         let missing = Error::NotFound { id: "job_1".into() };
         assert!(missing.is_not_found() && !missing.is_invalid_request());
         assert_eq!(missing.code(), "not_found");
+        let busy = Error::NotRetryable {
+            id: "job_1".into(),
+            state: JobState::Succeeded,
+            reason: "it succeeded",
+        };
+        assert_eq!(busy.kind(), tenantry_core::ErrorKind::Conflict);
+        assert_eq!(busy.code(), "not_retryable");
         let too_new = Error::Migrate(MigrateError::TooNew {
             component: "queue",
             found: 99,

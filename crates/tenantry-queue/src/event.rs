@@ -42,8 +42,10 @@ impl Position {
     }
 }
 
-/// A job changed state, or, with [`JobState::UsageUnpriced`], its billed usage could not be
-/// priced and was dead-lettered (the job's own state did not change).
+/// A job changed state, or, with one of [`JobState::EVENTS_ONLY`], something happened to it
+/// that is not a state: its billed usage could not be priced and was dead-lettered
+/// ([`JobState::UsageUnpriced`]), was handed back to be priced again
+/// ([`JobState::UsageRepriced`]), or the finished job was purged ([`JobState::Purged`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JobEvent {
@@ -53,19 +55,19 @@ pub struct JobEvent {
     pub tenant: TenantId,
     /// The job.
     pub job_id: JobId,
-    /// The state it entered, or [`JobState::UsageUnpriced`].
+    /// The state it entered, or one of [`JobState::EVENTS_ONLY`].
     pub state: JobState,
     /// When the change was committed (to the microsecond).
     pub at: OffsetDateTime,
 }
 
 impl JobEvent {
-    /// Whether the job entered a new state: every event but
-    /// [`JobState::UsageUnpriced`], which is about its billing. A subscriber that keeps each
-    /// job's latest state skips the others.
+    /// Whether the job entered a new state: every event but those of
+    /// [`JobState::EVENTS_ONLY`], which are about its billing or its stored row. A subscriber
+    /// that keeps each job's latest state skips the others.
     #[must_use]
     pub fn is_state_change(&self) -> bool {
-        self.state != JobState::UsageUnpriced
+        self.state.is_job_state()
     }
 }
 

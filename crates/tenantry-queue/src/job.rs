@@ -14,8 +14,10 @@ use crate::{Lane, TenantId};
 /// Where a job is in its life.
 ///
 /// `queued → batched → submitted → succeeded | failed | canceled | expired`; an urgent job
-/// goes `queued → submitted → …` without a batch. The last four are terminal. Events use
-/// one more value, [`JobState::UsageUnpriced`], which no job is ever in.
+/// goes `queued → submitted → …` without a batch. The last four are terminal; a repair
+/// ([`RepairStore::retry`](crate::RepairStore::retry)) can send a failed, canceled or expired
+/// job back to `queued`. Events use three more values that no job is ever in:
+/// [`JobState::UsageUnpriced`], [`JobState::UsageRepriced`] and [`JobState::Purged`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -41,6 +43,15 @@ pub enum JobState {
     /// the states it knows is not misled by it. Its spend is missing from the ledger until
     /// [`JobStore::reprice_usage`](crate::JobStore::reprice_usage) hands it over again.
     UsageUnpriced,
+    /// Not a state a job is ever in: the value of the event that says the job's dead-lettered
+    /// usage was handed back to the usage sink to be priced again
+    /// ([`JobStore::reprice_usage`](crate::JobStore::reprice_usage),
+    /// [`RepairStore::reprice_job`](crate::RepairStore::reprice_job)). Not terminal.
+    UsageRepriced,
+    /// Not a state a job is ever in: the value of the event that says the finished job was
+    /// deleted after its retention period ([`RepairStore::purge`](crate::RepairStore::purge));
+    /// reading it afterwards answers "not found". Not terminal.
+    Purged,
 }
 
 impl JobState {
@@ -56,6 +67,23 @@ impl JobState {
         Self::Expired,
     ];
 
+    /// Whether a repair may send a job in this state back to `queued` for a new attempt
+    /// ([`RepairStore::retry`](crate::RepairStore::retry)): failed, canceled or expired.
+    #[must_use]
+    pub fn can_be_retried(self) -> bool {
+        matches!(self, Self::Failed | Self::Canceled | Self::Expired)
+    }
+
+    /// The values only events carry, never a job: what happened to a job's billing or to its
+    /// stored row rather than a state it entered.
+    pub const EVENTS_ONLY: [Self; 3] = [Self::UsageUnpriced, Self::UsageRepriced, Self::Purged];
+
+    /// Whether a job can be in this state (every value but [`JobState::EVENTS_ONLY`]).
+    #[must_use]
+    pub fn is_job_state(self) -> bool {
+        !Self::EVENTS_ONLY.contains(&self)
+    }
+
     /// The state's stored and serialized name.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -68,6 +96,8 @@ impl JobState {
             Self::Canceled => "canceled",
             Self::Expired => "expired",
             Self::UsageUnpriced => "usage_unpriced",
+            Self::UsageRepriced => "usage_repriced",
+            Self::Purged => "purged",
         }
     }
 
@@ -97,7 +127,7 @@ impl FromStr for JobState {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
-            .chain([Self::UsageUnpriced])
+            .chain(Self::EVENTS_ONLY)
             .find(|st| st.as_str() == s)
             .ok_or_else(|| ParseStateError(s.to_owned()))
     }
@@ -404,6 +434,20 @@ mod tests {
             Ok(JobState::UsageUnpriced)
         );
         assert!(!JobState::UsageUnpriced.is_terminal());
+        for event in JobState::EVENTS_ONLY {
+            assert_eq!(event.as_str().parse::<JobState>(), Ok(event));
+            assert!(!event.is_terminal() && !event.is_job_state());
+            assert!(!JobState::ALL.contains(&event));
+        }
+        assert!(JobState::ALL.into_iter().all(JobState::is_job_state));
+        let retried: Vec<_> = JobState::ALL
+            .into_iter()
+            .filter(|s| s.can_be_retried())
+            .collect();
+        assert_eq!(
+            retried,
+            [JobState::Failed, JobState::Canceled, JobState::Expired]
+        );
         let terminal: Vec<_> = JobState::ALL
             .into_iter()
             .filter(|s| s.is_terminal())

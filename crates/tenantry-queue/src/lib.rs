@@ -61,6 +61,14 @@
 //! retryable, serve the urgent lane through the Messages API, and hand billed usage to a
 //! [`UsageSink`] (the cost ledger).
 //!
+//! # Repairs
+//!
+//! [`RepairStore`] is what an operator (or the `tenantry` admin binary) uses: retry a failed,
+//! canceled or expired job (same job, same idempotency key, a new attempt counted before it is
+//! sent), re-price one job's dead-lettered usage, purge finished jobs and old events after a
+//! retention period in small transactions ([`Purge`]), and read the figures a health check
+//! needs. Each repair is scoped by tenant and recorded on the job's event stream.
+//!
 //! # Storage
 //!
 //! All SQL is built with sea-query and runs through `tenantry-core`'s SQL layer with bound
@@ -99,6 +107,7 @@ mod ids;
 mod ingest;
 mod job;
 pub mod planner;
+mod repair;
 mod store;
 mod validate;
 
@@ -117,6 +126,9 @@ pub use ingest::{
 pub use job::{
     DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, HoldId, Job, JobError, JobFilter,
     JobState, MAX_MAX_WAIT, MAX_PAGE_SIZE, ParseStateError, Submission, SubmitOptions,
+};
+pub use repair::{
+    BatchInfo, DEFAULT_PURGE_BATCH, MAX_PURGE_BATCH, Purge, Purged, RepairStore, StaleJobs,
 };
 pub use store::JobStore;
 #[cfg(feature = "postgres")]

@@ -75,6 +75,29 @@ impl Database {
         ))
     }
 
+    /// Applies every component's pending migrations (queue, ledger, metrics) in one
+    /// transaction, as [`TenantryBuilder::build`](crate::TenantryBuilder::build) does; returns
+    /// what it applied (nothing when the schema is current). For a separate migration step
+    /// before a rollout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Schema`]: a database newer than this code, an edited migration, or a failed
+    /// statement (nothing applied then).
+    pub async fn migrate(&self) -> Result<Vec<tenantry_core::migrate::AppliedMigration>> {
+        Ok(tenantry_core::migrate::migrate(&self.pool(), &components()).await?)
+    }
+
+    /// Where each component's schema stands (applied, shipped, pending and edited
+    /// migrations), changing nothing: for a health check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Schema`] when the database cannot be read.
+    pub async fn schema_status(&self) -> Result<Vec<tenantry_core::migrate::ComponentStatus>> {
+        Ok(tenantry_core::migrate::status(&self.pool(), &components()).await?)
+    }
+
     /// The database as the crates' shared SQL layer takes it.
     fn pool(&self) -> tenantry_core::db::Pool {
         match self {
@@ -144,6 +167,16 @@ impl Store {
     }
 
     pub(crate) fn jobs(&self) -> &dyn JobStore {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s,
+        }
+    }
+
+    /// The queue's repairs, on the same store.
+    pub(crate) fn repair(&self) -> &dyn tenantry_queue::RepairStore {
         match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(s) => s,

@@ -19,6 +19,7 @@ use crate::holds::{HoldReleaser, reconcile_holds};
 use crate::input::{InputTokens, input_tokens};
 use crate::jobs::Jobs;
 use crate::output::{JobOutput, envelope, operation};
+use crate::repair::Repair;
 use crate::request::Request;
 use crate::sink::{Assignments, LedgerSink, ledger_lane};
 
@@ -97,11 +98,11 @@ pub(crate) struct Inner {
     pub(crate) registered: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
-fn tenant_id(tenant: &str) -> Result<TenantId> {
+pub(crate) fn tenant_id(tenant: &str) -> Result<TenantId> {
     Ok(TenantId::new(tenant)?)
 }
 
-fn job_id(id: &str) -> Result<JobId> {
+pub(crate) fn job_id(id: &str) -> Result<JobId> {
     id.parse()
         .map_err(|_| Error::Queue(tenantry_queue::Error::NotFound { id: id.to_owned() }))
 }
@@ -200,7 +201,11 @@ impl Tenantry {
     }
 
     /// Takes every request's budget hold in one ledger transaction, all or nothing.
-    async fn hold_all(&self, tenant: &TenantId, requests: &[Request]) -> Result<Vec<i64>> {
+    pub(crate) async fn hold_all(
+        &self,
+        tenant: &TenantId,
+        requests: &[Request],
+    ) -> Result<Vec<i64>> {
         let ttl = i64::try_from(self.inner.hold_ttl.as_micros()).unwrap_or(i64::MAX);
         let inputs = input_tokens(self.inner.input_tokens, &self.inner.client, requests).await;
         let at = UnixMicros::now();
@@ -272,7 +277,7 @@ impl Tenantry {
     }
 
     /// Gives back the holds of a call that stored no job.
-    async fn release_all(&self, holds: &[i64]) {
+    pub(crate) async fn release_all(&self, holds: &[i64]) {
         if let Err(e) = self.inner.ledger.release_many(holds).await {
             tracing::warn!(holds = holds.len(), error = %e, "releasing budget holds failed; they lapse at their TTL");
         }
@@ -499,6 +504,13 @@ impl Tenantry {
     #[must_use]
     pub fn jobs(&self) -> Jobs<'_> {
         Jobs::new(self.inner.store.jobs())
+    }
+
+    /// Dead letters and repairs: failed jobs and unpriced usage listed, jobs retried with a new
+    /// budget hold, usage re-priced, finished jobs and old events purged.
+    #[must_use]
+    pub fn repair(&self) -> Repair<'_> {
+        Repair::new(self)
     }
 
     /// The API client.

@@ -21,6 +21,8 @@ mod jobs;
 #[cfg(feature = "_handle")]
 mod output;
 #[cfg(feature = "_handle")]
+mod repair;
+#[cfg(feature = "_handle")]
 mod request;
 #[cfg(feature = "_handle")]
 mod sink;
@@ -68,6 +70,7 @@ pub use crate::{
     input::InputTokens,
     jobs::Jobs,
     output::JobOutput,
+    repair::Repair,
     request::Request,
     sink::{SOURCE_BATCH, SOURCE_MESSAGES},
 };

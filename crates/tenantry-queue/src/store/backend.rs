@@ -52,6 +52,9 @@ pub(crate) trait Store: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Measures the database clock's offset again if the last measure is old.
     async fn sync_clock(&self) -> Result<()>;
 
+    /// Open event listener connections on the database; `None` where events need none.
+    async fn listener_count(&self) -> Result<Option<u64>>;
+
     /// Stores a `submit_many` call's new jobs with their `queued` events, all or nothing;
     /// returns the ids inserted (a job whose idempotency key is taken is skipped). One
     /// transaction of multi-row statements; PostgreSQL does it in one statement instead.
@@ -180,6 +183,17 @@ impl Store for PgStore {
     async fn sync_clock(&self) -> Result<()> {
         self.inner.clock.sync_if_stale(&self.inner.pool).await
     }
+
+    async fn listener_count(&self) -> Result<Option<u64>> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND datname = current_database()",
+        )
+        .bind(postgres::LISTENER_APPLICATION_NAME)
+        .fetch_one(&self.inner.pool)
+        .await?;
+        Ok(Some(u64::try_from(count).unwrap_or(0)))
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -216,5 +230,10 @@ impl Store for SqliteStore {
 
     async fn sync_clock(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Events travel through an in-process channel: no connection listens.
+    async fn listener_count(&self) -> Result<Option<u64>> {
+        Ok(None)
     }
 }

@@ -192,7 +192,7 @@ impl<S: Store> JobStore for S {
     }
 
     async fn reprice_usage(&self, tenant: &TenantId) -> Result<u64> {
-        outbox::reprice_all(self, tenant).await
+        outbox::reprice_all(self, tenant, None).await
     }
 
     async fn holds_in_use(&self, tenant: &TenantId, holds: &[HoldId]) -> Result<Vec<HoldId>> {

@@ -20,6 +20,7 @@ mod members;
 mod outbox;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod repair;
 mod results;
 mod row;
 pub(crate) mod schema;
@@ -188,8 +189,10 @@ pub trait JobStore: sealed::Sealed + Send + Sync + std::fmt::Debug + 'static {
     /// Hands the tenant's dead-lettered usage back to the sink (once the price book or the
     /// sink is fixed): each record becomes pending again and the engine hands it over at its
     /// next step, with the same [`key`](crate::UsageRecord::key), so a sink that deduplicates
-    /// on it charges each request once even if it had recorded it before. Returns how many
-    /// records were handed back; usage that still cannot be priced is dead-lettered again.
+    /// on it charges each request once even if it had recorded it before. Each job handed back
+    /// gets a [`JobState::UsageRepriced`](crate::JobState::UsageRepriced) event on the tenant's
+    /// stream, in the same transaction. Returns how many records were handed back; usage that
+    /// still cannot be priced is dead-lettered again.
     ///
     /// # Errors
     ///

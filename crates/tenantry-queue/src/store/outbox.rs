@@ -23,6 +23,7 @@ use crate::Lane;
 use crate::TenantId;
 use crate::claim::WorkerId;
 use crate::error::{Error, Result};
+use crate::ids::JobId;
 use crate::ingest::{DeadUsage, UsageRecord};
 use crate::job::{HoldId, JobState};
 use crate::store::backend::Store;
@@ -182,10 +183,12 @@ pub(crate) fn mark_dead(
         .to_owned()
 }
 
-/// Hands the tenant's dead-lettered rows back to the sink: `pending` again, reason cleared.
-/// The line is not lost meanwhile: the usage never left its row.
-pub(crate) fn reprice(outbox: Outbox, tenant: &TenantId) -> UpdateStatement {
-    Query::update()
+/// Hands the tenant's dead-lettered rows (of one job, with `job`) back to the sink: `pending`
+/// again, reason cleared; returns the job id of each row handed back. The line is not lost
+/// meanwhile: the usage never left its row.
+pub(crate) fn reprice(outbox: Outbox, tenant: &TenantId, job: Option<&JobId>) -> UpdateStatement {
+    let mut update = Query::update();
+    update
         .table(outbox.table())
         .values([
             (Jobs::UsageState, USAGE_PENDING.into()),
@@ -193,8 +196,11 @@ pub(crate) fn reprice(outbox: Outbox, tenant: &TenantId) -> UpdateStatement {
             (Jobs::UsageDeadAt, Option::<i64>::None.into()),
         ])
         .and_where(Expr::col(Jobs::Tenant).eq(tenant.as_str()))
-        .and_where(Expr::col(Jobs::UsageState).eq(USAGE_DEAD))
-        .to_owned()
+        .and_where(Expr::col(Jobs::UsageState).eq(USAGE_DEAD));
+    if let Some(job) = job {
+        update.and_where(Expr::col(Jobs::Id).eq(job.as_str()));
+    }
+    update.returning_col(Jobs::Id).to_owned()
 }
 
 /// The tenant's dead-lettered rows, oldest dead letter first, at most `limit`.
@@ -260,14 +266,34 @@ pub(crate) async fn dead_letter<S: Store>(
     Ok(moved)
 }
 
-/// Makes the tenant's dead letters of both outboxes `pending` again; returns how many.
-pub(crate) async fn reprice_all<S: Store>(store: &S, tenant: &TenantId) -> Result<u64> {
+/// Makes the tenant's dead letters of both outboxes (of one job, with `job`) `pending` again,
+/// and appends one [`JobState::UsageRepriced`] event per job handed back, in one transaction;
+/// returns how many records.
+pub(crate) async fn reprice_all<S: Store>(
+    store: &S,
+    tenant: &TenantId,
+    job: Option<&JobId>,
+) -> Result<u64> {
+    let now = store.clock_now();
     let mut tx = store.begin().await?;
-    let mut repriced = 0;
+    let mut jobs = Vec::new();
     for outbox in Outbox::ALL {
-        repriced += tx.execute(&reprice(outbox, tenant)).await?;
+        let rows: Vec<(String,)> = tx.fetch_all(&reprice(outbox, tenant, job)).await?;
+        jobs.extend(rows.into_iter().map(|(id,)| id));
     }
-    tx.commit().await?;
+    let repriced = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
+    jobs.sort_unstable();
+    jobs.dedup();
+    let events: Vec<NewEvent> = jobs
+        .into_iter()
+        .map(|job_id| NewEvent {
+            tenant: tenant.as_str().to_owned(),
+            job_id,
+            state: JobState::UsageRepriced,
+            at: now,
+        })
+        .collect();
+    store.commit(tx, &events).await?;
     Ok(repriced)
 }
 

@@ -471,6 +471,19 @@ fn v9_consumer_cursors(backend: Backend) -> Vec<String> {
     vec![backend.render_schema(&cursors)]
 }
 
+/// Batch membership by job: a purge deletes a finished job's membership, and checks that no
+/// running batch still names it, by job id, which the table's key `(batch_id, job_id)` does
+/// not lead with.
+fn v10_members_by_job(backend: Backend) -> Vec<String> {
+    let by_job = Index::create()
+        .if_not_exists()
+        .name("tenantry_queue_batch_jobs_job")
+        .table(BatchJobs::Table)
+        .col(BatchJobs::JobId)
+        .to_owned();
+    vec![backend.render_schema(&by_job)]
+}
+
 /// The queue's tables as a migration component, named `queue` in `tenantry_migrations`.
 ///
 /// [`SqliteStore::open`](crate::SqliteStore::open) and [`PgStore::open`](crate::PgStore::open)
@@ -508,6 +521,7 @@ fn migrations(backend: Backend) -> Vec<Migration> {
             v8_hold_and_dead_usage(backend),
         ),
         Migration::new(9, "consumer cursors", v9_consumer_cursors(backend)),
+        Migration::new(10, "batch membership by job", v10_members_by_job(backend)),
     ]
 }
 
@@ -582,6 +596,7 @@ mod tests {
         "0e74910a29e5cb98601280d5edfff4554c0c7eee2cbd049d40275133e622dd11", // 7
         "1eaf48f99ad424b563fec1a9a20a016ea57b01e6c5eaca84cbfd393808009a43", // 8
         "a950d746a84088230fbf238ff5172074bb56372743ea09cc6aae92773e4e1cab", // 9
+        "9d942f6b5c8112f7ca568431e87f217abf854880a6be27780d3b3f4fd622ab1f", // 10
     ];
 
     /// As [`RELEASED_POSTGRES`], for SQLite.
@@ -595,6 +610,7 @@ mod tests {
         "374a4745dc6ad20b1ed595932cb0d91d889449a9a3445c1a6b9fe80946b58f3e", // 7
         "654f37043e70e568150ce5f9fef089d5e4823613e233575dabbc01d603012093", // 8
         "b8b5e65f754be1c11971a66ee5d0b2ef442826e9ce15293abf9912128f920517", // 9
+        "9d942f6b5c8112f7ca568431e87f217abf854880a6be27780d3b3f4fd622ab1f", // 10
     ];
 
     #[test]

@@ -8,6 +8,7 @@ pub(crate) mod deadlines;
 pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod polls;
+pub(crate) mod repair;
 pub(crate) mod skip_locked;
 pub(crate) mod submit;
 pub(crate) mod urgent;
