@@ -417,26 +417,21 @@ async fn admin_commands(database: Database, url: &str) {
     assert_eq!(rows[0]["held_nanos"], status[0].held.0);
 
     // Spend: the ledger's figures, exactly, in each format.
-    let line = LedgerEntry {
-        source: "anthropic-batch".into(),
-        request_id: "req-1".into(),
-        tenant_id: acme.clone(),
-        user_id: Some("user-1".into()),
-        feature: "summaries, long".into(),
-        model: "claude-haiku-4-5".into(),
-        lane: CostLane::Batch,
-        occurred_at: UnixMicros::from_ymd(2026, 11, 15).unwrap(),
-        job_id: None,
-        batch_id: None,
-        tokens: TokenBuckets {
-            input: 1_000,
-            output: 500,
-            ..TokenBuckets::default()
-        },
-        inference_geo: None,
-        feature_tier: None,
-        region: None,
-    };
+    let line = LedgerEntry::new(
+        "anthropic-batch",
+        "req-1",
+        acme.clone(),
+        "summaries, long",
+        "claude-haiku-4-5",
+        CostLane::Batch,
+        UnixMicros::from_ymd(2026, 11, 15).unwrap(),
+    )
+    .with_user("user-1")
+    .with_tokens(TokenBuckets {
+        input: 1_000,
+        output: 500,
+        ..TokenBuckets::default()
+    });
     let recorded = t.ledger().record(&line).await.unwrap();
     let spend = ok(
         url,

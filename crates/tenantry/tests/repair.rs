@@ -40,13 +40,12 @@ async fn set_budget(tenantry: &Tenantry, limit: Nanos) {
     tenantry
         .ledger()
         .budgets()
-        .set(&BudgetPolicy {
-            tenant_id: "acme".parse().unwrap(),
-            feature: None,
-            window: Window::Month,
+        .set(&BudgetPolicy::new(
+            "acme".parse().unwrap(),
+            Window::Month,
             limit,
-            effective_from: UnixMicros::now(),
-        })
+            UnixMicros::now(),
+        ))
         .await
         .unwrap();
 }

@@ -103,15 +103,19 @@ async fn set(t: &Tenantry, args: &BudgetSetArgs, as_json: bool) -> Result<(), Fa
             .map_err(|_| Failure::new(USAGE, "--from out of range"))?,
         None => UnixMicros::now(),
     };
-    let policy = BudgetPolicy {
-        tenant_id: tenant(&args.tenant.tenant)?,
-        feature: args.feature.clone(),
-        window: match args.window {
-            BudgetWindow::Month => Window::Month,
-            BudgetWindow::Day => Window::Day,
-        },
-        limit: Nanos(args.limit_usd),
-        effective_from: from,
+    let window = match args.window {
+        BudgetWindow::Month => Window::Month,
+        BudgetWindow::Day => Window::Day,
+    };
+    let policy = BudgetPolicy::new(
+        tenant(&args.tenant.tenant)?,
+        window,
+        Nanos(args.limit_usd),
+        from,
+    );
+    let policy = match &args.feature {
+        Some(feature) => policy.for_feature(feature),
+        None => policy,
     };
     t.ledger().budgets().set(&policy).await?;
     if as_json {

@@ -19,17 +19,17 @@ pub(crate) async fn run(t: &Tenantry, args: &SpendArgs, as_json: bool) -> Result
     if args.from >= args.to {
         return Err(Failure::new(USAGE, "--from must be before --to"));
     }
-    let query = SpendQuery {
-        tenant_id: args.tenant.as_deref().map(tenant).transpose()?,
-        from: micros(args.from)?,
-        to: micros(args.to)?,
-        group_by: match args.by {
-            By::Tenant => GroupBy::Tenant,
-            By::Feature => GroupBy::Feature,
-            By::User => GroupBy::User,
-            By::Model => GroupBy::Model,
-            By::Lane => GroupBy::Lane,
-        },
+    let group_by = match args.by {
+        By::Tenant => GroupBy::Tenant,
+        By::Feature => GroupBy::Feature,
+        By::User => GroupBy::User,
+        By::Model => GroupBy::Model,
+        By::Lane => GroupBy::Lane,
+    };
+    let query = SpendQuery::new(micros(args.from)?, micros(args.to)?, group_by);
+    let query = match args.tenant.as_deref().map(tenant).transpose()? {
+        Some(tenant) => query.for_tenant(tenant),
+        None => query,
     };
     let rows = t.spend(&query).await?;
     let format = if as_json { Format::Json } else { args.format };
