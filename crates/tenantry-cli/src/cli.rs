@@ -265,8 +265,8 @@ pub(crate) enum BatchesCommand {
     List(BatchListArgs),
     /// One batch record (by the queue's id or the API's) and its jobs.
     Show(BatchArgs),
-    /// What reconciling one batch involves: this version reconciles inside the engine only
-    /// (see the command's message); shows the batch and exits 6.
+    /// Makes a submitted batch due now: the next engine step asks the API for its status and
+    /// ingests its results if it has ended. Any other state exits 6 with the reason.
     Reconcile(BatchArgs),
 }
 

@@ -261,7 +261,14 @@ async fn admin_commands(database: Database, url: &str) {
     assert_eq!(tenantry_bin(url, &["batches", "show", "qb_nope"]).code, 3);
     let run = tenantry_bin(url, &["batches", "reconcile", &batch_id]);
     assert_eq!(run.code, 6, "{run:?}");
-    assert!(run.stderr.contains("inside the engine"), "{run:?}");
+    assert!(
+        run.stderr.contains("is ended: only a submitted batch"),
+        "{run:?}"
+    );
+    assert_eq!(
+        tenantry_bin(url, &["batches", "reconcile", "qb_nope"]).code,
+        3
+    );
 
     // Listed and shown, tenant by tenant.
     let list = ok(

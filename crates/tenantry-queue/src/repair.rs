@@ -229,6 +229,19 @@ pub trait RepairStore: JobStore {
     /// A database error.
     async fn batch_jobs(&self, id: &str) -> Result<Vec<(TenantId, JobId, JobState)>>;
 
+    /// Makes a submitted batch (by the queue's id) due now, so the next engine step asks the
+    /// API for its status and ingests its results if it has ended, instead of waiting for its
+    /// next scheduled poll. Only a batch no engine is polling this moment is touched (a poll in
+    /// progress answers the same question); returns whether it was made due. A batch in any
+    /// other state is left alone: one left `creating` is reconciled with the API's batch list
+    /// by the engine that takes it over when its lease ends, and an ended one has nothing left
+    /// to ask.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn poll_now(&self, id: &str) -> Result<bool>;
+
     /// How many event listener connections are open on the database (PostgreSQL: sessions of
     /// [`LISTENER_APPLICATION_NAME`](crate::LISTENER_APPLICATION_NAME); one per process that
     /// subscribes). `None` on SQLite, whose events travel inside the process.

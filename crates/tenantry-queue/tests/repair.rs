@@ -458,7 +458,56 @@ async fn stale_open_jobs_are_counted_by_state<S: ClaimStore + RepairStore>(store
     assert!(store.clock_offset_micros().await.unwrap().abs() < 5_000_000);
 }
 
+async fn a_deferred_batch_is_made_due_now_and_no_other_is_touched<S: ClaimStore + RepairStore>(
+    store: S,
+) {
+    let t = tenant("acme");
+    submit(&store, &t, "a", due()).await;
+    let (batch, _) = send(&store).await;
+    let poller = WorkerId::generate();
+    let poll = store
+        .claim_poll(&poller, LEASE)
+        .await
+        .unwrap()
+        .expect("due for its first poll");
+    assert_eq!(poll.batch, batch);
+    assert!(
+        !store.poll_now(batch.as_str()).await.unwrap(),
+        "a poll in progress is left alone"
+    );
+    let in_an_hour =
+        i64::try_from(clock(&store).unix_timestamp_nanos() / 1_000).unwrap() + 3_600_000_000;
+    assert!(store.defer_poll(&batch, &poller, in_an_hour).await.unwrap());
+    let other = WorkerId::generate();
+    assert!(
+        store.claim_poll(&other, LEASE).await.unwrap().is_none(),
+        "not due for an hour"
+    );
+    assert!(store.poll_now(batch.as_str()).await.unwrap());
+    assert!(
+        !store.poll_now(batch.as_str()).await.unwrap(),
+        "already due: nothing to change"
+    );
+    let again = store
+        .claim_poll(&other, LEASE)
+        .await
+        .unwrap()
+        .expect("due now");
+    assert_eq!(again.batch, batch);
+    store
+        .end_batch(&batch, &other, MissingResult::Fail, 3)
+        .await
+        .unwrap()
+        .expect("held");
+    assert!(
+        !store.poll_now(batch.as_str()).await.unwrap(),
+        "an ended batch has nothing left to ask"
+    );
+    assert!(!store.poll_now("qb_none").await.unwrap());
+}
+
 on_both_stores!(
+    a_deferred_batch_is_made_due_now_and_no_other_is_touched,
     a_failed_job_is_retried_as_a_new_attempt_of_the_same_job,
     one_tenant_cannot_retry_another_tenants_job,
     an_open_job_or_one_whose_last_attempt_is_unsettled_is_not_retried,

@@ -224,6 +224,20 @@ impl<'a> Repair<'a> {
         Ok(Some((batch, jobs)))
     }
 
+    /// Asks the engine to reconcile a submitted batch (by the queue's id) with the API now:
+    /// the next engine step polls it and ingests its results if it has ended, instead of
+    /// waiting for its next scheduled poll. `false` when nothing changed: the batch is being
+    /// polled or is already due, or it is not `submitted` (a batch left `creating` is
+    /// reconciled with the API's batch list by the engine that takes it over when its lease
+    /// ends; an ended one has nothing left to ask).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub async fn poll_batch_now(&self, id: &str) -> Result<bool> {
+        Ok(self.tenantry.inner.store.repair().poll_now(id).await?)
+    }
+
     /// Open event listener connections on the database (PostgreSQL), `None` on SQLite.
     ///
     /// # Errors

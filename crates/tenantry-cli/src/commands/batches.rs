@@ -2,17 +2,17 @@
 
 use serde_json::{Value, json};
 use tenantry::Tenantry;
-use tenantry::queue::BatchInfo;
+use tenantry::queue::{BatchInfo, BatchState};
 
 use crate::cli::{BatchArgs, BatchListArgs, BatchesCommand};
 use crate::exit::{Failure, NOT_FOUND, REFUSED};
 use crate::output::{self, Table, time};
 
-/// What the engine does instead of an on-demand reconciliation.
-const RECONCILE: &str = "this version reconciles a batch only inside the engine: a batch left \
+/// Why a batch that is not `submitted` is not reconciled on demand.
+const NOT_SUBMITTED: &str = "only a submitted batch is reconciled on demand: a batch left \
 `creating` (its create call's outcome unknown) is taken over by a running engine when its lease \
-ends and matched against the API's batch list, never sent again; a `submitted` batch is polled \
-and its results ingested by a running engine. Nothing is done on demand.";
+ends and matched against the API's batch list, never sent again; a planned one is not at the API \
+yet; an ended or released one has nothing left to ask.";
 
 pub(crate) async fn run(
     t: &Tenantry,
@@ -22,10 +22,7 @@ pub(crate) async fn run(
     match command {
         BatchesCommand::List(args) => list(t, args, as_json).await,
         BatchesCommand::Show(args) => show(t, args, as_json).await.map(|_| ()),
-        BatchesCommand::Reconcile(args) => {
-            show(t, args, as_json).await?;
-            Err(Failure::new(REFUSED, RECONCILE))
-        }
+        BatchesCommand::Reconcile(args) => reconcile(t, args, as_json).await,
     }
 }
 
@@ -96,6 +93,41 @@ async fn show(t: &Tenantry, args: &BatchArgs, as_json: bool) -> Result<(), Failu
             members.row(vec![tenant.to_string(), job.to_string(), state.to_string()]);
         }
         members.print();
+    }
+    Ok(())
+}
+
+/// Makes a submitted batch due now, so the next engine step asks the API for its status and
+/// ingests its results if it has ended.
+async fn reconcile(t: &Tenantry, args: &BatchArgs, as_json: bool) -> Result<(), Failure> {
+    let (batch, _) = t
+        .repair()
+        .batch(&args.id)
+        .await?
+        .ok_or_else(|| Failure::new(NOT_FOUND, format!("batch {} not found", args.id)))?;
+    if batch.state != BatchState::Submitted {
+        return Err(Failure::new(
+            REFUSED,
+            format!(
+                "batch {} is {}: {NOT_SUBMITTED}",
+                batch.id,
+                batch.state.as_str()
+            ),
+        ));
+    }
+    let due_now = t.repair().poll_batch_now(&batch.id).await?;
+    if as_json {
+        output::json(&json!({"id": batch.id, "state": batch.state.as_str(), "due_now": due_now}));
+    } else if due_now {
+        println!(
+            "batch {} is due now: the next engine step asks the API for its status and ingests its results if it has ended",
+            batch.id
+        );
+    } else {
+        println!(
+            "batch {} is being polled or already due: a running engine reconciles it at its next step",
+            batch.id
+        );
     }
     Ok(())
 }

@@ -254,6 +254,14 @@ impl<S: Store> RepairStore for S {
             .collect()
     }
 
+    async fn poll_now(&self, id: &str) -> Result<bool> {
+        let due = self
+            .pool()
+            .execute(&repair::poll_now(id, self.clock_now()))
+            .await?;
+        Ok(due > 0)
+    }
+
     async fn listeners(&self) -> Result<Option<u64>> {
         self.listener_count().await
     }

@@ -250,6 +250,19 @@ pub(crate) fn select_batch(id: &str) -> SelectStatement {
         .to_owned()
 }
 
+/// Makes a submitted batch that no engine is polling due at `now` (the database's clock): a
+/// deferred batch has no owner and its next poll time in `lease_expires_at`.
+pub(crate) fn poll_now(id: &str, now: i64) -> UpdateStatement {
+    Query::update()
+        .table(Batches::Table)
+        .value(Batches::LeaseExpiresAt, now)
+        .and_where(Expr::col(Batches::Id).eq(id))
+        .and_where(Expr::col(Batches::State).eq(BatchState::Submitted.as_str()))
+        .and_where(Expr::col(Batches::Owner).is_null())
+        .and_where(Expr::col(Batches::LeaseExpiresAt).gt(now))
+        .to_owned()
+}
+
 /// The jobs of a batch record: those it sent (its frozen membership) and those planned into it
 /// and not yet sent, with their tenant and state, in id order.
 pub(crate) fn batch_jobs(batch: &str) -> SelectStatement {
