@@ -74,6 +74,7 @@ mod messages;
 mod requests;
 mod results;
 mod retry;
+pub mod telemetry;
 pub mod types;
 
 pub use batches::{Batches, Direction, ListParams, PollPolicy};

@@ -99,7 +99,9 @@ mod ids;
 mod ingest;
 mod job;
 pub mod planner;
+mod snapshot;
 mod store;
+pub mod telemetry;
 mod validate;
 
 pub use claim::{
@@ -118,6 +120,7 @@ pub use job::{
     DEFAULT_MAX_WAIT, DEFAULT_PAGE_SIZE, DeadlinePolicy, HoldId, Job, JobError, JobFilter,
     JobState, MAX_MAX_WAIT, MAX_PAGE_SIZE, ParseStateError, Submission, SubmitOptions,
 };
+pub use snapshot::{Depth, QueueSnapshot};
 pub use store::JobStore;
 #[cfg(feature = "postgres")]
 pub use store::PgStore;

@@ -9,5 +9,6 @@ pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod polls;
 pub(crate) mod skip_locked;
+pub(crate) mod snapshot;
 pub(crate) mod submit;
 pub(crate) mod urgent;
