@@ -42,6 +42,9 @@ pub const USAGE_RECORDED: &str = "tenantry_queue_usage_recorded_total";
 /// Counter: usage records dead-lettered.
 pub const USAGE_DEAD_LETTERED: &str = "tenantry_queue_usage_dead_lettered_total";
 
+#[cfg(feature = "telemetry")]
+use std::collections::BTreeSet;
+
 use crate::ingest::IngestCounts;
 use crate::snapshot::QueueSnapshot;
 
@@ -109,11 +112,24 @@ pub(crate) fn sampled(snapshot: &QueueSnapshot, per_tenant: bool) {
         )]
         let float = |n: u64| n as f64;
         if per_tenant {
+            // A tenant whose jobs all finished is absent from the snapshot: its series go
+            // to 0 once, then are left alone.
+            static LAST: std::sync::Mutex<BTreeSet<(&'static str, String)>> =
+                std::sync::Mutex::new(BTreeSet::new());
+            let mut now = BTreeSet::new();
             for d in &snapshot.depth {
                 let tenant = d.tenant.as_ref().map_or("", |t| t.as_str()).to_owned();
-                metrics::gauge!(QUEUE_JOBS, "state" => d.state.as_str(), "tenant" => tenant)
+                metrics::gauge!(QUEUE_JOBS, "state" => d.state.as_str(), "tenant" => tenant.clone())
                     .set(float(d.jobs));
+                now.insert((d.state.as_str(), tenant));
             }
+            let mut last = LAST
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (state, tenant) in last.difference(&now) {
+                metrics::gauge!(QUEUE_JOBS, "state" => *state, "tenant" => tenant.clone()).set(0.0);
+            }
+            *last = now;
         } else {
             for state in crate::snapshot::OPEN_STATES {
                 metrics::gauge!(QUEUE_JOBS, "state" => state.as_str())
