@@ -15,6 +15,7 @@ pub const BUDGET_REMAINING: &str = "tenantry_budget_remaining_nano_usd";
 
 /// The facade's metrics: spend as the ledger records it, and the budgets it was charged to.
 #[derive(Debug, Default)]
+#[cfg_attr(not(feature = "telemetry"), allow(dead_code))]
 pub(crate) struct Telemetry {
     tenant_labels: bool,
     /// `(tenant, feature)` charged since this process started: the budgets sampled.
