@@ -256,6 +256,7 @@ pub struct Engine<S> {
     /// Damaged downloads so far, per batch record (this engine's; a restart starts over).
     damaged: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// When this engine last read the gauges into the metrics.
+    #[cfg_attr(not(feature = "telemetry"), allow(dead_code))]
     sampled_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 

@@ -61,6 +61,16 @@
 //! retryable, serve the urgent lane through the Messages API, and hand billed usage to a
 //! [`UsageSink`] (the cost ledger).
 //!
+//! # Telemetry
+//!
+//! Every public call of the store and every engine step is a `tracing` span with the tenant,
+//! job, batch and API ids it works on, and OpenTelemetry's GenAI names for provider, model and
+//! token counts; no span or event carries a prompt, a completion or a key. With the
+//! `telemetry` feature the queue also records metrics through the `metrics` facade: queue
+//! depth by state, the oldest queued job, batches in flight, the usage backlog and its dead
+//! letters (read by [`ClaimStore::snapshot`] on a timer), results ingested and retries. The
+//! names, units and labels are in [`telemetry`].
+//!
 //! # Storage
 //!
 //! All SQL is built with sea-query and runs through `tenantry-core`'s SQL layer with bound
