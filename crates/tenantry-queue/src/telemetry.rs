@@ -46,6 +46,7 @@ pub const USAGE_DEAD_LETTERED: &str = "tenantry_queue_usage_dead_lettered_total"
 use std::collections::BTreeSet;
 
 use crate::ingest::IngestCounts;
+#[cfg(feature = "telemetry")]
 use crate::snapshot::QueueSnapshot;
 
 /// Counts jobs stored by one `submit_many` call.
@@ -102,7 +103,7 @@ pub(crate) fn usage_flushed(recorded: u64, dead_lettered: u64) {
 
 /// Sets the sampled gauges from a snapshot. Every open state and in-flight batch state is
 /// set, to 0 when absent, so a drained queue reads 0 rather than its last value.
-#[cfg_attr(not(feature = "telemetry"), allow(unused_variables))]
+#[cfg(feature = "telemetry")]
 pub(crate) fn sampled(snapshot: &QueueSnapshot, per_tenant: bool) {
     #[cfg(feature = "telemetry")]
     {

@@ -359,7 +359,10 @@ async fn case_full_run_spans_carry_ids_and_no_secret(database: Database) {
             "{}",
             call.text()
         );
-        assert!(matches!(call.field("http.request.method"), Some("GET" | "POST")));
+        assert!(matches!(
+            call.field("http.request.method"),
+            Some("GET" | "POST")
+        ));
     }
 }
 
