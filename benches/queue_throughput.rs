@@ -13,10 +13,22 @@
 //! 4. event latency from each ingest commit to a subscriber of the tenant, p50 and p99.
 //!
 //! `cargo bench --bench queue_throughput`
+//!
+//! `cargo bench --bench queue_throughput -- --telemetry [ROUNDS]` measures instead what
+//! telemetry costs the `submit_many` and ingest figures: each round measures both with
+//! telemetry on (a Prometheus recorder recording every metric, and a `tracing` subscriber
+//! keeping every span at `info` and formatting every event into a sink) and off (no recorder
+//! records, no subscriber), in ABBA order so drift in the machine's load falls on both. With
+//! `CI` set it is one small round.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use tracing::instrument::WithSubscriber;
 
 use futures_util::StreamExt;
 use tenantry_queue::planner::FlushPolicy;
@@ -51,10 +63,16 @@ async fn store() -> (PgStore, tenantry_testkit::PgDatabase) {
 /// `submit_many` calls of 1,000 jobs each.
 const CALLS: usize = 100;
 
-async fn submit_many() -> Result<(), Box<dyn std::error::Error>> {
+/// `calls` calls of `submit_many` with 1,000 jobs each into a fresh store: how long they took.
+async fn time_submit_many(
+    calls: usize,
+) -> Result<
+    (Duration, Vec<Vec<Submission>>, tenantry_testkit::PgDatabase),
+    Box<dyn std::error::Error>,
+> {
     let (store, db) = store().await;
     let tenant = TenantId::new("bench")?;
-    let batches: Vec<Vec<Submission>> = (0..CALLS)
+    let batches: Vec<Vec<Submission>> = (0..calls)
         .map(|b| {
             (0..1000)
                 .map(|i| submission(b * 1000 + i, Duration::from_secs(3600)))
@@ -65,7 +83,11 @@ async fn submit_many() -> Result<(), Box<dyn std::error::Error>> {
     for batch in &batches {
         store.submit_many(&tenant, batch).await?;
     }
-    let queue = start.elapsed();
+    Ok((start.elapsed(), batches, db))
+}
+
+async fn submit_many() -> Result<(), Box<dyn std::error::Error>> {
+    let (queue, batches, db) = time_submit_many(CALLS).await?;
 
     // Comparison: the same rows' text in a plain table, one INSERT per 1,000.
     sqlx::query(
@@ -163,13 +185,56 @@ async fn submit_single() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Results per ingest transaction.
+const CHUNK: usize = 500;
+
 async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
     const N: usize = 100_000;
-    const CHUNK: usize = 500;
+    let Ingested {
+        elapsed,
+        committed,
+        chunk_of,
+        receiver,
+        _store,
+    } = time_ingest(N).await?;
+    println!(
+        "ingest: {N} results in {:.2} s = {:.0} results/s (chunks of {CHUNK}: jobs + events + usage outbox)",
+        elapsed.as_secs_f64(),
+        per_sec(N, elapsed)
+    );
+    let received = receiver.await?;
+    let mut latencies: Vec<Duration> = received
+        .iter()
+        .map(|(id, at)| at.saturating_duration_since(committed[chunk_of[id]]))
+        .collect();
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    println!(
+        "event latency, ingest commit to subscriber ({} events): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        pct(50).as_secs_f64() * 1000.0,
+        pct(99).as_secs_f64() * 1000.0,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// What [`time_ingest`] measured, and the subscriber still receiving its events.
+struct Ingested {
+    elapsed: Duration,
+    committed: Vec<Instant>,
+    chunk_of: Arc<HashMap<JobId, usize>>,
+    receiver: tokio::task::JoinHandle<Vec<(JobId, Instant)>>,
+    /// The store and its database outlive the subscriber's reads.
+    _store: (PgStore, tenantry_testkit::PgDatabase),
+}
+
+/// Ingests the results of an `n`-request batch in chunks of [`CHUNK`] into a fresh store.
+async fn time_ingest(n: usize) -> Result<Ingested, Box<dyn std::error::Error>> {
     let (store, _db) = store().await;
     let tenant = TenantId::new("bench")?;
-    let mut ids: Vec<JobId> = Vec::with_capacity(N);
-    for b in 0..(N / 5000) {
+    let mut ids: Vec<JobId> = Vec::with_capacity(n);
+    for b in 0..(n / 5000) {
         let batch: Vec<_> = (0..5000)
             .map(|i| submission(b * 5000 + i, Duration::from_millis(1)))
             .collect();
@@ -181,7 +246,7 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
         .claim_due(&worker, FlushPolicy::new(), Duration::from_secs(600))
         .await?
         .ok_or("nothing due")?;
-    assert_eq!(claim.jobs.len(), N);
+    assert_eq!(claim.jobs.len(), n);
     assert!(
         store
             .begin_create(
@@ -208,8 +273,8 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
             .collect(),
     );
     let receiver = tokio::spawn(async move {
-        let mut received = Vec::with_capacity(N);
-        while received.len() < N {
+        let mut received = Vec::with_capacity(n);
+        while received.len() < n {
             let event = events.next().await.expect("live").expect("event");
             received.push((event.job_id, Instant::now()));
         }
@@ -222,7 +287,7 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
         "usage": {"input_tokens": 31, "output_tokens": 17, "service_tier": "batch"}
     });
     let message: Box<tenantry_batch::types::Message> = Box::new(serde_json::from_value(message)?);
-    let mut committed = Vec::with_capacity(N / CHUNK);
+    let mut committed = Vec::with_capacity(n / CHUNK);
     let start = Instant::now();
     for chunk in ids.chunks(CHUNK) {
         let items: Vec<ResultItem> = chunk
@@ -239,30 +304,160 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
         committed.push(Instant::now());
     }
     let elapsed = start.elapsed();
+    Ok(Ingested {
+        elapsed,
+        committed,
+        chunk_of,
+        receiver,
+        _store: (store, _db),
+    })
+}
+
+/// A recorder that records into Prometheus while switched on and hands out no-op handles
+/// while off (what the `metrics` macros get when no recorder is installed).
+#[derive(Debug)]
+struct Switch {
+    on: AtomicBool,
+    prometheus: PrometheusRecorder,
+}
+
+impl Recorder for Switch {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.prometheus.describe_counter(key, unit, description);
+    }
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.prometheus.describe_gauge(key, unit, description);
+    }
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.prometheus.describe_histogram(key, unit, description);
+    }
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        if self.on.load(Ordering::Relaxed) {
+            self.prometheus.register_counter(key, metadata)
+        } else {
+            Counter::noop()
+        }
+    }
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        if self.on.load(Ordering::Relaxed) {
+            self.prometheus.register_gauge(key, metadata)
+        } else {
+            Gauge::noop()
+        }
+    }
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        if self.on.load(Ordering::Relaxed) {
+            self.prometheus.register_histogram(key, metadata)
+        } else {
+            Histogram::noop()
+        }
+    }
+}
+
+/// One measurement of both figures, with telemetry on or off.
+async fn telemetry_round(
+    switch: &Switch,
+    on: bool,
+    calls: usize,
+    results: usize,
+) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    switch.on.store(on, Ordering::Relaxed);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let dispatch = if on {
+        tracing::Dispatch::new(subscriber)
+    } else {
+        tracing::Dispatch::none()
+    };
+    let measure = async {
+        let (submitted, _, _db) = time_submit_many(calls).await?;
+        let ingested = time_ingest(results).await?;
+        ingested.receiver.await?;
+        Ok::<_, Box<dyn std::error::Error>>((
+            per_sec(calls * 1000, submitted),
+            per_sec(results, ingested.elapsed),
+        ))
+    };
+    let figures = measure.with_subscriber(dispatch).await?;
     println!(
-        "ingest: {N} results in {:.2} s = {:.0} results/s (chunks of {CHUNK}: jobs + events + usage outbox)",
-        elapsed.as_secs_f64(),
-        per_sec(N, elapsed)
+        "  telemetry {:>3}: submit_many {:>6.0} jobs/s, ingest {:>6.0} results/s",
+        if on { "on" } else { "off" },
+        figures.0,
+        figures.1
     );
-    let received = receiver.await?;
-    let mut latencies: Vec<Duration> = received
-        .iter()
-        .map(|(id, at)| at.saturating_duration_since(committed[chunk_of[id]]))
-        .collect();
-    latencies.sort();
-    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    Ok(figures)
+}
+
+/// `--telemetry [ROUNDS]`: `submit_many` and ingest with telemetry on and off, alternately.
+async fn telemetry_overhead(rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let smoke = std::env::var_os("CI").is_some();
+    let (rounds, calls, results) = if smoke {
+        (1, 2, 5_000)
+    } else {
+        (rounds, CALLS, 100_000)
+    };
+    let prometheus = PrometheusBuilder::new().build_recorder();
+    let handle = prometheus.handle();
+    let switch: &'static Switch = Box::leak(Box::new(Switch {
+        on: AtomicBool::new(false),
+        prometheus,
+    }));
+    metrics::set_global_recorder(switch).map_err(|e| e.to_string())?;
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        println!("round {}", round + 1);
+        // ABBA: on first in even rounds, off first in odd ones.
+        for first_on in [round % 2 == 0, round % 2 != 0] {
+            let figures = telemetry_round(switch, first_on, calls, results).await?;
+            if first_on {
+                on.push(figures)
+            } else {
+                off.push(figures)
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let (mut on_submit, mut on_ingest): (Vec<f64>, Vec<f64>) = on.iter().copied().unzip();
+    let (mut off_submit, mut off_ingest): (Vec<f64>, Vec<f64>) = off.iter().copied().unzip();
+    let (sub_on, sub_off) = (median(&mut on_submit), median(&mut off_submit));
+    let (ing_on, ing_off) = (median(&mut on_ingest), median(&mut off_ingest));
     println!(
-        "event latency, ingest commit to subscriber ({} events): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        latencies.len(),
-        pct(50).as_secs_f64() * 1000.0,
-        pct(99).as_secs_f64() * 1000.0,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0
+        "telemetry cost, median of {rounds} rounds: submit_many {sub_off:.0} → {sub_on:.0} jobs/s ({:+.1} %), ingest {ing_off:.0} → {ing_on:.0} results/s ({:+.1} %)",
+        (sub_on / sub_off - 1.0) * 100.0,
+        (ing_on / ing_off - 1.0) * 100.0
     );
+    // What "on" recorded, so the comparison is known to have measured something.
+    let rendered = handle.render();
+    for name in [
+        "tenantry_queue_jobs_submitted_total",
+        "tenantry_queue_results_ingested_total{outcome=\"succeeded\"}",
+    ] {
+        let line = rendered
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or_else(|| format!("{name} was not recorded"))?;
+        println!("  recorded while on: {line}");
+    }
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--telemetry") {
+        let rounds = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(4);
+        return telemetry_overhead(rounds).await;
+    }
     submit_many().await?;
     submit_many_varied().await?;
     submit_single().await?;

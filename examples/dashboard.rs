@@ -22,9 +22,14 @@
 //! | `GET /t/{tenant}/jobs` | the tenant's latest jobs |
 //! | `GET /t/{tenant}/events` | `text/event-stream` of `job` events; each `id:` is the event's position in the tenant's log, and a reconnect with `Last-Event-ID` resumes right after it |
 //! | `GET /t/{tenant}/spend` | the tenant's spend and its synchronous price |
+//! | `GET /metrics` | the service's metrics in Prometheus' text format (queue depth, oldest job, batches in flight, usage backlog, dead letters, results, API calls, spend, budgets left: see `tenantry::telemetry`) |
+//!
+//! The metrics carry per-tenant labels here (two demo tenants); a service with many tenants
+//! leaves `EngineConfig::tenant_labels` off.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -34,6 +39,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use futures_util::{Stream, StreamExt};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use tenantry::cost::{GroupBy, SpendQuery, UnixMicros};
 use tenantry::emulator::Emulator;
@@ -175,9 +181,32 @@ async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+/// The process's Prometheus recorder, installed on first use: every metric tenantry records
+/// from then on is rendered by `GET /metrics`.
+pub(crate) fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .install_recorder()
+            .expect("no other metrics recorder is installed in this process")
+    })
+}
+
+async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        prometheus().render(),
+    )
+}
+
 /// The service's routes.
 pub(crate) fn app(tenantry: Tenantry) -> Router {
+    prometheus();
     Router::new()
+        .route("/metrics", get(metrics))
         .route("/", get(|| async { Redirect::to("/t/acme/") }))
         .route("/t/{tenant}/", get(page))
         .route("/t/{tenant}/summaries", post(summarize))
@@ -194,6 +223,9 @@ pub(crate) fn app(tenantry: Tenantry) -> Router {
 #[derive(Debug)]
 pub(crate) struct Running {
     pub(crate) addr: SocketAddr,
+    /// The handle the server runs on (the tests submit through it directly).
+    #[allow(dead_code)]
+    pub(crate) tenantry: Tenantry,
     engine: EngineTask,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     emulator: Option<Emulator>,
@@ -253,7 +285,10 @@ pub(crate) async fn start(
         .engine(
             EngineConfig::new()
                 .poll_interval(Duration::from_millis(200), Duration::from_secs(5))
-                .idle(Duration::from_millis(50)),
+                .idle(Duration::from_millis(50))
+                // Gauges read from the database once a second, per tenant (two demo tenants).
+                .sample_every(Duration::from_secs(1))
+                .tenant_labels(true),
         )
         .event_poll_interval(Duration::from_millis(500))
         .build()
@@ -261,9 +296,11 @@ pub(crate) async fn start(
     let engine = tenantry.spawn();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app(tenantry)).await });
+    let app = app(tenantry.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(Running {
         addr,
+        tenantry,
         engine,
         server,
         emulator,
@@ -377,6 +414,21 @@ async fn smoke(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
         .json()
         .await?;
     println!("acme spend: {}", spend["data"]);
+
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("tenantry_queue_results_ingested_total"),
+        "/metrics serves the queue's metrics:\n{metrics}"
+    );
+    println!(
+        "/metrics: {} series",
+        metrics.lines().filter(|l| !l.starts_with('#')).count()
+    );
     println!("smoke round trip passed");
     Ok(())
 }

@@ -227,6 +227,7 @@ impl<'c> Batches<'c> {
         let body = requests.into_body()?;
         let started = OffsetDateTime::now_utc();
         let call = Call {
+            endpoint: "batches.create",
             method: Method::POST,
             url: self.client.url("/v1/messages/batches"),
             query: &[],
@@ -297,7 +298,10 @@ impl<'c> Batches<'c> {
         let url = self.batch_url(id, "")?;
         Ok(self
             .client
-            .json(self.call(Method::GET, url), "message batch")
+            .json(
+                self.call("batches.retrieve", Method::GET, url),
+                "message batch",
+            )
             .await?)
     }
 
@@ -311,7 +315,11 @@ impl<'c> Batches<'c> {
         let query = params.query();
         let call = Call {
             query: &query,
-            ..self.call(Method::GET, self.client.url("/v1/messages/batches"))
+            ..self.call(
+                "batches.list",
+                Method::GET,
+                self.client.url("/v1/messages/batches"),
+            )
         };
         Ok(self.client.json(call, "batch list").await?)
     }
@@ -371,7 +379,10 @@ impl<'c> Batches<'c> {
         let url = self.batch_url(id, "/cancel")?;
         Ok(self
             .client
-            .json(self.call(Method::POST, url), "message batch")
+            .json(
+                self.call("batches.cancel", Method::POST, url),
+                "message batch",
+            )
             .await?)
     }
 
@@ -385,7 +396,10 @@ impl<'c> Batches<'c> {
         let url = self.batch_url(id, "")?;
         Ok(self
             .client
-            .json(self.call(Method::DELETE, url), "deleted batch")
+            .json(
+                self.call("batches.delete", Method::DELETE, url),
+                "deleted batch",
+            )
             .await?)
     }
 
@@ -509,8 +523,9 @@ impl<'c> Batches<'c> {
         last.ok_or_else(|| Error::InvalidId(id.to_owned()))
     }
 
-    fn call(&self, method: Method, url: String) -> Call<'static> {
+    fn call(&self, endpoint: &'static str, method: Method, url: String) -> Call<'static> {
         Call {
+            endpoint,
             method,
             url,
             query: &[],
@@ -536,6 +551,7 @@ impl<'c> Batches<'c> {
 
 async fn open_results(client: &Client, url: String) -> Result<Body> {
     let call = Call {
+        endpoint: "batches.results",
         method: Method::GET,
         url,
         query: &[],

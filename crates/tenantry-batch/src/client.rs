@@ -60,6 +60,9 @@ pub(crate) enum Repeat {
 /// One HTTP call to make.
 #[derive(Debug)]
 pub(crate) struct Call<'a> {
+    /// What the call is, as the `endpoint` of its span and metrics (`batches.create`, …):
+    /// a fixed name, never the URL (which carries ids).
+    pub(crate) endpoint: &'static str,
     pub(crate) method: Method,
     pub(crate) url: String,
     pub(crate) query: &'a [(&'static str, String)],
@@ -216,12 +219,23 @@ impl Client {
 
     /// Makes a call with the configured retries and overall timeout.
     pub(crate) async fn execute(&self, call: Call<'_>) -> Result<Received, Failure> {
-        match self.inner.config.overall_timeout {
-            None => self.retry_loop(&call).await,
-            Some(limit) => tokio::time::timeout(limit, self.retry_loop(&call))
-                .await
-                .unwrap_or(Err(Failure::Known(Error::Timeout(limit)))),
-        }
+        use tracing::Instrument;
+        let span = tracing::info_span!("tenantry.api.call",
+            endpoint = call.endpoint,
+            http.request.method = %call.method,
+            http.response.status_code = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+            retries = tracing::field::Empty,
+            gen_ai.provider.name = "anthropic");
+        let work = async {
+            match self.inner.config.overall_timeout {
+                None => self.retry_loop(&call).await,
+                Some(limit) => tokio::time::timeout(limit, self.retry_loop(&call))
+                    .await
+                    .unwrap_or(Err(Failure::Known(Error::Timeout(limit)))),
+            }
+        };
+        work.instrument(span).await
     }
 
     async fn retry_loop(&self, call: &Call<'_>) -> Result<Received, Failure> {
@@ -230,6 +244,9 @@ impl Client {
         let mut retry = 0u32;
         loop {
             let attempt = tokio::time::timeout(per_attempt, self.attempt(call)).await;
+            if attempt.is_err() {
+                crate::telemetry::call_made(call.endpoint, "timeout");
+            }
             let (error, headers, unknown) = match attempt {
                 Ok(Ok(received)) => return Ok(received),
                 Ok(Err(Attempt::Api(api, headers))) => {
@@ -257,6 +274,8 @@ impl Client {
             tracing::debug!(retry, ?delay, url = %call.url, "retrying after {error}");
             tokio::time::sleep(delay).await;
             retry += 1;
+            tracing::Span::current().record("retries", retry);
+            crate::telemetry::retried(call.endpoint);
         }
     }
 
@@ -277,7 +296,27 @@ impl Client {
         if call.stream {
             request = request.header("accept", "application/binary");
         }
-        let response = request.send().await.map_err(Attempt::Transport)?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                crate::telemetry::call_made(call.endpoint, "transport_error");
+                return Err(Attempt::Transport(e));
+            }
+        };
+        let status = response.status();
+        crate::telemetry::call_made(call.endpoint, status.as_str());
+        let span = tracing::Span::current();
+        if !span.is_disabled() {
+            span.record("http.response.status_code", status.as_u16());
+            // The API's id of this request, to quote to its support; never a secret.
+            if let Some(id) = response
+                .headers()
+                .get(HeaderName::from_static("request-id"))
+                .and_then(|v| v.to_str().ok())
+            {
+                span.record("request_id", id);
+            }
+        }
         if let Some(date) = response
             .headers()
             .get(reqwest::header::DATE)
@@ -287,7 +326,6 @@ impl Client {
                 .clock
                 .observe_date(date, time::OffsetDateTime::now_utc());
         }
-        let status = response.status();
         if status.is_success() {
             if call.stream {
                 return Ok(Received::Streaming(response));

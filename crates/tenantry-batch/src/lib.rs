@@ -61,6 +61,13 @@
 //!
 //! The API key is an [`ApiKey`]: no `Debug`, `Display` or error of this crate shows it, and the
 //! header carrying it is marked sensitive.
+//!
+//! # Telemetry
+//!
+//! Every call is a `tracing` span (`tenantry.api.call`) with its endpoint, method, status, the
+//! API's request id and its retries; never a header, a body or the key. With the `telemetry`
+//! feature, calls by endpoint and status and retries are counted through the `metrics`
+//! facade ([`telemetry`] lists the names).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -74,6 +81,7 @@ mod messages;
 mod requests;
 mod results;
 mod retry;
+pub mod telemetry;
 pub mod types;
 
 pub use batches::{Batches, Direction, ListParams, PollPolicy};

@@ -84,6 +84,7 @@ impl<'c> Messages<'c> {
             source,
         })?;
         let call = Call {
+            endpoint: "messages.create",
             method: Method::POST,
             url: self.client.url("/v1/messages"),
             query: &[],
@@ -115,6 +116,7 @@ impl<'c> Messages<'c> {
             source,
         })?;
         let call = Call {
+            endpoint: "messages.count_tokens",
             method: Method::POST,
             url: self.client.url("/v1/messages/count_tokens"),
             query: &[],

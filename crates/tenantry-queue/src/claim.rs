@@ -502,6 +502,16 @@ pub trait ClaimStore: JobStore {
     /// A database error.
     async fn dead_usage_count(&self) -> Result<u64>;
 
+    /// What an operator watches, every tenant together: open jobs by state (also by tenant
+    /// with `per_tenant`), the age of the oldest queued job on the database's clock, batches
+    /// in flight, the usage backlog and its dead letters. A few aggregate statements: take it
+    /// on a timer, never per job.
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    async fn snapshot(&self, per_tenant: bool) -> Result<crate::QueueSnapshot>;
+
     /// Records an API batch that no batch record points to but that holds the requests of
     /// batch `of` (a duplicate create of it), so it is polled like any submitted batch and
     /// every billed result in it is recorded (as extra usage: its jobs belong to another

@@ -43,6 +43,8 @@ use futures::StreamExt;
 use tenantry_batch::types::{MessageParams, ResultOutcome};
 use tenantry_batch::{BatchRequests, Client, Direction, ListParams};
 use time::OffsetDateTime;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::claim::{BatchId, ClaimStore, WorkerId};
 use crate::error::Result;
@@ -74,6 +76,8 @@ pub struct EngineConfig {
     reconcile_window: Duration,
     urgent_concurrency: usize,
     missing: MissingResult,
+    sample_every: Duration,
+    tenant_labels: bool,
 }
 
 impl Default for EngineConfig {
@@ -89,6 +93,8 @@ impl Default for EngineConfig {
             reconcile_window: Duration::from_secs(60),
             urgent_concurrency: 8,
             missing: MissingResult::Retry,
+            sample_every: Duration::from_secs(15),
+            tenant_labels: false,
         }
     }
 }
@@ -152,6 +158,34 @@ impl EngineConfig {
     pub fn idle(mut self, idle: Duration) -> Self {
         self.idle = idle;
         self
+    }
+
+    /// How often the engine reads the queue's gauges ([`ClaimStore::snapshot`]: depth,
+    /// oldest job, batches in flight, usage backlog, dead letters) into the metrics, at the
+    /// end of a step. Only with the `telemetry` feature. Default 15 s.
+    pub fn sample_every(mut self, every: Duration) -> Self {
+        self.sample_every = every;
+        self
+    }
+
+    /// Whether metrics carry a `tenant` label where one applies (queue depth). One series per
+    /// tenant: turn it on only when the number of tenants is small enough for the metrics
+    /// backend. Only with the `telemetry` feature. Default off.
+    pub fn tenant_labels(mut self, on: bool) -> Self {
+        self.tenant_labels = on;
+        self
+    }
+
+    /// The [`sample_every`](Self::sample_every) interval.
+    #[must_use]
+    pub fn sample_interval(&self) -> Duration {
+        self.sample_every
+    }
+
+    /// Whether [`tenant_labels`](Self::tenant_labels) is on.
+    #[must_use]
+    pub fn has_tenant_labels(&self) -> bool {
+        self.tenant_labels
     }
 }
 
@@ -221,6 +255,9 @@ pub struct Engine<S> {
     worker: WorkerId,
     /// Damaged downloads so far, per batch record (this engine's; a restart starts over).
     damaged: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// When this engine last read the gauges into the metrics.
+    #[cfg_attr(not(feature = "telemetry"), allow(dead_code))]
+    sampled_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 fn as_micros(d: Duration) -> i64 {
@@ -284,6 +321,7 @@ impl<S: ClaimStore> Engine<S> {
             config,
             worker: WorkerId::generate(),
             damaged: std::sync::Mutex::default(),
+            sampled_at: std::sync::Mutex::default(),
         }
     }
 
@@ -332,12 +370,21 @@ impl<S: ClaimStore> Engine<S> {
     ///
     /// A database error. API errors are handled in place (a refused create is planned
     /// again, a failed poll or results stream is retried at the next poll).
+    #[tracing::instrument(name = "tenantry.engine.step", level = "debug", skip_all,
+        fields(worker = %self.worker))]
     pub async fn step(&self) -> Result<StepReport> {
         // Every lease and deadline below is on the database's clock; its offset is measured
         // again when older than 30 s (a read only: nothing to recover if it fails).
         self.store.sync_clock().await?;
+        let sweep = tracing::debug_span!("tenantry.engine.sweep", swept = Empty);
+        let swept = self
+            .store
+            .sweep_capped(self.config.max_attempts)
+            .instrument(sweep.clone())
+            .await?;
+        sweep.record("swept", swept);
         let mut report = StepReport {
-            swept: self.store.sweep_capped(self.config.max_attempts).await?,
+            swept,
             ..StepReport::default()
         };
         crate::failpoint!("step.swept");
@@ -355,11 +402,7 @@ impl<S: ClaimStore> Engine<S> {
                 _ => report.created += u64::from(self.create(&record.batch).await?),
             }
         }
-        while let Some(claim) = self
-            .store
-            .claim_due(&self.worker, self.config.flush, self.config.lease)
-            .await?
-        {
+        while let Some(claim) = self.claim().await? {
             report.created += u64::from(self.create(&claim.batch).await?);
         }
         while let Some(poll) = self
@@ -397,11 +440,57 @@ impl<S: ClaimStore> Engine<S> {
             report.urgent_calls += calls;
         }
         (report.usage_recorded, report.usage_dead_lettered) = self.flush_usage().await?;
+        #[cfg(feature = "telemetry")]
+        self.sample().await;
         Ok(report)
+    }
+
+    /// Claims the next batch that is due, if any.
+    async fn claim(&self) -> Result<Option<crate::claim::BatchClaim>> {
+        let span = tracing::debug_span!("tenantry.engine.claim", batch = Empty, jobs = Empty);
+        let claim = self
+            .store
+            .claim_due(&self.worker, self.config.flush, self.config.lease)
+            .instrument(span.clone())
+            .await?;
+        if let Some(claim) = &claim {
+            span.record("batch", tracing::field::display(&claim.batch));
+            span.record("jobs", claim.jobs.len());
+        }
+        Ok(claim)
+    }
+
+    /// Reads the queue's gauges into the metrics when the last read is older than
+    /// [`EngineConfig::sample_every`]; a failed read is logged and tried again next step.
+    #[cfg(feature = "telemetry")]
+    async fn sample(&self) {
+        let now = std::time::Instant::now();
+        {
+            let mut at = self
+                .sampled_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if at.is_some_and(|at| now.duration_since(at) < self.config.sample_every) {
+                return;
+            }
+            *at = Some(now);
+        }
+        let span = tracing::debug_span!("tenantry.engine.sample");
+        match self
+            .store
+            .snapshot(self.config.tenant_labels)
+            .instrument(span)
+            .await
+        {
+            Ok(snapshot) => crate::telemetry::sampled(&snapshot, self.config.tenant_labels),
+            Err(e) => tracing::warn!(error = %e, "reading the queue's gauges failed"),
+        }
     }
 
     /// Claims up to `urgent_concurrency` urgent jobs, calls the Messages API for them
     /// concurrently, and stores the answers. Returns the number of calls.
+    #[tracing::instrument(name = "tenantry.engine.urgent_wave", level = "debug", skip_all,
+        fields(calls = Empty))]
     async fn urgent_wave(&self, counts: &mut IngestCounts) -> Result<u64> {
         let claim = self
             .store
@@ -416,26 +505,56 @@ impl<S: ClaimStore> Engine<S> {
         }
         crate::failpoint!("urgent.claimed");
         let calls = u64::try_from(claim.requests.len()).unwrap_or(u64::MAX);
+        tracing::Span::current().record("calls", calls);
+        let token = &claim.token;
         let answers = futures::stream::iter(claim.requests)
             .map(|r| async move {
+                let span = tracing::info_span!("tenantry.engine.urgent_call",
+                    tenant = %r.tenant, job = %r.job, claim = %token,
+                    gen_ai.operation.name = "chat",
+                    gen_ai.provider.name = crate::telemetry::PROVIDER,
+                    gen_ai.request.model = Empty,
+                    gen_ai.response.id = Empty,
+                    gen_ai.response.model = Empty,
+                    gen_ai.usage.input_tokens = Empty,
+                    gen_ai.usage.output_tokens = Empty,
+                    gen_ai.usage.cache_read.input_tokens = Empty,
+                    gen_ai.usage.cache_creation.input_tokens = Empty,
+                    error.type = Empty);
                 let params = match serde_json::from_value::<MessageParams>(r.params) {
                     Ok(params) => params,
                     Err(e) => return invalid(r.job, e.to_string()),
                 };
+                span.record("gen_ai.request.model", params.model.as_str());
                 // Never sent twice within one attempt: a lost answer is retried as a new,
                 // counted attempt.
-                let outcome = match self.client.messages().create_once(&params).await {
-                    Ok(message) => outcome(ResultOutcome::Succeeded { message }),
-                    Err(e) => ItemOutcome::Failed {
-                        error: JobError {
-                            kind: e.api_error().map_or_else(
-                                || "transport_error".to_owned(),
-                                |a| a.error.kind.as_str().to_owned(),
-                            ),
-                            message: e.to_string(),
-                        },
-                        retryable: e.is_retryable(),
-                    },
+                let answer = self
+                    .client
+                    .messages()
+                    .create_once(&params)
+                    .instrument(span.clone())
+                    .await;
+                let outcome = match answer {
+                    Ok(message) => {
+                        span.record("gen_ai.response.id", message.id.as_str());
+                        span.record("gen_ai.response.model", message.model.as_str());
+                        crate::telemetry::record_usage(&span, &message.usage);
+                        outcome(ResultOutcome::Succeeded { message })
+                    }
+                    Err(e) => {
+                        let kind = e.api_error().map_or_else(
+                            || "transport_error".to_owned(),
+                            |a| a.error.kind.as_str().to_owned(),
+                        );
+                        span.record("error.type", kind.as_str());
+                        ItemOutcome::Failed {
+                            error: JobError {
+                                kind,
+                                message: e.to_string(),
+                            },
+                            retryable: e.is_retryable(),
+                        }
+                    }
                 };
                 ResultItem {
                     job: r.job,
@@ -496,6 +615,9 @@ impl<S: ClaimStore> Engine<S> {
     }
 
     /// Creates a claimed batch at the API. Returns whether it was created.
+    #[tracing::instrument(name = "tenantry.engine.create", level = "info", skip_all,
+        fields(batch = %batch, requests = Empty, api_batch_id = Empty,
+            gen_ai.provider.name = crate::telemetry::PROVIDER))]
     async fn create(&self, batch: &BatchId) -> Result<bool> {
         let requests = self.store.batch_requests(batch).await?;
         crate::failpoint!("create.read");
@@ -558,11 +680,13 @@ impl<S: ClaimStore> Engine<S> {
                 .await?;
             return Ok(false);
         }
+        tracing::Span::current().record("requests", body.len());
         let created = self
             .renewing(Held::Batch(batch), self.client.batches().try_create(body))
             .await;
         match created {
             Ok(created) => {
+                tracing::Span::current().record("api_batch_id", created.id.as_str());
                 crate::failpoint!("create.sent");
                 if !self
                     .store
@@ -612,6 +736,8 @@ impl<S: ClaimStore> Engine<S> {
     /// of the create's members: the first one is adopted, any other is a duplicate create,
     /// recorded so that what it billed is recorded too. When no candidate is ours, the
     /// create never happened and the batch is planned again.
+    #[tracing::instrument(name = "tenantry.engine.reconcile", level = "info", skip_all,
+        fields(batch = %record.batch))]
     async fn reconcile(&self, record: &crate::claim::BatchRecord) -> Result<()> {
         let batch = &record.batch;
         let ours: std::collections::HashSet<String> = self
@@ -740,6 +866,9 @@ impl<S: ClaimStore> Engine<S> {
     /// `DAMAGED_DOWNLOADS` times; then a line that does not decode fails its own job (when
     /// its `custom_id` is readable) with a `malformed_result` error, and jobs left without a
     /// line are settled by [`ClaimStore::end_batch`] as [`EngineConfig::missing_result`] says.
+    #[tracing::instrument(name = "tenantry.engine.poll", level = "info", skip_all,
+        fields(batch = %poll.batch, api_batch_id = %poll.api_batch_id, ended = Empty,
+            gen_ai.provider.name = crate::telemetry::PROVIDER))]
     async fn poll(&self, poll: &crate::claim::PollClaim) -> Result<Option<IngestCounts>, BoxError> {
         if poll.api_batch_id.is_empty() {
             // A create left with nothing to send closed its record without an API batch:
@@ -757,6 +886,7 @@ impl<S: ClaimStore> Engine<S> {
         }
         let batch = self.client.batches().retrieve(&poll.api_batch_id).await?;
         crate::failpoint!("poll.retrieved");
+        tracing::Span::current().record("ended", batch.is_ended());
         if !batch.is_ended() {
             let age = Duration::from_micros(
                 u64::try_from(self.store.now().saturating_sub(poll.submitted_at)).unwrap_or(0),
@@ -882,7 +1012,18 @@ impl<S: ClaimStore> Engine<S> {
 
     /// Hands pending usage to the sink; returns how many records it took and how many it
     /// could not price (dead-lettered: retrying them would fail the same way every step).
+    #[tracing::instrument(name = "tenantry.engine.usage_flush", level = "debug", skip_all,
+        fields(recorded = Empty, dead_lettered = Empty))]
     async fn flush_usage(&self) -> Result<(u64, u64)> {
+        let (recorded, dead_lettered) = self.flush_usage_inner().await?;
+        let span = tracing::Span::current();
+        span.record("recorded", recorded);
+        span.record("dead_lettered", dead_lettered);
+        crate::telemetry::usage_flushed(recorded, dead_lettered);
+        Ok((recorded, dead_lettered))
+    }
+
+    async fn flush_usage_inner(&self) -> Result<(u64, u64)> {
         let (mut recorded, mut dead_lettered) = (0, 0);
         loop {
             let pending = self
@@ -896,7 +1037,17 @@ impl<S: ClaimStore> Engine<S> {
             let mut done = Vec::with_capacity(pending.len());
             let mut dead = Vec::new();
             for record in &pending {
-                match self.sink.record(record).await {
+                let span = tracing::info_span!("tenantry.engine.usage_record",
+                    tenant = %record.tenant, job = %record.job, batch = record.batch.as_deref(),
+                    feature = %record.feature, lane = record.lane.as_str(),
+                    gen_ai.provider.name = crate::telemetry::PROVIDER,
+                    gen_ai.request.model = %record.model,
+                    gen_ai.usage.input_tokens = Empty,
+                    gen_ai.usage.output_tokens = Empty,
+                    gen_ai.usage.cache_read.input_tokens = Empty,
+                    gen_ai.usage.cache_creation.input_tokens = Empty);
+                crate::telemetry::record_usage(&span, &record.usage);
+                match self.sink.record(record).instrument(span).await {
                     Ok(()) => {
                         done.push(record.clone());
                         crate::failpoint!("usage.sunk");

@@ -69,6 +69,16 @@
 //! retention period in small transactions ([`Purge`]), and read the figures a health check
 //! needs. Each repair is scoped by tenant and recorded on the job's event stream.
 //!
+//! # Telemetry
+//!
+//! Every public call of the store and every engine step is a `tracing` span with the tenant,
+//! job, batch and API ids it works on, and OpenTelemetry's GenAI names for provider, model and
+//! token counts; no span or event carries a prompt, a completion or a key. With the
+//! `telemetry` feature the queue also records metrics through the `metrics` facade: queue
+//! depth by state, the oldest queued job, batches in flight, the usage backlog and its dead
+//! letters (read by [`ClaimStore::snapshot`] on a timer), results ingested and retries. The
+//! names, units and labels are in [`telemetry`].
+//!
 //! # Storage
 //!
 //! All SQL is built with sea-query and runs through `tenantry-core`'s SQL layer with bound
@@ -108,7 +118,9 @@ mod ingest;
 mod job;
 pub mod planner;
 mod repair;
+mod snapshot;
 mod store;
+pub mod telemetry;
 mod validate;
 
 pub use claim::{
@@ -130,6 +142,7 @@ pub use job::{
 pub use repair::{
     BatchInfo, DEFAULT_PURGE_BATCH, MAX_PURGE_BATCH, Purge, Purged, RepairStore, StaleJobs,
 };
+pub use snapshot::{Depth, QueueSnapshot};
 pub use store::JobStore;
 #[cfg(feature = "postgres")]
 pub use store::PgStore;

@@ -22,6 +22,7 @@ use crate::output::{JobOutput, envelope, operation};
 use crate::repair::Repair;
 use crate::request::Request;
 use crate::sink::{Assignments, LedgerSink, ledger_lane};
+use crate::telemetry::Telemetry;
 
 /// How often the engine task releases budget holds whose time ran out.
 const HOLD_SWEEP: Duration = Duration::from_secs(60);
@@ -129,6 +130,7 @@ impl Tenantry {
     /// id or request (nothing is held or stored), [`Error::Cost`] when a budget would be exceeded
     /// ([`Error::is_budget_exceeded`]) or the model is not in the price book, or a database
     /// error.
+    #[tracing::instrument(level = "info", name = "tenantry.submit", skip_all, fields(tenant = %tenant))]
     pub async fn submit(&self, tenant: &str, request: Request) -> Result<Envelope<JobOutput>> {
         let mut all = self.submit_many(tenant, vec![request]).await?;
         all.pop()
@@ -145,6 +147,7 @@ impl Tenantry {
     ///
     /// As [`submit`](Self::submit), with [`InvalidRequest::Item`](tenantry_queue::InvalidRequest)
     /// naming the first refused request; nothing is held or stored when any request is refused.
+    #[tracing::instrument(level = "info", name = "tenantry.submit_many", skip_all, fields(tenant = %tenant, requests = requests.len()))]
     pub async fn submit_many(
         &self,
         tenant: &str,
@@ -321,6 +324,7 @@ impl Tenantry {
     ///
     /// [`Error::Queue`] not found ([`Error::is_not_found`]) when the tenant has no such job
     /// (also when it is another tenant's), or a database error.
+    #[tracing::instrument(level = "info", name = "tenantry.job", skip_all, fields(tenant = %tenant, job = %id))]
     pub async fn job(&self, tenant: &str, id: &str) -> Result<Envelope<JobOutput>> {
         let job = self
             .inner
@@ -338,6 +342,7 @@ impl Tenantry {
     ///
     /// Not found as [`job`](Self::job); [`Error::Queue`] with `AlreadyFinished` (code
     /// `CONFLICT`) when it already succeeded, failed or expired; a database error.
+    #[tracing::instrument(level = "info", name = "tenantry.cancel", skip_all, fields(tenant = %tenant, job = %id))]
     pub async fn cancel(&self, tenant: &str, id: &str) -> Result<JobState> {
         let tenant = tenant_id(tenant)?;
         let id = job_id(id)?;
@@ -359,6 +364,7 @@ impl Tenantry {
     /// # Errors
     ///
     /// A bad tenant id, or a database error while setting up.
+    #[tracing::instrument(level = "info", name = "tenantry.subscribe", skip_all, fields(tenant = %tenant))]
     pub async fn subscribe(&self, tenant: &str) -> Result<Subscription> {
         Ok(self
             .inner
@@ -373,6 +379,7 @@ impl Tenantry {
     /// # Errors
     ///
     /// As [`subscribe`](Self::subscribe).
+    #[tracing::instrument(level = "info", name = "tenantry.subscribe", skip_all, fields(tenant = %tenant, after = after.get()))]
     pub async fn subscribe_after(&self, tenant: &str, after: Position) -> Result<Subscription> {
         Ok(self
             .inner
@@ -388,6 +395,7 @@ impl Tenantry {
     /// # Errors
     ///
     /// A database error.
+    #[tracing::instrument(level = "info", name = "tenantry.spend", skip_all, fields(tenant = query.tenant_id.as_ref().map(TenantId::as_str)))]
     pub async fn spend(&self, query: &SpendQuery) -> Result<Vec<SpendRow>> {
         Ok(self.inner.ledger.reports().spend(query).await?)
     }
@@ -402,6 +410,7 @@ impl Tenantry {
     /// [`Error::Metrics`] when the query cannot be built or run.
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    #[tracing::instrument(level = "info", name = "tenantry.metrics", skip_all)]
     pub async fn metrics(
         &self,
         query: &tenantry_metrics::MetricsQuery,
@@ -420,6 +429,7 @@ impl Tenantry {
     /// A bad tenant id, or a database error (also when `parent` is unknown).
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    #[tracing::instrument(level = "info", name = "tenantry.add_tenant", skip_all, fields(tenant = %tenant))]
     pub async fn add_tenant(&self, tenant: &str, parent: Option<&str>) -> Result<()> {
         let tenant = tenant_id(tenant)?;
         if let Some(p) = parent {
@@ -436,6 +446,7 @@ impl Tenantry {
     /// A bad tenant id, or a database error.
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    #[tracing::instrument(level = "info", name = "tenantry.add_member", skip_all, fields(tenant = %tenant))]
     pub async fn add_member(&self, tenant: &str, user: &str) -> Result<()> {
         let tenant = tenant_id(tenant)?;
         self.register(tenant.as_str(), user).await
@@ -452,6 +463,7 @@ impl Tenantry {
     /// # Errors
     ///
     /// A bad tenant id, or a database error.
+    #[tracing::instrument(level = "info", name = "tenantry.dead_usage", skip_all, fields(tenant = %tenant))]
     pub async fn dead_usage(
         &self,
         tenant: &str,
@@ -474,6 +486,7 @@ impl Tenantry {
     /// # Errors
     ///
     /// A bad tenant id, or a database error.
+    #[tracing::instrument(level = "info", name = "tenantry.reprice_usage", skip_all, fields(tenant = %tenant))]
     pub async fn reprice_usage(&self, tenant: &str) -> Result<u64> {
         Ok(self
             .inner
@@ -489,6 +502,7 @@ impl Tenantry {
     /// # Errors
     ///
     /// A database error.
+    #[tracing::instrument(level = "info", name = "tenantry.dead_usage_count", skip_all)]
     pub async fn dead_usage_count(&self) -> Result<u64> {
         self.inner.store.dead_usage_count().await
     }
@@ -528,13 +542,16 @@ impl Tenantry {
     ///
     /// A database error when releasing its claims at shutdown; failing steps are logged and
     /// retried.
+    #[tracing::instrument(level = "info", name = "tenantry.run", skip_all)]
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let config = self.inner.engine;
+        let telemetry = Arc::new(Telemetry::new(config.has_tenant_labels()));
         let sink = Arc::new(LedgerSink {
             ledger: self.inner.ledger.clone(),
             assignments: self.inner.assignments.clone(),
+            telemetry: telemetry.clone(),
         });
         let client = self.inner.client.clone();
-        let config = self.inner.engine;
         let ledger = self.inner.ledger.clone();
         let jobs = self.inner.store.clone();
         let reconcile_every = self.inner.hold_reconcile;
@@ -542,7 +559,12 @@ impl Tenantry {
             let mut releaser = HoldReleaser::default();
             let mut swept: Option<tokio::time::Instant> = None;
             let mut reconciled = tokio::time::Instant::now();
+            let mut sampled: Option<tokio::time::Instant> = None;
             loop {
+                if sampled.is_none_or(|t| t.elapsed() >= config.sample_interval()) {
+                    telemetry.sample_budgets(&ledger).await;
+                    sampled = Some(tokio::time::Instant::now());
+                }
                 if swept.is_none_or(|t| t.elapsed() >= HOLD_SWEEP) {
                     if let Err(e) = ledger.release_expired(UnixMicros::now()).await {
                         tracing::warn!(error = %e, "releasing expired budget holds failed");

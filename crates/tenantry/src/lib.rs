@@ -26,6 +26,9 @@ mod repair;
 mod request;
 #[cfg(feature = "_handle")]
 mod sink;
+#[cfg(feature = "_handle")]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod telemetry;
 #[cfg(feature = "ts")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ts")))]
 pub mod ts;

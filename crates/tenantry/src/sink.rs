@@ -82,6 +82,7 @@ impl Assignments {
 pub(crate) struct LedgerSink {
     pub(crate) ledger: Ledger,
     pub(crate) assignments: Arc<Assignments>,
+    pub(crate) telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// The ledger line of one billed request.
@@ -137,11 +138,14 @@ impl UsageSink for LedgerSink {
     async fn record(&self, usage: &UsageRecord) -> Result<(), SinkError> {
         let line = ledger_record(usage, &self.assignments, UnixMicros::now())?;
         tenantry_queue::failpoint!("sink.line_built");
-        match usage.hold {
+        let recorded = match usage.hold {
             Some(hold) => self.ledger.settle(hold.get(), &line).await,
             None => self.ledger.record(&line).await,
         }
         .map_err(sink_error)?;
+        if !recorded.duplicate {
+            self.telemetry.charged(usage, recorded.cost.cost);
+        }
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tenantry_core::db::Tx;
 
+use crate::TenantId;
 use crate::claim::{
     BatchClaim, BatchId, BatchRecord, BatchRequest, BatchState, ClaimStore, PollClaim, UrgentClaim,
     WorkerId,
@@ -384,6 +385,8 @@ impl<S: Store> ClaimStore for S {
         Ok(changed.is_some())
     }
 
+    #[tracing::instrument(name = "tenantry.queue.ingest_chunk", level = "info", skip_all,
+        fields(batch = %batch, results = items.len(), succeeded, failed, retried))]
     async fn ingest(
         &self,
         batch: &BatchId,
@@ -410,6 +413,11 @@ impl<S: Store> ClaimStore for S {
         }
         let (counts, events) = results::settle(&encoded, changed, extra, now)?;
         self.commit(tx, &events).await?;
+        let span = tracing::Span::current();
+        span.record("succeeded", counts.succeeded);
+        span.record("failed", counts.failed);
+        span.record("retried", counts.retried);
+        crate::telemetry::ingested(&counts);
         Ok(counts)
     }
 
@@ -458,6 +466,7 @@ impl<S: Store> ClaimStore for S {
         }
         let (counts, events) = results::settle(&encoded, swept, 0, now)?;
         self.commit(tx, &events).await?;
+        crate::telemetry::retried(counts.retried);
         Ok(Some(counts))
     }
 
@@ -515,6 +524,57 @@ impl<S: Store> ClaimStore for S {
 
     async fn dead_usage_count(&self) -> Result<u64> {
         outbox::dead_count(self).await
+    }
+
+    async fn snapshot(&self, per_tenant: bool) -> Result<crate::QueueSnapshot> {
+        use crate::snapshot::{Depth, QueueSnapshot};
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let depth = if per_tenant {
+            let rows: Vec<(String, String, i64)> =
+                self.pool().fetch_all(&sql::snapshot::depth(true)).await?;
+            rows.into_iter()
+                .filter_map(|(state, tenant, n)| {
+                    Some(Depth {
+                        state: state.parse::<JobState>().ok()?,
+                        tenant: TenantId::new(tenant).ok(),
+                        jobs: count(n),
+                    })
+                })
+                .collect()
+        } else {
+            let rows: Vec<(String, i64)> =
+                self.pool().fetch_all(&sql::snapshot::depth(false)).await?;
+            rows.into_iter()
+                .filter_map(|(state, n)| {
+                    Some(Depth {
+                        state: state.parse::<JobState>().ok()?,
+                        tenant: None,
+                        jobs: count(n),
+                    })
+                })
+                .collect()
+        };
+        let oldest: Option<(Option<i64>,)> = self
+            .pool()
+            .fetch_optional(&sql::snapshot::oldest_queued())
+            .await?;
+        let oldest_queued_age = oldest.and_then(|(at,)| at).map(|at| {
+            Duration::from_micros(u64::try_from(self.clock_now().saturating_sub(at)).unwrap_or(0))
+        });
+        let batches: Vec<(String, i64)> = self
+            .pool()
+            .fetch_all(&sql::snapshot::batches_in_flight())
+            .await?;
+        Ok(QueueSnapshot {
+            depth,
+            oldest_queued_age,
+            batches_in_flight: batches
+                .into_iter()
+                .filter_map(|(state, n)| Some((BatchState::parse(&state)?, count(n))))
+                .collect(),
+            usage_backlog: outbox::backlog_count(self).await?,
+            usage_dead_letters: outbox::dead_count(self).await?,
+        })
     }
 
     async fn record_duplicate(&self, api_batch_id: &str, of: &BatchId) -> Result<Option<BatchId>> {

@@ -58,6 +58,8 @@ fn follow<S: Store>(
 
 #[async_trait]
 impl<S: Store> JobStore for S {
+    #[tracing::instrument(name = "tenantry.queue.submit_many", level = "info", skip_all,
+        fields(tenant = %tenant, jobs = submissions.len()))]
     async fn submit_many(
         &self,
         tenant: &TenantId,
@@ -74,6 +76,7 @@ impl<S: Store> JobStore for S {
             return Ok(Vec::new());
         }
         let inserted = self.insert_new_jobs(tenant, &jobs, micros(now)).await?;
+        crate::telemetry::submitted(inserted.len());
         let dup_keys: Vec<String> = jobs
             .iter()
             .filter(|j| !inserted.contains(j.id.as_str()))
@@ -113,6 +116,8 @@ impl<S: Store> JobStore for S {
             .try_into()
     }
 
+    #[tracing::instrument(name = "tenantry.queue.cancel", level = "info", skip_all,
+        fields(tenant = %tenant, job = %id))]
     async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<Job> {
         let now = self.clock_now();
         let mut tx = self.begin().await?;

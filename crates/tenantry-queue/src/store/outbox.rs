@@ -226,6 +226,27 @@ pub(crate) fn count_dead(outbox: Outbox) -> SelectStatement {
         .to_owned()
 }
 
+/// Usage not yet recorded by the sink (pending, or claimed and being handed over).
+fn count_backlog(outbox: Outbox) -> SelectStatement {
+    Query::select()
+        .expr(Expr::col(Jobs::Id).count())
+        .from(outbox.table())
+        .and_where(Expr::col(Jobs::UsageState).is_in([USAGE_PENDING, USAGE_SENDING]))
+        .to_owned()
+}
+
+/// Usage waiting for the sink, every tenant and both outboxes together.
+pub(crate) async fn backlog_count<S: Store>(store: &S) -> Result<u64> {
+    let mut total = 0;
+    for outbox in Outbox::ALL {
+        let rows: Vec<(i64,)> = store.pool().fetch_all(&count_backlog(outbox)).await?;
+        total += rows
+            .first()
+            .map_or(0, |(n,)| u64::try_from(*n).unwrap_or(0));
+    }
+    Ok(total)
+}
+
 /// Moves these records, as returned by [`claim_usage`], to the dead-letter state with their
 /// reasons and appends a [`JobState::UsageUnpriced`] event for each one that moved, in one
 /// transaction; returns how many moved.

@@ -10,5 +10,6 @@ pub(crate) mod jobs;
 pub(crate) mod polls;
 pub(crate) mod repair;
 pub(crate) mod skip_locked;
+pub(crate) mod snapshot;
 pub(crate) mod submit;
 pub(crate) mod urgent;
