@@ -90,6 +90,7 @@ impl<'c> Messages<'c> {
             body: Some(Bytes::from(body)),
             repeat,
             stream: false,
+            admin: false,
         };
         Ok(self.client.json(call, "message").await?)
     }
@@ -121,6 +122,7 @@ impl<'c> Messages<'c> {
             body: Some(Bytes::from(body)),
             repeat: Repeat::Safe,
             stream: false,
+            admin: false,
         };
         Ok(self.client.json(call, "count_tokens").await?)
     }
