@@ -28,6 +28,10 @@
 //!   of such a cell follows from the tokens and is not classified again.
 //! - Tokens agree and the amounts differ by at most the stated tolerance
 //!   ([`ReconcileRequest::tolerance`], default one cent per cell): [`DifferenceKind::Rounding`].
+//!   State the tolerance the provider's rounding needs: within it, a cell cannot tell a
+//!   rounding from a small price difference (a few hundred tokens at a stale rate move a
+//!   cell by less than a cent), so a provider that writes exact amounts is reconciled with
+//!   a tolerance of [`AttoUsd::ZERO`].
 //! - Tokens agree and the amounts differ by more: [`DifferenceKind::PriceDifference`], with
 //!   the ledger's effective rate and the rate the provider's amount implies (a stale or wrong
 //!   price book).
