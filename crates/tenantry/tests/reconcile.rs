@@ -12,7 +12,8 @@ use futures::TryStreamExt;
 use tenantry::batch::types::{MessageParam, MessageParams, ResultOutcome};
 use tenantry::batch::{AdminKey, BatchRequests, Config, PollPolicy, RetryPolicy};
 use tenantry::cost::reconcile::{
-    AttoUsd, ChangeKind, DifferenceKind, ReconcileRequest, Reconciliation, TokenClass,
+    Attribution, AttoUsd, ChangeKind, DifferenceKind, ReconcileRequest, Reconciliation,
+    TokenClass, Unattributed,
 };
 use tenantry::cost::{Lane, LedgerEntry, TokenBuckets, UnixMicros};
 use tenantry::emulator::{CostRounding, Emulator, Endpoint, Fault, FaultPlan, Prices};
@@ -394,7 +395,76 @@ async fn reports_read_through_faults(database: Database) {
     assert_eq!(emu.fault_counts().injected_on(Endpoint::CostReport), 2);
 }
 
+/// Tenants mapped to workspaces: a request lost from one tenant's workspace is that
+/// workspace's difference, usage in a workspace no tenant maps to is missing from the ledger
+/// in the unscoped cells and named as unattributed, and the other tenant's workspace is clean.
+async fn workspaces_attribute_differences_to_tenants(database: Database) {
+    let emu = Emulator::builder()
+        .api_key_in_workspace(KEY, "wrkspc_acme")
+        .api_key_in_workspace("sk-globex", "wrkspc_globex")
+        .api_key("sk-stray")
+        .admin_key(ADMIN)
+        .start()
+        .await
+        .unwrap();
+    emu.clock().set_scale(0);
+    let tenantry = tenantry(database, &emu).await;
+    let client_of = |key: &str| {
+        tenantry::batch::Client::new(Config::new(key).base_url(emu.base_url())).unwrap()
+    };
+    let (globex, stray) = (client_of("sk-globex"), client_of("sk-stray"));
+    set_clock(&emu, datetime!(2026-03-02 12:00 UTC));
+    let mut globex_ids = Vec::new();
+    for i in 0..2 {
+        for (tenant, client) in [("acme", tenantry.client()), ("globex", &globex)] {
+            let params = MessageParams::new(
+                "claude-haiku-4-5",
+                64,
+                vec![MessageParam::user(format!("{tenant} question {i}"))],
+            );
+            let message = client.messages().create(&params).await.unwrap();
+            tenantry
+                .ledger()
+                .record(&entry(tenant, &message, Lane::Urgent, emu.clock().now()))
+                .await
+                .unwrap();
+            if tenant == "globex" {
+                globex_ids.push(message.id);
+            }
+        }
+    }
+    // Billed to a workspace no tenant maps to, and never recorded in the ledger.
+    let params = MessageParams::new("claude-haiku-4-5", 64, vec![MessageParam::user("stray")]);
+    stray.messages().create(&params).await.unwrap();
+    emu.drop_from_account(&globex_ids[0]);
+
+    let mut map = std::collections::BTreeMap::new();
+    map.insert("acme".parse().unwrap(), "wrkspc_acme".to_owned());
+    map.insert("globex".parse().unwrap(), "wrkspc_globex".to_owned());
+    let request = march()
+        .attribution(Attribution::Workspaces(map))
+        .tolerance(AttoUsd::ZERO);
+    let run = tenantry.reconcile(&request).await.unwrap();
+    assert!(!run.differences.is_empty());
+    for d in &run.differences {
+        match d.cell.scope.as_deref() {
+            Some("wrkspc_globex") => assert_eq!(d.kind, DifferenceKind::DuplicateUsage),
+            None => assert_eq!(d.kind, DifferenceKind::MissingUsage),
+            other => panic!("no difference expected in {other:?}: {d:?}"),
+        }
+    }
+    assert!(run.of_kind("duplicate_usage").count() >= 2, "input and output");
+    let stray_workspace = emu.workspace_id("sk-stray").unwrap();
+    assert!(
+        run.unattributed
+            .contains(&Unattributed::UnmappedScopes(vec![stray_workspace])),
+        "{:?}",
+        run.unattributed
+    );
+}
+
 support::on_both_databases!(
+    workspaces_attribute_differences_to_tenants,
     a_clean_month_reconciles_to_zero,
     dropped_and_doubled_requests_are_ingestion_differences,
     a_price_change_is_found_with_its_implied_rate,
