@@ -43,7 +43,7 @@ fn sizes() -> (usize, usize) {
 fn entry(i: usize) -> LedgerEntry {
     let n = i64::try_from(i).expect("fits");
     let model = MODELS[i % 4];
-    let long = model == "claude-sonnet-4-5" && i % 97 == 0;
+    let long = model == "claude-sonnet-4-5" && i.is_multiple_of(97);
     let day_start = UnixMicros::from_ymd(2026, 3, 1).expect("date").0;
     LedgerEntry {
         source: "bench".into(),
@@ -52,19 +52,29 @@ fn entry(i: usize) -> LedgerEntry {
         user_id: None,
         feature: "summaries".into(),
         model: model.into(),
-        lane: if i % 3 == 0 { Lane::Batch } else { Lane::Urgent },
+        lane: if i.is_multiple_of(3) {
+            Lane::Batch
+        } else {
+            Lane::Urgent
+        },
         // Spread over the 31 days, at varied times of day.
-        occurred_at: UnixMicros(day_start + (n % 31) * 86_400_000_000 + (n * 7_919) % 86_400_000_000),
+        occurred_at: UnixMicros(
+            day_start + (n % 31) * 86_400_000_000 + (n * 7_919) % 86_400_000_000,
+        ),
         job_id: None,
         batch_id: None,
         tokens: TokenBuckets {
-            input: if long { 250_000 } else { 100 + (n * 31) % 4_000 },
+            input: if long {
+                250_000
+            } else {
+                100 + (n * 31) % 4_000
+            },
             cache_write_5m: (n * 17) % 3 * 512,
             cache_write_1h: 0,
             cache_read: (n * 13) % 5 * 1_024,
             output: 20 + (n * 7) % 800,
         },
-        inference_geo: (model == "claude-sonnet-4-6" && i % 5 == 0).then(|| "us".into()),
+        inference_geo: (model == "claude-sonnet-4-6" && i.is_multiple_of(5)).then(|| "us".into()),
         feature_tier: None,
         region: None,
     }
@@ -73,14 +83,30 @@ fn entry(i: usize) -> LedgerEntry {
 type Cell = (time::Date, String, &'static str, &'static str, String);
 
 /// The provider's account of the same rows: what its reports would say.
-fn account(ledger: &Ledger, rows: &[LedgerEntry], into: &mut BTreeMap<Cell, (TokenBuckets, [i128; 5])>) {
+fn account(
+    ledger: &Ledger,
+    rows: &[LedgerEntry],
+    into: &mut BTreeMap<Cell, (TokenBuckets, [i128; 5])>,
+) {
     for e in rows {
         let snap = ledger.snapshot(e).expect("priced");
         let prompt = e.tokens.prompt_tokens();
         let day = e.occurred_at.to_datetime().expect("date").date();
-        let model = ledger.price_book().resolve(&e.model).expect("known").to_owned();
-        let tier = if e.lane == Lane::Batch { "batch" } else { "standard" };
-        let window = if prompt > 200_000 { "200k-1M" } else { "0-200k" };
+        let model = ledger
+            .price_book()
+            .resolve(&e.model)
+            .expect("known")
+            .to_owned();
+        let tier = if e.lane == Lane::Batch {
+            "batch"
+        } else {
+            "standard"
+        };
+        let window = if prompt > 200_000 {
+            "200k-1M"
+        } else {
+            "0-200k"
+        };
         let geo = e.inference_geo.clone().unwrap_or_else(|| "global".into());
         let slot = into.entry((day, model, tier, window, geo)).or_default();
         let t = &mut slot.0;
@@ -161,7 +187,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         ledger.record_batch_priced(&priced).await?;
     }
-    sqlx::query("ANALYZE tenantry_usage").execute(db.pool()).await?;
+    sqlx::query("ANALYZE tenantry_usage")
+        .execute(db.pool())
+        .await?;
     println!(
         "loaded {n} ledger rows in {:.1} s ({} provider cells)",
         load.elapsed().as_secs_f64(),
@@ -175,7 +203,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         let outcome = ledger.reconcile(&month, &account).await?;
         let seconds = start.elapsed().as_secs_f64();
-        assert!(outcome.is_clean(), "{:?}", &outcome.differences[..outcome.differences.len().min(5)]);
+        assert!(
+            outcome.is_clean(),
+            "{:?}",
+            &outcome.differences[..outcome.differences.len().min(5)]
+        );
         let start = Instant::now();
         let (count, _sum): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), CAST(SUM(input_tokens) AS bigint) FROM tenantry_usage \

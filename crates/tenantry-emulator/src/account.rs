@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(cents_string(units, CostRounding::Decimals(0)), "2");
         assert_eq!(cents_string(0, CostRounding::Exact), "0");
         // One uncached Haiku batch token in the US: $1/MTok × 0.5 × 1.1 = 5.5e-5 cents.
-        let one = 1u128 * 1_000_000 * 500 * 1_100;
+        let one = 1_000_000u128 * 500 * 1_100; // one token
         assert_eq!(cents_string(one, CostRounding::Exact), "0.000055");
         assert_eq!(cents_string(one, CostRounding::Decimals(4)), "0.0001");
         assert_eq!(

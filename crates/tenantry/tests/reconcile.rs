@@ -12,8 +12,8 @@ use futures::TryStreamExt;
 use tenantry::batch::types::{MessageParam, MessageParams, ResultOutcome};
 use tenantry::batch::{AdminKey, BatchRequests, Config, PollPolicy, RetryPolicy};
 use tenantry::cost::reconcile::{
-    Attribution, AttoUsd, ChangeKind, DifferenceKind, ReconcileRequest, Reconciliation,
-    TokenClass, Unattributed,
+    AttoUsd, Attribution, ChangeKind, DifferenceKind, ReconcileRequest, Reconciliation, TokenClass,
+    Unattributed,
 };
 use tenantry::cost::{Lane, LedgerEntry, TokenBuckets, UnixMicros};
 use tenantry::emulator::{CostRounding, Emulator, Endpoint, Fault, FaultPlan, Prices};
@@ -453,7 +453,10 @@ async fn workspaces_attribute_differences_to_tenants(database: Database) {
             other => panic!("no difference expected in {other:?}: {d:?}"),
         }
     }
-    assert!(run.of_kind("duplicate_usage").count() >= 2, "input and output");
+    assert!(
+        run.of_kind("duplicate_usage").count() >= 2,
+        "input and output"
+    );
     let stray_workspace = emu.workspace_id("sk-stray").unwrap();
     assert!(
         run.unattributed
