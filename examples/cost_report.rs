@@ -1,5 +1,6 @@
 //! A month's AI spend per tenant from a seeded ledger: by tenant, feature and lane, what
-//! batching saved, and an SVG chart of spend by tenant and day.
+//! batching saved, and an SVG chart of spend by tenant and day; then a week of real calls to
+//! the emulator reconciled with its Admin API usage and cost reports, and the drift printed.
 //!
 //! Run with: `cargo run --example cost_report [chart.svg]`
 //!
@@ -11,6 +12,130 @@
 mod seed;
 #[path = "svg_chart.rs"]
 mod svg_chart;
+
+mod drift {
+    //! The reconciliation part: calls made through the client at the emulator's times,
+    //! recorded in the ledger as they came back, then compared with the provider's account
+    //! after the emulator was told to disagree.
+
+    use tenantry::Tenantry;
+    use tenantry::batch::types::{MessageParam, MessageParams};
+    use tenantry::batch::{AdminKey, Config};
+    use tenantry::cost::reconcile::{AttoUsd, DifferenceKind, ReconcileRequest};
+    use tenantry::cost::{Lane, LedgerEntry, TokenBuckets, UnixMicros};
+    use tenantry::emulator::{Emulator, Prices};
+    use time::macros::{date, datetime};
+    use time::{Duration, OffsetDateTime};
+
+    const ADMIN: &str = "sk-ant-admin01-example";
+
+    pub(crate) async fn run(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+        let emu = Emulator::builder()
+            .api_key("sk-example")
+            .admin_key(ADMIN)
+            .start()
+            .await?;
+        emu.clock().set_scale(0);
+        let tenantry = Tenantry::builder()
+            .database(format!("sqlite://{}", dir.join("reconcile.db").display()))
+            .api(
+                Config::new("sk-example")
+                    .base_url(emu.base_url())
+                    .admin_key(AdminKey::new(ADMIN)?),
+            )
+            .build()
+            .await?;
+        let mut ids = Vec::new();
+        for day in 0..7 {
+            let noon = datetime!(2026-11-02 12:00 UTC) + Duration::days(day);
+            emu.clock().set_offset(noon - OffsetDateTime::now_utc());
+            for (tenant, model) in [
+                ("acme", "claude-haiku-4-5"),
+                ("globex", "claude-sonnet-4-6"),
+            ] {
+                let text = format!(
+                    "Summarize ticket {day} for {tenant}: {}",
+                    "words ".repeat(60)
+                );
+                let params = MessageParams::new(model, 300, vec![MessageParam::user(text)]);
+                let message = tenantry.client().messages().create(&params).await?;
+                let at = emu.clock().now().unix_timestamp_nanos() / 1_000;
+                tenantry
+                    .ledger()
+                    .record(&LedgerEntry {
+                        source: "example".into(),
+                        request_id: message.id.clone(),
+                        tenant_id: tenant.parse()?,
+                        user_id: None,
+                        feature: "tickets".into(),
+                        model: message.model.clone(),
+                        lane: Lane::Urgent,
+                        occurred_at: UnixMicros(i64::try_from(at)?),
+                        job_id: None,
+                        batch_id: None,
+                        tokens: TokenBuckets::from_usage(&message.usage)?,
+                        inference_geo: message.usage.inference_geo.clone(),
+                        feature_tier: None,
+                        region: None,
+                    })
+                    .await?;
+                ids.push(message.id);
+            }
+        }
+        // The provider's account disagrees: it lost one request, and Sonnet's output went up
+        // to $18/MTok on Nov 6 while our price book still says $15.
+        emu.drop_from_account(&ids[2]);
+        emu.change_price(
+            "claude-sonnet-4-6",
+            datetime!(2026-11-06 00:00 UTC),
+            Prices::new(3_000_000, 3_750_000, 6_000_000, 300_000, 18_000_000),
+        );
+        let week = ReconcileRequest::new(date!(2026 - 11 - 02), date!(2026 - 11 - 08))
+            .tolerance(AttoUsd::ZERO);
+        let run = tenantry.reconcile(&week).await?;
+        println!(
+            "\nreconciliation with the provider, 2026-11-02 ..= 2026-11-08 (run {}):",
+            run.run_id
+        );
+        println!("  ledger   {}", run.ledger_cost);
+        println!("  provider {}", run.provider_cost);
+        println!(
+            "  {} cells compared, {} differences",
+            run.compared,
+            run.differences.len()
+        );
+        for d in &run.differences {
+            let detail = match d.kind {
+                DifferenceKind::PriceDifference {
+                    ledger_rate,
+                    implied_rate,
+                } => format!(
+                    "rate {}/MTok in the book, {}/MTok implied",
+                    AttoUsd(i128::from(ledger_rate) * 1_000_000_000_000),
+                    AttoUsd(i128::from(implied_rate) * 1_000_000_000_000)
+                ),
+                _ => format!("{:+} tokens", d.token_delta()),
+            };
+            println!(
+                "  {} {:18} {:8} {:7?} {:16} {:>14}  {detail}",
+                d.cell.day,
+                d.cell.model,
+                d.cell.service_tier,
+                d.class,
+                d.kind.as_str(),
+                d.cost_delta().to_string()
+            );
+        }
+        let again = tenantry.reconcile(&week).await?;
+        println!(
+            "  a second run changes {} of them (previous run {:?})",
+            again.changes.len(),
+            again.previous_run
+        );
+        emu.shutdown().await;
+        Ok(())
+    }
+}
 
 use tenantry::cost::{GroupBy, Nanos, SpendQuery, UnixMicros};
 
@@ -107,6 +232,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     std::fs::write(&chart, svg)?;
     println!("chart of spend by tenant and day: {}", chart.display());
+
+    drift::run(&dir).await?;
 
     std::fs::remove_dir_all(&dir)?;
     Ok(())

@@ -234,6 +234,7 @@ impl<'c> Batches<'c> {
             body: Some(body),
             repeat: Repeat::Never,
             stream: false,
+            admin: false,
         };
         match self
             .client
@@ -532,6 +533,7 @@ impl<'c> Batches<'c> {
             body: None,
             repeat: Repeat::Safe,
             stream: false,
+            admin: false,
         }
     }
 
@@ -558,6 +560,7 @@ async fn open_results(client: &Client, url: String) -> Result<Body> {
         body: None,
         repeat: Repeat::Safe,
         stream: true,
+        admin: false,
     };
     match client.execute(call).await? {
         Received::Streaming(response) => {

@@ -44,6 +44,8 @@ struct Inner {
     /// Key, version and betas, sent with every request rather than baked into `http`, so a
     /// host's own `reqwest::Client` works unchanged.
     headers: HeaderMap,
+    /// `headers` with the Admin API key, when one is configured.
+    admin_headers: Option<HeaderMap>,
     config: Config,
     clock: ApiClock,
 }
@@ -69,6 +71,8 @@ pub(crate) struct Call<'a> {
     pub(crate) body: Option<Bytes>,
     pub(crate) repeat: Repeat,
     pub(crate) stream: bool,
+    /// Sent with the Admin API key instead of the API key.
+    pub(crate) admin: bool,
 }
 
 /// Why a call failed.
@@ -148,10 +152,23 @@ impl Client {
                 header_value("anthropic-beta", &config.betas.join(","))?,
             );
         }
+        let admin_headers = match &config.admin_key {
+            None => None,
+            Some(admin) => {
+                let mut key = HeaderValue::from_str(admin.expose()).map_err(|_| {
+                    Error::Config("the Admin API key is not a valid header value".to_owned())
+                })?;
+                key.set_sensitive(true);
+                let mut admin_headers = headers.clone();
+                admin_headers.insert("x-api-key", key);
+                Some(admin_headers)
+            }
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
                 headers,
+                admin_headers,
                 config,
                 clock: ApiClock::default(),
             }),
@@ -177,6 +194,17 @@ impl Client {
     #[must_use]
     pub fn batches(&self) -> Batches<'_> {
         Batches::new(self)
+    }
+
+    /// The Admin API's usage and cost reports (needs [`Config::admin_key`]).
+    #[must_use]
+    pub fn reports(&self) -> crate::Reports<'_> {
+        crate::Reports::new(self)
+    }
+
+    /// Whether an Admin API key is configured.
+    pub(crate) fn has_admin_key(&self) -> bool {
+        self.inner.admin_headers.is_some()
     }
 
     /// The configuration in use.
@@ -280,11 +308,15 @@ impl Client {
     }
 
     async fn attempt(&self, call: &Call<'_>) -> Result<Received, Attempt> {
+        let headers = match (&self.inner.admin_headers, call.admin) {
+            (Some(admin), true) => admin.clone(),
+            _ => self.inner.headers.clone(),
+        };
         let mut request = self
             .inner
             .http
             .request(call.method.clone(), &call.url)
-            .headers(self.inner.headers.clone());
+            .headers(headers);
         if !call.query.is_empty() {
             request = request.query(call.query);
         }

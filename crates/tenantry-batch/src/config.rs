@@ -47,6 +47,43 @@ impl From<String> for ApiKey {
     }
 }
 
+/// An Admin API key (`sk-ant-admin…`), which only the Admin API (the usage and cost reports)
+/// accepts. Its `Debug` shows `AdminKey([REDACTED])`; it has no `Display`.
+#[derive(Clone)]
+pub struct AdminKey(SecretString);
+
+impl AdminKey {
+    /// The prefix every Admin API key has.
+    pub const PREFIX: &'static str = "sk-ant-admin";
+
+    /// Wraps an Admin API key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the key does not start with [`AdminKey::PREFIX`] (an ordinary
+    /// API key, which the Admin API refuses). The message never shows the key.
+    pub fn new(key: impl Into<String>) -> Result<Self> {
+        let key = key.into();
+        if !key.starts_with(Self::PREFIX) {
+            return Err(Error::Config(format!(
+                "an Admin API key starts with `{}`",
+                Self::PREFIX
+            )));
+        }
+        Ok(Self(SecretString::from(key)))
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminKey([REDACTED])")
+    }
+}
+
 /// Everything a [`Client`](crate::Client) needs. Every setter states its default.
 ///
 /// # Example
@@ -65,6 +102,7 @@ impl From<String> for ApiKey {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) api_key: ApiKey,
+    pub(crate) admin_key: Option<AdminKey>,
     pub(crate) base_url: String,
     pub(crate) version: String,
     pub(crate) betas: Vec<String>,
@@ -82,6 +120,7 @@ impl Config {
     pub fn new(api_key: impl Into<ApiKey>) -> Self {
         Self {
             api_key: api_key.into(),
+            admin_key: None,
             base_url: DEFAULT_BASE_URL.to_owned(),
             version: API_VERSION.to_owned(),
             betas: Vec::new(),
@@ -126,6 +165,14 @@ impl Config {
     #[must_use]
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The Admin API key the usage and cost reports ([`Client::reports`](crate::Client::reports))
+    /// are read with. Default: none (the reports answer [`Error::Config`]).
+    #[must_use]
+    pub fn admin_key(mut self, key: AdminKey) -> Self {
+        self.admin_key = Some(key);
         self
     }
 

@@ -104,6 +104,14 @@ pub enum Error {
     /// The configuration is unusable (missing key, bad URL or header value).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A decimal amount (the cost report's `amount`) is not `-?DIGITS(.DIGITS)?` with at
+    /// most 24 decimals, or does not fit.
+    #[error("invalid decimal amount {0:?}")]
+    InvalidAmount(String),
+    /// A report page said more pages follow but gave no new `next_page` token; following
+    /// it would fetch the same page forever.
+    #[error("the {0} said has_more without a new next_page token")]
+    PagingStalled(&'static str),
 }
 
 impl Error {
@@ -181,7 +189,9 @@ impl Error {
             _ if self.is_not_found() => K::NotFound,
             Self::Api(api) if api.status == 409 => K::Conflict,
             Self::Api(api) if matches!(api.status, 400 | 413 | 422) => K::InvalidInput,
-            Self::Validation { .. } | Self::InvalidId(_) => K::InvalidInput,
+            Self::Validation { .. } | Self::InvalidId(_) | Self::InvalidAmount(_) => {
+                K::InvalidInput
+            }
             _ => K::Internal,
         }
     }
@@ -204,6 +214,8 @@ impl Error {
     /// | `MissingResults` | `missing_results` |
     /// | `ResultsUnavailable` | `results_unavailable` |
     /// | `Config` | `config` |
+    /// | `InvalidAmount` | `invalid_amount` |
+    /// | `PagingStalled` | `paging_stalled` |
     ///
     /// # Example
     ///
@@ -229,6 +241,8 @@ impl Error {
             Self::MissingResults { .. } => "missing_results",
             Self::ResultsUnavailable { .. } => "results_unavailable",
             Self::Config(_) => "config",
+            Self::InvalidAmount(_) => "invalid_amount",
+            Self::PagingStalled(_) => "paging_stalled",
         }
     }
 

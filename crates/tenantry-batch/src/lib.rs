@@ -43,7 +43,8 @@
 //!
 //! - [`Client`] (from a [`Config`]) hands out [`Messages`] (`create`, `count_tokens`) and
 //!   [`Batches`] (`create`, `retrieve`, `list`, `list_all`, `cancel`, `delete`, `results`,
-//!   `watch`, `wait`).
+//!   `watch`, `wait`), and [`Reports`] (the Admin API's usage and cost reports, read with an
+//!   [`AdminKey`], as typed paged streams).
 //! - [`BatchRequests`] validates and serializes a batch before anything is sent;
 //!   [`BatchSplitter`] packs any number of requests into the fewest batches.
 //! - [`ResultStream`] decodes results straight off the HTTP body ([`jsonl`] is its core).
@@ -78,6 +79,7 @@ mod config;
 mod error;
 pub mod jsonl;
 mod messages;
+mod reports;
 mod requests;
 mod results;
 mod retry;
@@ -86,9 +88,14 @@ pub mod types;
 
 pub use batches::{Batches, Direction, ListParams, PollPolicy};
 pub use client::Client;
-pub use config::{API_VERSION, ApiKey, Config, DEFAULT_BASE_URL};
+pub use config::{API_VERSION, AdminKey, ApiKey, Config, DEFAULT_BASE_URL};
 pub use error::{ApiError, Error, Result, ValidationRule};
 pub use messages::Messages;
+pub use reports::{
+    Amount, BucketWidth, CacheCreationTokens, CostBucket, CostGroupBy, CostReportPage,
+    CostReportParams, CostRow, Reports, UsageBucket, UsageGroupBy, UsageReportPage,
+    UsageReportParams, UsageRow,
+};
 pub use requests::{BatchLimits, BatchRequests, BatchSplitter, validate_request};
 pub use results::ResultStream;
 pub use retry::RetryPolicy;

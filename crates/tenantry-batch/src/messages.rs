@@ -91,6 +91,7 @@ impl<'c> Messages<'c> {
             body: Some(Bytes::from(body)),
             repeat,
             stream: false,
+            admin: false,
         };
         Ok(self.client.json(call, "message").await?)
     }
@@ -123,6 +124,7 @@ impl<'c> Messages<'c> {
             body: Some(Bytes::from(body)),
             repeat: Repeat::Safe,
             stream: false,
+            admin: false,
         };
         Ok(self.client.json(call, "count_tokens").await?)
     }

@@ -102,6 +102,9 @@ pub enum Error {
     /// A budget policy that breaks a rule (negative limit, empty custom period, …).
     #[error("invalid budget: {0}")]
     InvalidBudget(String),
+    /// A reconciliation request that breaks a rule (a range that ends before it starts).
+    #[error("invalid reconciliation: {0}")]
+    InvalidReconciliation(String),
     /// A line id that does not exist.
     #[error("{kind} {id} not found")]
     NotFound {
@@ -244,6 +247,7 @@ impl Error {
             | Self::InconsistentUsage(_)
             | Self::UnknownMultiplier { .. }
             | Self::InvalidBudget(_)
+            | Self::InvalidReconciliation(_)
             | Self::TimeRange(_) => K::InvalidInput,
             Self::KeyConflict { .. } => K::Conflict,
             Self::NotFound { .. } => K::NotFound,
@@ -279,6 +283,7 @@ impl Error {
     /// | [`BudgetExceeded`](Self::BudgetExceeded) | `budget_exceeded` |
     /// | [`KeyConflict`](Self::KeyConflict) | `key_conflict` |
     /// | [`InvalidBudget`](Self::InvalidBudget) | `invalid_budget` |
+    /// | [`InvalidReconciliation`](Self::InvalidReconciliation) | `invalid_reconciliation` |
     /// | [`NotFound`](Self::NotFound) | `not_found` |
     /// | [`InvalidRow`](Self::InvalidRow) | `invalid_row` |
     /// | [`TimeRange`](Self::TimeRange) | `time_out_of_range` |
@@ -300,6 +305,7 @@ impl Error {
             Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::KeyConflict { .. } => "key_conflict",
             Self::InvalidBudget(_) => "invalid_budget",
+            Self::InvalidReconciliation(_) => "invalid_reconciliation",
             Self::NotFound { .. } => "not_found",
             Self::InvalidRow(_) => "invalid_row",
             Self::TimeRange(_) => "time_out_of_range",

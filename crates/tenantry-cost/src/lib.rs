@@ -22,6 +22,7 @@ mod ledger;
 mod money;
 mod multiplier;
 mod price_book;
+pub mod reconcile;
 pub mod report;
 mod schema;
 mod usage;

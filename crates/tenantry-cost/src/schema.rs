@@ -38,11 +38,112 @@ fn plain_cost_migrations(backend: Backend) -> Vec<Migration> {
 /// Every migration, oldest first. Released migrations never change: a test pins their
 /// checksums.
 fn versions(backend: Backend, generated: bool) -> Vec<Migration> {
-    vec![Migration::new(
-        1,
-        "usage ledger, multipliers, budgets, reservations",
-        migration_1(backend, generated),
-    )]
+    vec![
+        Migration::new(
+            1,
+            "usage ledger, multipliers, budgets, reservations",
+            migration_1(backend, generated),
+        ),
+        Migration::new(
+            2,
+            "reconciliation runs and their differences",
+            migration_2(backend),
+        ),
+    ]
+}
+
+/// `tenantry_reconciliation_runs`: one row per reconciliation with the provider's reports.
+#[derive(Debug, Clone, Copy, Iden)]
+pub(crate) enum ReconRun {
+    #[iden = "tenantry_reconciliation_runs"]
+    Table,
+    Id,
+    RanAt,
+    FromDay,
+    ToDay,
+    Tolerance,
+    Differences,
+}
+
+/// `tenantry_reconciliation_diffs`: every difference a run found. Amounts are exact decimal
+/// strings of 10⁻¹⁸ USD (a month of an organization's spend does not fit an `i64` there).
+#[derive(Debug, Clone, Copy, Iden)]
+pub(crate) enum ReconDiff {
+    #[iden = "tenantry_reconciliation_diffs"]
+    Table,
+    RunId,
+    Day,
+    Scope,
+    Model,
+    ServiceTier,
+    ContextWindow,
+    InferenceGeo,
+    TokenClass,
+    Kind,
+    LedgerTokens,
+    ProviderTokens,
+    LedgerCost,
+    ProviderCost,
+    LedgerRate,
+    ImpliedRate,
+}
+
+/// The statements of migration 2, in order.
+fn migration_2(backend: Backend) -> Vec<String> {
+    let runs = Table::create()
+        .table(ReconRun::Table)
+        .if_not_exists()
+        .col(id_column(backend, ReconRun::Id))
+        .col(ColumnDef::new(ReconRun::RanAt).big_integer().not_null())
+        .col(ColumnDef::new(ReconRun::FromDay).text().not_null())
+        .col(ColumnDef::new(ReconRun::ToDay).text().not_null())
+        .col(ColumnDef::new(ReconRun::Tolerance).text().not_null())
+        .col(
+            ColumnDef::new(ReconRun::Differences)
+                .big_integer()
+                .not_null(),
+        )
+        .to_owned();
+    let text = |col: ReconDiff| ColumnDef::new(col).text().not_null().to_owned();
+    let diffs = Table::create()
+        .table(ReconDiff::Table)
+        .if_not_exists()
+        .col(ColumnDef::new(ReconDiff::RunId).big_integer().not_null())
+        .col(text(ReconDiff::Day))
+        .col(ColumnDef::new(ReconDiff::Scope).text().null())
+        .col(text(ReconDiff::Model))
+        .col(text(ReconDiff::ServiceTier))
+        .col(text(ReconDiff::ContextWindow))
+        .col(text(ReconDiff::InferenceGeo))
+        .col(text(ReconDiff::TokenClass))
+        .col(text(ReconDiff::Kind))
+        .col(
+            ColumnDef::new(ReconDiff::LedgerTokens)
+                .big_integer()
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(ReconDiff::ProviderTokens)
+                .big_integer()
+                .not_null(),
+        )
+        .col(text(ReconDiff::LedgerCost))
+        .col(text(ReconDiff::ProviderCost))
+        .col(ColumnDef::new(ReconDiff::LedgerRate).big_integer().null())
+        .col(ColumnDef::new(ReconDiff::ImpliedRate).big_integer().null())
+        .to_owned();
+    let index = Index::create()
+        .if_not_exists()
+        .name("tenantry_reconciliation_diffs_run_idx")
+        .table(ReconDiff::Table)
+        .col(ReconDiff::RunId)
+        .col(ReconDiff::Day)
+        .to_owned();
+    vec![
+        backend.render_schema(&runs),
+        backend.render_schema(&diffs),
+        backend.render_schema(&index),
+    ]
 }
 
 /// The value of the `lane` column for `lane`: `'batch'`, or `'sync'` for the urgent lane.

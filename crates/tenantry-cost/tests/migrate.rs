@@ -19,9 +19,19 @@ const GOLDEN: &[(Backend, i64, &str)] = &[
         "b602a58221b9a923a3b9c6ff12925156ccd33491f3efaa7c1cce6022900d8dc1",
     ),
     (
+        Backend::Postgres,
+        2,
+        "6a946612d58cfe51db74b0159fd540408de4f56e8fd43a1dc048548639eabc61",
+    ),
+    (
         Backend::Sqlite,
         1,
         "716ac6a5dd977331aa2a7591bb0beb3527e1d5648e58a0a20b39f5710b857bff",
+    ),
+    (
+        Backend::Sqlite,
+        2,
+        "c71a61039f7f843ee37cf857eb76b9d5c58266da5df406dd5e194d10c6fb211a",
     ),
 ];
 
@@ -95,7 +105,7 @@ async fn a_database_migrated_by_a_newer_version_is_refused() {
         exec(
             &db,
             "INSERT INTO tenantry_migrations (component, version, name, checksum, applied_at) \
-             VALUES ('cost', 2, 'from a newer version', 'abc', 0)",
+             VALUES ('cost', 3, 'from a newer version', 'abc', 0)",
         )
         .await;
         let err = ledger.migrate().await.unwrap_err();
@@ -104,8 +114,8 @@ async fn a_database_migrated_by_a_newer_version_is_refused() {
                 err,
                 Error::Migrate(MigrateError::TooNew {
                     component: "cost",
-                    found: 2,
-                    supported: 1,
+                    found: 3,
+                    supported: 2,
                     ..
                 })
             ),

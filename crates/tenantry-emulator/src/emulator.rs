@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::account::{Account, BilledUsage, CostRounding, Prices};
 use crate::batch::BatchStore;
 use crate::cache::PromptCache;
 use crate::clock::Clock;
@@ -38,6 +39,8 @@ pub struct EmulatorBuilder {
     models: Vec<(String, u32)>,
     body_timeout: Duration,
     requests_per_minute: Option<u64>,
+    admin_keys: Vec<String>,
+    prices: Vec<(String, Prices)>,
 }
 
 impl Default for EmulatorBuilder {
@@ -54,6 +57,8 @@ impl Default for EmulatorBuilder {
             models: default_models(),
             body_timeout: Duration::from_secs(30),
             requests_per_minute: None,
+            admin_keys: Vec::new(),
+            prices: Vec::new(),
         }
     }
 }
@@ -94,6 +99,23 @@ impl EmulatorBuilder {
         workspace: impl Into<String>,
     ) -> Self {
         self.keys.push((key.into(), Some(workspace.into())));
+        self
+    }
+
+    /// Accepts this Admin API key (repeatable; it must start with `sk-ant-admin`). Admin keys
+    /// are refused by the Messages and Message Batches APIs and are the only keys the usage
+    /// and cost reports accept. Default: no list, and any `sk-ant-admin…` key is accepted
+    /// while no [`api_key`](Self::api_key) list is set either.
+    pub fn admin_key(mut self, key: impl Into<String>) -> Self {
+        self.admin_keys.push(key.into());
+        self
+    }
+
+    /// Prices `model` at `prices` in the account's cost report (standard context window;
+    /// see [`Emulator::change_price`] for a change at a date). Default: the public list
+    /// prices of the known models (see the crate docs).
+    pub fn price(mut self, model: impl Into<String>, prices: Prices) -> Self {
+        self.prices.push((model.into(), prices));
         self
     }
 
@@ -192,6 +214,8 @@ impl EmulatorBuilder {
             max_batch_bytes: self.max_batch_bytes,
             body_timeout: self.body_timeout,
             rate: self.requests_per_minute.map(RateLimiter::new),
+            account: Account::new(self.prices),
+            admin_keys: self.admin_keys,
         });
         let app = router(shared.clone()).into_make_service_with_connect_info::<ConnHandle>();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -288,6 +312,55 @@ impl Emulator {
     #[must_use]
     pub fn served(&self) -> crate::Served {
         self.shared.served.snapshot(self.shared.clock.now())
+    }
+
+    /// Every request the API billed so far, as its usage and cost reports count it before
+    /// any [disagreement](Self::drop_from_account) is injected: each Messages API call and
+    /// each processed request of an ended batch, with its dimensions; oldest first.
+    #[must_use]
+    pub fn billed(&self) -> Vec<BilledUsage> {
+        self.shared.billed()
+    }
+
+    /// The id under which the usage report shows requests made with `key` (`apikey_01…`);
+    /// derived from the key, and never the key itself.
+    #[must_use]
+    pub fn api_key_id(&self, key: &str) -> String {
+        crate::server::api_key_id(key)
+    }
+
+    /// The workspace of `key` (`wrkspc_01…`), as the reports show it; `None` for a key the
+    /// emulator does not accept.
+    #[must_use]
+    pub fn workspace_id(&self, key: &str) -> Option<String> {
+        match &self.shared.keys {
+            Some(keys) => keys.get(key).cloned(),
+            None => Some(crate::server::workspace_of_key(key)),
+        }
+    }
+
+    /// The account's price of `model` changes to `prices` from `from` on (virtual time of
+    /// each request): the cost report prices later requests at the new rates, and a ledger
+    /// with the old price book disagrees by the difference.
+    pub fn change_price(&self, model: &str, from: time::OffsetDateTime, prices: Prices) {
+        self.shared.account.change_price(model, from, prices);
+    }
+
+    /// The account loses the request that answered with message `message_id`: both reports
+    /// leave it out, although the client received (and was billed for) it.
+    pub fn drop_from_account(&self, message_id: &str) {
+        self.shared.account.drop_request(message_id);
+    }
+
+    /// The account counts the request that answered with message `message_id` twice in
+    /// both reports.
+    pub fn double_in_account(&self, message_id: &str) {
+        self.shared.account.double_request(message_id);
+    }
+
+    /// How the cost report writes its amounts from now on. Default [`CostRounding::Exact`].
+    pub fn set_cost_rounding(&self, rounding: CostRounding) {
+        self.shared.account.set_rounding(rounding);
     }
 
     /// The emulator's virtual clock.

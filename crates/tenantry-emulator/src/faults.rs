@@ -32,11 +32,15 @@ pub enum Endpoint {
     CreateMessage,
     /// `POST /v1/messages/count_tokens`.
     CountTokens,
+    /// `GET /v1/organizations/usage_report/messages` (Admin API).
+    UsageReport,
+    /// `GET /v1/organizations/cost_report` (Admin API).
+    CostReport,
 }
 
 impl Endpoint {
     /// Every endpoint, in a fixed order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::CreateBatch,
         Self::RetrieveBatch,
         Self::ListBatches,
@@ -45,10 +49,12 @@ impl Endpoint {
         Self::BatchResults,
         Self::CreateMessage,
         Self::CountTokens,
+        Self::UsageReport,
+        Self::CostReport,
     ];
 
     /// The short name used by fault specifications (`create`, `retrieve`, `list`, `cancel`,
-    /// `delete`, `results`, `messages`, `count_tokens`).
+    /// `delete`, `results`, `messages`, `count_tokens`, `usage_report`, `cost_report`).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -60,6 +66,8 @@ impl Endpoint {
             Self::BatchResults => "results",
             Self::CreateMessage => "messages",
             Self::CountTokens => "count_tokens",
+            Self::UsageReport => "usage_report",
+            Self::CostReport => "cost_report",
         }
     }
 }

@@ -68,6 +68,24 @@
 //!   or missing results line, and retryable `errored` results, scripted or by probability; every request, every completed request and every
 //!   fault is counted in [`FaultCounts`].
 //!
+//! - **Admin API reports.** `GET /v1/organizations/usage_report/messages` and
+//!   `GET /v1/organizations/cost_report` answer from the account of what the emulator billed
+//!   ([`Emulator::billed`]): every Messages API call and every processed request of an ended
+//!   batch, at its virtual time, with its workspace, key id ([`Emulator::api_key_id`]),
+//!   model, `service_tier` (`standard` or `batch`), `context_window` (`0-200k`, or
+//!   `200k-1M` past 200,000 prompt tokens) and `inference_geo` (the request's, else
+//!   `global`). Buckets of `1d`, `1h` or `1m` (the cost report: `1d`), `group_by[]`, the
+//!   usage report's filters (`models[]`, `workspace_ids[]`, `api_key_ids[]`,
+//!   `service_tiers[]`, `context_window[]`, `inference_geos[]`), `limit` buckets per page
+//!   (defaults 7 / 24 / 60, maxima 31 / 168 / 1440) and `has_more` / `next_page`, as the
+//!   real API pages. The cost report's `amount` is a decimal string in cents, priced with
+//!   the emulator's own table ([`Prices`]; batch ×0.5, `inference_geo: us` ×1.1,
+//!   long-context rates for the models that have them). Only Admin keys (`sk-ant-admin…`,
+//!   [`EmulatorBuilder::admin_key`]) may read them, and the Messages and Batches APIs refuse
+//!   Admin keys (401 `authentication_error`). Tests make the account disagree with a
+//!   client's ledger with [`Emulator::change_price`], [`Emulator::drop_from_account`],
+//!   [`Emulator::double_in_account`] and [`Emulator::set_cost_rounding`].
+//!
 //! # Control routes
 //!
 //! Hosts that cannot call the Rust API (the binary, tests in other languages) steer the
@@ -87,6 +105,7 @@
 //! gets `not_found_error` (`model: NAME`), as the real API answers.
 #![deny(missing_docs)]
 
+mod account;
 mod batch;
 mod body;
 mod cache;
@@ -101,6 +120,7 @@ mod ids;
 mod message;
 mod params;
 mod ratelimit;
+mod reports;
 mod responder;
 mod results;
 mod served;
@@ -108,6 +128,7 @@ mod server;
 mod tokens;
 mod wire;
 
+pub use account::{BilledUsage, CostRounding, Prices};
 pub use clock::{Clock, http_date};
 pub use emulator::{Emulator, EmulatorBuilder, MAX_BATCH_BODY_BYTES};
 pub use error::{Error, Result};

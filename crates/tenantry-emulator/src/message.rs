@@ -110,6 +110,7 @@ impl Generator<'_> {
                 },
                 output_tokens,
                 service_tier,
+                inference_geo: params.get("inference_geo").and_then(Value::as_str),
             },
         };
         serde_json::to_string(&message).map_err(|e| {
@@ -157,6 +158,10 @@ struct WireUsage<'a> {
     cache_creation: WireCacheCreation,
     output_tokens: u64,
     service_tier: &'a str,
+    /// Present when the request chose one (the real API reports it; the emulator stays
+    /// silent otherwise so older clients see the usage they always saw).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_geo: Option<&'a str>,
 }
 
 #[derive(Serialize)]

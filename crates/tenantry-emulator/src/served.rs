@@ -82,6 +82,32 @@ impl ServedLog {
             .push(served);
     }
 
+    /// Calls `f(batch, billed at, message)` for every request an ended batch billed.
+    pub(crate) fn for_each_billed(
+        &self,
+        now: OffsetDateTime,
+        mut f: impl FnMut(&Batch, OffsetDateTime, &str),
+    ) {
+        let batches = self
+            .batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for batch in batches {
+            let view = batch.view(now);
+            if view.status != Status::Ended {
+                continue;
+            }
+            for (i, item) in batch.items.iter().enumerate() {
+                if let (Class::Processed, Outcome::Succeeded(m)) =
+                    (batch.class_of(&view, i), &item.outcome)
+                {
+                    f(&batch, batch.start_of(i), m);
+                }
+            }
+        }
+    }
+
     pub(crate) fn snapshot(&self, now: OffsetDateTime) -> Served {
         let batches = self
             .batches

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::account::{Account, BilledUsage};
 use crate::batch::{Batch, BatchStore, Item, Outcome, Status, WireBatch, start_time};
 use crate::body::{
     MESSAGE_BODY_LIMIT, json_response, json_text, parse_json, read_body, slow, truncate,
@@ -58,6 +59,11 @@ pub(crate) struct Shared {
     pub(crate) body_timeout: Duration,
     /// Requests-per-minute limit per workspace, when configured.
     pub(crate) rate: Option<RateLimiter>,
+    /// The account behind the Admin API reports.
+    pub(crate) account: Account,
+    /// Accepted Admin API keys; empty accepts any `sk-ant-admin…` key when [`Shared::keys`]
+    /// is `None`.
+    pub(crate) admin_keys: Vec<String>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -82,6 +88,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/messages/batches/{id}/results", get(batch_results))
         .route("/v1/messages", post(create_message))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route(
+            "/v1/organizations/usage_report/messages",
+            get(crate::reports::usage_report),
+        )
+        .route(
+            "/v1/organizations/cost_report",
+            get(crate::reports::cost_report),
+        )
         .route("/_emulator/clock", post(control::control_clock))
         .route("/_emulator/config", post(control::control_config))
         .route("/_emulator/faults", post(control::control_faults))
@@ -133,11 +147,13 @@ async fn outer(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
 /// Every handler ends by dropping it: with [`Fault::LostResponse`] that resets the connection,
 /// whichever way the handler ends (success through [`Ctx::finish`] or an error).
 #[derive(Debug)]
-struct Ctx {
+pub(crate) struct Ctx {
     shared: Arc<Shared>,
     endpoint: Endpoint,
     conn: ConnHandle,
     workspace: String,
+    /// The id of the key that made the request (see [`api_key_id`]).
+    api_key_id: String,
     body_fault: Option<Fault>,
     rate: Option<RateInfo>,
 }
@@ -155,7 +171,7 @@ impl Drop for Ctx {
 impl Ctx {
     /// Counts the work as completed, applies the body fault, if any, and adds the workspace
     /// header.
-    fn finish(&self, mut response: Response) -> Response {
+    pub(crate) fn finish(&self, mut response: Response) -> Response {
         self.shared.faults.on_completed(self.endpoint);
         if let Ok(value) = HeaderValue::from_str(&self.workspace) {
             response
@@ -210,11 +226,21 @@ impl Ctx {
     }
 }
 
-fn workspace_of_key(key: &str) -> String {
+pub(crate) fn workspace_of_key(key: &str) -> String {
     let mut hasher = DefaultHasher::new();
     key.hash(&mut hasher);
     format!("wrkspc_01{:016x}", hasher.finish())
 }
+
+/// The id the Admin API reports a key under (`apikey_01…`): stable per key, never the key.
+pub(crate) fn api_key_id(key: &str) -> String {
+    let mut hasher = DefaultHasher::new();
+    ("api key id", key).hash(&mut hasher);
+    format!("apikey_01{:016x}", hasher.finish())
+}
+
+/// The prefix of Admin API keys.
+const ADMIN_KEY_PREFIX: &str = "sk-ant-admin";
 
 impl Shared {
     pub(crate) fn latency(&self) -> Duration {
@@ -226,7 +252,7 @@ impl Shared {
     }
 
     /// Authentication, version check, request counting and fault decision.
-    fn begin(
+    pub(crate) fn begin(
         self: &Arc<Self>,
         endpoint: Endpoint,
         headers: &HeaderMap,
@@ -246,13 +272,40 @@ impl Shared {
             .ok_or_else(|| {
                 ApiError::new(ErrorType::Authentication, "x-api-key header is required")
             })?;
-        let workspace = match &self.keys {
-            Some(keys) => keys
-                .get(key)
-                .cloned()
-                .ok_or_else(|| ApiError::new(ErrorType::Authentication, "invalid x-api-key"))?,
-            None => workspace_of_key(key),
+        let admin = key.starts_with(ADMIN_KEY_PREFIX);
+        let wants_admin = matches!(endpoint, Endpoint::UsageReport | Endpoint::CostReport);
+        if admin != wants_admin {
+            let message = if wants_admin {
+                "This endpoint requires an Admin API key (sk-ant-admin…)."
+            } else {
+                "Admin API keys cannot be used with this endpoint; use an API key."
+            };
+            return Err(ApiError::new(ErrorType::Authentication, message));
+        }
+        let workspace = if admin {
+            let accepted = if self.admin_keys.is_empty() {
+                self.keys.is_none()
+            } else {
+                self.admin_keys.iter().any(|k| k == key)
+            };
+            if !accepted {
+                return Err(ApiError::new(
+                    ErrorType::Authentication,
+                    "invalid x-api-key",
+                ));
+            }
+            // The organization: an Admin key sees every workspace.
+            String::from("organization")
+        } else {
+            match &self.keys {
+                Some(keys) => keys
+                    .get(key)
+                    .cloned()
+                    .ok_or_else(|| ApiError::new(ErrorType::Authentication, "invalid x-api-key"))?,
+                None => workspace_of_key(key),
+            }
         };
+        let api_key_id = api_key_id(key);
         match headers
             .get("anthropic-version")
             .and_then(|v| v.to_str().ok())
@@ -300,10 +353,27 @@ impl Shared {
                 endpoint,
                 conn: conn.clone(),
                 workspace,
+                api_key_id,
                 body_fault,
                 rate,
             }),
         }
+    }
+
+    /// Every request billed so far (Messages API calls and the processed requests of ended
+    /// batches), oldest first.
+    pub(crate) fn billed(&self) -> Vec<BilledUsage> {
+        let mut billed = self.account.messages();
+        self.served
+            .for_each_billed(self.clock.now(), |batch, at, message| {
+                let key = self.account.key_of_batch(&batch.id);
+                if let Some(usage) = BilledUsage::from_message(message, at, &batch.workspace, &key)
+                {
+                    billed.push(usage);
+                }
+            });
+        billed.sort_by_key(|u| u.at);
+        billed
     }
 
     /// The batch `id` of the caller's workspace, unless the transient-404 fault hides it.
@@ -371,6 +441,7 @@ async fn create_batch(
             .map_err(|_| ApiError::new(ErrorType::Api, ErrorType::Api.default_message()))??;
     let batch = Arc::new(batch);
     shared.batches.insert(batch.clone());
+    shared.account.batch_key(&batch.id, &ctx.api_key_id);
     shared.served.batch(batch.clone());
     let value = batch.to_wire(shared.clock.now(), &shared.public_base(&headers));
     Ok(ctx.finish(json_response(StatusCode::OK, &value)))
@@ -603,8 +674,12 @@ async fn create_message(
         ids: &shared.ids,
         workspace: &ctx.workspace,
     };
-    let message = generator.generate(&params, &checked, None, shared.clock.now(), "standard")?;
+    let at = shared.clock.now();
+    let message = generator.generate(&params, &checked, None, at, "standard")?;
     shared.served.message(&params, &message);
+    if let Some(billed) = BilledUsage::from_message(&message, at, &ctx.workspace, &ctx.api_key_id) {
+        shared.account.message(billed);
+    }
     Ok(ctx.finish(json_text(StatusCode::OK, message)))
 }
 

@@ -42,6 +42,10 @@ pub enum Error {
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     #[error("metrics error")]
     Metrics(#[source] tenantry_metrics::Error),
+    /// The provider's usage or cost report holds something the ledger cannot be reconciled
+    /// with as it is (another currency, a count that does not fit).
+    #[error("provider report cannot be reconciled: {0}")]
+    ProviderReport(String),
     /// The engine task panicked or was aborted.
     #[error("engine task failed")]
     Engine(#[source] tokio::task::JoinError),
@@ -111,7 +115,7 @@ impl Error {
             Self::Schema(e) => e.kind(),
             #[cfg(feature = "metrics")]
             Self::Metrics(e) => e.kind(),
-            Self::Config(_) | Self::Engine(_) => ErrorKind::Internal,
+            Self::Config(_) | Self::Engine(_) | Self::ProviderReport(_) => ErrorKind::Internal,
         }
     }
 

@@ -21,6 +21,8 @@ mod jobs;
 #[cfg(feature = "_handle")]
 mod output;
 #[cfg(feature = "_handle")]
+mod reconcile;
+#[cfg(feature = "_handle")]
 mod repair;
 #[cfg(feature = "_handle")]
 mod request;
