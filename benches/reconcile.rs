@@ -45,39 +45,37 @@ fn entry(i: usize) -> LedgerEntry {
     let model = MODELS[i % 4];
     let long = model == "claude-sonnet-4-5" && i.is_multiple_of(97);
     let day_start = UnixMicros::from_ymd(2026, 3, 1).expect("date").0;
-    LedgerEntry {
-        source: "bench".into(),
-        request_id: format!("r{i}"),
-        tenant_id: TenantId::new(format!("tenant-{}", i % 100)).expect("valid"),
-        user_id: None,
-        feature: "summaries".into(),
-        model: model.into(),
-        lane: if i.is_multiple_of(3) {
-            Lane::Batch
+    let lane = if i.is_multiple_of(3) {
+        Lane::Batch
+    } else {
+        Lane::Urgent
+    };
+    // Spread over the 31 days, at varied times of day.
+    let at = UnixMicros(day_start + (n % 31) * 86_400_000_000 + (n * 7_919) % 86_400_000_000);
+    let tenant = TenantId::new(format!("tenant-{}", i % 100)).expect("valid");
+    let mut entry = LedgerEntry::new(
+        "bench",
+        format!("r{i}"),
+        tenant,
+        "summaries",
+        model,
+        lane,
+        at,
+    )
+    .with_tokens(TokenBuckets {
+        input: if long {
+            250_000
         } else {
-            Lane::Urgent
+            100 + (n * 31) % 4_000
         },
-        // Spread over the 31 days, at varied times of day.
-        occurred_at: UnixMicros(
-            day_start + (n % 31) * 86_400_000_000 + (n * 7_919) % 86_400_000_000,
-        ),
-        job_id: None,
-        batch_id: None,
-        tokens: TokenBuckets {
-            input: if long {
-                250_000
-            } else {
-                100 + (n * 31) % 4_000
-            },
-            cache_write_5m: (n * 17) % 3 * 512,
-            cache_write_1h: 0,
-            cache_read: (n * 13) % 5 * 1_024,
-            output: 20 + (n * 7) % 800,
-        },
-        inference_geo: (model == "claude-sonnet-4-6" && i.is_multiple_of(5)).then(|| "us".into()),
-        feature_tier: None,
-        region: None,
-    }
+        cache_write_5m: (n * 17) % 3 * 512,
+        cache_write_1h: 0,
+        cache_read: (n * 13) % 5 * 1_024,
+        output: 20 + (n * 7) % 800,
+    });
+    entry.inference_geo =
+        (model == "claude-sonnet-4-6" && i.is_multiple_of(5)).then(|| "us".into());
+    entry
 }
 
 type Cell = (time::Date, String, &'static str, &'static str, String);

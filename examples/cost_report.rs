@@ -60,25 +60,18 @@ mod drift {
                 let params = MessageParams::new(model, 300, vec![MessageParam::user(text)]);
                 let message = tenantry.client().messages().create(&params).await?;
                 let at = emu.clock().now().unix_timestamp_nanos() / 1_000;
-                tenantry
-                    .ledger()
-                    .record(&LedgerEntry {
-                        source: "example".into(),
-                        request_id: message.id.clone(),
-                        tenant_id: tenant.parse()?,
-                        user_id: None,
-                        feature: "tickets".into(),
-                        model: message.model.clone(),
-                        lane: Lane::Urgent,
-                        occurred_at: UnixMicros(i64::try_from(at)?),
-                        job_id: None,
-                        batch_id: None,
-                        tokens: TokenBuckets::from_usage(&message.usage)?,
-                        inference_geo: message.usage.inference_geo.clone(),
-                        feature_tier: None,
-                        region: None,
-                    })
-                    .await?;
+                let mut entry = LedgerEntry::new(
+                    "example",
+                    message.id.clone(),
+                    tenant.parse()?,
+                    "tickets",
+                    message.model.clone(),
+                    Lane::Urgent,
+                    UnixMicros(i64::try_from(at)?),
+                )
+                .with_tokens(TokenBuckets::from_usage(&message.usage)?);
+                entry.inference_geo = message.usage.inference_geo.clone();
+                tenantry.ledger().record(&entry).await?;
                 ids.push(message.id);
             }
         }

@@ -570,8 +570,14 @@ impl<'c> Reports<'c> {
         Self { client }
     }
 
-    fn admin_call<'q>(&self, path: &str, query: &'q [(&'static str, String)]) -> Call<'q> {
+    fn admin_call<'q>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        query: &'q [(&'static str, String)],
+    ) -> Call<'q> {
         Call {
+            endpoint,
             method: Method::GET,
             url: self.client.url(path),
             query,
@@ -601,7 +607,11 @@ impl<'c> Reports<'c> {
     pub async fn usage(&self, params: &UsageReportParams) -> Result<UsageReportPage> {
         self.need_admin_key()?;
         let query = params.query()?;
-        let call = self.admin_call("/v1/organizations/usage_report/messages", &query);
+        let call = self.admin_call(
+            "reports.usage",
+            "/v1/organizations/usage_report/messages",
+            &query,
+        );
         Ok(self.client.json(call, "usage report").await?)
     }
 
@@ -613,7 +623,7 @@ impl<'c> Reports<'c> {
     pub async fn cost(&self, params: &CostReportParams) -> Result<CostReportPage> {
         self.need_admin_key()?;
         let query = params.query()?;
-        let call = self.admin_call("/v1/organizations/cost_report", &query);
+        let call = self.admin_call("reports.cost", "/v1/organizations/cost_report", &query);
         Ok(self.client.json(call, "cost report").await?)
     }
 

@@ -3,7 +3,7 @@
 //!
 //! | name | type | unit | labels | what |
 //! |---|---|---|---|---|
-//! | `tenantry_api_requests_total` | counter | HTTP requests | `endpoint` (`messages.create`, `messages.count_tokens`, `batches.create`, `batches.retrieve`, `batches.list`, `batches.cancel`, `batches.delete`, `batches.results`), `status` (the HTTP status code, `transport_error` or `timeout`) | every attempt, retries included |
+//! | `tenantry_api_requests_total` | counter | HTTP requests | `endpoint` (`messages.create`, `messages.count_tokens`, `batches.create`, `batches.retrieve`, `batches.list`, `batches.cancel`, `batches.delete`, `batches.results`, `reports.usage`, `reports.cost`), `status` (the HTTP status code, `transport_error` or `timeout`) | every attempt, retries included |
 //! | `tenantry_api_retries_total` | counter | HTTP requests | `endpoint` | attempts made again by the retry policy |
 //!
 //! Every call is also a `tenantry.api.call` span with `endpoint`, `http.request.method`,

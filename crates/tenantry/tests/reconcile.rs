@@ -72,22 +72,18 @@ fn entry(
     lane: Lane,
     at: OffsetDateTime,
 ) -> LedgerEntry {
-    LedgerEntry {
-        source: "test".into(),
-        request_id: message.id.clone(),
-        tenant_id: tenant.parse().unwrap(),
-        user_id: None,
-        feature: "summaries".into(),
-        model: message.model.clone(),
+    let mut entry = LedgerEntry::new(
+        "test",
+        message.id.clone(),
+        tenant.parse().unwrap(),
+        "summaries",
+        message.model.clone(),
         lane,
-        occurred_at: UnixMicros(i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap()),
-        job_id: None,
-        batch_id: None,
-        tokens: TokenBuckets::from_usage(&message.usage).unwrap(),
-        inference_geo: message.usage.inference_geo.clone(),
-        feature_tier: None,
-        region: None,
-    }
+        UnixMicros(i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap()),
+    )
+    .with_tokens(TokenBuckets::from_usage(&message.usage).unwrap());
+    entry.inference_geo = message.usage.inference_geo.clone();
+    entry
 }
 
 fn set_clock(emu: &Emulator, at: OffsetDateTime) {
@@ -281,16 +277,14 @@ async fn dropped_and_doubled_requests_are_ingestion_differences(database: Databa
 
     // The ledger's side of a duplicate: the same call recorded again under another key.
     let first = find(date!(2026 - 03 - 01), "claude-haiku-4-5");
-    let mut copy = LedgerEntry {
-        request_id: format!("{}-again", first.message_id),
-        ..tenantry
-            .ledger()
-            .lines(&"acme".parse().unwrap())
-            .await
-            .unwrap()[0]
-            .record
-            .clone()
-    };
+    let mut copy = tenantry
+        .ledger()
+        .lines(&"acme".parse().unwrap())
+        .await
+        .unwrap()[0]
+        .record
+        .clone();
+    copy.request_id = format!("{}-again", first.message_id);
     copy.source = "test".into();
     tenantry.ledger().record(&copy).await.unwrap();
     let third = tenantry.reconcile(&march()).await.unwrap();
