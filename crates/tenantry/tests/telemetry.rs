@@ -125,7 +125,8 @@ async fn case_full_run_spans_carry_ids_and_no_secret(database: Database) {
     };
     // Unique per case: both cases share the process's capture.
     let key = format!("sk-ant-api03-SECRET{run}KEY7f3a9c");
-    let prompt = format!("CONFIDENTIAL {run} customer wrote: my card 4111 was charged twice");
+    let prompt =
+        format!("CONFIDENTIAL {run} customer wrote: my card 4111-1111-1111-1111 was charged twice");
     let tenant = format!("tel-{run}");
     let emulator = Emulator::builder()
         .api_key(key.clone())
@@ -206,7 +207,7 @@ async fn case_full_run_spans_carry_ids_and_no_secret(database: Database) {
             "the API key leaked: {text}"
         );
         assert!(
-            !text.contains("CONFIDENTIAL") && !text.contains("4111"),
+            !text.contains("CONFIDENTIAL") && !text.contains("4111-1111-1111-1111"),
             "a prompt leaked: {text}"
         );
         for completion in &completions {
