@@ -17,13 +17,15 @@ use crate::sink::Assignments;
 
 /// The default path clients poll a job at; the job id is appended.
 pub const DEFAULT_STATUS_PATH: &str = "/v1/jobs/";
-/// How long a budget hold lasts when nothing settles or releases it. Default 25 h: longer than
-/// the batch API's 24 h processing window. [`Tenantry::cancel`](crate::Tenantry::cancel) gives
+/// How long a budget hold lasts when nothing settles or releases it: the ledger's
+/// [`HoldRequest::DEFAULT_TTL_MICROS`](tenantry_cost::HoldRequest::DEFAULT_TTL_MICROS), 25 h,
+/// longer than the batch API's 24 h processing window. [`Tenantry::cancel`](crate::Tenantry::cancel) gives
 /// back the hold of a job not yet sent, and a running engine the holds of jobs that end failed,
 /// or canceled or expired before they were sent, within about a second; the TTL is the
 /// backstop when no engine runs, and for a job canceled or expired after it was sent that the
 /// API does not bill.
-pub const DEFAULT_HOLD_TTL: Duration = Duration::from_secs(25 * 3600);
+pub const DEFAULT_HOLD_TTL: Duration =
+    Duration::from_micros(tenantry_cost::HoldRequest::DEFAULT_TTL_MICROS.unsigned_abs());
 /// How often a running engine reconciles the live budget holds with the jobs, and how old a
 /// hold must be to be looked at. Default 60 s.
 pub const DEFAULT_HOLD_RECONCILE: Duration = Duration::from_secs(60);
