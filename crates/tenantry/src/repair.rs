@@ -105,13 +105,21 @@ impl<'a> Repair<'a> {
         }
         let held = self.tenantry.hold_all(&tenant, &[request]).await?;
         let hold = held.first().copied().map(HoldId::new);
-        let after = match inner.store.repair().retry(&tenant, &id, hold).await {
+        // Until the job carries the new hold, only this call knows it: whatever fails in
+        // between gives it back here (a crash leaves it to the engine's reconciliation of
+        // holds with jobs, which finds no job holding it).
+        let stored = async {
+            tenantry_queue::failpoint!("retry.held");
+            Ok::<_, crate::Error>(inner.store.repair().retry(&tenant, &id, hold).await?)
+        };
+        let after = match stored.await {
             Ok(after) => after,
             Err(e) => {
                 self.tenantry.release_all(&held).await;
-                return Err(e.into());
+                return Err(e);
             }
         };
+        tenantry_queue::failpoint!("retry.stored");
         // The previous attempt is settled (the queue refuses otherwise): its hold, if still
         // held, can no longer be billed. A crash before this leaves it to the engine's
         // reconciliation of holds with jobs, which finds no job holding it.

@@ -1,5 +1,5 @@
-//! The facade's crash-point explorer: every named point of `Tenantry::submit`, `cancel`, the
-//! hold releaser and the ledger sink (`failpoint!` in `src/`), on SQLite and (with the
+//! The facade's crash-point explorer: every named point of `Tenantry::submit`, `cancel`,
+//! `Repair::retry`, the hold releaser and the ledger sink (`failpoint!` in `src/`), on SQLite and (with the
 //! `postgres` feature) PostgreSQL, crashed at or failed at, then run to quiescence from the
 //! database alone (a new `Tenantry`, a new engine) and checked:
 //!
@@ -51,6 +51,9 @@ struct Case {
     /// marks the moment): the engine reconciles every second in this case, and once a minute
     /// (the default) in the others, so each path is seen doing its own work.
     by_reconciliation: bool,
+    /// The point is armed only once the submitted jobs are settled, for an operator's retry of
+    /// the failed one.
+    retry: bool,
 }
 
 fn cases() -> Vec<Case> {
@@ -67,8 +70,25 @@ fn cases() -> Vec<Case> {
                 point,
                 what,
                 by_reconciliation: false,
+                retry: false,
             });
         }
+    }
+    // An operator's retry: a failure between the new hold and the job carrying it gives the
+    // hold back in the call; a crash there leaves it to the reconciliation of holds with jobs.
+    // Past the store, the retried job carries its hold and the engine gives it back.
+    for (point, what, by_reconciliation) in [
+        ("retry.held", Do::Crash, true),
+        ("retry.held", Do::Fail, false),
+        ("retry.stored", Do::Crash, false),
+        ("retry.stored", Do::Fail, false),
+    ] {
+        all.push(Case {
+            point,
+            what,
+            by_reconciliation,
+            retry: true,
+        });
     }
     // Holds taken, jobs not stored yet: no job carries the holds, and the engine's
     // reconciliation of holds with jobs gives them back.
@@ -76,6 +96,7 @@ fn cases() -> Vec<Case> {
         point: "submit.held",
         what: Do::Crash,
         by_reconciliation: true,
+        retry: false,
     });
     // A job canceled while its create's outcome is unknown keeps its batch; when the create
     // is found never to have happened the job leaves the batch, and the reconciliation of
@@ -84,6 +105,7 @@ fn cases() -> Vec<Case> {
         point: "create.begun",
         what: Do::CancelThenCrash,
         by_reconciliation: true,
+        retry: false,
     });
     all
 }
@@ -211,7 +233,9 @@ async fn explore(case: Case, database: Database) -> Result<String, String> {
             }))
         }
     };
-    scenario.on(case.point, 1, 1, action);
+    if !case.retry {
+        scenario.on(case.point, 1, 1, action.clone());
+    }
     // Submit, then cancel the first job before anything is sent: all through the facade.
     let mut crashes = 0;
     // Holds count from here.
@@ -243,34 +267,20 @@ async fn explore(case: Case, database: Database) -> Result<String, String> {
         tokio::time::sleep(LEASE).await;
         t = tenantry(&database, &emu, case).await;
     }
-    loop {
-        if since.elapsed() > SCENARIO_TIMEOUT / 2 {
-            return Err("not idle in time".to_owned());
+    t = settle(t, &database, &emu, case, &scenario, &mut crashes, since).await?;
+    if case.retry {
+        // The second request was refused by the API: its job failed. Retry it with the point
+        // armed; the retried request is refused again, so the job fails once more.
+        let failed = first_job.lock().unwrap().clone().unwrap();
+        scenario.on(case.point, 1, 1, action);
+        let retried = scenario.run(t.repair().retry("acme", &failed)).await;
+        if retried.is_err() {
+            crashes += 1;
+            drop(t);
+            tokio::time::sleep(LEASE).await;
+            t = tenantry(&database, &emu, case).await;
         }
-        let watched = t.clone();
-        let run = scenario
-            .run(async {
-                tokio::select! {
-                    r = watched.run(std::future::pending()) => r.map(|()| false),
-                    () = async {
-                        while !idle(&watched, &database).await {
-                            tokio::time::sleep(Duration::from_millis(30)).await;
-                        }
-                    } => Ok(true),
-                }
-            })
-            .await;
-        match run {
-            Ok(Ok(true)) => break,
-            Ok(_) => return Err("the engine stopped".to_owned()),
-            Err(_) => {
-                crashes += 1;
-                drop(t);
-                foreign_batch(&emu, crashes).await;
-                tokio::time::sleep(LEASE).await;
-                t = tenantry(&database, &emu, case).await;
-            }
-        }
+        t = settle(t, &database, &emu, case, &scenario, &mut crashes, since).await?;
     }
     if !scenario.fired().contains(&case.point) {
         return Err(format!("{} was never reached", case.point));
@@ -289,6 +299,49 @@ async fn explore(case: Case, database: Database) -> Result<String, String> {
         },
         started.elapsed().as_millis()
     ))
+}
+
+/// Runs a fresh engine until every job is terminal, its usage recorded and no hold left,
+/// restarting after each crash as a new process would.
+async fn settle(
+    mut t: Tenantry,
+    database: &Database,
+    emu: &Emulator,
+    case: Case,
+    scenario: &Scenario,
+    crashes: &mut usize,
+    since: Instant,
+) -> Result<Tenantry, String> {
+    loop {
+        if since.elapsed() > SCENARIO_TIMEOUT / 2 {
+            return Err("not idle in time".to_owned());
+        }
+        let watched = t.clone();
+        let run = scenario
+            .run(async {
+                tokio::select! {
+                    r = watched.run(std::future::pending()) => r.map(|()| false),
+                    () = async {
+                        while !idle(&watched, database).await {
+                            tokio::time::sleep(Duration::from_millis(30)).await;
+                        }
+                    } => Ok(true),
+                }
+            })
+            .await;
+        match run {
+            Ok(Ok(true)) => break,
+            Ok(_) => return Err("the engine stopped".to_owned()),
+            Err(_) => {
+                *crashes += 1;
+                drop(t);
+                foreign_batch(emu, *crashes).await;
+                tokio::time::sleep(LEASE).await;
+                t = tenantry(database, emu, case).await;
+            }
+        }
+    }
+    Ok(t)
 }
 
 /// (a), (c) and (e); returns how many billed Messages calls no ledger line can exist for (an
