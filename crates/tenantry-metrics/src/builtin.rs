@@ -21,11 +21,12 @@ use crate::metric::{Metric, count_distinct, count_rows, max, sum};
 pub const PPM: i64 = 1_000_000;
 
 /// A half-open time range `[start, end)` in Unix microseconds (UTC), compared on
-/// `occurred_at`. Bound as two parameters.
+/// `occurred_at` and bound as two parameters; or [`all_time`](Self::all_time), which compares
+/// nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Period {
-    start: i64,
-    end: i64,
+    /// `[start, end)`; `None` for all of time (no bound, no predicate).
+    bounds: Option<(i64, i64)>,
 }
 
 impl Period {
@@ -52,29 +53,50 @@ impl Period {
             });
         }
         Ok(Self {
-            start: start_micros,
-            end: end_micros,
+            bounds: Some((start_micros, end_micros)),
         })
     }
 
-    /// `[i64::MIN, i64::MAX)`: all of time.
+    /// All of time: every ledger row, whatever its `occurred_at` (`i64::MAX` included). A
+    /// metric over it adds no predicate on `occurred_at` to the SQL, so an index on time is
+    /// never needed for it.
+    ///
+    /// # Example
+    /// ```
+    /// use tenantry_metrics::{builtin, Backend, MetricsQuery, Period};
+    /// let mut q = MetricsQuery::new();
+    /// q.select("cost", builtin::cost(Period::all_time()))?;
+    /// let (sql, _) = q.build(Backend::Postgres)?;
+    /// assert!(!sql.contains("occurred_at"));
+    /// # Ok::<(), tenantry_metrics::Error>(())
+    /// ```
     #[must_use]
     pub fn all_time() -> Self {
-        Self {
-            start: i64::MIN,
-            end: i64::MAX,
-        }
+        Self { bounds: None }
     }
 
-    /// The period as memo parameters.
+    /// The bounds `(start, end)` in Unix microseconds; `None` for [`all_time`](Self::all_time).
+    #[must_use]
+    pub fn bounds(self) -> Option<(i64, i64)> {
+        self.bounds
+    }
+
+    /// The period as memo parameters. All of time is `[i64::MAX, i64::MIN]`, which no bounded
+    /// period can be (its end is never before its start).
     fn key(self, builtin: Builtin) -> Key<'static> {
-        Key::of(builtin).ints([self.start, self.end])
+        let (start, end) = self.bounds.unwrap_or((i64::MAX, i64::MIN));
+        Key::of(builtin).ints([start, end])
     }
 
-    /// `occurred_at` falls in the period.
+    /// `occurred_at` falls in the period; for [`all_time`](Self::all_time) the condition that
+    /// always holds, which `and`, `or` and [`Aggregate::filter`](crate::Aggregate::filter) fold
+    /// away.
     #[must_use]
     pub fn contains(self) -> Expr<crate::Bool, Usage> {
-        usage::occurred_at().in_range(self.start, self.end)
+        match self.bounds {
+            Some((start, end)) => usage::occurred_at().in_range(start, end),
+            None => Expr::from_node(crate::expr::Node::True),
+        }
     }
 }
 
