@@ -71,7 +71,9 @@ fn dim_alias(j: usize) -> Name {
 }
 
 impl MetricsQuery {
-    /// Renders the query as one `SELECT` statement for `dialect`.
+    /// Renders the query as one `SELECT` statement for `dialect`. On SQLite,
+    /// [`build`](Self::build) adds `NOT INDEXED` after the ledger in the rendered text (sea-query
+    /// has no such clause): build through it, not from this statement.
     ///
     /// # Errors
     /// [`Error::NoMetrics`] when nothing is selected, [`Error::UnsupportedType`] when the
@@ -559,7 +561,7 @@ impl MetricsQuery {
 
     /// SQLite reads the whole ledger once per subquery (its subqueries are never restricted
     /// to the groups' tenants), and its planner does that through the `(tenant_id, ..)` index
-    /// to skip the sort of the `GROUP BY` / `DISTINCT`: one table lookup per row, 3.5–4.4×
+    /// to skip the sort of the `GROUP BY` / `DISTINCT`: one table lookup per row, 3.4–5.8×
     /// slower than scanning the table and sorting (`docs/benchmarks.md`, issue 17). `NOT
     /// INDEXED` on the ledger makes it scan. sea-query has no SQLite index hint, so the clause
     /// is added to the rendered text, after the only place the ledger is named with the fact
