@@ -9,6 +9,37 @@
 //! Each built-in is built once per thread and parameter set; asking for it again returns a
 //! clone that shares the tree (an equal [`Metric`], for a few reference-count increments), so a
 //! dashboard rebuilt for every request costs little to build and to drop.
+//!
+//! # The columns each built-in reads
+//!
+//! Every query reads the tenants table's `id` and `parent_id` (and `level` when it sets
+//! [`level`](crate::MetricsQuery::level)). On top of that, by default column name (rename them
+//! with [`Schema::with_column`](crate::Schema::with_column)):
+//!
+//! | built-in | table: columns |
+//! |---|---|
+//! | [`users`] | memberships: `tenant_id`, `user_id` |
+//! | [`active_users`] | usage: `tenant_id`, `user_id`, `occurred_at`¹ |
+//! | [`feature_active_users`] | usage: `tenant_id`, `user_id`, `feature`, `occurred_at`¹ |
+//! | [`adoption_rate`] | usage as [`feature_active_users`]; memberships as [`users`] |
+//! | [`requests`], [`requests_in`]² | usage: `tenant_id`, `occurred_at`¹ |
+//! | [`tokens`], [`tokens_in`]² | usage: `tenant_id`, `occurred_at`¹, `input_tokens`, `cache_write_5m_tokens`, `cache_write_1h_tokens`, `cache_read_tokens`, `output_tokens` |
+//! | [`cost`], [`cost_in`]² | usage: `tenant_id`, `occurred_at`¹, `cost_nanos` |
+//! | [`cost_per_active_user`] | usage: `tenant_id`, `occurred_at`¹, `cost_nanos`, `user_id` |
+//! | [`batch_requests`], [`batch_share`] | usage: `tenant_id`, `occurred_at`¹, `lane` |
+//! | [`batch_savings`] | usage: `tenant_id`, `occurred_at`¹, `cost_nanos`, `standard_cost_nanos` |
+//! | [`max_inheritance_depth`], [`inheritance_depth_count`], [`permission_holders`] | memberships: `user_id`, `tenant_id`; grants: `tenant_id`, `permission` |
+//! | [`max_role_inheritance_depth`], [`role_inheritance_depth_count`], [`role_permission_holders`] | roles: `id`, `parent_id`; role assignments: `user_id`, `tenant_id`, `role_id`; role grants: `role_id`, `permission` |
+//!
+//! ¹ not read for [`Period::all_time`]. ² plus `feature` and/or `model` when the [`Slice`]
+//! names one.
+//!
+//! Types: tenant and user ids of the schema's [`IdType`](crate::IdType) (the same in every
+//! table), `occurred_at` of its [`TimeType`](crate::TimeType), `feature`, `model`, `lane` and
+//! `permission` text, token and cost columns 64-bit integers (`BIGINT`; any `INT` type on
+//! SQLite), `level` any integer; role ids of any one type. Other columns may exist and are
+//! ignored. [`MetricsQuery::check_schema`](crate::MetricsQuery::check_schema) checks a
+//! database against exactly what a query reads.
 
 use tenantry_core::UnixMicros;
 
@@ -21,11 +52,12 @@ use crate::metric::{Metric, count_distinct, count_rows, max, sum};
 pub const PPM: i64 = 1_000_000;
 
 /// A half-open time range `[start, end)` in Unix microseconds (UTC), compared on
-/// `occurred_at`. Bound as two parameters.
+/// `occurred_at` and bound as two parameters; or [`all_time`](Self::all_time), which compares
+/// nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Period {
-    start: i64,
-    end: i64,
+    /// `[start, end)`; `None` for all of time (no bound, no predicate).
+    bounds: Option<(i64, i64)>,
 }
 
 impl Period {
@@ -52,29 +84,50 @@ impl Period {
             });
         }
         Ok(Self {
-            start: start_micros,
-            end: end_micros,
+            bounds: Some((start_micros, end_micros)),
         })
     }
 
-    /// `[i64::MIN, i64::MAX)`: all of time.
+    /// All of time: every ledger row, whatever its `occurred_at` (`i64::MAX` included). A
+    /// metric over it adds no predicate on `occurred_at` to the SQL, so an index on time is
+    /// never needed for it.
+    ///
+    /// # Example
+    /// ```
+    /// use tenantry_metrics::{builtin, Backend, MetricsQuery, Period};
+    /// let mut q = MetricsQuery::new();
+    /// q.select("cost", builtin::cost(Period::all_time()))?;
+    /// let (sql, _) = q.build(Backend::Postgres)?;
+    /// assert!(!sql.contains("occurred_at"));
+    /// # Ok::<(), tenantry_metrics::Error>(())
+    /// ```
     #[must_use]
     pub fn all_time() -> Self {
-        Self {
-            start: i64::MIN,
-            end: i64::MAX,
-        }
+        Self { bounds: None }
     }
 
-    /// The period as memo parameters.
+    /// The bounds `(start, end)` in Unix microseconds; `None` for [`all_time`](Self::all_time).
+    #[must_use]
+    pub fn bounds(self) -> Option<(i64, i64)> {
+        self.bounds
+    }
+
+    /// The period as memo parameters. All of time is `[i64::MAX, i64::MIN]`, which no bounded
+    /// period can be (its end is never before its start).
     fn key(self, builtin: Builtin) -> Key<'static> {
-        Key::of(builtin).ints([self.start, self.end])
+        let (start, end) = self.bounds.unwrap_or((i64::MAX, i64::MIN));
+        Key::of(builtin).ints([start, end])
     }
 
-    /// `occurred_at` falls in the period.
+    /// `occurred_at` falls in the period; for [`all_time`](Self::all_time) the condition that
+    /// always holds, which `and`, `or` and [`Aggregate::filter`](crate::Aggregate::filter) fold
+    /// away.
     #[must_use]
     pub fn contains(self) -> Expr<crate::Bool, Usage> {
-        usage::occurred_at().in_range(self.start, self.end)
+        match self.bounds {
+            Some((start, end)) => usage::occurred_at().in_range(start, end),
+            None => Expr::from_node(crate::expr::Node::True),
+        }
     }
 }
 
@@ -114,7 +167,7 @@ pub fn feature_active_users(feature: &str, period: Period) -> Metric {
 /// q.scope(Scope::Ids(vec!["acme".into()]));
 /// q.select("adoption", builtin::adoption_rate("summarize", Period::new(0, 10)?))?;
 /// let (sql, _) = q.build(Backend::Sqlite)?;
-/// assert!(sql.contains(r#"SELECT DISTINCT "f"."tenant_id" AS "tenant_id", "f"."user_id" AS "v" FROM "tenantry_usage" AS "f" WHERE "f"."occurred_at" >= ? AND "f"."occurred_at" < ? AND "f"."feature" = ?"#));
+/// assert!(sql.contains(r#"SELECT DISTINCT "f"."tenant_id" AS "tenant_id", "f"."user_id" AS "v" FROM "tenantry_usage" AS "f" NOT INDEXED WHERE "f"."occurred_at" >= ? AND "f"."occurred_at" < ? AND "f"."feature" = ?"#));
 /// # Ok::<(), tenantry_metrics::Error>(())
 /// ```
 pub fn adoption_rate(feature: &str, period: Period) -> Metric {

@@ -120,8 +120,10 @@ impl Template {
         (aggs, shape): (&Aggregates<'_>, &Shape<'_>),
         (sql, values): (&Arc<str>, &Values),
     ) -> Option<Self> {
-        let (sentinel_sql, sentinel_values) =
-            query.with_sentinels(aggs, shape).build(dialect).ok()?;
+        let (sentinel_sql, sentinel_values) = query
+            .with_sentinels(aggs, shape)
+            .build_unchecked(dialect)
+            .ok()?;
         let slots = (sentinel_values.0.into_iter())
             .map(|v| match sentinel_position(&v, shape.params.len()) {
                 Some(n) => Slot::Param(n),
@@ -198,6 +200,7 @@ impl MetricsCache {
         if query.metrics.is_empty() {
             return Err(Error::NoMetrics);
         }
+        query.check(dialect)?;
         let aggs = query.aggregates()?;
         let shape = query.shape(dialect, &aggs);
         let hash = FxBuildHasher.hash_one(&shape.key);

@@ -11,6 +11,9 @@
 /// |---|---|---|---|
 /// | [`InvalidIdentifier`](Self::InvalidIdentifier) | `invalid_identifier` | yes | no |
 /// | [`UnknownColumn`](Self::UnknownColumn) | `unknown_column` | yes | no |
+/// | [`UnsupportedType`](Self::UnsupportedType) | `unsupported_type` | yes | no |
+/// | [`InvalidId`](Self::InvalidId) | `invalid_id` | yes | no |
+/// | [`SchemaMismatch`](Self::SchemaMismatch) | `schema_mismatch` | yes | no |
 /// | [`NoMetrics`](Self::NoMetrics) | `no_metrics` | yes | no |
 /// | [`DuplicateName`](Self::DuplicateName) | `duplicate_name` | yes | no |
 /// | [`DimensionSource`](Self::DimensionSource) | `dimension_source` | yes | no |
@@ -38,6 +41,30 @@ pub enum Error {
         /// The column name that was not found.
         column: String,
     },
+    /// The configured type of a column does not exist on the database (`uuid` or
+    /// `timestamptz` on SQLite, ISO-8601 text time on PostgreSQL).
+    #[error("{column} cannot be {ty} on {backend}")]
+    UnsupportedType {
+        /// The columns concerned (`tenant ids`, `user ids` or `occurred_at`).
+        column: &'static str,
+        /// The configured type.
+        ty: &'static str,
+        /// The database.
+        backend: &'static str,
+    },
+    /// A tenant id of a [`Scope`](crate::Scope) is not the text form of an id of the
+    /// configured [`IdType`](crate::IdType).
+    #[error("tenant id {id:?} is not {expected}")]
+    InvalidId {
+        /// The id as given.
+        id: String,
+        /// What an id of the configured type looks like.
+        expected: &'static str,
+    },
+    /// The host's database lacks a table or column a query reads, or declares it with another
+    /// type than the [`Schema`](crate::Schema) says ([`MetricsQuery::check_schema`](crate::MetricsQuery::check_schema)).
+    #[error("the host's schema does not match the metrics: {0}")]
+    SchemaMismatch(crate::SchemaMismatch),
     /// The query selects no metric.
     #[error("a metrics query must select at least one metric")]
     NoMetrics,
@@ -98,6 +125,9 @@ impl Error {
         match self {
             Self::InvalidIdentifier(_) => "invalid_identifier",
             Self::UnknownColumn { .. } => "unknown_column",
+            Self::UnsupportedType { .. } => "unsupported_type",
+            Self::InvalidId { .. } => "invalid_id",
+            Self::SchemaMismatch(_) => "schema_mismatch",
             Self::NoMetrics => "no_metrics",
             Self::DuplicateName(_) => "duplicate_name",
             Self::DimensionSource { .. } => "dimension_source",
@@ -132,6 +162,9 @@ impl Error {
             self,
             Self::InvalidIdentifier(_)
                 | Self::UnknownColumn { .. }
+                | Self::UnsupportedType { .. }
+                | Self::InvalidId { .. }
+                | Self::SchemaMismatch(_)
                 | Self::NoMetrics
                 | Self::DuplicateName(_)
                 | Self::DimensionSource { .. }
@@ -166,6 +199,16 @@ mod tests {
                 table: "usage",
                 column: "x".into(),
             },
+            Error::UnsupportedType {
+                column: "tenant ids",
+                ty: "uuid",
+                backend: "sqlite",
+            },
+            Error::InvalidId {
+                id: "x".into(),
+                expected: "a decimal integer",
+            },
+            Error::SchemaMismatch(crate::SchemaMismatch::default()),
             Error::NoMetrics,
             Error::DuplicateName("cost".into()),
             Error::DimensionSource {
@@ -195,6 +238,9 @@ mod tests {
             [
                 "invalid_identifier",
                 "unknown_column",
+                "unsupported_type",
+                "invalid_id",
+                "schema_mismatch",
                 "no_metrics",
                 "duplicate_name",
                 "dimension_source",
@@ -220,6 +266,9 @@ mod tests {
             [
                 "invalid_identifier",
                 "unknown_column",
+                "unsupported_type",
+                "invalid_id",
+                "schema_mismatch",
                 "no_metrics",
                 "duplicate_name",
                 "dimension_source",

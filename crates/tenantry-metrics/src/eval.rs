@@ -87,6 +87,7 @@ fn eval_node<'a>(node: &'a Node, row: &FactRow<'a>) -> Result<Val<'a>> {
         Node::Int(v) => Val::Int(*v),
         Node::Text(t) => Val::Text(t),
         Node::Null(_) => Val::Null,
+        Node::True => Val::Bool(true),
         Node::Arith(op, a, b) => match (eval_node(a, row)?, eval_node(b, row)?) {
             (Val::Int(x), Val::Int(y)) => match op {
                 ArithOp::Add => Val::Int(x.checked_add(y).ok_or(Error::Overflow("+"))?),

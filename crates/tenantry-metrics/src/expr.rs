@@ -143,6 +143,10 @@ pub(crate) enum Node {
     IsNull(Arc<Node>),
     Case(Arc<Node>, Arc<Node>, Arc<Node>),
     Coalesce(Arc<Node>, Arc<Node>),
+    /// The condition that always holds: what an unbounded period compares. `AND` and `OR`
+    /// fold it away and an aggregate filtered by it has no filter, so it only reaches SQL
+    /// under `NOT` or inside `CASE`.
+    True,
 }
 
 /// A typed expression over one row of fact source `S`, of SQL type `T`.
@@ -270,11 +274,18 @@ impl<S> Expr<Bool, S> {
     /// `self AND other` (three-valued: `FALSE AND NULL` is `FALSE`).
     #[must_use]
     pub fn and(self, other: Expr<Bool, S>) -> Expr<Bool, S> {
-        Expr::from_node(Node::And(self.shared(), other.shared()))
+        match (&self.node, &other.node) {
+            (Node::True, _) => other,
+            (_, Node::True) => self,
+            _ => Expr::from_node(Node::And(self.shared(), other.shared())),
+        }
     }
     /// `self OR other` (three-valued: `TRUE OR NULL` is `TRUE`).
     #[must_use]
     pub fn or(self, other: Expr<Bool, S>) -> Expr<Bool, S> {
+        if self.node == Node::True || other.node == Node::True {
+            return Expr::from_node(Node::True);
+        }
         Expr::from_node(Node::Or(self.shared(), other.shared()))
     }
 }

@@ -79,10 +79,12 @@ compile_error!(
 
 pub mod builtin;
 mod cache;
+mod check;
 mod data;
 mod dimension;
 mod error;
 mod eval;
+mod explain;
 mod expr;
 mod fetch;
 #[cfg(feature = "fixture")]
@@ -104,6 +106,7 @@ pub mod sql_reference {
 
 pub use builtin::Period;
 pub use cache::MetricsCache;
+pub use check::{SchemaMismatch, SchemaProblem};
 pub use data::{
     Dataset, GrantRow, MembershipRow, RoleAssignmentRow, RoleGrantRow, RoleRow, TenantRow, UsageRow,
 };
@@ -120,4 +123,4 @@ pub use migrate::{MIGRATIONS, migrate};
 pub use query::{Column, DEFAULT_MAX_DEPTH, MetricRow, MetricsQuery, Scope};
 pub use registry::Registry;
 pub use render::Backend;
-pub use schema::{Ident, Schema, Table};
+pub use schema::{IdType, Ident, Schema, Table, TimeType};

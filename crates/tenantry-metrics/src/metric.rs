@@ -76,6 +76,9 @@ impl<S: Source> Aggregate<S> {
     /// Only rows for which `condition` is `TRUE` are aggregated (`NULL` counts as false).
     /// A second call combines both conditions with `AND`.
     pub fn filter(mut self, condition: Expr<Bool, S>) -> Self {
+        if condition.node == Node::True {
+            return self;
+        }
         self.call.filter = Some(match self.call.filter.take() {
             None => condition.node,
             Some(prev) => Node::And(Arc::new(prev), Arc::new(condition.node)),

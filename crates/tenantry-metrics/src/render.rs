@@ -8,7 +8,7 @@ use sea_query::{Asterisk, Cond, DynIden, Expr as Sql, ExprTrait, Func, Value};
 
 use crate::expr::{ArithOp, CmpOp, Node, SourceKind, ValueKind};
 use crate::metric::{AggCall, AggFunc, MNode};
-use crate::schema::Schema;
+use crate::schema::{IdType, Schema, TimeType};
 pub use tenantry_core::db::Backend;
 
 /// The names a query is built from (aliases, CTE and generated column names, and the default
@@ -140,23 +140,72 @@ fn nullif_zero(e: Sql) -> Sql {
     Func::cust("NULLIF").arg(e).arg(Sql::val(0i64)).into()
 }
 
+/// The host's name of a fact column, and the type it is stored in when that is not how
+/// metrics see it.
+fn column(column: crate::expr::Column, schema: &Schema) -> (&str, Stored) {
+    let name = column.name();
+    let host = match column.source {
+        SourceKind::Usage => schema.usage.col(name).as_str(),
+        SourceKind::Members => schema.memberships.col(name).as_str(),
+        SourceKind::Access | SourceKind::RoleAccess => name,
+    };
+    let stored = match name {
+        "tenant_id" if schema.tenant_ids != IdType::Text => Stored::Id,
+        "user_id" if schema.user_ids != IdType::Text => Stored::Id,
+        "occurred_at" if column.source == SourceKind::Usage => Stored::Time(schema.time),
+        _ => Stored::AsSeen,
+    };
+    (host, stored)
+}
+
+/// How a fact column is stored, seen from the metrics.
+enum Stored {
+    /// As metrics see it.
+    AsSeen,
+    /// An id of another type than text: metrics see its text form.
+    Id,
+    /// The ledger's time: metrics see Unix microseconds.
+    Time(TimeType),
+}
+
+/// `stored` (a column of type `time`) as Unix microseconds, exactly.
+fn micros(stored: Sql, time: TimeType) -> Sql {
+    match time {
+        TimeType::EpochMicros => stored,
+        TimeType::UnixSeconds => stored.mul(Sql::cust("1000000")),
+        // `EXTRACT` returns `numeric` (exact) since PostgreSQL 14.
+        TimeType::Timestamptz => {
+            Sql::cust_with_expr("CAST(EXTRACT(EPOCH FROM $1) * 1000000 AS BIGINT)", stored)
+        }
+        // Whole seconds from SQLite's date functions (floored, also before 1970), then the
+        // fraction's digits, right-padded to six; character 20 is the fraction's dot.
+        TimeType::IsoText => Sql::cust_with_exprs(
+            "(CAST(strftime('%s', ?) AS INTEGER) * 1000000 \
+             + CAST(substr(substr(?, 21) || '000000', 1, 6) AS INTEGER))",
+            [stored.clone(), stored],
+        ),
+    }
+}
+
 /// Renders a row-level expression; columns are read from the table aliased `alias`.
 pub(crate) fn node(n: &Node, schema: &Schema, alias: &str) -> Sql {
     let r = |x: &Node| node(x, schema, alias);
     match n {
-        Node::Col(column) => {
-            let name = column.name();
-            let column = match column.source {
-                SourceKind::Usage => schema.usage.col(name).as_str(),
-                SourceKind::Members => schema.memberships.col(name).as_str(),
-                SourceKind::Access | SourceKind::RoleAccess => name,
-            };
-            col(alias, column)
+        Node::Col(c) => {
+            let (name, stored) = column(*c, schema);
+            let c = col(alias, name);
+            match stored {
+                Stored::AsSeen => c,
+                Stored::Id => Func::cast_as(c, ident("TEXT")).into(),
+                Stored::Time(time) => micros(c, time),
+            }
         }
         Node::Int(v) => Sql::val(*v),
         Node::Text(t) => Sql::val(t.as_ref()),
         Node::Null(ValueKind::Int) => Sql::val(Value::BigInt(None)),
         Node::Null(ValueKind::Text) => Sql::val(Value::String(None)),
+        // `1 = 1` rather than `TRUE`: the same literal-free condition on every SQLite version.
+        Node::True => Sql::cust("1 = 1"),
         Node::Arith(op, a, b) => match op {
             ArithOp::Add => r(a).add(r(b)),
             ArithOp::Sub => r(a).sub(r(b)),
@@ -188,11 +237,7 @@ pub(crate) fn aggregate(
     final_sum: Option<Backend>,
     alias: &str,
 ) -> Sql {
-    let arg = || {
-        call.arg
-            .as_ref()
-            .map_or_else(|| Sql::col(Asterisk), |a| node(a, schema, alias))
-    };
+    let arg = || aggregate_arg(call, schema, alias).unwrap_or_else(|| Sql::col(Asterisk));
     let mut f = match call.func {
         AggFunc::CountRows => Func::count(Sql::col(Asterisk)),
         AggFunc::Count => Func::count(arg()),
@@ -209,6 +254,19 @@ pub(crate) fn aggregate(
     } else {
         f.into()
     }
+}
+
+/// The argument of an aggregate. An id counted (distinct or not) is read as stored: its text
+/// form has as many distinct values and `NULL`s, and the cast would cost a conversion per row.
+pub(crate) fn aggregate_arg(call: &AggCall, schema: &Schema, alias: &str) -> Option<Sql> {
+    let arg = call.arg.as_ref()?;
+    if let Node::Col(c) = arg
+        && matches!(call.func, AggFunc::Count | AggFunc::CountDistinct)
+        && let (name, Stored::Id) = column(*c, schema)
+    {
+        return Some(col(alias, name));
+    }
+    Some(node(arg, schema, alias))
 }
 
 /// Combines per-tenant partial aggregates (column `column` of `table`) over a subtree:

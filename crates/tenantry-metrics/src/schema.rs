@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use crate::error::{Error, Result};
+use crate::render::Backend;
 
 /// A validated SQL identifier: `[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes (PostgreSQL's limit).
 ///
@@ -78,7 +79,7 @@ pub enum Table {
 }
 
 impl Table {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Table::Tenants => "tenants",
             Table::Memberships => "memberships",
@@ -143,7 +144,103 @@ impl TableNames {
     }
 }
 
-/// Where the metrics find the host's data: table and column names, each validated.
+/// The SQL type of the host's tenant ids or user ids, in every table that holds them.
+///
+/// Whatever the type, a result's tenant id is its text form (`CAST(id AS TEXT)`: `42`, or a
+/// UUID's lowercase hyphenated form), the ids of a [`Scope`](crate::Scope) are given in that
+/// form, and ids compare byte-wise in that form (the order of rows, text comparisons in metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IdType {
+    /// `TEXT` (the default, tenantry's own tables).
+    #[default]
+    Text,
+    /// `INTEGER` / `BIGINT` / `INT` (SQLite's `INTEGER PRIMARY KEY` included).
+    Integer,
+    /// `uuid`, PostgreSQL only (SQLite has no UUID type).
+    Uuid,
+}
+
+impl IdType {
+    fn label(self) -> &'static str {
+        match self {
+            IdType::Text => "text",
+            IdType::Integer => "integer",
+            IdType::Uuid => "uuid",
+        }
+    }
+
+    /// The SQL type a bound id (sent as text) is cast to; `None` for text.
+    pub(crate) fn cast(self, dialect: Backend) -> Option<&'static str> {
+        match (self, dialect) {
+            (IdType::Text, _) => None,
+            (IdType::Integer, Backend::Postgres) => Some("BIGINT"),
+            (IdType::Integer, Backend::Sqlite) => Some("INTEGER"),
+            (IdType::Uuid, _) => Some("uuid"),
+        }
+    }
+
+    /// Checks that `id` is the text form of an id of this type, as the database prints it.
+    pub(crate) fn check(self, id: &str) -> Result<()> {
+        let ok = match self {
+            IdType::Text => true,
+            IdType::Integer => id.parse::<i64>().is_ok_and(|v| v.to_string() == id),
+            IdType::Uuid => {
+                id.len() == 36
+                    && id.char_indices().all(|(i, c)| match i {
+                        8 | 13 | 18 | 23 => c == '-',
+                        _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+                    })
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidId {
+                id: id.to_owned(),
+                expected: match self {
+                    IdType::Text => "text",
+                    IdType::Integer => "a decimal integer such as 42 (no sign +, no leading zero)",
+                    IdType::Uuid => "a lowercase hyphenated UUID",
+                },
+            })
+        }
+    }
+}
+
+/// How the ledger's `occurred_at` column stores time. Metrics always see Unix microseconds
+/// (UTC): the SQL converts each stored value exactly, and [`Period`](crate::Period) bounds
+/// stay microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeType {
+    /// `BIGINT` Unix microseconds (the default, tenantry's own ledger).
+    #[default]
+    EpochMicros,
+    /// Integer Unix seconds (SQLite's `unixepoch()`, or a PostgreSQL `BIGINT`).
+    UnixSeconds,
+    /// `timestamptz`, PostgreSQL only: converted with `EXTRACT(EPOCH FROM ..)`, exact to the
+    /// microsecond (it is `numeric` since PostgreSQL 14).
+    Timestamptz,
+    /// ISO-8601 text in UTC, SQLite only: `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS`, with
+    /// an optional fraction of up to six digits and no zone suffix (what SQLite's `datetime()`,
+    /// SQLAlchemy and Django write).
+    IsoText,
+}
+
+impl TimeType {
+    fn label(self) -> &'static str {
+        match self {
+            TimeType::EpochMicros => "epoch microseconds",
+            TimeType::UnixSeconds => "unix seconds",
+            TimeType::Timestamptz => "timestamptz",
+            TimeType::IsoText => "ISO-8601 text",
+        }
+    }
+}
+
+/// Where the metrics find the host's data: table and column names, each validated, and the
+/// types of its id and time columns.
 ///
 /// The defaults are the tables [`crate::migrate`] creates plus the usage ledger of
 /// `tenantry-cost` (`tenantry_usage`).
@@ -168,6 +265,9 @@ pub struct Schema {
     pub(crate) roles: TableNames,
     pub(crate) role_assignments: TableNames,
     pub(crate) role_grants: TableNames,
+    pub(crate) tenant_ids: IdType,
+    pub(crate) user_ids: IdType,
+    pub(crate) time: TimeType,
 }
 
 impl Default for Schema {
@@ -184,6 +284,9 @@ impl Default for Schema {
                 &ROLE_ASSIGNMENT_COLUMNS,
             ),
             role_grants: TableNames::new("tenantry_role_grants", &ROLE_GRANT_COLUMNS),
+            tenant_ids: IdType::Text,
+            user_ids: IdType::Text,
+            time: TimeType::EpochMicros,
         }
     }
 }
@@ -248,6 +351,101 @@ impl Schema {
     #[must_use]
     pub fn table_name(&self, table: Table) -> &str {
         self.table(table).name.as_str()
+    }
+
+    /// The configured name of the column of `table` known by default as `default_column`;
+    /// `None` when the table has no such column.
+    #[must_use]
+    pub fn column_name(&self, table: Table, default_column: &str) -> Option<&str> {
+        let names = self.table(table);
+        let i = names.defaults.iter().position(|c| *c == default_column)?;
+        Some(names.columns[i].as_str())
+    }
+
+    /// The type of every tenant id column: the tenants' `id` and `parent_id`, and `tenant_id`
+    /// of memberships, grants, role assignments and the ledger (default [`IdType::Text`]).
+    ///
+    /// # Example
+    /// ```
+    /// use tenantry_metrics::{Backend, IdType, MetricsQuery, Schema, Scope, TimeType, builtin};
+    /// let schema = Schema::default()
+    ///     .with_tenant_ids(IdType::Integer)
+    ///     .with_user_ids(IdType::Uuid)
+    ///     .with_time(TimeType::Timestamptz);
+    /// let mut q = MetricsQuery::with_schema(schema);
+    /// q.scope(Scope::Ids(vec!["42".into()]));
+    /// q.select("users", builtin::users())?;
+    /// let (sql, _) = q.build(Backend::Postgres)?;
+    /// assert!(sql.starts_with(r#"WITH RECURSIVE "mq_groups" ("id") AS (SELECT "t"."id" AS "id" FROM "tenantry_tenants" AS "t" WHERE "t"."id" IN (CAST($1 AS BIGINT)))"#));
+    /// // SQLite has no uuid type: a typed error, before any SQL runs.
+    /// assert!(q.build(Backend::Sqlite).is_err());
+    /// # Ok::<(), tenantry_metrics::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_tenant_ids(mut self, ty: IdType) -> Self {
+        self.tenant_ids = ty;
+        self
+    }
+
+    /// The type of every user id column: `user_id` of memberships, role assignments and the
+    /// ledger, and the users' `id` (default [`IdType::Text`]).
+    #[must_use]
+    pub fn with_user_ids(mut self, ty: IdType) -> Self {
+        self.user_ids = ty;
+        self
+    }
+
+    /// How the ledger's `occurred_at` stores time (default [`TimeType::EpochMicros`]).
+    #[must_use]
+    pub fn with_time(mut self, ty: TimeType) -> Self {
+        self.time = ty;
+        self
+    }
+
+    /// The type of tenant id columns.
+    #[must_use]
+    pub fn tenant_ids(&self) -> IdType {
+        self.tenant_ids
+    }
+
+    /// The type of user id columns.
+    #[must_use]
+    pub fn user_ids(&self) -> IdType {
+        self.user_ids
+    }
+
+    /// How the ledger stores time.
+    #[must_use]
+    pub fn time(&self) -> TimeType {
+        self.time
+    }
+
+    /// Checks that `dialect` has the configured column types.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedType`] for `uuid` ids or `timestamptz` time on SQLite, and ISO-8601
+    /// text time on PostgreSQL (use `timestamptz` there).
+    pub fn check_backend(&self, dialect: Backend) -> Result<()> {
+        let unsupported = |column: &'static str, ty: &'static str| Error::UnsupportedType {
+            column,
+            ty,
+            backend: dialect.as_str(),
+        };
+        if dialect == Backend::Sqlite {
+            if self.tenant_ids == IdType::Uuid {
+                return Err(unsupported("tenant ids", self.tenant_ids.label()));
+            }
+            if self.user_ids == IdType::Uuid {
+                return Err(unsupported("user ids", self.user_ids.label()));
+            }
+            if self.time == TimeType::Timestamptz {
+                return Err(unsupported("occurred_at", self.time.label()));
+            }
+        }
+        if dialect == Backend::Postgres && self.time == TimeType::IsoText {
+            return Err(unsupported("occurred_at", self.time.label()));
+        }
+        Ok(())
     }
 }
 

@@ -67,6 +67,7 @@ mod tag {
     pub(super) const CASE: u8 = 11;
     pub(super) const COALESCE: u8 = 12;
     pub(super) const NONE: u8 = 13;
+    pub(super) const TRUE: u8 = 14;
     pub(super) const AGG: u8 = 20;
     pub(super) const LIT: u8 = 21;
     pub(super) const ADD: u8 = 22;
@@ -102,6 +103,7 @@ impl<'q> Walk<'q> {
                 self.params.push(Param::Text(t));
             }
             Node::Null(kind) => self.key.extend_from_slice(&[tag::NULL, *kind as u8]),
+            Node::True => self.key.push(tag::TRUE),
             Node::Arith(op, a, b) => self.nodes(&[tag::ARITH, *op as u8], &[a, b]),
             Node::Cmp(op, a, b) => self.nodes(&[tag::CMP, *op as u8], &[a, b]),
             Node::And(a, b) => self.nodes(&[tag::AND], &[a, b]),
@@ -276,7 +278,7 @@ fn for_each_literal_mut(call: &mut AggCall, f: &mut impl FnMut(&mut Node)) {
     fn walk(n: &mut Node, f: &mut impl FnMut(&mut Node)) {
         match n {
             Node::Int(_) | Node::Text(_) => f(n),
-            Node::Col(..) | Node::Null(_) => {}
+            Node::Col(..) | Node::Null(_) | Node::True => {}
             // Copy on write: the children may be shared with other trees.
             Node::Arith(_, a, b)
             | Node::Cmp(_, a, b)

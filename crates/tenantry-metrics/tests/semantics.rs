@@ -640,3 +640,54 @@ fn grouping_by_a_dimension_needs_ledger_metrics() {
         })
     ));
 }
+
+/// `Period::all_time()` compares nothing: its SQL has no bound on `occurred_at`, and its values
+/// are those of the widest bounded period, plus the rows that period cannot hold (at
+/// `i64::MAX`, its excluded end).
+#[tokio::test]
+async fn all_time_adds_no_predicate_and_keeps_the_values() {
+    let all = Period::all_time();
+    let widest = Period::new(i64::MIN, i64::MAX).expect("period");
+    let query = |period: Period| {
+        let mut q = MetricsQuery::new();
+        q.scope(Scope::All);
+        q.select("requests", builtin::requests(period))
+            .expect("select");
+        q.select("cost", builtin::cost(period)).expect("select");
+        q.select("per_user", builtin::cost_per_active_user(period))
+            .expect("select");
+        q.select("adoption", builtin::adoption_rate("summarize", period))
+            .expect("select");
+        q
+    };
+    for dialect in [Backend::Postgres, Backend::Sqlite] {
+        let (sql, _) = query(all).build(dialect).expect("build");
+        assert!(!sql.contains("occurred_at"), "{sql}");
+        let (bounded, _) = query(widest).build(dialect).expect("build");
+        assert!(bounded.contains(r#""occurred_at" >= "#), "{bounded}");
+    }
+    let data = org_chart();
+    let rows = on_every_backend(&data, &query(all)).await;
+    assert_eq!(rows, on_every_backend(&data, &query(widest)).await);
+    let org = rows.iter().find(|r| r.tenant_id() == "org").expect("org");
+    assert_eq!(
+        (org.value("requests"), org.value("cost")),
+        (Some(5), Some(187))
+    );
+    // A row at the last microsecond is in all of time, and outside every bounded period.
+    let mut late = org_chart();
+    late.usage
+        .push(used("ws2", Some("u4"), "summarize", "sync", i64::MAX, 1, 1));
+    let rows = on_every_backend(&late, &query(all)).await;
+    let org = rows.iter().find(|r| r.tenant_id() == "org").expect("org");
+    assert_eq!(
+        (org.value("requests"), org.value("cost")),
+        (Some(6), Some(188))
+    );
+    let rows = on_every_backend(&late, &query(widest)).await;
+    let org = rows.iter().find(|r| r.tenant_id() == "org").expect("org");
+    assert_eq!(
+        (org.value("requests"), org.value("cost")),
+        (Some(5), Some(187))
+    );
+}

@@ -270,7 +270,7 @@ impl MetricsQuery {
     /// q.level(0).group_by(Dimension::Feature).group_by(Dimension::Model);
     /// q.select("requests", builtin::requests(all))?;
     /// let (sql, _) = q.build(Backend::Postgres)?;
-    /// assert!(sql.contains(r#"SELECT "f"."tenant_id" AS "tenant_id", "f"."feature" AS "d0", "f"."model" AS "d1", COUNT(*) FILTER"#));
+    /// assert!(sql.contains(r#"SELECT "f"."tenant_id" AS "tenant_id", "f"."feature" AS "d0", "f"."model" AS "d1", COUNT(*) AS "c0""#));
     /// assert!(sql.contains(r#"GROUP BY "f"."tenant_id", "f"."feature", "f"."model""#));
     /// assert!(sql.ends_with(r#"ORDER BY "g"."id" COLLATE "C" ASC, "s0"."d0" COLLATE "C" ASC, "s0"."d1" COLLATE "C" ASC"#));
     /// # Ok::<(), tenantry_metrics::Error>(())

@@ -71,15 +71,46 @@ fn dim_alias(j: usize) -> Name {
 }
 
 impl MetricsQuery {
-    /// Renders the query as one `SELECT` statement for `dialect`.
+    /// Renders the query as one `SELECT` statement for `dialect`. On SQLite,
+    /// [`build`](Self::build) adds `NOT INDEXED` after the ledger in the rendered text (sea-query
+    /// has no such clause): build through it, not from this statement.
     ///
     /// # Errors
-    /// [`Error::NoMetrics`] when nothing is selected.
+    /// [`Error::NoMetrics`] when nothing is selected, [`Error::UnsupportedType`] when the
+    /// schema's column types do not exist on `dialect`, [`Error::InvalidId`] when a tenant id of
+    /// the scope is not of the schema's [`IdType`](crate::IdType).
     pub fn statement(&self, dialect: Backend) -> Result<SelectStatement> {
+        self.check(dialect)?;
+        self.statement_unchecked(dialect)
+    }
+
+    /// Checks what the SQL cannot: the schema's types exist on `dialect`, and the scope's ids
+    /// are of the schema's id type (SQLite would turn a malformed integer id into 0).
+    pub(crate) fn check(&self, dialect: Backend) -> Result<()> {
+        self.schema.check_backend(dialect)?;
+        let ids = self.schema.tenant_ids;
+        match &self.scope {
+            Scope::All => Ok(()),
+            Scope::Ids(list) => list.iter().try_for_each(|id| ids.check(id)),
+            Scope::Subtree(root) => ids.check(root),
+        }
+    }
+
+    /// [`statement`](Self::statement) without [`check`](Self::check): the cache renders a copy
+    /// whose ids are sentinels.
+    pub(crate) fn statement_unchecked(&self, dialect: Backend) -> Result<SelectStatement> {
         if self.metrics.is_empty() {
             return Err(Error::NoMetrics);
         }
         let schema = &self.schema;
+        // A scope's ids arrive as text and are cast to the host's id type.
+        let id_cast = schema.tenant_ids.cast(dialect);
+        let bind_id = |id: &String| -> Sql {
+            match id_cast {
+                Some(ty) => Sql::val(id.clone()).cast_as(ident(ty)),
+                None => Sql::val(id.clone()),
+            }
+        };
         let tenants = schema.tenants.name.as_str();
         let t_id = schema.tenants.col("id").as_str();
         let t_parent = schema.tenants.col("parent_id").as_str();
@@ -96,7 +127,7 @@ impl MetricsQuery {
         match &self.scope {
             Scope::All => {}
             Scope::Ids(ids) => {
-                groups.and_where(col("t", t_id).is_in(ids.iter().cloned()));
+                groups.and_where(col("t", t_id).is_in(ids.iter().map(bind_id)));
             }
             Scope::Subtree(root) => {
                 let mut anchor = Query::select();
@@ -104,7 +135,7 @@ impl MetricsQuery {
                     .expr(col("t", t_id))
                     .expr(Sql::val(0i64))
                     .from_as(ident(tenants), ident("t"))
-                    .and_where(col("t", t_id).eq(root.clone()));
+                    .and_where(col("t", t_id).eq(bind_id(root)));
                 let mut step = Query::select();
                 step.expr(col("t", t_id))
                     .expr(col("s", "depth").add(Sql::val(1i64)))
@@ -115,7 +146,7 @@ impl MetricsQuery {
                         ident("t"),
                         col("t", t_parent).equals((ident("s"), ident("id"))),
                     )
-                    .and_where(col("t", t_id).ne(root.clone()))
+                    .and_where(col("t", t_id).ne(bind_id(root)))
                     .and_where(col("s", "depth").lt(Sql::val(depth_guard)));
                 anchor.union(UnionType::All, step);
                 with.cte(cte(SCOPE, &["id", "depth"], anchor));
@@ -175,9 +206,14 @@ impl MetricsQuery {
             }
         }
 
+        // Results carry ids in their text form, whatever the host's id type.
+        let group_id = || match id_cast {
+            Some(_) => sea_query::Func::cast_as(col("g", "id"), ident("TEXT")).into(),
+            None => col("g", "id"),
+        };
         let mut outer = Query::select();
         outer
-            .expr_as(col("g", "id"), ident("tenant_id"))
+            .expr_as(group_id(), ident("tenant_id"))
             .from_as(ident(GROUPS), ident("g"));
         for j in 0..self.dimensions.len() {
             let d = dim_alias(j);
@@ -258,9 +294,10 @@ impl MetricsQuery {
                 NullOrdering::Last,
             );
         }
-        let tie = match dialect {
-            Backend::Postgres => Sql::cust(r#""g"."id" COLLATE "C""#),
-            Backend::Sqlite => col("g", "id"),
+        let tie = match (dialect, id_cast) {
+            (Backend::Postgres, None) => Sql::cust(r#""g"."id" COLLATE "C""#),
+            (Backend::Postgres, Some(_)) => Sql::cust(r#"CAST("g"."id" AS TEXT) COLLATE "C""#),
+            (Backend::Sqlite, _) => group_id(),
         };
         outer.order_by_expr(tie, SqlOrder::Asc);
         for j in 0..self.dimensions.len() {
@@ -504,13 +541,39 @@ impl MetricsQuery {
     /// Renders the query for `dialect`: SQL text with placeholders and the values to bind.
     ///
     /// # Errors
-    /// [`Error::NoMetrics`] when nothing is selected.
+    /// As [`statement`](Self::statement).
     pub fn build(&self, dialect: Backend) -> Result<(String, Values)> {
-        let stmt = self.statement(dialect)?;
+        self.check(dialect)?;
+        self.build_unchecked(dialect)
+    }
+
+    /// [`build`](Self::build) without [`check`](Self::check).
+    pub(crate) fn build_unchecked(&self, dialect: Backend) -> Result<(String, Values)> {
+        let stmt = self.statement_unchecked(dialect)?;
         Ok(match dialect {
             Backend::Postgres => stmt.build(PostgresQueryBuilder),
-            Backend::Sqlite => stmt.build(SqliteQueryBuilder),
+            Backend::Sqlite => {
+                let (sql, values) = stmt.build(SqliteQueryBuilder);
+                (self.ledger_not_indexed(sql), values)
+            }
         })
+    }
+
+    /// SQLite reads the whole ledger once per subquery (its subqueries are never restricted
+    /// to the groups' tenants), and its planner does that through the `(tenant_id, ..)` index
+    /// to skip the sort of the `GROUP BY` / `DISTINCT`: one table lookup per row, 3.4–5.8×
+    /// slower than scanning the table and sorting (`docs/benchmarks.md`, issue 17). `NOT
+    /// INDEXED` on the ledger makes it scan. sea-query has no SQLite index hint, so the clause
+    /// is added to the rendered text, after the only place the ledger is named with the fact
+    /// alias `f` (identifiers are validated, so the pattern cannot occur anywhere else).
+    fn ledger_not_indexed(&self, sql: String) -> String {
+        let usage = self.schema.usage.name.as_str();
+        let from = format!(r#""{usage}" AS "f""#);
+        if sql.contains(&from) {
+            sql.replace(&from, &format!("{from} NOT INDEXED"))
+        } else {
+            sql
+        }
     }
 }
 
@@ -604,8 +667,8 @@ fn rollup_source(
         for (j, column) in dim_cols.iter().enumerate() {
             pairs.expr_as(col("f", column), ident(&dim_alias(j)));
         }
-        if let Some(arg) = &call.arg {
-            pairs.expr_as(render::node(arg, schema, "f"), ident("v"));
+        if let Some(arg) = render::aggregate_arg(call, schema, "f") {
+            pairs.expr_as(arg, ident("v"));
         }
         if let Some(filter) = &call.filter {
             pairs.and_where(render::node(filter, schema, "f"));
