@@ -1,10 +1,10 @@
-//! Queue throughput on local PostgreSQL: submits, result ingest, and event latency.
+//! Queue throughput on local PostgreSQL and SQLite: submits, result ingest, and event latency.
 //!
-//! Prints, on a fresh database each:
+//! Prints, for each store (PostgreSQL first, then SQLite), on a fresh database each:
 //!
 //! 1. `submit_many`: 100 calls of 1,000 jobs (one tenant), jobs per second, against the same
 //!    rows written by one bare multi-row `INSERT` per 1,000 into a plain table (the floor the
-//!    database sets);
+//!    database sets; on PostgreSQL also by one bare `COPY` per 1,000, its own bulk load);
 //!    Then `submit_many` calls of varied sizes (1 to 1,000 jobs, 100,000 in all), as a host
 //!    submitting whatever each request brings sends them;
 //! 2. single `submit` from 8 concurrent tasks, 500 each, submits per second;
@@ -12,14 +12,15 @@
 //!    stored for the ledger) in chunks of 500, results per second;
 //! 4. event latency from each ingest commit to a subscriber of the tenant, p50 and p99.
 //!
-//! `cargo bench --bench queue_throughput`
+//! `cargo bench --bench queue_throughput [-- postgres|sqlite]` (both stores without an
+//! argument). With `CI` set every figure is a short smoke run of a few thousand jobs.
 //!
 //! `cargo bench --bench queue_throughput -- --telemetry [ROUNDS]` measures instead what
-//! telemetry costs the `submit_many` and ingest figures: each round measures both with
-//! telemetry on (a Prometheus recorder recording every metric, and a `tracing` subscriber
-//! keeping every span at `info` and formatting every event into a sink) and off (no recorder
-//! records, no subscriber), in ABBA order so drift in the machine's load falls on both. With
-//! `CI` set it is one small round.
+//! telemetry costs the `submit_many` and ingest figures on PostgreSQL: each round measures
+//! both with telemetry on (a Prometheus recorder recording every metric, and a `tracing`
+//! subscriber keeping every span at `info` and formatting every event into a sink) and off (no
+//! recorder records, no subscriber), in ABBA order so drift in the machine's load falls on
+//! both. With `CI` set it is one small round.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,9 +34,70 @@ use tracing::instrument::WithSubscriber;
 use futures_util::StreamExt;
 use tenantry_queue::planner::FlushPolicy;
 use tenantry_queue::{
-    ClaimStore, ItemOutcome, JobId, JobStore, PgStore, ResultItem, Submission, SubmitOptions,
+    ClaimStore, ItemOutcome, JobId, PgStore, ResultItem, SqliteStore, Submission, SubmitOptions,
     TenantId, WorkerId,
 };
+
+/// A fresh database of one kind, kept alive as long as its store is measured.
+enum Db {
+    Pg(tenantry_testkit::PgDatabase),
+    Lite(tenantry_testkit::SqliteDatabase),
+}
+
+/// One of the two stores, opened on a fresh database.
+trait Bench: ClaimStore + Clone {
+    const NAME: &'static str;
+    async fn fresh() -> (Self, Db);
+}
+
+impl Bench for PgStore {
+    const NAME: &'static str = "postgres";
+    async fn fresh() -> (Self, Db) {
+        let db = tenantry_testkit::PgDatabase::create().await;
+        let store = PgStore::open(db.pool().clone()).await.expect("open store");
+        (store, Db::Pg(db))
+    }
+}
+
+impl Bench for SqliteStore {
+    const NAME: &'static str = "sqlite";
+    async fn fresh() -> (Self, Db) {
+        let db = tenantry_testkit::SqliteDatabase::create().await;
+        let store = SqliteStore::open(db.pool().clone())
+            .await
+            .expect("open store");
+        (store, Db::Lite(db))
+    }
+}
+
+/// How much each figure measures: the full run, or the short smoke run of CI.
+#[derive(Clone, Copy)]
+struct Sizes {
+    /// `submit_many` calls of 1,000 jobs.
+    calls: usize,
+    /// Single submits per task (8 tasks).
+    singles: usize,
+    /// Results ingested (a multiple of 5,000).
+    results: usize,
+}
+
+impl Sizes {
+    fn get() -> Self {
+        if std::env::var_os("CI").is_some() {
+            Self {
+                calls: 3,
+                singles: 25,
+                results: 5_000,
+            }
+        } else {
+            Self {
+                calls: CALLS,
+                singles: 500,
+                results: 100_000,
+            }
+        }
+    }
+}
 
 fn submission(i: usize, wait: Duration) -> Submission {
     Submission::new(
@@ -54,23 +116,14 @@ fn per_sec(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
 
-async fn store() -> (PgStore, tenantry_testkit::PgDatabase) {
-    let db = tenantry_testkit::PgDatabase::create().await;
-    let store = PgStore::open(db.pool().clone()).await.expect("open store");
-    (store, db)
-}
-
 /// `submit_many` calls of 1,000 jobs each.
 const CALLS: usize = 100;
 
 /// `calls` calls of `submit_many` with 1,000 jobs each into a fresh store: how long they took.
-async fn time_submit_many(
+async fn time_submit_many<S: Bench>(
     calls: usize,
-) -> Result<
-    (Duration, Vec<Vec<Submission>>, tenantry_testkit::PgDatabase),
-    Box<dyn std::error::Error>,
-> {
-    let (store, db) = store().await;
+) -> Result<(Duration, Vec<Vec<Submission>>, Db), Box<dyn std::error::Error>> {
+    let (store, db) = S::fresh().await;
     let tenant = TenantId::new("bench")?;
     let batches: Vec<Vec<Submission>> = (0..calls)
         .map(|b| {
@@ -86,54 +139,126 @@ async fn time_submit_many(
     Ok((start.elapsed(), batches, db))
 }
 
-async fn submit_many() -> Result<(), Box<dyn std::error::Error>> {
-    let (queue, batches, db) = time_submit_many(CALLS).await?;
+const PLAIN_TABLE: &str = "CREATE TABLE plain_jobs (id text PRIMARY KEY, tenant text, feature text, \
+     user_id text, params text, metadata text, created_at bigint)";
+const PLAIN_INSERT: &str =
+    "INSERT INTO plain_jobs (id, tenant, feature, user_id, params, metadata, created_at) ";
 
-    // Comparison: the same rows' text in a plain table, one INSERT per 1,000.
+/// The comparison: the same rows' text in a plain table, one bare multi-row `INSERT` per
+/// 1,000 (each its own transaction, as each `submit_many` call is).
+async fn bare_insert(
+    db: &Db,
+    batches: &[Vec<Submission>],
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let start;
+    match db {
+        Db::Pg(db) => {
+            sqlx::query(PLAIN_TABLE).execute(db.pool()).await?;
+            start = Instant::now();
+            for (b, batch) in batches.iter().enumerate() {
+                let mut q = sqlx::QueryBuilder::new(PLAIN_INSERT);
+                q.push_values(batch.iter().enumerate(), |mut row, (i, s)| {
+                    row.push_bind(format!("job_{b}_{i}"))
+                        .push_bind("bench")
+                        .push_bind(&s.feature)
+                        .push_bind(&s.user)
+                        .push_bind(s.params.to_string())
+                        .push_bind("{}")
+                        .push_bind(0_i64);
+                });
+                q.build().execute(db.pool()).await?;
+            }
+        }
+        Db::Lite(db) => {
+            sqlx::query(PLAIN_TABLE).execute(db.pool()).await?;
+            start = Instant::now();
+            for (b, batch) in batches.iter().enumerate() {
+                let mut q = sqlx::QueryBuilder::new(PLAIN_INSERT);
+                q.push_values(batch.iter().enumerate(), |mut row, (i, s)| {
+                    row.push_bind(format!("job_{b}_{i}"))
+                        .push_bind("bench")
+                        .push_bind(&s.feature)
+                        .push_bind(&s.user)
+                        .push_bind(s.params.to_string())
+                        .push_bind("{}")
+                        .push_bind(0_i64);
+                });
+                q.build().execute(db.pool()).await?;
+            }
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// PostgreSQL's own bulk load of the same rows: one bare `COPY` per 1,000 into a second
+/// plain table (the rows' text has no tab, newline or backslash, so it needs no escaping).
+async fn bare_copy(
+    db: &tenantry_testkit::PgDatabase,
+    batches: &[Vec<Submission>],
+) -> Result<Duration, Box<dyn std::error::Error>> {
     sqlx::query(
-        "CREATE TABLE plain_jobs (id text PRIMARY KEY, tenant text, feature text, user_id text, \
-         params text, metadata text, created_at bigint)",
+        "CREATE TABLE copied_jobs (id text PRIMARY KEY, tenant text, feature text, \
+         user_id text, params text, metadata text, created_at bigint)",
     )
     .execute(db.pool())
     .await?;
     let start = Instant::now();
     for (b, batch) in batches.iter().enumerate() {
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO plain_jobs (id, tenant, feature, user_id, params, metadata, created_at) ",
-        );
-        q.push_values(batch.iter().enumerate(), |mut row, (i, s)| {
-            row.push_bind(format!("job_{b}_{i}"))
-                .push_bind("bench")
-                .push_bind(&s.feature)
-                .push_bind(&s.user)
-                .push_bind(s.params.to_string())
-                .push_bind("{}")
-                .push_bind(0_i64);
-        });
-        q.build().execute(db.pool()).await?;
+        let mut data = String::with_capacity(batch.len() * 200);
+        for (i, s) in batch.iter().enumerate() {
+            let params = s.params.to_string();
+            assert!(!params.contains(['\\', '\t', '\n', '\r']));
+            data.push_str(&format!(
+                "job_{b}_{i}\tbench\t{}\t{}\t{params}\t{{}}\t0\n",
+                s.feature, s.user
+            ));
+        }
+        let mut conn = db.pool().acquire().await?;
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY copied_jobs (id, tenant, feature, user_id, params, metadata, created_at) \
+                 FROM STDIN",
+            )
+            .await?;
+        copy.send(data.as_bytes()).await?;
+        copy.finish().await?;
     }
-    let plain = start.elapsed();
+    Ok(start.elapsed())
+}
+
+async fn submit_many<S: Bench>(sizes: Sizes) -> Result<(), Box<dyn std::error::Error>> {
+    let (queue, batches, db) = time_submit_many::<S>(sizes.calls).await?;
+    let jobs = sizes.calls * 1000;
+    let plain = bare_insert(&db, &batches).await?;
+    let copy = match &db {
+        Db::Pg(pg) => {
+            let copy = bare_copy(pg, &batches).await?;
+            format!("; bare COPY: {:.0} rows/s", per_sec(jobs, copy))
+        }
+        Db::Lite(_) => String::new(),
+    };
     println!(
-        "submit_many: {} jobs in {:.2} s = {:.0} jobs/s (bare multi-row INSERT of the same rows: {:.0} rows/s)",
-        CALLS * 1000,
+        "{}: submit_many: {jobs} jobs in {:.2} s = {:.0} jobs/s (bare multi-row INSERT of the same rows: {:.0} rows/s, ratio {:.2}{copy})",
+        S::NAME,
         queue.as_secs_f64(),
-        per_sec(CALLS * 1000, queue),
-        per_sec(CALLS * 1000, plain)
+        per_sec(jobs, queue),
+        per_sec(jobs, plain),
+        plain.as_secs_f64() / queue.as_secs_f64(),
     );
     Ok(())
 }
 
 /// `submit_many` with call sizes spread over 1..=1,000 (a fixed pseudo-random sequence).
-async fn submit_many_varied() -> Result<(), Box<dyn std::error::Error>> {
-    let (store, _db) = store().await;
+async fn submit_many_varied<S: Bench>(sizes: Sizes) -> Result<(), Box<dyn std::error::Error>> {
+    let (store, _db) = S::fresh().await;
     let tenant = TenantId::new("bench")?;
     let mut calls: Vec<Vec<Submission>> = Vec::new();
     let (mut total, mut state) = (0_usize, 0x9e37_79b9_u64);
-    while total < CALLS * 1000 {
+    while total < sizes.calls * 1000 {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1);
-        let size = (1 + (state >> 33) as usize % 1000).min(CALLS * 1000 - total);
+        let size = (1 + (state >> 33) as usize % 1000).min(sizes.calls * 1000 - total);
         calls.push(
             (total..total + size)
                 .map(|i| submission(i, Duration::from_secs(3600)))
@@ -147,7 +272,8 @@ async fn submit_many_varied() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = start.elapsed();
     println!(
-        "submit_many, varied sizes: {total} jobs in {} calls, {:.2} s = {:.0} jobs/s",
+        "{}: submit_many, varied sizes: {total} jobs in {} calls, {:.2} s = {:.0} jobs/s",
+        S::NAME,
         calls.len(),
         elapsed.as_secs_f64(),
         per_sec(total, elapsed)
@@ -155,15 +281,16 @@ async fn submit_many_varied() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn submit_single() -> Result<(), Box<dyn std::error::Error>> {
-    let (store, _db) = store().await;
+async fn submit_single<S: Bench>(sizes: Sizes) -> Result<(), Box<dyn std::error::Error>> {
+    let (store, _db) = S::fresh().await;
+    let each = sizes.singles;
     let start = Instant::now();
     let tasks: Vec<_> = (0..8)
         .map(|t| {
             let store = store.clone();
             tokio::spawn(async move {
                 let tenant = TenantId::new(format!("bench-{t}")).expect("tenant");
-                for i in 0..500 {
+                for i in 0..each {
                     let s = submission(i, Duration::from_secs(3600));
                     store
                         .submit(&tenant, &s.feature, &s.user, s.params, s.options)
@@ -178,9 +305,11 @@ async fn submit_single() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = start.elapsed();
     println!(
-        "submit from 8 tasks: 4,000 jobs in {:.2} s = {:.0} submits/s",
+        "{}: submit from 8 tasks: {} jobs in {:.2} s = {:.0} submits/s",
+        S::NAME,
+        8 * each,
         elapsed.as_secs_f64(),
-        per_sec(4000, elapsed)
+        per_sec(8 * each, elapsed)
     );
     Ok(())
 }
@@ -188,19 +317,20 @@ async fn submit_single() -> Result<(), Box<dyn std::error::Error>> {
 /// Results per ingest transaction.
 const CHUNK: usize = 500;
 
-async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
-    const N: usize = 100_000;
+async fn ingest<S: Bench>(sizes: Sizes) -> Result<(), Box<dyn std::error::Error>> {
+    let n = sizes.results;
     let Ingested {
         elapsed,
         committed,
         chunk_of,
         receiver,
         _store,
-    } = time_ingest(N).await?;
+    } = time_ingest::<S>(n).await?;
     println!(
-        "ingest: {N} results in {:.2} s = {:.0} results/s (chunks of {CHUNK}: jobs + events + usage outbox)",
+        "{}: ingest: {n} results in {:.2} s = {:.0} results/s (chunks of {CHUNK}: jobs + events + usage outbox)",
+        S::NAME,
         elapsed.as_secs_f64(),
-        per_sec(N, elapsed)
+        per_sec(n, elapsed)
     );
     let received = receiver.await?;
     let mut latencies: Vec<Duration> = received
@@ -210,7 +340,8 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
     latencies.sort();
     let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
     println!(
-        "event latency, ingest commit to subscriber ({} events): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{}: event latency, ingest commit to subscriber ({} events): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        S::NAME,
         latencies.len(),
         pct(50).as_secs_f64() * 1000.0,
         pct(99).as_secs_f64() * 1000.0,
@@ -220,18 +351,18 @@ async fn ingest() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// What [`time_ingest`] measured, and the subscriber still receiving its events.
-struct Ingested {
+struct Ingested<S> {
     elapsed: Duration,
     committed: Vec<Instant>,
     chunk_of: Arc<HashMap<JobId, usize>>,
     receiver: tokio::task::JoinHandle<Vec<(JobId, Instant)>>,
     /// The store and its database outlive the subscriber's reads.
-    _store: (PgStore, tenantry_testkit::PgDatabase),
+    _store: (S, Db),
 }
 
 /// Ingests the results of an `n`-request batch in chunks of [`CHUNK`] into a fresh store.
-async fn time_ingest(n: usize) -> Result<Ingested, Box<dyn std::error::Error>> {
-    let (store, _db) = store().await;
+async fn time_ingest<S: Bench>(n: usize) -> Result<Ingested<S>, Box<dyn std::error::Error>> {
+    let (store, _db) = S::fresh().await;
     let tenant = TenantId::new("bench")?;
     let mut ids: Vec<JobId> = Vec::with_capacity(n);
     for b in 0..(n / 5000) {
@@ -372,8 +503,8 @@ async fn telemetry_round(
         tracing::Dispatch::none()
     };
     let measure = async {
-        let (submitted, _, _db) = time_submit_many(calls).await?;
-        let ingested = time_ingest(results).await?;
+        let (submitted, _, _db) = time_submit_many::<PgStore>(calls).await?;
+        let ingested = time_ingest::<PgStore>(results).await?;
         ingested.receiver.await?;
         Ok::<_, Box<dyn std::error::Error>>((
             per_sec(calls * 1000, submitted),
@@ -451,6 +582,14 @@ async fn telemetry_overhead(rounds: usize) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
+/// Every figure on one store.
+async fn all<S: Bench>(sizes: Sizes) -> Result<(), Box<dyn std::error::Error>> {
+    submit_many::<S>(sizes).await?;
+    submit_many_varied::<S>(sizes).await?;
+    submit_single::<S>(sizes).await?;
+    ingest::<S>(sizes).await
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -458,9 +597,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let rounds = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(4);
         return telemetry_overhead(rounds).await;
     }
-    submit_many().await?;
-    submit_many_varied().await?;
-    submit_single().await?;
-    ingest().await?;
+    let sizes = Sizes::get();
+    // `cargo bench` passes `--bench` first; a store's name picks that store alone.
+    let which = args
+        .iter()
+        .skip(1)
+        .map(String::as_str)
+        .find(|a| ["postgres", "sqlite"].contains(a));
+    if which != Some("sqlite") {
+        all::<PgStore>(sizes).await?;
+    }
+    if which != Some("postgres") {
+        all::<SqliteStore>(sizes).await?;
+    }
     Ok(())
 }

@@ -19,6 +19,9 @@
 //!   served at that lane (`service_tier` batch or standard);
 //! - **(e)** no batch the engine did not create is recorded, canceled or billed.
 //!
+//! The points of a submit are explored on their own (`explore_submit_*`): a submit that dies
+//! or fails there stores nothing, and the same submit made again stores each job once.
+//!
 //! The table of points explored is printed; `every_point_in_the_code_is_explored` fails when
 //! a point in the source has no scenario, and every scenario fails when its point did not fire.
 
@@ -814,6 +817,93 @@ async fn explore_postgres() {
     explore_all("postgres").await;
 }
 
+/// The points of a submit, each with the size of call that reaches it: a small call waits for
+/// a group's commit, a large one is a write of its own (a `COPY` on PostgreSQL).
+const SUBMIT_POINTS: [(&str, usize); 2] = [("store.submit.group", 7), ("store.submit.bulk", 100)];
+
+/// A submit that dies or fails at its point stores nothing (no job, no event); the same submit
+/// made again then stores each job once, with one `queued` event each, in input order.
+async fn explore_submit<S: ClaimStore>(
+    store: S,
+    point: &'static str,
+    jobs: usize,
+    crash: bool,
+) -> Result<(), String> {
+    let t = tenant("acme");
+    let subs: Vec<_> = (0..jobs)
+        .map(|i| Submission::new("f", "u", params(&marker(i))))
+        .collect();
+    let scenario = Scenario::new();
+    let action = if crash { Action::Crash } else { Action::Fail };
+    scenario.on(point, 1, 1, action);
+    match scenario.run(store.submit_many(&t, &subs)).await {
+        Err(crashed) if crash && crashed.point == point => {}
+        Ok(Err(e)) if !crash && e.to_string() == "database error" => {}
+        other => return Err(format!("{point}: the submit went on: {other:?}")),
+    }
+    let stored = store
+        .list(&t, &JobFilter::new().limit(500), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let events = store
+        .events_after(&t, Position::START, 1_000)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !stored.items().is_empty() || !events.is_empty() {
+        return Err(format!(
+            "{point}: {} jobs and {} events left behind",
+            stored.items().len(),
+            events.len()
+        ));
+    }
+    let ids = store
+        .submit_many(&t, &subs)
+        .await
+        .map_err(|e| e.to_string())?;
+    let events = store
+        .events_after(&t, Position::START, 1_000)
+        .await
+        .map_err(|e| e.to_string())?;
+    let evented: Vec<JobId> = events.into_iter().map(|e| e.job_id).collect();
+    if evented != ids {
+        return Err(format!(
+            "{point}: the events after the retry are not one per job"
+        ));
+    }
+    Ok(())
+}
+
+async fn explore_submit_points(store_name: &str) {
+    let mut broken = Vec::new();
+    for (point, jobs) in SUBMIT_POINTS {
+        for crash in [true, false] {
+            let outcome = if store_name == "sqlite" {
+                let (store, _db) = support::sqlite().await;
+                explore_submit(store, point, jobs, crash).await
+            } else {
+                let (store, _db) = support::postgres().await;
+                explore_submit(store, point, jobs, crash).await
+            };
+            let mode = if crash { "crash" } else { "fail" };
+            println!("| {point:<32} | {store_name:<8} | {mode:<48} | {outcome:?} |");
+            if let Err(e) = outcome {
+                broken.push(e);
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken submit points: {broken:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explore_submit_sqlite() {
+    explore_submit_points("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explore_submit_postgres() {
+    explore_submit_points("postgres").await;
+}
+
 /// The failpoint names in the queue's source.
 fn points_in_source() -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
@@ -846,6 +936,7 @@ fn every_point_in_the_code_is_explored() {
             p.push(c.point);
             p
         })
+        .chain(SUBMIT_POINTS.map(|(p, _)| p))
         .collect();
     let missing: Vec<_> = points_in_source()
         .into_iter()

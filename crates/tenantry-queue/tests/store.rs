@@ -117,6 +117,39 @@ async fn submit_many_keeps_input_order<S: JobStore>(store: S) {
     assert!(store.submit_many(&t, &[]).await.unwrap().is_empty());
 }
 
+/// A large call (on PostgreSQL a `COPY`) stores every character of every field as it came:
+/// tabs, line ends, backslashes, quotes, the text of `COPY`'s NULL and end markers, non-ASCII.
+async fn submit_many_stores_awkward_text_exactly<S: JobStore>(store: S) {
+    let t = tenant("awkward");
+    let awkward =
+        "tab\there\nnew line\r\n back\\slash \\N \\. \"double\" 'single' é ü 漢字 🦀\u{7f}";
+    let later = time::OffsetDateTime::now_utc() + Duration::from_secs(3_600);
+    let mut events = store.subscribe(&t).await.unwrap();
+    let many: Vec<_> = (0..300)
+        .map(|i| {
+            let options = SubmitOptions::new()
+                .metadata(serde_json::json!({ "note": awkward, "i": i }))
+                .deadline(later, tenantry_queue::DeadlinePolicy::Expire);
+            Submission::new(format!("f\t{i}"), format!("{awkward} {i}"), params(awkward))
+                .with_options(options)
+        })
+        .collect();
+    let ids = store.submit_many(&t, &many).await.unwrap();
+    assert_eq!(ids.len(), 300);
+    for i in [0, 150, 299] {
+        let job = store.job(&t, &ids[i]).await.unwrap();
+        assert_eq!(job.feature, format!("f\t{i}"));
+        assert_eq!(job.user, format!("{awkward} {i}"));
+        assert_eq!(job.params, params(awkward));
+        assert_eq!(job.metadata, serde_json::json!({ "note": awkward, "i": i }));
+        assert_eq!(job.state, JobState::Queued);
+        assert!(job.deadline.is_some());
+    }
+    let queued = take(&mut events, 300).await;
+    let order: Vec<_> = queued.iter().map(|e| e.job_id.clone()).collect();
+    assert_eq!(order, ids, "one queued event per job, in input order");
+}
+
 async fn another_tenants_job_is_not_found<S: JobStore>(store: S) {
     let (a, b) = (tenant("a"), tenant("b"));
     let id = store
@@ -269,6 +302,63 @@ async fn subscribe_after_replays_from_a_position<S: JobStore>(store: S) {
     let mut rest = store.subscribe_after(&t, replay[0].position).await.unwrap();
     assert_eq!(take(&mut rest, 1).await[0].job_id, ids[1]);
     assert_eq!(store.latest_position(&t).await.unwrap(), replay[1].position);
+}
+
+/// Submits made at once by many tasks (written in groups) for several tenants, some sharing an
+/// idempotency key: each key ends as one job whose id every caller with that key gets, every
+/// job has exactly one `queued` event in its own tenant's log, and no tenant sees another's.
+async fn concurrent_submits_sharing_keys_get_one_job_per_key<S: JobStore + Clone>(store: S) {
+    let tenants = [tenant("g1"), tenant("g2")];
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        let t = tenants[w % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for i in 0..12 {
+                // Every third submit uses a key that the tenant's other tasks use too.
+                let options = if i % 3 == 0 {
+                    SubmitOptions::new().idempotency_key(format!("shared-{i}"))
+                } else {
+                    SubmitOptions::new()
+                };
+                let id = store
+                    .submit(&t, "f", &format!("w{w}-{i}"), params("x"), options)
+                    .await
+                    .unwrap();
+                out.push((t.clone(), i, id));
+            }
+            out
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.extend(task.await.unwrap());
+    }
+    for t in &tenants {
+        let mine: Vec<_> = results.iter().filter(|(rt, ..)| rt == t).collect();
+        for i in [0, 3, 6, 9] {
+            let ids: HashSet<_> = mine
+                .iter()
+                .filter(|(_, n, _)| *n == i)
+                .map(|r| &r.2)
+                .collect();
+            assert_eq!(ids.len(), 1, "one job for key shared-{i} of {t}");
+        }
+        let distinct: HashSet<_> = mine.iter().map(|r| r.2.clone()).collect();
+        // 4 tasks x 8 unkeyed submits, and 4 keys.
+        assert_eq!(distinct.len(), 4 * 8 + 4);
+        let events = store.events_after(t, Position::START, 1_000).await.unwrap();
+        let evented: Vec<_> = events.iter().map(|e| e.job_id.clone()).collect();
+        assert_eq!(evented.len(), distinct.len(), "one event per job of {t}");
+        assert_eq!(evented.iter().collect::<HashSet<_>>().len(), evented.len());
+        assert!(evented.iter().all(|id| distinct.contains(id)));
+        assert!(
+            events
+                .iter()
+                .all(|e| e.state == JobState::Queued && &e.tenant == t)
+        );
+    }
 }
 
 async fn concurrent_writers_never_leave_a_gap<S: JobStore + Clone>(store: S) {
@@ -442,12 +532,14 @@ on_both_stores!(
     the_batch_builders_rules_apply_at_submit,
     idempotency_key_returns_the_same_job,
     submit_many_keeps_input_order,
+    submit_many_stores_awkward_text_exactly,
     another_tenants_job_is_not_found,
     cancel_a_queued_job,
     list_pages_with_a_cursor_and_filters,
     subscriptions_see_only_their_tenant_in_order,
     subscribe_after_replays_from_a_position,
     concurrent_writers_never_leave_a_gap,
+    concurrent_submits_sharing_keys_get_one_job_per_key,
 );
 
 /// Backend-specific checks that need raw SQL or a reopened store.

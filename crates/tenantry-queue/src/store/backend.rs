@@ -15,12 +15,19 @@ use crate::event::Wake;
 use crate::job::JobState;
 use tenantry_core::db::{Backend, Pool, Tx};
 
+use crate::store::group::{Call, Groups};
 use crate::store::sql::{self, events::NewEvent};
 #[cfg(feature = "postgres")]
 use crate::store::{PgStore, postgres};
 #[cfg(feature = "sqlite")]
 use crate::store::{SqliteStore, sqlite};
 use crate::validate::NewJob;
+
+/// Calls of fewer jobs are written in groups with the concurrent ones
+/// ([`group`](super::group)); a larger call is a write of its own, where grouping would save
+/// little (on PostgreSQL a `COPY` when it has no idempotency key: five round trips, which only a
+/// large call repays).
+pub(crate) const GROUP_MAX_JOBS: usize = 64;
 
 /// Advisory lock class of the per-tenant event lock (`pg_advisory_xact_lock(int4, int4)`).
 const EVENT_LOCK_CLASS: i32 = 0x7471_6576;
@@ -55,30 +62,49 @@ pub(crate) trait Store: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Open event listener connections on the database; `None` where events need none.
     async fn listener_count(&self) -> Result<Option<u64>>;
 
+    /// The submits waiting to be written together (see [`group`](super::group)).
+    fn groups(&self) -> &Groups;
+
     /// Stores a `submit_many` call's new jobs with their `queued` events, all or nothing;
-    /// returns the ids inserted (a job whose idempotency key is taken is skipped). One
-    /// transaction of multi-row statements; PostgreSQL does it in one statement instead.
+    /// returns the ids inserted (a job whose idempotency key is taken is skipped). A small call
+    /// is written in a group with the concurrent ones; a large one in a transaction of its own
+    /// (on PostgreSQL a `COPY` when it has no idempotency key).
     async fn insert_new_jobs(
         &self,
         tenant: &TenantId,
         jobs: &[NewJob],
         at: i64,
     ) -> Result<HashSet<String>> {
+        if jobs.len() < GROUP_MAX_JOBS {
+            return super::group::submit(self, tenant, jobs, at).await;
+        }
+        crate::failpoint!("store.submit.bulk");
+        let call = [Call::alone(tenant.clone(), jobs.to_vec(), at)];
+        self.insert_group(&call).await
+    }
+
+    /// Stores the jobs of these calls with their `queued` events in one transaction, all or
+    /// nothing; returns the ids inserted. Multi-row statements; PostgreSQL does it in one
+    /// statement instead.
+    async fn insert_group(&self, calls: &[Call]) -> Result<HashSet<String>> {
         let mut tx = self.begin().await?;
+        let jobs: Vec<&NewJob> = calls.iter().flat_map(|c| &c.jobs).collect();
         let mut inserted = HashSet::with_capacity(jobs.len());
         for chunk in jobs.chunks(Self::CHUNK) {
-            let insert = sql::submit::insert_jobs(chunk, tx.backend());
+            let chunk: Vec<NewJob> = chunk.iter().map(|j| (*j).clone()).collect();
+            let insert = sql::submit::insert_jobs(&chunk, tx.backend());
             let ids: Vec<(String,)> = tx.fetch_all(&insert).await?;
             inserted.extend(ids.into_iter().map(|(id,)| id));
         }
-        let events: Vec<NewEvent> = jobs
+        let events: Vec<NewEvent> = calls
             .iter()
-            .filter(|j| inserted.contains(j.id.as_str()))
-            .map(|j| NewEvent {
-                tenant: tenant.as_str().to_owned(),
+            .flat_map(|c| c.jobs.iter().map(move |j| (c, j)))
+            .filter(|(_, j)| inserted.contains(j.id.as_str()))
+            .map(|(c, j)| NewEvent {
+                tenant: c.tenant.as_str().to_owned(),
                 job_id: j.id.as_str().to_owned(),
                 state: JobState::Queued,
-                at,
+                at: c.at,
             })
             .collect();
         self.commit(tx, &events).await?;
@@ -152,14 +178,36 @@ impl Store for PgStore {
         Ok(self.inner.db.begin().await?)
     }
 
-    /// One statement, committed on its own: a single `submit` costs one round trip.
+    fn groups(&self) -> &Groups {
+        &self.inner.groups
+    }
+
+    /// A large call without idempotency keys is a `COPY` (see [`copy_new_jobs`]); every other
+    /// call goes as the trait's default does.
     async fn insert_new_jobs(
         &self,
         tenant: &TenantId,
         jobs: &[NewJob],
         at: i64,
     ) -> Result<HashSet<String>> {
-        let submit = sql::submit::submit_jobs_postgres(tenant, jobs, EVENT_LOCK_CLASS, at);
+        if jobs.len() < GROUP_MAX_JOBS {
+            return super::group::submit(self, tenant, jobs, at).await;
+        }
+        crate::failpoint!("store.submit.bulk");
+        if jobs.iter().all(|j| j.idempotency_key.is_none()) {
+            return copy_new_jobs(self, tenant, jobs, at).await;
+        }
+        let call = [Call::alone(tenant.clone(), jobs.to_vec(), at)];
+        self.insert_group(&call).await
+    }
+
+    /// One statement, committed on its own: a group of submits costs one round trip.
+    async fn insert_group(&self, calls: &[Call]) -> Result<HashSet<String>> {
+        let mut tenants: Vec<&str> = calls.iter().map(|c| c.tenant.as_str()).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        let jobs: Vec<NewJob> = calls.iter().flat_map(|c| c.jobs.iter().cloned()).collect();
+        let submit = sql::submit::submit_jobs_postgres(&tenants, &jobs, EVENT_LOCK_CLASS);
         let ids: Vec<(String,)> = Store::pool(self).fetch_all(&submit).await?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
@@ -196,6 +244,44 @@ impl Store for PgStore {
     }
 }
 
+/// PostgreSQL, a large `submit_many` call without idempotency keys: one transaction that
+/// loads the rows with `COPY` (the database's own bulk load: no statement to parse per row, no
+/// JSON to expand), then appends their `queued` events as every other write does (the tenant's
+/// event lock and `NOTIFY` first). Without keys nothing can conflict, so every job is inserted.
+/// Atomic like the one-statement submit: until the commit nothing is visible, and a failure or
+/// a crash anywhere before it leaves nothing behind.
+#[cfg(feature = "postgres")]
+async fn copy_new_jobs(
+    store: &PgStore,
+    tenant: &TenantId,
+    jobs: &[NewJob],
+    at: i64,
+) -> Result<HashSet<String>> {
+    let mut tx = store.begin().await?;
+    {
+        let Tx::Postgres(pg) = &mut tx else {
+            return Err(crate::Error::Corrupt {
+                what: "transaction",
+                detail: "a PostgreSQL store opened another kind of transaction".to_owned(),
+            });
+        };
+        let mut copy = pg.copy_in_raw(&sql::copy::copy_jobs_statement()).await?;
+        copy.send(sql::copy::job_rows(jobs).as_bytes()).await?;
+        copy.finish().await?;
+    }
+    let events: Vec<NewEvent> = jobs
+        .iter()
+        .map(|j| NewEvent {
+            tenant: tenant.as_str().to_owned(),
+            job_id: j.id.as_str().to_owned(),
+            state: JobState::Queued,
+            at,
+        })
+        .collect();
+    store.commit(tx, &events).await?;
+    Ok(jobs.iter().map(|j| j.id.as_str().to_owned()).collect())
+}
+
 #[cfg(feature = "sqlite")]
 #[async_trait]
 impl Store for SqliteStore {
@@ -209,6 +295,10 @@ impl Store for SqliteStore {
         // `BEGIN IMMEDIATE`: one writer at a time from the start, so the event log's order is
         // commit order.
         Ok(self.inner.db.begin().await?)
+    }
+
+    fn groups(&self) -> &Groups {
+        &self.inner.groups
     }
 
     fn committed(&self, tenants: &[&str]) {

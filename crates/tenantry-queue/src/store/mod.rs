@@ -15,6 +15,7 @@ mod claiming;
 mod claims;
 mod clock;
 mod cursors;
+mod group;
 mod jobs;
 mod members;
 mod outbox;

@@ -82,6 +82,8 @@ pub(super) struct Inner {
     pub(super) poll: Duration,
     heartbeat: Duration,
     pub(super) clock: Arc<DbClock>,
+    /// Submits waiting to be written together.
+    pub(super) groups: super::group::Groups,
 }
 
 /// The store's single listener task and the channel it wakes subscriptions through.
@@ -118,6 +120,7 @@ impl PgStore {
                 poll: event::DEFAULT_POLL_INTERVAL,
                 heartbeat: DEFAULT_LISTENER_HEARTBEAT,
                 clock,
+                groups: super::group::Groups::default(),
             }),
         })
     }
@@ -153,6 +156,7 @@ impl PgStore {
                 poll,
                 heartbeat,
                 clock: self.inner.clock.clone(),
+                groups: super::group::Groups::default(),
             }),
         }
     }

@@ -54,6 +54,8 @@ pub(super) struct Inner {
     pub(super) db: Pool,
     pub(super) wake: broadcast::Sender<Wake>,
     pub(super) poll: Duration,
+    /// Submits waiting to be written together.
+    pub(super) groups: super::group::Groups,
 }
 
 impl SqliteStore {
@@ -73,6 +75,7 @@ impl SqliteStore {
                 db,
                 wake,
                 poll: event::DEFAULT_POLL_INTERVAL,
+                groups: super::group::Groups::default(),
             }),
         })
     }
@@ -92,6 +95,7 @@ impl SqliteStore {
                 db: self.inner.db.clone(),
                 wake: self.inner.wake.clone(),
                 poll,
+                groups: super::group::Groups::default(),
             }),
         }
     }

@@ -4,6 +4,8 @@
 pub(crate) mod batches;
 mod bulk;
 pub(crate) mod claims;
+#[cfg(feature = "postgres")]
+pub(crate) mod copy;
 pub(crate) mod deadlines;
 pub(crate) mod events;
 pub(crate) mod jobs;

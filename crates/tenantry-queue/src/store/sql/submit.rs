@@ -15,7 +15,7 @@ use super::bulk::{InsertRecord, multi_row_insert};
 use super::events::INSERT_EVENT_COLUMNS;
 
 /// The columns [`insert_jobs`] writes, in the order of [`JobRecord`]'s fields.
-const INSERT_JOB_COLUMNS: [Jobs; 18] = [
+pub(super) const INSERT_JOB_COLUMNS: [Jobs; 18] = [
     Jobs::Id,
     Jobs::Tenant,
     Jobs::Feature,
@@ -130,6 +130,10 @@ pub(crate) fn insert_jobs(jobs: &[NewJob], backend: Backend) -> sea_query::Inser
 /// The names of [`submit_jobs_postgres`]' common table expressions.
 #[derive(Debug, Clone, Copy, sea_query::Iden)]
 enum Submitted {
+    #[iden = "tenants"]
+    Tenants,
+    #[iden = "tenant"]
+    Tenant,
     #[iden = "locked"]
     Locked,
     #[iden = "inserted"]
@@ -138,54 +142,77 @@ enum Submitted {
     Appended,
 }
 
-/// PostgreSQL: a whole `submit_many` call as one statement, so it commits on its own, in one
-/// round trip: the jobs are inserted (keyed duplicates skipped), then the tenant's event lock is
-/// taken and its `NOTIFY` queued, then one `queued` event per inserted job is appended. Returns
-/// the ids inserted.
+/// PostgreSQL: the jobs of one or more `submit_many` calls (of any tenants) as one statement,
+/// so it commits on its own, in one round trip: the jobs are inserted (keyed duplicates
+/// skipped), then each tenant's event lock is taken and its `NOTIFY` queued, in the order of
+/// `tenants` (sorted, as every other write takes them), then one `queued` event per inserted
+/// job is appended, in input order. Returns the ids inserted.
 ///
-/// The lock comes before any event's position is drawn because each event row is a join of an
-/// inserted job with the lock's one row, and a `MATERIALIZED` CTE of a volatile function runs
-/// once, when first read; the statement's own transaction holds the lock until its commit,
-/// exactly as the multi-statement path does (see [`super::backend`]).
+/// The locks come before any event's position is drawn because every event row is joined
+/// with a count over all the locks' rows, and a `MATERIALIZED` CTE of a volatile function
+/// runs once, when first read, row by row in the order of the `VALUES` list; the statement's
+/// own transaction holds the locks until its commit, exactly as the multi-statement path does
+/// (see [`super::backend`]).
 #[cfg(feature = "postgres")]
 pub(crate) fn submit_jobs_postgres(
-    tenant: &TenantId,
+    tenants: &[&str],
     jobs: &[NewJob],
     event_lock_class: i32,
-    at: i64,
 ) -> sea_query::WithQuery {
+    let mut names = Query::select();
+    names.column(sea_query::Asterisk).from_values(
+        tenants
+            .iter()
+            .map(|t| sea_query::ValueTuple::One((*t).into())),
+        "v",
+    );
+    let tenant = || Expr::col((Submitted::Tenants, Submitted::Tenant));
     let locked = Query::select()
         .expr(
             Func::cust("pg_advisory_xact_lock")
                 .arg(event_lock_class)
-                .arg(Func::cust("hashtext").arg(Expr::val(tenant.as_str()))),
+                .arg(Func::cust("hashtext").arg(tenant())),
         )
         .expr(
             Func::cust("pg_notify")
                 .arg(crate::store::postgres::CHANNEL)
-                .arg(tenant.as_str()),
+                .arg(tenant()),
         )
+        .from(Submitted::Tenants)
+        .to_owned();
+    let all_locked = Query::select()
+        .expr(Func::count(Expr::col(sea_query::Asterisk)))
+        .from(Submitted::Locked)
         .to_owned();
     let appended = Query::insert()
         .into_table(Events::Table)
         .columns(INSERT_EVENT_COLUMNS)
         .select_from(
             Query::select()
-                .expr(Expr::val(tenant.as_str()))
-                .column(Jobs::Id)
+                .column((Submitted::Inserted, Jobs::Tenant))
+                .column((Submitted::Inserted, Jobs::Id))
                 .expr(Expr::val(JobState::Queued.as_str()))
-                .expr(Expr::val(at))
+                .column((Submitted::Inserted, Jobs::CreatedAt))
                 .from(Submitted::Inserted)
-                .from(Submitted::Locked)
+                .from_subquery(all_locked, "all_locked")
                 .to_owned(),
         )
         .expect("the select lists the insert's columns")
         .to_owned();
+    let mut insert = insert_jobs(jobs, Backend::Postgres);
+    insert.returning(Query::returning().columns([Jobs::Id, Jobs::Tenant, Jobs::CreatedAt]));
     let with = WithClause::new()
         .cte(
             CommonTableExpression::new()
-                .query(insert_jobs(jobs, Backend::Postgres))
+                .query(insert)
                 .table_name(Submitted::Inserted)
+                .to_owned(),
+        )
+        .cte(
+            CommonTableExpression::new()
+                .query(names)
+                .columns([Submitted::Tenant])
+                .table_name(Submitted::Tenants)
                 .to_owned(),
         )
         .cte(
@@ -284,14 +311,26 @@ mod tests {
     }
 
     #[test]
-    fn a_postgres_submit_locks_before_its_events_draw_positions() {
+    fn a_postgres_submit_locks_every_tenant_before_its_events_draw_positions() {
         let jobs = new_jobs(2);
         let (sql, values) =
-            submit_jobs_postgres(&tenant(), &jobs, 7, 9).build(PostgresQueryBuilder);
-        assert_eq!(
-            sql,
-            r#"WITH "inserted" AS (INSERT INTO "tenantry_queue_jobs" ("id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at", "hold_id") SELECT "id", "tenant", "feature", "user_id", "lane", "state", "params", "request_bytes", "metadata", "idempotency_key", "max_wait_ms", "deadline", "on_deadline", "attempts", "created_at", "updated_at", "flush_at", "hold_id" FROM json_populate_recordset(CAST((NULL) AS "tenantry_queue_jobs"), CAST($1 AS json)) AS "rows" ON CONFLICT ("tenant", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING RETURNING "id") , "locked" AS  MATERIALIZED (SELECT pg_advisory_xact_lock($2, hashtext($3)), pg_notify($4, $5)) , "appended" AS (INSERT INTO "tenantry_queue_events" ("tenant", "job_id", "state", "at") SELECT $6, "id", $7, $8 FROM "inserted", "locked") SELECT "id" FROM "inserted""#
+            submit_jobs_postgres(&["t1", "t2"], &jobs, 7).build(PostgresQueryBuilder);
+        assert!(
+            sql.starts_with(r#"WITH "inserted" AS (INSERT INTO "tenantry_queue_jobs" ("id", "#),
+            "{sql}"
         );
-        assert_eq!(values.0.len(), 8);
+        assert!(
+            sql.contains(r#"ON CONFLICT ("tenant", "idempotency_key") WHERE "idempotency_key" IS NOT NULL DO NOTHING RETURNING "id", "tenant", "created_at")"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#""tenants" ("tenant") AS (SELECT * FROM (VALUES ($2), ($3)) AS "v") , "locked" AS  MATERIALIZED (SELECT pg_advisory_xact_lock($4, hashtext("tenants"."tenant")), pg_notify($5, "tenants"."tenant") FROM "tenants")"#),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with(r#""appended" AS (INSERT INTO "tenantry_queue_events" ("tenant", "job_id", "state", "at") SELECT "inserted"."tenant", "inserted"."id", $6, "inserted"."created_at" FROM "inserted", (SELECT COUNT(*) FROM "locked") AS "all_locked") SELECT "id" FROM "inserted""#),
+            "{sql}"
+        );
+        assert_eq!(values.0.len(), 6);
     }
 }
