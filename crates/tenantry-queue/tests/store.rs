@@ -489,7 +489,7 @@ mod raw {
         .fetch_all(db.pool())
         .await
         .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         sqlx::query("INSERT INTO tenantry_migrations VALUES ('queue', 99, 'future', '', 0)")
             .execute(db.pool())
             .await
@@ -503,7 +503,7 @@ mod raw {
                 Error::Migrate(MigrateError::TooNew {
                     component: "queue",
                     found: 99,
-                    supported: 10
+                    supported: 11
                 })
             ),
             "{err:?}"
@@ -604,7 +604,7 @@ mod raw {
         .fetch_all(db.pool())
         .await
         .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         assert_eq!(store.job(&t, &id).await.unwrap().state, JobState::Queued);
         assert_eq!(
             store.consumer_position("holds", &t).await.unwrap(),
