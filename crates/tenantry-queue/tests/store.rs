@@ -587,6 +587,7 @@ mod raw {
         for statement in [
             "DELETE FROM tenantry_migrations WHERE component = 'queue'",
             "DROP TABLE tenantry_queue_cursors",
+            "ALTER TABLE tenantry_queue_events DROP COLUMN detail",
             "CREATE TABLE tenantry_queue_migrations \
              (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
             "INSERT INTO tenantry_queue_migrations (version, name, applied_at) \
