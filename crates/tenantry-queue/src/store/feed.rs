@@ -293,6 +293,27 @@ impl Feed {
         rows.into_iter().map(|r| r.into_event(tenant)).collect()
     }
 
+    /// The position of a tenant's latest event ([`Position::START`] when none).
+    ///
+    /// # Errors
+    ///
+    /// A database error.
+    pub async fn latest_position(&self, tenant: &TenantId) -> Result<Position> {
+        let select = Query::select()
+            .expr(Expr::col(Events::Seq).max())
+            .from(Events::Table)
+            .and_where(Expr::col(Events::Tenant).eq(tenant.as_str()))
+            .to_owned();
+        let seq: Option<(Option<i64>,)> = self.source.pool().fetch_optional(&select).await?;
+        Ok(Position(seq.and_then(|(s,)| s).unwrap_or(0)))
+    }
+
+    /// The store's database, for a consumer that keeps its own tables beside the stream.
+    #[must_use]
+    pub fn pool(&self) -> &Pool {
+        self.source.pool()
+    }
+
     /// Wake-ups of new events, for a consumer that follows many tenants (a webhook sender).
     /// Take it before reading, so nothing committed after the read is missed.
     ///
