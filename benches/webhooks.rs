@@ -114,8 +114,9 @@ async fn deliveries(
     Ok(total as f64 / elapsed.as_secs_f64())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+/// The sample at `permille` of the sorted samples (nearest rank, rounded), in milliseconds.
+fn percentile(sorted: &[Duration], permille: usize) -> f64 {
+    let i = ((sorted.len() - 1) * permille + 500) / 1_000;
     sorted[i].as_secs_f64() * 1_000.0
 }
 
@@ -197,15 +198,15 @@ async fn latency(samples: usize) -> Result<(), Box<dyn std::error::Error>> {
     job.sort();
     println!(
         "threshold event   p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  ({samples} samples)",
-        percentile(&alert, 0.5),
-        percentile(&alert, 0.99),
-        percentile(&alert, 1.0)
+        percentile(&alert, 500),
+        percentile(&alert, 990),
+        percentile(&alert, 1_000)
     );
     println!(
         "job.queued event  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  (same submits)",
-        percentile(&job, 0.5),
-        percentile(&job, 0.99),
-        percentile(&job, 1.0)
+        percentile(&job, 500),
+        percentile(&job, 990),
+        percentile(&job, 1_000)
     );
     println!(
         "(meanwhile {submitted} batch jobs of another tenant submitted to the running engine)"

@@ -194,7 +194,13 @@ async fn a_database_the_earlier_runner_migrated_is_adopted() {
         );
         // Written before the upgrade by the earlier version. (A bulk insert: it touches the
         // ledger's version-1 tables only, where `record` also reads the budgets' later columns.)
-        assert_eq!(ledger.record_batch(&[line.clone()]).await.unwrap(), 1);
+        assert_eq!(
+            ledger
+                .record_batch(std::slice::from_ref(&line))
+                .await
+                .unwrap(),
+            1
+        );
         ledger.migrate().await.unwrap();
         assert_eq!(recorded(&db).await, golden(backend(name)), "{name}");
         let first = ledger.lines(&line.tenant_id).await.unwrap()[0].id;

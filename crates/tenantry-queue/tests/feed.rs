@@ -24,11 +24,15 @@ async fn check<S: JobStore + Clone>(name: &str, store: S, feed: Feed) {
         1,
     );
     let mut tx = feed.begin().await.unwrap();
-    feed.append(&mut tx, &[alert.clone()]).await.unwrap();
-    feed.commit(tx, &[acme.clone()]).await.unwrap();
+    feed.append(&mut tx, std::slice::from_ref(&alert))
+        .await
+        .unwrap();
+    feed.commit(tx, std::slice::from_ref(&acme)).await.unwrap();
     // A rolled-back append leaves nothing.
     let mut tx = feed.begin().await.unwrap();
-    feed.append(&mut tx, &[alert.clone()]).await.unwrap();
+    feed.append(&mut tx, std::slice::from_ref(&alert))
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     let second = store
         .submit(&acme, "chat", "u1", params("b"), SubmitOptions::new())

@@ -43,7 +43,7 @@ async fn delivers(name: &str, store: &dyn JobStore, feed: Feed) {
         1_767_225_600_000_000,
     );
     feed.append(&mut tx, &[alert]).await.unwrap();
-    feed.commit(tx, &[acme.clone()]).await.unwrap();
+    feed.commit(tx, std::slice::from_ref(&acme)).await.unwrap();
     submit(store, &acme, 2).await;
 
     let sender = Sender::new(hooks.clone(), SenderConfig::new()).unwrap();

@@ -225,7 +225,7 @@ impl Tenantry {
             Err(Error::Cost(e)) if e.is_soft_limit_reached() => {
                 let moved: Vec<bool> = requests.iter().map(|r| r.lane() == Lane::Urgent).collect();
                 for r in requests.iter_mut().filter(|r| r.lane() == Lane::Urgent) {
-                    r.to_batch_lane();
+                    r.send_by_batch();
                 }
                 tracing::info!(tenant = %tenant, "budget past its soft limit: urgent requests go down the batch lane");
                 let holds = self.hold_all(tenant, requests).await?;

@@ -63,7 +63,7 @@ impl Request {
     }
 
     /// Sends it down the batch lane (a soft limit turned it away from the urgent lane).
-    pub(crate) fn to_batch_lane(&mut self) {
+    pub(crate) fn send_by_batch(&mut self) {
         self.lane = Lane::Batch;
     }
 

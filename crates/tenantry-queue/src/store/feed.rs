@@ -120,7 +120,7 @@ impl<S: Store> Source for S {
 /// let alert = NewFeedEvent::new(acme.clone(), "budget.threshold",
 ///     serde_json::json!({"threshold_permille": 800}), 1_767_225_600_000_000);
 /// feed.append(&mut tx, &[alert]).await?;
-/// feed.commit(tx, &[acme.clone()]).await?;
+/// feed.commit(tx, std::slice::from_ref(&acme)).await?;
 /// let events = feed.events_after(&acme, Position::START, 100).await?;
 /// assert_eq!(events[0].kind, "budget.threshold");
 /// # Ok(()) }
