@@ -51,6 +51,15 @@ pub struct BudgetPolicy {
     pub limit: Nanos,
     /// When the policy starts. The first window of a policy starts here, never earlier.
     pub effective_from: UnixMicros,
+    /// Alert thresholds, per mille of the limit (`800` = 80 %), ascending: each fires one
+    /// [`BudgetAlert`](crate::BudgetAlert) per window, when spent plus held first reaches it.
+    #[serde(default)]
+    pub alert_permille: Vec<u16>,
+    /// The soft limit, per mille of the limit: an urgent-lane hold that would take the budget
+    /// past it is refused with [`Error::SoftLimitReached`] (so the caller can send the request
+    /// down the batch lane) instead of [`Error::BudgetExceeded`]. `None`: no soft limit.
+    #[serde(default)]
+    pub soft_limit_permille: Option<u16>,
 }
 
 impl BudgetPolicy {
@@ -69,8 +78,32 @@ impl BudgetPolicy {
             window,
             limit,
             effective_from,
+            alert_permille: Vec::new(),
+            soft_limit_permille: None,
         }
     }
+
+    /// Alert thresholds, per mille of the limit (`[800, 900, 1000]` for 80 %, 90 % and
+    /// 100 %), each from 1 to [`MAX_PERMILLE`](Self::MAX_PERMILLE). Default: none.
+    #[must_use]
+    pub fn with_alerts(mut self, permille: impl IntoIterator<Item = u16>) -> Self {
+        let mut levels: Vec<u16> = permille.into_iter().collect();
+        levels.sort_unstable();
+        levels.dedup();
+        self.alert_permille = levels;
+        self
+    }
+
+    /// A soft limit, per mille of the limit, from 1 to [`MAX_PERMILLE`](Self::MAX_PERMILLE).
+    /// Default: none.
+    #[must_use]
+    pub fn with_soft_limit(mut self, permille: u16) -> Self {
+        self.soft_limit_permille = Some(permille);
+        self
+    }
+
+    /// The largest threshold or soft limit accepted: 10× the limit.
+    pub const MAX_PERMILLE: u16 = 10_000;
 
     /// The same budget for one feature of the tenant.
     #[must_use]
@@ -94,6 +127,9 @@ pub struct BudgetStatus {
     pub spent: Nanos,
     /// Held by live holds.
     pub held: Nanos,
+    /// The policy's row, the key of its alerts.
+    #[serde(skip)]
+    pub(crate) budget_id: i64,
 }
 
 impl Window {
@@ -189,6 +225,8 @@ pub(crate) fn lock_budgets(tenant_id: &str) -> SelectStatement {
             Budget::PeriodMicros,
             Budget::LimitNanos,
             Budget::EffectiveFrom,
+            Budget::AlertPermille,
+            Budget::SoftPermille,
         ])
         .from(Budget::Table)
         .and_where(Expr::col(Budget::TenantId).eq(tenant_id))
@@ -236,18 +274,49 @@ fn held_select(tenant_id: &str, feature: Option<&str>, at: UnixMicros) -> Select
 /// A row of `tenantry_budgets`, as [`lock_budgets`] reads it.
 #[derive(sqlx::FromRow)]
 struct StoredPolicy {
+    id: i64,
     feature: Option<String>,
     period: String,
     period_micros: Option<i64>,
     limit_nanos: i64,
     effective_from: i64,
+    alert_permille: Option<String>,
+    soft_permille: Option<i64>,
 }
 
 struct PolicyRow {
+    id: i64,
     feature: Option<String>,
     window: Window,
     limit: i64,
     effective_from: i64,
+    alerts: Vec<u16>,
+    soft: Option<u16>,
+}
+
+impl StoredPolicy {
+    fn parse(self) -> Result<PolicyRow> {
+        let alerts = match self.alert_permille.as_deref() {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(json).map_err(|_| {
+                Error::InvalidRow(format!("stored alert thresholds of budget {}", self.id))
+            })?,
+        };
+        let soft = self
+            .soft_permille
+            .map(u16::try_from)
+            .transpose()
+            .map_err(|_| Error::InvalidRow(format!("stored soft limit of budget {}", self.id)))?;
+        Ok(PolicyRow {
+            id: self.id,
+            feature: self.feature,
+            window: Window::parse(&self.period, self.period_micros)?,
+            limit: self.limit_nanos,
+            effective_from: self.effective_from,
+            alerts,
+            soft,
+        })
+    }
 }
 
 /// The policies in force at `at` for the tenant scope and the `feature` scope.
@@ -281,18 +350,37 @@ pub(crate) async fn load_status(
     feature: &str,
     at: UnixMicros,
 ) -> Result<Vec<BudgetStatus>> {
+    load(tx, tenant, feature, at, false).await
+}
+
+/// As [`load_status`], for the budgets in force that have alert thresholds only (what a new
+/// ledger line is checked against).
+pub(crate) async fn load_alerting(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    feature: &str,
+    at: UnixMicros,
+) -> Result<Vec<BudgetStatus>> {
+    load(tx, tenant, feature, at, true).await
+}
+
+async fn load(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    feature: &str,
+    at: UnixMicros,
+    alerting_only: bool,
+) -> Result<Vec<BudgetStatus>> {
     let rows: Vec<StoredPolicy> = tx.fetch_all(&lock_budgets(tenant.as_str())).await?;
-    let mut policies = Vec::with_capacity(rows.len());
-    for r in rows {
-        policies.push(PolicyRow {
-            feature: r.feature,
-            window: Window::parse(&r.period, r.period_micros)?,
-            limit: r.limit_nanos,
-            effective_from: r.effective_from,
-        });
-    }
+    let policies = rows
+        .into_iter()
+        .map(StoredPolicy::parse)
+        .collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for p in in_force(policies, feature, at) {
+        if alerting_only && p.alerts.is_empty() {
+            continue;
+        }
         let (start, end) = budget_window(p.window, UnixMicros(p.effective_from), at)?;
         let (spent,): (i64,) = tx
             .fetch_one(&spent_select(
@@ -312,11 +400,14 @@ pub(crate) async fn load_status(
                 window: p.window,
                 limit: Nanos(p.limit),
                 effective_from: UnixMicros(p.effective_from),
+                alert_permille: p.alerts,
+                soft_limit_permille: p.soft,
             },
             window_start: start,
             window_end: end,
             spent: Nanos(spent),
             held: Nanos(held),
+            budget_id: p.id,
         });
     }
     Ok(out)
@@ -352,6 +443,10 @@ impl Ledger {
 }
 
 impl Budgets<'_> {
+    pub(crate) fn pool(&self) -> &tenantry_core::db::Pool {
+        &self.ledger.pool
+    }
+
     /// Adds a budget policy. Policies are effective-dated rows: a change is a new policy with
     /// a later `effective_from`, and its first window starts there.
     ///
@@ -368,6 +463,26 @@ impl Budgets<'_> {
                 "custom period must be positive".into(),
             ));
         }
+        let permille_ok = |p: &u16| (1..=BudgetPolicy::MAX_PERMILLE).contains(p);
+        if !policy.alert_permille.iter().all(permille_ok) {
+            return Err(Error::InvalidBudget(format!(
+                "alert thresholds must be 1..={} per mille",
+                BudgetPolicy::MAX_PERMILLE
+            )));
+        }
+        if !policy.soft_limit_permille.iter().all(permille_ok) {
+            return Err(Error::InvalidBudget(format!(
+                "soft limit must be 1..={} per mille",
+                BudgetPolicy::MAX_PERMILLE
+            )));
+        }
+        let mut levels = policy.alert_permille.clone();
+        levels.sort_unstable();
+        levels.dedup();
+        let alerts = (!levels.is_empty())
+            .then(|| serde_json::to_string(&levels))
+            .transpose()
+            .map_err(|e| Error::InvalidBudget(e.to_string()))?;
         let stmt = Query::insert()
             .into_table(Budget::Table)
             .columns([
@@ -377,6 +492,8 @@ impl Budgets<'_> {
                 Budget::PeriodMicros,
                 Budget::LimitNanos,
                 Budget::EffectiveFrom,
+                Budget::AlertPermille,
+                Budget::SoftPermille,
             ])
             .values([
                 policy.tenant_id.as_str().into(),
@@ -385,6 +502,8 @@ impl Budgets<'_> {
                 policy.window.length().into(),
                 policy.limit.0.into(),
                 policy.effective_from.0.into(),
+                alerts.into(),
+                policy.soft_limit_permille.map(i64::from).into(),
             ])?
             .to_owned();
         self.ledger.pool.execute(&stmt).await?;

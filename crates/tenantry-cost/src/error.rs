@@ -85,6 +85,31 @@ pub enum Error {
         /// Window end (exclusive), Unix microseconds.
         window_end: i64,
     },
+    /// An urgent-lane hold would take a budget past its soft limit. Nothing was held: the
+    /// request may be sent down the batch lane instead, at the batch price.
+    #[error(
+        "soft limit of tenant `{tenant_id}`{} reached: {soft_limit_permille} per mille of limit {limit}, spent {spent}, held {held}, requested {requested}",
+        feature.as_ref().map(|f| format!(" feature `{f}`")).unwrap_or_default()
+    )]
+    SoftLimitReached {
+        /// The tenant.
+        tenant_id: tenantry_core::TenantId,
+        /// The feature, for a per-feature budget; `None` for the tenant-wide budget.
+        feature: Option<String>,
+        /// The soft limit, per mille of `limit`.
+        soft_limit_permille: u16,
+        /// The budget's limit for the current window.
+        limit: Nanos,
+        /// Spent in the window so far, from the ledger.
+        spent: Nanos,
+        /// Held by live holds.
+        held: Nanos,
+        /// The amount the call asked to hold against this budget.
+        requested: Nanos,
+    },
+    /// The alert sink failed to write the alerts a call fired; nothing the call did is kept.
+    #[error("the budget alert sink failed")]
+    AlertSink(#[source] crate::alert::SinkError),
     /// The idempotency key `(source, request_id)` was already recorded for another tenant or
     /// with other usage (model or tokens). Nothing was recorded: one key is one provider
     /// request, charged once to one tenant, so a second, different line under it is refused
@@ -189,6 +214,12 @@ impl Error {
         )
     }
 
+    /// `true` for [`Error::SoftLimitReached`]: the request may go down the batch lane instead.
+    #[must_use]
+    pub const fn is_soft_limit_reached(&self) -> bool {
+        matches!(self, Self::SoftLimitReached { .. })
+    }
+
     /// `true` for [`Error::KeyConflict`]: the idempotency key is taken by a different line.
     #[must_use]
     pub const fn is_key_conflict(&self) -> bool {
@@ -239,7 +270,7 @@ impl Error {
     pub fn kind(&self) -> tenantry_core::ErrorKind {
         use tenantry_core::ErrorKind as K;
         match self {
-            Self::BudgetExceeded { .. } => K::BudgetExceeded,
+            Self::BudgetExceeded { .. } | Self::SoftLimitReached { .. } => K::BudgetExceeded,
             Self::UnknownModel { .. }
             | Self::NoRateAt { .. }
             | Self::UnsupportedModifier { .. } => K::Unpriceable,
@@ -281,6 +312,8 @@ impl Error {
     /// | [`PriceBookToml`](Self::PriceBookToml) | `price_book_toml` |
     /// | [`UnknownMultiplier`](Self::UnknownMultiplier) | `unknown_multiplier` |
     /// | [`BudgetExceeded`](Self::BudgetExceeded) | `budget_exceeded` |
+    /// | [`SoftLimitReached`](Self::SoftLimitReached) | `soft_limit_reached` |
+    /// | [`AlertSink`](Self::AlertSink) | `alert_sink` |
     /// | [`KeyConflict`](Self::KeyConflict) | `key_conflict` |
     /// | [`InvalidBudget`](Self::InvalidBudget) | `invalid_budget` |
     /// | [`InvalidReconciliation`](Self::InvalidReconciliation) | `invalid_reconciliation` |
@@ -303,6 +336,8 @@ impl Error {
             Self::PriceBookToml(_) => "price_book_toml",
             Self::UnknownMultiplier { .. } => "unknown_multiplier",
             Self::BudgetExceeded { .. } => "budget_exceeded",
+            Self::SoftLimitReached { .. } => "soft_limit_reached",
+            Self::AlertSink(_) => "alert_sink",
             Self::KeyConflict { .. } => "key_conflict",
             Self::InvalidBudget(_) => "invalid_budget",
             Self::InvalidReconciliation(_) => "invalid_reconciliation",

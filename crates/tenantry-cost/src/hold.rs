@@ -131,6 +131,42 @@ pub(crate) fn close_hold(
     q
 }
 
+/// Checks one budget for a call that asks to hold `requested` against it, `urgent` of it on the
+/// urgent lane; returns what the budget has used with the call's holds.
+///
+/// Past the soft limit, a call with urgent requests is refused as [`Error::SoftLimitReached`]
+/// (it may go down the batch lane); past the limit, as [`Error::BudgetExceeded`].
+fn admit(s: &BudgetStatus, requested: i64, urgent: i64) -> Result<i64> {
+    let total = s.spent.0.saturating_add(s.held.0).saturating_add(requested);
+    if let Some(soft) = s.policy.soft_limit_permille
+        && urgent > 0
+        && i128::from(total) * 1000 > i128::from(s.policy.limit.0) * i128::from(soft)
+    {
+        return Err(Error::SoftLimitReached {
+            tenant_id: s.policy.tenant_id.clone(),
+            feature: s.policy.feature.clone(),
+            soft_limit_permille: soft,
+            limit: s.policy.limit,
+            spent: s.spent,
+            held: s.held,
+            requested: Nanos(requested),
+        });
+    }
+    if total > s.policy.limit.0 {
+        return Err(Error::BudgetExceeded {
+            tenant_id: s.policy.tenant_id.clone(),
+            feature: s.policy.feature.clone(),
+            limit: s.policy.limit,
+            spent: s.spent,
+            held: s.held,
+            requested: Nanos(requested),
+            window_start: s.window_start.0,
+            window_end: s.window_end.0,
+        });
+    }
+    Ok(total)
+}
+
 impl Ledger {
     /// The worst-case cost of a request: counted input tokens at the input rate plus
     /// `max_tokens` at the output rate, after long-context selection and every multiplier the
@@ -238,23 +274,19 @@ impl Ledger {
             .to_owned();
         let mut tx = self.pool.begin().await?;
         let statuses = load_status(&mut tx, &req.tenant_id, &req.feature, req.at).await?;
+        let urgent = if req.lane == Lane::Urgent {
+            amount.0
+        } else {
+            0
+        };
+        let mut used = Vec::with_capacity(statuses.len());
         for s in statuses {
-            let total = s.spent.0.saturating_add(s.held.0).saturating_add(amount.0);
-            if total > s.policy.limit.0 {
-                return Err(Error::BudgetExceeded {
-                    tenant_id: req.tenant_id.clone(),
-                    feature: s.policy.feature,
-                    limit: s.policy.limit,
-                    spent: s.spent,
-                    held: s.held,
-                    requested: amount,
-                    window_start: s.window_start.0,
-                    window_end: s.window_end.0,
-                });
-            }
+            let total = admit(&s, amount.0, urgent)?;
+            used.push((s, total));
         }
         let (id,): (i64,) = tx.fetch_one(&insert).await?;
-        tx.commit().await?;
+        let alerts = crate::alert::fire(&mut tx, self.alert_sink(), &used, req.at).await?;
+        self.commit_alerts(tx, &alerts).await?;
         Ok(Hold {
             id,
             amount,
@@ -336,8 +368,9 @@ impl Ledger {
             inserts.push(insert);
         }
         let mut tx = self.pool.begin().await?;
-        // One entry per budget window: its status and the batch's total against it.
-        let mut checks: Vec<(BudgetStatus, i64)> = Vec::new();
+        // One entry per budget window: its status, the batch's total against it and the part
+        // of that total on the urgent lane.
+        let mut checks: Vec<(BudgetStatus, i64, i64)> = Vec::new();
         let mut loaded: std::collections::HashMap<(&str, &str, UnixMicros), Vec<usize>> =
             std::collections::HashMap::new();
         // Lock tenants in one order, so two batches over the same tenants cannot deadlock.
@@ -350,13 +383,13 @@ impl Ledger {
                 let statuses = load_status(&mut tx, &r.tenant_id, &r.feature, r.at).await?;
                 let mut idx = Vec::with_capacity(statuses.len());
                 for s in statuses {
-                    let same = checks.iter().position(|(c, _)| {
+                    let same = checks.iter().position(|(c, _, _)| {
                         c.policy.tenant_id == s.policy.tenant_id
                             && c.policy.feature == s.policy.feature
                             && c.window_start == s.window_start
                     });
                     idx.push(same.unwrap_or_else(|| {
-                        checks.push((s, 0));
+                        checks.push((s, 0, 0));
                         checks.len() - 1
                     }));
                 }
@@ -364,22 +397,15 @@ impl Ledger {
             }
             for &i in &loaded[&key] {
                 checks[i].1 = checks[i].1.saturating_add(amount.0);
+                if r.lane == Lane::Urgent {
+                    checks[i].2 = checks[i].2.saturating_add(amount.0);
+                }
             }
         }
-        for (s, requested) in checks {
-            let total = s.spent.0.saturating_add(s.held.0).saturating_add(requested);
-            if total > s.policy.limit.0 {
-                return Err(Error::BudgetExceeded {
-                    tenant_id: s.policy.tenant_id,
-                    feature: s.policy.feature,
-                    limit: s.policy.limit,
-                    spent: s.spent,
-                    held: s.held,
-                    requested: Nanos(requested),
-                    window_start: s.window_start.0,
-                    window_end: s.window_end.0,
-                });
-            }
+        let mut used = Vec::with_capacity(checks.len());
+        for (s, requested, urgent) in checks {
+            let total = admit(&s, requested, urgent)?;
+            used.push((s, total));
         }
         let mut ids = Vec::with_capacity(reqs.len());
         for insert in &inserts {
@@ -398,7 +424,9 @@ impl Ledger {
                 reqs.len()
             )));
         }
-        tx.commit().await?;
+        let latest = reqs.iter().map(|r| r.at).max().unwrap_or(UnixMicros(0));
+        let alerts = crate::alert::fire(&mut tx, self.alert_sink(), &used, latest).await?;
+        self.commit_alerts(tx, &alerts).await?;
         Ok(ids
             .into_iter()
             .zip(&amounts)

@@ -179,6 +179,8 @@ pub struct Ledger {
     pub(crate) book: Arc<PriceBook>,
     /// Benchmark baseline only: the cost columns are plain and the ledger writes Rust's values.
     plain_cost_columns: bool,
+    /// Where fired budget alerts are written besides the ledger's own table.
+    pub(crate) alerts: Option<Arc<dyn crate::alert::AlertSink>>,
 }
 
 impl Ledger {
@@ -191,6 +193,7 @@ impl Ledger {
             pool: Pool::from(pool),
             book: Arc::new(book),
             plain_cost_columns: false,
+            alerts: None,
         }
     }
 
@@ -203,6 +206,7 @@ impl Ledger {
             pool: Pool::from(pool),
             book: Arc::new(book),
             plain_cost_columns: false,
+            alerts: None,
         }
     }
 
@@ -439,7 +443,26 @@ impl Ledger {
             );
             tx.execute(&close).await?;
         }
-        tx.commit().await?;
+        let mut alerts = Vec::new();
+        if !recorded.duplicate {
+            // Settled spend counts as much as holds: the line may take a budget to a threshold
+            // (usage above its hold's estimate, or recorded without a hold).
+            let at = record.occurred_at;
+            let statuses =
+                crate::budget::load_alerting(&mut tx, &record.tenant_id, &record.feature, at)
+                    .await?;
+            if !statuses.is_empty() {
+                let used: Vec<_> = statuses
+                    .into_iter()
+                    .map(|s| {
+                        let total = s.spent.0.saturating_add(s.held.0);
+                        (s, total)
+                    })
+                    .collect();
+                alerts = crate::alert::fire(&mut tx, self.alert_sink(), &used, at).await?;
+            }
+        }
+        self.commit_alerts(tx, &alerts).await?;
         Ok(recorded)
     }
 

@@ -14,6 +14,7 @@
     clippy::cast_precision_loss
 )]
 
+pub mod alert;
 mod budget;
 mod error;
 pub mod formula;
@@ -27,6 +28,7 @@ pub mod report;
 mod schema;
 mod usage;
 
+pub use alert::{AlertSink, BudgetAlert};
 pub use budget::{BudgetPolicy, BudgetStatus, Budgets, Window, budget_window};
 pub use error::{Error, Result};
 pub use formula::{ContextTier, LineCost, RateSnapshot, Rates, TokenBuckets};

@@ -49,6 +49,82 @@ fn versions(backend: Backend, generated: bool) -> Vec<Migration> {
             "reconciliation runs and their differences",
             migration_2(backend),
         ),
+        Migration::new(
+            3,
+            "budget alert thresholds, soft limits and the alerts sent",
+            migration_3(backend),
+        ),
+    ]
+}
+
+/// `tenantry_budget_alerts`: one row per threshold a budget crossed in one of its windows. Its
+/// key is what makes an alert fire once per threshold per window.
+#[derive(Debug, Clone, Copy, Iden)]
+pub(crate) enum BudgetAlert {
+    #[iden = "tenantry_budget_alerts"]
+    Table,
+    BudgetId,
+    WindowStart,
+    Permille,
+    TenantId,
+    Feature,
+    WindowEnd,
+    LimitNanos,
+    SpentNanos,
+    HeldNanos,
+    CrossedAt,
+}
+
+/// The statements of migration 3, in order: the budgets' alert thresholds and soft limit
+/// (one column per `ALTER TABLE`, as SQLite wants), and the alerts table.
+fn migration_3(backend: Backend) -> Vec<String> {
+    let add = |column: ColumnDef| {
+        backend.render_schema(
+            &Table::alter()
+                .table(Budget::Table)
+                .add_column(column)
+                .to_owned(),
+        )
+    };
+    let big = |col: BudgetAlert| ColumnDef::new(col).big_integer().not_null().to_owned();
+    let alerts = Table::create()
+        .table(BudgetAlert::Table)
+        .if_not_exists()
+        .col(big(BudgetAlert::BudgetId))
+        .col(big(BudgetAlert::WindowStart))
+        .col(big(BudgetAlert::Permille))
+        .col(ColumnDef::new(BudgetAlert::TenantId).text().not_null())
+        .col(ColumnDef::new(BudgetAlert::Feature).text().null())
+        .col(big(BudgetAlert::WindowEnd))
+        .col(big(BudgetAlert::LimitNanos))
+        .col(big(BudgetAlert::SpentNanos))
+        .col(big(BudgetAlert::HeldNanos))
+        .col(big(BudgetAlert::CrossedAt))
+        .primary_key(
+            Index::create()
+                .col(BudgetAlert::BudgetId)
+                .col(BudgetAlert::WindowStart)
+                .col(BudgetAlert::Permille),
+        )
+        .to_owned();
+    let by_tenant = Index::create()
+        .if_not_exists()
+        .name("tenantry_budget_alerts_tenant_idx")
+        .table(BudgetAlert::Table)
+        .col(BudgetAlert::TenantId)
+        .col(BudgetAlert::CrossedAt)
+        .to_owned();
+    vec![
+        add(ColumnDef::new(Budget::AlertPermille)
+            .text()
+            .null()
+            .to_owned()),
+        add(ColumnDef::new(Budget::SoftPermille)
+            .big_integer()
+            .null()
+            .to_owned()),
+        backend.render_schema(&alerts),
+        backend.render_schema(&by_tenant),
     ]
 }
 
@@ -247,6 +323,10 @@ pub(crate) enum Budget {
     PeriodMicros,
     LimitNanos,
     EffectiveFrom,
+    /// The alert thresholds, per mille of the limit, as a JSON array (NULL: none).
+    AlertPermille,
+    /// The soft limit, per mille of the limit (NULL: none).
+    SoftPermille,
 }
 
 /// `tenantry_reservations`: the holds, money held for requests in flight (the table keeps the

@@ -42,6 +42,9 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     retry_after: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    notice: Option<String>,
 }
 
 impl Operation {
@@ -69,6 +72,7 @@ impl Operation {
             state: OperationState::Queued,
             status_url: visible_ascii("status_url", status_url.into())?,
             retry_after: None,
+            notice: None,
         })
     }
 
@@ -167,6 +171,32 @@ impl Operation {
         self.retry_after
             .map(|secs| Duration::from_secs(u64::from(secs)))
     }
+
+    /// Sets a notice for the client: how the work was accepted differently from what it asked
+    /// (for example, sent down the batch lane because its budget passed a soft limit).
+    /// Default: none.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tenantry_envelope::Operation;
+    ///
+    /// let operation = Operation::new("job_1", "/v1/jobs/job_1")?.with_notice("batch_lane");
+    /// assert_eq!(operation.notice(), Some("batch_lane"));
+    /// assert!(serde_json::to_string(&operation)?.ends_with(r#","notice":"batch_lane"}"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_notice(mut self, notice: impl Into<String>) -> Operation {
+        self.notice = Some(notice.into());
+        self
+    }
+
+    /// The notice, if any.
+    #[must_use]
+    pub fn notice(&self) -> Option<&str> {
+        self.notice.as_deref()
+    }
 }
 
 #[derive(Deserialize)]
@@ -176,6 +206,8 @@ struct OperationWire {
     status_url: String,
     #[serde(default)]
     retry_after: Option<u32>,
+    #[serde(default)]
+    notice: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for Operation {
@@ -186,6 +218,7 @@ impl<'de> Deserialize<'de> for Operation {
         Ok(Operation {
             state: wire.state,
             retry_after: wire.retry_after,
+            notice: wire.notice,
             ..operation
         })
     }

@@ -148,6 +148,7 @@ pub use store::JobStore;
 pub use store::PgStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
+pub use store::feed::{Change, Changes, Feed, FeedEvent, FeedSubscription, NewFeedEvent};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::{DEFAULT_LISTENER_HEARTBEAT, LISTENER_APPLICATION_NAME};

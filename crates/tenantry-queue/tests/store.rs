@@ -581,7 +581,7 @@ mod raw {
         .fetch_all(db.pool())
         .await
         .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         sqlx::query("INSERT INTO tenantry_migrations VALUES ('queue', 99, 'future', '', 0)")
             .execute(db.pool())
             .await
@@ -595,7 +595,7 @@ mod raw {
                 Error::Migrate(MigrateError::TooNew {
                     component: "queue",
                     found: 99,
-                    supported: 10
+                    supported: 11
                 })
             ),
             "{err:?}"
@@ -679,6 +679,7 @@ mod raw {
         for statement in [
             "DELETE FROM tenantry_migrations WHERE component = 'queue'",
             "DROP TABLE tenantry_queue_cursors",
+            "ALTER TABLE tenantry_queue_events DROP COLUMN detail",
             "CREATE TABLE tenantry_queue_migrations \
              (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
             "INSERT INTO tenantry_queue_migrations (version, name, applied_at) \
@@ -696,7 +697,7 @@ mod raw {
         .fetch_all(db.pool())
         .await
         .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         assert_eq!(store.job(&t, &id).await.unwrap().state, JobState::Queued);
         assert_eq!(
             store.consumer_position("holds", &t).await.unwrap(),

@@ -42,6 +42,8 @@ struct Budget {
     feature: Option<String>,
     period: Window,
     limit: Nanos,
+    alerts: Vec<u16>,
+    soft: Option<u16>,
 }
 
 /// Builds a [`Tenantry`]. Owned setters; every setter states its default.
@@ -143,6 +145,8 @@ impl TenantryBuilder {
             feature: None,
             period,
             limit,
+            alerts: Vec::new(),
+            soft: None,
         });
         self
     }
@@ -160,6 +164,26 @@ impl TenantryBuilder {
             feature: Some(feature.into()),
             period,
             limit,
+            alerts: Vec::new(),
+            soft: None,
+        });
+        self
+    }
+
+    /// A budget with every option of a [`BudgetPolicy`]: alert thresholds
+    /// ([`BudgetPolicy::with_alerts`]: one `budget.threshold` event per threshold per window on
+    /// the tenant's event stream) and a soft limit ([`BudgetPolicy::with_soft_limit`]: past it,
+    /// urgent requests go down the batch lane, and their pending envelope's operation carries
+    /// [`SOFT_LIMIT_NOTICE`](crate::SOFT_LIMIT_NOTICE)). The policy's `effective_from` is not
+    /// used: a budget starts when it is first stored. Default: none.
+    pub fn budget_policy(mut self, policy: BudgetPolicy) -> Self {
+        self.budgets.push(Budget {
+            tenant: policy.tenant_id.as_str().to_owned(),
+            feature: policy.feature,
+            period: policy.window,
+            limit: policy.limit,
+            alerts: policy.alert_permille,
+            soft: policy.soft_limit_permille,
         });
         self
     }
@@ -319,19 +343,23 @@ async fn store_budget(ledger: &Ledger, b: &Budget) -> Result<()> {
     let feature = b.feature.clone().unwrap_or_default();
     let tenant = tenantry_cost::TenantId::new(b.tenant.as_str())?;
     let in_force = ledger.budgets().status(&tenant, &feature, now).await?;
+    let mut policy =
+        BudgetPolicy::new(tenant, b.period, b.limit, now).with_alerts(b.alerts.clone());
+    if let Some(feature) = &b.feature {
+        policy = policy.for_feature(feature);
+    }
+    if let Some(soft) = b.soft {
+        policy = policy.with_soft_limit(soft);
+    }
     let same = in_force.iter().any(|s| {
-        s.policy.feature == b.feature && s.policy.window == b.period && s.policy.limit == b.limit
+        s.policy.feature == policy.feature
+            && s.policy.window == policy.window
+            && s.policy.limit == policy.limit
+            && s.policy.alert_permille == policy.alert_permille
+            && s.policy.soft_limit_permille == policy.soft_limit_permille
     });
     if !same {
-        ledger
-            .budgets()
-            .set(&match &b.feature {
-                Some(feature) => {
-                    BudgetPolicy::new(tenant, b.period, b.limit, now).for_feature(feature)
-                }
-                None => BudgetPolicy::new(tenant, b.period, b.limit, now),
-            })
-            .await?;
+        ledger.budgets().set(&policy).await?;
     }
     Ok(())
 }

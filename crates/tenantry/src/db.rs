@@ -117,6 +117,11 @@ fn metrics_tenant(tenant: &str) -> Result<tenantry_core::TenantId> {
         .map_err(|e| Error::from(tenantry_queue::InvalidRequest::TenantId { max: e.max }))
 }
 
+/// The ledger's alert sink: the store's feed, written in the ledger's transactions.
+fn alerts(store: impl Into<tenantry_queue::Feed>) -> std::sync::Arc<dyn tenantry_cost::AlertSink> {
+    std::sync::Arc::new(crate::alerts::FeedAlerts { feed: store.into() })
+}
+
 /// Every component whose tables live in the host's database, migrated together.
 fn components() -> Vec<&'static tenantry_core::migrate::Component> {
     vec![
@@ -153,7 +158,8 @@ impl Store {
                 if let Some(p) = poll {
                     store = store.with_poll_interval(p);
                 }
-                Ok((Self::Sqlite(store), Ledger::sqlite(pool, book)))
+                let ledger = Ledger::sqlite(pool, book).with_alert_sink(alerts(store.clone()));
+                Ok((Self::Sqlite(store), ledger))
             }
             #[cfg(feature = "postgres")]
             Database::Postgres(pool) => {
@@ -161,8 +167,19 @@ impl Store {
                 if let Some(p) = poll {
                     store = store.with_poll_interval(p);
                 }
-                Ok((Self::Postgres(store), Ledger::postgres(pool, book)))
+                let ledger = Ledger::postgres(pool, book).with_alert_sink(alerts(store.clone()));
+                Ok((Self::Postgres(store), ledger))
             }
+        }
+    }
+
+    /// The tenants' whole event streams, budget alerts included.
+    pub(crate) fn feed(&self) -> tenantry_queue::Feed {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(s) => s.clone().into(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.clone().into(),
         }
     }
 

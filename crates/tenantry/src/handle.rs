@@ -8,7 +8,7 @@ use tenantry_batch::Client;
 use tenantry_cost::{HoldRequest, Ledger, SpendQuery, SpendRow, UnixMicros};
 use tenantry_envelope::{Envelope, OperationState};
 use tenantry_queue::{
-    Engine, EngineConfig, HoldId, JobId, JobState, Position, Subscription, TenantId,
+    Engine, EngineConfig, HoldId, JobId, JobState, Lane, Position, Subscription, TenantId,
 };
 
 use crate::builder::TenantryBuilder;
@@ -23,6 +23,11 @@ use crate::repair::Repair;
 use crate::request::Request;
 use crate::sink::{Assignments, LedgerSink, ledger_lane};
 use crate::telemetry::Telemetry;
+
+/// The notice on a pending envelope's operation whose urgent request was sent down the batch
+/// lane because its budget passed a soft limit
+/// ([`BudgetPolicy::with_soft_limit`](tenantry_cost::BudgetPolicy::with_soft_limit)).
+pub const SOFT_LIMIT_NOTICE: &str = "budget_soft_limit_batch_lane";
 
 /// How often the engine task releases budget holds whose time ran out.
 const HOLD_SWEEP: Duration = Duration::from_secs(60);
@@ -164,7 +169,8 @@ impl Tenantry {
                 }
             })?;
         }
-        let holds = self.hold_all(&tenant, &requests).await?;
+        let mut requests = requests;
+        let (holds, moved) = self.hold_within_soft_limits(&tenant, &mut requests).await?;
         tenantry_queue::failpoint!("submit.held");
         let keyed: Vec<bool> = requests.iter().map(|r| r.key().is_some()).collect();
         // Until the jobs are stored, only this call knows the holds: whatever fails in between
@@ -178,12 +184,15 @@ impl Tenantry {
         };
         tenantry_queue::failpoint!("submit.stored");
         let mut out = Vec::with_capacity(ids.len());
-        for ((id, hold), keyed) in ids.iter().zip(&holds).zip(keyed) {
+        for (((id, hold), keyed), moved) in ids.iter().zip(&holds).zip(keyed).zip(moved) {
             let mut state = OperationState::Queued;
+            let mut notice = moved.then_some(SOFT_LIMIT_NOTICE);
             if keyed {
                 // An idempotency key may have returned an earlier job: its own hold stands.
                 let job = self.inner.store.jobs().job(&tenant, id).await?;
                 if job.hold != Some(HoldId::new(*hold)) {
+                    // The earlier job keeps the lane it was stored with.
+                    notice = None;
                     self.inner.ledger.release(*hold).await?;
                 }
                 if job.state == JobState::Submitted {
@@ -194,13 +203,39 @@ impl Tenantry {
                     continue;
                 }
             }
-            out.push(Envelope::pending(operation(
-                &self.inner.status_path,
-                id.as_str(),
-                state,
-            )?));
+            let mut pending = operation(&self.inner.status_path, id.as_str(), state)?;
+            if let Some(notice) = notice {
+                pending = pending.with_notice(notice);
+            }
+            out.push(Envelope::pending(pending));
         }
         Ok(out)
+    }
+
+    /// Takes every request's hold as [`hold_all`](Self::hold_all) does; when that would take a
+    /// budget past its soft limit with urgent requests, sends the call's urgent requests down
+    /// the batch lane instead and holds them at the batch price (refused only if even that
+    /// exceeds a limit). Returns the holds and which requests were moved.
+    async fn hold_within_soft_limits(
+        &self,
+        tenant: &TenantId,
+        requests: &mut [Request],
+    ) -> Result<(Vec<i64>, Vec<bool>)> {
+        match self.hold_all(tenant, requests).await {
+            Err(Error::Cost(e)) if e.is_soft_limit_reached() => {
+                let moved: Vec<bool> = requests.iter().map(|r| r.lane() == Lane::Urgent).collect();
+                for r in requests.iter_mut().filter(|r| r.lane() == Lane::Urgent) {
+                    r.send_by_batch();
+                }
+                tracing::info!(tenant = %tenant, "budget past its soft limit: urgent requests go down the batch lane");
+                let holds = self.hold_all(tenant, requests).await?;
+                Ok((holds, moved))
+            }
+            other => other.map(|holds| {
+                let moved = vec![false; holds.len()];
+                (holds, moved)
+            }),
+        }
     }
 
     /// Takes every request's budget hold in one ledger transaction, all or nothing.
@@ -505,6 +540,15 @@ impl Tenantry {
     #[tracing::instrument(level = "info", name = "tenantry.dead_usage_count", skip_all)]
     pub async fn dead_usage_count(&self) -> Result<u64> {
         self.inner.store.dead_usage_count().await
+    }
+
+    /// Every tenant's whole event stream: job events and budget alerts
+    /// ([`BUDGET_THRESHOLD`](crate::BUDGET_THRESHOLD)), in one order per tenant. Follow one
+    /// tenant with [`Feed::subscribe_after`](tenantry_queue::Feed::subscribe_after); signed
+    /// webhooks deliver it to other systems.
+    #[must_use]
+    pub fn feed(&self) -> tenantry_queue::Feed {
+        self.inner.store.feed()
     }
 
     /// The cost ledger, for budgets, reports and corrections beyond the calls above.

@@ -3,6 +3,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "_handle")]
+mod alerts;
+#[cfg(feature = "_handle")]
 mod builder;
 #[cfg(feature = "_handle")]
 mod db;
@@ -67,11 +69,12 @@ pub use tenantry_envelope::{Envelope, Operation, Problem};
 #[cfg(feature = "_handle")]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use crate::{
+    alerts::BUDGET_THRESHOLD,
     builder::{DEFAULT_HOLD_RECONCILE, DEFAULT_HOLD_TTL, DEFAULT_STATUS_PATH, TenantryBuilder},
     db::Database,
     engine::EngineTask,
     error::{Error, JOB_CANCELED, JOB_EXPIRED, JOB_FAILED, Result},
-    handle::Tenantry,
+    handle::{SOFT_LIMIT_NOTICE, Tenantry},
     input::InputTokens,
     jobs::Jobs,
     output::JobOutput,

@@ -62,6 +62,11 @@ impl Request {
         self
     }
 
+    /// Sends it down the batch lane (a soft limit turned it away from the urgent lane).
+    pub(crate) fn send_by_batch(&mut self) {
+        self.lane = Lane::Batch;
+    }
+
     /// The longest the request waits for a batch to fill. Default: the queue's 60 s.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = Some(max_wait);

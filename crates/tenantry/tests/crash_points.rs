@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tenantry::cost::{Nanos, UnixMicros, Window};
+use tenantry::cost::{BudgetPolicy, Nanos, UnixMicros, Window};
 use tenantry::emulator::Emulator;
 use tenantry::queue::failpoints::{Action, Scenario};
 use tenantry::queue::{EngineConfig, JobFilter, TenantId};
@@ -64,6 +64,9 @@ fn cases() -> Vec<Case> {
         "holds.released",
         "holds.read",
         "sink.line_built",
+        // The submit's holds cross the budget's alert threshold: the alert is written in the
+        // holds' transaction, so a crash or a failed write there keeps neither.
+        "alerts.appended",
     ] {
         for what in [Do::Crash, Do::Fail] {
             all.push(Case {
@@ -153,7 +156,17 @@ async fn tenantry(database: &Database, emu: &Emulator, case: Case) -> Tenantry {
         .engine(engine())
         .hold_ttl(TTL)
         .hold_reconcile_interval(reconcile)
-        .budget("acme", Window::Month, Nanos::from_usd_micros(1_000_000_000))
+        // $100 a month, far above what the scenario spends, with an alert at 0.1 % ($0.10) that
+        // the submit's holds (the refused request's alone holds $0.25) cross.
+        .budget_policy(
+            BudgetPolicy::new(
+                TenantId::new("acme").unwrap(),
+                Window::Month,
+                Nanos::from_usd_micros(100_000_000),
+                UnixMicros(0),
+            )
+            .with_alerts([1]),
+        )
         .event_poll_interval(Duration::from_millis(50))
         .build()
         .await

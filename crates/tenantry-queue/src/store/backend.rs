@@ -144,6 +144,18 @@ async fn append_events(
     if events.is_empty() {
         return Ok(());
     }
+    lock_and_notify(tx, tenants).await?;
+    for rows in events.chunks(chunk) {
+        let insert = sql::events::insert_events(rows, tx.backend());
+        tx.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+/// On PostgreSQL, takes each tenant's event lock (`tenants` sorted) and queues its `NOTIFY`:
+/// what a transaction does before it appends events. Nothing on SQLite, whose writer lock
+/// already orders the log.
+pub(super) async fn lock_and_notify(tx: &mut Tx, tenants: &[&str]) -> Result<()> {
     #[cfg(feature = "postgres")]
     if tx.backend() == Backend::Postgres {
         for t in tenants {
@@ -157,10 +169,6 @@ async fn append_events(
                 .to_owned();
             tx.execute(&lock_and_notify).await?;
         }
-    }
-    for rows in events.chunks(chunk) {
-        let insert = sql::events::insert_events(rows, tx.backend());
-        tx.execute(&insert).await?;
     }
     Ok(())
 }

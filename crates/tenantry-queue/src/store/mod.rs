@@ -15,6 +15,7 @@ mod claiming;
 mod claims;
 mod clock;
 mod cursors;
+pub(crate) mod feed;
 mod group;
 mod jobs;
 mod members;

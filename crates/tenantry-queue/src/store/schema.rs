@@ -61,6 +61,8 @@ pub(crate) enum Events {
     JobId,
     State,
     At,
+    /// JSON detail of an event that names no job (`job_id = ''`), e.g. a budget alert.
+    Detail,
 }
 
 /// The batches table: one record per batch, written before and after the create call.
@@ -484,6 +486,17 @@ fn v10_members_by_job(backend: Backend) -> Vec<String> {
     vec![backend.render_schema(&by_job)]
 }
 
+/// The detail column of events that are not a job's: other components (the cost ledger's
+/// budget alerts) append to a tenant's stream in their own transactions, through
+/// [`Feed`](crate::Feed).
+fn v11_event_detail(backend: Backend) -> Vec<String> {
+    let detail = Table::alter()
+        .table(Events::Table)
+        .add_column(ColumnDef::new(Events::Detail).text().null())
+        .to_owned();
+    vec![backend.render_schema(&detail)]
+}
+
 /// The queue's tables as a migration component, named `queue` in `tenantry_migrations`.
 ///
 /// [`SqliteStore::open`](crate::SqliteStore::open) and [`PgStore::open`](crate::PgStore::open)
@@ -522,6 +535,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
         ),
         Migration::new(9, "consumer cursors", v9_consumer_cursors(backend)),
         Migration::new(10, "batch membership by job", v10_members_by_job(backend)),
+        Migration::new(
+            11,
+            "detail of events that name no job",
+            v11_event_detail(backend),
+        ),
     ]
 }
 
@@ -597,6 +615,7 @@ mod tests {
         "1eaf48f99ad424b563fec1a9a20a016ea57b01e6c5eaca84cbfd393808009a43", // 8
         "a950d746a84088230fbf238ff5172074bb56372743ea09cc6aae92773e4e1cab", // 9
         "9d942f6b5c8112f7ca568431e87f217abf854880a6be27780d3b3f4fd622ab1f", // 10
+        "86fb2c3ea59cd8e3fa00061fb1a84a8b4c5ae36c8ac93b11995a723629d57c4c", // 11
     ];
 
     /// As [`RELEASED_POSTGRES`], for SQLite.
@@ -611,6 +630,7 @@ mod tests {
         "654f37043e70e568150ce5f9fef089d5e4823613e233575dabbc01d603012093", // 8
         "b8b5e65f754be1c11971a66ee5d0b2ef442826e9ce15293abf9912128f920517", // 9
         "9d942f6b5c8112f7ca568431e87f217abf854880a6be27780d3b3f4fd622ab1f", // 10
+        "86fb2c3ea59cd8e3fa00061fb1a84a8b4c5ae36c8ac93b11995a723629d57c4c", // 11
     ];
 
     #[test]

@@ -61,13 +61,15 @@ pub(crate) fn insert_events(events: &[NewEvent], backend: Backend) -> sea_query:
     multi_row_insert(Events::Table, &INSERT_EVENT_COLUMNS, &records, backend)
 }
 
-/// A tenant's events after a position, in order.
+/// A tenant's job events after a position, in order (the feed's other events, which name no
+/// job, are left out: see `store::feed`).
 pub(crate) fn events_after(tenant: &TenantId, after: Position, limit: u32) -> SelectStatement {
     Query::select()
         .columns([Events::Seq, Events::JobId, Events::State, Events::At])
         .from(Events::Table)
         .and_where(Expr::col(Events::Tenant).eq(tenant.as_str()))
         .and_where(Expr::col(Events::Seq).gt(after.get()))
+        .and_where(Expr::col(Events::JobId).ne(""))
         .order_by(Events::Seq, Order::Asc)
         .limit(u64::from(limit))
         .to_owned()
@@ -97,7 +99,7 @@ mod tests {
         let sql = events_after(&tenant(), Position(41), 500).to_string(PostgresQueryBuilder);
         assert_eq!(
             sql,
-            r#"SELECT "seq", "job_id", "state", "at" FROM "tenantry_queue_events" WHERE "tenant" = 't1' AND "seq" > 41 ORDER BY "seq" ASC LIMIT 500"#
+            r#"SELECT "seq", "job_id", "state", "at" FROM "tenantry_queue_events" WHERE "tenant" = 't1' AND "seq" > 41 AND "job_id" <> '' ORDER BY "seq" ASC LIMIT 500"#
         );
     }
 }
