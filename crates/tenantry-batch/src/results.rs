@@ -101,7 +101,7 @@ impl ResultStream {
             body: Some(body),
             decoder: ResultDecoder::new(),
             queue: VecDeque::new(),
-            seen: HashSet::new(),
+            seen: Seen::default(),
             delivered: 0,
             expected,
             reopen,
@@ -121,7 +121,7 @@ struct State {
     body: Option<Body>,
     decoder: ResultDecoder,
     queue: VecDeque<(u64, Result<BatchResult>)>,
-    seen: HashSet<Box<str>>,
+    seen: Seen,
     delivered: u64,
     expected: Option<u64>,
     reopen: Option<Reopen>,
@@ -131,6 +131,48 @@ struct State {
     /// is short at the source, not cut off on the way.
     ended_cleanly: bool,
     done: bool,
+}
+
+/// The custom_ids handed out, so that a re-downloaded file skips them: all of them in one
+/// string, with a table of their spans. Remembering one costs a copy of its bytes, not an
+/// allocation of its own (for 100,000 results about 3 MB instead of 5 MB, and fewer
+/// instructions per result).
+#[derive(Default)]
+struct Seen {
+    ids: String,
+    spans: hashbrown::HashTable<(usize, usize)>,
+    hasher: std::hash::RandomState,
+}
+
+impl Seen {
+    /// Records `id`; `false` if it was recorded before.
+    fn insert(&mut self, id: &str) -> bool {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(id);
+        let (ids, hasher) = (&self.ids, &self.hasher);
+        let entry = self.spans.entry(
+            hash,
+            |&(start, end)| &ids[start..end] == id,
+            |&(start, end)| hasher.hash_one(&ids[start..end]),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                let start = self.ids.len();
+                self.ids.push_str(id);
+                vacant.insert((start, self.ids.len()));
+                true
+            }
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(id);
+        self.spans
+            .find(hash, |&(start, end)| &self.ids[start..end] == id)
+            .is_some()
+    }
 }
 
 enum Read {
@@ -149,7 +191,7 @@ impl State {
                 Err(_) => None,
             };
             if let Some(id) = id
-                && !self.seen.insert(id.into())
+                && !self.seen.insert(id)
             {
                 continue; // handed out before the file was re-opened
             }
@@ -207,7 +249,7 @@ impl State {
         for (_, item) in &self.queue {
             match item {
                 Ok(result) => {
-                    if !self.seen.contains(result.custom_id.as_str()) {
+                    if !self.seen.contains(&result.custom_id) {
                         fresh.insert(&result.custom_id);
                     }
                 }
@@ -215,7 +257,7 @@ impl State {
                     custom_id: Some(id),
                     ..
                 }) => {
-                    if !self.seen.contains(id.as_str()) {
+                    if !self.seen.contains(id) {
                         fresh.insert(id);
                     }
                 }
@@ -297,6 +339,25 @@ mod tests {
 
     fn ids(range: std::ops::Range<usize>) -> Vec<std::result::Result<String, String>> {
         range.map(|i| Ok(format!("r{i}"))).collect()
+    }
+
+    #[test]
+    fn seen_ids_are_remembered_once_each() {
+        let mut seen = Seen::default();
+        let ids: Vec<String> = (0..2_000).map(|i| format!("req-{i}")).collect();
+        for id in &ids {
+            assert!(!seen.contains(id));
+            assert!(seen.insert(id), "{id} is new");
+        }
+        for id in &ids {
+            assert!(seen.contains(id));
+            assert!(!seen.insert(id), "{id} was seen");
+        }
+        // A prefix or an extension of a seen id is another id.
+        assert!(!seen.contains("req-"));
+        assert!(!seen.contains("req-19999"));
+        assert!(seen.insert(""));
+        assert!(!seen.insert(""));
     }
 
     #[tokio::test]
