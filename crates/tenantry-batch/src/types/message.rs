@@ -233,32 +233,39 @@ impl<'de> serde::de::Visitor<'de> for BlockVisitor {
                 }
             }
         }
-        let block = match (
-            kind,
-            text,
-            thinking,
-            signature,
-            data,
-            id,
-            name,
-            input,
-        ) {
-            (Some(BlockKind::Text), Some(text), None, None, None, None, None, None) => ContentBlock::Text {
-                text,
-                citations: citations.flatten(),
-            },
-            (Some(BlockKind::Thinking), None, Some(thinking), Some(signature), None, None, None, None) => {
-                ContentBlock::Thinking {
-                    thinking,
-                    signature,
+        let block = match (kind, text, thinking, signature, data, id, name, input) {
+            (Some(BlockKind::Text), Some(text), None, None, None, None, None, None) => {
+                ContentBlock::Text {
+                    text,
+                    citations: citations.flatten(),
                 }
             }
+            (
+                Some(BlockKind::Thinking),
+                None,
+                Some(thinking),
+                Some(signature),
+                None,
+                None,
+                None,
+                None,
+            ) => ContentBlock::Thinking {
+                thinking,
+                signature,
+            },
             (Some(BlockKind::RedactedThinking), None, None, None, Some(data), None, None, None) => {
                 ContentBlock::RedactedThinking { data }
             }
-            (Some(BlockKind::ToolUse), None, None, None, None, Some(id), Some(name), Some(input)) => {
-                ContentBlock::ToolUse { id, name, input }
-            }
+            (
+                Some(BlockKind::ToolUse),
+                None,
+                None,
+                None,
+                None,
+                Some(id),
+                Some(name),
+                Some(input),
+            ) => ContentBlock::ToolUse { id, name, input },
             (
                 Some(BlockKind::ServerToolUse),
                 None,
