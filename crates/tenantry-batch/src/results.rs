@@ -34,7 +34,12 @@ pub(crate) type Reopen =
 /// download ended cleanly with results missing (the API left them out), it yields
 /// [`Error::MissingResults`] and ends.
 pub struct ResultStream {
-    inner: Pin<Box<dyn Stream<Item = Result<BatchResult>> + Send>>,
+    /// Decoded results waiting to be handed out, and how to get more; `None` while `refill`
+    /// owns it.
+    state: Option<Box<State>>,
+    /// Reading the next chunk of the body (or re-opening it): runs once per chunk, not once per
+    /// result, so handing out a queued result moves nothing but the result.
+    refill: Option<Pin<Box<dyn Future<Output = Box<State>> + Send>>>,
 }
 
 impl fmt::Debug for ResultStream {
@@ -47,7 +52,29 @@ impl Stream for ResultStream {
     type Item = Result<BatchResult>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        loop {
+            if let Some(refill) = self.refill.as_mut() {
+                let state = std::task::ready!(refill.as_mut().poll(cx));
+                self.refill = None;
+                self.state = Some(state);
+            }
+            let Some(state) = self.state.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if let Some(item) = state.pop() {
+                return Poll::Ready(Some(item));
+            }
+            if state.done {
+                return Poll::Ready(None);
+            }
+            let Some(mut state) = self.state.take() else {
+                return Poll::Ready(None);
+            };
+            self.refill = Some(Box::pin(async move {
+                state.fill().await;
+                state
+            }));
+        }
     }
 }
 
@@ -74,7 +101,7 @@ impl ResultStream {
             body: Some(body),
             decoder: ResultDecoder::new(),
             queue: VecDeque::new(),
-            seen: HashSet::new(),
+            seen: Seen::default(),
             delivered: 0,
             expected,
             reopen,
@@ -83,12 +110,9 @@ impl ResultStream {
             ended_cleanly: false,
             done: false,
         };
-        let inner = futures_util::stream::unfold(state, |mut state| async move {
-            let item = state.next().await?;
-            Some((item, state))
-        });
         Self {
-            inner: Box::pin(inner),
+            state: Some(Box::new(state)),
+            refill: None,
         }
     }
 }
@@ -97,7 +121,7 @@ struct State {
     body: Option<Body>,
     decoder: ResultDecoder,
     queue: VecDeque<(u64, Result<BatchResult>)>,
-    seen: HashSet<Box<str>>,
+    seen: Seen,
     delivered: u64,
     expected: Option<u64>,
     reopen: Option<Reopen>,
@@ -109,6 +133,48 @@ struct State {
     done: bool,
 }
 
+/// The custom_ids handed out, so that a re-downloaded file skips them: all of them in one
+/// string, with a table of their spans. Remembering one costs a copy of its bytes, not an
+/// allocation of its own (for 100,000 results about 3 MB instead of 5 MB, and fewer
+/// instructions per result).
+#[derive(Default)]
+struct Seen {
+    ids: String,
+    spans: hashbrown::HashTable<(usize, usize)>,
+    hasher: std::hash::RandomState,
+}
+
+impl Seen {
+    /// Records `id`; `false` if it was recorded before.
+    fn insert(&mut self, id: &str) -> bool {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(id);
+        let (ids, hasher) = (&self.ids, &self.hasher);
+        let entry = self.spans.entry(
+            hash,
+            |&(start, end)| &ids[start..end] == id,
+            |&(start, end)| hasher.hash_one(&ids[start..end]),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                let start = self.ids.len();
+                self.ids.push_str(id);
+                vacant.insert((start, self.ids.len()));
+                true
+            }
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(id);
+        self.spans
+            .find(hash, |&(start, end)| &self.ids[start..end] == id)
+            .is_some()
+    }
+}
+
 enum Read {
     Chunk(Bytes),
     End,
@@ -116,57 +182,62 @@ enum Read {
 }
 
 impl State {
-    async fn next(&mut self) -> Option<Result<BatchResult>> {
-        loop {
-            while let Some((_, item)) = self.queue.pop_front() {
-                let id = match &item {
-                    Ok(result) => Some(result.custom_id.as_str()),
-                    Err(Error::MalformedResult { custom_id, .. }) => custom_id.as_deref(),
-                    Err(_) => None,
-                };
-                if let Some(id) = id
-                    && !self.seen.insert(id.into())
-                {
-                    continue; // handed out before the file was re-opened
-                }
-                self.delivered += 1;
-                return Some(item);
-            }
-            if self.done {
-                return None;
-            }
-            let body = self.body.as_mut()?;
-            let read = match tokio::time::timeout(self.idle, body.next()).await {
-                Ok(Some(Ok(chunk))) => Read::Chunk(chunk),
-                Ok(Some(Err(e))) => Read::Lost(e),
-                Ok(None) => Read::End,
-                Err(_) => Read::Lost(Error::Timeout(self.idle)),
+    /// The next queued result not handed out before.
+    fn pop(&mut self) -> Option<Result<BatchResult>> {
+        while let Some((_, item)) = self.queue.pop_front() {
+            let id = match &item {
+                Ok(result) => Some(result.custom_id.as_str()),
+                Err(Error::MalformedResult { custom_id, .. }) => custom_id.as_deref(),
+                Err(_) => None,
             };
-            match read {
-                Read::Chunk(chunk) => self.decoder.feed(&chunk, &mut self.queue),
-                Read::End => {
-                    self.ended_cleanly = !self.decoder.has_partial();
-                    if self.is_short() && self.decoder.has_partial() {
-                        // The last line is cut short: the file was truncated, not malformed.
-                        self.decoder.discard_partial();
-                    } else {
-                        self.decoder.finish(&mut self.queue);
-                    }
-                    if self.is_short() {
-                        let cause = Error::TruncatedResults {
-                            received: self.received(),
-                            expected: self.expected,
-                        };
-                        self.lost(cause).await;
-                    } else {
-                        self.done = true;
-                    }
-                }
-                Read::Lost(cause) => {
-                    self.ended_cleanly = false;
+            if let Some(id) = id
+                && !self.seen.insert(id)
+            {
+                continue; // handed out before the file was re-opened
+            }
+            self.delivered += 1;
+            return Some(item);
+        }
+        None
+    }
+
+    /// Reads one chunk of the body and decodes it into the queue; at the end of the body or
+    /// when it is lost, re-opens it or queues the error that ends the stream.
+    async fn fill(&mut self) {
+        let Some(body) = self.body.as_mut() else {
+            self.done = true;
+            return;
+        };
+        let read = match tokio::time::timeout(self.idle, body.next()).await {
+            Ok(Some(Ok(chunk))) => Read::Chunk(chunk),
+            Ok(Some(Err(e))) => Read::Lost(e),
+            Ok(None) => Read::End,
+            Err(_) => Read::Lost(Error::Timeout(self.idle)),
+        };
+        match read {
+            Read::Chunk(chunk) => self.decoder.feed(&chunk, &mut self.queue),
+            Read::End => {
+                self.ended_cleanly = !self.decoder.has_partial();
+                if self.is_short() && self.decoder.has_partial() {
+                    // The last line is cut short: the file was truncated, not malformed.
                     self.decoder.discard_partial();
-                    self.lost(cause).await;
+                } else {
+                    self.decoder.finish(&mut self.queue);
                 }
+                if self.is_short() {
+                    let cause = Error::TruncatedResults {
+                        received: self.received(),
+                        expected: self.expected,
+                    };
+                    self.lost(cause).await;
+                } else {
+                    self.done = true;
+                }
+            }
+            Read::Lost(cause) => {
+                self.ended_cleanly = false;
+                self.decoder.discard_partial();
+                self.lost(cause).await;
             }
         }
     }
@@ -178,7 +249,7 @@ impl State {
         for (_, item) in &self.queue {
             match item {
                 Ok(result) => {
-                    if !self.seen.contains(result.custom_id.as_str()) {
+                    if !self.seen.contains(&result.custom_id) {
                         fresh.insert(&result.custom_id);
                     }
                 }
@@ -186,7 +257,7 @@ impl State {
                     custom_id: Some(id),
                     ..
                 }) => {
-                    if !self.seen.contains(id.as_str()) {
+                    if !self.seen.contains(id) {
                         fresh.insert(id);
                     }
                 }
@@ -268,6 +339,25 @@ mod tests {
 
     fn ids(range: std::ops::Range<usize>) -> Vec<std::result::Result<String, String>> {
         range.map(|i| Ok(format!("r{i}"))).collect()
+    }
+
+    #[test]
+    fn seen_ids_are_remembered_once_each() {
+        let mut seen = Seen::default();
+        let ids: Vec<String> = (0..2_000).map(|i| format!("req-{i}")).collect();
+        for id in &ids {
+            assert!(!seen.contains(id));
+            assert!(seen.insert(id), "{id} is new");
+        }
+        for id in &ids {
+            assert!(seen.contains(id));
+            assert!(!seen.insert(id), "{id} was seen");
+        }
+        // A prefix or an extension of a seen id is another id.
+        assert!(!seen.contains("req-"));
+        assert!(!seen.contains("req-19999"));
+        assert!(seen.insert(""));
+        assert!(!seen.insert(""));
     }
 
     #[tokio::test]

@@ -108,6 +108,54 @@ impl<'de> Deserialize<'de> for ContentBlock {
     }
 }
 
+/// The `type` of a content block: the known ones named without allocating (one block per
+/// result line is the hot path of decoding a results file).
+enum BlockKind {
+    Text,
+    Thinking,
+    RedactedThinking,
+    ToolUse,
+    ServerToolUse,
+    Other(String),
+}
+
+impl BlockKind {
+    fn into_string(self) -> String {
+        match self {
+            Self::Text => "text".to_owned(),
+            Self::Thinking => "thinking".to_owned(),
+            Self::RedactedThinking => "redacted_thinking".to_owned(),
+            Self::ToolUse => "tool_use".to_owned(),
+            Self::ServerToolUse => "server_tool_use".to_owned(),
+            Self::Other(other) => other,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KindVisitor;
+        impl serde::de::Visitor<'_> for KindVisitor {
+            type Value = BlockKind;
+            // The same words as `String`'s, so a non-string `type` fails as it did before.
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<BlockKind, E> {
+                Ok(match value {
+                    "text" => BlockKind::Text,
+                    "thinking" => BlockKind::Thinking,
+                    "redacted_thinking" => BlockKind::RedactedThinking,
+                    "tool_use" => BlockKind::ToolUse,
+                    "server_tool_use" => BlockKind::ServerToolUse,
+                    other => BlockKind::Other(other.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_string(KindVisitor)
+    }
+}
+
 /// The fields of a content block; unknown names are kept for [`ContentBlock::Unknown`].
 enum BlockField {
     Type,
@@ -159,7 +207,7 @@ impl<'de> serde::de::Visitor<'de> for BlockVisitor {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ContentBlock, A::Error> {
-        let mut kind: Option<String> = None;
+        let mut kind: Option<BlockKind> = None;
         let mut text: Option<String> = None;
         let mut citations: Option<Option<Vec<Value>>> = None;
         let mut thinking: Option<String> = None;
@@ -185,34 +233,41 @@ impl<'de> serde::de::Visitor<'de> for BlockVisitor {
                 }
             }
         }
-        let block = match (
-            kind.as_deref(),
-            text,
-            thinking,
-            signature,
-            data,
-            id,
-            name,
-            input,
-        ) {
-            (Some("text"), Some(text), None, None, None, None, None, None) => ContentBlock::Text {
-                text,
-                citations: citations.flatten(),
-            },
-            (Some("thinking"), None, Some(thinking), Some(signature), None, None, None, None) => {
-                ContentBlock::Thinking {
-                    thinking,
-                    signature,
+        let block = match (kind, text, thinking, signature, data, id, name, input) {
+            (Some(BlockKind::Text), Some(text), None, None, None, None, None, None) => {
+                ContentBlock::Text {
+                    text,
+                    citations: citations.flatten(),
                 }
             }
-            (Some("redacted_thinking"), None, None, None, Some(data), None, None, None) => {
+            (
+                Some(BlockKind::Thinking),
+                None,
+                Some(thinking),
+                Some(signature),
+                None,
+                None,
+                None,
+                None,
+            ) => ContentBlock::Thinking {
+                thinking,
+                signature,
+            },
+            (Some(BlockKind::RedactedThinking), None, None, None, Some(data), None, None, None) => {
                 ContentBlock::RedactedThinking { data }
             }
-            (Some("tool_use"), None, None, None, None, Some(id), Some(name), Some(input)) => {
-                ContentBlock::ToolUse { id, name, input }
-            }
             (
-                Some("server_tool_use"),
+                Some(BlockKind::ToolUse),
+                None,
+                None,
+                None,
+                None,
+                Some(id),
+                Some(name),
+                Some(input),
+            ) => ContentBlock::ToolUse { id, name, input },
+            (
+                Some(BlockKind::ServerToolUse),
                 None,
                 None,
                 None,
@@ -221,9 +276,9 @@ impl<'de> serde::de::Visitor<'de> for BlockVisitor {
                 Some(name),
                 Some(input),
             ) => ContentBlock::ServerToolUse { id, name, input },
-            (_, text, thinking, signature, data, id, name, input) => {
+            (kind, text, thinking, signature, data, id, name, input) => {
                 let strings = [
-                    ("type", kind),
+                    ("type", kind.map(BlockKind::into_string)),
                     ("text", text),
                     ("thinking", thinking),
                     ("signature", signature),
