@@ -551,6 +551,34 @@ impl Tenantry {
         self.inner.store.feed()
     }
 
+    /// The signed webhooks of this database's tenant event streams (see [`feed`](Self::feed)):
+    /// register endpoints per tenant, then run a [`Sender`](tenantry_webhooks::Sender) in one
+    /// process to deliver them.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo(tenantry: tenantry::Tenantry) -> Result<(), Box<dyn std::error::Error>> {
+    /// use tenantry::webhooks::{NewEndpoint, Secret, Sender, SenderConfig};
+    ///
+    /// let hooks = tenantry.webhooks();
+    /// hooks.migrate().await?;
+    /// let secret = Secret::generate();
+    /// let endpoint = NewEndpoint::new("https://billing.example.com/hooks", secret)
+    ///     .event_types(["budget.threshold"]);
+    /// hooks.register(&"acme".parse()?, endpoint).await?;
+    /// let sender = Sender::new(hooks, SenderConfig::new())?;
+    /// // Until the process is told to stop.
+    /// sender.run(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "webhooks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+    #[must_use]
+    pub fn webhooks(&self) -> tenantry_webhooks::Webhooks {
+        tenantry_webhooks::Webhooks::new(self.feed())
+    }
+
     /// The cost ledger, for budgets, reports and corrections beyond the calls above.
     #[must_use]
     pub fn ledger(&self) -> &Ledger {

@@ -61,6 +61,10 @@ pub use tenantry_metrics as metrics;
 #[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
 #[doc(inline)]
 pub use tenantry_queue as queue;
+#[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+#[doc(inline)]
+pub use tenantry_webhooks as webhooks;
 
 #[cfg(feature = "envelope")]
 #[cfg_attr(docsrs, doc(cfg(feature = "envelope")))]

@@ -1,5 +1,6 @@
 //! Budget alerts on the tenant's event stream, and the soft limit's batch lane, through the
 //! facade on both databases.
+#![cfg(all(feature = "sqlite", feature = "postgres", feature = "emulator"))]
 
 mod support;
 
