@@ -1,6 +1,6 @@
 //! The usage ledger: idempotent, append-only recording of priced usage lines.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Query};
@@ -447,50 +447,33 @@ impl Ledger {
         if !recorded.duplicate {
             // Settled spend counts as much as holds: the line may take a budget to a threshold
             // (usage above its hold's estimate, or recorded without a hold).
-            alerts = self
-                .fire_settled(
-                    &mut tx,
-                    &record.tenant_id,
-                    &record.feature,
-                    record.occurred_at,
-                )
-                .await?;
+            let at = record.occurred_at;
+            let statuses =
+                crate::budget::load_alerting(&mut tx, &record.tenant_id, &record.feature, at)
+                    .await?;
+            if !statuses.is_empty() {
+                let used: Vec<_> = statuses
+                    .into_iter()
+                    .map(|s| {
+                        let total = s.spent.0.saturating_add(s.held.0);
+                        (s, total)
+                    })
+                    .collect();
+                alerts = crate::alert::fire(&mut tx, self.alert_sink(), &used, at).await?;
+            }
         }
         self.commit_alerts(tx, &alerts).await?;
         Ok(recorded)
-    }
-
-    /// The thresholds the tenant's budgets for `feature` reach at `at` with their settled spend
-    /// and live holds, fired in `tx` (each once per window).
-    async fn fire_settled(
-        &self,
-        tx: &mut tenantry_core::db::Tx,
-        tenant: &TenantId,
-        feature: &str,
-        at: UnixMicros,
-    ) -> Result<Vec<crate::BudgetAlert>> {
-        let statuses = crate::budget::load_alerting(tx, tenant, feature, at).await?;
-        if statuses.is_empty() {
-            return Ok(Vec::new());
-        }
-        let used: Vec<_> = statuses
-            .into_iter()
-            .map(|s| {
-                let total = s.spent.0.saturating_add(s.held.0);
-                (s, total)
-            })
-            .collect();
-        crate::alert::fire(tx, self.alert_sink(), &used, at).await
     }
 
     /// Records many lines in one transaction with multi-row inserts, skipping duplicates.
     /// Returns how many lines were added. For bulk ingestion (e.g. a batch's results); use
     /// [`Ledger::record`] to learn each line's id.
     ///
-    /// Budget alerts fire in the same transaction, as for [`Ledger::record`]: for each tenant
-    /// and feature of the call, at its latest line's time (lines of an earlier window in the
-    /// same call count toward their own window's spend, but that window's thresholds are not
-    /// checked by this call).
+    /// Budget alert thresholds are not checked here (it reads no budget, so it also writes to a
+    /// ledger whose budgets a later migration has not reached yet): spend recorded in bulk
+    /// counts toward the next [`Ledger::hold`], [`Ledger::record`] or [`Ledger::settle`], which
+    /// fire the thresholds it reached.
     ///
     /// # Errors
     ///
@@ -556,20 +539,7 @@ impl Ledger {
                 }
             }
         }
-        let mut alerts = Vec::new();
-        if added > 0 {
-            // Sorted by tenant: concurrent calls lock the tenants' budgets in the same order.
-            let mut latest: BTreeMap<(&str, &str), (&TenantId, UnixMicros)> = BTreeMap::new();
-            for (r, _) in rows {
-                let key = (r.tenant_id.as_str(), r.feature.as_str());
-                let entry = latest.entry(key).or_insert((&r.tenant_id, r.occurred_at));
-                entry.1 = entry.1.max(r.occurred_at);
-            }
-            for ((_, feature), (tenant, at)) in latest {
-                alerts.extend(self.fire_settled(&mut tx, tenant, feature, at).await?);
-            }
-        }
-        self.commit_alerts(tx, &alerts).await?;
+        tx.commit().await?;
         Ok(added)
     }
 

@@ -147,57 +147,6 @@ async fn each_threshold_fires_once_per_window_on_both_stores() {
     }
 }
 
-/// A usage line of $0.012 (twice [`EACH`]) with no hold.
-fn settled_line(id: &str, when: UnixMicros) -> LedgerEntry {
-    LedgerEntry::new(
-        "anthropic",
-        id,
-        tenant("acme"),
-        "chat",
-        "claude-haiku-4-5",
-        Lane::Urgent,
-        when,
-    )
-    .with_tokens(tokens(2_000, 0, 0, 0, 2_000))
-}
-
-#[tokio::test]
-async fn bulk_recording_counts_toward_thresholds_on_both_stores() {
-    for (name, ledger, _db) in support::both().await {
-        let sink = Arc::new(Recorder::default());
-        let ledger = ledger.with_alert_sink(sink.clone());
-        let start = at(2026, 3, 1);
-        policy(
-            &ledger,
-            BudgetPolicy::new(tenant("acme"), Window::Month, Nanos(EACH.0 * 10), start)
-                .with_alerts([500, 1000]),
-        )
-        .await;
-        let when = at(2026, 3, 10);
-        let first: Vec<_> = (0..3)
-            .map(|i| settled_line(&format!("bulk-{i}"), when))
-            .collect();
-        assert_eq!(ledger.record_batch(&first).await.unwrap(), 3, "{name}");
-        let fired = ledger.budgets().alerts(&tenant("acme")).await.unwrap();
-        assert_eq!(levels(&fired), [500], "{name}: 60 % settled");
-        assert_eq!(fired[0].spent, Nanos(EACH.0 * 6), "{name}");
-        // The same lines again add nothing and fire nothing.
-        assert_eq!(ledger.record_batch(&first).await.unwrap(), 0, "{name}");
-        let more: Vec<_> = (3..5)
-            .map(|i| settled_line(&format!("bulk-{i}"), when))
-            .collect();
-        assert_eq!(ledger.record_batch(&more).await.unwrap(), 2, "{name}");
-        let fired = ledger.budgets().alerts(&tenant("acme")).await.unwrap();
-        assert_eq!(levels(&fired), [500, 1000], "{name}");
-        assert_eq!(
-            sink.appended.lock().unwrap().as_slice(),
-            fired.as_slice(),
-            "{name}"
-        );
-        assert_eq!(sink.committed.load(Ordering::SeqCst), 2, "{name}");
-    }
-}
-
 #[tokio::test]
 async fn a_failing_sink_rolls_the_crossing_back() {
     for (name, ledger, _db) in support::both().await {
