@@ -59,10 +59,11 @@ fn main() -> ExitCode {
 /// Provisions, then runs the whole test suite with the provisioned tools.
 fn test(args: &[OsString]) -> Result<ExitCode, Failure> {
     let provisioned = provision()?;
-    step("cargo test --workspace --all-features");
+    step("cargo test --workspace --all-features --no-fail-fast");
+    // Every test binary runs even after one fails: one run names every failure.
     let status = Command::new(cargo())
         .current_dir(root())
-        .args(["test", "--workspace", "--all-features"])
+        .args(["test", "--workspace", "--all-features", "--no-fail-fast"])
         .args(args)
         .env("TENANTRY_PYTHON", &provisioned.python)
         .status()

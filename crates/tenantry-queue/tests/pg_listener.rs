@@ -130,7 +130,7 @@ async fn opening_again_and_concurrently_migrates_once() {
     .fetch_all(db.pool())
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
 }
 
 /// A TCP proxy to PostgreSQL that can silence the listener connection: bytes stop flowing
